@@ -1,0 +1,5 @@
+"""The CheXbreak analysis: thresholds, outcomes, subgroups, regression, identifiers, SHAP and flipping.
+
+Each step is a pure function of arrays or DataFrames and its parameters; `cxrfail.analysis.pipeline` runs
+them in order for every (model, finding).
+"""

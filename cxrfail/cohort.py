@@ -1,0 +1,464 @@
+"""Cohorts: the validated table of studies (or images) that every analysis runs on.
+
+A `Cohort` holds one row per unit of analysis (an image for NIH, a study for CheXpert by default) with the
+patient, demographics, view and ground-truth labels. Loaders read NIH ChestX-ray14 metadata, CheXpert CSVs
+and any CSV with a column map; each validates its input and raises `CohortError` naming the file, the column
+and the first offending rows.
+
+Table contract (``Cohort.table``), index ``image_id`` (str, unique; a study id when ``unit == "study"``):
+
+========================  ==========================================================================
+column                    meaning
+========================  ==========================================================================
+``patient_id``            str; every split groups by it
+``age``                   float, years (NaN when unknown)
+``sex``                   "M", "F" or <NA>
+``view``                  str: "PA", "AP", ... (for a CheXpert study: "PA", "AP", "AP+PA" or "lateral")
+``image_path``            str path to the image file, or <NA> when the image is not on disk
+finding columns           one per canonical finding (`cxrfail.findings`), float64: 1.0, 0.0 or NaN
+                          (NaN: not known for this row, e.g. an uncertain label dropped, or support
+                          devices outside the annotated images). Excluded per finding, never guessed.
+``followup``              (NIH) Int64 follow-up number
+``n_ap``, ``n_pa``,       (CheXpert studies) number of AP and PA frontal images, whether a lateral
+``lateral``               view is present: the paper's clinical features
+========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrfail.errors import CohortError, first_rows
+from cxrfail.findings import (
+    APPROXIMATE_FINDINGS,
+    CHEXPERT_FINDINGS,
+    NIH_TO_CANONICAL,
+    canonical_finding,
+    is_finding,
+)
+
+UNCERTAIN_POLICIES = ("zeros", "ones", "drop")
+MAX_PLAUSIBLE_AGE = 120.0
+DEVICES_NOTE = (
+    "support devices read from the images by two non-expert readers (kappa 0.92), known for the imaged "
+    "studies only"
+)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A validated table of studies or images; see the module docstring for the table's columns.
+
+    Attributes:
+        table: one row per unit of analysis, index ``image_id``.
+        name: a short human name ("NIH ChestX-ray14 test split").
+        unit: "image" or "study": what one row is.
+        findings: the finding columns present, canonical names.
+        uncertain_policy: how CheXpert's -1 labels were mapped ("zeros", "ones", "drop"), None if the source
+            has no uncertain labels.
+        sources: the files the cohort was read from.
+        notes: caveats per column (approximate findings, how a label was obtained), shown beside results.
+    """
+
+    table: pd.DataFrame
+    name: str
+    unit: str
+    findings: tuple[str, ...]
+    uncertain_policy: str | None = None
+    sources: tuple[str, ...] = ()
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.table)
+
+    @property
+    def n_patients(self) -> int:
+        return int(self.table["patient_id"].nunique())
+
+    def known(self, finding: str) -> pd.Series:
+        """Boolean mask of rows whose ``finding`` label is known (not NaN)."""
+        return self.table[finding].notna()
+
+    def subset(self, ids: Sequence[str] | pd.Index, name: str | None = None) -> Cohort:
+        """The cohort restricted to ``ids`` (in the cohort's order)."""
+        keep = self.table.index.isin(pd.Index(ids))
+        return Cohort(
+            table=self.table.loc[keep],
+            name=name or self.name,
+            unit=self.unit,
+            findings=self.findings,
+            uncertain_policy=self.uncertain_policy,
+            sources=self.sources,
+            notes=self.notes,
+        )
+
+    def summary(self) -> dict[str, object]:
+        """Counts for an overview: rows, patients, age quartiles, sex and view mix."""
+        table = self.table
+        return {
+            "unit": self.unit,
+            "n_rows": self.n_rows,
+            "n_patients": self.n_patients,
+            "age_median": float(table["age"].median()),
+            "age_q1": float(table["age"].quantile(0.25)),
+            "age_q3": float(table["age"].quantile(0.75)),
+            "sex": table["sex"].value_counts(dropna=False).to_dict(),
+            "view": table["view"].value_counts(dropna=False).to_dict(),
+        }
+
+
+# --------------------------------------------------------------------------------------------------- readers
+
+
+def _read_csv(path: str | Path, error: type = CohortError, **kwargs) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise error("file not found", path=path, fix="Check the path")
+    if path.stat().st_size == 0:
+        raise error("the file is empty", path=path, fix="Export the table again with a header row")
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise error("the file is empty", path=path, fix="Export the table again with a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise error(f"not a readable CSV ({exc})", path=path, fix="Save it as UTF-8 CSV") from None
+    if frame.empty:
+        raise error("the file has a header but no rows", path=path, fix="Check that the export is complete")
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | Path) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise CohortError(
+            f"missing column(s) {', '.join(map(repr, missing))}; the file has {', '.join(map(repr, frame.columns))}",
+            path=path,
+            fix="Rename the columns or pass a column map",
+        )
+
+
+def _validate_ids(ids: pd.Series, path: str | Path, column: str) -> None:
+    blank = ids.isna() | (ids.astype("string").str.strip() == "")
+    if blank.any():
+        raise CohortError("empty ids", path=path, column=column, rows=first_rows(blank, ids.index),
+                          fix="Every row needs an id")
+    duplicated = ids.duplicated(keep=False)
+    if duplicated.any():
+        dupes = ids[duplicated].astype(str).unique().tolist()
+        raise CohortError(
+            f"duplicate ids: {', '.join(dupes[:5])}", path=path, column=column,
+            rows=first_rows(duplicated, ids.index), fix="Each id must appear once; remove or merge duplicates",
+        )
+
+
+def _parse_age(values: pd.Series, path: str | Path, column: str) -> pd.Series:
+    numeric = pd.to_numeric(values, errors="coerce")
+    not_numeric = numeric.isna() & values.notna() & (values.astype("string").str.strip() != "")
+    if not_numeric.any():
+        raise CohortError("ages that are not numbers", path=path, column=column,
+                          rows=first_rows(not_numeric, values.index), fix="Ages must be numbers of years")
+    impossible = (numeric < 0) | (numeric > MAX_PLAUSIBLE_AGE)
+    if impossible.any():
+        raise CohortError(
+            f"impossible ages (outside 0-{MAX_PLAUSIBLE_AGE:g} years), e.g. {numeric[impossible].iloc[0]:g}",
+            path=path, column=column, rows=first_rows(impossible, values.index),
+            fix="Fix or blank these ages; ages must be in years",
+        )
+    return numeric.astype("float64")
+
+
+_SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F", "unknown": pd.NA, "u": pd.NA, "": pd.NA}
+
+
+def _parse_sex(values: pd.Series, path: str | Path, column: str) -> pd.Series:
+    lowered = values.astype("string").str.strip().str.lower()
+    unknown = lowered.notna() & ~lowered.isin(list(_SEX_CODES))
+    if unknown.any():
+        raise CohortError(
+            f"unknown sex values {sorted(lowered[unknown].unique().tolist())[:5]}", path=path, column=column,
+            rows=first_rows(unknown, values.index), fix="Use M/F (or Male/Female, Unknown)",
+        )
+    return lowered.map(lambda code: pd.NA if pd.isna(code) else _SEX_CODES[code]).astype("string")
+
+
+def _parse_labels(
+    values: pd.Series, path: str | Path, column: str, uncertain_policy: str | None, blank_as: float
+) -> pd.Series:
+    """Map label cells onto 1.0 / 0.0 / NaN. Allowed: 1, 0, blank and (with an uncertain policy) -1."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    text_blank = values.isna() | (values.astype("string").str.strip() == "")
+    allowed = {1.0, 0.0} | ({-1.0} if uncertain_policy else set())
+    bad = ~text_blank & ~numeric.isin(list(allowed))
+    if bad.any():
+        shown = sorted(values[bad].astype(str).unique().tolist())[:5]
+        expect = "1, 0, -1 (uncertain) or blank" if uncertain_policy else "1, 0 or blank"
+        raise CohortError(f"unknown label values {shown}", path=path, column=column,
+                          rows=first_rows(bad, values.index), fix=f"Labels must be {expect}")
+    labels = numeric.where(~text_blank, blank_as).astype("float64")
+    if uncertain_policy:
+        replacement = {"zeros": 0.0, "ones": 1.0, "drop": np.nan}[uncertain_policy]
+        labels = labels.mask(labels == -1.0, replacement)
+    return labels
+
+
+def _check_policy(uncertain_policy: str) -> None:
+    if uncertain_policy not in UNCERTAIN_POLICIES:
+        raise CohortError(f"unknown uncertain-label policy {uncertain_policy!r}",
+                          fix=f"Use one of {', '.join(UNCERTAIN_POLICIES)}")
+
+
+def _image_paths(ids: pd.Index, image_dir: str | Path | None) -> pd.Series:
+    if image_dir is None:
+        return pd.Series(pd.NA, index=ids, dtype="string")
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise CohortError("image folder not found", path=image_dir, fix="Pass an existing folder of images")
+    present = set(os.listdir(image_dir))
+    paths = [str(image_dir / image_id) if image_id in present else pd.NA for image_id in ids]
+    return pd.Series(paths, index=ids, dtype="string")
+
+
+# ------------------------------------------------------------------------------------------------------ NIH
+
+
+def nih_metadata_path() -> Path:
+    """torchxrayvision's bundled NIH ChestX-ray14 metadata (all 112,120 images)."""
+    return Path(str(importlib.resources.files("torchxrayvision") / "data" / "Data_Entry_2017_v2020.csv.gz"))
+
+
+def load_nih(
+    metadata_csv: str | Path | None = None,
+    *,
+    image_ids: Sequence[str] | None = None,
+    image_dir: str | Path | None = None,
+    devices_csv: str | Path | None = None,
+    name: str = "NIH ChestX-ray14",
+) -> Cohort:
+    """Load an NIH ChestX-ray14 cohort, one row per image.
+
+    Args:
+        metadata_csv: a ``Data_Entry_2017``-style CSV; default torchxrayvision's bundled copy.
+        image_ids: keep only these ``Image Index`` values (all must be in the metadata).
+        image_dir: folder of ``<Image Index>`` files; rows whose file is present get ``image_path``.
+        devices_csv: support-device reads (``Image Index``, ``support_devices`` 0/1); joined where present, the
+            ``Support Devices`` column is NaN elsewhere.
+    """
+    path = Path(metadata_csv) if metadata_csv is not None else nih_metadata_path()
+    raw = _read_csv(path)
+    _require_columns(
+        raw, ["Image Index", "Finding Labels", "Patient ID", "Patient Age", "Patient Gender", "View Position"], path
+    )
+    _validate_ids(raw["Image Index"], path, "Image Index")
+    if image_ids is not None:
+        wanted = pd.Index(pd.Series(list(image_ids), dtype="string").unique())
+        missing = wanted.difference(pd.Index(raw["Image Index"].astype("string")))
+        if len(missing):
+            raise CohortError(
+                f"{len(missing)} requested image ids are not in the metadata, e.g. {', '.join(missing[:3])}",
+                path=path, column="Image Index", fix="Check that the predictions belong to NIH ChestX-ray14",
+            )
+        raw = raw[raw["Image Index"].isin(wanted)].reset_index(drop=True)
+
+    table = pd.DataFrame(index=pd.Index(raw["Image Index"].astype("string"), name="image_id"))
+    table["patient_id"] = raw["Patient ID"].astype("string").to_numpy()
+    table["age"] = _parse_age(raw["Patient Age"], path, "Patient Age").to_numpy()
+    table["sex"] = _parse_sex(raw["Patient Gender"], path, "Patient Gender").to_numpy()
+    table["view"] = raw["View Position"].astype("string").str.strip().to_numpy()
+    if "Follow-up #" in raw.columns:
+        table["followup"] = pd.to_numeric(raw["Follow-up #"], errors="coerce").astype("Int64").to_numpy()
+    table["image_path"] = _image_paths(table.index, image_dir)
+
+    labels = raw["Finding Labels"].astype("string").fillna("No Finding").str.split("|")
+    known = set(NIH_TO_CANONICAL) | {"No Finding"}
+    unknown = labels.map(lambda names: bool(set(names) - known))
+    if unknown.any():
+        raise CohortError("unknown finding names", path=path, column="Finding Labels",
+                          rows=first_rows(unknown, raw.index), fix=f"Use NIH names: {', '.join(sorted(known))}")
+    exploded = labels.explode()
+    indicator = pd.crosstab(exploded.index, exploded).reindex(columns=sorted(known), fill_value=0)
+    for nih_name, canonical in NIH_TO_CANONICAL.items():
+        table[canonical] = indicator[nih_name].to_numpy(dtype="float64")
+    table["No Finding"] = indicator["No Finding"].to_numpy(dtype="float64")
+    table["Lung Lesion"] = np.maximum(table["Mass"], table["Nodule"])
+    findings = ["No Finding", *NIH_TO_CANONICAL.values(), "Lung Lesion"]
+    notes = {"Lung Lesion": APPROXIMATE_FINDINGS["Lung Lesion"]}
+    sources = [str(path)]
+
+    if devices_csv is not None:
+        devices = _read_csv(devices_csv)
+        _require_columns(devices, ["Image Index", "support_devices"], devices_csv)
+        _validate_ids(devices["Image Index"], devices_csv, "Image Index")
+        reads = _parse_labels(devices["support_devices"], devices_csv, "support_devices", None, np.nan)
+        reads.index = pd.Index(devices["Image Index"].astype("string"))
+        table["Support Devices"] = reads.reindex(table.index).to_numpy(dtype="float64")
+        findings.append("Support Devices")
+        notes["Support Devices"] = DEVICES_NOTE
+        sources.append(str(devices_csv))
+
+    return Cohort(table=table, name=name, unit="image", findings=tuple(findings), sources=tuple(sources),
+                  notes=notes)
+
+
+# ------------------------------------------------------------------------------------------------- CheXpert
+
+CHEXPERT_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
+
+
+def chexpert_sample_path() -> Path:
+    """torchxrayvision's bundled CheXpert training CSV (223,414 images)."""
+    return Path(str(importlib.resources.files("torchxrayvision") / "data" / "chexpert_train.csv.gz"))
+
+
+def load_chexpert(
+    csv: str | Path,
+    *,
+    uncertain_policy: str = "zeros",
+    unit: str = "study",
+    image_root: str | Path | None = None,
+    name: str = "CheXpert",
+) -> Cohort:
+    """Load a CheXpert-format CSV (Path, Sex, Age, Frontal/Lateral, AP/PA and the 14 labels).
+
+    Labels: 1 positive, 0 negative, blank unmentioned (counted negative), -1 uncertain, mapped by
+    ``uncertain_policy`` ("zeros", "ones" or "drop": NaN, so the row leaves that finding's analysis).
+
+    With ``unit="study"`` (default) images are grouped into studies (``.../patientN/studyM/``): age and sex of
+    the first image, ``lateral`` whether any lateral view exists, ``n_ap`` / ``n_pa`` the frontal counts, and a
+    label positive when any image's label is. With ``unit="image"`` each row is one image.
+    ``image_root`` is the folder that ``Path`` values are relative to (image paths are set when it is given).
+    """
+    _check_policy(uncertain_policy)
+    if unit not in ("study", "image"):
+        raise CohortError(f"unknown unit {unit!r}", fix="Use 'study' or 'image'")
+    raw = _read_csv(csv, dtype={"Path": "string", "Sex": "string", "Frontal/Lateral": "string",
+                                "AP/PA": "string"})
+    _require_columns(raw, [*CHEXPERT_COLUMNS, *CHEXPERT_FINDINGS], csv)
+    _validate_ids(raw["Path"], csv, "Path")
+    parts = raw["Path"].str.extract(r"(?P<patient>patient[^/]+)/(?P<study>study[^/]+)/")
+    unparsed = parts["patient"].isna()
+    if unparsed.any():
+        raise CohortError("paths without a patientN/studyM/ part", path=csv, column="Path",
+                          rows=first_rows(unparsed, raw.index), fix="Keep CheXpert's folder layout in Path")
+
+    frame = pd.DataFrame({
+        "patient_id": parts["patient"],
+        "study_id": parts["patient"] + "/" + parts["study"],
+        "age": _parse_age(raw["Age"], csv, "Age"),
+        "sex": _parse_sex(raw["Sex"], csv, "Sex"),
+        "frontal": raw["Frontal/Lateral"].str.strip().str.lower() == "frontal",
+        "projection": raw["AP/PA"].astype("string").str.strip().str.upper(),
+        "path": raw["Path"],
+    })
+    for finding in CHEXPERT_FINDINGS:
+        frame[finding] = _parse_labels(raw[finding], csv, finding, uncertain_policy, 0.0)
+    root = None if image_root is None else Path(image_root)
+
+    if unit == "image":
+        table = frame.rename(columns={"path": "image_id"}).set_index("image_id")
+        table["view"] = table["projection"].where(table["frontal"], "lateral")
+        table["image_path"] = (
+            pd.Series(pd.NA, index=table.index, dtype="string") if root is None
+            else pd.Series([str(root / p) for p in table.index], index=table.index, dtype="string")
+        )
+        table = table[["patient_id", "age", "sex", "view", "image_path", *CHEXPERT_FINDINGS]]
+    else:
+        frame["is_ap"] = frame["frontal"] & (frame["projection"] == "AP")
+        frame["is_pa"] = frame["frontal"] & (frame["projection"] == "PA")
+        frame["is_lateral"] = ~frame["frontal"]
+        frame["frontal_path"] = frame["path"].where(frame["frontal"])
+        grouped = frame.groupby("study_id", sort=False)
+        table = grouped.agg(
+            patient_id=("patient_id", "first"), age=("age", "first"), sex=("sex", "first"),
+            n_ap=("is_ap", "sum"), n_pa=("is_pa", "sum"), lateral=("is_lateral", "any"),
+            frontal_path=("frontal_path", "first"),
+        )
+        labels = grouped[list(CHEXPERT_FINDINGS)].max()
+        table.index.name = "image_id"
+        n_ap, n_pa = table["n_ap"].astype(int), table["n_pa"].astype(int)
+        view = np.select([(n_ap > 0) & (n_pa > 0), n_ap > 0, n_pa > 0], ["AP+PA", "AP", "PA"], "lateral")
+        table["view"] = pd.Series(view, index=table.index, dtype="string")
+        table["image_path"] = (
+            pd.Series(pd.NA, index=table.index, dtype="string") if root is None
+            else table["frontal_path"].map(lambda p: pd.NA if pd.isna(p) else str(root / p)).astype("string")
+        )
+        table = pd.concat([table[["patient_id", "age", "sex", "view", "image_path", "n_ap", "n_pa", "lateral"]],
+                           labels], axis=1)
+        table["n_ap"] = table["n_ap"].astype(int)
+        table["n_pa"] = table["n_pa"].astype(int)
+    table.index = table.index.astype("string")
+    table["patient_id"] = table["patient_id"].astype("string")
+    return Cohort(table=table, name=name, unit=unit, findings=CHEXPERT_FINDINGS,
+                  uncertain_policy=uncertain_policy, sources=(str(csv),),
+                  notes={"uncertain": f"CheXpert uncertain labels (-1) mapped by policy {uncertain_policy!r}"})
+
+
+# -------------------------------------------------------------------------------------------- generic CSV
+
+#: The cohort fields a column map can name. ``image_id`` and ``patient_id`` are required.
+GENERIC_FIELDS = ("image_id", "patient_id", "age", "sex", "view", "image_path")
+
+
+def load_generic_csv(
+    csv: str | Path,
+    column_map: Mapping[str, str],
+    *,
+    unit: str = "image",
+    uncertain_policy: str | None = None,
+    image_dir: str | Path | None = None,
+    name: str | None = None,
+) -> Cohort:
+    """Load any CSV given a map from cohort field or finding to the file's column name.
+
+    ``column_map`` keys are fields of `GENERIC_FIELDS` or finding names (any spelling `canonical_finding`
+    accepts); values are column names in the file. Columns the map does not name but whose header is a finding
+    name are taken as labels too. Labels are 1, 0, blank (negative) and, when ``uncertain_policy`` is given,
+    -1. ``image_path`` values are relative to ``image_dir`` when given.
+    """
+    if uncertain_policy is not None:
+        _check_policy(uncertain_policy)
+    raw = _read_csv(csv)
+    fields = {key: value for key, value in column_map.items() if key in GENERIC_FIELDS}
+    finding_columns = {
+        canonical_finding(key): value for key, value in column_map.items() if key not in GENERIC_FIELDS
+    }
+    for column in raw.columns:
+        if column not in finding_columns.values() and column not in fields.values() and is_finding(column):
+            finding_columns.setdefault(canonical_finding(column), column)
+    if "image_id" not in fields or "patient_id" not in fields:
+        raise CohortError("the column map must name 'image_id' and 'patient_id'", path=csv,
+                          fix="e.g. --column-map image_id=Path patient_id=Patient")
+    _require_columns(raw, [*fields.values(), *finding_columns.values()], csv)
+    if not finding_columns:
+        raise CohortError("no label columns found", path=csv,
+                          fix="Name label columns after findings or map them in the column map")
+    _validate_ids(raw[fields["image_id"]], csv, fields["image_id"])
+
+    table = pd.DataFrame(index=pd.Index(raw[fields["image_id"]].astype("string"), name="image_id"))
+    table["patient_id"] = raw[fields["patient_id"]].astype("string").to_numpy()
+    table["age"] = (_parse_age(raw[fields["age"]], csv, fields["age"]).to_numpy() if "age" in fields
+                    else np.nan)
+    table["sex"] = (_parse_sex(raw[fields["sex"]], csv, fields["sex"]).to_numpy() if "sex" in fields
+                    else pd.Series(pd.NA, index=table.index, dtype="string"))
+    table["view"] = (raw[fields["view"]].astype("string").str.strip().str.upper().to_numpy() if "view" in fields
+                     else pd.Series(pd.NA, index=table.index, dtype="string"))
+    if "image_path" in fields:
+        base = Path(image_dir) if image_dir is not None else None
+        paths = raw[fields["image_path"]].astype("string")
+        table["image_path"] = (paths if base is None else paths.map(
+            lambda p: pd.NA if pd.isna(p) else str(base / p))).to_numpy()
+    else:
+        table["image_path"] = _image_paths(table.index, image_dir)
+    table["image_path"] = table["image_path"].astype("string")
+    for finding, column in finding_columns.items():
+        table[finding] = _parse_labels(raw[column], csv, column, uncertain_policy, 0.0).to_numpy()
+    notes = {finding: APPROXIMATE_FINDINGS[finding] for finding in finding_columns if finding in APPROXIMATE_FINDINGS}
+    return Cohort(table=table, name=name or Path(csv).stem, unit=unit, findings=tuple(finding_columns),
+                  uncertain_policy=uncertain_policy, sources=(str(csv),), notes=notes)

@@ -1,0 +1,54 @@
+"""The demo data: the NIH ChestX-ray14 test split with real DenseNet-121 predictions, read from ../shared.
+
+The files are never copied into the project; `demo_dir` finds them beside the checkout (or at
+``CXRFAIL_DEMO_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from cxrfail.cohort import Cohort, load_nih
+from cxrfail.errors import CohortError
+from cxrfail.predictions import ModelPredictions, load_prediction_files
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SUBDIR = Path("data") / "nih-chexnet"
+
+
+def demo_dir() -> Path:
+    """Folder of the demo data: ``$CXRFAIL_DEMO_DIR`` or ``<project root>/../shared/data/nih-chexnet``."""
+    folder = Path(os.environ.get("CXRFAIL_DEMO_DIR") or PROJECT_ROOT.parent / "shared" / DEMO_SUBDIR)
+    if not (folder / "predictions").is_dir():
+        raise CohortError(
+            "demo data not found", path=folder,
+            fix="Place the shared folder beside the checkout or set CXRFAIL_DEMO_DIR to data/nih-chexnet",
+        )
+    return folder
+
+
+def demo_prediction_files() -> list[Path]:
+    """The shared prediction CSVs, sorted by name."""
+    return sorted((demo_dir() / "predictions").glob("*.csv"))
+
+
+def load_demo_predictions() -> list[ModelPredictions]:
+    return load_prediction_files(demo_prediction_files())
+
+
+def load_demo_cohort(models: list[ModelPredictions] | None = None) -> Cohort:
+    """The demo cohort: the NIH test-split images that the shared prediction files cover (22,433), with
+    image paths for the 621 shipped images and their support-device reads."""
+    folder = demo_dir()
+    ids: pd.Index = pd.Index([], dtype="string")
+    if models is None:
+        for path in demo_prediction_files():
+            ids = ids.union(pd.Index(pd.read_csv(path, usecols=[0], dtype=str).iloc[:, 0], dtype="string"))
+    else:
+        for model in models:
+            ids = ids.union(model.probabilities.index)
+    return load_nih(image_ids=ids, image_dir=folder / "images", devices_csv=folder / "devices.csv",
+                    name="NIH ChestX-ray14 test split (demo)")

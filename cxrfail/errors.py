@@ -1,0 +1,66 @@
+"""Input errors that name the file, the column and the rows at fault, and say what to do.
+
+Every error the user can cause by handing cxrfail a bad file derives from `CxrfailInputError`; the CLI turns
+it into exit status 2 with one line on stderr, the dashboard into an `st.error` box. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class CxrfailInputError(ValueError):
+    """A problem with user input: message says which file, column and rows, and what to do."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | Path | None = None,
+        column: str | None = None,
+        rows: Iterable[object] | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.column = column
+        self.rows = [] if rows is None else list(rows)
+        self.fix = fix
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = []
+        if self.path:
+            parts.append(f"{self.path}:")
+        if self.column is not None:
+            parts.append(f"column {self.column!r}:")
+        parts.append(self.problem)
+        text = " ".join(parts)
+        if self.rows:
+            shown = ", ".join(str(row) for row in self.rows[:5])
+            more = f" and {len(self.rows) - 5} more" if len(self.rows) > 5 else ""
+            text += f" (first offending rows: {shown}{more})"
+        if self.fix:
+            text += f". {self.fix}"
+        return text
+
+
+class CohortError(CxrfailInputError):
+    """A cohort file (labels, demographics) cannot be used as given."""
+
+
+class PredictionsError(CxrfailInputError):
+    """A prediction file cannot be used as given."""
+
+
+def first_rows(mask, index) -> list[object]:
+    """Row labels where the boolean ``mask`` holds, for error messages (1-based file lines when ``index`` is
+    a RangeIndex over the data rows: header is line 1, so data row i is line i + 2)."""
+    import numpy as np
+    import pandas as pd
+
+    positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+    if isinstance(index, pd.RangeIndex):
+        return [f"line {int(p) + 2}" for p in positions]
+    return [index[p] for p in positions]

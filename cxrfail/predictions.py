@@ -1,0 +1,190 @@
+"""Predictions: model probabilities per image and finding, imported from wide CSV files and validated.
+
+A prediction file is a CSV with an id column (``image_id``, ``Image Index``, ``Path``, ``study_id`` or ``id``)
+and one probability column per finding, in any order, with or without a ``prob_`` prefix, under NIH or
+CheXpert names. `ModelPredictions.probabilities` holds them under canonical names (`cxrfail.findings`); when
+the file has Mass and Nodule but no Lung Lesion, Lung Lesion is derived as their maximum (approximate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrfail.cohort import Cohort, _read_csv
+from cxrfail.errors import PredictionsError, first_rows
+from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
+
+ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
+DEFAULT_MIN_OVERLAP = 0.9
+
+
+@dataclass(frozen=True)
+class ModelPredictions:
+    """One model's probabilities.
+
+    Attributes:
+        name: the model's display name (the file stem unless named explicitly).
+        probabilities: index ``image_id`` (str, unique), one float64 column per canonical finding, in [0, 1].
+        source: the file it was read from, if any.
+        notes: caveats per finding (e.g. Lung Lesion derived from Mass and Nodule).
+    """
+
+    name: str
+    probabilities: pd.DataFrame
+    source: str | None = None
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> tuple[str, ...]:
+        return tuple(self.probabilities.columns)
+
+
+def parse_predictions(
+    frame: pd.DataFrame, *, name: str, source: str | Path | None = None, id_column: str | None = None
+) -> ModelPredictions:
+    """Validate a wide prediction table (as read from CSV, all columns as text) into `ModelPredictions`."""
+    where = source if source is not None else name
+    if frame.empty:
+        raise PredictionsError("the file has no rows", path=where, fix="Check that the export is complete")
+    if id_column is None:
+        id_column = next((column for column in ID_COLUMNS if column in frame.columns), None)
+    if id_column is None or id_column not in frame.columns:
+        raise PredictionsError(
+            f"no id column; expected one of {', '.join(ID_COLUMNS)}, found {', '.join(map(str, frame.columns))}",
+            path=where, fix="Name the image id column image_id (or pass id_column)",
+        )
+    ids = frame[id_column].astype("string").str.strip()
+    blank = ids.isna() | (ids == "")
+    if blank.any():
+        raise PredictionsError("empty ids", path=where, column=id_column, rows=first_rows(blank, frame.index),
+                               fix="Every row needs an image id")
+    duplicated = ids.duplicated(keep=False)
+    if duplicated.any():
+        raise PredictionsError(
+            f"duplicate ids, e.g. {ids[duplicated].iloc[0]}", path=where, column=id_column,
+            rows=first_rows(duplicated, frame.index), fix="Keep one prediction row per image",
+        )
+    value_columns = [column for column in frame.columns if column != id_column]
+    unknown = [column for column in value_columns if not is_finding(column)]
+    if unknown:
+        raise PredictionsError(
+            f"columns that are not finding names: {', '.join(map(repr, unknown))}", path=where,
+            fix="Rename them to NIH or CheXpert finding names (a prob_ prefix is fine) or remove them",
+        )
+    if not value_columns:
+        raise PredictionsError("no probability columns", path=where, fix="Add one column per finding")
+    canonical = [canonical_finding(column) for column in value_columns]
+    repeated = sorted({finding for finding in canonical if canonical.count(finding) > 1})
+    if repeated:
+        raise PredictionsError(
+            f"several columns map onto the same finding: {', '.join(repeated)}", path=where,
+            fix="Keep one probability column per finding",
+        )
+
+    probabilities = pd.DataFrame(index=pd.Index(ids.to_numpy(), name="image_id", dtype="string"))
+    for column, finding in zip(value_columns, canonical):
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        missing = raw.isna() | (raw.astype("string").str.strip() == "")
+        if missing.any():
+            raise PredictionsError("missing (NaN or empty) probabilities", path=where, column=column,
+                                   rows=first_rows(missing, frame.index), fix="Every image needs a probability")
+        not_numeric = values.isna()
+        if not_numeric.any():
+            raise PredictionsError(
+                f"cells that are not numbers, e.g. {raw[not_numeric].iloc[0]!r}", path=where, column=column,
+                rows=first_rows(not_numeric, frame.index), fix="Probabilities must be numbers",
+            )
+        outside = (values < 0) | (values > 1) | ~np.isfinite(values)
+        if outside.any():
+            raise PredictionsError(
+                f"probabilities outside [0, 1], e.g. {values[outside].iloc[0]:g}", path=where, column=column,
+                rows=first_rows(outside, frame.index),
+                fix="Export probabilities after the sigmoid, not logits",
+            )
+        probabilities[finding] = values.to_numpy(dtype="float64")
+    notes = {}
+    if "Lung Lesion" not in probabilities and {"Mass", "Nodule"} <= set(probabilities):
+        probabilities["Lung Lesion"] = np.maximum(probabilities["Mass"], probabilities["Nodule"])
+        notes["Lung Lesion"] = APPROXIMATE_FINDINGS["Lung Lesion"]
+    return ModelPredictions(name=name, probabilities=probabilities,
+                            source=None if source is None else str(source), notes=notes)
+
+
+def load_predictions_csv(
+    path: str | Path, name: str | None = None, id_column: str | None = None
+) -> ModelPredictions:
+    """Read one prediction CSV; the model is named after the file stem unless ``name`` is given."""
+    path = Path(path)
+    frame = _read_csv(path, error=PredictionsError, dtype=str, keep_default_na=False, na_values=[])
+    return parse_predictions(frame, name=name or path.stem, source=path, id_column=id_column)
+
+
+def load_prediction_files(
+    paths: Sequence[str | Path], names: Sequence[str] | None = None
+) -> list[ModelPredictions]:
+    """Read several prediction files (one model each); model names must be distinct."""
+    if names is not None and len(names) != len(paths):
+        raise PredictionsError(f"{len(paths)} prediction files but {len(names)} names",
+                               fix="Give one name per file, or none")
+    models = [load_predictions_csv(path, None if names is None else names[i]) for i, path in enumerate(paths)]
+    seen: dict[str, str | None] = {}
+    for model in models:
+        if model.name in seen:
+            raise PredictionsError(
+                f"two prediction files give the model name {model.name!r} ({seen[model.name]} and {model.source})",
+                fix="Name the models explicitly",
+            )
+        seen[model.name] = model.source
+    return models
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How a model's prediction ids meet a cohort: counts of images."""
+
+    model: str
+    n_predictions: int
+    n_matched: int
+    n_not_in_cohort: int
+    n_cohort_without_prediction: int
+
+    @property
+    def overlap(self) -> float:
+        """Share of the model's predicted images that are in the cohort."""
+        return self.n_matched / self.n_predictions if self.n_predictions else 0.0
+
+
+def check_coverage(
+    cohort: Cohort, models: Sequence[ModelPredictions], min_overlap: float = DEFAULT_MIN_OVERLAP
+) -> list[Coverage]:
+    """Count matched ids per model and refuse a model whose overlap with the cohort is below ``min_overlap``."""
+    reports = []
+    for model in models:
+        predicted = model.probabilities.index
+        matched = int(predicted.isin(cohort.table.index).sum())
+        report = Coverage(model.name, len(predicted), matched, len(predicted) - matched,
+                          int((~cohort.table.index.isin(predicted)).sum()))
+        if report.overlap < min_overlap:
+            example = predicted[~predicted.isin(cohort.table.index)][:3].tolist()
+            raise PredictionsError(
+                f"only {matched} of {len(predicted)} predicted ids ({report.overlap:.0%}) are in the cohort "
+                f"{cohort.name!r} (minimum {min_overlap:.0%}); ids not found include {', '.join(example)}",
+                path=model.source or model.name,
+                fix="Check that the predictions and the cohort use the same image ids",
+            )
+        reports.append(report)
+    return reports
+
+
+def common_ids(cohort: Cohort, models: Sequence[ModelPredictions]) -> pd.Index:
+    """Cohort ids (in cohort order) that every model has a prediction for."""
+    keep = np.ones(len(cohort.table), dtype=bool)
+    for model in models:
+        keep &= cohort.table.index.isin(model.probabilities.index)
+    return cohort.table.index[keep]
