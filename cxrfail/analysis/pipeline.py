@@ -9,11 +9,27 @@ probabilities over the whole cohort.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
+from cxrfail.analysis.explain import shap_attributions, to_long
+from cxrfail.analysis.flip import run_flipping
+from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, build_features, evaluate_identifier
+from cxrfail.analysis.outcomes import binary_metrics, classify
+from cxrfail.analysis.regression import adjust_p_values, fit_misclassification_regression
+from cxrfail.analysis.splits import patient_split
+from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
+from cxrfail.analysis.thresholds import THRESHOLD_METHODS, choose_threshold
+from cxrfail.cache import TableStore, hash_frame, hash_parts
+from cxrfail.cohort import Cohort
+from cxrfail.errors import CohortError, PredictionsError
 from cxrfail.findings import COMPETITION_FINDINGS
+from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 
 
 @dataclass(frozen=True)
@@ -71,3 +87,287 @@ class AnalysisResult:
     identifier_scores: pd.DataFrame
     shap_values: pd.DataFrame
     notes: dict = field(default_factory=dict)
+
+
+# Covariates of the misclassification regression besides age, sex and view: radiographic findings. A finding
+# known for fewer than half of the rows (support devices in the demo: 621 of 22,433 images) gets its own fit
+# on the rows where it is known, instead of shrinking the main fit to those rows.
+REGRESSION_FINDINGS = ("Lung Lesion", "Pneumothorax", "Support Devices")
+SUBGROUP_FINDINGS = REGRESSION_FINDINGS
+SPARSE_COVARIATE_SHARE = 0.5
+CACHE_VERSION = 1  # bump when a change alters results for unchanged inputs
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    return None
+
+
+def cache_key(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig) -> str:
+    """Hash of the cohort table, every model's probabilities and name, the config and the code version."""
+    return hash_parts(
+        CACHE_VERSION,
+        hash_frame(cohort.table),
+        cohort.unit,
+        [(model.name, hash_frame(model.probabilities)) for model in models],
+        asdict(config),
+    )
+
+
+def run_analysis(
+    cohort: Cohort,
+    models: Sequence[ModelPredictions],
+    config: AnalysisConfig = AnalysisConfig(),
+    *,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: ProgressCallback | None = None,
+) -> AnalysisResult:
+    """Run every step for every (model, finding); serve from the on-disk cache when inputs are unchanged.
+
+    Args:
+        cohort: the study table; rows predicted by every model are analysed.
+        models: one `ModelPredictions` per model (distinct names).
+        config: all parameters (findings, threshold rule, split, learners, ...).
+        cache_dir: root of the on-disk cache (default ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``).
+        use_cache: False to neither read nor write the cache.
+        progress: called with (fraction done in [0, 1], message) as steps finish.
+    """
+    progress = progress or _no_progress
+    _validate_config(cohort, models, config)
+    store = TableStore(cache_dir)
+    key = cache_key(cohort, models, config)
+    if use_cache:
+        cached = store.load(key)
+        if cached is not None:
+            progress(1.0, "loaded from cache")
+            return _result_from_tables(config, *cached)
+    result = _compute(cohort, models, config, progress)
+    if use_cache:
+        store.save(key, _result_tables(result), _result_meta(result))
+    return result
+
+
+def _validate_config(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig) -> None:
+    if not models:
+        raise PredictionsError("no prediction files given", fix="Pass at least one model's predictions")
+    names = [model.name for model in models]
+    if len(set(names)) != len(names):
+        raise PredictionsError(f"model names repeat: {', '.join(names)}", fix="Give each model its own name")
+    if config.threshold_method not in THRESHOLD_METHODS:
+        raise CohortError(f"unknown threshold method {config.threshold_method!r}",
+                          fix=f"Use one of {', '.join(THRESHOLD_METHODS)}")
+    for learner in config.learners:
+        if learner not in LEARNERS:
+            raise CohortError(f"unknown learner {learner!r}", fix=f"Use one of {', '.join(LEARNERS)}")
+    for feature_set in config.feature_sets:
+        if feature_set not in FEATURE_SETS:
+            raise CohortError(f"unknown feature set {feature_set!r}", fix=f"Use one of {', '.join(FEATURE_SETS)}")
+    if not config.learners or not config.feature_sets:
+        raise CohortError("at least one learner and one feature set are needed")
+    missing_labels = [finding for finding in config.findings if finding not in cohort.table.columns]
+    if missing_labels:
+        raise CohortError(
+            f"the cohort has no labels for {', '.join(missing_labels)}", path=", ".join(cohort.sources) or None,
+            fix=f"Choose among the cohort's findings: {', '.join(cohort.findings)}",
+        )
+    for model in models:
+        absent = [finding for finding in config.findings if finding not in model.probabilities.columns]
+        if absent:
+            raise PredictionsError(
+                f"model {model.name!r} has no probabilities for {', '.join(absent)}",
+                path=model.source or model.name, fix="Choose findings that every model predicts",
+            )
+
+
+def _compute(
+    cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig, progress: ProgressCallback
+) -> AnalysisResult:
+    coverage = check_coverage(cohort, models, config.min_overlap)
+    ids = common_ids(cohort, models)
+    table = cohort.table.loc[ids]
+    probabilities = {model.name: model.probabilities.loc[ids] for model in models}
+    patients = table["patient_id"].to_numpy()
+    split = pd.Series(patient_split(patients, config.calibration_fraction, config.seed), index=ids)
+    levels = subgroup_levels(table, age_edges=config.age_bins, finding_subgroups=SUBGROUP_FINDINGS,
+                             extra_columns=config.extra_subgroups)
+
+    tasks = [(model.name, finding) for model in models for finding in config.findings]
+    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_NAMES}
+    regressions: list[pd.DataFrame] = []
+    for index, (model, finding) in enumerate(tasks):
+        progress(index / len(tasks), f"{model} · {finding}")
+        for name, piece in _analyse_pair(table, probabilities, model, finding, split, levels, config).items():
+            (regressions if name == "regression" else pieces[name]).append(piece)
+    progress(1.0, "done")
+
+    regression = pd.concat(regressions, ignore_index=True) if regressions else _empty_regression()
+    regression["q_holm"], regression["q_bh"] = adjust_p_values(regression["p_value"].to_numpy(dtype=float))
+    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in pieces.items() if frames}
+    notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
+    notes["coverage"] = "; ".join(
+        f"{c.model}: {c.n_matched} of {c.n_predictions} predicted images in the cohort" for c in coverage
+    )
+    notes["unit"] = f"one row = one {cohort.unit}; {len(ids)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
+    return AnalysisResult(
+        config=config,
+        cohort_summary={**cohort.summary(), "name": cohort.name, "n_analysed": len(ids),
+                        "n_calibration": int((split == "calibration").sum()), "n_test": int((split == "test").sum())},
+        models=tuple(model.name for model in models),
+        regression=regression,
+        notes=notes,
+        **{name: tables[name] for name in TABLE_NAMES},
+    )
+
+
+TABLE_NAMES = ("performance", "subgroup_rates", "identifiers", "flip", "flip_curves", "outcomes",
+               "identifier_scores", "shap_values")
+
+
+def _analyse_pair(
+    table: pd.DataFrame,
+    probabilities: dict[str, pd.DataFrame],
+    model: str,
+    finding: str,
+    split: pd.Series,
+    levels: pd.DataFrame,
+    config: AnalysisConfig,
+) -> dict[str, pd.DataFrame]:
+    """Every step for one (model, finding) on the rows whose label is known."""
+    known = table[finding].notna().to_numpy()
+    rows = table.loc[known]
+    ids = rows.index
+    y = rows[finding].to_numpy(dtype=int)
+    probability = probabilities[model].loc[ids, finding].to_numpy(dtype=float)
+    patients = rows["patient_id"].to_numpy()
+    row_split = split.loc[ids].to_numpy()
+    calibration, test = row_split == "calibration", row_split == "test"
+    tag = {"model": model, "finding": finding}
+
+    choice = choose_threshold(y[calibration], probability[calibration], config.threshold_method,
+                              config.fixed_threshold)
+    outcome = classify(y, probability, choice.threshold)
+    prediction = outcome["prediction"].to_numpy()
+    misclassified = outcome["misclassified"].to_numpy()
+    test_metrics = binary_metrics(y[test], prediction[test])
+    auroc = roc_auc_score(y, probability) if 0 < y.sum() < len(y) else float("nan")
+    performance = pd.DataFrame([{
+        **tag, "n": len(y), "n_pos": int(y.sum()), "auroc": auroc, "threshold": choice.threshold,
+        "f1": test_metrics["f1"], "precision": test_metrics["precision"], "recall": test_metrics["recall"],
+        "n_test": test_metrics["n"], "misclassification_rate": float(misclassified[test].mean()),
+        "threshold_note": choice.note,
+    }])
+
+    test_ids = ids[test]
+    wrong_test = pd.Series(misclassified[test], index=test_ids)
+    rates = subgroup_rates(wrong_test, levels.loc[test_ids], min_n=config.min_subgroup_n)
+    rates.insert(0, "finding", finding)
+    rates.insert(0, "model", model)
+
+    regression = _regressions(rows.loc[test_ids], wrong_test, finding, tag)
+
+    identifier_rows, score_frames, flip_features = [], [], None
+    for feature_set in config.feature_sets:
+        features = build_features(rows, {m: p.loc[ids] for m, p in probabilities.items()}, model, finding,
+                                  feature_set)
+        flip_features = features if flip_features is None else flip_features
+        for learner in config.learners:
+            evaluation = evaluate_identifier(
+                features, misclassified, patients, learner=learner, feature_set=feature_set,
+                n_folds=config.n_folds, seed=config.seed, n_bootstrap=config.n_bootstrap,
+                probability=probability, threshold=choice.threshold,
+            )
+            identifier_rows.append({
+                **tag, "learner": learner, "feature_set": feature_set, "oracle": evaluation.oracle,
+                "auroc": evaluation.auroc, "ci_low": evaluation.ci_low, "ci_high": evaluation.ci_high,
+                "baseline_auroc": evaluation.baseline_auroc, "baseline_ci_low": evaluation.baseline_ci_low,
+                "baseline_ci_high": evaluation.baseline_ci_high, "n": evaluation.n,
+                "n_misclassified": evaluation.n_misclassified,
+            })
+            score_frames.append(pd.DataFrame({
+                **tag, "learner": learner, "feature_set": feature_set, "image_id": ids.to_numpy(),
+                "misclassified": misclassified, "identifier_score": evaluation.oof_probability,
+                "baseline_score": evaluation.baseline_score,
+            }))
+
+    # Flipping and SHAP use the first learner and feature set: the run's chosen identifier.
+    flip_run = run_flipping(flip_features, y, prediction, misclassified, patients, row_split,
+                            learner=config.learners[0], n_folds=config.n_folds, seed=config.seed,
+                            n_bootstrap=config.n_bootstrap)
+    evaluation = flip_run.test_evaluation
+    flip = pd.DataFrame([{**tag, **{k: getattr(evaluation, k) for k in FLIP_COLUMNS}}])
+    curve = flip_run.curve.copy()
+    curve.insert(0, "finding", finding)
+    curve.insert(0, "model", model)
+
+    outcomes = pd.DataFrame({
+        **tag, "image_id": ids.to_numpy(), "patient_id": patients, "split": row_split, "label": y,
+        "probability": probability, "threshold": choice.threshold, "prediction": prediction,
+        "misclassified": misclassified, "identifier_probability": flip_run.identifier_probability,
+        "flipped_prediction": flip_run.flipped_prediction,
+    })
+    attributions = shap_attributions(flip_run.identifier, flip_features.loc[test_ids],
+                                     max_samples=config.shap_max_samples, seed=config.seed)
+    return {
+        "performance": performance, "subgroup_rates": rates, "regression": regression,
+        "identifiers": pd.DataFrame(identifier_rows), "identifier_scores": pd.concat(score_frames),
+        "flip": flip, "flip_curves": curve, "outcomes": outcomes,
+        "shap_values": to_long(attributions, model=model, finding=finding),
+    }
+
+
+FLIP_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high", "precision_before",
+                "precision_after", "recall_before", "recall_after", "improved")
+
+
+def _regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: str, tag: dict) -> pd.DataFrame:
+    """Logistic regression of misclassification on the test rows; sparse finding covariates get own fits."""
+    base = rows[["age", "sex", "view"]].copy()
+    dense, sparse = [], []
+    for covariate in REGRESSION_FINDINGS:
+        if covariate == finding or covariate not in rows.columns or rows[covariate].notna().sum() == 0:
+            continue
+        (dense if rows[covariate].notna().mean() >= SPARSE_COVARIATE_SHARE else sparse).append(covariate)
+    fits = [("all test rows", base.join(rows[dense]))]
+    for covariate in sparse:
+        annotated = rows[covariate].notna()
+        fits.append((f"rows with {covariate} known", base.join(rows[dense + [covariate]]).loc[annotated]))
+    frames = []
+    for sample, covariates in fits:
+        fit = fit_misclassification_regression(
+            misclassified.loc[covariates.index].to_numpy(), covariates, rows.loc[covariates.index, "patient_id"].to_numpy()
+        )
+        frame = fit.table.copy()
+        frame.insert(0, "sample", sample)
+        frame.insert(0, "finding", tag["finding"])
+        frame.insert(0, "model", tag["model"])
+        frame["n"], frame["n_events"], frame["converged"], frame["note"] = fit.n, fit.n_events, fit.converged, fit.note
+        if frame.empty:
+            frame = pd.DataFrame([{**tag, "sample": sample, "term": None, "odds_ratio": np.nan, "ci_low": np.nan,
+                                   "ci_high": np.nan, "p_value": np.nan, "n": fit.n, "n_events": fit.n_events,
+                                   "converged": fit.converged, "note": fit.note}])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _empty_regression() -> pd.DataFrame:
+    return pd.DataFrame(columns=["model", "finding", "sample", "term", "odds_ratio", "ci_low", "ci_high", "p_value",
+                                 "n", "n_events", "converged", "note"])
+
+
+# ------------------------------------------------------------------------------------------ cache encoding
+
+
+def _result_tables(result: AnalysisResult) -> dict[str, pd.DataFrame]:
+    return {name: getattr(result, name) for name in (*TABLE_NAMES, "regression")}
+
+
+def _result_meta(result: AnalysisResult) -> dict:
+    return {"config": asdict(result.config), "cohort_summary": result.cohort_summary,
+            "models": list(result.models), "notes": result.notes}
+
+
+def _result_from_tables(config: AnalysisConfig, tables: dict[str, pd.DataFrame], meta: dict) -> AnalysisResult:
+    return AnalysisResult(config=config, cohort_summary=meta["cohort_summary"], models=tuple(meta["models"]),
+                          notes=meta["notes"], **tables)

@@ -1,0 +1,107 @@
+"""On-disk cache of analysis results, keyed by a hash of every input and parameter.
+
+A cached result is a folder of Parquet tables plus ``meta.json``, written to a temporary folder and renamed
+into place, so a reader never sees half a result; a folder that fails to read is treated as a miss and
+rewritten. The location is ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+META_FILE = "meta.json"
+
+
+def default_cache_dir() -> Path:
+    """``$CXRFAIL_CACHE_DIR`` when set, else ``~/.cache/cxrfail``."""
+    return Path(os.environ.get("CXRFAIL_CACHE_DIR") or Path.home() / ".cache" / "cxrfail")
+
+
+def hash_frame(frame: pd.DataFrame) -> str:
+    """Content hash of a DataFrame: index, column names, dtypes and every value."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([str(c) for c in frame.columns]).encode())
+    digest.update(json.dumps([str(t) for t in frame.dtypes]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def hash_parts(*parts: object) -> str:
+    """Hash of JSON-serialisable parts (strings, numbers, lists, dicts) in order."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class TableStore:
+    """A folder of cached results: ``<root>/<namespace>/<key>/{<table>.parquet, meta.json}``."""
+
+    def __init__(self, root: str | Path | None = None, namespace: str = "analysis") -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.folder = self.root / namespace
+
+    def path(self, key: str) -> Path:
+        return self.folder / key
+
+    def load(self, key: str) -> tuple[dict[str, pd.DataFrame], dict] | None:
+        """The tables and metadata stored under ``key``, or None when absent or unreadable (then removed)."""
+        folder = self.path(key)
+        if not (folder / META_FILE).exists():
+            return None
+        try:
+            meta = json.loads((folder / META_FILE).read_text())
+            tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in meta["tables"]}
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        return tables, meta
+
+    def save(self, key: str, tables: Mapping[str, pd.DataFrame], meta: Mapping[str, object]) -> Path:
+        """Write atomically: into a temporary sibling folder, then rename it to ``key``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.folder))
+        try:
+            for name, table in tables.items():
+                table.to_parquet(staging / f"{name}.parquet")
+            payload = {**_jsonable(dict(meta)), "tables": list(tables)}
+            (staging / META_FILE).write_text(json.dumps(payload, indent=1, default=str))
+            target = self.path(key)
+            try:
+                os.rename(staging, target)
+            except OSError:
+                # Another process stored the same key first: its result is equally valid.
+                shutil.rmtree(staging, ignore_errors=True)
+            return target
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def clear(self) -> int:
+        """Remove every stored result; returns how many were removed."""
+        if not self.folder.exists():
+            return 0
+        entries = [p for p in self.folder.iterdir() if p.is_dir()]
+        for entry in entries:
+            shutil.rmtree(entry, ignore_errors=True)
+        return len(entries)
