@@ -21,6 +21,7 @@ from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
 
 ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
 DEFAULT_MIN_OVERLAP = 0.9
+MISSING_MARKERS = ("", "nan", "na", "n/a", "null", "none")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def parse_predictions(
     for column, finding in zip(value_columns, canonical):
         raw = frame[column]
         values = pd.to_numeric(raw, errors="coerce")
-        missing = raw.isna() | (raw.astype("string").str.strip() == "")
+        missing = raw.isna() | raw.astype("string").str.strip().str.lower().isin(MISSING_MARKERS)
         if missing.any():
             raise PredictionsError("missing (NaN or empty) probabilities", path=where, column=column,
                                    rows=first_rows(missing, frame.index), fix="Every image needs a probability")

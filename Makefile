@@ -1,0 +1,40 @@
+# Two entry points (README): `make run` (the dashboard on the demo data) and `make test` (the whole suite).
+# Both create .venv when missing, install requirements and the Debian packages the project needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBIAN_PACKAGES := chromium fonts-liberation
+PORT ?= 8501
+
+.PHONY: run test analyze bench system-deps clean-cache
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+run: $(STAMP) system-deps
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+analyze: $(STAMP) system-deps
+	$(BIN)/cxrfail analyze
+
+bench: $(STAMP)
+	for b in bench/*_bench.py; do $(BIN)/python $$b || exit 1; done
+
+clean-cache:
+	rm -rf $${CXRFAIL_CACHE_DIR:-$$HOME/.cache/cxrfail}
