@@ -26,7 +26,7 @@ finding columns           one per canonical finding (`cxrfail.findings`), float6
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,9 +229,17 @@ def _image_paths(ids: pd.Index, image_dir: str | Path | None) -> pd.Series:
 # ------------------------------------------------------------------------------------------------------ NIH
 
 
+def _xrv_data_file(name: str) -> Path:
+    """A data file bundled with torchxrayvision, located without importing it (importing loads torch)."""
+    spec = importlib.util.find_spec("torchxrayvision")
+    if spec is None or not spec.submodule_search_locations:
+        raise CohortError("the torchxrayvision package is not installed", fix="Run make test or make run to install")
+    return Path(spec.submodule_search_locations[0]) / "data" / name
+
+
 def nih_metadata_path() -> Path:
     """torchxrayvision's bundled NIH ChestX-ray14 metadata (all 112,120 images)."""
-    return Path(str(importlib.resources.files("torchxrayvision") / "data" / "Data_Entry_2017_v2020.csv.gz"))
+    return _xrv_data_file("Data_Entry_2017_v2020.csv.gz")
 
 
 def load_nih(
@@ -314,7 +322,7 @@ CHEXPERT_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
 
 def chexpert_sample_path() -> Path:
     """torchxrayvision's bundled CheXpert training CSV (223,414 images)."""
-    return Path(str(importlib.resources.files("torchxrayvision") / "data" / "chexpert_train.csv.gz"))
+    return _xrv_data_file("chexpert_train.csv.gz")
 
 
 def load_chexpert(
