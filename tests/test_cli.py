@@ -1,0 +1,69 @@
+"""The real `cxrfail` command in a subprocess: a report on real data, and clean exits on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from cxrfail.manifest import file_sha256
+
+
+def run_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "cxrfail.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=900)
+
+
+def assert_clean_input_error(completed, *fragments):
+    assert completed.returncode == 2, completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    assert lines[-1].startswith("cxrfail: error: ")
+    assert "Traceback" not in completed.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+def test_report_on_real_predictions(tmp_path, shared_demo_dir):
+    predictions = shared_demo_dir / "predictions" / "densenet121_nih25.csv"
+    out = tmp_path / "report"
+    completed = run_cli("analyze", "--predictions", predictions, "--findings", "Edema", "--learners", "logistic",
+                        "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--out", out,
+                        "--cache-dir", tmp_path / "cache")
+    assert completed.returncode == 0, completed.stderr
+    performance = pd.read_csv(out / "tables" / "model_performance.csv")
+    assert list(performance.columns[:7]) == ["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
+    assert performance[["model", "finding"]].values.tolist() == [["densenet121_nih25", "Edema"]]
+    for name in ("subgroup_rates", "regression", "identifiers", "flip"):
+        assert len(pd.read_csv(out / "tables" / f"{name}.csv")) > 0
+    outcomes = pd.read_parquet(out / "tables" / "outcomes.parquet")
+    assert len(outcomes) == 22433
+    assert {"model", "finding", "image_id", "patient_id", "split", "label", "probability", "threshold", "prediction",
+            "misclassified", "identifier_probability", "flipped_prediction"} <= set(outcomes.columns)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"][0] == {"path": str(predictions), "bytes": predictions.stat().st_size,
+                                     "sha256": file_sha256(predictions)}
+    assert manifest["config"]["findings"] == ["Edema"] and manifest["seed"] == 0
+    assert list((out / "figures").glob("*.html"))
+
+
+@pytest.mark.parametrize(
+    ("body", "fragments"),
+    [
+        ("image_id,Edema\n00000010_000.png,1.7\n", ["bad.csv", "column 'Edema'", "outside [0, 1]", "line 2"]),
+        ("image_id,Edema\n00000010_000.png,0.5\nfoo.png,0.2\n", ["bad.csv", "only 1 of 2 predicted ids"]),
+    ],
+)
+def test_bad_prediction_file_exits_2_with_one_line(tmp_path, body, fragments):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(body)
+    assert_clean_input_error(run_cli("analyze", "--predictions", bad, "--out", tmp_path / "o", "--no-cache"), *fragments)
+
+
+def test_other_input_errors_exit_2(tmp_path):
+    assert_clean_input_error(run_cli("analyze", "--cohort", "chexpert"), "--cohort chexpert needs --cohort-file")
+    assert_clean_input_error(run_cli("analyze", "--findings", "Unicorn", "--no-cache"), "unknown finding name 'Unicorn'")
+    missing = tmp_path / "nope.csv"
+    assert_clean_input_error(run_cli("analyze", "--predictions", missing), str(missing), "file not found")

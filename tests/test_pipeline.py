@@ -1,0 +1,128 @@
+"""The whole analysis on the real demo data (two models, two findings, a light config), checked against
+independent computations: scikit-learn's AUROC, the calibration-only threshold, patient-disjoint splits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score, roc_auc_score
+
+from cxrfail.analysis.pipeline import AnalysisConfig, cache_key, run_analysis
+from cxrfail.analysis.thresholds import choose_threshold
+from cxrfail.errors import CohortError, PredictionsError
+
+LIGHT = AnalysisConfig(findings=("Edema", "Consolidation"), learners=("logistic",),
+                       feature_sets=("own+demographics",), n_bootstrap=200, shap_max_samples=100, n_folds=3)
+
+
+@pytest.fixture(scope="module")
+def two_models(demo_models):
+    return [demo_models[1], demo_models[0]]
+
+
+@pytest.fixture(scope="module")
+def light_result(demo_cohort, two_models, tmp_path_factory):
+    messages = []
+    result = run_analysis(demo_cohort, two_models, LIGHT, cache_dir=tmp_path_factory.mktemp("cache"),
+                          progress=lambda fraction, message: messages.append((fraction, message)))
+    result.progress_messages = messages
+    return result
+
+
+def test_every_table_covers_every_model_and_finding(light_result, two_models):
+    pairs = {(m.name, f) for m in two_models for f in LIGHT.findings}
+    for name in ("performance", "subgroup_rates", "regression", "identifiers", "flip", "flip_curves", "outcomes",
+                 "identifier_scores", "shap_values"):
+        table = getattr(light_result, name)
+        assert set(zip(table["model"], table["finding"])) == pairs, name
+    assert light_result.progress_messages[-1][0] == 1.0
+    fractions = [fraction for fraction, _ in light_result.progress_messages]
+    assert fractions == sorted(fractions)
+
+
+def test_auroc_equals_sklearn_on_every_image(light_result, demo_cohort, two_models):
+    for model in two_models:
+        for finding in LIGHT.findings:
+            row = light_result.performance.query("model == @model.name and finding == @finding").iloc[0]
+            expected = roc_auc_score(demo_cohort.table[finding], model.probabilities.loc[demo_cohort.table.index, finding])
+            assert row["auroc"] == pytest.approx(expected, abs=1e-12)
+            assert row["n"] == 22433
+
+
+def test_threshold_is_chosen_on_calibration_and_f1_reported_on_test(light_result):
+    outcomes = light_result.outcomes
+    for (model, finding), rows in outcomes.groupby(["model", "finding"]):
+        calibration = rows[rows["split"] == "calibration"]
+        test = rows[rows["split"] == "test"]
+        expected = choose_threshold(calibration["label"].to_numpy(), calibration["probability"].to_numpy()).threshold
+        assert rows["threshold"].unique().tolist() == [expected]
+        f1 = light_result.performance.query("model == @model and finding == @finding")["f1"].item()
+        assert f1 == pytest.approx(f1_score(test["label"], test["prediction"]))
+        assert (rows["misclassified"] == (rows["prediction"] != rows["label"])).all()
+
+
+def test_splits_never_share_a_patient(light_result):
+    splits_per_patient = light_result.outcomes.groupby("patient_id")["split"].nunique()
+    assert splits_per_patient.max() == 1
+    assert set(light_result.outcomes["split"]) == {"calibration", "test"}
+
+
+def test_subgroups_are_on_test_rows_and_devices_only_on_annotated_images(light_result, demo_cohort):
+    rates = light_result.subgroup_rates
+    outcomes = light_result.outcomes
+    for (model, finding), rows in rates.groupby(["model", "finding"]):
+        n_test = ((outcomes["model"] == model) & (outcomes["finding"] == finding) & (outcomes["split"] == "test")).sum()
+        assert rows.query("subgroup == 'sex'")["n"].sum() == n_test
+        devices = rows.query("subgroup == 'Support Devices'")
+        test_ids = outcomes.query("model == @model and finding == @finding and split == 'test'")["image_id"]
+        annotated = demo_cohort.table.loc[test_ids, "Support Devices"].notna().sum()
+        assert devices["n"].sum() == annotated < 621
+        assert (rows["ci_low"] <= rows["rate"]).all() and (rows["rate"] <= rows["ci_high"]).all()
+        assert (rows["sufficient"] == (rows["n"] >= LIGHT.min_subgroup_n)).all()
+
+
+def test_regression_adjusts_across_the_grid_and_fits_devices_on_annotated_rows(light_result):
+    regression = light_result.regression.dropna(subset=["p_value"])
+    assert (regression["q_holm"] >= regression["p_value"] - 1e-15).all()
+    assert (regression["q_bh"] >= regression["p_value"] - 1e-15).all()
+    assert (regression["q_holm"] >= regression["q_bh"] - 1e-15).all()
+    devices = light_result.regression[light_result.regression["sample"].str.contains("Support Devices")]
+    assert not devices.empty and (devices["n"] < 621).all()
+    assert "age (per 10 years)" in set(light_result.regression["term"])
+
+
+def test_flip_outcomes_follow_tau_on_test_rows(light_result):
+    for (model, finding), rows in light_result.outcomes.groupby(["model", "finding"]):
+        tau = light_result.flip.query("model == @model and finding == @finding")["tau"].item()
+        test = rows[rows["split"] == "test"]
+        flipped = test["identifier_probability"] >= tau
+        assert (test["flipped_prediction"] == np.where(flipped, 1 - test["prediction"], test["prediction"])).all()
+        row = light_result.flip.query("model == @model and finding == @finding").iloc[0]
+        assert row["n_flips"] == flipped.sum()
+        assert row["delta_f1"] == pytest.approx(
+            f1_score(test["label"], test["flipped_prediction"]) - f1_score(test["label"], test["prediction"]))
+        assert bool(row["improved"]) == (row["ci_low"] > 0)
+
+
+def test_second_run_is_served_from_cache_and_a_changed_parameter_is_not(demo_cohort, two_models, tmp_path):
+    config = replace(LIGHT, findings=("Edema",))
+    first = run_analysis(demo_cohort, two_models[:1], config, cache_dir=tmp_path)
+    messages = []
+    second = run_analysis(demo_cohort, two_models[:1], config, cache_dir=tmp_path,
+                          progress=lambda f, m: messages.append(m))
+    assert messages == ["loaded from cache"]
+    pd.testing.assert_frame_equal(first.performance, second.performance)
+    pd.testing.assert_frame_equal(first.outcomes, second.outcomes)
+    assert cache_key(demo_cohort, two_models[:1], config) != cache_key(demo_cohort, two_models[:1], replace(config, seed=1))
+
+
+def test_bad_configs_are_refused_before_work(demo_cohort, two_models):
+    with pytest.raises(CohortError, match="no labels for Fracture"):
+        run_analysis(demo_cohort, two_models, replace(LIGHT, findings=("Fracture",)), use_cache=False)
+    with pytest.raises(CohortError, match="unknown learner"):
+        run_analysis(demo_cohort, two_models, replace(LIGHT, learners=("svm",)), use_cache=False)
+    with pytest.raises(PredictionsError, match="model names repeat"):
+        run_analysis(demo_cohort, [two_models[0], two_models[0]], LIGHT, use_cache=False)
