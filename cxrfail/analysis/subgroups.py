@@ -1,0 +1,246 @@
+"""Misclassification rates by subgroup (age bin, sex, view, findings, extra cohort columns) with Wilson CIs.
+
+`subgroup_levels` turns a cohort table into one string column per subgroup; `subgroup_rates` counts
+misclassified rows per level. A row whose level is unknown (<NA>) is left out of that subgroup only: support
+devices, for instance, count only the images that were read for devices.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from cxrfail.errors import CohortError
+from cxrfail.findings import is_finding
+
+PRESENT = "present"
+ABSENT = "absent"
+SUBGROUP_RATE_COLUMNS = ("subgroup", "level", "n", "n_misclassified", "rate", "ci_low", "ci_high", "sufficient")
+#: numeric extra columns with more distinct values than this are cut into quartiles
+MAX_DISCRETE_LEVELS = 10
+
+
+def wilson_interval(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion k / n.
+
+    Args:
+        k: successes (scalar or array), 0 <= k <= n.
+        n: trials, same shape as ``k`` (or broadcastable).
+        confidence: two-sided coverage, in (0, 1).
+
+    Returns:
+        (low, high) float64 arrays of the broadcast shape, proportions in [0, 1]; NaN where n == 0.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    k = np.asarray(k, dtype="float64")
+    n = np.asarray(n, dtype="float64")
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError("wilson_interval needs 0 <= k <= n")
+    z = norm.ppf(0.5 + confidence / 2.0)
+    z2 = z * z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phat = k / n
+        denominator = 1.0 + z2 / n
+        centre = (phat + z2 / (2.0 * n)) / denominator
+        half = z * np.sqrt(phat * (1.0 - phat) / n + z2 / (4.0 * n * n)) / denominator
+    empty = n <= 0
+    # exact bounds at k = 0 and k = n (the formula leaves rounding noise there)
+    low = np.where(empty, np.nan, np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0)))
+    high = np.where(empty, np.nan, np.where(k == n, 1.0, np.clip(centre + half, 0.0, 1.0)))
+    return low, high
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def age_bin_labels(age_years, edges: Sequence[float] = (40, 60, 80)) -> pd.Series:
+    """Label ages (years) by bins with the given ascending ``edges``: ``<e0``, ``e0-(e1-1)``, ..., ``>=ek``.
+
+    Bins are left-closed: with edges (40, 60, 80) an age of 59.5 is "40-59" and 60 is "60-79". When two
+    neighbouring edges are not both whole numbers the middle label reads ``a-<b`` instead.
+
+    Args:
+        age_years: (n,) ages in years (array or Series; NaN for unknown).
+        edges: ascending bin edges in years, at least one.
+
+    Returns:
+        Series of dtype ``string`` (index of ``age_years`` if a Series), <NA> where the age is NaN.
+    """
+    edges = [float(edge) for edge in edges]
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"age edges must be a non-empty ascending sequence, got {edges!r}")
+    index = age_years.index if isinstance(age_years, pd.Series) else None
+    ages = pd.to_numeric(pd.Series(np.asarray(age_years, dtype="float64"), index=index), errors="coerce")
+    labels = [f"<{_number(edges[0])}"]
+    for a, b in zip(edges, edges[1:]):
+        whole = a.is_integer() and b.is_integer()
+        labels.append(f"{_number(a)}-{_number(b - 1)}" if whole else f"{_number(a)}-<{_number(b)}")
+    labels.append(f">={_number(edges[-1])}")
+    positions = np.searchsorted(np.asarray(edges), ages.to_numpy(), side="right")
+    out = pd.Series(np.asarray(labels, dtype=object)[np.minimum(positions, len(labels) - 1)], index=ages.index,
+                    dtype="string")
+    return out.mask(ages.isna())
+
+
+def _natural_key(label: str) -> tuple:
+    """Sort key: labels with a number sort by their first number ("<40" just before "40-59", ">=80" after
+    "60-79"; interval labels "[1, 3]" by their lower end); other labels alphabetically, after numeric ones."""
+    text = str(label)
+    match = re.search(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", text)
+    if match is None:
+        return (1, 0.0, 0, text)
+    value = float(match.group())
+    before = text[: match.start()].strip()
+    rank = -1 if before in ("<", "(-inf,") else (1 if before in (">", ">=") else 0)
+    if before == "(":
+        rank = 1  # an interval open on the left starts just after its lower end
+    return (0, value, rank, text)
+
+
+def natural_sort(levels) -> list[str]:
+    """Levels in natural order (see `_natural_key`)."""
+    return sorted((str(level) for level in levels), key=_natural_key)
+
+
+def _quartile_labels(values: pd.Series) -> pd.Series:
+    """Cut a numeric column into (up to) quartiles with readable interval labels, e.g. "[0, 2]", "(2, 5]"."""
+    codes, bins = pd.qcut(values, 4, labels=False, retbins=True, duplicates="drop")
+    names = []
+    for i, (a, b) in enumerate(zip(bins[:-1], bins[1:])):
+        names.append(f"[{a:.4g}, {b:.4g}]" if i == 0 else f"({a:.4g}, {b:.4g}]")
+    labels = pd.Series(pd.NA, index=values.index, dtype="string")
+    known = codes.notna()
+    labels[known] = np.asarray(names, dtype=object)[codes[known].astype(int).to_numpy()]
+    return labels
+
+
+def _text_levels(values: pd.Series) -> pd.Series:
+    """A column as string levels; whole-number floats print without ".0"; missing stays <NA>."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("string")
+    if pd.api.types.is_numeric_dtype(values):
+        numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+        text = numeric.map(lambda v: pd.NA if pd.isna(v) else _number(v))
+        return text.astype("string")
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _finding_levels(values: pd.Series) -> pd.Series:
+    numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+    out = pd.Series(pd.NA, index=values.index, dtype="string")
+    out[numeric == 1.0] = PRESENT
+    out[numeric == 0.0] = ABSENT
+    return out
+
+
+def subgroup_levels(
+    table: pd.DataFrame,
+    *,
+    age_edges: Sequence[float] = (40, 60, 80),
+    finding_subgroups: Sequence[str] = ("Lung Lesion", "Pneumothorax", "Support Devices"),
+    extra_columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """One string column per subgroup, from a cohort table (see `cxrfail.cohort`).
+
+    Columns, in this order: ``age`` (bins by ``age_edges``, years), ``sex``, ``view``, each finding of
+    ``finding_subgroups`` that is a column of ``table`` (levels "present"/"absent", <NA> where the label is
+    NaN), then each of ``extra_columns``: finding columns as present/absent, numeric columns with more than
+    10 distinct values cut into quartiles (labels like "[18, 42]", "(42, 57]"), anything else as text.
+    A column already produced is not repeated. Missing values are <NA>.
+
+    Returns:
+        DataFrame, index of ``table``, dtype ``string`` throughout.
+
+    Raises:
+        CohortError: an extra column that is not in the table (the message lists the available columns).
+    """
+    unknown = [column for column in extra_columns if column not in table.columns]
+    if unknown:
+        raise CohortError(
+            f"unknown subgroup column(s) {', '.join(map(repr, unknown))}; the cohort has "
+            f"{', '.join(map(repr, table.columns))}",
+            column=unknown[0], fix="Pick subgroup columns from the cohort table",
+        )
+    out: dict[str, pd.Series] = {}
+    if "age" in table.columns:
+        out["age"] = age_bin_labels(table["age"], age_edges)
+    for column in ("sex", "view"):
+        if column in table.columns:
+            out[column] = _text_levels(table[column])
+    for finding in finding_subgroups:
+        if finding in table.columns:
+            out[finding] = _finding_levels(table[finding])
+    for column in extra_columns:
+        if column in out:
+            continue
+        values = table[column]
+        if is_finding(column) and pd.api.types.is_numeric_dtype(values):
+            out[column] = _finding_levels(values)
+        elif (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+              and values.nunique(dropna=True) > MAX_DISCRETE_LEVELS):
+            out[column] = _quartile_labels(pd.to_numeric(values, errors="coerce").astype("float64"))
+        else:
+            out[column] = _text_levels(values)
+    return pd.DataFrame(out, index=table.index)
+
+
+def subgroup_rates(
+    misclassified: pd.Series,
+    levels: pd.DataFrame,
+    *,
+    min_n: int = 30,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Misclassification rate per subgroup level, with Wilson intervals.
+
+    Args:
+        misclassified: 0/1 Series, index = row ids (image ids). Its rows define the population (e.g. the test
+            split); ``levels`` may hold more rows and is aligned on the index.
+        levels: the output of `subgroup_levels` (string columns; <NA> = unknown level).
+        min_n: levels with fewer rows are flagged ``sufficient=False`` (their rate is still reported).
+        confidence: coverage of the Wilson interval.
+
+    Returns:
+        DataFrame with columns subgroup, level (str), n, n_misclassified (int64), rate, ci_low, ci_high (float,
+        proportions), sufficient (bool). One row per level with n > 0; rows with an <NA> level are left out
+        of that subgroup only. Order: subgroups as the columns of ``levels``, levels in natural order (age
+        bins by age).
+    """
+    if not isinstance(misclassified, pd.Series):
+        raise TypeError("misclassified must be a pandas Series indexed by row id")
+    missing = ~misclassified.index.isin(levels.index)
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} misclassified row id(s) are not in levels, e.g. "
+                         f"{misclassified.index[missing][0]!r}")
+    values = pd.to_numeric(misclassified, errors="coerce").astype("float64")
+    if values.isna().any() or not values.isin((0.0, 1.0)).all():
+        raise ValueError("misclassified must be 0/1 with no missing values")
+    aligned = levels.reindex(misclassified.index)
+    rows = []
+    for subgroup in aligned.columns:
+        frame = pd.DataFrame({"level": aligned[subgroup].astype("string"), "y": values.to_numpy()})
+        frame = frame[frame["level"].notna()]
+        if frame.empty:
+            continue
+        counts = frame.groupby("level", sort=False)["y"].agg(["size", "sum"])
+        for level in natural_sort(counts.index):
+            rows.append((subgroup, level, int(counts.at[level, "size"]), int(counts.at[level, "sum"])))
+    table = pd.DataFrame(rows, columns=["subgroup", "level", "n", "n_misclassified"])
+    table["n"] = table["n"].astype("int64")
+    table["n_misclassified"] = table["n_misclassified"].astype("int64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["rate"] = (table["n_misclassified"] / table["n"]).astype("float64")
+    low, high = wilson_interval(table["n_misclassified"].to_numpy(), table["n"].to_numpy(), confidence)
+    table["ci_low"] = low
+    table["ci_high"] = high
+    table["sufficient"] = (table["n"] >= min_n).astype(bool)
+    table["subgroup"] = table["subgroup"].astype("string")
+    table["level"] = table["level"].astype("string")
+    return table[list(SUBGROUP_RATE_COLUMNS)]
