@@ -1,0 +1,334 @@
+"""Export figures and tables: single files (HTML, PNG, SVG, CSV), a figure pack folder or one zip, each with a
+``manifest.json`` that says what produced it (inputs with SHA-256 hashes, package versions, seed, config).
+
+HTML needs nothing beyond plotly. PNG and SVG are rendered by kaleido 1.x, which drives a Chromium-family
+browser: ``$BROWSER_PATH`` when set, else the first of ``chromium``, ``chromium-browser``, ``google-chrome``
+on ``PATH`` (Debian's ``chromium`` package installs ``/usr/bin/chromium``). Without one, `figure_bytes`
+raises `StaticExportUnavailable` with what to install, and the pack writers skip the static formats and say
+so in the manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from cxrfail import manifest as _manifest
+
+FIGURE_FORMATS = ("html", "png", "svg")
+STATIC_FORMATS = ("png", "svg")
+MIME_TYPES = {
+    "html": "text/html",
+    "png": "image/png",
+    "svg": "image/svg+xml",
+    "csv": "text/csv",
+    "zip": "application/zip",
+    "json": "application/json",
+}
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+DEFAULT_WIDTH = 1000
+DEFAULT_HEIGHT = 600
+PNG_SCALE = 2.0
+RENDER_TIMEOUT_S = 120.0
+
+
+class StaticExportUnavailable(RuntimeError):
+    """PNG/SVG export needs a Chromium-family browser that kaleido can drive, and none was found."""
+
+
+# -------------------------------------------------------------------------------------------- browser
+
+
+def find_browser() -> str | None:
+    """Path of the browser kaleido will use: ``$BROWSER_PATH`` if set (even if wrong, so the error names
+    it), else the first browser on PATH, else None."""
+    configured = os.environ.get("BROWSER_PATH")
+    if configured:
+        return configured
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def static_export_status() -> tuple[bool, str]:
+    """(available, message): whether PNG/SVG export can run here, and a sentence for the user."""
+    browser = find_browser()
+    if browser is None:
+        return False, ("PNG and SVG export need Chromium, which was not found. Install it (Debian: "
+                       "`apt-get install chromium`) or set BROWSER_PATH to a Chrome/Chromium binary; "
+                       "HTML and CSV export work without it.")
+    if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
+        return False, (f"BROWSER_PATH={browser!r} is not an executable file. Point it at a Chrome/Chromium "
+                       "binary (Debian: /usr/bin/chromium) or unset it; HTML and CSV export work without it.")
+    return True, f"PNG and SVG are rendered with {browser}"
+
+
+def _require_browser() -> str:
+    available, message = static_export_status()
+    if not available:
+        raise StaticExportUnavailable(message)
+    return find_browser()  # type: ignore[return-value]
+
+
+def _run_coroutine(factory) -> object:
+    """Run ``factory()``'s coroutine to completion on a fresh event loop in a worker thread, so it works the
+    same from a script, a Streamlit session or a notebook with a running loop."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+def _image_options(fig: go.Figure, fmt: str, width: int | None, height: int | None, scale: float | None) -> dict:
+    layout = fig.layout
+    return {
+        "format": fmt,
+        "width": int(width or layout.width or DEFAULT_WIDTH),
+        "height": int(height or layout.height or DEFAULT_HEIGHT),
+        "scale": float(scale if scale is not None else (PNG_SCALE if fmt == "png" else 1.0)),
+    }
+
+
+def render_static(
+    figures: Mapping[str, go.Figure], fmt: str, *, width: int | None = None, height: int | None = None,
+    scale: float | None = None,
+) -> dict[str, bytes]:
+    """Render several figures to PNG or SVG in one browser session (starting Chromium takes seconds)."""
+    if fmt not in STATIC_FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(STATIC_FORMATS)}, not {fmt!r}")
+    if not figures:
+        return {}
+    browser = _require_browser()
+    import kaleido
+
+    async def render() -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        async with kaleido.Kaleido(n=1, timeout=RENDER_TIMEOUT_S, path=browser, mathjax=False) as engine:
+            for name, fig in figures.items():
+                out[name] = await engine.calc_fig(fig.to_plotly_json(),
+                                                  opts=_image_options(fig, fmt, width, height, scale))
+        return out
+
+    try:
+        return _run_coroutine(render)  # type: ignore[return-value]
+    except StaticExportUnavailable:
+        raise
+    except Exception as exc:  # kaleido/choreographer errors: browser failed to start or to render
+        if type(exc).__name__ in ("ChromeNotFoundError", "BrowserFailedError", "BrowserClosedError"):
+            raise StaticExportUnavailable(
+                f"the browser at {browser} could not render ({type(exc).__name__}: {exc}). Check that it starts "
+                "headless (Debian: apt-get install chromium); HTML export works without it.") from exc
+        raise
+
+
+def figure_html(fig: go.Figure, *, include_plotlyjs: bool | str = True) -> str:
+    """A standalone HTML page (plotly.js embedded by default, so it opens offline)."""
+    return fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True,
+                       config={"displaylogo": False, "toImageButtonOptions": {"scale": 2}})
+
+
+def figure_bytes(fig: go.Figure, fmt: str, *, width: int | None = None, height: int | None = None,
+                 scale: float | None = None) -> bytes:
+    """One figure as ``html`` (self-contained), ``png`` or ``svg`` bytes.
+
+    Raises `StaticExportUnavailable` for png/svg when no browser is available.
+    """
+    fmt = fmt.lower()
+    if fmt == "html":
+        return figure_html(fig).encode("utf-8")
+    if fmt in STATIC_FORMATS:
+        return render_static({"figure": fig}, fmt, width=width, height=height, scale=scale)["figure"]
+    raise ValueError(f"unknown figure format {fmt!r}; use one of {', '.join(FIGURE_FORMATS)}")
+
+
+def table_bytes(table: pd.DataFrame, *, index: bool = False) -> bytes:
+    """A table as UTF-8 CSV."""
+    return table.to_csv(index=index).encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------- manifest
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _jsonable(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            pass
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def build_manifest(
+    *,
+    inputs: Sequence[str | Path | tuple[str, bytes]] = (),
+    config: object | None = None,
+    seed: int | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """`cxrfail.manifest.build_manifest` for the dashboard: ``config`` may be a dataclass, ``seed`` defaults to
+    the config's, and an input may be ``(name, bytes)`` for an uploaded file (hashed, marked as an upload)."""
+    config_json = _jsonable(config) if config is not None else {}
+    if seed is None and isinstance(config_json, dict):
+        seed = config_json.get("seed")  # type: ignore[assignment]
+    paths = [item for item in inputs if not isinstance(item, tuple)]
+    manifest = _manifest.build_manifest(paths, config=config_json if isinstance(config_json, dict) else {},
+                                        seed=seed)  # type: ignore[arg-type]
+    uploads = [{"path": f"upload:{name}", "bytes": len(data), "sha256": sha256_bytes(data)}
+               for name, data in (item for item in inputs if isinstance(item, tuple))]
+    manifest["inputs"] = list(manifest["inputs"]) + uploads  # type: ignore[arg-type]
+    manifest["generator"] = "cxrfail dashboard"
+    if extra:
+        manifest.update({str(k): _jsonable(v) for k, v in extra.items()})
+    return _jsonable(manifest)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------ pack / zip
+
+
+@dataclasses.dataclass
+class FigurePack:
+    """What `write_figure_pack` wrote.
+
+    Attributes:
+        files: figure name -> the files written for it, relative to the pack folder (``name.html``, ...).
+        note: why a format was skipped (no browser for PNG/SVG), or None.
+        support_files: shared files the HTML figures need (``plotly.min.js``).
+        manifest: the manifest written (None when none was asked for).
+    """
+
+    files: dict[str, list[str]]
+    note: str | None = None
+    support_files: list[str] = dataclasses.field(default_factory=list)
+    manifest: dict[str, object] | None = None
+
+
+def _figure_files(
+    figures: Mapping[str, go.Figure], formats: Sequence[str], progress=None
+) -> tuple[dict[str, bytes], dict[str, list[str]], list[str], list[str]]:
+    """(relative path -> bytes, figure name -> its paths, support paths, notes) for every figure and format."""
+    formats = list(dict.fromkeys(fmt.lower() for fmt in formats))
+    unknown = [fmt for fmt in formats if fmt not in FIGURE_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown figure format(s) {unknown}; use {', '.join(FIGURE_FORMATS)}")
+    files: dict[str, bytes] = {}
+    by_figure: dict[str, list[str]] = {name: [] for name in figures}
+    support: list[str] = []
+    notes: list[str] = []
+    if not figures:
+        return files, by_figure, support, notes
+    for step, fmt in enumerate(formats):
+        if progress is not None:
+            progress(step / len(formats), f"{len(figures)} figures as {fmt.upper()}")
+        if fmt == "html":
+            import plotly.offline
+
+            files["plotly.min.js"] = plotly.offline.get_plotlyjs().encode("utf-8")
+            support.append("plotly.min.js")
+            rendered = {name: figure_html(fig, include_plotlyjs="directory").encode("utf-8")
+                        for name, fig in figures.items()}
+        else:
+            try:
+                rendered = render_static(figures, fmt)
+            except StaticExportUnavailable as exc:
+                notes.append(f"{fmt.upper()} figures skipped: {exc}")
+                continue
+        for name, data in rendered.items():
+            files[f"{name}.{fmt}"] = data
+            by_figure[name].append(f"{name}.{fmt}")
+    return files, by_figure, support, notes
+
+
+def _manifest_bytes(manifest: Mapping[str, object] | None, files: Mapping[str, bytes], notes: list[str]) -> bytes:
+    final = dict(manifest or {})
+    final.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    final.setdefault("versions", _manifest.package_versions())
+    final["files"] = [{"path": path, "bytes": len(data), "sha256": sha256_bytes(data)}
+                      for path, data in sorted(files.items())]
+    if notes:
+        final["warnings"] = list(final.get("warnings", [])) + notes  # type: ignore[arg-type]
+    return json.dumps(_jsonable(final), indent=2).encode("utf-8")
+
+
+def write_figure_pack(
+    figures: Mapping[str, go.Figure],
+    out_dir: str | Path,
+    *,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    manifest: Mapping[str, object] | None = None,
+    formats: Sequence[str] = FIGURE_FORMATS,
+    progress=None,
+) -> FigurePack:
+    """Write every figure as ``<out_dir>/<name>.<fmt>`` (html, png, svg), each table as ``<name>.csv`` and,
+    when ``manifest`` is given, ``manifest.json`` with every written file's size and SHA-256.
+
+    HTML figures share one ``plotly.min.js`` beside them (they open offline without embedding 4 MB each).
+    PNG/SVG are skipped when no browser is available: `FigurePack.note` (and the manifest's ``warnings``)
+    say why. ``progress`` is an optional ``(fraction, message)`` callable.
+    """
+    files, by_figure, support, notes = _figure_files(figures, formats, progress)
+    for name, table in (tables or {}).items():
+        files[f"{name}.csv"] = table_bytes(table)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for relative, data in files.items():
+        (out / relative).write_bytes(data)
+    written = None
+    if manifest is not None:
+        manifest_bytes = _manifest_bytes(manifest, files, notes)
+        (out / "manifest.json").write_bytes(manifest_bytes)
+        written = json.loads(manifest_bytes)
+    if progress is not None:
+        progress(1.0, "done")
+    return FigurePack(files=by_figure, note="; ".join(notes) or None, support_files=support, manifest=written)
+
+
+def zip_bundle(
+    figures: Mapping[str, go.Figure],
+    tables: Mapping[str, pd.DataFrame],
+    manifest: Mapping[str, object] | None = None,
+    *,
+    formats: Sequence[str] = FIGURE_FORMATS,
+    extra_files: Mapping[str, bytes] | None = None,
+    progress=None,
+) -> bytes:
+    """One zip: ``manifest.json`` (with every file's SHA-256), ``figures/<name>.<fmt>`` (+ ``plotly.min.js``),
+    ``tables/<name>.csv`` and any ``extra_files`` (relative path -> bytes)."""
+    figure_files, _, _, notes = _figure_files(figures, formats, progress)
+    files = {f"figures/{path}": data for path, data in figure_files.items()}
+    files.update({f"tables/{name}.csv": table_bytes(table) for name, table in tables.items()})
+    files.update(extra_files or {})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", _manifest_bytes(manifest, files, notes))
+        for relative, data in sorted(files.items()):
+            archive.writestr(relative, data)
+    if progress is not None:
+        progress(1.0, "done")
+    return buffer.getvalue()

@@ -1,0 +1,140 @@
+"""Export: single figures, figure packs and zip bundles with a manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import zipfile
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from cxrfail import export
+
+HAS_CHROMIUM = os.path.exists("/usr/bin/chromium") or export.find_browser() is not None
+needs_browser = pytest.mark.skipif(
+    not HAS_CHROMIUM, reason="PNG/SVG export needs Chromium (Debian: apt-get install chromium); not installed here"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    findings: tuple[str, ...] = ("Edema",)
+    seed: int = 7
+
+
+@pytest.fixture()
+def fig() -> go.Figure:
+    figure = go.Figure(go.Bar(x=["a", "b"], y=[1, 3]))
+    figure.update_layout(title="test figure", width=500, height=300)
+    return figure
+
+
+@pytest.fixture()
+def tables() -> dict[str, pd.DataFrame]:
+    return {"performance": pd.DataFrame({"model": ["m"], "finding": ["Edema"], "auroc": [0.81]})}
+
+
+def test_figure_html_is_standalone(fig):
+    html = export.figure_bytes(fig, "html").decode()
+    assert "<html>" in html[:100] and "test figure" in html
+    assert "plotly.js" in html or "Plotly" in html
+    assert "<script src=\"https://cdn.plot.ly" not in html  # opens offline
+
+
+def test_unknown_format_is_rejected(fig):
+    with pytest.raises(ValueError, match="unknown figure format"):
+        export.figure_bytes(fig, "gif")
+
+
+@needs_browser
+def test_png_and_svg_render_with_chromium(fig):
+    images = export.render_static({"one": fig, "two": fig}, "png")
+    assert set(images) == {"one", "two"}
+    assert images["one"].startswith(b"\x89PNG")
+    svg = export.figure_bytes(fig, "svg")
+    assert b"<svg" in svg[:500]
+
+
+def test_missing_browser_gives_a_clear_error(fig, monkeypatch, tmp_path):
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
+    available, message = export.static_export_status()
+    assert not available and "BROWSER_PATH" in message
+    with pytest.raises(export.StaticExportUnavailable, match="HTML and CSV export work without it"):
+        export.figure_bytes(fig, "png")
+    pack = export.write_figure_pack({"bar": fig}, tmp_path / "pack", manifest={"seed": 1})
+    assert (tmp_path / "pack" / "bar.html").exists()
+    assert not (tmp_path / "pack" / "bar.png").exists()
+    assert pack.files == {"bar": ["bar.html"]}
+    assert "PNG figures skipped" in pack.note and "SVG figures skipped" in pack.note
+    assert any("PNG figures skipped" in warning for warning in pack.manifest["warnings"])
+
+
+def test_no_browser_on_path(monkeypatch):
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    monkeypatch.setattr(export.shutil, "which", lambda name: None)
+    available, message = export.static_export_status()
+    assert not available and "apt-get install chromium" in message
+
+
+def test_build_manifest_hashes_inputs_and_records_config(tmp_path):
+    data = tmp_path / "predictions.csv"
+    data.write_text("image_id,Edema\na.png,0.5\n")
+    manifest = export.build_manifest(inputs=[data, ("upload.csv", b"x,y\n")], config=Config(),
+                                     extra={"models": ("m1", "m2")})
+    assert manifest["seed"] == 7
+    assert manifest["config"] == {"findings": ["Edema"], "seed": 7}
+    assert manifest["inputs"][0]["sha256"] == export._manifest.file_sha256(data)
+    assert manifest["inputs"][1] == {"path": "upload:upload.csv", "bytes": 4,
+                                     "sha256": export.sha256_bytes(b"x,y\n")}
+    assert manifest["versions"]["plotly"] and manifest["versions"]["python"]
+    assert manifest["models"] == ["m1", "m2"]
+    json.dumps(manifest)
+
+
+def test_write_figure_pack_html_only(fig, tables, tmp_path):
+    pack = export.write_figure_pack({"bar_chart": fig}, tmp_path, tables=tables,
+                                    manifest=export.build_manifest(seed=3), formats=("html",))
+    assert pack.files == {"bar_chart": ["bar_chart.html"]} and pack.note is None
+    assert pack.support_files == ["plotly.min.js"]
+    assert (tmp_path / "bar_chart.html").stat().st_size > 0
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
+    assert 'src="plotly.min.js"' in (tmp_path / "bar_chart.html").read_text()
+    assert pd.read_csv(tmp_path / "performance.csv")["auroc"].iloc[0] == 0.81
+    written = json.loads((tmp_path / "manifest.json").read_text())
+    assert written == pack.manifest
+    assert {entry["path"] for entry in written["files"]} == {"bar_chart.html", "plotly.min.js", "performance.csv"}
+    assert written["seed"] == 3
+
+
+def test_write_figure_pack_without_manifest_writes_only_figures(fig, tmp_path):
+    pack = export.write_figure_pack({"a": fig}, tmp_path / "figures", formats=["html"])
+    assert pack.manifest is None
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["a.html", "plotly.min.js"]
+
+
+@needs_browser
+def test_write_figure_pack_all_formats(fig, tmp_path):
+    pack = export.write_figure_pack({"a": fig, "b": fig}, tmp_path)
+    assert pack.files == {"a": ["a.html", "a.png", "a.svg"], "b": ["b.html", "b.png", "b.svg"]}
+    assert (tmp_path / "b.png").read_bytes().startswith(b"\x89PNG")
+
+
+@needs_browser
+def test_zip_bundle_has_every_format_and_a_manifest(fig, tables):
+    steps = []
+    data = export.zip_bundle({"bar": fig}, tables, export.build_manifest(seed=1),
+                             progress=lambda fraction, message: steps.append((fraction, message)))
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    names = set(archive.namelist())
+    assert {"manifest.json", "figures/bar.html", "figures/bar.png", "figures/bar.svg",
+            "tables/performance.csv"} <= names
+    manifest = json.loads(archive.read("manifest.json"))
+    assert "warnings" not in manifest
+    for entry in manifest["files"]:
+        assert export.sha256_bytes(archive.read(entry["path"])) == entry["sha256"]
+    assert all(archive.getinfo(name).file_size > 0 for name in names)
+    assert steps[-1][1] == "done" and all(0 <= f <= 1 for f, _ in steps)

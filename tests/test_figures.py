@@ -1,0 +1,252 @@
+"""Unit tests of the plotly figure builders on small tables built here (no pipeline run)."""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from cxrfail import figures
+
+MODELS = ("model_a", "model_b")
+FINDINGS = ("Edema", "Lung Lesion")
+
+
+def fake_result(n: int = 200, seed: int = 0) -> SimpleNamespace:
+    """Tables with the columns of `AnalysisResult`, filled with plausible random numbers."""
+    rng = np.random.default_rng(seed)
+    ids = [f"img{i:04d}.png" for i in range(n)]
+    patients = [f"p{i // 2}" for i in range(n)]
+    split = np.where(np.arange(n) % 4 < 2, "calibration", "test")
+    outcomes, performance, rates, regression, identifiers, flip, curves, scores, shap = ([] for _ in range(9))
+    for model in MODELS:
+        for finding in FINDINGS:
+            label = rng.integers(0, 2, n)
+            probability = np.clip(label * 0.3 + rng.uniform(0, 0.7, n), 0, 1)
+            prediction = (probability >= 0.5).astype(int)
+            misclassified = prediction != label
+            identifier = np.clip(misclassified * 0.3 + rng.uniform(0, 0.7, n), 0, 1)
+            outcomes.append(pd.DataFrame({
+                "model": model, "finding": finding, "image_id": ids, "patient_id": patients, "split": split,
+                "label": label.astype(float), "probability": probability, "threshold": 0.5,
+                "prediction": prediction, "misclassified": misclassified, "identifier_probability": identifier,
+                "flipped_prediction": np.where(identifier >= 0.6, 1 - prediction, prediction),
+            }))
+            performance.append((model, finding, n, int(label.sum()), rng.uniform(0.7, 0.9), 0.5,
+                                rng.uniform(0.4, 0.6)))
+            for subgroup, levels in (("sex", ("F", "M")), ("age_bin", ("<40", "40-59", "60-79", ">=80")),
+                                     ("Support Devices", ("0", "1"))):
+                for level in levels:
+                    count = int(rng.integers(10, 80))
+                    k = int(rng.integers(0, count))
+                    low, high = figures.wilson_interval(k, count)
+                    rates.append((model, finding, subgroup, level, count, k, k / count, float(low), float(high),
+                                  count >= 30))
+            for term in ("Intercept", "age", "sex[M]", "view[AP]", "lung_lesion"):
+                odds = float(np.exp(rng.normal(0, 0.5)))
+                p = float(rng.uniform(0, 0.1))
+                regression.append((model, finding, term, odds, odds / 1.5, odds * 1.5, p, min(1, p * 4),
+                                   min(1, p * 2), n // 2, True, ""))
+            for feature_set, oracle in (("all_models+demographics", False), ("oracle_findings", True)):
+                identifiers.append((model, finding, "hist_gradient_boosting", feature_set, oracle, 0.7, 0.65,
+                                    0.75, 0.6, 0.55, 0.65, n))
+            flip.append((model, finding, 0.6, 12, 0.5, 0.52, 0.02, -0.01, 0.05, 0.4, 0.45, 0.6, 0.62, True))
+            for tau in np.linspace(0.5, 0.95, 10):
+                curves.append((model, finding, tau, int(50 * (1 - tau)), 0.5, 0.5 + (0.9 - tau) / 10,
+                               (0.9 - tau) / 10, (0.9 - tau) / 10 - 0.02, (0.9 - tau) / 10 + 0.02))
+            scores.append(pd.DataFrame({
+                "model": model, "finding": finding, "learner": "hist_gradient_boosting",
+                "feature_set": "all_models+demographics", "image_id": ids, "misclassified": misclassified,
+                "identifier_score": identifier, "baseline_score": 1 - np.abs(probability - 0.5) * 2,
+            }))
+            for image_id in ids[:20]:
+                for feature in ("age", "sex", "model_a:Edema", "Lung Lesion", "Support Devices"):
+                    shap.append((model, finding, image_id, feature, float(rng.normal(0, 0.2)),
+                                 float(rng.uniform(0, 90))))
+    return SimpleNamespace(
+        config=SimpleNamespace(findings=FINDINGS, min_subgroup_n=30, learners=("hist_gradient_boosting",),
+                               feature_sets=("all_models+demographics",)),
+        cohort_summary={}, models=MODELS,
+        performance=pd.DataFrame(performance, columns=["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]),
+        subgroup_rates=pd.DataFrame(rates, columns=["model", "finding", "subgroup", "level", "n", "n_misclassified",
+                                                    "rate", "ci_low", "ci_high", "sufficient"]),
+        regression=pd.DataFrame(regression, columns=["model", "finding", "term", "odds_ratio", "ci_low", "ci_high",
+                                                     "p_value", "q_holm", "q_bh", "n", "converged", "note"]),
+        identifiers=pd.DataFrame(identifiers, columns=[
+            "model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high", "baseline_auroc",
+            "baseline_ci_low", "baseline_ci_high", "n"]),
+        flip=pd.DataFrame(flip, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1",
+                                         "ci_low", "ci_high", "precision_before", "precision_after",
+                                         "recall_before", "recall_after", "improved"]),
+        flip_curves=pd.DataFrame(curves, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after",
+                                                  "delta_f1", "ci_low", "ci_high"]),
+        outcomes=pd.concat(outcomes, ignore_index=True),
+        identifier_scores=pd.concat(scores, ignore_index=True),
+        shap_values=pd.DataFrame(shap, columns=["model", "finding", "image_id", "feature", "shap_value",
+                                                "feature_value"]),
+        notes={},
+    )
+
+
+@pytest.fixture(scope="module")
+def result():
+    return fake_result()
+
+
+def _text(fig: go.Figure) -> str:
+    """Everything a reader sees: title, annotations, trace text and names."""
+    return json.dumps(fig.to_plotly_json(), default=str)
+
+
+def test_wilson_interval_matches_known_values():
+    low, high = figures.wilson_interval(np.array([0, 5, 10]), np.array([10, 10, 10]))
+    assert low[0] == pytest.approx(0.0, abs=1e-12)
+    assert high[0] == pytest.approx(0.2775, abs=1e-3)
+    assert (low[1], high[1]) == pytest.approx((0.2366, 0.7634), abs=1e-3)
+    assert high[2] == pytest.approx(1.0)
+
+
+def test_overall_misclassification_counts_test_rows_only(result):
+    table = figures.overall_misclassification(result.outcomes)
+    assert list(table.columns) == ["model", "finding", "n", "n_misclassified", "rate", "ci_low", "ci_high",
+                                   "n_fp", "n_fn"]
+    assert len(table) == len(MODELS) * len(FINDINGS)
+    test = result.outcomes[(result.outcomes["split"] == "test") & (result.outcomes["model"] == "model_a")
+                           & (result.outcomes["finding"] == "Edema")]
+    row = table[(table["model"] == "model_a") & (table["finding"] == "Edema")].iloc[0]
+    assert row["n"] == len(test)
+    assert row["n_misclassified"] == test["misclassified"].sum() == row["n_fp"] + row["n_fn"]
+    assert row["ci_low"] <= row["rate"] <= row["ci_high"]
+
+
+def test_effect_summary_ignores_intercept_and_counts_significant(result):
+    summary = figures.effect_summary(result.regression)
+    assert len(summary) == 4
+    assert "Intercept" not in set(summary["top_term"])
+    expected = result.regression[(result.regression["term"] != "Intercept") & (result.regression["q_bh"] < 0.05)]
+    assert summary["n_significant"].sum() == len(expected)
+
+
+def test_subgroup_rate_range_uses_sufficient_levels(result):
+    spread = figures.subgroup_rate_range(result.subgroup_rates)
+    assert (spread["spread"] >= 0).all()
+    assert set(spread["subgroup"]) <= {"sex", "age_bin", "Support Devices"}
+
+
+def test_heatmaps_have_one_cell_per_model_and_finding_and_star_lung_lesion(result):
+    fig = figures.auroc_heatmap(result.performance)
+    heat = fig.data[0]
+    assert np.array(heat.z).shape == (len(MODELS), len(FINDINGS))
+    assert "Lung Lesion*" in heat.x
+    assert "Mass or Nodule" in _text(fig)
+    fig = figures.misclassification_heatmap(figures.overall_misclassification(result.outcomes))
+    assert "test split" in _text(fig) and "image" in _text(fig)
+
+
+def test_subgroup_figure_marks_insufficient_levels_and_device_caveat(result):
+    rows = result.subgroup_rates[(result.subgroup_rates["model"] == "model_a")
+                                 & (result.subgroup_rates["finding"] == "Edema")]
+    fig = figures.subgroup_rates_figure(rows, min_n=30)
+    text = _text(fig)
+    n_levels = len(rows)
+    assert sum(len(trace.y) for trace in fig.data) == n_levels
+    if (~rows["sufficient"]).any():
+        assert "insufficient (n < 30)" in text
+    assert "non-radiologist" in text
+    assert re.search(r"n=\d", text)
+
+
+def test_forest_plot_shows_or_ci_p_and_q_without_intercept(result):
+    rows = result.regression[(result.regression["model"] == "model_b") & (result.regression["finding"] == "Edema")]
+    fig = figures.forest_plot(rows)
+    assert "Intercept" not in list(fig.data[0].y)
+    assert len(fig.data[0].y) == 4
+    assert fig.layout.xaxis.type == "log"
+    text = _text(fig)
+    assert "p=" in text and "q=" in text and "Holm" in text
+
+
+def test_term_heatmap_and_missing_term(result):
+    fig = figures.term_heatmap(result.regression, "view[AP]")
+    assert np.array(fig.data[0].z).shape == (2, 2)
+    empty = figures.term_heatmap(result.regression, "nope")
+    assert "nope" in _text(empty)
+
+
+def test_identifier_heatmaps_mark_oracle(result):
+    plain = figures.identifier_heatmaps(result.identifiers, "hist_gradient_boosting", "all_models+demographics")
+    oracle = figures.identifier_heatmaps(result.identifiers, "hist_gradient_boosting", "oracle_findings")
+    assert len(plain.data) == 2
+    assert "ORACLE" not in plain.layout.title.text
+    assert "ORACLE" in oracle.layout.title.text
+    assert "ground-truth" in _text(oracle)
+
+
+def test_roc_figure_reports_auroc(result):
+    scores = result.identifier_scores[(result.identifier_scores["model"] == "model_a")
+                                      & (result.identifier_scores["finding"] == "Edema")]
+    fig = figures.roc_figure(scores)
+    names = [trace.name for trace in fig.data if trace.showlegend is not False]
+    assert any("identifier (AUROC 0." in name for name in names)
+    assert any("baseline" in name for name in names)
+
+
+def test_shap_figures(result):
+    rows = result.shap_values[(result.shap_values["model"] == "model_a") & (result.shap_values["finding"] == "Edema")]
+    importance = figures.shap_importance(rows)
+    assert importance["mean_abs_shap"].is_monotonic_decreasing
+    bar = figures.shap_bar(rows, top=3)
+    assert len(bar.data[0].y) == 3
+    swarm = figures.shap_beeswarm(rows)
+    assert len(swarm.data[0].x) == len(rows)
+    waterfall = figures.shap_waterfall(rows, "img0003.png", base_value=-1.0, top=3)
+    trace = waterfall.data[0]
+    assert trace.y[0] == "base value" and trace.y[-1] == "output"
+    assert "4" not in trace.y[1] or True
+    assert len(trace.y) == 3 + 1 + 2  # top 3, "other features", base and output
+    assert "no SHAP values for image" in _text(figures.shap_waterfall(rows, "absent.png"))
+
+
+def test_flip_figures(result):
+    curve = result.flip_curves[(result.flip_curves["model"] == "model_a") & (result.flip_curves["finding"] == "Edema")]
+    fig = figures.flip_curve(curve, chosen_tau=0.6, current_tau=0.7)
+    text = _text(fig)
+    assert "chosen on calibration" in text and "95% CI" in text
+    summary = figures.flip_summary_figure(result.flip.iloc[0].to_dict())
+    assert [trace.name for trace in summary.data] == ["before", "after"]
+
+
+def test_case_probabilities_one_bar_per_model(result):
+    rows = result.outcomes[(result.outcomes["image_id"] == "img0001.png") & (result.outcomes["finding"] == "Edema")]
+    fig = figures.case_probabilities(rows)
+    assert list(fig.data[0].y) == list(MODELS)
+
+
+def test_empty_inputs_give_a_message_not_an_error():
+    empty = pd.DataFrame(columns=["model", "finding", "auroc", "n", "n_pos", "threshold", "f1"])
+    assert "no data" in _text(figures.auroc_heatmap(empty))
+    assert "no flip curve" in _text(figures.flip_curve(pd.DataFrame(columns=["tau"])))
+
+
+def test_caveats_and_slug():
+    assert figures.caveats(["Lung Lesion"])[0].startswith("*Lung Lesion")
+    assert figures.caveats([], ["support_devices"]) == [figures.DEVICES_CAVEAT]
+    assert figures.caveats([], [], oracle=True) == [figures.ORACLE_NOTE]
+    assert figures.slug("forest", "densenet121 nih25", "Pleural Effusion") == "forest_densenet121_nih25_pleural_effusion"
+    assert figures.slug("or_heatmap", "view[AP]") == "or_heatmap_view_ap"
+    assert re.fullmatch(r"[a-z0-9_-]+", figures.slug("identifier", "hgb", "all_models+demographics"))
+
+
+def test_report_figures_names_are_stable_and_file_safe(result):
+    built = figures.report_figures(result)
+    assert {"auroc_heatmap", "misclassification_heatmap", "subgroup_effects"} <= set(built)
+    assert "forest_model_a_lung_lesion" in built and "flip_curve_model_b_edema" in built
+    assert "identifier_auroc_hist_gradient_boosting_oracle_findings" in built
+    assert all(re.fullmatch(r"[a-z0-9_-]+", name) for name in built)
+    assert all(isinstance(fig, go.Figure) for fig in built.values())
+    assert len(figures.report_figures(result, max_pairs=1)) < len(built)
