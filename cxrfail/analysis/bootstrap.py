@@ -1,0 +1,266 @@
+"""Patient-level (cluster) bootstrap: the change in F1 from flipping predictions, and AUROC.
+
+Both resample *patients* with replacement (rows of one patient are not independent, so the row is the wrong
+unit to resample) and never gather rows per replicate:
+
+* F1 depends only on the confusion counts (tp, fp, fn). Per-patient counts before and after (P x 6) are summed
+  over each replicate's drawn patients, the same draws for before and after (paired). Patients with no
+  tp/fp/fn (only true negatives) add nothing, so only the draws that land on the K other patients are made:
+  their number is Binomial(P, K/P) and they are uniform over the K, which is exactly the distribution of a
+  full resample's counts. Cost O(R K).
+* AUROC is the Mann-Whitney statistic with ties counted one half. A replicate is a vector of patient
+  multiplicities (R x P integer weights, from ``integers(0, P, size=(chunk, P))`` and a bincount); with row
+  weights the statistic is sum_b W+_b (W-_below_b + W-_b / 2) / (W+ W-) over blocks b of tied scores,
+  computed for a chunk of replicates with cumulative sums over the scores sorted once. Cost O(R n).
+
+Confidence intervals are percentile intervals of the replicates. Draws come from a numpy ``Generator`` seeded
+with ``seed``: the same inputs and seed give the same interval. Work arrays are processed in chunks of
+replicates within `MEMORY_BUDGET`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from cxrfail.analysis.outcomes import f1_from_counts
+
+#: memory budget (bytes) for the per-chunk work arrays
+MEMORY_BUDGET = 200 * 2**20
+
+
+@dataclass(frozen=True)
+class BootstrapInterval:
+    """A point estimate with a percentile bootstrap interval.
+
+    Attributes:
+        estimate: the statistic on the full data.
+        ci_low, ci_high: percentile interval of the replicates (NaN when there are none).
+        n_replicates: replicates the interval is based on (those where the statistic is defined).
+        replicates: (n_replicates,) the replicate values (not compared, not shown in repr).
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    n_replicates: int
+    replicates: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+
+    @property
+    def spans_zero(self) -> bool:
+        """True when the interval contains 0 (ci_low <= 0 <= ci_high); False when it is NaN."""
+        return bool(self.ci_low <= 0.0 <= self.ci_high)
+
+
+def _patient_codes(groups, n: int) -> tuple[np.ndarray, int]:
+    values = pd.Series(np.asarray(groups, dtype=object))
+    if len(values) != n:
+        raise ValueError(f"groups has {len(values)} rows, expected {n}")
+    if values.isna().any():
+        raise ValueError("groups has missing values; every row needs a patient id")
+    codes, uniques = pd.factorize(values, sort=False)
+    return codes.astype(np.int64), len(uniques)
+
+
+def _chunk_size(values_per_replicate: int, n_replicates: int) -> int:
+    """Replicates per chunk so that the work arrays (``values_per_replicate`` 8-byte values per replicate)
+    stay within `MEMORY_BUDGET`."""
+    return int(max(1, min(n_replicates, MEMORY_BUDGET // (8 * max(values_per_replicate, 1)))))
+
+
+def patient_weights(
+    n_patients: int, n_replicates: int, rng: np.random.Generator, chunk: int
+) -> Iterator[np.ndarray]:
+    """Yield (chunk, n_patients) int64 multiplicities of bootstrap resamples of patients, each row summing to
+    ``n_patients``; ``n_replicates`` rows in all."""
+    done = 0
+    while done < n_replicates:
+        size = min(chunk, n_replicates - done)
+        draws = rng.integers(0, n_patients, size=(size, n_patients), dtype=np.int32).astype(np.int64)
+        draws += (np.arange(size, dtype=np.int64) * n_patients)[:, None]
+        yield np.bincount(draws.ravel(), minlength=size * n_patients).reshape(size, n_patients)
+        done += size
+
+
+def _percentile(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    alpha = 1.0 - confidence
+    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(low), float(high)
+
+
+def _binary(values, name: str, n: int | None = None) -> np.ndarray:
+    array = np.asarray(values, dtype="float64")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional")
+    if n is not None and len(array) != n:
+        raise ValueError(f"{name} has {len(array)} rows, expected {n}")
+    if not np.isin(array, (0.0, 1.0)).all():
+        raise ValueError(f"{name} must be 0/1 with no missing values")
+    return array
+
+
+def _check_confidence(confidence: float, n_replicates: int) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if int(n_replicates) < 1:
+        raise ValueError(f"n_replicates must be at least 1, got {n_replicates!r}")
+
+
+def paired_bootstrap_f1_change(
+    y_true,
+    pred_before,
+    pred_after,
+    groups,
+    *,
+    n_replicates: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> BootstrapInterval:
+    """F1(after) - F1(before) with a paired, patient-level percentile bootstrap interval.
+
+    Args:
+        y_true: (n,) 0/1 ground truth.
+        pred_before, pred_after: (n,) 0/1 predictions (e.g. before and after flipping).
+        groups: (n,) patient ids; patients are resampled with replacement, the same resample for before and
+            after.
+        n_replicates: bootstrap replicates R.
+        seed: seed of the numpy Generator.
+        confidence: coverage of the interval.
+
+    Returns:
+        `BootstrapInterval` of the F1 difference (F1 in [0, 1], 0.0 when undefined, as in
+        `cxrfail.analysis.outcomes`). ``estimate`` is the difference on the full data.
+
+    Cost: O(n) to aggregate per patient, then O(R K) draws and sums, K = patients with any tp, fp or fn.
+    """
+    y = _binary(y_true, "y_true")
+    n = len(y)
+    if n == 0:
+        raise ValueError("no rows to bootstrap")
+    before = _binary(pred_before, "pred_before", n)
+    after = _binary(pred_after, "pred_after", n)
+    _check_confidence(confidence, n_replicates)
+    codes, n_patients = _patient_codes(groups, n)
+    cells = np.column_stack([
+        y * before, (1 - y) * before, y * (1 - before),  # tp, fp, fn before
+        y * after, (1 - y) * after, y * (1 - after),  # tp, fp, fn after
+    ])
+    counts = np.column_stack([np.bincount(codes, weights=cells[:, j], minlength=n_patients) for j in range(6)])
+    total = counts.sum(axis=0)
+    estimate = float(f1_from_counts(*total[3:]) - f1_from_counts(*total[:3]))
+
+    deltas = _f1_change_replicates(counts, int(n_replicates), np.random.default_rng(seed))
+    low, high = _percentile(deltas, confidence)
+    return BootstrapInterval(estimate, low, high, int(n_replicates), deltas)
+
+
+def _f1_change_replicates(counts: np.ndarray, n_replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """(R,) F1(after) - F1(before) of patient resamples, from (P, 6) per-patient counts.
+
+    Only patients with a non-zero count matter (true negatives add nothing to F1). A resample draws P patients
+    uniformly; the number of draws landing on the K relevant patients is Binomial(P, K/P), and given that
+    number they are uniform over the K. Drawing just those (about K per replicate instead of P) gives exactly
+    the distribution of the full resample's counts, at a cost of O(R K) rather than O(R P).
+    """
+    n_patients = len(counts)
+    relevant = counts[counts.any(axis=1)]
+    k = len(relevant)
+    deltas = np.empty(n_replicates)
+    if k == 0:
+        deltas[:] = 0.0
+        return deltas
+    chunk = _chunk_size(5 * k, n_replicates)  # draws, their offsets, (chunk, k) multiplicities and a float copy
+    done = 0
+    while done < n_replicates:
+        size = min(chunk, n_replicates - done)
+        n_drawn = rng.binomial(n_patients, k / n_patients, size=size)
+        drawn = rng.integers(0, k, size=int(n_drawn.sum()), dtype=np.int32 if k < 2**31 else np.int64)
+        offsets = np.repeat(np.arange(size, dtype=np.int64) * k, n_drawn)
+        multiplicity = np.bincount(offsets + drawn, minlength=size * k).reshape(size, k)
+        replicate = multiplicity.astype(np.float64) @ relevant  # (size, 6), exact: integer sums < 2**53
+        deltas[done: done + size] = f1_from_counts(*replicate[:, 3:].T) - f1_from_counts(*replicate[:, :3].T)
+        done += size
+    return deltas
+
+
+def weighted_auroc(y_sorted: np.ndarray, block_starts: np.ndarray, row_weights: np.ndarray) -> np.ndarray:
+    """AUROC (Mann-Whitney, ties count one half) for several weightings of the same scored rows.
+
+    Args:
+        y_sorted: (n,) 0/1 labels of the rows sorted by ascending score.
+        block_starts: (B,) first position of each run of tied scores in the sorted order (starts with 0).
+        row_weights: (R, n) non-negative weights of the sorted rows, one weighting per row.
+
+    Returns:
+        (R,) AUROC per weighting; NaN where the positive or the negative weight is 0.
+    """
+    positive = y_sorted.astype(bool)
+    w_pos = np.add.reduceat(np.where(positive, row_weights, 0.0), block_starts, axis=1)  # (R, B)
+    w_neg = np.add.reduceat(np.where(positive, 0.0, row_weights), block_starts, axis=1)
+    below = np.cumsum(w_neg, axis=1) - w_neg  # negative weight strictly below each block
+    numerator = np.einsum("rb,rb->r", w_pos, below + 0.5 * w_neg)
+    denominator = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def bootstrap_auroc(
+    y_true,
+    score,
+    groups,
+    *,
+    n_replicates: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> BootstrapInterval:
+    """AUROC with a patient-level percentile bootstrap interval.
+
+    Args:
+        y_true: (n,) 0/1 ground truth.
+        score: (n,) real-valued scores (higher = more likely positive); no NaN.
+        groups: (n,) patient ids; patients are resampled with replacement.
+        n_replicates: bootstrap replicates drawn; those without both classes are dropped.
+        seed: seed of the numpy Generator.
+        confidence: coverage of the interval.
+
+    Returns:
+        `BootstrapInterval`: ``estimate`` = scikit-learn's ``roc_auc_score`` on the full data; ``n_replicates``
+        the replicates kept. With one class only, every field is NaN (and ``n_replicates`` 0).
+
+    Cost: one sort, then O(R n) in chunks of at most ~200 MB.
+    """
+    y = _binary(y_true, "y_true")
+    n = len(y)
+    s = np.asarray(score, dtype="float64")
+    if s.shape != y.shape:
+        raise ValueError(f"score has shape {s.shape}, y_true {y.shape}")
+    if np.isnan(s).any():
+        raise ValueError("score has NaN values")
+    _check_confidence(confidence, n_replicates)
+    codes, n_patients = _patient_codes(groups, n)
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == n:
+        return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
+    estimate = float(roc_auc_score(y, s))
+
+    order = np.argsort(s, kind="stable")
+    s_sorted, y_sorted, codes_sorted = s[order], y[order], codes[order]
+    block_starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+
+    rng = np.random.default_rng(seed)
+    chunk = _chunk_size(2 * n_patients + 8 * n, n_replicates)  # draws, weights; ~8 (chunk, n) arrays
+    values = np.empty(int(n_replicates))
+    done = 0
+    for weights in patient_weights(n_patients, int(n_replicates), rng, chunk):
+        row_weights = weights[:, codes_sorted].astype(np.float64)  # (chunk, n)
+        values[done: done + len(weights)] = weighted_auroc(y_sorted, block_starts, row_weights)
+        done += len(weights)
+    values = values[~np.isnan(values)]
+    low, high = _percentile(values, confidence)
+    return BootstrapInterval(estimate, low, high, int(len(values)), values)
