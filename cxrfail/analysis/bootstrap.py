@@ -8,10 +8,11 @@ unit to resample) and never gather rows per replicate:
   tp/fp/fn (only true negatives) add nothing, so only the draws that land on the K other patients are made:
   their number is Binomial(P, K/P) and they are uniform over the K, which is exactly the distribution of a
   full resample's counts. Cost O(R K).
-* AUROC is the Mann-Whitney statistic with ties counted one half. A replicate is a vector of patient
-  multiplicities (R x P integer weights, from ``integers(0, P, size=(chunk, P))`` and a bincount); with row
-  weights the statistic is sum_b W+_b (W-_below_b + W-_b / 2) / (W+ W-) over blocks b of tied scores,
-  computed for a chunk of replicates with cumulative sums over the scores sorted once. Cost O(R n).
+* AUROC is the Mann-Whitney statistic with ties counted one half: sum_k W+_k (W-_below_k + W-_tied_k / 2) /
+  (W+ W-) over the K distinct positive scores u_k. It depends only on how much negative weight lies below or
+  ties with each u_k, so each patient is summarised once as counts in 3K + 1 bins (sparse, P x (3K + 1)). A
+  replicate is a vector of patient multiplicities (``integers(0, P, size=(chunk, P))`` and a bincount), and a
+  chunk of replicates is one sparse product followed by a cumulative sum over the bins. Cost O(R (P + n)).
 
 Confidence intervals are percentile intervals of the replicates. Draws come from a numpy ``Generator`` seeded
 with ``seed``: the same inputs and seed give the same interval. Work arrays are processed in chunks of
@@ -189,25 +190,58 @@ def _f1_change_replicates(counts: np.ndarray, n_replicates: int, rng: np.random.
     return deltas
 
 
-def weighted_auroc(y_sorted: np.ndarray, block_starts: np.ndarray, row_weights: np.ndarray) -> np.ndarray:
-    """AUROC (Mann-Whitney, ties count one half) for several weightings of the same scored rows.
+def _auroc_design(y: np.ndarray, score: np.ndarray, codes: np.ndarray, n_groups: int):
+    """Per-group counts that determine the Mann-Whitney AUROC under any group weights.
 
-    Args:
-        y_sorted: (n,) 0/1 labels of the rows sorted by ascending score.
-        block_starts: (B,) first position of each run of tied scores in the sorted order (starts with 0).
-        row_weights: (R, n) non-negative weights of the sorted rows, one weighting per row.
-
-    Returns:
-        (R,) AUROC per weighting; NaN where the positive or the negative weight is 0.
+    With K distinct positive scores u_0 < ... < u_{K-1}, each negative row falls in one of 2K + 1 bins: the
+    gap below u_k (bin 2k), a tie with u_k (bin 2k + 1) or above all of them (bin 2K); each positive row in
+    column 2K + 1 + k of its score u_k. Returns the sparse (n_groups, 3K + 1) count matrix and K.
     """
-    positive = y_sorted.astype(bool)
-    w_pos = np.add.reduceat(np.where(positive, row_weights, 0.0), block_starts, axis=1)  # (R, B)
-    w_neg = np.add.reduceat(np.where(positive, 0.0, row_weights), block_starts, axis=1)
-    below = np.cumsum(w_neg, axis=1) - w_neg  # negative weight strictly below each block
-    numerator = np.einsum("rb,rb->r", w_pos, below + 0.5 * w_neg)
-    denominator = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+    from scipy import sparse
+
+    positive = y == 1
+    unique_positive = np.unique(score[positive])
+    k = len(unique_positive)
+    position = np.searchsorted(unique_positive, score)  # distinct positive scores strictly below
+    tied = (position < k) & (unique_positive[np.minimum(position, k - 1)] == score)
+    column = np.where(positive, 2 * k + 1 + position, 2 * position + tied)
+    counts = sparse.csr_matrix((np.ones(len(y)), (codes, column)), shape=(n_groups, 3 * k + 1))
+    counts.sum_duplicates()
+    return counts, k
+
+
+def _auroc_from_aggregates(aggregates: np.ndarray, k: int) -> np.ndarray:
+    """(R,) AUROC from (R, 3K + 1) weighted bin counts (see `_auroc_design`); NaN without both classes."""
+    negative_bins = aggregates[:, : 2 * k + 1]
+    positive = aggregates[:, 2 * k + 1:]
+    cumulative = np.cumsum(negative_bins, axis=1)
+    below = cumulative[:, 0: 2 * k: 2]  # negative weight strictly below u_k: bins 0 .. 2k
+    tied = negative_bins[:, 1: 2 * k: 2]
+    numerator = np.einsum("rk,rk->r", positive, below + 0.5 * tied)
+    denominator = positive.sum(axis=1) * cumulative[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def weighted_auroc(y_true, score, row_weights) -> np.ndarray:
+    """AUROC (Mann-Whitney, ties count one half) under several weightings of the same rows.
+
+    Args:
+        y_true: (n,) 0/1 labels.
+        score: (n,) scores.
+        row_weights: (R, n) non-negative weights, one weighting per row of the matrix.
+
+    Returns:
+        (R,) AUROC per weighting (equal to scikit-learn's ``roc_auc_score`` with ``sample_weight``); NaN where
+        the positive or the negative weight is 0.
+    """
+    y = _binary(y_true, "y_true")
+    s = np.asarray(score, dtype="float64")
+    weights = np.atleast_2d(np.asarray(row_weights, dtype="float64"))
+    if y.sum() == 0 or y.sum() == len(y):
+        return np.full(len(weights), np.nan)
+    counts, k = _auroc_design(y, s, np.arange(len(y)), len(y))
+    return _auroc_from_aggregates(np.asarray(weights @ counts), k)
 
 
 def bootstrap_auroc(
@@ -233,7 +267,8 @@ def bootstrap_auroc(
         `BootstrapInterval`: ``estimate`` = scikit-learn's ``roc_auc_score`` on the full data; ``n_replicates``
         the replicates kept. With one class only, every field is NaN (and ``n_replicates`` 0).
 
-    Cost: one sort, then O(R n) in chunks of at most ~200 MB.
+    Cost: one sort, then per chunk of replicates an (R x P) @ (P x (3K + 1)) sparse product with at most n
+    non-zeros (K = distinct positive scores): O(R (P + n)).
     """
     y = _binary(y_true, "y_true")
     n = len(y)
@@ -248,18 +283,16 @@ def bootstrap_auroc(
     if n_pos == 0 or n_pos == n:
         return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
     estimate = float(roc_auc_score(y, s))
-
-    order = np.argsort(s, kind="stable")
-    s_sorted, y_sorted, codes_sorted = s[order], y[order], codes[order]
-    block_starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+    counts, k = _auroc_design(y, s, codes, n_patients)
 
     rng = np.random.default_rng(seed)
-    chunk = _chunk_size(2 * n_patients + 8 * n, n_replicates)  # draws, weights; ~8 (chunk, n) arrays
+    # draws and multiplicities (int64), their float copy, and ~4 arrays of the 3K + 1 aggregates
+    chunk = _chunk_size(3 * n_patients + 4 * (3 * k + 1), n_replicates)
     values = np.empty(int(n_replicates))
     done = 0
     for weights in patient_weights(n_patients, int(n_replicates), rng, chunk):
-        row_weights = weights[:, codes_sorted].astype(np.float64)  # (chunk, n)
-        values[done: done + len(weights)] = weighted_auroc(y_sorted, block_starts, row_weights)
+        aggregates = np.asarray(weights.astype(np.float64) @ counts)
+        values[done: done + len(weights)] = _auroc_from_aggregates(aggregates, k)
         done += len(weights)
     values = values[~np.isnan(values)]
     low, high = _percentile(values, confidence)

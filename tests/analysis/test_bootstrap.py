@@ -123,12 +123,28 @@ def test_small_memory_budget_still_works(monkeypatch):
 
 def test_weighted_auroc_equals_sklearn_with_ties_and_weights():
     y, score, _, _, _ = _data(300, seed=10)
-    order = np.argsort(score, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(score[order]) != 0])
     weights = np.vstack([np.ones(len(y)), np.random.default_rng(0).integers(0, 4, len(y))])
-    values = weighted_auroc(y[order], starts, weights[:, order])
+    values = weighted_auroc(y, score, weights)
     assert abs(values[0] - roc_auc_score(y, score)) < 1e-12
     assert abs(values[1] - roc_auc_score(y, score, sample_weight=weights[1])) < 1e-12
+    # scores tied across classes, and ties at the extremes
+    y_ties = np.array([0, 1, 0, 1, 1, 0, 0, 1])
+    s_ties = np.array([0.0, 0.0, 0.5, 0.5, 0.5, 1.0, 0.2, 1.0])
+    assert abs(weighted_auroc(y_ties, s_ties, np.ones((1, 8)))[0] - roc_auc_score(y_ties, s_ties)) < 1e-12
+    assert np.isnan(weighted_auroc(np.zeros(3), [0.1, 0.2, 0.3], np.ones((1, 3)))).all()
+
+
+def test_bootstrap_auroc_replicates_equal_the_auroc_of_the_resampled_rows():
+    """The replicate from patient multiplicities equals sklearn on the gathered rows of the same draw."""
+    y, score, _, _, groups = _data(40, seed=12)
+    result = bootstrap_auroc(y, score, groups, n_replicates=5, seed=3)
+    rng = np.random.default_rng(3)
+    draws = rng.integers(0, 40, size=(5, 40), dtype=np.int32)
+    codes = np.unique(groups, return_inverse=True)[1]  # groups are 0..39 already, first-seen order = sorted
+    rows_of = [np.flatnonzero(codes == p) for p in range(40)]
+    expected = [roc_auc_score(y[rows], score[rows]) for rows in
+                (np.concatenate([rows_of[p] for p in draw]) for draw in draws)]
+    np.testing.assert_allclose(result.replicates, expected, atol=1e-12)
 
 
 def test_bootstrap_auroc_estimate_interval_and_degenerate_cases():
