@@ -103,7 +103,8 @@ def main() -> None:
     fast_per_replicate = fast_time / N_REPLICATES
     print(f"fast paired_bootstrap_f1_change: {N_REPLICATES} replicates in {fast_time:.3f} s "
           f"({N_REPLICATES / fast_time:,.0f} replicates/s; best of 3)")
-    print(f"plain loop (sklearn f1_score): {LOOP_REPLICATES} replicates in {loop_per_replicate * LOOP_REPLICATES:.2f} s "
+    print(f"plain loop (sklearn f1_score): {LOOP_REPLICATES} replicates in "
+          f"{loop_per_replicate * LOOP_REPLICATES:.2f} s "
           f"({1 / loop_per_replicate:,.1f} replicates/s) -> {projected:.1f} s for {N_REPLICATES}, "
           f"scaled linearly from {LOOP_REPLICATES}")
     print(f"F1 change estimate {fast.estimate:+.5f}, fast 95% CI [{fast.ci_low:+.5f}, {fast.ci_high:+.5f}]")
@@ -132,8 +133,9 @@ def main() -> None:
     start = time.perf_counter()
     auroc_loop = loop_auroc(y, probability, rows_of, 20, seed=1)
     auroc_loop_per = (time.perf_counter() - start) / 20
-    print(f"bootstrap_auroc: 1000 replicates in {auroc_time:.2f} s (best of 3); loop (roc_auc_score) {auroc_loop_per * 1000:.1f} s "
-          f"for 1000, scaled from 20 ({auroc_loop_per * 1000 / auroc_time:.0f}x); AUROC {auroc.estimate:.4f} "
+    print(f"bootstrap_auroc: 1000 replicates in {auroc_time:.2f} s (best of 3); loop (roc_auc_score) "
+          f"{auroc_loop_per * 1000:.1f} s for 1000, scaled from 20 ({auroc_loop_per * 1000 / auroc_time:.0f}x); "
+          f"AUROC {auroc.estimate:.4f} "
           f"[{auroc.ci_low:.4f}, {auroc.ci_high:.4f}], loop replicate mean {auroc_loop.mean():.4f}")
 
     print(f"speedup: {loop_per_replicate / fast_per_replicate:.0f}")

@@ -25,7 +25,8 @@ def _patient_codes(patient_ids: Sequence[object] | np.ndarray | pd.Series, name:
         raise ValueError(f"{name} must be one-dimensional")
     missing = values.isna()
     if missing.any():
-        raise ValueError(f"{name} has {int(missing.sum())} missing value(s), e.g. at row {int(np.flatnonzero(missing)[0])}; "
+        first = int(np.flatnonzero(missing)[0])
+        raise ValueError(f"{name} has {int(missing.sum())} missing value(s), e.g. at row {first}; "
                          "every row needs a patient id")
     unique, codes = np.unique(values.astype(str).to_numpy(dtype=str), return_inverse=True)
     return codes.ravel(), len(unique)

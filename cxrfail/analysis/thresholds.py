@@ -34,7 +34,8 @@ def _validate_binary(y_true, probability, *, y_name: str = "y_true", p_name: str
     y_float = y.astype("float64")
     bad = ~np.isin(y_float, (0.0, 1.0))
     if bad.any():
-        raise ValueError(f"{y_name} must be 0/1, found {y[bad][:3].tolist()} (e.g. at row {int(np.flatnonzero(bad)[0])})")
+        raise ValueError(f"{y_name} must be 0/1, found {y[bad][:3].tolist()} "
+                         f"(e.g. at row {int(np.flatnonzero(bad)[0])})")
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise ValueError(f"{p_name} must be in [0, 1] with no NaN")
     return y_float.astype(np.int8), p
