@@ -1,0 +1,145 @@
+"""The inference subcommands of ``cxrfail``: ``infer``, ``models pull``, ``cache ls``, ``cache clear``.
+
+`add_inference_commands` adds them to the main parser's subparsers; each sets ``func``, a handler that takes the
+parsed arguments and returns the exit status. Handlers raise `InferenceError` for anything the user can fix.
+Building the parser imports neither torch nor pyarrow: the handlers import what they need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from cxrfail.inference.cards import PRECISIONS, SPEC_HELP
+from cxrfail.inference.errors import InferenceError
+
+if TYPE_CHECKING:
+    from cxrfail.inference.engine import InferenceResult
+
+_FAILURES_SHOWN = 20
+
+
+def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``infer``, ``models pull``, ``cache ls`` and ``cache clear`` to ``subparsers``."""
+    infer = subparsers.add_parser(
+        "infer", help="run a model over a folder of images and write a predictions CSV",
+        description="Run a model over every PNG, JPEG and DICOM image under --images and write one row of "
+                    "probabilities per image to --out (the prediction-file format of `cxrfail analyze "
+                    "--predictions`). Results are cached: a re-run computes only new or changed images.")
+    infer.add_argument("--model", required=True, metavar="SPEC", help=SPEC_HELP)
+    infer.add_argument("--images", required=True, type=Path, metavar="DIR", help="folder of images (recursive)")
+    infer.add_argument("--out", required=True, type=Path, metavar="CSV", help="predictions CSV to write")
+    infer.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    infer.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward pass")
+    infer.add_argument("--num-workers", type=int, default=None, metavar="N",
+                       help="decoding worker processes (default: min(2, CPU cores); 0 decodes in-process)")
+    infer.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto: fp32 on CPU, bf16/fp16 autocast on CUDA")
+    _add_cache_dir(infer)
+    infer.add_argument("--no-cache", action="store_true", help="compute everything and cache nothing")
+    infer.set_defaults(func=run_infer)
+
+    models = subparsers.add_parser("models", help="model weights").add_subparsers(dest="models_command",
+                                                                                   required=True)
+    pull = models.add_parser("pull", help="download official torchxrayvision weights",
+                             description="Download the official weights of a torchxrayvision model into "
+                                         "torchxrayvision's cache folder (needs a network).")
+    pull.add_argument("name", help="torchxrayvision weights name, e.g. densenet121-res224-all, nih, resnet50")
+    pull.add_argument("--dir", type=Path, default=None, help="folder to store the weights in "
+                                                             "(default: ~/.torchxrayvision/models_data)")
+    pull.add_argument("--url", default=None, help="download from this address instead (a mirror)")
+    pull.set_defaults(func=run_models_pull)
+
+    cache = subparsers.add_parser("cache", help="the on-disk prediction cache").add_subparsers(
+        dest="cache_command", required=True)
+    listing = cache.add_parser("ls", help="list cached models")
+    _add_cache_dir(listing)
+    listing.set_defaults(func=run_cache_ls)
+    clear = cache.add_parser("clear", help="remove cached predictions")
+    _add_cache_dir(clear)
+    clear.add_argument("--key", default=None, help="remove only this model key (see `cxrfail cache ls`)")
+    clear.set_defaults(func=run_cache_clear)
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    """``cxrfail infer``: predict, write the CSV, report failures on stderr."""
+    from tqdm import tqdm
+
+    from cxrfail.inference.cache import PredictionCache
+    from cxrfail.inference.engine import InferenceEngine
+    from cxrfail.inference.models import load_model
+
+    model = load_model(args.model)
+    cache = None if args.no_cache else PredictionCache(args.cache_dir)
+    engine = InferenceEngine(model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers,
+                             cache=cache, precision=args.precision)
+    with tqdm(desc=model.name, unit="img", file=sys.stderr, disable=None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = engine.run(args.images, progress=progress)
+    _report_failures(result)
+    if result.probabilities.empty:
+        first = result.failures[0]
+        raise InferenceError(f"none of the {len(result.failures)} images could be read; first: {first.path}: "
+                             f"{first.reason}", path=args.images)
+    result.to_csv(args.out)
+    print(f"{result.summary()}; wrote {args.out}")
+    return 0
+
+
+def run_models_pull(args: argparse.Namespace) -> int:
+    """``cxrfail models pull NAME``: download (or verify) the weights and print where they are."""
+    from cxrfail.inference.models import pull_xrv_weights
+
+    print(pull_xrv_weights(args.name, cache_dir=args.dir, url=args.url))
+    return 0
+
+
+def run_cache_ls(args: argparse.Namespace) -> int:
+    """``cxrfail cache ls``: one line per cached model."""
+    from cxrfail.inference.cache import PredictionCache
+
+    cache = PredictionCache(args.cache_dir)
+    entries = cache.entries()
+    if not entries:
+        print(f"no cached predictions in {cache.root}")
+        return 0
+    print(f"{'key':<24}  {'images':>7}  {'MB':>8}  {'modified':<16}  model")
+    for entry in entries:
+        modified = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.modified))
+        print(f"{entry.key:<24}  {entry.n_images:>7}  {entry.n_bytes / 1e6:>8.2f}  {modified:<16}  "
+              f"{entry.model_name} ({entry.identity.get('precision', '?')})")
+    print(f"{len(entries)} models in {cache.root}")
+    return 0
+
+
+def run_cache_clear(args: argparse.Namespace) -> int:
+    """``cxrfail cache clear``: remove all cached predictions, or one model's."""
+    from cxrfail.inference.cache import PredictionCache
+
+    cache = PredictionCache(args.cache_dir)
+    removed = cache.clear(args.key)
+    if args.key is not None and removed == 0:
+        raise InferenceError(f"no cached model with key {args.key!r}", path=cache.root,
+                             fix="See `cxrfail cache ls` for the keys")
+    print(f"removed {removed} cached models from {cache.root}")
+    return 0
+
+
+def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help="prediction cache folder (default: $CXRFAIL_CACHE_DIR/inference, or "
+                             "~/.cache/cxrfail/inference when unset)")
+
+
+def _report_failures(result: InferenceResult) -> None:
+    for failure in result.failures[:_FAILURES_SHOWN]:
+        print(f"warning: skipped {failure.path}: {failure.reason}", file=sys.stderr)
+    if len(result.failures) > _FAILURES_SHOWN:
+        print(f"warning: and {len(result.failures) - _FAILURES_SHOWN} more unreadable images", file=sys.stderr)

@@ -1,0 +1,371 @@
+"""The batched inference engine: images in, a predictions table out, each image computed once per model.
+
+`InferenceEngine.run` hashes every image file, serves the images the cache already holds, decodes and
+preprocesses the others in DataLoader worker processes, runs them through the model in batches under
+``torch.inference_mode`` (on CUDA: pinned memory, non-blocking copies, channels-last and bf16/fp16 autocast),
+applies the model's activation and stores the new results in the cache. Unreadable images are recorded in
+``InferenceResult.failures`` and the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cxrfail.inference.cache import PredictionCache, model_cache_key
+from cxrfail.inference.cards import PRECISIONS, Preprocessing
+from cxrfail.inference.errors import InferenceError
+from cxrfail.inference.images import DECODER_VERSION, ImageDecodeError, decode_image, image_id, list_images, preprocess
+from cxrfail.inference.models import LoadedModel
+
+if TYPE_CHECKING:
+    from cxrfail.predictions import ModelPredictions
+
+#: Called with (images done, images in the run) after the cache lookup and after every batch.
+ProgressCallback = Callable[[int, int], None]
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_CACHE_FLUSH_IMAGES = 1024
+
+
+class ImageFailure(NamedTuple):
+    """An image that could not be used: its path and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """One model's predictions for a set of images.
+
+    Attributes:
+        model_name: the model's display name.
+        probabilities: index ``image_id`` (str: the path relative to the image folder, forward slashes), one
+            float64 column per canonical finding (model output order), probabilities in [0, 1].
+        failures: images that could not be read or decoded, with the reason; absent from ``probabilities``.
+        n_cached: images served from the cache.
+        n_computed: images run through the model.
+        seconds: wall-clock duration of the run, seconds.
+    """
+
+    model_name: str
+    probabilities: pd.DataFrame
+    failures: list[ImageFailure]
+    n_cached: int
+    n_computed: int
+    seconds: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """The prediction table as written to CSV: ``image_id`` first, then one column per finding."""
+        return self.probabilities.reset_index()
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the prediction table (see `to_frame`) atomically; probabilities with 9 significant digits."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        try:
+            self.to_frame().to_csv(temporary, index=False, float_format="%.9g")
+            os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        return path
+
+    def to_predictions(self, name: str | None = None) -> ModelPredictions:
+        """The same `ModelPredictions` that importing the CSV from `to_csv` gives (validated the same way)."""
+        from cxrfail.predictions import parse_predictions
+
+        return parse_predictions(self.to_frame(), name=name or self.model_name)
+
+    def summary(self) -> str:
+        """One line: counts of images predicted, from cache, computed, failed, and the duration."""
+        total = len(self.probabilities) + len(self.failures)
+        rate = self.n_computed / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.model_name}: {len(self.probabilities)} of {total} images predicted "
+                f"({self.n_cached} from cache, {self.n_computed} computed at {rate:.1f} images/s), "
+                f"{len(self.failures)} failed, {self.seconds:.1f} s")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU; or a forced device (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InferenceError(f"unknown device {device!r}", fix="Use auto, cpu, cuda, cuda:N or mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(chosen.type, False):
+        raise InferenceError(f"device {device!r} is not available on this machine",
+                             fix="Use --device auto (CUDA when present, else CPU) or cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise InferenceError(f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    return chosen
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 autocast on CUDA when supported, else fp16 on CUDA, else fp32; or a forced one."""
+    if precision not in PRECISIONS:
+        raise InferenceError(f"unknown precision {precision!r}", fix=f"Use one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def default_num_workers() -> int:
+    """Decoding worker processes: two, or one per CPU core when there are fewer."""
+    return min(2, os.cpu_count() or 1)
+
+
+class InferenceEngine:
+    """Runs one model over images, batched, with the prediction cache.
+
+    Args:
+        model: the loaded model; its module is moved to ``device``.
+        device: ``auto`` (CUDA when present), or a forced device (see `resolve_device`).
+        batch_size: images per forward pass.
+        num_workers: DataLoader worker processes for decoding (0: decode in this process); default
+            `default_num_workers`.
+        cache: where results are kept and looked up; None computes everything and keeps nothing.
+        precision: ``auto`` (fp32 on CPU, bf16 or fp16 autocast on CUDA), ``fp32``, ``bf16`` or ``fp16``.
+    """
+
+    def __init__(self, model: LoadedModel, *, device: str | torch.device = "auto", batch_size: int = 16,
+                 num_workers: int | None = None, cache: PredictionCache | None = None,
+                 precision: str = "auto") -> None:
+        if batch_size < 1:
+            raise InferenceError(f"batch size must be at least 1, got {batch_size}")
+        num_workers = default_num_workers() if num_workers is None else num_workers
+        if num_workers < 0:
+            raise InferenceError(f"number of workers must be 0 or more, got {num_workers}")
+        self.model = model
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.cache = cache
+        self.channels_last = self.device.type == "cuda"
+        self.module = model.module.to(self.device)
+        if self.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        card = model.card
+        self.identity = {
+            "architecture": card.architecture,
+            "weights_sha256": model.weights_digest,
+            "labels": list(card.labels),
+            "findings": list(model.findings),
+            "activation": card.activation,
+            "preprocessing": card.preprocessing.as_dict(),
+            "precision": self.precision,
+            "decoder_version": DECODER_VERSION,
+        }
+        self.cache_key = model_cache_key(self.identity)
+
+    def run(self, images: str | Path | Sequence[str | Path], root: str | Path | None = None,
+            progress: ProgressCallback | None = None) -> InferenceResult:
+        """Predict every image.
+
+        Args:
+            images: a folder (searched recursively for PNG, JPEG and DICOM files) or a list of image files.
+            root: for a list, the folder image ids are relative to (default: ids are the file names).
+            progress: called with (images done, total) as the run advances.
+        """
+        started = time.perf_counter()
+        paths, ids = _collect(images, root)
+        findings = list(self.model.findings)
+        digests, failures = _hash_files(paths)
+        cached = {}
+        if self.cache is not None:
+            cached = self.cache.lookup(self.cache_key, findings, [d for d in digests if d is not None])
+        results: dict[int, np.ndarray] = {}
+        todo = []
+        for index, digest in enumerate(digests):
+            if digest is None:
+                continue
+            if digest in cached:
+                results[index] = cached[digest]
+            else:
+                todo.append(index)
+        n_cached = len(results)
+        total = len(paths)
+        done = n_cached + len(failures)
+        if progress is not None:
+            progress(done, total)
+        for position, probabilities in self._compute([paths[i] for i in todo], failures, progress, done, total):
+            results[todo[position]] = probabilities
+        order = sorted(results)
+        table = pd.DataFrame(
+            np.stack([results[i] for i in order]).astype(np.float64) if order else np.empty((0, len(findings))),
+            index=pd.Index([ids[i] for i in order], name="image_id", dtype="string"),
+            columns=findings,
+        )
+        run_order = {path: index for index, path in enumerate(paths)}
+        failures.sort(key=lambda failure: run_order[failure.path])
+        return InferenceResult(self.model.name, table, failures, n_cached, len(results) - n_cached,
+                               time.perf_counter() - started)
+
+    def _compute(self, paths: list[Path], failures: list[ImageFailure], progress: ProgressCallback | None,
+                 done: int, total: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode, preprocess and run ``paths``: yield (position in ``paths``, probabilities per finding) for each
+        decodable image, append the others to ``failures``, store new results in the cache. ``done`` of
+        ``total`` images of the run were settled before."""
+        if not paths:
+            return
+        loader = DataLoader(
+            _DecodedImages(paths, self.model.card.preprocessing),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+        )
+        autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[self.precision])
+                    if self.precision in _AUTOCAST_DTYPES else contextlib.nullcontext())
+        pending_digests: list[str] = []
+        pending_rows: list[np.ndarray] = []
+        try:
+            with torch.inference_mode():
+                for batch in loader:
+                    failures.extend(ImageFailure(paths[position], reason) for position, reason in batch.failures)
+                    if batch.inputs is not None:
+                        probabilities = self._forward(batch.inputs, autocast)
+                        for position, digest, row in zip(batch.positions, batch.digests, probabilities):
+                            pending_digests.append(digest)
+                            pending_rows.append(row)
+                            yield position, row
+                    done += len(batch.positions) + len(batch.failures)
+                    if progress is not None:
+                        progress(done, total)
+                    if len(pending_digests) >= _CACHE_FLUSH_IMAGES:
+                        self._store(pending_digests, pending_rows)
+        finally:
+            self._store(pending_digests, pending_rows)
+
+    def _forward(self, inputs: torch.Tensor, autocast) -> np.ndarray:
+        """Probabilities (batch, findings) float32 for one preprocessed batch (batch, C, H, W)."""
+        inputs = inputs.to(self.device, non_blocking=True)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            outputs = self.module(inputs)
+        labels = self.model.card.labels
+        if outputs.ndim != 2 or outputs.shape[1] != len(labels):
+            raise InferenceError(
+                f"model {self.model.name!r} outputs shape {tuple(outputs.shape)} for a batch of {len(inputs)}, "
+                f"but its card lists {len(labels)} labels", fix="Give one label per model output")
+        outputs = outputs.float()
+        activation = self.model.card.activation
+        if activation == "sigmoid":
+            outputs = torch.sigmoid(outputs)
+        elif activation == "softmax":
+            outputs = torch.softmax(outputs, dim=1)
+        probabilities = outputs[:, list(self.model.output_indices)].cpu().numpy()
+        if not (np.isfinite(probabilities).all() and (probabilities >= 0).all() and (probabilities <= 1).all()):
+            raise InferenceError(
+                f"model {self.model.name!r} gives values outside [0, 1] after its activation ({activation})",
+                fix="Set the card's activation to sigmoid or softmax when the model outputs logits")
+        return probabilities
+
+    def _store(self, digests: list[str], rows: list[np.ndarray]) -> None:
+        if self.cache is not None and digests:
+            identity = {"model": self.model.name, **self.identity}
+            self.cache.store(self.cache_key, identity, self.model.findings, digests, np.stack(rows))
+        digests.clear()
+        rows.clear()
+
+
+class _Batch(NamedTuple):
+    positions: list[int]  # positions in the decoded list of the images in ``inputs``
+    digests: list[str]  # SHA-256 hex of each decoded file's bytes
+    inputs: torch.Tensor | None  # (n, C, H, W) float32, None when every image of the batch failed
+    failures: list[tuple[int, str]]  # (position, reason)
+
+
+class _DecodedImages(Dataset):
+    """Item i: (i, SHA-256 of the bytes, preprocessed (C, H, W) tensor or None, failure reason or None)."""
+
+    def __init__(self, paths: list[Path], preprocessing: Preprocessing) -> None:
+        self.paths = paths
+        self.preprocessing = preprocessing
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, position: int) -> tuple[int, str | None, torch.Tensor | None, str | None]:
+        path = self.paths[position]
+        try:
+            data = path.read_bytes()
+            tensor = preprocess(decode_image(data, path.suffix), self.preprocessing)
+        except OSError as exc:
+            return position, None, None, f"cannot read file: {exc.strerror or exc}"
+        except ImageDecodeError as exc:
+            return position, None, None, str(exc)
+        return position, hashlib.sha256(data).hexdigest(), tensor, None
+
+
+def _collate(items: list[tuple[int, str | None, torch.Tensor | None, str | None]]) -> _Batch:
+    good = [item for item in items if item[2] is not None]
+    return _Batch(
+        positions=[item[0] for item in good],
+        digests=[item[1] for item in good],
+        inputs=torch.stack([item[2] for item in good]) if good else None,
+        failures=[(item[0], item[3]) for item in items if item[2] is None],
+    )
+
+
+def _collect(images: str | Path | Sequence[str | Path], root: str | Path | None) -> tuple[list[Path], list[str]]:
+    """The image paths of a run and their ids."""
+    if isinstance(images, str | Path):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise InferenceError("image folder not found", path=folder)
+        paths = list_images(folder)
+        if not paths:
+            raise InferenceError("no PNG, JPEG or DICOM images in the folder", path=folder)
+        return paths, [image_id(path, folder) for path in paths]
+    paths = [Path(p) for p in images]
+    if root is None:
+        ids = [path.name for path in paths]
+    else:
+        try:
+            ids = [image_id(path, Path(root)) for path in paths]
+        except ValueError:
+            raise InferenceError("an image lies outside the root folder", path=root) from None
+    seen: dict[str, Path] = {}
+    for path, identifier in zip(paths, ids):
+        if identifier in seen:
+            raise InferenceError(f"two images share the id {identifier!r}: {seen[identifier]} and {path}",
+                                 fix="Pass root= so ids are relative paths")
+        seen[identifier] = path
+    return paths, ids
+
+
+def _hash_files(paths: list[Path]) -> tuple[list[str | None], list[ImageFailure]]:
+    """SHA-256 hex of each file's bytes (None where unreadable) and the unreadable files as failures."""
+    def digest(path: Path) -> str | ImageFailure:
+        try:
+            with open(path, "rb") as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            return ImageFailure(path, f"cannot read file: {exc.strerror or exc}")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(digest, paths))
+    failures = [outcome for outcome in outcomes if isinstance(outcome, ImageFailure)]
+    return [None if isinstance(outcome, ImageFailure) else outcome for outcome in outcomes], failures

@@ -1,0 +1,185 @@
+"""Image decoding (PNG, JPEG, DICOM) and the model-card preprocessing.
+
+Every decoder returns a float32 tensor of shape (C, H, W), C = 1 (grayscale) or 3 (RGB), with intensities in
+[0, 1] where 1 is the brightest display value (bone white, as in MONOCHROME2):
+
+- PNG / JPEG, 8-bit: value / 255; 16-bit grayscale: value / 65535; palette, alpha and other modes are converted
+  to 8-bit grayscale or RGB first.
+- DICOM (pydicom; JPEG 2000 and JPEG through Pillow's codecs): the modality LUT (rescale slope and intercept),
+  then the VOI LUT or the first window (centre/width, LINEAR, LINEAR_EXACT or SIGMOID function), whose output
+  range maps onto [0, 1]; without a VOI transform the range the stored bits allow (after rescaling) maps onto
+  [0, 1]. MONOCHROME1 images are inverted. Multi-frame images use their first frame.
+
+Anything a decoder cannot read raises `ImageDecodeError` with the reason; the engine records it as a failure.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from cxrfail.inference.cards import Preprocessing
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom"})
+DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom"})
+#: Bump when decoding or preprocessing changes what a model sees: part of every cache key.
+DECODER_VERSION = 1
+
+_LUMINANCE = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+
+
+class ImageDecodeError(ValueError):
+    """An image file is empty, corrupt or in a form cxrfail cannot read; the message says why."""
+
+
+def list_images(directory: str | Path) -> list[Path]:
+    """Image files (by suffix: PNG, JPEG, DICOM) under ``directory``, recursively, sorted; hidden files and
+    folders are skipped."""
+    directory = Path(directory)
+    found = []
+    for path in directory.rglob("*"):
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(directory).as_posix())
+
+
+def image_id(path: Path, root: Path) -> str:
+    """The prediction table id of an image: its path relative to ``root``, with forward slashes."""
+    return path.relative_to(root).as_posix()
+
+
+def decode_image(data: bytes, suffix: str = "") -> torch.Tensor:
+    """Decode an encoded image file's bytes into a (C, H, W) float32 tensor in [0, 1].
+
+    ``suffix`` (the file's, e.g. ``.dcm``) marks DICOM files that lack the 128-byte preamble; other formats are
+    told apart by content.
+    """
+    if not data:
+        raise ImageDecodeError("empty file")
+    is_dicom = data[128:132] == b"DICM" or suffix.lower() in DICOM_SUFFIXES
+    try:
+        array = _decode_dicom(data) if is_dicom else _decode_pillow(data)
+    except ImageDecodeError:
+        raise
+    except Exception as exc:  # decoders raise many types on malformed input; each is one unreadable image
+        raise ImageDecodeError(f"{'DICOM' if is_dicom else 'image'} decoding failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    if array.ndim == 2:
+        array = array[None]
+    if array.shape[-1] == 0 or array.shape[-2] == 0:
+        raise ImageDecodeError(f"image has no pixels (shape {tuple(array.shape)})")
+    if not np.isfinite(array).all():
+        raise ImageDecodeError("image has non-finite pixel values")
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Read and decode one image file; see `decode_image`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from exc
+    return decode_image(data, path.suffix)
+
+
+def preprocess(image: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    """Turn a decoded (C, H, W) image in [0, 1] into one model input of shape
+    (channels, input_size, input_size), float32, as described by ``preprocessing``."""
+    if image.shape[0] == 3 and preprocessing.channels == 1:
+        image = (image * _LUMINANCE).sum(dim=0, keepdim=True)
+    height, width = image.shape[-2:]
+    scale = preprocessing.resize_size / min(height, width)
+    size = (max(preprocessing.resize_size, round(height * scale)), max(preprocessing.resize_size, round(width * scale)))
+    if size != (height, width):
+        image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    crop = preprocessing.input_size
+    top, left = (size[0] - crop) // 2, (size[1] - crop) // 2
+    image = image[:, top:top + crop, left:left + crop]
+    if image.shape[0] == 1 and preprocessing.channels == 3:
+        image = image.expand(3, -1, -1)
+    mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(preprocessing.std, dtype=torch.float32).view(-1, 1, 1)
+    return ((image - mean) / std).contiguous()
+
+
+def _decode_pillow(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        if image.mode.startswith("I;16"):
+            return np.asarray(image, dtype=np.float32) / 65535.0
+        if image.mode == "I":  # 16-bit grayscale as 32-bit integers
+            return np.clip(np.asarray(image, dtype=np.float32), 0, 65535) / 65535.0
+        if image.mode in ("1", "L", "LA"):
+            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        rgb = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    if np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[1], rgb[2]):  # grayscale stored as colour
+        return rgb[0]
+    return rgb
+
+
+def _decode_dicom(data: bytes) -> np.ndarray:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+    if "PixelData" not in dataset:
+        raise ImageDecodeError("DICOM file has no pixel data")
+    pixels = dataset.pixel_array
+    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
+        pixels = pixels[0]
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
+    if int(dataset.get("SamplesPerPixel", 1)) == 3:  # pydicom converts YBR to RGB
+        return pixels.astype(np.float32).transpose(2, 0, 1) / float(2 ** int(dataset.BitsStored) - 1)
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ImageDecodeError(f"unsupported DICOM photometric interpretation {photometric}")
+    values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float64)
+    if "VOILUTSequence" in dataset:
+        lut_bits = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
+        scaled = np.asarray(apply_voi_lut(values, dataset, index=0), dtype=np.float64) / (2 ** lut_bits - 1)
+    elif "WindowCenter" in dataset and "WindowWidth" in dataset:
+        scaled = _window(values, dataset)
+    else:
+        low, high = _stored_range(dataset)
+        scaled = (values - low) / (high - low)
+    scaled = np.clip(scaled, 0.0, 1.0)
+    return 1.0 - scaled if photometric == "MONOCHROME1" else scaled
+
+
+def _first(value: object) -> float:
+    """The first of a multi-valued DICOM element (several windows), or the single value."""
+    from pydicom.multival import MultiValue
+
+    return float(value[0]) if isinstance(value, MultiValue) else float(value)
+
+
+def _window(values: np.ndarray, dataset) -> np.ndarray:
+    """DICOM PS3.3 C.11.2.1.2 windowing of modality values onto [0, 1] (first window only)."""
+    centre, width = _first(dataset.WindowCenter), _first(dataset.WindowWidth)
+    function = str(dataset.get("VOILUTFunction", "LINEAR")).upper()
+    if function == "SIGMOID":
+        return 1.0 / (1.0 + np.exp(-4.0 * (values - centre) / width))
+    if function == "LINEAR_EXACT":
+        return (values - centre) / width + 0.5
+    if width < 1:
+        raise ImageDecodeError(f"DICOM window width {width} is below 1")
+    if width == 1:
+        return (values >= centre).astype(np.float64)
+    return (values - (centre - 0.5)) / (width - 1) + 0.5
+
+
+def _stored_range(dataset) -> tuple[float, float]:
+    """The modality-value range the stored bits allow: (low, high)."""
+    bits = int(dataset.BitsStored)
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(dataset.PixelRepresentation) == 1 else (0, 2 ** bits - 1)
+    slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
+    low, high = sorted((low * slope + intercept, high * slope + intercept))
+    return low, high

@@ -1,0 +1,379 @@
+"""Model loading: torchxrayvision models by name, TorchScript files, and torchvision state dicts described by a
+model card. Loading never unpickles arbitrary objects.
+
+A model SPEC (the CLI's ``--model``) is one of:
+
+- ``xrv:NAME`` or ``xrv:NAME@/path/to/weights.pt``: a torchxrayvision model. NAME is a torchxrayvision weights
+  name (``densenet121-res224-all``, ``densenet121-res224-nih``, ..., ``resnet50-res512-all``), a short name
+  (``all``, ``nih``, ...) or ``densenet121`` / ``resnet50`` (the ``-all`` weights). Without ``@path`` the
+  weights come from torchxrayvision's cache folder (``cxrfail models pull NAME`` fills it). Inputs are 1-channel,
+  scaled to [-1024, 1024], at the weights' resolution; outputs with an empty torchxrayvision label are dropped.
+  The output is the sigmoid of the logits: torchxrayvision's optional operating-point rescaling (``op_norm``)
+  is not applied, since cxrfail chooses its own thresholds.
+- a TorchScript file carrying its model card as the extra file ``cxrfail_card.json``
+  (``torch.jit.save(module, path, _extra_files={"cxrfail_card.json": json.dumps(card)})``);
+- a model card (``.json``, ``.yaml``, ``.yml``; see `cxrfail.inference.cards`) naming a state dict or a
+  TorchScript file.
+
+Checkpoints are read with ``torch.load(..., weights_only=True)`` or safetensors. torchxrayvision's own weights
+files pickle whole modules; for them, and only them, torchxrayvision's and torch.nn's layer classes are allowed
+as well. A checkpoint that needs any other object unpickled is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cxrfail.inference.cards import (
+    CARD_SUFFIXES,
+    SPEC_HELP,
+    TORCHSCRIPT,
+    TORCHVISION_ARCHITECTURES,
+    ModelCard,
+    Preprocessing,
+    load_model_card,
+    parse_model_card,
+    range_normalization,
+)
+from cxrfail.inference.errors import InferenceError
+
+EMBEDDED_CARD = "cxrfail_card.json"
+XRV_PREFIX = "xrv:"
+XRV_ALIASES = {"densenet121": "densenet121-res224-all", "resnet50": "resnet50-res512-all"}
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready for inference.
+
+    Attributes:
+        card: labels, preprocessing and activation.
+        module: the network in eval mode; input (N, channels, input_size, input_size) float32, output
+            (N, len(card.labels)) raw scores before ``card.activation``.
+        weights_digest: SHA-256 (hex) of the weights or TorchScript file.
+        output_indices: positions of the labelled outputs, in output order.
+        findings: canonical finding name of each labelled output (same order as ``output_indices``).
+    """
+
+    card: ModelCard
+    module: nn.Module
+    weights_digest: str
+    output_indices: tuple[int, ...]
+    findings: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+
+def load_model(spec: str | Path) -> LoadedModel:
+    """Load the model a SPEC names (see the module docstring)."""
+    text = str(spec)
+    if text.startswith(XRV_PREFIX):
+        name, _, weights = text[len(XRV_PREFIX):].partition("@")
+        return load_xrv_model(name, weights or None)
+    path = Path(text)
+    if not path.is_file():
+        raise InferenceError("model file not found", path=path, fix=SPEC_HELP)
+    if path.suffix.lower() in CARD_SUFFIXES:
+        return load_card_model(path)
+    if _is_torchscript(path):
+        return load_torchscript_model(path)
+    raise InferenceError(
+        "neither a model card nor a TorchScript file", path=path,
+        fix="A state dict needs a model card naming its architecture, labels and preprocessing; " + SPEC_HELP)
+
+
+def load_card_model(card_path: str | Path) -> LoadedModel:
+    """Load the model a card file describes: a TorchScript file, or a state dict for a torchvision architecture."""
+    card = load_model_card(card_path)
+    if card.architecture == TORCHSCRIPT:
+        return load_torchscript_model(card.weights, card)
+    module = build_torchvision_model(card.architecture, len(card.labels), card.preprocessing.channels)
+    load_weights(module, read_state_dict(card.weights), card.weights)
+    return _ready(card, module)
+
+
+def load_torchscript_model(path: str | Path, card: ModelCard | None = None) -> LoadedModel:
+    """Load a TorchScript file; its card is ``card`` or the one embedded as ``cxrfail_card.json``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InferenceError("TorchScript file not found", path=path)
+    extra_files = {EMBEDDED_CARD: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
+    except (RuntimeError, ValueError) as exc:
+        raise InferenceError(f"not a readable TorchScript file ({_first_line(exc)})", path=path) from None
+    if card is None:
+        if not extra_files[EMBEDDED_CARD]:
+            raise InferenceError(
+                f"the TorchScript file carries no model card ({EMBEDDED_CARD})", path=path,
+                fix="Write a model card with architecture: torchscript and weights: <this file>, and pass the card")
+        try:
+            raw = json.loads(extra_files[EMBEDDED_CARD])
+        except json.JSONDecodeError as exc:
+            raise InferenceError(f"the embedded {EMBEDDED_CARD} is not valid JSON ({exc})", path=path) from None
+        if not isinstance(raw, dict):
+            raise InferenceError(f"the embedded {EMBEDDED_CARD} is not a mapping of fields", path=path)
+        card = parse_model_card({**raw, "weights": path.name}, source=path, default_architecture=TORCHSCRIPT)
+    return _ready(card, module)
+
+
+def build_torchvision_model(architecture: str, num_outputs: int, channels: int) -> nn.Module:
+    """A torchvision classifier with random weights and ``num_outputs`` outputs; with ``channels == 1`` its first
+    convolution takes one input channel."""
+    import torchvision
+
+    if architecture not in TORCHVISION_ARCHITECTURES:
+        raise InferenceError(f"architecture {architecture!r} is not supported",
+                             fix=f"Use one of {', '.join(TORCHVISION_ARCHITECTURES)}")
+    module = torchvision.models.get_model(architecture, weights=None, num_classes=num_outputs)
+    if channels == 1:
+        _make_single_channel(module)
+    return module
+
+
+def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = ()) -> dict[str, torch.Tensor]:
+    """Read a state dict (parameter name -> tensor) from a ``.safetensors`` file or a ``torch.save`` file.
+
+    ``torch.save`` files are read with ``weights_only=True``; ``allowed_classes`` (module classes) may
+    additionally be reconstructed, for checkpoints that pickle a whole module. A nested state dict
+    (``{"state_dict": ...}``, ``{"model": ...}``) and a ``module.`` prefix (DataParallel) are unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InferenceError("weights file not found", path=path)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return _strip_prefix(load_file(str(path), device="cpu"), "module.")
+        except (SafetensorError, OSError) as exc:
+            raise InferenceError(f"not a readable safetensors file ({_first_line(exc)})", path=path) from None
+    try:
+        with torch.serialization.safe_globals(list(allowed_classes)):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        culprit = f" (it references {found.group(1)})" if found else ""
+        raise InferenceError(
+            f"refused: the checkpoint needs full unpickling{culprit}, which can run arbitrary code",
+            path=path,
+            fix="Re-save only the weights: torch.save(model.state_dict(), path) or safetensors.torch.save_file",
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise InferenceError(f"not a readable checkpoint ({_first_line(exc)})", path=path) from None
+    return _strip_prefix(_state_dict_of(loaded, path), "module.")
+
+
+def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: Path) -> None:
+    """Load ``state_dict`` into ``module``; every parameter must match by name and shape."""
+    try:
+        missing, unexpected = module.load_state_dict(state_dict, strict=False)
+    except RuntimeError as exc:
+        raise InferenceError(f"weights do not fit the architecture ({_first_line(exc)})", path=source,
+                             fix="Check the card's architecture, labels (one per output) and channels") from None
+    if missing or unexpected:
+        raise InferenceError(
+            f"weights do not fit the architecture: missing {_few(missing)}; unexpected {_few(unexpected)}",
+            path=source, fix="Check the card's architecture, labels (one per output) and channels")
+
+
+# --- torchxrayvision ---------------------------------------------------------------------------------------------
+
+def xrv_weight_names() -> list[str]:
+    """torchxrayvision weights names cxrfail can load (long form)."""
+    import torchxrayvision as xrv
+
+    return [name for name in xrv.models.model_urls if name.startswith(("densenet", "resnet"))]
+
+
+def resolve_xrv_name(name: str) -> str:
+    """The long torchxrayvision weights name for ``name`` (long, short such as ``nih``, or an alias)."""
+    import torchxrayvision as xrv
+
+    name = XRV_ALIASES.get(name, name)
+    info = xrv.models.model_urls.get(name)
+    if info is None:
+        raise InferenceError(f"unknown torchxrayvision model {name!r}",
+                             fix=f"Use one of {', '.join(xrv_weight_names())}, or densenet121 / resnet50")
+    return next(long for long in xrv_weight_names() if xrv.models.model_urls[long] is info)
+
+
+def xrv_weights_path(name: str, cache_dir: str | Path | None = None) -> Path:
+    """Where torchxrayvision keeps the weights file for ``name``: ``cache_dir`` or its own cache folder
+    (``~/.torchxrayvision/models_data``)."""
+    import torchxrayvision as xrv
+
+    url = xrv.models.model_urls[resolve_xrv_name(name)]["weights_url"]
+    folder = Path(cache_dir) if cache_dir is not None else Path(xrv.utils.get_cache_dir())
+    return folder.expanduser() / os.path.basename(url)
+
+
+def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | None = None,
+                     timeout_s: float = 30.0) -> Path:
+    """Download the official weights for ``name`` into torchxrayvision's cache folder (or ``cache_dir``) and
+    return the file's path; a file already there is checked, not downloaded again.
+
+    ``url`` overrides the official address (a mirror). The download goes to a temporary file that is renamed into
+    place only once it loads as a checkpoint. Raises `InferenceError` when the network or the file fails.
+    """
+    import torchxrayvision as xrv
+
+    long_name = resolve_xrv_name(name)
+    target = xrv_weights_path(long_name, cache_dir)
+    if target.is_file():
+        read_state_dict(target, _xrv_module_classes())
+        return target
+    url = url or xrv.models.model_urls[long_name]["weights_url"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        read_state_dict(temporary, _xrv_module_classes())
+        os.replace(temporary, target)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        raise InferenceError(
+            f"cannot download the {long_name} weights from {url} ({reason})",
+            fix=f"Where there is no network, fetch the file on another machine and copy it to {target}, "
+                f"or pass --model xrv:{long_name}@/path/to/weights.pt") from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return target
+
+
+def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> LoadedModel:
+    """A torchxrayvision model with the weights in ``weights`` (a state dict of ``xrv.models.DenseNet`` or
+    ``xrv.models.ResNet``, or torchxrayvision's own weights file), else from its cache folder."""
+    import torchxrayvision as xrv
+
+    long_name = resolve_xrv_name(name)
+    info = xrv.models.model_urls[long_name]
+    path = Path(weights) if weights is not None else xrv_weights_path(long_name, cache_dir)
+    if not path.is_file():
+        raise InferenceError(
+            f"no weights file for {long_name}", path=path,
+            fix=f"Run `cxrfail models pull {long_name}` where a network is available, "
+                f"or pass xrv:{long_name}@/path/to/weights.pt")
+    state = read_state_dict(path, _xrv_module_classes())
+    state.pop("op_threshs", None)
+    labels = tuple(info["labels"])
+    if long_name.startswith("densenet"):
+        module = xrv.models.DenseNet(weights=None, num_classes=len(labels))
+    else:
+        module = build_torchvision_model(long_name.split("-")[0], len(labels), channels=1)
+        state = _strip_prefix(state, "model.")
+    load_weights(module, state, path)
+    resolution = int(info["input_resolution"])
+    mean, std = range_normalization(-1024, 1024, channels=1)
+    card = ModelCard(
+        name=f"xrv-{long_name}",
+        architecture=f"{XRV_PREFIX}{long_name}",
+        labels=labels,
+        preprocessing=Preprocessing(resolution, resolution, 1, mean, std),
+        activation="sigmoid",
+        weights=path,
+    )
+    return _ready(card, module)
+
+
+def _xrv_module_classes() -> list[type]:
+    """Classes a torchxrayvision weights file may reconstruct: its DenseNet and torch.nn layers."""
+    import torchxrayvision as xrv
+    from torchxrayvision.models import _DenseBlock, _DenseLayer, _Transition
+
+    return [xrv.models.DenseNet, _DenseBlock, _DenseLayer, _Transition, nn.Sequential, nn.Conv2d,
+            nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Linear]
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+def _ready(card: ModelCard, module: nn.Module) -> LoadedModel:
+    from cxrfail.findings import canonical_finding
+
+    indices, findings, seen = [], [], {}
+    for position, label in enumerate(card.labels):
+        if not label:
+            continue
+        try:
+            finding = canonical_finding(label)
+        except KeyError:
+            raise InferenceError(f"label {label!r} (output {position}) is not a known finding",
+                                 path=card.weights or card.name,
+                                 fix='Use NIH or CheXpert finding names, or "" for an output to drop') from None
+        if finding in seen:
+            raise InferenceError(f"labels {seen[finding]!r} and {label!r} both map onto {finding}",
+                                 path=card.weights or card.name, fix="Give each output its own finding")
+        seen[finding] = label
+        indices.append(position)
+        findings.append(finding)
+    return LoadedModel(card=card, module=module.eval(), weights_digest=_file_digest(card.weights),
+                       output_indices=tuple(indices), findings=tuple(findings))
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in member for member in archive.namelist())
+
+
+def _state_dict_of(loaded: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(loaded, nn.Module):
+        return dict(loaded.state_dict())
+    if isinstance(loaded, Mapping):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(loaded.get(key), Mapping | nn.Module):
+                return _state_dict_of(loaded[key], path)
+        if loaded and all(isinstance(value, torch.Tensor) for value in loaded.values()):
+            return dict(loaded)
+    raise InferenceError(f"the checkpoint holds no state dict (found {type(loaded).__name__})", path=path,
+                         fix="Save model.state_dict(), a mapping of parameter names to tensors")
+
+
+def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix):]: value for key, value in state.items()}
+    return dict(state)
+
+
+def _make_single_channel(module: nn.Module) -> None:
+    name, first = next((n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d))
+    parent = module.get_submodule(name.rpartition(".")[0])
+    replacement = nn.Conv2d(1, first.out_channels, first.kernel_size, first.stride, first.padding,
+                            first.dilation, first.groups, first.bias is not None, first.padding_mode)
+    setattr(parent, name.rpartition(".")[2], replacement)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _few(names: list[str]) -> str:
+    if not names:
+        return "none"
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
