@@ -175,13 +175,20 @@ def parse_model_card(raw: dict[str, Any], *, source: Path, default_architecture:
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise InferenceError("labels must be a list of finding names, one per model output", path=source)
     channels = _integer(raw, "channels", source, default=3)
+    if channels not in (1, 3):
+        raise InferenceError(f"channels must be 1 or 3, got {channels}", path=source)
     input_size = _integer(raw, "input_size", source)
-    preprocessing = Preprocessing(
-        input_size=input_size,
-        resize_size=_integer(raw, "resize", source, default=input_size),
-        channels=channels,
-        **_normalization(raw.get("normalization"), channels, source),
-    )
+    try:
+        preprocessing = Preprocessing(
+            input_size=input_size,
+            resize_size=_integer(raw, "resize", source, default=input_size),
+            channels=channels,
+            **_normalization(raw.get("normalization"), channels, source),
+        )
+    except InferenceError as exc:
+        if exc.path is not None:
+            raise
+        raise InferenceError(exc.problem, path=source) from None
     weights = raw.get("weights")
     if weights is None and source.suffix.lower() in CARD_SUFFIXES:
         raise InferenceError("the model card names no weights file", path=source,

@@ -1,6 +1,6 @@
 """The inference subcommands of ``cxrfail``: ``infer``, ``models pull``, ``cache ls``, ``cache clear``.
 
-`add_inference_commands` adds them to the main parser's subparsers; each sets ``func``, a handler that takes the
+`add_inference_commands` adds them to the main parser's subparsers; each sets ``handler``, a function that takes the
 parsed arguments and returns the exit status. Handlers raise `InferenceError` for anything the user can fix.
 Building the parser imports neither torch nor pyarrow: the handlers import what they need.
 """
@@ -41,7 +41,7 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
                        help="auto: fp32 on CPU, bf16/fp16 autocast on CUDA")
     _add_cache_dir(infer)
     infer.add_argument("--no-cache", action="store_true", help="compute everything and cache nothing")
-    infer.set_defaults(func=run_infer)
+    infer.set_defaults(handler=run_infer)
 
     models = subparsers.add_parser("models", help="model weights").add_subparsers(dest="models_command",
                                                                                    required=True)
@@ -52,17 +52,17 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--dir", type=Path, default=None, help="folder to store the weights in "
                                                              "(default: ~/.torchxrayvision/models_data)")
     pull.add_argument("--url", default=None, help="download from this address instead (a mirror)")
-    pull.set_defaults(func=run_models_pull)
+    pull.set_defaults(handler=run_models_pull)
 
     cache = subparsers.add_parser("cache", help="the on-disk prediction cache").add_subparsers(
         dest="cache_command", required=True)
     listing = cache.add_parser("ls", help="list cached models")
     _add_cache_dir(listing)
-    listing.set_defaults(func=run_cache_ls)
+    listing.set_defaults(handler=run_cache_ls)
     clear = cache.add_parser("clear", help="remove cached predictions")
     _add_cache_dir(clear)
     clear.add_argument("--key", default=None, help="remove only this model key (see `cxrfail cache ls`)")
-    clear.set_defaults(func=run_cache_clear)
+    clear.set_defaults(handler=run_cache_clear)
 
 
 def run_infer(args: argparse.Namespace) -> int:

@@ -141,10 +141,11 @@ def _decode_dicom(data: bytes) -> np.ndarray:
         return pixels.astype(np.float32).transpose(2, 0, 1) / float(2 ** int(dataset.BitsStored) - 1)
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ImageDecodeError(f"unsupported DICOM photometric interpretation {photometric}")
-    values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float64)
+    modality = apply_modality_lut(pixels, dataset)
+    values = np.asarray(modality, dtype=np.float64)
     if "VOILUTSequence" in dataset:
         lut_bits = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
-        scaled = np.asarray(apply_voi_lut(values, dataset, index=0), dtype=np.float64) / (2 ** lut_bits - 1)
+        scaled = np.asarray(apply_voi_lut(modality, dataset, index=0), dtype=np.float64) / (2 ** lut_bits - 1)
     elif "WindowCenter" in dataset and "WindowWidth" in dataset:
         scaled = _window(values, dataset)
     else:

@@ -1,0 +1,101 @@
+"""Fixtures for the inference tests: real images, a real DICOM chest radiograph, and real architectures with
+seeded random weights saved to temporary files (no chest X-ray weights are available offline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+NIH_IMAGES = SHARED / "data" / "nih-chexnet" / "images"
+CARD_LABELS = ["Atelectasis", "Cardiomegaly", "Effusion", "", "Pleural_Thickening"]
+
+
+def pydicom_data_file(name: str) -> Path:
+    """A file shipped inside the installed pydicom-data package (found locally; never downloaded)."""
+    import data_store  # the import name of the pydicom-data package
+
+    path = Path(data_store.__file__).parent / "data" / name
+    if not path.is_file():
+        pytest.skip(f"pydicom-data does not ship {name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nih_images() -> list[Path]:
+    """Eight real NIH ChestX-ray14 PNGs (512 x 512, 8-bit grayscale) from the shared data."""
+    if not NIH_IMAGES.is_dir():
+        pytest.skip(f"shared images not found at {NIH_IMAGES}")
+    return sorted(NIH_IMAGES.glob("*.png"))[:8]
+
+
+@pytest.fixture(scope="session")
+def chest_dicom() -> Path:
+    """RG1_J2KI.dcm: a real PA chest CR, JPEG 2000, MONOCHROME1, 15 bits stored, window 15000/30000."""
+    return pydicom_data_file("RG1_J2KI.dcm")
+
+
+@pytest.fixture(scope="session")
+def chest_dicom_uncompressed() -> Path:
+    """RG1_UNCI.dcm: the same radiograph as `chest_dicom`, uncompressed (explicit VR little endian)."""
+    return pydicom_data_file("RG1_UNCI.dcm")
+
+
+@pytest.fixture(scope="session")
+def xrv_densenet_weights(tmp_path_factory) -> Path:
+    """State dict of a torchxrayvision DenseNet-121 (18 outputs) with seed-0 random weights."""
+    import torchxrayvision as xrv
+
+    torch.manual_seed(0)
+    module = xrv.models.DenseNet(weights=None, num_classes=18)
+    path = tmp_path_factory.mktemp("xrv") / "densenet121-seed0.pt"
+    torch.save(module.state_dict(), path)
+    return path
+
+
+def write_card_model(folder: Path, architecture: str = "densenet121", *, seed: int = 0, input_size: int = 64,
+                     channels: int = 3, weights_format: str = "safetensors", **card_fields) -> Path:
+    """Save a torchvision classifier with seeded random weights and a model card beside it; return the card."""
+    from safetensors.torch import save_file
+
+    from cxrfail.inference.models import build_torchvision_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = card_fields.pop("labels", CARD_LABELS)
+    torch.manual_seed(seed)
+    module = build_torchvision_model(architecture, len(labels), channels)
+    weights = folder / f"{architecture}-seed{seed}.{weights_format}"
+    if weights_format == "safetensors":
+        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, weights)
+    else:
+        torch.save(module.state_dict(), weights)
+    card = {
+        "name": f"{architecture}-test",
+        "architecture": architecture,
+        "weights": weights.name,
+        "labels": labels,
+        "input_size": input_size,
+        "resize": input_size + input_size // 8,
+        "channels": channels,
+        "normalization": "imagenet" if channels == 3 else {"mean": [0.5], "std": [0.25]},
+        "activation": "sigmoid",
+        **card_fields,
+    }
+    path = folder / f"{architecture}-card.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
+@pytest.fixture
+def make_card_model():
+    """`write_card_model`, for tests that need several card models or non-default fields."""
+    return write_card_model
+
+
+@pytest.fixture
+def card_model(tmp_path) -> Path:
+    """A model card for a DenseNet-121 (5 outputs, one unlabelled) at 64 px with seeded random weights."""
+    return write_card_model(tmp_path / "model")
