@@ -1,0 +1,450 @@
+"""Misclassification identifiers: can a second model tell when the first one is wrong?
+
+CheXbreak (Chen et al., MLHC 2021) trains a classifier on features of each study (the model's own
+probabilities, demographics, other models' probabilities, other findings) to predict whether the chest X-ray
+model misclassifies it at its operating threshold. This module builds those feature matrices, the three
+learners, patient-grouped out-of-fold probabilities, and the AUROC of the identifier (with a patient
+bootstrap CI) against a confidence baseline: how close the model's probability is to its threshold.
+
+Feature sets (`FEATURE_SETS`) are ``+``-joined parts:
+
+``own``           the analysed model's probabilities for every finding it predicts: ``p:<finding>``
+``all_models``    every model's probabilities for every finding: ``p:<model>:<finding>``
+``demographics``  ``age`` (years), ``sex_male`` (1 male, 0 female, NaN unknown), one-hot view
+                  (``view_AP``, ``view_PA``, ...; NaN in every view column when the view is unknown) and, for
+                  CheXpert studies, ``n_ap``, ``n_pa``, ``lateral``
+``findings``      ground-truth labels of other findings: ``label:<finding>`` (1/0/NaN; NaN kept). This is
+                  an *oracle* feature set (`ORACLE_FEATURE_SETS`): a deployed system would not have the
+                  labels, so every result that uses it carries ``oracle=True``.
+
+The target finding's own label is never a feature: misclassified = (prediction != label), so with the model's
+probability (hence its prediction) among the features the label would give the answer away. For the same
+reason ``No Finding`` (1 exactly when no finding, the target included, is present) and labels derived from
+the target or that it is derived from (on NIH, Lung Lesion = Mass or Nodule) are left out too.
+
+Missing values: HistGradientBoosting handles NaN natively; the logistic and random-forest pipelines impute
+the median of the training part (columns that are empty there are kept and filled with 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from cxrfail.analysis.bootstrap import bootstrap_auroc
+from cxrfail.analysis.splits import patient_folds
+from cxrfail.findings import ALL_FINDINGS
+
+FEATURE_SETS: tuple[str, ...] = (
+    "own",
+    "own+demographics",
+    "all_models+demographics",
+    "all_models+demographics+findings",
+)
+#: Feature sets that use ground-truth labels of other findings: not available to a deployed system.
+ORACLE_FEATURE_SETS: frozenset[str] = frozenset({"all_models+demographics+findings"})
+FEATURE_PARTS: tuple[str, ...] = ("own", "all_models", "demographics", "findings")
+
+LEARNERS: tuple[str, ...] = ("logistic", "random_forest", "hist_gradient_boosting")
+
+#: Default label features of the ``findings`` part, in this order; those absent from the cohort are skipped.
+#: Lung Lesion, Pneumothorax and Support Devices first: the clinical features CheXbreak found informative.
+DEFAULT_FINDING_FEATURES: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Support Devices") + tuple(
+    finding for finding in ALL_FINDINGS
+    if finding not in ("Lung Lesion", "Pneumothorax", "Support Devices", "No Finding")
+)
+
+#: Labels that are never features for a target: "No Finding" is a function of every label, the target's too.
+ALWAYS_EXCLUDED_LABELS: frozenset[str] = frozenset({"No Finding"})
+#: Labels that determine, or are determined by, the target (NIH: Lung Lesion = Mass or Nodule).
+LINKED_LABELS: dict[str, frozenset[str]] = {
+    "Lung Lesion": frozenset({"Mass", "Nodule"}),
+    "Mass": frozenset({"Lung Lesion"}),
+    "Nodule": frozenset({"Lung Lesion"}),
+}
+
+DEMOGRAPHIC_COUNT_COLUMNS: tuple[str, ...] = ("n_ap", "n_pa", "lateral")
+
+#: OpenMP threads for fitting and predicting (HistGradientBoosting is OpenMP-parallel). One thread: on a busy
+#: 2-core machine a 17k-row HGB fit took 1.4 s with one thread and 13-24 s with two or the default (the
+#: threads spin-wait for each other when the cores are shared); unloaded, two threads gain < 2x.
+OPENMP_THREADS = 1
+
+
+# ------------------------------------------------------------------------------------------------- features
+
+
+def feature_set_parts(feature_set: str) -> tuple[str, ...]:
+    """The parts of a ``+``-joined feature set name; raises ``ValueError`` naming an unknown part."""
+    if not isinstance(feature_set, str) or not feature_set:
+        raise ValueError(f"feature_set must be a non-empty string such as {FEATURE_SETS[1]!r}, got {feature_set!r}")
+    parts = tuple(part.strip() for part in feature_set.split("+"))
+    unknown = [part for part in parts if part not in FEATURE_PARTS]
+    if unknown:
+        raise ValueError(
+            f"feature_set {feature_set!r} has unknown part(s) {', '.join(map(repr, unknown))}; parts are "
+            f"{', '.join(FEATURE_PARTS)} (e.g. {', '.join(FEATURE_SETS)})"
+        )
+    if "own" in parts and "all_models" in parts:
+        raise ValueError(f"feature_set {feature_set!r}: 'all_models' already contains the model's own probabilities")
+    return parts
+
+
+def is_oracle(feature_set: str) -> bool:
+    """True when the feature set uses ground-truth labels of other findings (not available when deployed)."""
+    return feature_set in ORACLE_FEATURE_SETS or "findings" in feature_set_parts(feature_set)
+
+
+def excluded_labels(finding: str) -> frozenset[str]:
+    """Labels never used as features when ``finding`` is the target: itself, No Finding, linked labels."""
+    return frozenset({finding}) | ALWAYS_EXCLUDED_LABELS | LINKED_LABELS.get(finding, frozenset())
+
+
+def _aligned_probabilities(probabilities: pd.DataFrame, index: pd.Index, name: str) -> pd.DataFrame:
+    if not isinstance(probabilities, pd.DataFrame):
+        raise TypeError(f"probabilities_by_model[{name!r}] must be a DataFrame indexed by image_id")
+    return probabilities.reindex(index).astype("float64")
+
+
+def _demographics(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    columns: dict[str, np.ndarray] = {}
+    if "age" in table.columns:
+        columns["age"] = pd.to_numeric(table["age"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    if "sex" in table.columns:
+        sex = table["sex"].astype("string").str.upper()
+        male = np.where(sex.eq("M").fillna(False).to_numpy(dtype=bool), 1.0, 0.0)
+        male[~sex.isin(["M", "F"]).fillna(False).to_numpy(dtype=bool)] = np.nan
+        columns["sex_male"] = male
+    if "view" in table.columns:
+        view = table["view"].astype("string")
+        known = view.notna().to_numpy(dtype=bool)
+        for level in sorted(view.dropna().unique().tolist()):
+            values = np.where(view.eq(level).fillna(False).to_numpy(dtype=bool), 1.0, 0.0)
+            values[~known] = np.nan
+            columns[f"view_{level}"] = values
+    for column in DEMOGRAPHIC_COUNT_COLUMNS:
+        if column in table.columns:
+            columns[column] = pd.to_numeric(table[column].astype("float64"), errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan)
+    return columns
+
+
+def build_features(
+    table: pd.DataFrame,
+    probabilities_by_model: Mapping[str, pd.DataFrame],
+    model: str,
+    finding: str,
+    feature_set: str,
+    *,
+    finding_features: Iterable[str] = DEFAULT_FINDING_FEATURES,
+) -> pd.DataFrame:
+    """The numeric feature matrix of one (model, finding) identifier.
+
+    Args:
+        table: the cohort table (rows to describe; index ``image_id``), with ``age``, ``sex``, ``view`` and
+            label columns; ``n_ap``, ``n_pa``, ``lateral`` are used when present.
+        probabilities_by_model: model name -> probabilities (index ``image_id``, one column per finding).
+            Rows missing from a model's frame become NaN.
+        model: the analysed model (its probabilities are the ``own`` part).
+        finding: the target finding; its label (and labels that determine it) are never features.
+        feature_set: one of `FEATURE_SETS` (or another ``+``-joined combination of `FEATURE_PARTS`).
+        finding_features: candidate label features of the ``findings`` part; those not in ``table`` and those
+            of `excluded_labels` (finding) are skipped.
+
+    Returns:
+        float64 DataFrame, index ``table.index``, columns in the order own/all_models, demographics, findings
+        (names in the module docstring). NaN marks an unknown value.
+    """
+    parts = feature_set_parts(feature_set)
+    if model not in probabilities_by_model:
+        raise ValueError(f"model {model!r} is not in probabilities_by_model ({', '.join(probabilities_by_model)})")
+    index = table.index
+    columns: dict[str, np.ndarray] = {}
+    if "own" in parts:
+        own = _aligned_probabilities(probabilities_by_model[model], index, model)
+        for column in own.columns:
+            columns[f"p:{column}"] = own[column].to_numpy(dtype="float64")
+    if "all_models" in parts:
+        for name, probabilities in probabilities_by_model.items():
+            aligned = _aligned_probabilities(probabilities, index, name)
+            for column in aligned.columns:
+                columns[f"p:{name}:{column}"] = aligned[column].to_numpy(dtype="float64")
+    if "demographics" in parts:
+        columns.update(_demographics(table))
+    if "findings" in parts:
+        skip = excluded_labels(finding)
+        seen = set()
+        for label in finding_features:
+            if label in skip or label in seen or label not in table.columns:
+                continue
+            seen.add(label)
+            columns[f"label:{label}"] = pd.to_numeric(table[label], errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan)
+    if not columns:
+        raise ValueError(f"feature_set {feature_set!r} gives no feature columns for this table")
+    return pd.DataFrame(columns, index=index, dtype="float64")
+
+
+# -------------------------------------------------------------------------------------------------- learners
+
+
+class ConstantIdentifier(ClassifierMixin, BaseEstimator):
+    """The identifier fitted on a single class: predicts that class's share (0 or 1) for every row."""
+
+    def __init__(self, probability: float = 0.0):
+        self.probability = probability
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = np.shape(X)[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def predict_proba(self, X):
+        n = np.shape(X)[0]
+        p = float(self.probability)
+        return np.column_stack([np.full(n, 1.0 - p), np.full(n, p)])
+
+    def predict(self, X):
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
+
+
+def make_learner(name: str, seed: int = 0):
+    """An unfitted scikit-learn classifier for `LEARNERS` ``name``, deterministic for ``seed``.
+
+    - ``logistic``: median imputation, standardisation, L2 logistic regression (C=1).
+    - ``random_forest``: median imputation, 200 trees of depth <= 10, leaves >= 25 rows, each tree on 30% of
+      the rows (fit ~4 s, TreeSHAP on 500 rows ~3 s for 22k x 60 on 2 cores).
+    - ``hist_gradient_boosting``: 200 rounds at learning rate 0.05, 15 leaves, no early stopping (so no
+      random validation split: deterministic); NaN handled natively (~1 s for 22k x 60).
+    """
+    seed = int(seed)
+    if name == "logistic":
+        return Pipeline([
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("model", LogisticRegression(C=1.0, max_iter=2000)),
+        ])
+    if name == "random_forest":
+        return Pipeline([
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("model", RandomForestClassifier(
+                n_estimators=200, max_depth=10, min_samples_leaf=25, max_samples=0.3, n_jobs=2,
+                random_state=seed)),
+        ])
+    if name == "hist_gradient_boosting":
+        return HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+            early_stopping=False, random_state=seed,
+        )
+    raise ValueError(f"unknown learner {name!r}; use one of {', '.join(LEARNERS)}")
+
+
+def _learner(learner, seed: int):
+    if isinstance(learner, str):
+        return make_learner(learner, seed)
+    return clone(learner)
+
+
+def _features_frame(features, name: str = "features") -> pd.DataFrame:
+    if isinstance(features, pd.DataFrame):
+        frame = features
+    else:
+        array = np.asarray(features, dtype="float64")
+        if array.ndim != 2:
+            raise ValueError(f"{name} must be two-dimensional, got shape {array.shape}")
+        frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+    try:
+        frame = frame.astype("float64")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric ({exc})") from None
+    if np.isinf(frame.to_numpy()).any():
+        raise ValueError(f"{name} has infinite values; use NaN for unknown values")
+    return frame
+
+
+def _binary(values, name: str, n: int | None = None) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    as_float = array.astype("float64")
+    bad = ~np.isin(as_float, (0.0, 1.0))
+    if bad.any():
+        raise ValueError(f"{name} must be 0/1 (no NaN), found {array[bad][:3].tolist()} "
+                         f"(e.g. at row {int(np.flatnonzero(bad)[0])})")
+    if n is not None and len(array) != n:
+        raise ValueError(f"{name} has {len(array)} rows but features has {n}")
+    return as_float.astype(np.int64)
+
+
+def fit_identifier(features, misclassified, learner="hist_gradient_boosting", seed: int = 0):
+    """Fit an identifier of misclassification on every given row.
+
+    Args:
+        features: (n, k) feature matrix (DataFrame from `build_features`).
+        misclassified: (n,) 0/1 target.
+        learner: a `LEARNERS` name or an unfitted scikit-learn classifier (cloned).
+        seed: the learner's seed.
+
+    Returns:
+        The fitted estimator (fitted on a DataFrame, so ``feature_names_in_`` holds the feature names). When
+        ``misclassified`` has a single class, a `ConstantIdentifier` predicting that class.
+    """
+    X = _features_frame(features)
+    y = _binary(misclassified, "misclassified", len(X))
+    if len(y) == 0:
+        raise ValueError("no rows to fit the identifier on")
+    if np.unique(y).size < 2:
+        return ConstantIdentifier(float(y[0])).fit(X, y)
+    with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
+        return _learner(learner, seed).fit(X, y)
+
+
+def predict_identifier(fitted, features) -> np.ndarray:
+    """(n,) probability of misclassification from a fitted identifier (the column of class 1)."""
+    X = _features_frame(features)
+    if len(X) == 0:
+        return np.zeros(0, dtype="float64")
+    with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
+        proba = fitted.predict_proba(X)
+    classes = list(fitted.classes_)
+    if 1 in classes:
+        return np.asarray(proba[:, classes.index(1)], dtype="float64")
+    return np.zeros(len(X), dtype="float64")
+
+
+def out_of_fold_probabilities(features, misclassified, fold_of_row, learner="hist_gradient_boosting",
+                              seed: int = 0) -> np.ndarray:
+    """(n,) out-of-fold probability of misclassification: each row scored by a model fitted on other folds.
+
+    ``fold_of_row`` must group by patient (`cxrfail.analysis.splits.patient_folds`): then no row is scored by
+    a model that saw any row of its patient. A fold whose training part holds one class only gets that
+    class's share (0.0 or 1.0) as a constant prediction.
+    """
+    X = _features_frame(features)
+    y = _binary(misclassified, "misclassified", len(X))
+    folds = np.asarray(fold_of_row)
+    if folds.shape != (len(X),):
+        raise ValueError(f"fold_of_row must have shape ({len(X)},), got {folds.shape}")
+    unique = np.unique(folds)
+    if unique.size < 2:
+        raise ValueError("fold_of_row has a single fold: every row would be scored by a model that saw it")
+    out = np.empty(len(X), dtype="float64")
+    for fold in unique:
+        held_out = folds == fold
+        fitted = fit_identifier(X.loc[~held_out], y[~held_out], learner, seed)
+        out[held_out] = predict_identifier(fitted, X.loc[held_out])
+    return out
+
+
+def confidence_baseline(probability, threshold: float) -> np.ndarray:
+    """-|probability - threshold|: higher means closer to the threshold, i.e. less confident, more often wrong."""
+    p = np.asarray(probability, dtype="float64")
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    return -np.abs(p - float(threshold))
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass
+class IdentifierEvaluation:
+    """Cross-validated performance of one identifier (learner x feature set) for one (model, finding).
+
+    ``auroc`` is the AUROC of the out-of-fold probabilities for the misclassified rows (patient-grouped folds),
+    with a patient-bootstrap CI; ``baseline_*`` the same for `confidence_baseline`. NaN where undefined
+    (a single class of misclassified; no probability/threshold for the baseline), with ``note`` saying why.
+    """
+
+    learner: str
+    feature_set: str
+    oracle: bool
+    auroc: float
+    ci_low: float
+    ci_high: float
+    baseline_auroc: float
+    baseline_ci_low: float
+    baseline_ci_high: float
+    n: int
+    n_misclassified: int
+    oof_probability: np.ndarray = field(repr=False)
+    baseline_score: np.ndarray = field(repr=False)
+    fold_of_row: np.ndarray = field(repr=False, default=None)
+    note: str | None = None
+
+
+def evaluate_identifier(
+    features,
+    misclassified,
+    patient_ids: Sequence[object] | np.ndarray,
+    *,
+    learner: str = "hist_gradient_boosting",
+    feature_set: str = "own+demographics",
+    n_folds: int = 5,
+    seed: int = 0,
+    n_bootstrap: int = 1000,
+    probability=None,
+    threshold: float | None = None,
+) -> IdentifierEvaluation:
+    """Patient-grouped cross-validation of a misclassification identifier against the confidence baseline.
+
+    Args:
+        features: (n, k) feature matrix from `build_features`.
+        misclassified: (n,) 0/1, whether the model misclassified the row at its threshold.
+        patient_ids: (n,) patient of each row: folds and bootstrap resample patients.
+        learner: a `LEARNERS` name.
+        feature_set: the feature set's name (recorded; decides ``oracle``).
+        n_folds, seed: folds (`patient_folds`) and the learner's seed.
+        n_bootstrap: replicates of the patient bootstrap of the AUROCs.
+        probability, threshold: the model's probabilities and threshold, for the confidence baseline
+            (baseline NaN when not given).
+    """
+    X = _features_frame(features)
+    y = _binary(misclassified, "misclassified", len(X))
+    patients = np.asarray(patient_ids)
+    if patients.shape != (len(X),):
+        raise ValueError(f"patient_ids must have shape ({len(X)},), got {patients.shape}")
+    oracle = is_oracle(feature_set)
+    notes = []
+    folds = patient_folds(patients, n_folds=n_folds, seed=seed)
+    oof = out_of_fold_probabilities(X, y, folds, learner, seed)
+    nan = float("nan")
+    two_classes = 0 < int(y.sum()) < len(y)
+    if not two_classes:
+        notes.append(f"misclassified has a single class ({'all' if y.all() else 'none'} misclassified): "
+                     "AUROC undefined")
+    auroc = ci_low = ci_high = nan
+    if two_classes:
+        interval = bootstrap_auroc(y, oof, patients, n_replicates=n_bootstrap, seed=seed)
+        auroc, ci_low, ci_high = interval.estimate, interval.ci_low, interval.ci_high
+    if probability is not None and threshold is not None:
+        p = np.asarray(probability, dtype="float64")
+        if p.shape != (len(X),):
+            raise ValueError(f"probability must have shape ({len(X)},), got {p.shape}")
+        baseline = confidence_baseline(p, threshold)
+    else:
+        baseline = np.full(len(X), nan)
+        notes.append("no probability/threshold given: no confidence baseline")
+    base_auroc = base_low = base_high = nan
+    if two_classes and np.isfinite(baseline).all():
+        interval = bootstrap_auroc(y, baseline, patients, n_replicates=n_bootstrap, seed=seed)
+        base_auroc, base_low, base_high = interval.estimate, interval.ci_low, interval.ci_high
+    return IdentifierEvaluation(
+        learner=learner if isinstance(learner, str) else type(learner).__name__,
+        feature_set=feature_set, oracle=oracle, auroc=auroc, ci_low=ci_low, ci_high=ci_high,
+        baseline_auroc=base_auroc, baseline_ci_low=base_low, baseline_ci_high=base_high,
+        n=len(y), n_misclassified=int(y.sum()), oof_probability=oof, baseline_score=baseline,
+        fold_of_row=folds, note="; ".join(notes) or None,
+    )
