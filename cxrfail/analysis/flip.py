@@ -1,0 +1,290 @@
+"""Corrective flipping (CheXbreak): invert the predictions an identifier flags as likely wrong.
+
+A row is *flipped* (prediction := 1 - prediction) when its identifier probability is >= tau. Procedure of
+`run_flipping`, which keeps every choice away from the data it is judged on:
+
+1. calibration split: patient-grouped folds; out-of-fold identifier probabilities on the calibration rows;
+   tau = the value maximising F1 after flipping on calibration (`choose_flip_threshold`). "Never flip"
+   (`NEVER_FLIP`, just above 1.0) is always a candidate, so flipping is only chosen when it helped there.
+2. the identifier is refitted on all calibration rows and applied once to the held-out test split;
+3. test split: F1, precision and recall before and after, the number of flips and a paired patient-bootstrap
+   95% CI of the F1 change (`cxrfail.analysis.bootstrap.paired_bootstrap_f1_change`). A change whose CI
+   reaches zero is not an improvement: ``improved = ci_low > 0``.
+
+`evaluate_flip` is cheap (count-based bootstrap), so a dashboard slider can call it live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change
+from cxrfail.analysis.identifiers import (
+    _binary,
+    _features_frame,
+    fit_identifier,
+    out_of_fold_probabilities,
+    predict_identifier,
+)
+from cxrfail.analysis.outcomes import binary_metrics, f1_from_counts
+from cxrfail.analysis.splits import CALIBRATION, TEST, patient_folds
+
+#: tau that never flips: every probability is <= 1.0 < NEVER_FLIP.
+NEVER_FLIP: float = float(np.nextafter(1.0, 2.0))
+#: quantile levels of the default tau grid of `choose_flip_threshold`.
+GRID_LEVELS = np.linspace(0.0, 1.0, 201)
+CURVE_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high")
+
+
+def _probability(values, name: str, n: int) -> np.ndarray:
+    p = np.asarray(values, dtype="float64")
+    if p.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {p.shape}")
+    if np.isnan(p).any():
+        raise ValueError(f"{name} has NaN values")
+    return p
+
+
+def _inputs(y_true, prediction, identifier_probability):
+    y = _binary(y_true, "y_true")
+    pred = _binary(prediction, "prediction", len(y))
+    p = _probability(identifier_probability, "identifier_probability", len(y))
+    return y, pred, p
+
+
+def flip_predictions(prediction, identifier_probability, tau: float) -> np.ndarray:
+    """(n,) int64 predictions with rows whose identifier probability is >= ``tau`` inverted."""
+    pred = _binary(prediction, "prediction")
+    p = _probability(identifier_probability, "identifier_probability", len(pred))
+    return np.where(p >= float(tau), 1 - pred, pred).astype(np.int64)
+
+
+def flip_f1_by_tau(y_true, prediction, identifier_probability, taus) -> tuple[np.ndarray, np.ndarray]:
+    """(n_flips, F1 after flipping) for each tau in ``taus``, from cumulative counts after one sort.
+
+    Flipping a true positive makes it a false negative and vice versa; flipping a false positive makes it a
+    true negative and vice versa. So the counts after flipping the k rows of highest identifier probability
+    are the counts before plus cumulative sums of those changes.
+    """
+    y, pred, p = _inputs(y_true, prediction, identifier_probability)
+    taus = np.asarray(taus, dtype="float64")
+    order = np.argsort(-p, kind="stable")
+    ys, ps = y[order], pred[order]
+    d_tp = np.where(ys == 1, np.where(ps == 1, -1, 1), 0)  # TP -> FN (-1), FN -> TP (+1)
+    d_fp = np.where(ys == 0, np.where(ps == 1, -1, 1), 0)  # FP -> TN (-1), TN -> FP (+1)
+    cum_tp = np.r_[0, np.cumsum(d_tp)]
+    cum_fp = np.r_[0, np.cumsum(d_fp)]
+    tp = int(np.sum((y == 1) & (pred == 1)))
+    fp = int(np.sum((y == 0) & (pred == 1)))
+    fn = int(np.sum((y == 1) & (pred == 0)))
+    n_flips = len(p) - np.searchsorted(np.sort(p), taus, side="left")  # rows with p >= tau
+    f1 = f1_from_counts(tp + cum_tp[n_flips], fp + cum_fp[n_flips], fn - cum_tp[n_flips])
+    return n_flips.astype(np.int64), np.asarray(f1, dtype="float64")
+
+
+def default_tau_grid(identifier_probability) -> np.ndarray:
+    """Candidate taus: the distinct quantiles (levels 0, 0.005, ..., 1) of the identifier probabilities, plus
+    `NEVER_FLIP`; ascending."""
+    p = np.asarray(identifier_probability, dtype="float64")
+    if len(p) == 0:
+        return np.array([NEVER_FLIP])
+    return np.unique(np.r_[np.quantile(p, GRID_LEVELS), NEVER_FLIP])
+
+
+def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=None) -> float:
+    """The tau maximising F1 after flipping (use calibration out-of-fold identifier probabilities).
+
+    Args:
+        identifier_probability: (n,) identifier probabilities (out-of-fold on calibration rows).
+        y_true: (n,) 0/1 ground truth.
+        prediction: (n,) 0/1 model predictions at the operating threshold.
+        grid: candidate taus; default `default_tau_grid`. `NEVER_FLIP` is always added.
+
+    Returns:
+        tau (float). Ties are broken towards the highest tau (fewest flips), so without a strict gain in F1
+        the answer is `NEVER_FLIP`.
+    """
+    y, pred, p = _inputs(y_true, prediction, identifier_probability)
+    candidates = default_tau_grid(p) if grid is None else np.unique(np.r_[np.asarray(grid, float), NEVER_FLIP])
+    if np.isnan(candidates).any():
+        raise ValueError("grid has NaN values")
+    _, f1 = flip_f1_by_tau(y, pred, p, candidates)
+    best = f1.max()
+    # highest tau among those within float noise of the best F1
+    return float(candidates[np.flatnonzero(f1 >= best - 1e-12)[-1]])
+
+
+@dataclass(frozen=True)
+class FlipEvaluation:
+    """Effect of flipping at ``tau`` on one set of rows (the test split). ``delta_f1`` = f1_after - f1_before,
+    with a paired patient-bootstrap CI; ``improved`` only when the CI lies above zero."""
+
+    tau: float
+    n: int
+    n_flips: int
+    f1_before: float
+    f1_after: float
+    delta_f1: float
+    ci_low: float
+    ci_high: float
+    precision_before: float
+    precision_after: float
+    recall_before: float
+    recall_after: float
+    improved: bool
+    n_bootstrap: int
+
+
+def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: float, *,
+                  n_bootstrap: int = 2000, seed: int = 0, confidence: float = 0.95) -> FlipEvaluation:
+    """F1, precision, recall before and after flipping at ``tau``, and the paired bootstrap CI of the change.
+
+    Args:
+        y_true, prediction: (n,) 0/1 ground truth and model predictions.
+        identifier_probability: (n,) identifier probability of misclassification.
+        patient_ids: (n,) patients (the bootstrap resamples them).
+        tau: flip rows with identifier probability >= tau.
+        n_bootstrap, seed, confidence: of `paired_bootstrap_f1_change`.
+    """
+    y, pred, p = _inputs(y_true, prediction, identifier_probability)
+    after = np.where(p >= float(tau), 1 - pred, pred)
+    before_metrics, after_metrics = binary_metrics(y, pred), binary_metrics(y, after)
+    interval = paired_bootstrap_f1_change(y, pred, after, patient_ids, n_replicates=n_bootstrap, seed=seed,
+                                          confidence=confidence)
+    return FlipEvaluation(
+        tau=float(tau), n=len(y), n_flips=int(np.sum(p >= float(tau))),
+        f1_before=before_metrics["f1"], f1_after=after_metrics["f1"],
+        delta_f1=after_metrics["f1"] - before_metrics["f1"], ci_low=interval.ci_low, ci_high=interval.ci_high,
+        precision_before=before_metrics["precision"], precision_after=after_metrics["precision"],
+        recall_before=before_metrics["recall"], recall_after=after_metrics["recall"],
+        improved=bool(interval.ci_low > 0.0), n_bootstrap=int(n_bootstrap),
+    )
+
+
+def default_curve_taus(identifier_probability, misclassified=None, n_points: int = 50) -> np.ndarray:
+    """About ``n_points`` taus spanning 0 flips to about twice the number of misclassified rows (at least 20):
+    quantiles of the identifier probability at evenly spaced flip counts, plus `NEVER_FLIP`; ascending.
+
+    (A fixed grid on [0.5, 1] would be mostly empty: when errors are rare, identifier probabilities rarely
+    exceed 0.5.)
+    """
+    p = np.asarray(identifier_probability, dtype="float64")
+    n = len(p)
+    if n == 0:
+        return np.array([NEVER_FLIP])
+    n_wrong = n if misclassified is None else int(np.sum(misclassified))
+    max_flips = min(n, max(20, 2 * n_wrong))
+    levels = 1.0 - np.linspace(0.0, max_flips / n, n_points)
+    return np.unique(np.r_[np.quantile(p, np.clip(levels, 0.0, 1.0), method="higher"), NEVER_FLIP])
+
+
+def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=None, n_bootstrap: int = 500,
+               seed: int = 0) -> pd.DataFrame:
+    """`evaluate_flip` over a grid of tau (default `default_curve_taus`): columns `CURVE_COLUMNS`, ascending
+    tau (so ``n_flips`` is non-increasing)."""
+    y, pred, p = _inputs(y_true, prediction, identifier_probability)
+    grid = default_curve_taus(p, pred != y) if taus is None else np.unique(np.asarray(taus, dtype="float64"))
+    rows = []
+    for tau in grid:
+        evaluation = evaluate_flip(y, pred, p, patient_ids, float(tau), n_bootstrap=n_bootstrap, seed=seed)
+        rows.append({column: getattr(evaluation, column) for column in CURVE_COLUMNS})
+    curve = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+    return curve.astype({"n_flips": "int64"})
+
+
+@dataclass
+class FlipRun:
+    """Everything `run_flipping` produced.
+
+    Attributes:
+        tau: the flip threshold chosen on calibration (`NEVER_FLIP` when no flipping helped there).
+        calibration_probability: (n_calibration,) out-of-fold identifier probabilities of calibration rows.
+        test_probability: (n_test,) probabilities of the test rows from the identifier fitted on calibration.
+        test_evaluation: `FlipEvaluation` on the test split at ``tau``.
+        curve: `flip_curve` on the test split.
+        identifier_probability: (n,) per row of the input: calibration OOF, test from the calibration model.
+        flipped_prediction: (n,) every row's prediction flipped at ``tau`` by its ``identifier_probability``.
+        identifier: the identifier fitted on every calibration row (for SHAP).
+        calibration_f1_before, calibration_f1_after: F1 on calibration (OOF) at ``tau``: the choice's own,
+            optimistic, view.
+    """
+
+    tau: float
+    learner: str
+    calibration_probability: np.ndarray = field(repr=False)
+    test_probability: np.ndarray = field(repr=False)
+    test_evaluation: FlipEvaluation
+    curve: pd.DataFrame = field(repr=False)
+    identifier_probability: np.ndarray = field(repr=False)
+    flipped_prediction: np.ndarray = field(repr=False)
+    identifier: object = field(repr=False)
+    calibration_f1_before: float = float("nan")
+    calibration_f1_after: float = float("nan")
+
+
+def run_flipping(features, y_true, prediction, misclassified, patient_ids, split, *,
+                 learner: str = "hist_gradient_boosting", n_folds: int = 5, seed: int = 0,
+                 n_bootstrap: int = 2000, curve_bootstrap: int = 500) -> FlipRun:
+    """Corrective flipping end to end: identifier and tau from calibration, judged once on test.
+
+    Args:
+        features: (n, k) identifier features (`cxrfail.analysis.identifiers.build_features`).
+        y_true, prediction: (n,) 0/1 labels and model predictions at the operating threshold.
+        misclassified: (n,) 0/1, must equal ``prediction != y_true``.
+        patient_ids: (n,) patients; no patient may be in both splits.
+        split: (n,) ``"calibration"`` / ``"test"`` per row.
+        learner: a `LEARNERS` name.
+        n_folds: patient-grouped folds within calibration for the out-of-fold probabilities.
+        seed: folds, learner and bootstrap seed.
+        n_bootstrap: replicates of the test CI; ``curve_bootstrap`` those of each point of the curve.
+    """
+    X = _features_frame(features)
+    n = len(X)
+    y = _binary(y_true, "y_true", n)
+    pred = _binary(prediction, "prediction", n)
+    wrong = _binary(misclassified, "misclassified", n)
+    if not np.array_equal(wrong, (pred != y).astype(np.int64)):
+        raise ValueError("misclassified must equal (prediction != y_true) row by row")
+    patients = np.asarray(patient_ids, dtype=object)
+    if patients.shape != (n,):
+        raise ValueError(f"patient_ids must have shape ({n},), got {patients.shape}")
+    parts = np.asarray(split, dtype=object)
+    if parts.shape != (n,):
+        raise ValueError(f"split must have shape ({n},), got {parts.shape}")
+    unknown = set(pd.unique(parts)) - {CALIBRATION, TEST}
+    if unknown:
+        raise ValueError(f"split has values {sorted(map(str, unknown))}; use {CALIBRATION!r} and {TEST!r}")
+    calibration, test = parts == CALIBRATION, parts == TEST
+    if not calibration.any() or not test.any():
+        raise ValueError("split needs both calibration and test rows")
+    shared = set(pd.unique(patients[calibration])) & set(pd.unique(patients[test]))
+    if shared:
+        raise ValueError(f"{len(shared)} patient(s) are in both splits, e.g. {sorted(map(str, shared))[:3]}; "
+                         "split by patient")
+
+    X_cal, X_test = X.loc[calibration], X.loc[test]
+    folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)
+    cal_probability = out_of_fold_probabilities(X_cal, wrong[calibration], folds, learner, seed)
+    tau = choose_flip_threshold(cal_probability, y[calibration], pred[calibration])
+    identifier = fit_identifier(X_cal, wrong[calibration], learner, seed)
+    test_probability = predict_identifier(identifier, X_test)
+
+    evaluation = evaluate_flip(y[test], pred[test], test_probability, patients[test], tau,
+                               n_bootstrap=n_bootstrap, seed=seed)
+    curve = flip_curve(y[test], pred[test], test_probability, patients[test], n_bootstrap=curve_bootstrap,
+                       seed=seed)
+    probability = np.empty(n, dtype="float64")
+    probability[calibration] = cal_probability
+    probability[test] = test_probability
+    flipped = flip_predictions(pred, probability, tau)
+    return FlipRun(
+        tau=tau, learner=learner if isinstance(learner, str) else type(learner).__name__,
+        calibration_probability=cal_probability, test_probability=test_probability,
+        test_evaluation=evaluation, curve=curve, identifier_probability=probability,
+        flipped_prediction=flipped, identifier=identifier,
+        calibration_f1_before=binary_metrics(y[calibration], pred[calibration])["f1"],
+        calibration_f1_after=binary_metrics(y[calibration], flipped[calibration])["f1"],
+    )
