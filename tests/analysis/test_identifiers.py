@@ -1,0 +1,225 @@
+"""Misclassification identifiers: feature sets, learners, patient-grouped out-of-fold probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from cxrfail.analysis.identifiers import (
+    DEFAULT_FINDING_FEATURES,
+    FEATURE_SETS,
+    LEARNERS,
+    ORACLE_FEATURE_SETS,
+    ConstantIdentifier,
+    build_features,
+    confidence_baseline,
+    evaluate_identifier,
+    fit_identifier,
+    is_oracle,
+    make_learner,
+    out_of_fold_probabilities,
+    predict_identifier,
+)
+from cxrfail.analysis.splits import patient_folds
+
+FINDINGS = ["Edema", "Consolidation", "Lung Lesion"]
+
+
+@pytest.fixture
+def small_table() -> pd.DataFrame:
+    index = pd.Index([f"img{i}" for i in range(6)], name="image_id", dtype="string")
+    return pd.DataFrame({
+        "patient_id": pd.array(["a", "a", "b", "c", "c", "d"], dtype="string"),
+        "age": [60.0, 61.0, np.nan, 30.0, 31.0, 80.0],
+        "sex": pd.array(["M", "M", pd.NA, "F", "F", "M"], dtype="string"),
+        "view": pd.array(["PA", "AP", "PA", pd.NA, "AP", "PA"], dtype="string"),
+        "Edema": [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        "Consolidation": [0.0, 1.0, 0.0, 0.0, np.nan, 0.0],
+        "Lung Lesion": [0.0, 0.0, 1.0, 0.0, 0.0, 1.0],
+        "Mass": [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        "Nodule": [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        "Pneumothorax": [0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        "Support Devices": [np.nan, 1.0, np.nan, 0.0, np.nan, np.nan],
+        "No Finding": [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+    }, index=index)
+
+
+@pytest.fixture
+def small_probabilities(small_table) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(1)
+    ids = small_table.index
+    first = pd.DataFrame(rng.random((6, 3)), index=ids, columns=FINDINGS)
+    # the second model misses one image and predicts only two findings
+    second = pd.DataFrame(rng.random((5, 2)), index=ids[:5], columns=["Edema", "Consolidation"])
+    return {"m1": first, "m2": second}
+
+
+def test_feature_set_names():
+    assert set(ORACLE_FEATURE_SETS) <= set(FEATURE_SETS)
+    assert [is_oracle(name) for name in FEATURE_SETS] == [False, False, False, True]
+    assert LEARNERS == ("logistic", "random_forest", "hist_gradient_boosting")
+
+
+def test_own_features_are_the_models_probabilities(small_table, small_probabilities):
+    features = build_features(small_table, small_probabilities, "m1", "Edema", "own")
+    assert list(features.columns) == ["p:Edema", "p:Consolidation", "p:Lung Lesion"]
+    assert features.index.equals(small_table.index)
+    np.testing.assert_array_equal(features["p:Consolidation"], small_probabilities["m1"]["Consolidation"])
+    assert (features.dtypes == "float64").all()
+
+
+def test_demographic_features(small_table, small_probabilities):
+    features = build_features(small_table, small_probabilities, "m2", "Edema", "own+demographics")
+    assert list(features.columns) == ["p:Edema", "p:Consolidation", "age", "sex_male", "view_AP", "view_PA"]
+    np.testing.assert_array_equal(features["sex_male"], [1, 1, np.nan, 0, 0, 1])
+    np.testing.assert_array_equal(features["view_AP"], [0, 1, 0, np.nan, 1, 0])
+    np.testing.assert_array_equal(features["view_PA"], [1, 0, 1, np.nan, 0, 1])
+    np.testing.assert_array_equal(features["age"], small_table["age"])
+    # m2 has no prediction for the last image: NaN, not a made-up value
+    assert features.loc["img5", ["p:Edema", "p:Consolidation"]].isna().all()
+
+
+def test_chexpert_study_columns_are_demographics(small_table, small_probabilities):
+    table = small_table.assign(n_ap=[0, 1, 0, 2, 1, 0], n_pa=[1, 0, 1, 0, 0, 1],
+                               lateral=[True, False, True, False, False, True])
+    features = build_features(table, small_probabilities, "m1", "Edema", "own+demographics")
+    assert list(features.columns)[-3:] == ["n_ap", "n_pa", "lateral"]
+    np.testing.assert_array_equal(features["lateral"], [1, 0, 1, 0, 0, 1])
+
+
+def test_all_models_features(small_table, small_probabilities):
+    features = build_features(small_table, small_probabilities, "m1", "Edema", "all_models+demographics")
+    expected = ["p:m1:Edema", "p:m1:Consolidation", "p:m1:Lung Lesion", "p:m2:Edema", "p:m2:Consolidation",
+                "age", "sex_male", "view_AP", "view_PA"]
+    assert list(features.columns) == expected
+
+
+@pytest.mark.parametrize("target", ["Edema", "Consolidation", "Lung Lesion", "Mass"])
+def test_oracle_findings_never_include_the_target(small_table, small_probabilities, target):
+    features = build_features(small_table, small_probabilities, "m1", target, "all_models+demographics+findings")
+    labels = [column for column in features.columns if column.startswith("label:")]
+    present = [f for f in DEFAULT_FINDING_FEATURES if f in small_table.columns]
+    linked = {"Lung Lesion": {"Mass", "Nodule"}, "Mass": {"Lung Lesion"}}.get(target, set())
+    assert labels == [f"label:{f}" for f in present if f != target and f not in linked]
+    assert f"label:{target}" not in features.columns
+    assert "label:No Finding" not in features.columns  # a function of every label, the target's included
+    # labels are copied as they are, NaN kept
+    if "label:Support Devices" in features.columns:
+        np.testing.assert_array_equal(features["label:Support Devices"], small_table["Support Devices"])
+
+
+def test_explicit_finding_features_still_exclude_the_target(small_table, small_probabilities):
+    features = build_features(small_table, small_probabilities, "m1", "Edema", "own+findings",
+                              finding_features=("Edema", "Pneumothorax", "No Finding", "Not A Column"))
+    assert list(features.columns) == ["p:Edema", "p:Consolidation", "p:Lung Lesion", "label:Pneumothorax"]
+
+
+def test_unknown_feature_set_and_model(small_table, small_probabilities):
+    with pytest.raises(ValueError, match="unknown part"):
+        build_features(small_table, small_probabilities, "m1", "Edema", "own+vibes")
+    with pytest.raises(ValueError, match="not in probabilities_by_model"):
+        build_features(small_table, small_probabilities, "m9", "Edema", "own")
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_learners_fit_with_missing_values_and_are_deterministic(name):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"))
+    X.loc[rng.random(300) < 0.2, "b"] = np.nan
+    X["empty"] = np.nan  # a column with no known value at all
+    y = (X["a"] + rng.normal(size=300) > 0.5).astype(int).to_numpy()
+    first = predict_identifier(fit_identifier(X, y, name, seed=3), X)
+    second = predict_identifier(fit_identifier(X, y, name, seed=3), X)
+    np.testing.assert_allclose(first, second, rtol=1e-12)  # forests sum trees in thread order: 1e-16 noise
+    assert roc_auc_score(y, first) > 0.8
+    with pytest.raises(ValueError, match="unknown learner"):
+        make_learner("svm", 0)
+
+
+def test_single_class_training_part_gives_the_constant_prevalence():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=40)})
+    folds = np.repeat([0, 1], 20)
+    y = np.zeros(40, dtype=int)
+    y[:5] = 1  # every misclassified row is in fold 0: fold 1's model trains on fold 0 (mixed), fold 0's on fold 1
+    oof = out_of_fold_probabilities(X, y, folds, "hist_gradient_boosting", seed=0)
+    np.testing.assert_array_equal(oof[:20], 0.0)  # trained on fold 1 alone: no misclassified row, prevalence 0
+    assert isinstance(fit_identifier(X.iloc[20:], y[20:], "logistic"), ConstantIdentifier)
+
+
+def test_confidence_baseline():
+    np.testing.assert_allclose(confidence_baseline([0.1, 0.5, 0.9, 0.45], 0.5), [-0.4, 0.0, -0.4, -0.05])
+
+
+def _duplicated_patients(n_patients=150, rows_per_patient=6, seed=0):
+    """Every patient's rows are identical with one random label: nothing generalises across patients."""
+    rng = np.random.default_rng(seed)
+    patient_features = rng.normal(size=(n_patients, 5))
+    patient_label = rng.integers(0, 2, size=n_patients)
+    patients = np.repeat(np.arange(n_patients), rows_per_patient)
+    X = pd.DataFrame(patient_features[patients], columns=[f"f{i}" for i in range(5)])
+    return X, patient_label[patients], patients.astype(str)
+
+
+def test_out_of_fold_probabilities_do_not_leak_patients():
+    X, y, patients = _duplicated_patients()
+    memoriser = KNeighborsClassifier(n_neighbors=1)  # scores a row by its nearest training row
+    grouped = out_of_fold_probabilities(X, y, patient_folds(patients, 5, seed=0), memoriser)
+    row_folds = np.random.default_rng(0).integers(0, 5, size=len(y))  # rows, not patients
+    leaky = out_of_fold_probabilities(X, y, row_folds, memoriser)
+    assert roc_auc_score(y, leaky) > 0.95  # a leak would show: the row's twin is in the training part
+    assert abs(roc_auc_score(y, grouped) - 0.5) < 0.12
+    # the same through evaluate_identifier with the default learner
+    evaluation = evaluate_identifier(X, y, patients, learner="hist_gradient_boosting", feature_set="own",
+                                     n_bootstrap=200)
+    assert abs(evaluation.auroc - 0.5) < 0.12
+    for fold in np.unique(evaluation.fold_of_row):
+        held_out = evaluation.fold_of_row == fold
+        assert not set(patients[held_out]) & set(patients[~held_out])
+
+
+def test_identifier_beats_the_confidence_baseline_when_errors_depend_on_a_feature():
+    rng = np.random.default_rng(7)
+    n_patients = 800
+    patients = np.repeat(np.arange(n_patients), 3)
+    n = len(patients)
+    age = rng.uniform(20, 90, size=n_patients)[patients]
+    probability = rng.uniform(size=n)
+    threshold = 0.5
+    # errors concentrate in the old, whatever the model's confidence
+    misclassified = (rng.random(n) < np.where(age > 70, 0.6, 0.05)).astype(int)
+    X = pd.DataFrame({"p:Edema": probability, "age": age})
+    for learner in ("logistic", "hist_gradient_boosting"):
+        evaluation = evaluate_identifier(X, misclassified, patients.astype(str), learner=learner,
+                                         feature_set="own+demographics", n_bootstrap=300,
+                                         probability=probability, threshold=threshold)
+        assert evaluation.auroc > 0.75
+        assert abs(evaluation.baseline_auroc - 0.5) < 0.08
+        assert evaluation.ci_low > evaluation.baseline_ci_high
+        assert evaluation.ci_low <= evaluation.auroc <= evaluation.ci_high
+        assert not evaluation.oracle
+        assert evaluation.n == n and evaluation.n_misclassified == misclassified.sum()
+        np.testing.assert_allclose(evaluation.baseline_score, -np.abs(probability - threshold))
+        assert roc_auc_score(misclassified, evaluation.oof_probability) == pytest.approx(evaluation.auroc)
+
+
+def test_single_class_misclassified_gives_nan_auroc_without_crashing():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=100)})
+    patients = np.repeat(np.arange(25), 4).astype(str)
+    evaluation = evaluate_identifier(X, np.zeros(100, dtype=int), patients, learner="random_forest",
+                                     feature_set="all_models+demographics+findings",
+                                     probability=rng.random(100), threshold=0.5)
+    assert np.isnan(evaluation.auroc) and np.isnan(evaluation.ci_low) and np.isnan(evaluation.baseline_auroc)
+    assert "single class" in evaluation.note
+    assert evaluation.oracle
+    np.testing.assert_array_equal(evaluation.oof_probability, 0.0)
+
+
+def test_misclassified_must_be_binary():
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+    with pytest.raises(ValueError, match="misclassified must be 0/1"):
+        fit_identifier(X, [0, 1, np.nan])
