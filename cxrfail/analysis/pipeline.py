@@ -9,13 +9,16 @@ probabilities over the whole cohort.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from cxrfail.analysis.explain import shap_attributions, to_long
 from cxrfail.analysis.flip import run_flipping
@@ -123,6 +126,7 @@ def run_analysis(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
+    n_jobs: int | None = None,
 ) -> AnalysisResult:
     """Run every step for every (model, finding); serve from the on-disk cache when inputs are unchanged.
 
@@ -133,6 +137,8 @@ def run_analysis(
         cache_dir: root of the on-disk cache (default ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``).
         use_cache: False to neither read nor write the cache.
         progress: called with (fraction done in [0, 1], message) as steps finish.
+        n_jobs: worker processes for the (model, finding) pairs (default: one per CPU core); results are the
+            same for any value.
     """
     progress = progress or _no_progress
     _validate_config(cohort, models, config)
@@ -143,7 +149,7 @@ def run_analysis(
         if cached is not None:
             progress(1.0, "loaded from cache")
             return _result_from_tables(config, *cached)
-    result = _compute(cohort, models, config, progress)
+    result = _compute(cohort, models, config, progress, n_jobs)
     if use_cache:
         store.save(key, _result_tables(result), _result_meta(result))
     return result
@@ -182,7 +188,11 @@ def _validate_config(cohort: Cohort, models: Sequence[ModelPredictions], config:
 
 
 def _compute(
-    cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig, progress: ProgressCallback
+    cohort: Cohort,
+    models: Sequence[ModelPredictions],
+    config: AnalysisConfig,
+    progress: ProgressCallback,
+    n_jobs: int | None,
 ) -> AnalysisResult:
     coverage = check_coverage(cohort, models, config.min_overlap)
     ids = common_ids(cohort, models)
@@ -194,13 +204,25 @@ def _compute(
                              extra_columns=config.extra_subgroups)
 
     tasks = [(model.name, finding) for model in models for finding in config.findings]
+    n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
+    progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
+    # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not threads):
+    # the learners' OpenMP threads slow down many-fold when several fits share 2 cores.
+    jobs = (delayed(_analyse_pair_at)(index, table, probabilities, model, finding, split, levels, config)
+            for index, (model, finding) in enumerate(tasks))
+    by_index: dict[int, dict[str, pd.DataFrame]] = {}
+    outputs = (Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) if n_jobs > 1
+               else (_analyse_pair_at(i, table, probabilities, m, f, split, levels, config)
+                     for i, (m, f) in enumerate(tasks)))
+    for index, output in outputs:
+        by_index[index] = output
+        model, finding = tasks[index]
+        progress(len(by_index) / len(tasks), f"{model} · {finding} done")
     pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_NAMES}
     regressions: list[pd.DataFrame] = []
-    for index, (model, finding) in enumerate(tasks):
-        progress(index / len(tasks), f"{model} · {finding}")
-        for name, piece in _analyse_pair(table, probabilities, model, finding, split, levels, config).items():
+    for index in range(len(tasks)):
+        for name, piece in by_index[index].items():
             (regressions if name == "regression" else pieces[name]).append(piece)
-    progress(1.0, "done")
 
     regression = pd.concat(regressions, ignore_index=True) if regressions else _empty_regression()
     regression["q_holm"], regression["q_bh"] = adjust_p_values(regression["p_value"].to_numpy(dtype=float))
@@ -223,6 +245,12 @@ def _compute(
 
 TABLE_NAMES = ("performance", "subgroup_rates", "identifiers", "flip", "flip_curves", "outcomes",
                "identifier_scores", "shap_values")
+
+
+def _analyse_pair_at(index: int, *args) -> tuple[int, dict[str, pd.DataFrame]]:
+    """`_analyse_pair` tagged with the task's position, for out-of-order completion."""
+    with threadpool_limits(limits=1):
+        return index, _analyse_pair(*args)
 
 
 def _analyse_pair(
