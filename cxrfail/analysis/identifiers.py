@@ -38,6 +38,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -392,6 +393,13 @@ class IdentifierEvaluation:
     ``auroc`` is the AUROC of the out-of-fold probabilities for the misclassified rows (patient-grouped folds),
     with a patient-bootstrap CI; ``baseline_*`` the same for `confidence_baseline`. NaN where undefined
     (a single class of misclassified; no probability/threshold for the baseline), with ``note`` saying why.
+
+    A check on what the identifier learned (point estimates, given probability and threshold): for a rare
+    finding at a max-F1 threshold most errors are false positives, so "the model predicted positive" alone
+    separates wrong from right rows well. ``prediction_auroc`` is the AUROC of the 0/1 prediction itself as
+    the score; ``auroc_predicted_positive`` / ``auroc_predicted_negative`` are the identifier's AUROC within
+    the rows predicted positive / negative (NaN when a stratum has one class). An identifier that only
+    rediscovers the prediction has ``auroc`` near ``prediction_auroc`` and stratum AUROCs near 0.5.
     """
 
     learner: str
@@ -409,6 +417,9 @@ class IdentifierEvaluation:
     baseline_score: np.ndarray = field(repr=False)
     fold_of_row: np.ndarray = field(repr=False, default=None)
     note: str | None = None
+    prediction_auroc: float = float("nan")
+    auroc_predicted_positive: float = float("nan")
+    auroc_predicted_negative: float = float("nan")
 
 
 def evaluate_identifier(
@@ -464,13 +475,25 @@ def evaluate_identifier(
         baseline = np.full(len(X), nan)
         notes.append("no probability/threshold given: no confidence baseline")
     base_auroc = base_low = base_high = nan
+    strata = {"prediction_auroc": nan, "auroc_predicted_positive": nan, "auroc_predicted_negative": nan}
     if two_classes and np.isfinite(baseline).all():
         interval = bootstrap_auroc(y, baseline, patients, n_replicates=n_bootstrap, seed=seed)
         base_auroc, base_low, base_high = interval.estimate, interval.ci_low, interval.ci_high
+        predicted = p >= float(threshold)
+        strata["prediction_auroc"] = _auroc(y, predicted.astype(float))
+        strata["auroc_predicted_positive"] = _auroc(y[predicted], oof[predicted])
+        strata["auroc_predicted_negative"] = _auroc(y[~predicted], oof[~predicted])
     return IdentifierEvaluation(
         learner=learner if isinstance(learner, str) else type(learner).__name__,
         feature_set=feature_set, oracle=oracle, auroc=auroc, ci_low=ci_low, ci_high=ci_high,
         baseline_auroc=base_auroc, baseline_ci_low=base_low, baseline_ci_high=base_high,
         n=len(y), n_misclassified=int(y.sum()), oof_probability=oof, baseline_score=baseline,
-        fold_of_row=folds, note="; ".join(notes) or None,
+        fold_of_row=folds, note="; ".join(notes) or None, **strata,
     )
+
+
+def _auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """AUROC, NaN with fewer than two classes."""
+    if len(y) == 0 or y.min() == y.max():
+        return float("nan")
+    return float(roc_auc_score(y, score))

@@ -204,6 +204,24 @@ def test_identifier_beats_the_confidence_baseline_when_errors_depend_on_a_featur
         assert evaluation.n == n and evaluation.n_misclassified == misclassified.sum()
         np.testing.assert_allclose(evaluation.baseline_score, -np.abs(probability - threshold))
         assert roc_auc_score(misclassified, evaluation.oof_probability) == pytest.approx(evaluation.auroc)
+        # the prediction says nothing here; the identifier separates errors within each predicted class too
+        assert abs(evaluation.prediction_auroc - 0.5) < 0.05
+        assert evaluation.auroc_predicted_positive > 0.75 and evaluation.auroc_predicted_negative > 0.75
+
+
+def test_an_identifier_that_only_learns_the_prediction_is_exposed():
+    rng = np.random.default_rng(2)
+    patients = np.arange(3000).astype(str)
+    probability = rng.uniform(size=3000)
+    predicted = probability >= 0.8
+    # most predicted positives are wrong, few predicted negatives, at random within each: nothing to learn
+    misclassified = (rng.random(3000) < np.where(predicted, 0.7, 0.03)).astype(int)
+    X = pd.DataFrame({"p:Edema": probability, "noise": rng.normal(size=3000)})
+    evaluation = evaluate_identifier(X, misclassified, patients, learner="logistic", feature_set="own",
+                                     n_bootstrap=100, probability=probability, threshold=0.8)
+    assert evaluation.auroc > 0.8 and evaluation.prediction_auroc > 0.8
+    assert abs(evaluation.auroc_predicted_positive - 0.5) < 0.1
+    assert abs(evaluation.auroc_predicted_negative - 0.5) < 0.1
 
 
 def test_single_class_misclassified_gives_nan_auroc_without_crashing():
