@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -85,8 +86,22 @@ def wilson_interval(k: np.ndarray | float, n: np.ndarray | float, z: float = 1.9
     return centre - half, centre + half
 
 
+NOTE_WIDTH = 100  # characters per footnote line
+
+
+def _wrap(notes: Sequence[str], width: int = NOTE_WIDTH) -> list[str]:
+    lines: list[str] = []
+    for note in notes:
+        lines += textwrap.wrap(str(note), width=width, subsequent_indent="  ") or [""]
+    return lines
+
+
 def _layout(fig: go.Figure, title: str, *, height: int | None = None, notes: Sequence[str] = ()) -> go.Figure:
-    bottom = 60 + 18 * len(notes)
+    """Title, theme and the caveat footnotes (wrapped; the figure grows by the lines they take)."""
+    notes = _wrap(notes)
+    bottom = 60 + 16 * len(notes)
+    if height is not None:
+        height += 16 * len(notes)
     fig.update_layout(
         title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
         template="plotly_white",
@@ -131,6 +146,17 @@ def _fmt_p(p: float) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _fmt_value(value: object) -> str:
+    """A feature value for a label: 3 significant digits, 'unknown' for NaN."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number):
+        return "unknown"
+    return f"{number:.3g}"
 
 
 def _stars(q: float, alpha: float = 0.05) -> str:
@@ -179,7 +205,8 @@ def effect_summary(regression: pd.DataFrame, *, q_column: str = "q_bh", alpha: f
     columns = ["model", "finding", "n_significant", "top_term", "top_odds_ratio", "top_q"]
     if regression.empty:
         return pd.DataFrame(columns=columns)
-    terms = regression.loc[~regression["term"].astype(str).str.lower().isin(["intercept", "const"])].copy()
+    terms = regression.loc[regression["term"].notna()
+                           & ~regression["term"].astype(str).str.lower().isin(["intercept", "const"])].copy()
     terms["abs_log_or"] = np.abs(np.log(terms["odds_ratio"].astype(float)))
     terms["significant"] = terms[q_column].astype(float) < alpha
     rows = []
@@ -265,7 +292,7 @@ def model_finding_heatmap(
     ))
     fig.update_yaxes(autorange="reversed")
     notes = list(notes) + caveats(finding_order)
-    return _layout(fig, title, height=max(260, 110 + 60 * len(model_order)) + 18 * len(notes), notes=notes)
+    return _layout(fig, title, height=max(260, 110 + 60 * len(model_order)), notes=notes)
 
 
 def auroc_heatmap(performance: pd.DataFrame) -> go.Figure:
@@ -370,32 +397,36 @@ def subgroup_rates_figure(
             continue
         part = rows.loc[mask]
         fig.add_trace(go.Scatter(
-            x=part["rate"], y=np.array(labels)[mask], mode="markers+text", name=name,
-            text=np.array(text)[mask], textposition="middle right", textfont=dict(size=11, color=color),
+            x=part["rate"], y=np.array(labels)[mask], mode="markers", name=name,
             marker=dict(color=color, size=9, symbol="circle" if ok else "circle-open"),
             error_x=dict(type="data", symmetric=False, array=part["ci_high"] - part["rate"],
                          arrayminus=part["rate"] - part["ci_low"], color=color, thickness=1.5),
             customdata=np.array(hover)[mask], hovertemplate="%{y}<br>%{customdata}<extra></extra>",
         ))
+    for label, value, ok in zip(labels, text, sufficient):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=label, text=value, showarrow=False, xshift=8,
+                           font=dict(size=11, color=SUFFICIENT_COLOR if ok else INSUFFICIENT_COLOR))
     fig.update_yaxes(autorange="reversed", type="category", categoryorder="array", categoryarray=labels)
     fig.update_xaxes(title="misclassification rate", tickformat=".0%", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     notes = [TEST_SPLIT_NOTE] + caveats(rates.get("finding", pd.Series(dtype=str)).unique(), order)
-    return _layout(fig, title or "Misclassification by subgroup", height=160 + 28 * len(labels) + 18 * len(notes),
-                   notes=notes)
+    fig = _layout(fig, title or "Misclassification by subgroup", height=160 + 28 * len(labels), notes=notes)
+    fig.update_layout(margin=dict(r=230))
+    return fig
 
 
 def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: float = 0.05) -> go.Figure:
     """Odds ratios of one model × finding's regression with 95% CIs, raw p and Holm/BH-adjusted q."""
     if regression.empty:
         return _empty(title or "Odds ratios", "no regression terms")
-    rows = regression.loc[~regression["term"].astype(str).str.lower().isin(["intercept", "const"])]
+    rows = regression.loc[regression["term"].notna()
+                          & ~regression["term"].astype(str).str.lower().isin(["intercept", "const"])]
     rows = rows.loc[np.isfinite(rows["odds_ratio"].astype(float))]
     if rows.empty:
         return _empty(title or "Odds ratios", "no estimable terms")
     significant = (rows["q_bh"].astype(float) < alpha).to_numpy()
     colors = np.where(significant, PALETTE[1], SUFFICIENT_COLOR)
-    labels = rows["term"].astype(str).tolist()
+    labels = _term_labels(rows)
     text = [f"{o:.2f} [{lo:.2f}, {hi:.2f}]  p={_fmt_p(p)}  q={_fmt_p(q)}{_stars(q, alpha)}"
             for o, lo, hi, p, q in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["p_value"],
                                        rows["q_bh"])]
@@ -414,22 +445,46 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
                            font=dict(size=11), xshift=8)
     fig.update_xaxes(type="log", title="odds ratio of misclassification (log scale)")
     fig.update_yaxes(autorange="reversed", type="category")
-    n = int(rows["n"].iloc[0]) if "n" in rows and len(rows) else 0
+    notes = [f"{TEST_SPLIT_NOTE}; red: q (BH) < {alpha}; * q<{alpha}, ** q<{alpha / 5:g}, *** q<{alpha / 50:g}"]
+    for sample, group in (rows.groupby("sample", sort=False) if "sample" in rows else [("", rows)]):
+        n = int(group["n"].iloc[0]) if "n" in group and len(group) else 0
+        notes.append(f"{sample or 'fit'}: n={n:,} images" + (f", {int(group['n_events'].iloc[0]):,} misclassified"
+                                                              if "n_events" in group else ""))
     not_converged = "converged" in rows and not rows["converged"].astype(bool).all()
-    notes = [f"n={n:,} images; {TEST_SPLIT_NOTE}; red: q (BH) < {alpha}; * q<{alpha}, ** q<{alpha / 5:g}, "
-             f"*** q<{alpha / 50:g}"]
     if not_converged:
         notes.append("warning: the regression did not converge; treat these estimates with caution")
     notes += caveats(regression.get("finding", pd.Series(dtype=str)).unique(), labels)
-    fig = _layout(fig, title or "Odds ratios of misclassification", height=170 + 32 * len(labels) + 18 * len(notes),
+    fig = _layout(fig, title or "Odds ratios of misclassification", height=170 + 32 * len(labels),
                   notes=notes)
     fig.update_layout(margin=dict(r=330))
     return fig
 
 
+MAIN_SAMPLE = "all test rows"
+
+
+def _term_labels(rows: pd.DataFrame) -> list[str]:
+    """Term names, with the fit's sample when a term comes from a fit on a subset (e.g. the rows where
+    support devices are known)."""
+    if "sample" not in rows:
+        return rows["term"].astype(str).tolist()
+    return [str(term) if (pd.isna(sample) or sample == MAIN_SAMPLE) else f"{term} ({sample})"
+            for term, sample in zip(rows["term"], rows["sample"])]
+
+
+def regression_terms(regression: pd.DataFrame) -> list[str]:
+    """The regression's terms (no intercept), in first-seen order."""
+    terms = regression["term"].dropna().astype(str)
+    return [t for t in dict.fromkeys(terms) if t.lower() not in ("intercept", "const")]
+
+
 def term_heatmap(regression: pd.DataFrame, term: str, *, q_column: str = "q_bh", alpha: float = 0.05) -> go.Figure:
-    """One regression term's odds ratio across models × findings, with significance marks."""
+    """One regression term's odds ratio across models × findings, with significance marks (from the main fit
+    where the term is in it, else from the subset fit that has it)."""
     rows = regression.loc[regression["term"] == term].copy()
+    if "sample" in rows and len(rows):
+        rows["_main"] = rows["sample"] == MAIN_SAMPLE
+        rows = rows.sort_values("_main", ascending=False, kind="stable").drop_duplicates(["model", "finding"])
     title = f"Odds ratio of '{term}' per model and finding"
     if rows.empty:
         return _empty(title, f"the term {term!r} is in no regression")
@@ -492,7 +547,7 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
     notes = [f"patient-grouped out-of-fold probabilities over the whole cohort (n up to {n:,} images); "
              "AUROC for predicting whether the model misclassifies the image; 95% CI in brackets"]
     notes += caveats(finding_order, oracle=oracle)
-    return _layout(fig, title, height=max(300, 130 + 60 * len(model_order)) + 18 * len(notes), notes=notes)
+    return _layout(fig, title, height=max(300, 130 + 60 * len(model_order)), notes=notes)
 
 
 def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -528,7 +583,7 @@ def roc_figure(scores: pd.DataFrame, *, title: str | None = None, oracle: bool =
     fig.update_layout(legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"))
     notes = [f"n={len(y):,} images ({int(y.sum()):,} misclassified); out-of-fold, patient-grouped"]
     notes += caveats(scores.get("finding", pd.Series(dtype=str)).unique(), oracle=oracle)
-    return _layout(fig, title, height=520 + 18 * len(notes), notes=notes)
+    return _layout(fig, title, height=520, notes=notes)
 
 
 # --------------------------------------------------------------------------------------------------- SHAP
@@ -558,7 +613,7 @@ def shap_bar(shap_values: pd.DataFrame, *, title: str | None = None, top: int = 
     n = int(shap_values["image_id"].nunique())
     notes = [f"a sample of {n:,} images"] + caveats(shap_values.get("finding", pd.Series(dtype=str)).unique(),
                                                     importance["feature"], oracle=oracle)
-    return _layout(fig, title, height=150 + 26 * len(importance) + 18 * len(notes), notes=notes)
+    return _layout(fig, title, height=150 + 26 * len(importance), notes=notes)
 
 
 def shap_beeswarm(shap_values: pd.DataFrame, *, title: str | None = None, top: int = 15, seed: int = 0,
@@ -580,7 +635,8 @@ def shap_beeswarm(shap_values: pd.DataFrame, *, title: str | None = None, top: i
         xs.append(part["shap_value"].to_numpy(dtype=float))
         ys.append(position + rng.uniform(-0.3, 0.3, len(part)))
         colors.append(np.where(finite, scaled, np.nan))
-        hover += [f"{feature} = {v}<br>image {i}" for v, i in zip(part["feature_value"], part["image_id"])]
+        hover += [f"{feature} = {_fmt_value(v)}<br>image {i}"
+                  for v, i in zip(part["feature_value"], part["image_id"])]
     fig = go.Figure(go.Scattergl(
         x=np.concatenate(xs), y=np.concatenate(ys), mode="markers",
         marker=dict(color=np.concatenate(colors), colorscale="RdBu_r", cmin=0, cmax=1, size=5, opacity=0.75,
@@ -593,7 +649,7 @@ def shap_beeswarm(shap_values: pd.DataFrame, *, title: str | None = None, top: i
     fig.update_xaxes(title="SHAP value (impact on log-odds of misclassification)")
     notes = [f"a sample of {int(shap_values['image_id'].nunique()):,} images"] + caveats(
         shap_values.get("finding", pd.Series(dtype=str)).unique(), features, oracle=oracle)
-    return _layout(fig, title, height=150 + 30 * len(features) + 18 * len(notes), notes=notes)
+    return _layout(fig, title, height=150 + 30 * len(features), notes=notes)
 
 
 def shap_waterfall(shap_values: pd.DataFrame, image_id: str, *, base_value: float | None = None,
@@ -605,7 +661,7 @@ def shap_waterfall(shap_values: pd.DataFrame, image_id: str, *, base_value: floa
         return _empty(title, f"no SHAP values for image {image_id}")
     rows = rows.assign(_abs=rows["shap_value"].abs()).sort_values("_abs", ascending=False, kind="stable")
     head, rest = rows.head(top), rows.iloc[top:]
-    labels = [f"{f} = {v}" for f, v in zip(head["feature"], head["feature_value"])]
+    labels = [f"{f} = {_fmt_value(v)}" for f, v in zip(head["feature"], head["feature_value"])]
     values = head["shap_value"].astype(float).tolist()
     if len(rest):
         labels.append(f"{len(rest)} other features")
@@ -623,7 +679,7 @@ def shap_waterfall(shap_values: pd.DataFrame, image_id: str, *, base_value: floa
                                                               else " (relative to the base value)"))
     notes = ["red: pushes towards 'misclassified', blue: away"] + caveats(
         rows.get("finding", pd.Series(dtype=str)).unique(), rows["feature"])
-    return _layout(fig, title, height=190 + 28 * (len(labels) + 2) + 18 * len(notes), notes=notes)
+    return _layout(fig, title, height=190 + 28 * (len(labels) + 2), notes=notes)
 
 
 # --------------------------------------------------------------------------------------------------- flip
@@ -662,7 +718,7 @@ def flip_curve(curve: pd.DataFrame, *, chosen_tau: float | None = None, current_
     fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     notes = ["flip the model's prediction where the identifier's probability ≥ tau; " + TEST_SPLIT_NOTE]
     notes += caveats(curve.get("finding", pd.Series(dtype=str)).unique())
-    return _layout(fig, title, height=440 + 18 * len(notes), notes=notes)
+    return _layout(fig, title, height=440, notes=notes)
 
 
 def flip_summary_figure(evaluation: Mapping[str, float], *, title: str | None = None) -> go.Figure:
@@ -708,14 +764,16 @@ def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Fi
 # ------------------------------------------------------------------------------------------------- report
 
 
-def report_figures(result, *, max_pairs: int | None = None) -> dict[str, go.Figure]:
+def report_figures(result, *, max_pairs: int | None = None, findings: Sequence[str] | None = None,
+                   models: Sequence[str] | None = None) -> dict[str, go.Figure]:
     """The standard figures of an `AnalysisResult`, keyed by stable, file-safe names.
 
     Overview (``auroc_heatmap``, ``misclassification_heatmap``, ``subgroup_effects``), one OR heatmap per
     regression term (``or_heatmap_<term>``), the identifier heatmap per learner × feature set
     (``identifier_auroc_<learner>_<feature_set>``) and per model × finding (first ``max_pairs`` pairs, all by
     default): ``subgroups_<model>_<finding>``, ``forest_<model>_<finding>``, ``roc_<model>_<finding>``,
-    ``shap_bar_<model>_<finding>``, ``flip_curve_<model>_<finding>``.
+    ``shap_bar_<model>_<finding>``, ``flip_curve_<model>_<finding>``. ``findings`` / ``models`` restrict the
+    per-pair figures to those.
     """
     config = result.config
     min_n = int(getattr(config, "min_subgroup_n", 30))
@@ -725,8 +783,7 @@ def report_figures(result, *, max_pairs: int | None = None) -> dict[str, go.Figu
         "subgroup_effects": effects_heatmap(effect_summary(result.regression)),
     }
     if not result.regression.empty:
-        terms = [t for t in _order(result.regression["term"]) if str(t).lower() not in ("intercept", "const")]
-        for term in terms:
+        for term in regression_terms(result.regression):
             figures[slug("or_heatmap", term)] = term_heatmap(result.regression, term)
     if not result.identifiers.empty:
         combos = result.identifiers[["learner", "feature_set"]].drop_duplicates().itertuples(index=False)
@@ -737,6 +794,7 @@ def report_figures(result, *, max_pairs: int | None = None) -> dict[str, go.Figu
     primary = (config.learners[0], config.feature_sets[0]) if config.learners and config.feature_sets else (None, None)
     oracle = bool(_select(result.identifiers, learner=primary[0], feature_set=primary[1])["oracle"].astype(bool).any()
                   ) if not result.identifiers.empty else False
+    pairs = [(m, f) for m, f in pairs if (findings is None or f in findings) and (models is None or m in models)]
     for index, (model, finding) in enumerate(pairs):
         if max_pairs is not None and index >= max_pairs:
             break

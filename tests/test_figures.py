@@ -250,3 +250,6 @@ def test_report_figures_names_are_stable_and_file_safe(result):
     assert all(re.fullmatch(r"[a-z0-9_-]+", name) for name in built)
     assert all(isinstance(fig, go.Figure) for fig in built.values())
     assert len(figures.report_figures(result, max_pairs=1)) < len(built)
+    edema = figures.report_figures(result, findings=["Edema"], models=["model_a"])
+    assert "forest_model_a_edema" in edema and "forest_model_b_edema" not in edema
+    assert not any("lung_lesion" in name for name in edema if name.startswith(("forest", "roc", "flip")))

@@ -1,0 +1,149 @@
+"""Cases: browse images by subgroup, outcome and identifier score; open one to see the radiograph, every model's
+probability, the label and the identifier's verdict."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cxrfail import figures
+from pages import common
+
+common.ensure_router()
+
+PAGE_SIZE = 12
+OUTCOMES = ("all", "misclassified", "false positive", "false negative", "correct")
+
+st.title("Cases")
+sel = common.selection()
+run = common.get_run(sel)
+if run is None:
+    st.stop()
+finding = sel.finding
+cohort = sel.dataset.cohort
+table = cohort.table
+
+
+def _levels() -> pd.DataFrame:
+    from cxrfail.analysis.pipeline import SUBGROUP_FINDINGS
+    from cxrfail.analysis.subgroups import subgroup_levels
+
+    return subgroup_levels(table, age_edges=run.config.age_bins, finding_subgroups=SUBGROUP_FINDINGS)
+
+
+levels = run.memo("case_levels", _levels)
+
+top = st.columns([1, 1, 1, 1])
+with top[0]:
+    model = common.model_picker(sel, "cs_model")
+outcome = top[1].selectbox("Outcome", OUTCOMES, key="cs_outcome")
+split = top[2].selectbox("Split", ("test", "calibration", "all"), key="cs_split",
+                         help="Thresholds and the identifier were chosen on calibration")
+with_image = top[3].checkbox("Only images with a radiograph", value=True, key="cs_with_image")
+row2 = st.columns([1, 1, 2])
+subgroup = row2[0].selectbox("Subgroup", ["(any)", *levels.columns], key="cs_subgroup")
+level = None
+if subgroup != "(any)":
+    options = sorted(levels[subgroup].dropna().unique().tolist())
+    if st.session_state.get("cs_level") not in options:
+        st.session_state.pop("cs_level", None)
+    level = row2[1].selectbox("Level", options, key="cs_level")
+score_range = row2[2].slider("Identifier probability of misclassification", 0.0, 1.0, (0.0, 1.0), step=0.01,
+                             key="cs_score")
+
+rows = run.outcomes(model, finding, None if split == "all" else split)
+mask = np.ones(len(rows), dtype=bool)
+wrong = rows["misclassified"].to_numpy(dtype=bool)
+positive = rows["label"].to_numpy() == 1
+if outcome == "misclassified":
+    mask &= wrong
+elif outcome == "false positive":
+    mask &= wrong & ~positive
+elif outcome == "false negative":
+    mask &= wrong & positive
+elif outcome == "correct":
+    mask &= ~wrong
+score = rows["identifier_probability"].to_numpy(dtype=float)
+mask &= (score >= score_range[0]) & (score <= score_range[1])
+ids = rows["image_id"].to_numpy()
+paths = table["image_path"].reindex(ids)
+if with_image:
+    mask &= paths.notna().to_numpy()
+if level is not None:
+    mask &= (levels[subgroup].reindex(ids) == level).fillna(False).to_numpy(dtype=bool)
+found = rows.loc[mask]
+
+n_pages = max(1, math.ceil(len(found) / PAGE_SIZE))
+header = st.columns([3, 1])
+header[0].markdown(f"**{len(found):,} images** match ({model} · {figures.finding_label(finding)}, "
+                   f"{split} split; unit: image).")
+page = header[1].number_input(f"Page (of {n_pages})", min_value=1, max_value=n_pages, value=1, step=1,
+                              key="cs_page")
+chosen = run.chosen_flip(model, finding)
+tau = float(chosen["tau"]) if chosen else float("inf")
+
+
+def _verdict(probability: float) -> str:
+    return "flagged: likely misclassified" if probability >= tau else "not flagged"
+
+
+shown = found.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+grid = st.columns(4)
+for index, (_, r) in enumerate(shown.iterrows()):
+    with grid[index % 4]:
+        with st.container(border=True):
+            path = table["image_path"].get(r["image_id"], pd.NA)
+            if isinstance(path, str):
+                st.image(path, width="stretch")
+            status = "✗ misclassified" if r["misclassified"] else "✓ correct"
+            st.markdown(f"`{r['image_id']}`  \nlabel {'positive' if r['label'] == 1 else 'negative'} · "
+                        f"p={r['probability']:.3f} · {status}  \nidentifier {r['identifier_probability']:.3f} "
+                        f"({_verdict(r['identifier_probability'])})")
+            if st.button("Open", key=f"cs_open_{r['image_id']}"):
+                st.session_state[common.PICKED_IMAGE] = r["image_id"]
+
+picked = st.session_state.get(common.PICKED_IMAGE)
+if picked is not None and picked in table.index:
+    st.divider()
+    st.subheader(f"Image {picked}")
+    left, right = st.columns([1, 2])
+    info = table.loc[picked]
+    with left:
+        path = info["image_path"]
+        if isinstance(path, str):
+            st.image(path, caption=picked, width="stretch")
+        else:
+            st.caption("No radiograph on disk for this image.")
+        st.markdown(f"Patient `{info['patient_id']}` · age {info['age']:.0f} · sex {info['sex']} · "
+                    f"view {info['view']}")
+        if "Support Devices" in table.columns and not pd.isna(info.get("Support Devices", np.nan)):
+            st.caption(f"Support devices: {'yes' if info['Support Devices'] == 1 else 'no'} ({figures.DEVICES_CAVEAT})")
+    with right:
+        every = run.memo("case_rows", lambda f, i: run.result.outcomes.loc[
+            (run.result.outcomes["finding"] == f) & (run.result.outcomes["image_id"] == i)], finding, picked)
+        every = every.loc[every["model"].isin(sel.models)]
+        if every.empty:
+            st.info("This image is not in the analysis for this finding.")
+        else:
+            first = every.iloc[0]
+            st.markdown(f"**{figures.finding_label(finding)} label: "
+                        f"{'positive' if first['label'] == 1 else 'negative'}** ({first['split']} split)")
+            common.plot(figures.case_probabilities(every, title=f"Every model's probability of "
+                                                                f"{figures.finding_label(finding)}"),
+                        key="cs_probs")
+            verdicts = every[["model", "probability", "threshold", "prediction", "misclassified",
+                              "identifier_probability", "flipped_prediction"]].copy()
+            verdicts["identifier verdict"] = [
+                _verdict(p) if m == model else
+                ("flagged: likely misclassified" if p >= float((run.chosen_flip(m, finding) or {"tau": np.inf})["tau"])
+                 else "not flagged")
+                for m, p in zip(verdicts["model"], verdicts["identifier_probability"])]
+            st.dataframe(verdicts, hide_index=True, width="stretch")
+            st.caption("Flagged: the identifier's probability of misclassification is at or above the flip threshold "
+                       "chosen on calibration; flipping would change the prediction.")
+        if st.button("Explain this image", key="cs_explain"):
+            st.switch_page("pages/explain.py")
+common.caveat_lines([finding], list(levels.columns))

@@ -1,0 +1,118 @@
+"""Export: any figure as PNG, SVG or HTML, any table as CSV, or everything as one zip with a manifest (inputs
+with hashes, package versions, seed, config)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import streamlit as st
+
+from cxrfail import export, figures
+from pages import common
+
+common.ensure_router()
+
+TABLES = ("performance", "subgroup_rates", "regression", "identifiers", "flip", "flip_curves")
+PER_IMAGE_TABLES = ("outcomes", "identifier_scores", "shap_values")
+
+st.title("Export")
+sel = common.selection()
+run = common.get_run(sel)
+if run is None:
+    st.stop()
+result = run.result
+static_ok, static_message = export.static_export_status()
+if not static_ok:
+    st.warning(static_message)
+
+
+def manifest() -> dict:
+    return run.memo("manifest", _manifest, sel.finding, sel.dataset.key)
+
+
+def _manifest(finding: str, dataset_key: str) -> dict:
+    return export.build_manifest(
+        inputs=list(sel.dataset.inputs), config=run.config, seed=run.config.seed,
+        extra={"generator": "cxrfail dashboard", "dataset": sel.dataset.label, "models": list(result.models),
+               "finding_shown": finding, "cohort": result.cohort_summary, "notes": result.notes,
+               "dataset_notes": list(sel.dataset.notes),
+               "unit_and_split": "unit of analysis: image; rates, regression and flip results on the held-out "
+                                 "test split"},
+    )
+
+
+def figure_set(scope: str) -> dict:
+    findings = None if scope == "all findings" else (sel.finding,)
+    return run.memo("export_figures", lambda f: figures.report_figures(result, findings=f), findings)
+
+
+stamp = datetime.now().strftime("%Y%m%d-%H%M")
+
+st.subheader("One figure")
+scope = st.radio("Figures for", ("the finding in the sidebar", "all findings"), horizontal=True, key="ex_scope",
+                 help="Overview figures cover every finding either way")
+available = figure_set("all findings" if scope == "all findings" else "current")
+left, middle, right = st.columns([3, 1, 1])
+name = left.selectbox("Figure", list(available), key="ex_figure")
+fmt = middle.selectbox("Format", export.FIGURE_FORMATS, key="ex_format",
+                       format_func=lambda f: f.upper() + ("" if f == "html" or static_ok else " (needs chromium)"))
+if right.button("Prepare file", key="ex_prepare"):
+    try:
+        with st.spinner(f"Rendering {name}.{fmt}…"):
+            st.session_state["ex_file"] = (f"{name}.{fmt}", export.figure_bytes(available[name], fmt), fmt)
+    except export.StaticExportUnavailable as exc:
+        st.error(str(exc))
+prepared = st.session_state.get("ex_file")
+if prepared:
+    file_name, data, prepared_fmt = prepared
+    st.download_button(f"Download {file_name} ({len(data) / 1024:,.0f} KB)", data=data, file_name=file_name,
+                       mime=export.MIME_TYPES[prepared_fmt], key="ex_download_figure", on_click="ignore")
+with st.expander("Preview"):
+    common.plot(available[name], key="ex_preview")
+
+st.subheader("Tables (CSV)")
+columns = st.columns(3)
+for index, table_name in enumerate(TABLES + PER_IMAGE_TABLES):
+    table = getattr(result, table_name)
+    with columns[index % 3]:
+        st.download_button(
+            f"{table_name}.csv ({len(table):,} rows)",
+            data=(lambda t=table: export.table_bytes(t)) if table_name in PER_IMAGE_TABLES
+            else export.table_bytes(table),
+            file_name=f"{table_name}.csv", mime="text/csv", key=f"ex_table_{table_name}", on_click="ignore",
+        )
+st.caption("Per-image tables (outcomes, identifier scores, SHAP values) are generated when clicked.")
+
+st.subheader("Everything, as one zip")
+left, middle, right = st.columns(3)
+bundle_scope = left.radio("Figures", ("the finding in the sidebar", "all findings"), key="ex_bundle_scope")
+formats = middle.multiselect("Figure formats", export.FIGURE_FORMATS,
+                             default=["html", "png"] if static_ok else ["html"], key="ex_bundle_formats")
+per_image = right.checkbox("Include the per-image tables", value=False, key="ex_bundle_per_image")
+if st.button("Build the zip", type="primary", key="ex_build"):
+    chosen = figure_set("all findings" if bundle_scope == "all findings" else "current")
+    tables = {n: getattr(result, n) for n in TABLES + (PER_IMAGE_TABLES if per_image else ())}
+    with st.status(f"Building the zip: {len(chosen)} figures × {len(formats)} formats, {len(tables)} tables",
+                   expanded=True) as status:
+        bar = st.progress(0.0)
+        data = export.zip_bundle(
+            chosen, tables, manifest(), formats=formats,
+            extra_files={"README.txt": (
+                "cxrfail export\n\nmanifest.json: inputs (SHA-256), package versions, seed and config.\n"
+                "figures/: HTML (open offline with plotly.min.js beside them), PNG, SVG.\n"
+                "tables/: CSV, columns as documented in cxrfail.analysis.pipeline.AnalysisResult.\n\n"
+                "Unit of analysis: image. Rates, regression and flip results are on the held-out test split.\n"
+                + "\n".join(figures.caveats(sel.findings, ["Support Devices"])) + "\n\n" + common.ATTRIBUTION + "\n"
+            ).encode()},
+            progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
+        )
+        status.update(label=f"Zip ready ({len(data) / 1e6:,.1f} MB)", state="complete", expanded=False)
+    st.session_state["ex_bundle"] = (f"cxrfail-export-{stamp}.zip", data)
+bundle = st.session_state.get("ex_bundle")
+if bundle:
+    file_name, data = bundle
+    st.download_button(f"Download {file_name} ({len(data) / 1e6:,.1f} MB)", data=data, file_name=file_name,
+                       mime="application/zip", key="ex_download_zip", on_click="ignore")
+with st.expander("Manifest preview"):
+    st.code(json.dumps(manifest(), indent=2, default=str)[:20000], language="json")

@@ -1,0 +1,108 @@
+"""Run inference: run a local model file or a torchxrayvision model over an image folder with the batched
+engine (cached per image content), and add its predictions to the session as another model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from cxrfail.errors import CxrfailInputError
+from pages import common
+
+common.ensure_router()
+
+st.title("Run inference")
+flash = st.session_state.pop("inf_flash", None)
+if flash:
+    st.success(flash)
+sel = common.selection()
+if sel is None:
+    st.info("Load a cohort first (Data page): the predictions are added to it as a new model.")
+    st.stop()
+
+
+@st.cache_data(show_spinner=False)
+def _xrv_names() -> list[str]:
+    try:
+        from cxrfail.inference.models import xrv_weight_names
+
+        return xrv_weight_names()
+    except Exception:  # torchxrayvision missing or broken: offer the aliases only
+        return ["densenet121", "resnet50"]
+
+
+source = st.radio("Model", ("torchxrayvision model", "local model file"), horizontal=True, key="inf_source",
+                  help="A local file is TorchScript (with an embedded card) or a model card (JSON/YAML) naming "
+                       "the architecture, labels, preprocessing and weights")
+if source == "torchxrayvision model":
+    left, right = st.columns(2)
+    xrv_name = left.selectbox("torchxrayvision weights", _xrv_names(), key="inf_xrv")
+    weights = right.text_input("Weights file (optional; default: torchxrayvision's cache folder)", key="inf_weights")
+    spec = f"xrv:{xrv_name}" + (f"@{weights.strip()}" if weights.strip() else "")
+else:
+    spec = st.text_input("Model file path (TorchScript .pt/.ts, or a card .json/.yaml)", key="inf_path").strip()
+default_images = ""
+paths = sel.dataset.cohort.table["image_path"].dropna()
+if len(paths):
+    default_images = str(Path(paths.iloc[0]).parent)
+folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)", value=default_images,
+                       key="inf_folder")
+left, middle, right = st.columns(3)
+name = left.text_input("Model name in the dashboard (default: the model's)", key="inf_name")
+device = middle.selectbox("Device", ("auto", "cpu", "cuda"), key="inf_device")
+batch_size = right.number_input("Batch size", min_value=1, max_value=256, value=16, key="inf_batch")
+st.caption("Image ids are the file paths relative to the folder; they must match the cohort's ids "
+           f"(e.g. `{sel.dataset.cohort.table.index[0]}`). Results are cached per image content, so a second run "
+           "of the same model on the same images is read back, not recomputed.")
+
+if st.button("Run", type="primary", key="inf_run"):
+    try:
+        if not spec or spec == "xrv:":
+            raise CxrfailInputError("no model given", fix="Pick a torchxrayvision model or give a model file path")
+        if not folder.strip() or not Path(folder.strip()).is_dir():
+            raise CxrfailInputError("image folder not found", path=folder.strip() or None,
+                                    fix="Give an existing folder of images on the server")
+        with st.status(f"Running {spec} on {folder}", expanded=True) as status:
+            st.write("Loading the model…")
+            from cxrfail.inference import InferenceEngine, PredictionCache, load_model
+            from cxrfail.predictions import check_coverage
+
+            model = load_model(spec)
+            engine = InferenceEngine(model, device=device, batch_size=int(batch_size), cache=PredictionCache())
+            st.write(f"{model.name} on {engine.device} ({engine.precision}); findings: {', '.join(model.findings)}")
+            bar = st.progress(0.0, text="hashing images and reading the cache…")
+
+            def progress(done: int, total: int) -> None:
+                try:
+                    bar.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} images")
+                except Exception:
+                    pass
+
+            result = engine.run(folder.strip(), progress=progress)
+            status.update(label=result.summary(), state="complete", expanded=False)
+        if result.failures:
+            st.warning(f"{len(result.failures)} images could not be used:")
+            st.dataframe(pd.DataFrame([(str(f.path), f.reason) for f in result.failures], columns=["path", "reason"]),
+                         hide_index=True)
+        if result.probabilities.empty:
+            raise CxrfailInputError("no image could be predicted", path=folder,
+                                    fix="Check the folder holds readable PNG, JPEG or DICOM images")
+        predictions = result.to_predictions(name.strip() or None)
+        if predictions.name in sel.dataset.model_names:
+            raise CxrfailInputError(f"a model named {predictions.name!r} is already loaded",
+                                    fix="Give the new model another name")
+        check_coverage(sel.dataset.cohort, [predictions], common.base_config().min_overlap)
+        n_common = int(sel.dataset.cohort.table.index.isin(predictions.probabilities.index).sum())
+        note = (f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of {folder} "
+                f"({result.summary()})")
+        dataset = sel.dataset.with_model(predictions, note=note)
+        common.register_dataset(dataset)
+        st.session_state["inf_flash"] = (
+            f"Added **{predictions.name}** ({n_common:,} of the cohort's {sel.dataset.cohort.n_rows:,} images). "
+            "The analysis uses the images every selected model has predicted, so selecting it restricts the "
+            f"analysis to those {n_common:,} images; deselect it in the sidebar to go back.")
+        st.rerun()
+    except CxrfailInputError as exc:
+        st.error(f"**Inference could not run.** {exc}")
