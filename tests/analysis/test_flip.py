@@ -142,9 +142,10 @@ def test_run_flipping_bundles_calibration_and_test_rows():
 
 def test_run_flipping_refuses_bad_splits():
     features, y, prediction, misclassified, patients, split = _simulated_features()
+    first = np.flatnonzero(split == "calibration")[0]  # the first row of a calibration patient (3 rows each)
+    assert patients[first] == patients[first + 1]
     leaky = split.copy()
-    leaky[np.flatnonzero(split == "calibration")[0] + 1] = "test"  # one row of a calibration patient in test
-    assert patients[np.flatnonzero(split == "calibration")[0]] == patients[np.flatnonzero(split == "calibration")[0] + 1]
+    leaky[first + 1] = "test"  # one row of that calibration patient moves to test
     with pytest.raises(ValueError, match="both splits"):
         run_flipping(features, y, prediction, misclassified, patients, leaky, learner="logistic")
     with pytest.raises(ValueError, match="misclassified must equal"):
@@ -185,7 +186,8 @@ def test_demo_identifier_beats_chance_and_baseline(demo_edema):
                                      n_bootstrap=300, probability=d["probability"], threshold=d["threshold"])
     print(f"\nEdema identifier AUROC {evaluation.auroc:.3f} [{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]"
           f" vs baseline {evaluation.baseline_auroc:.3f}; prediction alone {evaluation.prediction_auroc:.3f}; "
-          f"within predicted +/-: {evaluation.auroc_predicted_positive:.3f} / {evaluation.auroc_predicted_negative:.3f}")
+          f"within predicted +/-: {evaluation.auroc_predicted_positive:.3f} / "
+          f"{evaluation.auroc_predicted_negative:.3f}")
     assert evaluation.auroc > 0.6
     assert evaluation.ci_low > evaluation.baseline_ci_high
 
