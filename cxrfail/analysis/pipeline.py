@@ -65,7 +65,10 @@ class AnalysisResult:
         (test split; ``sufficient`` False below ``min_subgroup_n``, rate still shown).
     regression: model, finding, term, odds_ratio, ci_low, ci_high, p_value, q_holm, q_bh, n, converged, note.
     identifiers: model, finding, learner, feature_set, oracle, auroc, ci_low, ci_high, baseline_auroc,
-        baseline_ci_low, baseline_ci_high, n.
+        baseline_ci_low, baseline_ci_high, n, n_misclassified, prediction_auroc (AUROC of the 0/1 prediction
+        alone as a misclassification score: for a rare finding most errors are false positives, so this is
+        high and the identifier's AUROC must be read against it), auroc_predicted_positive,
+        auroc_predicted_negative (the identifier within each predicted class).
     flip: model, finding, tau, n_flips, f1_before, f1_after, delta_f1, ci_low, ci_high, precision_before,
         precision_after, recall_before, recall_after, improved (test split; tau chosen on calibration).
     flip_curves: model, finding, tau, n_flips, f1_before, f1_after, delta_f1, ci_low, ci_high (test split,
@@ -312,6 +315,10 @@ def _analyse_pair(
                 "baseline_auroc": evaluation.baseline_auroc, "baseline_ci_low": evaluation.baseline_ci_low,
                 "baseline_ci_high": evaluation.baseline_ci_high, "n": evaluation.n,
                 "n_misclassified": evaluation.n_misclassified,
+                # How much of the AUROC is the 0/1 prediction itself, and the identifier within each side:
+                "prediction_auroc": evaluation.prediction_auroc,
+                "auroc_predicted_positive": evaluation.auroc_predicted_positive,
+                "auroc_predicted_negative": evaluation.auroc_predicted_negative,
             })
             score_frames.append(pd.DataFrame({
                 **tag, "learner": learner, "feature_set": feature_set, "image_id": ids.to_numpy(),
