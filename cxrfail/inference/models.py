@@ -103,7 +103,8 @@ def load_card_model(card_path: str | Path) -> LoadedModel:
     card = load_model_card(card_path)
     if card.architecture == TORCHSCRIPT:
         return load_torchscript_model(card.weights, card)
-    module = build_torchvision_model(card.architecture, len(card.labels), card.preprocessing.channels)
+    with torch.device("meta"):
+        module = build_torchvision_model(card.architecture, len(card.labels), card.preprocessing.channels)
     load_weights(module, read_state_dict(card.weights), card.weights)
     return _ready(card, module)
 
@@ -135,7 +136,8 @@ def load_torchscript_model(path: str | Path, card: ModelCard | None = None) -> L
 
 def build_torchvision_model(architecture: str, num_outputs: int, channels: int) -> nn.Module:
     """A torchvision classifier with random weights and ``num_outputs`` outputs; with ``channels == 1`` its first
-    convolution takes one input channel."""
+    convolution takes one input channel. Build it under ``torch.device("meta")`` to skip the random
+    initialisation when `load_weights` follows."""
     import torchvision
 
     if architecture not in TORCHVISION_ARCHITECTURES:
@@ -182,9 +184,10 @@ def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = ()) -> d
 
 
 def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: Path) -> None:
-    """Load ``state_dict`` into ``module``; every parameter must match by name and shape."""
+    """Make ``state_dict``'s tensors the parameters and buffers of ``module`` (built on the meta device, or not),
+    as float32; every parameter must match by name and shape."""
     try:
-        missing, unexpected = module.load_state_dict(state_dict, strict=False)
+        missing, unexpected = module.load_state_dict(state_dict, strict=False, assign=True)
     except RuntimeError as exc:
         raise InferenceError(f"weights do not fit the architecture ({_first_line(exc)})", path=source,
                              fix="Check the card's architecture, labels (one per output) and channels") from None
@@ -192,6 +195,7 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], sour
         raise InferenceError(
             f"weights do not fit the architecture: missing {_few(missing)}; unexpected {_few(unexpected)}",
             path=source, fix="Check the card's architecture, labels (one per output) and channels")
+    module.float()
 
 
 # --- torchxrayvision ---------------------------------------------------------------------------------------------
@@ -276,11 +280,12 @@ def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str 
     state = read_state_dict(path, _xrv_module_classes())
     state.pop("op_threshs", None)
     labels = tuple(info["labels"])
-    if long_name.startswith("densenet"):
-        module = xrv.models.DenseNet(weights=None, num_classes=len(labels))
-    else:
-        module = build_torchvision_model(long_name.split("-")[0], len(labels), channels=1)
-        state = _strip_prefix(state, "model.")
+    with torch.device("meta"):
+        if long_name.startswith("densenet"):
+            module = xrv.models.DenseNet(weights=None, num_classes=len(labels))
+        else:
+            module = build_torchvision_model(long_name.split("-")[0], len(labels), channels=1)
+            state = _strip_prefix(state, "model.")
     load_weights(module, state, path)
     resolution = int(info["input_resolution"])
     mean, std = range_normalization(-1024, 1024, channels=1)

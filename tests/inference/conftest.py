@@ -95,7 +95,16 @@ def make_card_model():
     return write_card_model
 
 
-@pytest.fixture
-def card_model(tmp_path) -> Path:
-    """A model card for a DenseNet-121 (5 outputs, one unlabelled) at 64 px with seeded random weights."""
-    return write_card_model(tmp_path / "model")
+@pytest.fixture(scope="session")
+def card_model(tmp_path_factory) -> Path:
+    """A model card for a DenseNet-121 (5 outputs, one unlabelled) at 64 px with seeded random weights.
+    Shared by the session: tests that change the card make their own with `make_card_model`."""
+    return write_card_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def loaded_card_model(card_model):
+    """`card_model` loaded once (building DenseNet-121 costs about a second of CPU)."""
+    from cxrfail.inference.models import load_model
+
+    return load_model(card_model)

@@ -211,3 +211,17 @@ def test_bad_specs(tmp_path, xrv_densenet_weights):
         load_model(tmp_path / "missing.pt")
     with pytest.raises(InferenceError, match="neither a model card nor a TorchScript file.*needs a model card"):
         load_model(xrv_densenet_weights)
+
+
+def test_half_precision_weights_load_as_float32(tmp_path, make_card_model):
+    card = make_card_model(tmp_path, "densenet121")
+    weights = tmp_path / "densenet121-seed0.safetensors"
+    full = read_state_dict(weights)
+    save_file({key: value.half() if value.is_floating_point() else value for key, value in full.items()}, weights)
+    model = load_model(card)
+    assert {p.dtype for p in model.module.parameters()} == {torch.float32}
+    torch.manual_seed(0)
+    reference = build_torchvision_model("densenet121", 5, 3).eval()
+    x = _probe(3, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(model.module(x), reference(x), atol=5e-2, rtol=5e-2)
