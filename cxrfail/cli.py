@@ -83,7 +83,8 @@ def _load_inputs(args: argparse.Namespace):
     if needs_file and args.cohort_file is None:
         raise CxrfailInputError(f"--cohort {args.cohort} needs --cohort-file", fix="Pass the cohort CSV")
     if args.cohort == "demo":
-        cohort = demo.load_demo_cohort(models)
+        # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
+        cohort = demo.load_demo_cohort(None if args.predictions else models)
     elif args.cohort == "nih":
         ids = sorted({i for model in models for i in model.probabilities.index})
         cohort = cohorts.load_nih(args.cohort_file, image_ids=ids, image_dir=args.images, devices_csv=args.devices)
@@ -122,7 +123,9 @@ def _analyze(args: argparse.Namespace) -> int:
 
         result = run_analysis(cohort, models, config, cache_dir=args.cache_dir, use_cache=not args.no_cache,
                               progress=progress)
-    write_report(result, args.out, inputs, figures=not args.no_figures)
+    print("writing tables and figures ...", file=sys.stderr)
+    write_report(result, args.out, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
+                 use_cache=not args.no_cache)
     print(f"report written to {args.out}", file=sys.stderr)
     return 0
 

@@ -41,7 +41,11 @@ def load_demo_predictions() -> list[ModelPredictions]:
 
 def load_demo_cohort(models: list[ModelPredictions] | None = None) -> Cohort:
     """The demo cohort: the NIH test-split images that the shared prediction files cover (22,433), with
-    image paths for the 621 shipped images and their support-device reads."""
+    image paths for the 621 shipped images and their support-device reads.
+
+    ``models``: the shared demo models when already loaded (their ids are the cohort; saves re-reading the
+    files). Never pass other predictions: the cohort must not shrink or grow to fit them.
+    """
     folder = demo_dir()
     ids: pd.Index = pd.Index([], dtype="string")
     if models is None:

@@ -6,17 +6,27 @@ Layout::
     <out>/tables/*.csv             model_performance, subgroup_rates, regression, identifiers, flip, flip_curves
     <out>/tables/outcomes.parquet  one row per model, finding and image
     <out>/figures/*.html           every report figure; .png and .svg too where chromium is available
+
+Rendering a few hundred static figures takes minutes, so a figure pack is cached beside the analysis result
+(keyed by the result's cache key and the figure code) and copied on a warm run.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
+import cxrfail
 from cxrfail.analysis.pipeline import AnalysisResult
-from cxrfail.manifest import build_manifest
+from cxrfail.cache import default_cache_dir, hash_parts
+from cxrfail.manifest import build_manifest, file_sha256
+
+PACK_INDEX = "pack.json"
 
 #: CSV file name -> AnalysisResult attribute.
 CSV_TABLES = {
@@ -35,6 +45,8 @@ def write_report(
     inputs: Iterable[str | Path],
     *,
     figures: bool = True,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
 ) -> dict[str, object]:
     """Write the report folder and return the manifest written. Existing files of the same names are
     replaced; each table is written whole before the manifest, which is written last."""
@@ -47,11 +59,7 @@ def write_report(
     figure_files: dict[str, list[str]] = {}
     figure_note = None
     if figures:
-        from cxrfail.export import write_figure_pack
-        from cxrfail.figures import report_figures
-
-        pack = write_figure_pack(report_figures(result), out / "figures")
-        figure_files, figure_note = pack.files, pack.note
+        figure_files, figure_note = _figures(result, out / "figures", cache_dir, use_cache)
     manifest = build_manifest(
         inputs,
         config=asdict(result.config),
@@ -62,3 +70,42 @@ def write_report(
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
+
+
+def _figure_code_hash() -> str:
+    package = Path(cxrfail.__file__).parent
+    return hash_parts(*(file_sha256(package / name) for name in ("figures.py", "export.py")))
+
+
+def _render_pack(result: AnalysisResult, folder: Path) -> tuple[dict[str, list[str]], str | None]:
+    from cxrfail.export import write_figure_pack
+    from cxrfail.figures import report_figures
+
+    pack = write_figure_pack(report_figures(result), folder)
+    (folder / PACK_INDEX).write_text(json.dumps({"files": pack.files, "note": pack.note}))
+    return pack.files, pack.note
+
+
+def _figures(
+    result: AnalysisResult, target: Path, cache_dir: str | Path | None, use_cache: bool
+) -> tuple[dict[str, list[str]], str | None]:
+    """Write the figure pack to ``target``, rendering it only when no cached pack matches."""
+    if not use_cache or result.cache_key is None:
+        return _render_pack(result, target)
+    store = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cached = store / "figures" / hash_parts(result.cache_key, _figure_code_hash())
+    if not (cached / PACK_INDEX).exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".pack-", dir=cached.parent))
+        try:
+            _render_pack(result, staging)
+            try:
+                os.rename(staging, cached)
+            except OSError:  # another process cached the same pack first
+                shutil.rmtree(staging, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    index = json.loads((cached / PACK_INDEX).read_text())
+    shutil.copytree(cached, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(PACK_INDEX))
+    return index["files"], index["note"]

@@ -46,7 +46,18 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
     assert manifest["inputs"][0] == {"path": str(predictions), "bytes": predictions.stat().st_size,
                                      "sha256": file_sha256(predictions)}
     assert manifest["config"]["findings"] == ["Edema"] and manifest["seed"] == 0
-    assert list((out / "figures").glob("*.html"))
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert any(name.endswith(".html") for name in figures)
+
+    # A warm run (same cache) serves the analysis and the rendered figure pack instead of recomputing them.
+    again = tmp_path / "again"
+    completed = run_cli("analyze", "--predictions", predictions, "--findings", "Edema", "--learners", "logistic",
+                        "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--out", again,
+                        "--cache-dir", tmp_path / "cache")
+    assert completed.returncode == 0, completed.stderr
+    assert "loaded from cache" in completed.stderr
+    assert sorted(p.name for p in (again / "figures").iterdir()) == figures
+    pd.testing.assert_frame_equal(pd.read_parquet(again / "tables" / "outcomes.parquet"), outcomes)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +70,16 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
 def test_bad_prediction_file_exits_2_with_one_line(tmp_path, body, fragments):
     bad = tmp_path / "bad.csv"
     bad.write_text(body)
-    assert_clean_input_error(run_cli("analyze", "--predictions", bad, "--out", tmp_path / "o", "--no-cache"), *fragments)
+    completed = run_cli("analyze", "--predictions", bad, "--findings", "Edema", "--out", tmp_path / "o", "--no-cache")
+    assert_clean_input_error(completed, *fragments)
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_missing_findings_are_named(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,Edema\n00000010_000.png,0.5\n")
+    assert_clean_input_error(run_cli("analyze", "--predictions", bad, "--no-cache"),
+                             "model 'bad' has no probabilities for Atelectasis")
 
 
 def test_other_input_errors_exit_2(tmp_path):

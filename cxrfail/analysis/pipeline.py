@@ -93,6 +93,7 @@ class AnalysisResult:
     identifier_scores: pd.DataFrame
     shap_values: pd.DataFrame
     notes: dict = field(default_factory=dict)
+    cache_key: str | None = None  # hash of every input and parameter (see `cache_key`)
 
 
 # Covariates of the misclassification regression besides age, sex and view: radiographic findings. A finding
@@ -151,8 +152,9 @@ def run_analysis(
         cached = store.load(key)
         if cached is not None:
             progress(1.0, "loaded from cache")
-            return _result_from_tables(config, *cached)
+            return _result_from_tables(config, key, *cached)
     result = _compute(cohort, models, config, progress, n_jobs)
+    result.cache_key = key
     if use_cache:
         store.save(key, _result_tables(result), _result_meta(result))
     return result
@@ -403,6 +405,8 @@ def _result_meta(result: AnalysisResult) -> dict:
             "models": list(result.models), "notes": result.notes}
 
 
-def _result_from_tables(config: AnalysisConfig, tables: dict[str, pd.DataFrame], meta: dict) -> AnalysisResult:
+def _result_from_tables(
+    config: AnalysisConfig, key: str, tables: dict[str, pd.DataFrame], meta: dict
+) -> AnalysisResult:
     return AnalysisResult(config=config, cohort_summary=meta["cohort_summary"], models=tuple(meta["models"]),
-                          notes=meta["notes"], **tables)
+                          notes=meta["notes"], cache_key=key, **tables)
