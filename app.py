@@ -17,7 +17,7 @@ import streamlit as st  # noqa: E402
 
 from pages import common  # noqa: E402
 
-common.ensure_router()
+common.ensure_router(entry=True)
 st.set_page_config(page_title="cxrfail: where chest X-ray classifiers fail", page_icon="🩻", layout="wide")
 
 PAGES = {

@@ -708,8 +708,10 @@ def flip_curve(curve: pd.DataFrame, *, chosen_tau: float | None = None, current_
     ))
     fig.add_hline(y=0, line=dict(color="#52606d", width=1, dash="dot"))
     if chosen_tau is not None and np.isfinite(chosen_tau):
-        fig.add_vline(x=float(chosen_tau), line=dict(color=PALETTE[1], width=2, dash="dash"),
-                      annotation_text=f"chosen on calibration: {chosen_tau:.3f}", annotation_position="top left")
+        never = chosen_tau > 1.0  # the flip module's "never flip" threshold
+        fig.add_vline(x=min(float(chosen_tau), 1.0), line=dict(color=PALETTE[1], width=2, dash="dash"),
+                      annotation_text="chosen on calibration: flip nothing" if never
+                      else f"chosen on calibration: {chosen_tau:.3f}", annotation_position="top left")
     if current_tau is not None and np.isfinite(current_tau):
         fig.add_vline(x=float(current_tau), line=dict(color=PALETTE[2], width=2),
                       annotation_text=f"tau = {current_tau:.3f}", annotation_position="bottom right")

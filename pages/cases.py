@@ -82,15 +82,62 @@ header[0].markdown(f"**{len(found):,} images** match ({model} · {figures.findin
                    f"{split} split; unit: image).")
 page = header[1].number_input(f"Page (of {n_pages})", min_value=1, max_value=n_pages, value=1, step=1,
                               key="cs_page")
-chosen = run.chosen_flip(model, finding)
-tau = float(chosen["tau"]) if chosen else float("inf")
 
 
-def _verdict(probability: float) -> str:
-    return "flagged: likely misclassified" if probability >= tau else "not flagged"
+def _tau(model_name: str) -> float:
+    chosen = run.chosen_flip(model_name, finding)
+    return float(chosen["tau"]) if chosen else float("inf")
+
+
+def _verdict(model_name: str, probability: float) -> str:
+    return "flagged: likely misclassified" if probability >= _tau(model_name) else "not flagged"
+
+
+def _detail(picked: str) -> None:
+    """The opened image: radiograph, demographics, every model's probability, label, identifier verdicts."""
+    info = table.loc[picked]
+    head, close = st.columns([5, 1])
+    head.subheader(f"Image {picked}")
+    if close.button("Close", key="cs_close"):
+        st.session_state.pop(common.PICKED_IMAGE, None)
+        st.rerun()
+    left, right = st.columns([1, 2])
+    with left:
+        if isinstance(info["image_path"], str):
+            st.image(info["image_path"], caption=picked, width="stretch")
+        else:
+            st.caption("No radiograph on disk for this image.")
+        st.markdown(f"Patient `{info['patient_id']}` · age {info['age']:.0f} · sex {info['sex']} · view {info['view']}")
+        devices = info.get("Support Devices", np.nan)
+        if not pd.isna(devices):
+            st.caption(f"Support devices: {'yes' if devices == 1 else 'no'} ({figures.DEVICES_CAVEAT})")
+    with right:
+        outcomes = run.result.outcomes
+        every = run.memo("case_rows", lambda f, i: outcomes.loc[(outcomes["finding"] == f)
+                                                                & (outcomes["image_id"] == i)], finding, picked)
+        every = every.loc[every["model"].isin(sel.models)]
+        if every.empty:
+            st.info("This image is not in the analysis for this finding.")
+        else:
+            first = every.iloc[0]
+            st.markdown(f"**{figures.finding_label(finding)} label: "
+                        f"{'positive' if first['label'] == 1 else 'negative'}** ({first['split']} split)")
+            common.plot(figures.case_probabilities(
+                every, title=f"Every model's probability of {figures.finding_label(finding)}"), key="cs_probs")
+            verdicts = every[["model", "probability", "threshold", "prediction", "misclassified",
+                              "identifier_probability", "flipped_prediction"]].copy()
+            verdicts["identifier verdict"] = [_verdict(m, p) for m, p in
+                                              zip(verdicts["model"], verdicts["identifier_probability"])]
+            st.dataframe(verdicts, hide_index=True, width="stretch")
+            st.caption("Flagged: the identifier's probability of misclassification is at or above the flip "
+                       "threshold chosen on calibration; flipping would change the prediction.")
+        if st.button("Explain this image", key="cs_explain"):
+            st.switch_page("pages/explain.py")
+    st.divider()
 
 
 shown = found.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+detail = st.container()  # the opened image, above the grid (filled once the grid's buttons are read)
 grid = st.columns(4)
 for index, (_, r) in enumerate(shown.iterrows()):
     with grid[index % 4]:
@@ -101,49 +148,12 @@ for index, (_, r) in enumerate(shown.iterrows()):
             status = "✗ misclassified" if r["misclassified"] else "✓ correct"
             st.markdown(f"`{r['image_id']}`  \nlabel {'positive' if r['label'] == 1 else 'negative'} · "
                         f"p={r['probability']:.3f} · {status}  \nidentifier {r['identifier_probability']:.3f} "
-                        f"({_verdict(r['identifier_probability'])})")
+                        f"({_verdict(model, r['identifier_probability'])})")
             if st.button("Open", key=f"cs_open_{r['image_id']}"):
                 st.session_state[common.PICKED_IMAGE] = r["image_id"]
 
 picked = st.session_state.get(common.PICKED_IMAGE)
 if picked is not None and picked in table.index:
-    st.divider()
-    st.subheader(f"Image {picked}")
-    left, right = st.columns([1, 2])
-    info = table.loc[picked]
-    with left:
-        path = info["image_path"]
-        if isinstance(path, str):
-            st.image(path, caption=picked, width="stretch")
-        else:
-            st.caption("No radiograph on disk for this image.")
-        st.markdown(f"Patient `{info['patient_id']}` · age {info['age']:.0f} · sex {info['sex']} · "
-                    f"view {info['view']}")
-        if "Support Devices" in table.columns and not pd.isna(info.get("Support Devices", np.nan)):
-            st.caption(f"Support devices: {'yes' if info['Support Devices'] == 1 else 'no'} ({figures.DEVICES_CAVEAT})")
-    with right:
-        every = run.memo("case_rows", lambda f, i: run.result.outcomes.loc[
-            (run.result.outcomes["finding"] == f) & (run.result.outcomes["image_id"] == i)], finding, picked)
-        every = every.loc[every["model"].isin(sel.models)]
-        if every.empty:
-            st.info("This image is not in the analysis for this finding.")
-        else:
-            first = every.iloc[0]
-            st.markdown(f"**{figures.finding_label(finding)} label: "
-                        f"{'positive' if first['label'] == 1 else 'negative'}** ({first['split']} split)")
-            common.plot(figures.case_probabilities(every, title=f"Every model's probability of "
-                                                                f"{figures.finding_label(finding)}"),
-                        key="cs_probs")
-            verdicts = every[["model", "probability", "threshold", "prediction", "misclassified",
-                              "identifier_probability", "flipped_prediction"]].copy()
-            verdicts["identifier verdict"] = [
-                _verdict(p) if m == model else
-                ("flagged: likely misclassified" if p >= float((run.chosen_flip(m, finding) or {"tau": np.inf})["tau"])
-                 else "not flagged")
-                for m, p in zip(verdicts["model"], verdicts["identifier_probability"])]
-            st.dataframe(verdicts, hide_index=True, width="stretch")
-            st.caption("Flagged: the identifier's probability of misclassification is at or above the flip threshold "
-                       "chosen on calibration; flipping would change the prediction.")
-        if st.button("Explain this image", key="cs_explain"):
-            st.switch_page("pages/explain.py")
+    with detail:
+        _detail(picked)
 common.caveat_lines([finding], list(levels.columns))

@@ -51,6 +51,7 @@ DEFAULT_FLIP_BOOTSTRAP = 2000
 # session_state keys (non-widget keys keep their value across pages)
 DATASETS = "cxrfail_datasets"  # dict key -> Dataset loaded in this session
 PENDING_DATASET = "cxrfail_pending_dataset"  # select this dataset on the next run
+PENDING_MODELS = "cxrfail_pending_models"  # ... with these models
 PICKED_IMAGE = "cxrfail_picked_image"  # image chosen on Cases (or Explain)
 IDENTIFIER = "cxrfail_identifier"  # (learner, feature_set) chosen on Identifiers
 UPLOAD_DIR = "cxrfail_upload_dir"
@@ -65,19 +66,27 @@ ATTRIBUTION = (
 # ------------------------------------------------------------------------------------------------ router
 
 
-def ensure_router() -> None:
-    """Make sure ``app.py`` (sidebar + `st.navigation`) is what runs.
+def ensure_router(*, entry: bool = False) -> None:
+    """Make sure ``app.py`` (sidebar + `st.navigation`) frames every page.
 
-    Because the pages live in a folder named ``pages/``, Streamlit starts in its legacy multipage mode, where
-    a URL such as ``/flip`` runs ``pages/flip.py`` alone, without ``app.py``, until some session has called
-    `st.navigation`. Every page (and ``app.py``) calls this first: in legacy mode it switches the process to
-    `st.navigation` routing and reruns, so the request is served through ``app.py``.
+    Because the pages live in a folder named ``pages/``, Streamlit starts in its legacy multipage mode, in
+    which a URL such as ``/flip`` runs ``pages/flip.py`` alone, without ``app.py``, until some run has called
+    `st.navigation` (and `AppTest` starts every run in that mode). ``app.py`` calls this with ``entry=True``:
+    it switches the process to `st.navigation` routing. A page calls it first thing: run in legacy mode, it
+    switches too, runs ``app.py`` in place (which frames and runs the requested page) and stops, so the same
+    run (with its widget events, e.g. a button click) is served through ``app.py``.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    if entry:
+        return
+    import runpy
+
+    runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+    st.stop()
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -146,7 +155,7 @@ def demo_dataset() -> Dataset:
     cohort = demo.load_demo_cohort(models)
     folder = demo.demo_dir()
     inputs = (nih_metadata_path(), *demo.demo_prediction_files(), folder / "devices.csv")
-    return dataset_from(cohort, models, "Demo: NIH ChestX-ray14 test split", inputs, key=DEMO_KEY)
+    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY)
 
 
 def datasets() -> dict[str, Dataset]:
@@ -160,13 +169,15 @@ def datasets() -> dict[str, Dataset]:
     return out
 
 
-def register_dataset(dataset: Dataset, *, select: bool = True) -> None:
-    """Keep ``dataset`` in this session and (by default) select it on the next run."""
+def register_dataset(dataset: Dataset, *, select: bool = True, models: Sequence[str] | None = None) -> None:
+    """Keep ``dataset`` in this session and (by default) select it, with ``models`` (default: all), on the
+    next run."""
     loaded = dict(st.session_state.get(DATASETS, {}))
     loaded[dataset.key] = dataset
     st.session_state[DATASETS] = loaded
     if select:
         st.session_state[PENDING_DATASET] = dataset.key
+        st.session_state[PENDING_MODELS] = list(models) if models is not None else list(dataset.model_names)
 
 
 def upload_dir() -> Path:
@@ -209,7 +220,8 @@ def default_findings(dataset: Dataset, model_names: Sequence[str]) -> list[str]:
 
 
 def default_models(dataset: Dataset) -> list[str]:
-    wanted = [m for m in _env_list("CXRFAIL_DEMO_MODELS") if m in dataset.model_names]
+    """All the dataset's models; for the demo, those of ``CXRFAIL_DEMO_MODELS`` when set."""
+    wanted = [m for m in _env_list("CXRFAIL_DEMO_MODELS") if m in dataset.model_names] if dataset.key == DEMO_KEY else []
     return wanted or list(dataset.model_names)
 
 
@@ -267,9 +279,12 @@ def sidebar() -> Selection | None:
     """The shared sidebar: cohort, models, finding, seed (+ analysis settings). Returns None without data."""
     available = datasets()
     pending = st.session_state.pop(PENDING_DATASET, None)
+    pending_models = st.session_state.pop(PENDING_MODELS, None)
     if pending in available:
         st.session_state["sel_dataset"] = pending
         _reset_models()
+        if pending_models:
+            st.session_state["sel_models"] = [m for m in pending_models if m in available[pending].model_names]
     if st.session_state.get("sel_dataset") not in available:
         st.session_state.pop("sel_dataset", None)
         _reset_models()

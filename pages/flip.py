@@ -51,7 +51,7 @@ def live() -> None:
     columns[1].metric("F1 after", f"{evaluation.f1_after:.3f}", delta=f"{evaluation.delta_f1:+.4f}")
     columns[2].metric("ΔF1 (95% CI)", f"{evaluation.delta_f1:+.4f}",
                       help=f"[{evaluation.ci_low:+.4f}, {evaluation.ci_high:+.4f}]", delta_color="off",
-                      delta=f"[{evaluation.ci_low:+.4f}, {evaluation.ci_high:+.4f}]")
+                      delta=f"95% CI [{evaluation.ci_low:+.4f}, {evaluation.ci_high:+.4f}]", delta_arrow="off")
     columns[3].metric("Flips", f"{evaluation.n_flips:,}", help=f"of {evaluation.n:,} test images")
     columns[4].metric("Improved?", "yes" if evaluation.improved else "no",
                       help="Yes only when the whole CI of the change lies above zero")
@@ -62,7 +62,7 @@ def live() -> None:
         + (" (flip nothing)" if chosen_tau > 1 else ""))
     st.session_state["fl_last"] = {"tau": tau, "delta_f1": evaluation.delta_f1, "n_flips": evaluation.n_flips}
     curve = run.table("flip_curves", model=model, finding=finding)
-    figure = figures.flip_curve(curve, chosen_tau=chosen_tau if chosen_tau <= 1 else None, current_tau=tau,
+    figure = figures.flip_curve(curve, chosen_tau=chosen_tau, current_tau=tau,
                                 title=f"Change in F1 over tau: {label}")
     common.plot(figure, key="fl_curve")
 

@@ -98,7 +98,7 @@ if st.button("Run", type="primary", key="inf_run"):
         note = (f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of {folder} "
                 f"({result.summary()})")
         dataset = sel.dataset.with_model(predictions, note=note)
-        common.register_dataset(dataset)
+        common.register_dataset(dataset, models=[*sel.models, predictions.name])
         st.session_state["inf_flash"] = (
             f"Added **{predictions.name}** ({n_common:,} of the cohort's {sel.dataset.cohort.n_rows:,} images). "
             "The analysis uses the images every selected model has predicted, so selecting it restricts the "

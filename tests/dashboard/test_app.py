@@ -1,0 +1,195 @@
+"""AppTest: every page renders on the demo, the sidebar drives the pages, Flip's slider is live, bad data is
+refused without losing the loaded data, Export and Run inference produce what they promise."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+
+import pytest
+
+from dashboard_helpers import PAGES, TEST_FINDINGS, TEST_MODELS, TITLES, goto, problems
+CHARTED = {"overview", "subgroups", "identifiers", "explain", "flip", "export"}
+
+
+def charts(app) -> list:
+    return list(app.get("plotly_chart"))
+
+
+def text_of(app) -> str:
+    parts = [m.value for m in app.markdown] + [c.value for c in app.caption] + [i.value for i in app.info]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_error(app, page):
+    goto(app, page)
+    assert not problems(app), problems(app)
+    assert [t.value for t in app.title] == [TITLES[page]]
+    if page in CHARTED:
+        assert charts(app), f"no figure on {page}"
+    sidebar = app.sidebar
+    assert sidebar.selectbox(key="sel_dataset").value == "demo"
+    assert sidebar.multiselect(key="sel_models").value == list(TEST_MODELS)
+    assert any("NIH Clinical Center" in c.value for c in sidebar.caption)
+
+
+def test_overview_says_unit_split_and_caveats(app):
+    caption = text_of(app)
+    assert "Unit of analysis: image" in caption and "held-out test split" in caption
+    assert "non-radiologist" in caption  # the support-device subgroup's caveat
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Images analysed"] == "22,433"
+
+
+def test_sidebar_finding_changes_the_pages(app):
+    goto(app, "subgroups")
+    first = app.session_state["sel_finding"]
+    assert first == TEST_FINDINGS[0]
+    rates_before = app.dataframe[0].value.copy()
+    app.sidebar.selectbox(key="sel_finding").set_value(TEST_FINDINGS[1]).run()
+    assert not problems(app)
+    assert any(TEST_FINDINGS[1] in h.value for h in app.subheader)
+    rates_after = app.dataframe[0].value
+    assert not rates_before[["n_misclassified"]].equals(rates_after[["n_misclassified"]])
+    goto(app, "flip")  # the choice holds on the next page
+    assert any(TEST_FINDINGS[1] in c.value for c in app.caption)
+
+
+def test_page_model_choice_changes_results(app):
+    goto(app, "subgroups")
+    before = app.dataframe[0].value.copy()
+    app.selectbox(key="sg_model").set_value(TEST_MODELS[1]).run()
+    assert not problems(app)
+    assert not before[["n_misclassified"]].equals(app.dataframe[0].value[["n_misclassified"]])
+
+
+def test_moving_the_flip_slider_changes_the_change_in_f1(app):
+    goto(app, "flip")
+    slider = app.slider[0]
+    start = app.session_state["fl_last"]
+    values = {}
+    for tau in (0.05, 0.3, 0.6):
+        slider.set_value(tau).run()
+        assert not problems(app)
+        last = app.session_state["fl_last"]
+        assert last["tau"] == pytest.approx(tau)
+        values[tau] = (last["delta_f1"], last["n_flips"])
+        metrics = {m.label: m.value for m in app.metric}
+        assert metrics["ΔF1 (95% CI)"] == f"{last['delta_f1']:+.4f}"
+        slider = app.slider[0]
+    assert values[0.05][1] > values[0.3][1] > values[0.6][1]  # lower tau flips more
+    assert len({round(v[0], 6) for v in values.values()} | {round(start["delta_f1"], 6)}) > 1
+
+
+def test_bad_upload_shows_an_error_and_keeps_the_data(app):
+    goto(app, "data")
+    bad = b"image_id,Edema,Cardiomegaly\n00000001_000.png,1.7,0.2\n00000002_000.png,0.1,0.3\n"
+    app.file_uploader(key="data_pred_upload").set_value([("bad_model.csv", bad, "text/csv")])
+    app.button[0].click().run()  # the form's Load button
+    errors = [e.value for e in app.error]
+    assert errors and "outside [0, 1]" in errors[0] and "bad_model.csv" in errors[0]
+    assert "sigmoid" in errors[0]  # says what to do
+    assert not app.exception
+    assert any("stays loaded" in c.value for c in app.caption)
+    assert app.sidebar.selectbox(key="sel_dataset").value == "demo"
+    assert not app.session_state["cxrfail_datasets"] if "cxrfail_datasets" in app.session_state else True
+    goto(app, "overview")  # the previous data still works
+    assert not problems(app)
+    assert {m.label: m.value for m in app.metric}["Images analysed"] == "22,433"
+
+
+def test_good_upload_is_loaded_and_selected(app, shared_demo_dir):
+    goto(app, "data")
+    source = (shared_demo_dir / "predictions" / "densenet121_jrzech.csv").read_text().splitlines()
+    small = "\n".join(source[:3001]).encode()
+    app.file_uploader(key="data_pred_upload").set_value([("my_model.csv", small, "text/csv")])
+    app.button[0].click().run()
+    assert not problems(app), problems(app)
+    assert any("Loaded" in s.value for s in app.success)
+    key = app.sidebar.selectbox(key="sel_dataset").value
+    assert key != "demo"
+    assert app.sidebar.multiselect(key="sel_models").value == ["my_model"]
+
+
+def test_export_builds_a_zip_with_manifest_and_files(app):
+    goto(app, "export")
+    app.multiselect(key="ex_bundle_formats").set_value(["html"]).run()
+    app.button(key="ex_build").click().run()
+    assert not problems(app), problems(app)
+    name, data = app.session_state["ex_bundle"]
+    assert name.endswith(".zip")
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["seed"] == 0 and manifest["config"]["findings"] == list(TEST_FINDINGS)
+    assert manifest["models"] == list(TEST_MODELS)
+    assert any(entry["path"].endswith("densenet121_jrzech.csv") and entry["sha256"] for entry in manifest["inputs"])
+    assert manifest["versions"]["streamlit"]
+    names = archive.namelist()
+    assert "tables/performance.csv" in names and "figures/auroc_heatmap.html" in names
+    assert all(archive.getinfo(n).file_size > 0 for n in names)
+    assert any(b.label.startswith("Download cxrfail-export") for b in app.get("download_button"))
+
+    app.selectbox(key="ex_figure").set_value("auroc_heatmap")
+    app.selectbox(key="ex_format").set_value("html")
+    app.button(key="ex_prepare").click().run()
+    file_name, content, _ = app.session_state["ex_file"]
+    assert file_name == "auroc_heatmap.html" and b"AUROC" in content
+
+
+def test_cases_open_an_image_shows_it_with_every_model(app):
+    goto(app, "cases")
+    assert len(app.image) >= 4  # thumbnails of the demo radiographs
+    open_buttons = [b for b in app.button if b.label == "Open"]
+    assert open_buttons
+    open_buttons[0].click().run()
+    assert not problems(app)
+    picked = app.session_state["cxrfail_picked_image"]
+    assert any(picked in h.value for h in app.subheader)
+    verdicts = app.dataframe[-1].value
+    assert list(verdicts["model"]) == list(TEST_MODELS)
+    assert "identifier verdict" in verdicts.columns
+    goto(app, "explain")  # the picked image is offered there
+    assert app.selectbox(key="ex_image").value == picked
+    assert not problems(app)
+
+
+def test_identifier_choice_marks_oracle_feature_sets(app):
+    goto(app, "identifiers")
+    options = app.selectbox(key="id_feature_set").options
+    assert any("ORACLE" in option for option in options)
+    assert not any("ORACLE" in option for option in options if option.startswith("own"))
+
+
+def test_inference_adds_a_model(app, tmp_path, shared_demo_dir):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from cxrfail.inference.models import EMBEDDED_CARD
+
+    torch.manual_seed(0)
+    module = torchvision.models.mobilenet_v3_small(weights=None, num_classes=2).eval()
+    card = {"name": "tiny", "labels": ["Edema", "Cardiomegaly"], "input_size": 64, "channels": 3,
+            "normalization": "imagenet"}
+    model_path = tmp_path / "tiny.pt"
+    torch.jit.save(torch.jit.script(module), str(model_path), _extra_files={EMBEDDED_CARD: json.dumps(card)})
+    images = tmp_path / "images"
+    images.mkdir()
+    for source in sorted((shared_demo_dir / "images").glob("*.png"))[:4]:
+        shutil.copy(source, images / source.name)
+
+    goto(app, "inference")
+    app.radio(key="inf_source").set_value("local model file").run()
+    app.text_input(key="inf_path").input(str(tmp_path / "missing.pt"))
+    app.text_input(key="inf_folder").input(str(images))
+    app.button(key="inf_run").click().run()
+    assert app.error and "model file not found" in app.error[0].value
+    assert not app.exception
+
+    app.text_input(key="inf_path").input(str(model_path))
+    app.selectbox(key="inf_device").set_value("cpu")
+    app.button(key="inf_run").click().run(timeout=300)
+    assert not problems(app), problems(app)
+    assert any("Added **tiny**" in s.value for s in app.success)
+    assert "tiny" in app.sidebar.multiselect(key="sel_models").options

@@ -1,0 +1,162 @@
+"""Browser test: `streamlit run` on a free local port, driven by Debian's chromium through Playwright.
+
+Open the app, visit every page (no error text anywhere), go to Flip and move the slider (the reported change in
+F1 follows), go to Cases and open an image. Screenshots go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dashboard_helpers import ROOT, TITLES
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+NAV = tuple(TITLES.values())  # sidebar link text = page heading
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(warm_app, dashboard_env):
+    """`streamlit run app.py` on a free port, with the test environment and the warm disk cache."""
+    port = _free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "streamlit.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env={**os.environ, **dashboard_env}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() - started > 90:
+                raise RuntimeError(f"streamlit did not start; see {ARTIFACTS / 'streamlit.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1800})
+        tab.set_default_timeout(120_000)
+        tab.goto(server)
+        yield tab
+        browser.close()
+
+
+def settle(tab, heading: str) -> None:
+    """Wait for the page's heading, then for the script run and lazy elements to finish."""
+    tab.get_by_role("heading", name=heading, exact=True).first.wait_for()
+    deadline = time.monotonic() + 180
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        state = tab.locator("[data-testid='stApp']").get_attribute("data-test-script-state")
+        skeletons = tab.locator("[data-testid='stSkeleton']").count()
+        quiet = quiet + 1 if state == "notRunning" and not skeletons else 0
+        time.sleep(0.3)
+
+
+def assert_no_error(tab, where: str) -> None:
+    exceptions = tab.locator("[data-testid='stException']")
+    errors = tab.locator("[data-testid='stAlertContentError']")
+    texts = [exceptions.nth(i).inner_text() for i in range(exceptions.count())]
+    texts += [errors.nth(i).inner_text() for i in range(errors.count())]
+    body = tab.locator("[data-testid='stMain']").inner_text()
+    assert not texts, f"{where}: {texts}"
+    assert "Traceback" not in body, where
+
+
+def shot(tab, name: str) -> None:
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def visit(tab, title: str) -> None:
+    tab.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
+    settle(tab, title)
+
+
+def delta_f1(tab) -> str:
+    metric = tab.locator("[data-testid='stMetric']").filter(has_text="ΔF1 (95% CI)")
+    return metric.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def test_browser_walkthrough(page):
+    tab = page
+    settle(tab, "Overview")
+    assert tab.locator(".js-plotly-plot").count() >= 3
+    assert_no_error(tab, "Overview")
+    shot(tab, "01_overview")
+
+    for index, title in enumerate(NAV[1:], start=2):
+        visit(tab, title)
+        assert_no_error(tab, title)
+        shot(tab, f"{index:02d}_{title.lower().replace(' ', '_')}")
+
+    visit(tab, "Flip")
+    before = delta_f1(tab)
+    slider = tab.get_by_role("slider").first
+    slider.focus()
+    slider.press("Home")  # tau = 0: flip every prediction
+    deadline = time.monotonic() + 60
+    while delta_f1(tab) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = delta_f1(tab)
+    assert after != before, "moving the slider did not change the reported change in F1"
+    assert float(after) < 0  # flipping everything makes F1 worse
+    for _ in range(5):
+        slider.press("PageUp")
+    time.sleep(1.0)
+    settle(tab, "Flip")
+    assert_no_error(tab, "Flip after moving the slider")
+    shot(tab, "10_flip_slider_moved")
+
+    visit(tab, "Cases")
+    open_buttons = tab.locator("[data-testid='stMain'] [data-testid^='stBaseButton']").filter(has_text="Open")
+    assert open_buttons.count() >= 4
+    open_buttons.first.click()
+    tab.get_by_role("heading", name="Image ").first.wait_for()
+    settle(tab, "Cases")
+    picked = tab.get_by_role("heading", name="Image ").first.inner_text().removeprefix("Image ").strip()
+    assert picked.endswith(".png")
+    detail_images = tab.locator("[data-testid='stImage'] img")
+    assert detail_images.count() >= 2  # thumbnails and the opened radiograph
+    assert_no_error(tab, "Cases after opening an image")
+    shot(tab, "11_cases_image_opened")
