@@ -48,7 +48,7 @@ class AnalysisConfig:
     min_subgroup_n: int = 30
     extra_subgroups: tuple[str, ...] = ()  # further cohort columns to slice by
     learners: tuple[str, ...] = ("hist_gradient_boosting",)
-    feature_sets: tuple[str, ...] = ("all_models+demographics",)
+    feature_sets: tuple[str, ...] = ("own+demographics",)  # all_models: same AUROC on the demo, 2x the time
     n_folds: int = 5
     n_bootstrap: int = 2000
     shap_max_samples: int = 500
