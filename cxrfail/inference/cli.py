@@ -34,7 +34,8 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     infer.add_argument("--images", required=True, type=Path, metavar="DIR", help="folder of images (recursive)")
     infer.add_argument("--out", required=True, type=Path, metavar="CSV", help="predictions CSV to write")
     infer.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
-    infer.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward pass")
+    infer.add_argument("--batch-size", type=int, default=None, metavar="N",
+                       help="images per forward pass (default: 8 on CPU, 64 on CUDA)")
     infer.add_argument("--num-workers", type=int, default=None, metavar="N",
                        help="decoding worker processes (default: min(2, CPU cores); 0 decodes in-process)")
     infer.add_argument("--precision", choices=PRECISIONS, default="auto",

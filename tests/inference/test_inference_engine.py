@@ -42,8 +42,10 @@ def image_dir(tmp_path, nih_images, chest_dicom_uncompressed):
 
 def test_engine_equals_plain_forward_for_a_224px_xrv_densenet(nih_images, xrv_densenet_weights):
     spec = f"xrv:densenet121@{xrv_densenet_weights}"
-    engine = InferenceEngine(load_model(spec), device="cpu", batch_size=2, num_workers=2)
+    threads = torch.get_num_threads()
+    engine = InferenceEngine(load_model(spec), device="cpu", batch_size=2, num_workers=2, streams=2)
     result = engine.run(nih_images[:3])
+    assert torch.get_num_threads() == threads  # divided among the streams during the run only
     assert list(result.probabilities.index) == [p.name for p in nih_images[:3]]
     assert result.probabilities.columns[7] == "Pleural Effusion"
     expected = plain_forward(load_model(spec), nih_images[:3])
@@ -53,7 +55,7 @@ def test_engine_equals_plain_forward_for_a_224px_xrv_densenet(nih_images, xrv_de
 def test_engine_on_a_folder_with_jpeg2000_dicom_equals_plain_forward(image_dir, chest_dicom, loaded_card_model):
     (image_dir / "dicom" / "RG1_UNCI.dcm").unlink()
     shutil.copy(chest_dicom, image_dir / "dicom" / chest_dicom.name)
-    engine = InferenceEngine(loaded_card_model, batch_size=4, num_workers=0)
+    engine = InferenceEngine(loaded_card_model, batch_size=4, num_workers=0, streams=1)
     result = engine.run(image_dir)
     ids = list(result.probabilities.index)
     assert ids == sorted(p.name for p in image_dir.glob("*.png")) + ["dicom/RG1_J2KI.dcm"]

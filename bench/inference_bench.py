@@ -1,0 +1,105 @@
+"""Inference speed: the engine against a naive per-image loop, then a warm re-run served from the cache.
+
+Model: a torchxrayvision DenseNet-121 (18 outputs, 224 px, 1 channel) with seed-0 random weights, saved to a
+temporary file and loaded through ``xrv:densenet121@<file>`` (no chest X-ray weights are available offline; the
+weight values do not change the speed). fp32 on the CPU unless --device says otherwise.
+Data: the 621 shared NIH ChestX-ray14 PNGs (512 x 512).
+
+- Naive (same process): for each image, `read_image`, `preprocess`, then ``model(x[None])`` under
+  ``torch.no_grad`` and a sigmoid, one image at a time, as a notebook would. Half of the images run before the
+  engine and half after, so that a change in machine load affects both sides alike.
+- Engine, cold: `InferenceEngine.run` over the folder (default batch size and workers) with an empty cache.
+- Engine, warm: the same run again, served from the cache (every image is still hashed).
+Model loading is timed separately and is in neither. The engine's probabilities are checked against the naive
+ones, and written to ``bench/out/inference_predictions.csv`` (loadable by ``cxrfail analyze --predictions``).
+
+Run: .venv/bin/python bench/inference_bench.py [--device cuda] [--naive-images N]
+Last line: ``speedup: <engine cold images/s / naive images/s>`` (target >= 2 on 2 CPU cores); the line before
+gives the warm re-run against the cold run (target >= 50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cxrfail.inference import InferenceEngine, PredictionCache, list_images, load_model, preprocess, read_image
+
+IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-chexnet" / "images"
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def naive_loop(model, paths: list[Path], device: torch.device) -> np.ndarray:
+    """Probabilities (images, findings): decode, preprocess and forward one image at a time."""
+    rows = []
+    with torch.no_grad():
+        for path in paths:
+            x = preprocess(read_image(path), model.card.preprocessing)[None].to(device)
+            rows.append(torch.sigmoid(model.module(x))[0, list(model.output_indices)].cpu().numpy())
+    return np.stack(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--naive-images", type=int, default=None,
+                        help="run the naive loop on this many images only (default: all)")
+    args = parser.parse_args()
+    paths = list_images(IMAGES)
+    naive_paths = paths if args.naive_images is None else paths[: args.naive_images]
+    with tempfile.TemporaryDirectory(prefix="cxrfail-bench-") as scratch:
+        torch.manual_seed(0)
+        import torchxrayvision as xrv
+
+        weights = Path(scratch) / "densenet121-seed0.pt"
+        torch.save(xrv.models.DenseNet(weights=None, num_classes=18).state_dict(), weights)
+        started = time.perf_counter()
+        model = load_model(f"xrv:densenet121@{weights}")
+        load_s = time.perf_counter() - started
+        engine = InferenceEngine(model, device=args.device, cache=PredictionCache(Path(scratch) / "cache"))
+        naive_model = load_model(f"xrv:densenet121@{weights}")
+        naive_model.module.to(engine.device)
+        print(f"images: {len(paths)} from {IMAGES}")
+        print(f"device: {engine.device} ({torch.get_num_threads()} threads, {os.cpu_count()} cores), precision "
+              f"{engine.precision}, batch size {engine.batch_size}, {engine.num_workers} decoding workers")
+        print(f"model load: {load_s:.2f} s")
+
+        half = len(naive_paths) // 2
+        started = time.perf_counter()
+        naive_first = naive_loop(naive_model, naive_paths[:half], engine.device)
+        naive_s = time.perf_counter() - started
+        started = time.perf_counter()
+        cold = engine.run(IMAGES)
+        cold_s = time.perf_counter() - started
+        started = time.perf_counter()
+        naive_second = naive_loop(naive_model, naive_paths[half:], engine.device)
+        naive_s += time.perf_counter() - started
+        started = time.perf_counter()
+        warm = engine.run(IMAGES)
+        warm_s = time.perf_counter() - started
+
+    naive = np.concatenate([naive_first, naive_second])
+    engine_rows = cold.probabilities.loc[[p.relative_to(IMAGES).as_posix() for p in naive_paths]].to_numpy()
+    assert warm.n_cached == len(paths) and warm.n_computed == 0
+    assert warm.probabilities.equals(cold.probabilities)
+    OUT.mkdir(exist_ok=True)
+    cold.to_csv(OUT / "inference_predictions.csv")
+    naive_rate, cold_rate, warm_rate = len(naive_paths) / naive_s, len(paths) / cold_s, len(paths) / warm_s
+    print(f"naive loop:  {naive_rate:8.2f} images/s ({len(naive_paths)} images, {naive_s:.1f} s)")
+    print(f"engine cold: {cold_rate:8.2f} images/s ({len(paths)} images, {cold_s:.1f} s, "
+          f"{len(cold.failures)} failed)")
+    print(f"engine warm: {warm_rate:8.2f} images/s ({len(paths)} images from the cache, {warm_s:.3f} s)")
+    print(f"max |engine - naive| probability: {np.abs(engine_rows - naive).max():.2e}")
+    print(f"predictions written to {OUT / 'inference_predictions.csv'}")
+    print(f"cache speedup (warm vs cold run): {cold_s / warm_s:.1f}")
+    print(f"speedup: {cold_rate / naive_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
