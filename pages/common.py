@@ -92,6 +92,9 @@ def ensure_router(*, entry: bool = False) -> None:
 # ------------------------------------------------------------------------------------------------- data
 
 
+_FINDINGS_MEMO: dict[tuple, tuple[str, ...]] = {}
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """A cohort with the models predicted on it; immutable, identified by a content hash (``key``).
@@ -115,6 +118,12 @@ class Dataset:
 
     def findings(self, model_names: Sequence[str] | None = None) -> tuple[str, ...]:
         """Findings with labels in the cohort (some positive) and probabilities from every chosen model."""
+        token = (self.key, None if model_names is None else tuple(model_names))
+        if token not in _FINDINGS_MEMO:
+            _FINDINGS_MEMO[token] = self._findings(model_names)
+        return _FINDINGS_MEMO[token]
+
+    def _findings(self, model_names: Sequence[str] | None) -> tuple[str, ...]:
         chosen = [m for m in self.models if model_names is None or m.name in model_names]
         table = self.cohort.table
         out = []

@@ -30,12 +30,13 @@ if shap.empty:
 
 left, right = st.columns(2)
 with left:
-    common.plot(run.memo("shap_bar", lambda m: figures.shap_bar(shap, title=f"Global importance: {label}",
-                                                                  oracle=oracle), model), key="ex_bar")
+    common.plot(run.memo("shap_bar", lambda m, f: figures.shap_bar(shap, title=f"Global importance: {label}",
+                                                                     oracle=oracle), model, sel.finding),
+                key="ex_bar")
 with right:
-    common.plot(run.memo("shap_swarm", lambda m: figures.shap_beeswarm(shap, title=f"SHAP per image: {label}",
-                                                                         seed=sel.seed, oracle=oracle), model),
-                key="ex_swarm")
+    common.plot(run.memo("shap_swarm", lambda m, f: figures.shap_beeswarm(shap, title=f"SHAP per image: {label}",
+                                                                            seed=sel.seed, oracle=oracle),
+                         model, sel.finding), key="ex_swarm")
 
 st.subheader("One image")
 outcomes = run.outcomes(model, sel.finding)
@@ -62,8 +63,9 @@ with left:
     except Exception as exc:  # an identifier that cannot be refitted: fall back to the sampled values
         values, base_value, scale, gap = shap.loc[shap["image_id"] == image_id], None, "log-odds", float("nan")
         st.caption(f"Could not refit the identifier ({exc}); showing the run's sampled values when present.")
-    common.plot(figures.shap_waterfall(values, image_id, base_value=base_value,
-                                       title=f"Why does the identifier score image {image_id}?"), key="ex_waterfall")
+    common.plot(run.memo("ex_waterfall_fig", lambda m, f, i: figures.shap_waterfall(
+        values, image_id, base_value=base_value, title=f"Why does the identifier score image {image_id}?"),
+        model, sel.finding, image_id), key="ex_waterfall")
     st.caption(f"SHAP on the {scale} scale: from the identifier's average output (base value) each bar adds one "
                "feature's contribution; the last bar is the identifier's output for this image."
                + (f" (Refit differs from the run's identifier by up to {gap:.2g} in probability.)"

@@ -53,9 +53,9 @@ st.caption("Identifier AUROC for predicting whether the model misclassifies an i
 st.subheader(f"ROC curves: {figures.finding_label(sel.finding)}")
 model = common.model_picker(sel, "id_model")
 scores = run.table("identifier_scores", model=model, finding=sel.finding, learner=learner, feature_set=feature_set)
-common.plot(run.memo("roc", lambda m: figures.roc_figure(
-    scores, title=f"ROC, predicting misclassification: {m} · {figures.finding_label(sel.finding)}", oracle=oracle),
-    model), key="id_roc")
+common.plot(run.memo("roc", lambda m, f: figures.roc_figure(
+    scores, title=f"ROC, predicting misclassification: {m} · {figures.finding_label(f)}", oracle=oracle),
+    model, sel.finding), key="id_roc")
 common.caveat_lines([sel.finding], oracle=oracle)
 with st.expander("Identifier table"):
     st.dataframe(run.table("identifiers", learner=learner, feature_set=feature_set), hide_index=True,

@@ -57,8 +57,9 @@ if extra != "(none)":
     except Exception as exc:  # a column that cannot be cut: say so, keep the page
         st.error(f"Cannot slice by {extra!r}: {exc}")
 
-common.plot(figures.subgroup_rates_figure(shown, title=f"Misclassification by subgroup: {label}", min_n=min_n,
-                                          subgroups=chosen), key="sg_rates")
+common.plot(run.memo("sg_rates_fig", lambda m, f, c, e: figures.subgroup_rates_figure(
+    shown, title=f"Misclassification by subgroup: {label}", min_n=min_n, subgroups=list(c)),
+    model, finding, tuple(chosen), extra), key="sg_rates")
 st.dataframe(common.rate_table(shown, min_n), hide_index=True, width="stretch",
              column_config=common.percent_columns(["rate", "ci_low", "ci_high"]))
 common.scope_caption(run, f"Rates with 95% Wilson CIs; subgroups with n < {min_n} are shown as "
@@ -67,7 +68,8 @@ common.caveat_lines([finding], list(shown["subgroup"].unique()) if not shown.emp
 
 st.subheader(f"Multivariable logistic regression: {label}")
 regression = run.table("regression", model=model, finding=finding)
-common.plot(figures.forest_plot(regression, title=f"Odds ratios of misclassification: {label}"), key="sg_forest")
+common.plot(run.memo("sg_forest_fig", lambda m, f: figures.forest_plot(
+    regression, title=f"Odds ratios of misclassification: {label}"), model, finding), key="sg_forest")
 with st.expander("Regression table (raw p, Holm and Benjamini-Hochberg q across the whole grid)"):
     st.dataframe(regression, hide_index=True, width="stretch")
 notes = [n for n in regression.get("note", pd.Series(dtype=str)).dropna().unique() if str(n)]

@@ -193,3 +193,19 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir):
     assert not problems(app), problems(app)
     assert any("Added **tiny**" in s.value for s in app.success)
     assert "tiny" in app.sidebar.multiselect(key="sel_models").options
+
+
+def chart_titles(app) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in charts(app)]
+
+
+@pytest.mark.parametrize("page", ["subgroups", "identifiers", "explain", "flip"])
+def test_figures_follow_the_sidebar_finding(app, page):
+    goto(app, page)
+    first, second = TEST_FINDINGS
+    assert any(first in title for title in chart_titles(app))
+    app.sidebar.selectbox(key="sel_finding").set_value(second).run()
+    assert not problems(app)
+    titles = chart_titles(app)
+    assert any(second in title for title in titles), titles
+    assert not any(first in title for title in titles), titles

@@ -1,0 +1,197 @@
+"""Dashboard speed with warm caches.
+
+1. Server time of an AppTest rerun after moving the Flip slider to a new tau (each move a tau not seen before,
+   so the live flip evaluation is computed, not served from memory), against a baseline measured in the same
+   process: the rerun of a one-slider script (Streamlit's own floor).
+2. Server time of switching pages (AppTest switch_page + run), per page.
+3. Time from `streamlit run` to the first rendered Overview in headless chromium, with a warm disk cache
+   (skipped when /usr/bin/chromium or playwright is missing).
+
+The first AppTest run warms the caches: with a cold disk cache it runs the analysis (minutes on the full demo).
+The full demo (4 models × 5 findings, the app's defaults) is measured unless ``--quick`` picks the test subset
+(2 models, 2 findings, fewer replicates); ``CXRFAIL_CACHE_DIR`` is honoured. Last line: ``slider_ms: <median>``.
+
+    .venv/bin/python bench/dashboard_bench.py [--quick] [--moves 15] [--no-browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+QUICK_ENV = {
+    "CXRFAIL_DEMO_MODELS": "densenet121_jrzech,densenet121_1epoch",
+    "CXRFAIL_DEMO_FINDINGS": "Edema,Cardiomegaly",
+    "CXRFAIL_DEMO_CONFIG": json.dumps({"n_bootstrap": 200, "shap_max_samples": 100, "n_folds": 3}),
+}
+PAGES = ("overview", "subgroups", "identifiers", "explain", "flip", "cases", "data", "export")
+BASELINE_SCRIPT = """
+import streamlit as st
+value = st.slider("x", 0.0, 1.0, 0.5, step=0.001)
+st.metric("value", f"{value:.3f}")
+"""
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _check(app, where: str) -> None:
+    problems = [e.value for e in app.exception] + [e.value for e in app.error]
+    if problems:
+        raise SystemExit(f"{where}: {problems[:2]}")
+
+
+def apptest_bench(moves: int) -> dict[str, object]:
+    from streamlit.testing.v1 import AppTest
+
+    start = time.perf_counter()
+    app = AppTest.from_file(str(APP), default_timeout=3600).run()
+    _check(app, "first run")
+    warm_s = time.perf_counter() - start
+    print(f"first run (warms the caches): {warm_s:.1f} s", file=sys.stderr)
+
+    baseline = AppTest.from_string(BASELINE_SCRIPT, default_timeout=30).run()
+    baseline_times = []
+    for index in range(moves):
+        baseline.slider[0].set_value(round(0.1 + 0.8 * index / max(1, moves - 1), 3))
+        baseline_times.append(_timed(baseline.run))
+
+    app.switch_page("pages/flip.py").run()
+    _check(app, "flip")
+    app.run()  # steady state on the page
+    slider_times = []
+    for index in range(moves):
+        tau = round(0.02 + 0.9 * index / max(1, moves - 1), 3) + 0.0005 * (index % 2)  # new taus each move
+        app.slider[0].set_value(tau)
+        slider_times.append(_timed(app.run))
+        _check(app, f"slider move to {tau}")
+    revisit_times = []
+    for index in range(min(5, moves)):  # back to taus already seen: served from the run's memo
+        app.slider[0].set_value(round(0.02 + 0.9 * index / max(1, moves - 1), 3))
+        revisit_times.append(_timed(app.run))
+
+    page_times: dict[str, list[float]] = {page: [] for page in PAGES}
+    for _ in range(3):
+        for page in PAGES:
+            app.switch_page(f"pages/{page}.py")
+            page_times[page].append(_timed(app.run))
+            _check(app, page)
+    return {
+        "warm_s": warm_s,
+        "baseline_ms": _ms(_median(baseline_times)),
+        "slider_ms": _ms(_median(slider_times)),
+        "slider_max_ms": _ms(max(slider_times)),
+        "slider_revisit_ms": _ms(_median(revisit_times)),
+        # the first visit of a page builds and memoises its figures; later visits reuse them
+        "pages_first_ms": {page: _ms(times[0]) for page, times in page_times.items()},
+        "pages_ms": {page: _ms(_median(times[1:])) for page, times in page_times.items()},
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def browser_bench() -> float | None:
+    """Seconds from `streamlit run` to the Overview with its figures drawn, or None when it cannot run."""
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not chromium.exists():
+        return None
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+            if process.poll() is not None or time.perf_counter() - start > 120:
+                return None
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.set_default_timeout(600_000)
+            page.goto(url)
+            page.get_by_role("heading", name="Where is the action?").wait_for()
+            while (page.locator(".js-plotly-plot").count() < 6
+                   or page.locator("[data-testid='stApp']").get_attribute("data-test-script-state") != "notRunning"):
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            browser.close()
+        return elapsed
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the test subset instead of the full demo")
+    parser.add_argument("--moves", type=int, default=15, help="slider moves to time (default %(default)s)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the streamlit-run-to-Overview timing")
+    args = parser.parse_args()
+    if args.quick:
+        os.environ.update(QUICK_ENV)
+    sys.path.insert(0, str(ROOT))
+
+    results = apptest_bench(args.moves)
+    startup = None if args.no_browser else browser_bench()
+    scope = "test subset (2 models x 2 findings)" if args.quick else "full demo (app defaults)"
+    print(f"dashboard bench, {scope}, warm caches; AppTest server time per rerun")
+    print(f"baseline (one-slider script) rerun: {results['baseline_ms']:.1f} ms")
+    print(f"Flip slider move, new tau: median {results['slider_ms']:.1f} ms, max {results['slider_max_ms']:.1f} ms "
+          f"({results['slider_ms'] / results['baseline_ms']:.1f}x baseline)")
+    print(f"Flip slider move, tau seen before: median {results['slider_revisit_ms']:.1f} ms")
+    for page in PAGES:
+        print(f"switch to {page:<12} first {results['pages_first_ms'][page]:7.1f} ms, then median "
+              f"{results['pages_ms'][page]:7.1f} ms ({results['pages_ms'][page] / results['baseline_ms']:.1f}x baseline)")
+    if startup is None:
+        print("streamlit run -> Overview rendered: skipped (needs /usr/bin/chromium and playwright)")
+    else:
+        print(f"streamlit run -> Overview rendered (warm disk cache): {startup:.1f} s")
+    print(f"slider_ms: {results['slider_ms']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
