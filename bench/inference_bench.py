@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--naive-images", type=int, default=None,
                         help="run the naive loop on this many images only (default: all)")
     args = parser.parse_args()
-    paths = list_images(IMAGES)
+    paths = [path for _, path in list_images(IMAGES)]
     naive_paths = paths if args.naive_images is None else paths[: args.naive_images]
     with tempfile.TemporaryDirectory(prefix="cxrfail-bench-") as scratch:
         torch.manual_seed(0)

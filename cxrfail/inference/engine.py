@@ -394,10 +394,10 @@ def _collect(images: str | Path | Sequence[str | Path], root: str | Path | None)
         folder = Path(images)
         if not folder.is_dir():
             raise InferenceError("image folder not found", path=folder)
-        paths = list_images(folder)
-        if not paths:
+        found = list_images(folder)
+        if not found:
             raise InferenceError("no PNG, JPEG or DICOM images in the folder", path=folder)
-        return paths, [image_id(path, folder) for path in paths]
+        return [path for _, path in found], [identifier for identifier, _ in found]
     paths = [Path(p) for p in images]
     if root is None:
         ids = [path.name for path in paths]

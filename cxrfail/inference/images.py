@@ -16,6 +16,7 @@ Anything a decoder cannot read raises `ImageDecodeError` with the reason; the en
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +38,18 @@ class ImageDecodeError(ValueError):
     """An image file is empty, corrupt or in a form cxrfail cannot read; the message says why."""
 
 
-def list_images(directory: str | Path) -> list[Path]:
-    """Image files (by suffix: PNG, JPEG, DICOM) under ``directory``, recursively, sorted; hidden files and
-    folders are skipped."""
+def list_images(directory: str | Path) -> list[tuple[str, Path]]:
+    """(image id, path) of the image files (by suffix: PNG, JPEG, DICOM) under ``directory``, recursively, sorted by
+    id; hidden files and folders are skipped. The id is the path relative to ``directory`` with forward slashes."""
     directory = Path(directory)
     found = []
-    for path in directory.rglob("*"):
-        relative = path.relative_to(directory)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(directory).as_posix())
+    for folder, subfolders, files in os.walk(directory):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        relative = os.path.relpath(folder, directory)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        found.extend((prefix + name, Path(folder, name)) for name in files
+                     if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES)
+    return sorted(found)
 
 
 def image_id(path: Path, root: Path) -> str:

@@ -164,5 +164,6 @@ def test_list_images_recurses_and_skips_hidden_and_other_files(tmp_path, nih_ima
     (tmp_path / ".hidden").mkdir()
     for target in ("x.png", "a/y.PNG", "a/b/z.dcm", ".hidden/h.png", "notes.txt"):
         (tmp_path / target).write_bytes(b"-")
-    found = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
-    assert found == ["a/b/z.dcm", "a/y.PNG", "x.png"]
+    found = list_images(tmp_path)
+    assert [identifier for identifier, _ in found] == ["a/b/z.dcm", "a/y.PNG", "x.png"]
+    assert [path.relative_to(tmp_path).as_posix() for _, path in found] == ["a/b/z.dcm", "a/y.PNG", "x.png"]
