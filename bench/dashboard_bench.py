@@ -183,8 +183,9 @@ def main() -> int:
           f"({results['slider_ms'] / results['baseline_ms']:.1f}x baseline)")
     print(f"Flip slider move, tau seen before: median {results['slider_revisit_ms']:.1f} ms")
     for page in PAGES:
+        steady = results["pages_ms"][page]
         print(f"switch to {page:<12} first {results['pages_first_ms'][page]:7.1f} ms, then median "
-              f"{results['pages_ms'][page]:7.1f} ms ({results['pages_ms'][page] / results['baseline_ms']:.1f}x baseline)")
+              f"{steady:7.1f} ms ({steady / results['baseline_ms']:.1f}x baseline)")
     if startup is None:
         print("streamlit run -> Overview rendered: skipped (needs /usr/bin/chromium and playwright)")
     else:

@@ -263,17 +263,18 @@ def effect_summary(regression: pd.DataFrame, *, q_column: str = "q_bh", alpha: f
 def subgroup_rate_range(subgroup_rates: pd.DataFrame) -> pd.DataFrame:
     """Per (model, finding, subgroup): the spread of misclassification rates between sufficient levels.
 
-    Columns: model, finding, subgroup, min_rate, max_rate, spread, lowest, highest.
+    Columns: model, finding, subgroup, spread, lowest, min_rate, n_lowest, highest, max_rate, n_highest.
     """
-    columns = ["model", "finding", "subgroup", "min_rate", "max_rate", "spread", "lowest", "highest"]
+    columns = ["model", "finding", "subgroup", "spread", "lowest", "min_rate", "n_lowest", "highest", "max_rate",
+               "n_highest"]
     usable = subgroup_rates.loc[subgroup_rates["sufficient"].astype(bool)]
     rows = []
     for (model, finding, subgroup), group in usable.groupby(["model", "finding", "subgroup"], sort=False):
         if len(group) < 2:
             continue
         low, high = group.loc[group["rate"].idxmin()], group.loc[group["rate"].idxmax()]
-        rows.append((model, finding, subgroup, float(low["rate"]), float(high["rate"]),
-                     float(high["rate"] - low["rate"]), str(low["level"]), str(high["level"])))
+        rows.append((model, finding, subgroup, float(high["rate"] - low["rate"]), str(low["level"]),
+                     float(low["rate"]), int(low["n"]), str(high["level"]), float(high["rate"]), int(high["n"])))
     return pd.DataFrame(rows, columns=columns)
 
 

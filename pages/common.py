@@ -29,7 +29,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +230,9 @@ def default_findings(dataset: Dataset, model_names: Sequence[str]) -> list[str]:
 
 def default_models(dataset: Dataset) -> list[str]:
     """All the dataset's models; for the demo, those of ``CXRFAIL_DEMO_MODELS`` when set."""
-    wanted = [m for m in _env_list("CXRFAIL_DEMO_MODELS") if m in dataset.model_names] if dataset.key == DEMO_KEY else []
+    if dataset.key != DEMO_KEY:
+        return list(dataset.model_names)
+    wanted = [m for m in _env_list("CXRFAIL_DEMO_MODELS") if m in dataset.model_names]
     return wanted or list(dataset.model_names)
 
 

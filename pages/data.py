@@ -109,7 +109,8 @@ def load() -> common.Dataset:
     if names is not None and len(names) != len(prediction_paths):
         raise PredictionsError(f"{len(prediction_paths)} prediction files but {len(names)} model names",
                                fix="Give one name per file, or none")
-    models = [load_predictions_csv(path, None if names is None else names[i]) for i, path in enumerate(prediction_paths)]
+    models = [load_predictions_csv(path, None if names is None else names[i])
+              for i, path in enumerate(prediction_paths)]
     if len({m.name for m in models}) != len(models):
         raise PredictionsError("two prediction files give the same model name", fix="Name the models explicitly")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from cxrfail import figures
@@ -71,7 +70,8 @@ with left:
                + (f" (Refit differs from the run's identifier by up to {gap:.2g} in probability.)"
                   if gap == gap and gap > 1e-6 else "")
                + (" For a calibration image the run's identifier probability is out-of-fold; the waterfall "
-                  "explains the identifier fitted on all calibration rows." if image_id not in set(test_rows["image_id"])
+                  "explains the identifier fitted on all calibration rows."
+                  if image_id not in set(test_rows["image_id"])
                   else ""))
 with right:
     row = outcomes.loc[outcomes["image_id"] == image_id]

@@ -237,7 +237,8 @@ def test_caveats_and_slug():
     assert figures.caveats(["Lung Lesion"])[0].startswith("*Lung Lesion")
     assert figures.caveats([], ["support_devices"]) == [figures.DEVICES_CAVEAT]
     assert figures.caveats([], [], oracle=True) == [figures.ORACLE_NOTE]
-    assert figures.slug("forest", "densenet121 nih25", "Pleural Effusion") == "forest_densenet121_nih25_pleural_effusion"
+    name = figures.slug("forest", "densenet121 nih25", "Pleural Effusion")
+    assert name == "forest_densenet121_nih25_pleural_effusion"
     assert figures.slug("or_heatmap", "view[AP]") == "or_heatmap_view_ap"
     assert re.fullmatch(r"[a-z0-9_-]+", figures.slug("identifier", "hgb", "all_models+demographics"))
 
