@@ -203,9 +203,12 @@ def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
-@functools.cache
 def _config_overrides() -> dict:
-    text = os.environ.get("CXRFAIL_DEMO_CONFIG", "").strip()
+    return _parse_overrides(os.environ.get("CXRFAIL_DEMO_CONFIG", "").strip())
+
+
+@functools.cache
+def _parse_overrides(text: str) -> dict:
     if not text:
         return {}
     overrides = json.loads(text)

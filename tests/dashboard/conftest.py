@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -33,32 +34,32 @@ def _demo_available() -> bool:
 
 @pytest.fixture(scope="session")
 def dashboard_env(tmp_path_factory) -> dict[str, str]:
-    """Environment of every dashboard test (set in this process; pass it to subprocesses)."""
+    """Environment of the dashboard tests (applied per test by `_apply_env`, passed on to subprocesses)."""
     if not _demo_available():
         pytest.skip("the demo data (../shared/data/nih-chexnet or $CXRFAIL_DEMO_DIR) is not present")
     cache = os.environ.get("CXRFAIL_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("cxrfail-cache"))
-    env = {
+    return {
         "CXRFAIL_CACHE_DIR": cache,
         "CXRFAIL_DEMO_MODELS": ",".join(TEST_MODELS),
         "CXRFAIL_DEMO_FINDINGS": ",".join(TEST_FINDINGS),
         "CXRFAIL_DEMO_CONFIG": json.dumps(TEST_CONFIG),
         "CXRFAIL_FLIP_BOOTSTRAP": "500",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _apply_env(dashboard_env, monkeypatch):
+    """Every test in this folder sees the dashboard environment; tests elsewhere do not."""
+    for key, value in dashboard_env.items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture(scope="session")
 def warm_app(dashboard_env):
     """Run the app once: the analysis is computed (or read from the disk cache) and kept in this process."""
-    app = new_app(COLD_RUN_TIMEOUT_S)
-    app.run()
+    with mock.patch.dict(os.environ, dashboard_env):
+        app = new_app(COLD_RUN_TIMEOUT_S)
+        app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 
