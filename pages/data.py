@@ -40,6 +40,9 @@ def _saved(upload) -> tuple[Path, tuple[str, bytes]]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / Path(upload.name).name
     path.write_bytes(data)
+    names = dict(st.session_state.get("data_uploaded_names", {}))
+    names[str(path)] = upload.name  # error messages name the upload, not the temporary path
+    st.session_state["data_uploaded_names"] = names
     return path, (upload.name, data)
 
 
@@ -153,7 +156,10 @@ if submitted:
         with st.spinner("Reading and validating the files…"):
             dataset = load()
     except CxrfailInputError as exc:
-        st.error(f"**Could not load this data.** {exc}")
+        message = str(exc)
+        for path, name in st.session_state.get("data_uploaded_names", {}).items():
+            message = message.replace(path, f"uploaded {name}")
+        st.error(f"**Could not load this data.** {message}")
         st.caption("Nothing changed: the data loaded before stays loaded and selected.")
     else:
         common.register_dataset(dataset)

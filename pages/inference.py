@@ -23,7 +23,7 @@ if sel is None:
     st.stop()
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner="Loading torchxrayvision's model list…")
 def _xrv_names() -> list[str]:
     try:
         from cxrfail.inference.models import xrv_weight_names

@@ -112,6 +112,12 @@ def test_good_upload_is_loaded_and_selected(app, shared_demo_dir):
     key = app.sidebar.selectbox(key="sel_dataset").value
     assert key != "demo"
     assert app.sidebar.multiselect(key="sel_models").value == ["my_model"]
+    # every analysis page works on the small uploaded cohort (one model, 3,000 images: sparse subgroups)
+    for page in ("overview", "subgroups", "identifiers", "explain", "flip", "cases", "export"):
+        goto(app, page)
+        assert not problems(app), (page, problems(app))
+    goto(app, "overview")
+    assert {m.label: m.value for m in app.metric}["Images analysed"] == "3,000"
 
 
 def test_export_builds_a_zip_with_manifest_and_files(app):
@@ -209,3 +215,24 @@ def test_figures_follow_the_sidebar_finding(app, page):
     titles = chart_titles(app)
     assert any(second in title for title in titles), titles
     assert not any(first in title for title in titles), titles
+
+
+def test_generic_csv_cohort_needs_a_column_map(app, tmp_path):
+    goto(app, "data")
+    predictions = tmp_path / "m.csv"
+    predictions.write_text("image_id,Edema\na.png,0.2\nb.png,0.7\n")
+    app.text_area(key="data_pred_paths").input(str(predictions))
+    app.selectbox(key="data_kind").set_value("csv")
+    app.file_uploader(key="data_cohort_upload").set_value(
+        ("cohort.csv", b"Image,Patient,Edema\na.png,p1,0\nb.png,p2,1\n", "text/csv"))
+    app.button[0].click().run()
+    errors = [e.value for e in app.error]
+    assert errors and "column map must name 'image_id' and 'patient_id'" in errors[0]
+    assert "uploaded cohort.csv" in errors[0] and "cxrfail-upload" not in errors[0]
+    app.text_input(key="data_colmap").input("image_id=Image, patient_id")
+    app.button[0].click().run()
+    assert "is not FIELD=COLUMN" in app.error[0].value
+    app.text_input(key="data_colmap").input("image_id=Image, patient_id=Patient")
+    app.button[0].click().run()
+    assert not problems(app), problems(app)
+    assert any("Loaded" in s.value for s in app.success)
