@@ -44,13 +44,32 @@ def chest_dicom_uncompressed() -> Path:
     return pydicom_data_file("RG1_UNCI.dcm")
 
 
+def calibrate_batch_norm(module: torch.nn.Module, inputs: torch.Tensor) -> None:
+    """Set every batch norm's running statistics to those of ``inputs`` (one forward pass in training mode), so
+    that a randomly initialised network gives unsaturated probabilities on real images."""
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
+    module.train()
+    with torch.no_grad():
+        module(inputs)
+    module.eval()
+
+
 @pytest.fixture(scope="session")
-def xrv_densenet_weights(tmp_path_factory) -> Path:
-    """State dict of a torchxrayvision DenseNet-121 (18 outputs) with seed-0 random weights."""
+def xrv_densenet_weights(tmp_path_factory, nih_images) -> Path:
+    """State dict of a torchxrayvision DenseNet-121 (18 outputs) with seed-0 random weights, batch norm statistics
+    taken from four real radiographs scaled to [-1024, 1024] at 224 px."""
     import torchxrayvision as xrv
+
+    from cxrfail.inference.cards import Preprocessing, range_normalization
+    from cxrfail.inference.images import preprocess, read_image
 
     torch.manual_seed(0)
     module = xrv.models.DenseNet(weights=None, num_classes=18)
+    xrv_input = Preprocessing(224, 224, 1, *range_normalization(-1024, 1024, channels=1))
+    calibrate_batch_norm(module, torch.stack([preprocess(read_image(p), xrv_input) for p in nih_images[4:8]]))
     path = tmp_path_factory.mktemp("xrv") / "densenet121-seed0.pt"
     torch.save(module.state_dict(), path)
     return path

@@ -49,6 +49,7 @@ def test_engine_equals_plain_forward_for_a_224px_xrv_densenet(nih_images, xrv_de
     assert list(result.probabilities.index) == [p.name for p in nih_images[:3]]
     assert result.probabilities.columns[7] == "Pleural Effusion"
     expected = plain_forward(load_model(spec), nih_images[:3])
+    assert 0.01 < expected.mean() < 0.99 and expected.std() > 0.01  # real probabilities, not saturated ones
     np.testing.assert_allclose(result.probabilities.to_numpy(), expected, rtol=0, atol=1e-5)
 
 
