@@ -11,6 +11,7 @@ so in the manifest.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import dataclasses
 import hashlib
@@ -18,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import threading
 import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -43,7 +45,8 @@ DEFAULT_WIDTH = 1000
 DEFAULT_HEIGHT = 600
 PNG_SCALE = 2.0
 RENDER_TIMEOUT_S = 120.0
-RENDER_TABS = max(1, min(4, os.cpu_count() or 1))  # browser tabs rendering at once
+RENDER_TABS = max(1, min(2, os.cpu_count() or 1))  # browser tabs rendering at once
+BROWSER_START_TIMEOUT_S = 60.0
 
 
 class StaticExportUnavailable(RuntimeError):
@@ -103,35 +106,106 @@ def _image_options(fig: go.Figure, fmt: str, width: int | None, height: int | No
     }
 
 
+async def _render_all(engine, figures: Mapping[str, go.Figure], fmt: str, width, height, scale) -> dict[str, bytes]:
+    names = list(figures)
+    images = await asyncio.gather(*(  # the engine's tabs render in parallel
+        engine.calc_fig(figures[name].to_plotly_json(), opts=_image_options(figures[name], fmt, width, height, scale))
+        for name in names))
+    return dict(zip(names, images))
+
+
+class _BrowserSession:
+    """A kaleido engine kept open on its own event-loop thread, so a long-lived process (the dashboard) pays
+    Chromium's start-up (~4 s) once instead of on every export. Calls wait with a timeout, never forever."""
+
+    def __init__(self, browser: str) -> None:
+        import kaleido
+
+        self.browser = browser
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="cxrfail-kaleido", daemon=True)
+        self.thread.start()
+        self.engine = kaleido.Kaleido(n=RENDER_TABS, timeout=RENDER_TIMEOUT_S, path=browser, mathjax=False)
+        try:
+            self._call(self.engine.__aenter__(), timeout=BROWSER_START_TIMEOUT_S)
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            raise
+
+    def _call(self, coroutine, timeout: float):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
+
+    def render(self, figures: Mapping[str, go.Figure], fmt: str, width, height, scale) -> dict[str, bytes]:
+        return self._call(_render_all(self.engine, figures, fmt, width, height, scale),
+                          timeout=RENDER_TIMEOUT_S * max(1, len(figures)))
+
+    def close(self) -> None:
+        try:
+            self._call(self.engine.__aexit__(None, None, None), timeout=30)
+        except Exception:  # already gone: nothing left to close
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_SESSION_LOCK = threading.Lock()
+_SESSION: _BrowserSession | None = None
+_KEEP_BROWSER = False
+
+
+def keep_browser_open(enabled: bool = True) -> None:
+    """Keep one browser running between static exports (for long-lived processes such as the dashboard);
+    ``False`` closes it. Off by default: a CLI run starts and stops its own browser."""
+    global _KEEP_BROWSER, _SESSION
+    with _SESSION_LOCK:
+        _KEEP_BROWSER = enabled
+        if not enabled and _SESSION is not None:
+            _SESSION.close()
+            _SESSION = None
+
+
+def _close_session() -> None:
+    keep_browser_open(False)
+
+
+atexit.register(_close_session)
+
+
 def render_static(
     figures: Mapping[str, go.Figure], fmt: str, *, width: int | None = None, height: int | None = None,
     scale: float | None = None,
 ) -> dict[str, bytes]:
-    """Render several figures to PNG or SVG in one browser session (starting Chromium takes seconds)."""
+    """Render several figures to PNG or SVG in one browser session (starting Chromium takes seconds; see
+    `keep_browser_open`)."""
+    global _SESSION
     if fmt not in STATIC_FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(STATIC_FORMATS)}, not {fmt!r}")
     if not figures:
         return {}
     browser = _require_browser()
-    import kaleido
-
-    async def render() -> dict[str, bytes]:
-        # Tabs render in parallel (each reloads plotly.js after a figure: ~0.5 s of the per-figure time)
-        async with kaleido.Kaleido(n=min(RENDER_TABS, len(figures)), timeout=RENDER_TIMEOUT_S, path=browser,
-                                   mathjax=False) as engine:
-            names = list(figures)
-            images = await asyncio.gather(*(
-                engine.calc_fig(figures[name].to_plotly_json(),
-                                opts=_image_options(figures[name], fmt, width, height, scale))
-                for name in names))
-        return dict(zip(names, images))
-
     try:
+        if _KEEP_BROWSER:
+            with _SESSION_LOCK:  # one render at a time on the shared browser
+                if _SESSION is None or _SESSION.browser != browser:
+                    _SESSION = _BrowserSession(browser)
+                try:
+                    return _SESSION.render(figures, fmt, width, height, scale)
+                except BaseException:
+                    _SESSION.close()  # a broken session is not reused
+                    _SESSION = None
+                    raise
+
+        import kaleido
+
+        async def render() -> dict[str, bytes]:
+            async with kaleido.Kaleido(n=min(RENDER_TABS, len(figures)), timeout=RENDER_TIMEOUT_S, path=browser,
+                                       mathjax=False) as engine:
+                return await _render_all(engine, figures, fmt, width, height, scale)
+
         return _run_coroutine(render)  # type: ignore[return-value]
     except StaticExportUnavailable:
         raise
     except Exception as exc:  # kaleido/choreographer errors: browser failed to start or to render
-        if type(exc).__name__ in ("ChromeNotFoundError", "BrowserFailedError", "BrowserClosedError"):
+        if type(exc).__name__ in ("ChromeNotFoundError", "BrowserFailedError", "BrowserClosedError", "TimeoutError"):
             raise StaticExportUnavailable(
                 f"the browser at {browser} could not render ({type(exc).__name__}: {exc}). Check that it starts "
                 "headless (Debian: apt-get install chromium); HTML export works without it.") from exc

@@ -23,6 +23,7 @@ if run is None:
     st.stop()
 result = run.result
 static_ok, static_message = export.static_export_status()
+export.keep_browser_open(True)  # the first PNG/SVG starts Chromium; later ones reuse it
 if not static_ok:
     st.warning(static_message)
 

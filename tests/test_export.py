@@ -138,3 +138,20 @@ def test_zip_bundle_has_every_format_and_a_manifest(fig, tables):
         assert export.sha256_bytes(archive.read(entry["path"])) == entry["sha256"]
     assert all(archive.getinfo(name).file_size > 0 for name in names)
     assert steps[-1][1] == "done" and all(0 <= f <= 1 for f, _ in steps)
+
+
+@needs_browser
+def test_kept_browser_renders_later_exports_without_restarting(fig):
+    import time
+
+    export.keep_browser_open(True)
+    try:
+        first = export.figure_bytes(fig, "png")
+        started = time.perf_counter()
+        again = export.render_static({"a": fig, "b": fig}, "svg")
+        elapsed = time.perf_counter() - started
+        assert first.startswith(b"\x89PNG") and b"<svg" in again["b"][:500]
+        assert elapsed < 4.0  # no browser start-up (that alone takes ~4 s here)
+    finally:
+        export.keep_browser_open(False)
+    assert export._SESSION is None

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +144,12 @@ def test_export_builds_a_zip_with_manifest_and_files(app):
     app.button(key="ex_prepare").click().run()
     file_name, content, _ = app.session_state["ex_file"]
     assert file_name == "auroc_heatmap.html" and b"AUROC" in content
+    if Path("/usr/bin/chromium").exists():
+        app.selectbox(key="ex_format").set_value("png")
+        app.button(key="ex_prepare").click().run(timeout=120)
+        assert not problems(app), problems(app)
+        file_name, content, _ = app.session_state["ex_file"]
+        assert file_name == "auroc_heatmap.png" and content.startswith(b"\x89PNG")
 
 
 def test_cases_open_an_image_shows_it_with_every_model(app):
