@@ -149,7 +149,7 @@ def default_num_workers() -> int:
 
 
 class InferenceEngine:
-    """Runs one model over images, batched, with the prediction cache.
+    """Runs one model over images, batched, with the prediction cache. One `run` at a time per engine.
 
     Args:
         model: the loaded model; its module is moved to ``device``.

@@ -30,6 +30,7 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -116,7 +117,9 @@ def load_torchscript_model(path: str | Path, card: ModelCard | None = None) -> L
         raise InferenceError("TorchScript file not found", path=path)
     extra_files = {EMBEDDED_CARD: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
+        with warnings.catch_warnings():  # torch's notice that TorchScript is deprecated is not for our users
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
     except (RuntimeError, ValueError) as exc:
         raise InferenceError(f"not a readable TorchScript file ({_first_line(exc)})", path=path) from None
     if card is None:
