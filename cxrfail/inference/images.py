@@ -181,7 +181,8 @@ def _window(values: np.ndarray, dataset) -> np.ndarray:
 def _stored_range(dataset) -> tuple[float, float]:
     """The modality-value range the stored bits allow: (low, high)."""
     bits = int(dataset.BitsStored)
-    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(dataset.PixelRepresentation) == 1 else (0, 2 ** bits - 1)
+    signed = int(dataset.PixelRepresentation) == 1
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
     slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
     low, high = sorted((low * slope + intercept, high * slope + intercept))
     return low, high
