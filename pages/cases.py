@@ -144,7 +144,7 @@ for index, (_, r) in enumerate(shown.iterrows()):
         with st.container(border=True):
             path = table["image_path"].get(r["image_id"], pd.NA)
             if isinstance(path, str):
-                st.image(path, width="stretch")
+                st.image(common.thumbnail(path), width="stretch")
             status = "✗ misclassified" if r["misclassified"] else "✓ correct"
             st.markdown(f"`{r['image_id']}`  \nlabel {'positive' if r['label'] == 1 else 'negative'} · "
                         f"p={r['probability']:.3f} · {status}  \nidentifier {r['identifier_probability']:.3f} "

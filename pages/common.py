@@ -568,6 +568,20 @@ def get_run(sel: Selection | None = None) -> Run | None:
 # ------------------------------------------------------------------------------------------- rendering
 
 
+@st.cache_data(max_entries=4096, show_spinner=False)
+def thumbnail(path: str, size: int = 256) -> bytes:
+    """A small PNG of a radiograph for grids (the originals are 512 px; a page of them is megabytes)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.thumbnail((size, size))
+        out = BytesIO()
+        image.save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
 def plot(fig, key: str | None = None) -> None:
     st.plotly_chart(fig, key=key, config={"displaylogo": False})
 

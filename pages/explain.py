@@ -39,21 +39,32 @@ with right:
 
 st.subheader("One image")
 outcomes = run.outcomes(model, sel.finding)
-test_rows = outcomes.loc[outcomes["split"] == "test"]
+test_rows = run.outcomes(model, sel.finding, "test")
 paths = sel.dataset.cohort.table["image_path"]
-with_radiograph = [i for i in test_rows["image_id"] if isinstance(paths.get(i, None), str)]
-sampled = list(dict.fromkeys(shap["image_id"]))
+
+
+def _choices(model: str, finding: str) -> tuple[list[str], frozenset[str], frozenset[str]]:
+    """(test images with a radiograph, then the SHAP sample; ids with a radiograph; every id of the pair)."""
+    ids = test_rows["image_id"]
+    with_radiograph = ids[paths.reindex(ids.to_numpy()).notna().to_numpy()].tolist()
+    options = list(dict.fromkeys(with_radiograph + list(dict.fromkeys(shap["image_id"]))))
+    return options, frozenset(with_radiograph), frozenset(outcomes["image_id"])
+
+
+base_options, with_radiograph, known = run.memo("ex_choices", _choices, model, sel.finding)
 picked = st.session_state.get(common.PICKED_IMAGE)
-options = list(dict.fromkeys(([picked] if picked in set(outcomes["image_id"]) else []) + with_radiograph + sampled))
+options = [picked] + [i for i in base_options if i != picked] if picked in known else base_options
 if st.session_state.get("ex_image") not in options:
     st.session_state["ex_image"] = options[0]
 image_id = st.selectbox(
     "Image", options, key="ex_image",
-    format_func=lambda i: i + (" (radiograph)" if i in set(with_radiograph) else "")
-    + (" (picked on Cases)" if i == picked else ""),
+    format_func=lambda i: i + (" (radiograph)" if i in with_radiograph else "")
+    + (" (picked)" if i == picked else ""),
     help="Test images with a radiograph and the SHAP sample; pick any image on Cases to bring it here")
 st.session_state[common.PICKED_IMAGE] = image_id
 
+row = outcomes.loc[outcomes["image_id"] == image_id]
+is_calibration = not row.empty and row.iloc[0]["split"] == "calibration"
 left, right = st.columns([2, 1])
 with left:
     try:
@@ -71,10 +82,9 @@ with left:
                   if gap == gap and gap > 1e-6 else "")
                + (" For a calibration image the run's identifier probability is out-of-fold; the waterfall "
                   "explains the identifier fitted on all calibration rows."
-                  if image_id not in set(test_rows["image_id"])
+                  if is_calibration
                   else ""))
 with right:
-    row = outcomes.loc[outcomes["image_id"] == image_id]
     path = paths.get(image_id, None)
     if isinstance(path, str):
         st.image(path, caption=image_id, width="stretch")
