@@ -812,19 +812,25 @@ def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Fi
     title = title or "Model probabilities"
     if rows.empty:
         return _empty(title, "no predictions for this image")
-    colors = np.where(rows["misclassified"].astype(bool), PALETTE[1], PALETTE[0])
+    wrong = rows["misclassified"].astype(bool).to_numpy()
+    colors = np.where(wrong, PALETTE[1], PALETTE[0])
     fig = go.Figure(go.Bar(
         x=rows["probability"], y=rows["model"], orientation="h", marker_color=colors,
-        text=[f"{p:.3f} {'✗ misclassified' if m else '✓'}" for p, m in
-              zip(rows["probability"], rows["misclassified"].astype(bool))],
-        textposition="outside", hovertemplate="%{y}: %{x:.3f}<extra></extra>", showlegend=False,
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>", showlegend=False,
     ))
     fig.add_trace(go.Scatter(x=rows["threshold"], y=rows["model"], mode="markers", name="threshold",
                              marker=dict(symbol="line-ns-open", size=22, color="#1d2731", line=dict(width=3)),
                              hovertemplate="threshold %{x:.3f}<extra></extra>"))
-    fig.update_xaxes(range=[0, 1.15], title="probability")
+    for model, p, t, w in zip(rows["model"], rows["probability"], rows["threshold"], wrong):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=model, showarrow=False, xshift=8,
+                           text=f"{p:.3f} (threshold {t:.3f}) {'✗ misclassified' if w else '✓ correct'}",
+                           font=dict(size=11, color=PALETTE[1] if w else PALETTE[0]))
+    fig.update_xaxes(range=[0, 1], title="probability")
     fig.update_yaxes(autorange="reversed", type="category")
-    return _layout(fig, title, height=140 + 45 * len(rows))
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
+    fig = _layout(fig, title, height=160 + 45 * len(rows))
+    fig.update_layout(margin=dict(r=250))
+    return fig
 
 
 # ------------------------------------------------------------------------------------------------- report

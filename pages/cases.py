@@ -128,7 +128,9 @@ def _detail(picked: str) -> None:
                               "identifier_probability", "flipped_prediction"]].copy()
             verdicts["identifier verdict"] = [_verdict(m, p) for m, p in
                                               zip(verdicts["model"], verdicts["identifier_probability"])]
-            st.dataframe(verdicts, hide_index=True, width="stretch")
+            st.dataframe(verdicts[["model", "probability", "threshold", "misclassified", "identifier verdict",
+                                   "identifier_probability", "prediction", "flipped_prediction"]],
+                         hide_index=True, width="stretch")
             st.caption("Flagged: the identifier's probability of misclassification is at or above the flip "
                        "threshold chosen on calibration; flipping would change the prediction.")
         if st.button("Explain this image", key="cs_explain"):
