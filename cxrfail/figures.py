@@ -21,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cxrfail.analysis.subgroups import wilson_interval
 from cxrfail.findings import APPROXIMATE_FINDINGS
 
 # ------------------------------------------------------------------------------------------------ constants
@@ -86,18 +87,6 @@ def slug(*parts: object) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-
-
-def wilson_interval(k: np.ndarray | float, n: np.ndarray | float, z: float = 1.959964) -> tuple:
-    """Wilson score interval for a proportion k/n (vectorised; NaN where n == 0)."""
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        denominator = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denominator
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denominator
-    return centre - half, centre + half
 
 
 NOTE_WIDTH = 100  # characters per footnote line
