@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 META_FILE = "meta.json"
+#: Sub-folders of the cache root holding analysis results and rendered report figure packs.
+RESULT_FOLDERS = ("analysis", "figures")
 
 
 def default_cache_dir() -> Path:
@@ -105,3 +107,27 @@ class TableStore:
         for entry in entries:
             shutil.rmtree(entry, ignore_errors=True)
         return len(entries)
+
+
+def result_cache_usage(root: str | Path | None = None) -> dict[str, tuple[int, int]]:
+    """Per `RESULT_FOLDERS` entry: (number of cached entries, bytes on disk)."""
+    root = Path(root) if root is not None else default_cache_dir()
+    usage = {}
+    for name in RESULT_FOLDERS:
+        entries = [p for p in (root / name).iterdir() if p.is_dir()] if (root / name).is_dir() else []
+        size = sum(f.stat().st_size for entry in entries for f in entry.rglob("*") if f.is_file())
+        usage[name] = (len(entries), size)
+    return usage
+
+
+def clear_result_caches(root: str | Path | None = None) -> int:
+    """Remove every cached analysis result and figure pack; returns how many entries were removed."""
+    root = Path(root) if root is not None else default_cache_dir()
+    removed = TableStore(root).clear()
+    figures = root / "figures"
+    if figures.is_dir():
+        packs = [p for p in figures.iterdir() if p.is_dir()]
+        for pack in packs:
+            shutil.rmtree(pack, ignore_errors=True)
+        removed += len(packs)
+    return removed

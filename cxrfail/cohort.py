@@ -442,7 +442,7 @@ def load_generic_csv(
             finding_columns.setdefault(canonical_finding(column), column)
     if "image_id" not in fields or "patient_id" not in fields:
         raise CohortError("the column map must name 'image_id' and 'patient_id'", path=csv,
-                          fix="e.g. --column-map image_id=Path patient_id=Patient")
+                          fix="Map the id columns, e.g. image_id=Path and patient_id=Patient")
     _require_columns(raw, [*fields.values(), *finding_columns.values()], csv)
     if not finding_columns:
         raise CohortError("no label columns found", path=csv,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -58,6 +59,14 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
     assert "loaded from cache" in completed.stderr
     assert sorted(p.name for p in (again / "figures").iterdir()) == figures
     pd.testing.assert_frame_equal(pd.read_parquet(again / "tables" / "outcomes.parquet"), outcomes)
+
+    # `cache ls` / `cache clear` see the analysis result and the figure pack.
+    env = {**os.environ, "CXRFAIL_CACHE_DIR": str(tmp_path / "cache")}
+    listing = run_cli("cache", "ls", env=env)
+    assert listing.returncode == 0 and "1 analysis results" in listing.stdout and "1 report figure packs" in listing.stdout
+    cleared = run_cli("cache", "clear", env=env)
+    assert cleared.returncode == 0 and "removed 2 analysis results and figure packs" in cleared.stdout
+    assert "0 analysis results" in run_cli("cache", "ls", env=env).stdout
 
 
 @pytest.mark.parametrize(

@@ -55,12 +55,13 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--url", default=None, help="download from this address instead (a mirror)")
     pull.set_defaults(handler=run_models_pull)
 
-    cache = subparsers.add_parser("cache", help="the on-disk prediction cache").add_subparsers(
+    cache = subparsers.add_parser("cache", help="the on-disk caches (predictions, analysis results)").add_subparsers(
         dest="cache_command", required=True)
     listing = cache.add_parser("ls", help="list cached models")
     _add_cache_dir(listing)
     listing.set_defaults(handler=run_cache_ls)
-    clear = cache.add_parser("clear", help="remove cached predictions")
+    clear = cache.add_parser("clear", help="remove cached predictions, and (without --key) analysis results "
+                                           "and figure packs in $CXRFAIL_CACHE_DIR")
     _add_cache_dir(clear)
     clear.add_argument("--key", default=None, help="remove only this model key (see `cxrfail cache ls`)")
     clear.set_defaults(handler=run_cache_clear)
@@ -110,6 +111,7 @@ def run_cache_ls(args: argparse.Namespace) -> int:
     entries = cache.entries()
     if not entries:
         print(f"no cached predictions in {cache.root}")
+        _print_result_caches()
         return 0
     print(f"{'key':<24}  {'images':>7}  {'MB':>8}  {'modified':<16}  model")
     for entry in entries:
@@ -117,7 +119,19 @@ def run_cache_ls(args: argparse.Namespace) -> int:
         print(f"{entry.key:<24}  {entry.n_images:>7}  {entry.n_bytes / 1e6:>8.2f}  {modified:<16}  "
               f"{entry.model_name} ({entry.identity.get('precision', '?')})")
     print(f"{len(entries)} models in {cache.root}")
+    _print_result_caches()
     return 0
+
+
+def _print_result_caches() -> None:
+    from cxrfail.cache import default_cache_dir, result_cache_usage
+
+    root = default_cache_dir()
+    usage = result_cache_usage(root)
+    n_results, results_bytes = usage["analysis"]
+    n_packs, packs_bytes = usage["figures"]
+    print(f"{n_results} analysis results ({results_bytes / 1e6:.1f} MB) and {n_packs} report figure packs "
+          f"({packs_bytes / 1e6:.1f} MB) in {root}")
 
 
 def run_cache_clear(args: argparse.Namespace) -> int:
@@ -130,6 +144,10 @@ def run_cache_clear(args: argparse.Namespace) -> int:
         raise InferenceError(f"no cached model with key {args.key!r}", path=cache.root,
                              fix="See `cxrfail cache ls` for the keys")
     print(f"removed {removed} cached models from {cache.root}")
+    if args.key is None:
+        from cxrfail.cache import clear_result_caches, default_cache_dir
+
+        print(f"removed {clear_result_caches()} analysis results and figure packs from {default_cache_dir()}")
     return 0
 
 
