@@ -57,6 +57,20 @@ common.plot(run.memo("roc", lambda m, f: figures.roc_figure(
     scores, title=f"ROC, predicting misclassification: {m} · {figures.finding_label(f)}", oracle=oracle),
     model, sel.finding), key="id_roc")
 common.caveat_lines([sel.finding], oracle=oracle)
+
+st.subheader("How much of it is the prediction itself?")
+row = run.table("identifiers", model=model, finding=sel.finding, learner=learner, feature_set=feature_set)
+if not row.empty:
+    row = row.iloc[0]
+    cols = st.columns(4)
+    cols[0].metric("Identifier AUROC", f"{row['auroc']:.3f}")
+    cols[1].metric("0/1 prediction alone", f"{row['prediction_auroc']:.3f}",
+                   help="AUROC of the model's own positive/negative call as a misclassification score")
+    cols[2].metric("Within predicted positives", f"{row['auroc_predicted_positive']:.3f}")
+    cols[3].metric("Within predicted negatives", f"{row['auroc_predicted_negative']:.3f}")
+    st.caption("For a rare finding most errors are false positives, so 'the model said positive' already "
+               "ranks errors well. Within each predicted class the identifier must find errors on its own: "
+               "near 0.5 there means it adds little beyond the prediction.")
 with st.expander("Identifier table"):
     st.dataframe(run.table("identifiers", learner=learner, feature_set=feature_set), hide_index=True,
                  width="stretch")

@@ -176,6 +176,15 @@ def test_identifier_choice_marks_oracle_feature_sets(app):
     assert not any("ORACLE" in option for option in options if option.startswith("own"))
 
 
+def test_identifier_page_sets_auroc_against_the_prediction_alone(app):
+    goto(app, "identifiers")
+    metrics = {m.label: float(m.value) for m in app.metric}
+    assert set(metrics) == {"Identifier AUROC", "0/1 prediction alone", "Within predicted positives",
+                            "Within predicted negatives"}
+    assert all(0.0 <= value <= 1.0 for value in metrics.values())
+    assert not problems(app)
+
+
 def test_inference_adds_a_model(app, tmp_path, shared_demo_dir):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
