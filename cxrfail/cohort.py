@@ -83,23 +83,6 @@ class Cohort:
     def n_patients(self) -> int:
         return int(self.table["patient_id"].nunique())
 
-    def known(self, finding: str) -> pd.Series:
-        """Boolean mask of rows whose ``finding`` label is known (not NaN)."""
-        return self.table[finding].notna()
-
-    def subset(self, ids: Sequence[str] | pd.Index, name: str | None = None) -> Cohort:
-        """The cohort restricted to ``ids`` (in the cohort's order)."""
-        keep = self.table.index.isin(pd.Index(ids))
-        return Cohort(
-            table=self.table.loc[keep],
-            name=name or self.name,
-            unit=self.unit,
-            findings=self.findings,
-            uncertain_policy=self.uncertain_policy,
-            sources=self.sources,
-            notes=self.notes,
-        )
-
     def summary(self) -> dict[str, object]:
         """Counts for an overview: rows, patients, age quartiles, sex and view mix."""
         table = self.table
