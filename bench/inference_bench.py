@@ -32,6 +32,7 @@ import torch
 
 from cxrfail.inference import InferenceEngine, PredictionCache, list_images, load_model, preprocess, read_image
 from cxrfail.inference.cards import Preprocessing, range_normalization
+from cxrfail.inference.models import calibrate_batch_norm
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-chexnet" / "images"
 OUT = Path(__file__).resolve().parent / "out"
@@ -54,14 +55,8 @@ def random_xrv_densenet(calibration_images: list[Path]) -> torch.nn.Module:
     torch.manual_seed(0)
     module = xrv.models.DenseNet(weights=None, num_classes=18)
     xrv_input = Preprocessing(224, 224, 1, *range_normalization(-1024, 1024, channels=1))
-    for layer in module.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.reset_running_stats()
-            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
-    module.train()
-    with torch.no_grad():
-        module(torch.stack([preprocess(read_image(path), xrv_input) for path in calibration_images]))
-    return module.eval()
+    sample = torch.stack([preprocess(read_image(path), xrv_input) for path in calibration_images])
+    return calibrate_batch_norm(module, sample)
 
 
 def main() -> None:

@@ -152,6 +152,20 @@ def build_torchvision_model(architecture: str, num_outputs: int, channels: int) 
     return module
 
 
+def calibrate_batch_norm(module: nn.Module, inputs: torch.Tensor) -> nn.Module:
+    """Set every batch norm's running statistics to those of ``inputs`` (N, C, H, W; one forward pass in
+    training mode) and return the module in eval mode. Tests and benchmarks use it so that a network with
+    random weights gives unsaturated probabilities on real radiographs."""
+    for layer in module.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
+    module.train()
+    with torch.no_grad():
+        module(inputs)
+    return module.eval()
+
+
 def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = ()) -> dict[str, torch.Tensor]:
     """Read a state dict (parameter name -> tensor) from a ``.safetensors`` file or a ``torch.save`` file.
 
