@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from cxrfail.analysis.outcomes import f1_from_counts
+from cxrfail.analysis.validation import as_binary
 
 #: memory budget (bytes) for the per-chunk work arrays
 MEMORY_BUDGET = 200 * 2**20
@@ -95,17 +96,6 @@ def _percentile(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _binary(values, name: str, n: int | None = None) -> np.ndarray:
-    array = np.asarray(values, dtype="float64")
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional")
-    if n is not None and len(array) != n:
-        raise ValueError(f"{name} has {len(array)} rows, expected {n}")
-    if not np.isin(array, (0.0, 1.0)).all():
-        raise ValueError(f"{name} must be 0/1 with no missing values")
-    return array
-
-
 def _check_confidence(confidence: float, n_replicates: int) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -140,12 +130,12 @@ def paired_bootstrap_f1_change(
 
     Cost: O(n) to aggregate per patient, then O(R K) draws and sums, K = patients with any tp, fp or fn.
     """
-    y = _binary(y_true, "y_true")
+    y = as_binary(y_true, "y_true")
     n = len(y)
     if n == 0:
         raise ValueError("no rows to bootstrap")
-    before = _binary(pred_before, "pred_before", n)
-    after = _binary(pred_after, "pred_after", n)
+    before = as_binary(pred_before, "pred_before", n)
+    after = as_binary(pred_after, "pred_after", n)
     _check_confidence(confidence, n_replicates)
     codes, n_patients = _patient_codes(groups, n)
     cells = np.column_stack([
@@ -235,7 +225,7 @@ def weighted_auroc(y_true, score, row_weights) -> np.ndarray:
         (R,) AUROC per weighting (equal to scikit-learn's ``roc_auc_score`` with ``sample_weight``); NaN where
         the positive or the negative weight is 0.
     """
-    y = _binary(y_true, "y_true")
+    y = as_binary(y_true, "y_true")
     s = np.asarray(score, dtype="float64")
     weights = np.atleast_2d(np.asarray(row_weights, dtype="float64"))
     if y.sum() == 0 or y.sum() == len(y):
@@ -270,7 +260,7 @@ def bootstrap_auroc(
     Cost: one sort, then per chunk of replicates an (R x P) @ (P x (3K + 1)) sparse product with at most n
     non-zeros (K = distinct positive scores): O(R (P + n)).
     """
-    y = _binary(y_true, "y_true")
+    y = as_binary(y_true, "y_true")
     n = len(y)
     s = np.asarray(score, dtype="float64")
     if s.shape != y.shape:

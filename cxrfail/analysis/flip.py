@@ -23,7 +23,6 @@ import pandas as pd
 
 from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change
 from cxrfail.analysis.identifiers import (
-    _binary,
     _features_frame,
     fit_identifier,
     out_of_fold_probabilities,
@@ -31,6 +30,7 @@ from cxrfail.analysis.identifiers import (
 )
 from cxrfail.analysis.outcomes import binary_metrics, f1_from_counts
 from cxrfail.analysis.splits import CALIBRATION, TEST, patient_folds
+from cxrfail.analysis.validation import as_binary
 
 #: tau that never flips: every probability is <= 1.0 < NEVER_FLIP.
 NEVER_FLIP: float = float(np.nextafter(1.0, 2.0))
@@ -49,15 +49,15 @@ def _probability(values, name: str, n: int) -> np.ndarray:
 
 
 def _inputs(y_true, prediction, identifier_probability):
-    y = _binary(y_true, "y_true")
-    pred = _binary(prediction, "prediction", len(y))
+    y = as_binary(y_true, "y_true")
+    pred = as_binary(prediction, "prediction", len(y))
     p = _probability(identifier_probability, "identifier_probability", len(y))
     return y, pred, p
 
 
 def flip_predictions(prediction, identifier_probability, tau: float) -> np.ndarray:
     """(n,) int64 predictions with rows whose identifier probability is >= ``tau`` inverted."""
-    pred = _binary(prediction, "prediction")
+    pred = as_binary(prediction, "prediction")
     p = _probability(identifier_probability, "identifier_probability", len(pred))
     return np.where(p >= float(tau), 1 - pred, pred).astype(np.int64)
 
@@ -243,9 +243,9 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
     """
     X = _features_frame(features)
     n = len(X)
-    y = _binary(y_true, "y_true", n)
-    pred = _binary(prediction, "prediction", n)
-    wrong = _binary(misclassified, "misclassified", n)
+    y = as_binary(y_true, "y_true", n)
+    pred = as_binary(prediction, "prediction", n)
+    wrong = as_binary(misclassified, "misclassified", n)
     if not np.array_equal(wrong, (pred != y).astype(np.int64)):
         raise ValueError("misclassified must equal (prediction != y_true) row by row")
     patients = np.asarray(patient_ids, dtype=object)

@@ -45,6 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from cxrfail.analysis.bootstrap import bootstrap_auroc
 from cxrfail.analysis.splits import patient_folds
+from cxrfail.analysis.validation import as_binary
 from cxrfail.findings import ALL_FINDINGS
 
 FEATURE_SETS: tuple[str, ...] = (
@@ -301,20 +302,6 @@ def _features_frame(features, name: str = "features") -> pd.DataFrame:
     return frame
 
 
-def _binary(values, name: str, n: int | None = None) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    as_float = array.astype("float64")
-    bad = ~np.isin(as_float, (0.0, 1.0))
-    if bad.any():
-        raise ValueError(f"{name} must be 0/1 (no NaN), found {array[bad][:3].tolist()} "
-                         f"(e.g. at row {int(np.flatnonzero(bad)[0])})")
-    if n is not None and len(array) != n:
-        raise ValueError(f"{name} has {len(array)} rows but features has {n}")
-    return as_float.astype(np.int64)
-
-
 def fit_identifier(features, misclassified, learner="hist_gradient_boosting", seed: int = 0):
     """Fit an identifier of misclassification on every given row.
 
@@ -329,7 +316,7 @@ def fit_identifier(features, misclassified, learner="hist_gradient_boosting", se
         ``misclassified`` has a single class, a `ConstantIdentifier` predicting that class.
     """
     X = _features_frame(features)
-    y = _binary(misclassified, "misclassified", len(X))
+    y = as_binary(misclassified, "misclassified", len(X))
     if len(y) == 0:
         raise ValueError("no rows to fit the identifier on")
     if np.unique(y).size < 2:
@@ -360,7 +347,7 @@ def out_of_fold_probabilities(features, misclassified, fold_of_row, learner="his
     class's share (0.0 or 1.0) as a constant prediction.
     """
     X = _features_frame(features)
-    y = _binary(misclassified, "misclassified", len(X))
+    y = as_binary(misclassified, "misclassified", len(X))
     folds = np.asarray(fold_of_row)
     if folds.shape != (len(X),):
         raise ValueError(f"fold_of_row must have shape ({len(X)},), got {folds.shape}")
@@ -449,7 +436,7 @@ def evaluate_identifier(
             (baseline NaN when not given).
     """
     X = _features_frame(features)
-    y = _binary(misclassified, "misclassified", len(X))
+    y = as_binary(misclassified, "misclassified", len(X))
     patients = np.asarray(patient_ids)
     if patients.shape != (len(X),):
         raise ValueError(f"patient_ids must have shape ({len(X)},), got {patients.shape}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cxrfail.analysis.thresholds import _validate_binary
+from cxrfail.analysis.validation import as_binary, as_probability
 
 
 def classify(y_true, probability, threshold: float) -> pd.DataFrame:
@@ -26,11 +26,11 @@ def classify(y_true, probability, threshold: float) -> pd.DataFrame:
         RangeIndex.
     """
     index = next((obj.index for obj in (y_true, probability) if isinstance(obj, pd.Series)), None)
-    y, p = _validate_binary(y_true, probability)
+    y = as_binary(y_true, "y_true")
+    p = as_probability(probability, "probability", len(y))
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     prediction = (p >= threshold).astype(np.int64)
-    y = y.astype(np.int64)
     return pd.DataFrame(
         {
             "prediction": prediction,
@@ -67,9 +67,8 @@ def binary_metrics(y_true, y_pred) -> dict:
         dict with int ``n``, ``n_pos``, ``tp``, ``fp``, ``fn``, ``tn`` and float ``f1``, ``precision``,
         ``recall`` (each 0.0 when its denominator is 0, like scikit-learn's ``zero_division=0``).
     """
-    y, pred = _validate_binary(y_true, np.asarray(y_pred, dtype="float64"), p_name="y_pred")
-    if not np.isin(pred, (0.0, 1.0)).all():
-        raise ValueError("y_pred must be 0/1")
+    y = as_binary(y_true, "y_true")
+    pred = as_binary(y_pred, "y_pred", len(y))
     y = y.astype(bool)
     pred = pred.astype(bool)
     tp = int(np.sum(y & pred))

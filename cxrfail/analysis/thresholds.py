@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cxrfail.analysis.validation import as_binary, as_probability
+
 THRESHOLD_METHODS = ("max_f1", "youden", "fixed")
 
 
@@ -25,20 +27,8 @@ class ThresholdChoice:
 
 def _validate_binary(y_true, probability, *, y_name: str = "y_true", p_name: str = "probability"):
     """Check (n,) 0/1 labels and (n,) probabilities in [0, 1]; return them as int8 and float64 arrays."""
-    y = np.asarray(y_true)
-    p = np.asarray(probability, dtype="float64")
-    if y.ndim != 1 or p.ndim != 1:
-        raise ValueError(f"{y_name} and {p_name} must be one-dimensional, got shapes {y.shape} and {p.shape}")
-    if len(y) != len(p):
-        raise ValueError(f"{y_name} has {len(y)} rows but {p_name} has {len(p)}")
-    y_float = y.astype("float64")
-    bad = ~np.isin(y_float, (0.0, 1.0))
-    if bad.any():
-        raise ValueError(f"{y_name} must be 0/1, found {y[bad][:3].tolist()} "
-                         f"(e.g. at row {int(np.flatnonzero(bad)[0])})")
-    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError(f"{p_name} must be in [0, 1] with no NaN")
-    return y_float.astype(np.int8), p
+    y = as_binary(y_true, y_name)
+    return y.astype(np.int8), as_probability(probability, p_name, len(y))
 
 
 def _cut_point_counts(y: np.ndarray, p: np.ndarray):
