@@ -1,41 +1,68 @@
-"""cxrfail dashboard: `streamlit run app.py` (or `make run`).
+"""cxrfail dashboard: `streamlit run app.py` (or `make run`). This script is the Overview page; the other
+pages are in ``pages/`` (Streamlit's multipage folder). Every page starts with `frame`, which draws the shared
+sidebar and returns the selection; the analysis comes from `runs.analysis`.
 
-The entry point: page config, the shared sidebar (cohort, models, finding, seed) and `st.navigation` over the
-thin pages in ``pages/``. Shared helpers live in ``pages/common.py``.
+Overview: the cohort, each model's AUROC and misclassification rate, and where the subgroup effects are.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `pages.common` imports from the app folder (AppTest does not add it)
-    sys.path.insert(0, str(ROOT))
+from cxrfail import figures
+from cxrfail.dashboard import runs, widgets
+from cxrfail.dashboard.sidebar import frame
 
-import streamlit as st  # noqa: E402
+sel = frame("Overview")
+result = runs.analysis(sel)
+if result is None:
+    st.stop()
+summary = result.cohort_summary
+unit = result.unit
+context = widgets.context(result)
 
-from pages import common  # noqa: E402
+st.subheader(summary.get("name", sel.dataset.cohort.name))
+columns = st.columns(5)
+columns[0].metric(f"{unit.capitalize()}s analysed", f"{summary.get('n_analysed', 0):,}")
+columns[1].metric("Patients", f"{summary.get('n_patients', 0):,}")
+columns[2].metric("Median age", f"{summary.get('age_median', float('nan')):.0f} y",
+                  help=f"interquartile range {summary.get('age_q1', float('nan')):.0f}–"
+                       f"{summary.get('age_q3', float('nan')):.0f} years")
+columns[3].metric("Calibration split", f"{summary.get('n_calibration', 0):,}")
+columns[4].metric("Held-out test split", f"{summary.get('n_test', 0):,}")
+with_images = int(sel.dataset.cohort.table["image_path"].notna().sum())
+st.caption(f"Unit of analysis: {unit}; {result.notes.get('unit', '')}. Patients are split (seed {sel.seed}) "
+           f"into calibration and test halves. {with_images:,} {unit}s have a radiograph on disk (see Cases).")
 
-common.ensure_router(entry=True)
-st.set_page_config(page_title="cxrfail: where chest X-ray classifiers fail", page_icon="🩻", layout="wide")
+left, middle, right = st.columns([2, 1, 1])
+with left:
+    table = sel.dataset.cohort.table
+    ages = table.loc[table.index.isin(result.outcomes["image_id"].unique()), "age"]
+    widgets.plot(figures.age_histogram, ages, title="Age", context=context, key="ov_age")
+with middle:
+    widgets.plot(figures.count_bars, summary.get("sex", {}), title="Sex", unit=f"{unit}s", key="ov_sex")
+with right:
+    widgets.plot(figures.count_bars, summary.get("view", {}), title="View", unit=f"{unit}s", key="ov_view")
 
-PAGES = {
-    "Analysis": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("pages/subgroups.py", title="Subgroups", icon=":material/groups:", url_path="subgroups"),
-        st.Page("pages/identifiers.py", title="Identifiers", icon=":material/troubleshoot:", url_path="identifiers"),
-        st.Page("pages/explain.py", title="Explain", icon=":material/insights:", url_path="explain"),
-        st.Page("pages/flip.py", title="Flip", icon=":material/swap_horiz:", url_path="flip"),
-        st.Page("pages/cases.py", title="Cases", icon=":material/image_search:", url_path="cases"),
-    ],
-    "Data": [
-        st.Page("pages/inference.py", title="Run inference", icon=":material/memory:", url_path="inference"),
-        st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data"),
-        st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
-    ],
-}
+st.subheader("How well does each model do?")
+widgets.plot(figures.auroc_heatmap, result.performance, context=context, key="ov_auroc")
+widgets.plot(figures.misclassification_heatmap, result.overall_misclassification(), context=context,
+             key="ov_miscls")
+widgets.scope_caption(result, f"Misclassification at the operating threshold chosen on calibration "
+                              f"({sel.threshold_method}).")
 
-page = st.navigation(PAGES)
-st.session_state["_cxrfail_selection"] = common.sidebar()
-page.run()
+st.subheader("Where is the action?")
+widgets.plot(figures.effects_heatmap, result.effect_summary(), context=context, key="ov_effects")
+gaps = result.subgroup_gaps()
+if not gaps.empty:
+    st.markdown(f"**Largest gaps in misclassification rate between subgroup levels** "
+                f"(levels with n ≥ {result.config.min_subgroup_n} only)")
+    st.dataframe(gaps.sort_values("spread", ascending=False).head(10), hide_index=True, width="stretch",
+                 column_config=widgets.percent_columns(["min_rate", "max_rate", "spread"]))
+widgets.caveat_lines(result, sel.findings, list(result.subgroup_rates["subgroup"].unique()))
+with st.expander("Performance table"):
+    st.dataframe(result.performance, hide_index=True, width="stretch")
+    st.caption(f"AUROC over every {unit}; threshold chosen on calibration; F1, precision, recall on the test split.")
+with st.expander("Notes on this run"):
+    for name, note in result.notes.items():
+        st.markdown(f"- **{name}**: {note}")

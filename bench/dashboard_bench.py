@@ -43,6 +43,11 @@ st.metric("value", f"{value:.3f}")
 """
 
 
+def _script(page: str) -> str:
+    """``app.py`` is the Overview; the other pages are ``pages/<page>.py``."""
+    return "app.py" if page == "overview" else f"pages/{page}.py"
+
+
 def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
@@ -95,7 +100,7 @@ def apptest_bench(moves: int) -> dict[str, object]:
     page_times: dict[str, list[float]] = {page: [] for page in PAGES}
     for _ in range(3):
         for page in PAGES:
-            app.switch_page(f"pages/{page}.py")
+            app.switch_page(_script(page))
             page_times[page].append(_timed(app.run))
             _check(app, page)
     return {

@@ -15,8 +15,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from cxrfail.manifest import jsonable
 
 META_FILE = "meta.json"
 #: Sub-folders of the cache root holding analysis results and rendered report figure packs.
@@ -44,16 +45,6 @@ def hash_parts(*parts: object) -> str:
         digest.update(json.dumps(part, sort_keys=True, default=str).encode())
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class TableStore:
@@ -86,7 +77,7 @@ class TableStore:
         try:
             for name, table in tables.items():
                 table.to_parquet(staging / f"{name}.parquet")
-            payload = {**_jsonable(dict(meta)), "tables": list(tables)}
+            payload = {**jsonable(dict(meta)), "tables": list(tables)}
             (staging / META_FILE).write_text(json.dumps(payload, indent=1, default=str))
             target = self.path(key)
             try:

@@ -13,17 +13,6 @@ from cxrfail.errors import CxrfailInputError
 EXIT_INPUT_ERROR = 2
 
 
-def _parse_column_map(pairs: Sequence[str]) -> dict[str, str]:
-    mapping = {}
-    for pair in pairs:
-        field, sep, column = pair.partition("=")
-        if not sep or not field or not column:
-            raise CxrfailInputError(f"--column-map entry {pair!r} is not FIELD=COLUMN",
-                                    fix="e.g. --column-map image_id=Image patient_id=Patient age=Age")
-        mapping[field] = column
-    return mapping
-
-
 def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS
     from cxrfail.analysis.pipeline import AnalysisConfig
@@ -45,7 +34,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     cohort.add_argument("--uncertain", choices=UNCERTAIN_POLICIES, default="zeros",
                         help="CheXpert -1 labels: as zeros (default), as ones, or drop")
     cohort.add_argument("--unit", choices=["study", "image"], default="study", help="CheXpert unit of analysis")
-    cohort.add_argument("--images", type=Path, help="image folder (NIH or csv cohorts)")
+    cohort.add_argument("--images", type=Path, help="image folder (image paths must resolve inside it)")
     cohort.add_argument("--devices", type=Path, help="support-device reads CSV (NIH cohorts)")
     preds = parser.add_argument_group("predictions")
     preds.add_argument("--predictions", nargs="+", type=Path, help="prediction CSV files, one model each")
@@ -73,26 +62,20 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_inputs(args: argparse.Namespace):
-    from cxrfail import cohort as cohorts
     from cxrfail import demo
+    from cxrfail.cohort import load_cohort, parse_column_map
     from cxrfail.predictions import load_prediction_files
 
+    if args.cohort in ("chexpert", "csv") and args.cohort_file is None:
+        raise CxrfailInputError(f"--cohort {args.cohort} needs --cohort-file", fix="Pass the cohort CSV")
     prediction_files = list(args.predictions) if args.predictions else demo.demo_prediction_files()
     models = load_prediction_files(prediction_files, args.model_names)
-    needs_file = args.cohort in ("chexpert", "csv")
-    if needs_file and args.cohort_file is None:
-        raise CxrfailInputError(f"--cohort {args.cohort} needs --cohort-file", fix="Pass the cohort CSV")
-    if args.cohort == "demo":
-        # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
-        cohort = demo.load_demo_cohort(None if args.predictions else models)
-    elif args.cohort == "nih":
-        ids = sorted({i for model in models for i in model.probabilities.index})
-        cohort = cohorts.load_nih(args.cohort_file, image_ids=ids, image_dir=args.images, devices_csv=args.devices)
-    elif args.cohort == "chexpert":
-        cohort = cohorts.load_chexpert(args.cohort_file, uncertain_policy=args.uncertain, unit=args.unit)
-    else:
-        cohort = cohorts.load_generic_csv(args.cohort_file, _parse_column_map(args.column_map),
-                                          uncertain_policy=args.uncertain, image_dir=args.images)
+    # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
+    cohort = load_cohort(
+        args.cohort, args.cohort_file, column_map=parse_column_map(args.column_map),
+        uncertain_policy=args.uncertain, unit=args.unit, image_dir=args.images, devices_csv=args.devices,
+        prediction_ids=sorted({i for model in models for i in model.probabilities.index}),
+    )
     inputs = [*prediction_files, *cohort.sources]
     return cohort, models, inputs
 

@@ -453,3 +453,69 @@ def load_generic_csv(
     notes = {finding: APPROXIMATE_FINDINGS[finding] for finding in finding_columns if finding in APPROXIMATE_FINDINGS}
     return Cohort(table=table, name=name or Path(csv).stem, unit=unit, findings=tuple(finding_columns),
                   uncertain_policy=uncertain_policy, sources=(str(csv),), notes=notes)
+
+
+COHORT_KINDS = {
+    "demo": "the NIH demo: the test split of the shared prediction files, with their radiographs",
+    "nih": "NIH ChestX-ray14 metadata (torchxrayvision's bundled copy unless a file is given)",
+    "chexpert": "a CheXpert-format CSV",
+    "csv": "any CSV with a column map",
+}
+
+
+def parse_column_map(entries: str | Sequence[str]) -> dict[str, str]:
+    """``FIELD=COLUMN`` entries (a sequence, or one text separated by commas or new lines) as a dict.
+
+    Fields are `GENERIC_FIELDS` or finding names; they are checked against the file by `load_generic_csv`."""
+    parts = entries.replace("\n", ",").split(",") if isinstance(entries, str) else list(entries)
+    mapping: dict[str, str] = {}
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise CohortError(f"column map entry {part!r} is not FIELD=COLUMN",
+                              fix="e.g. image_id=Image patient_id=Patient age=Age")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def load_cohort(
+    kind: str,
+    path: str | Path | None = None,
+    *,
+    column_map: Mapping[str, str] | None = None,
+    uncertain_policy: str = "zeros",
+    unit: str = "study",
+    image_dir: str | Path | None = None,
+    devices_csv: str | Path | None = None,
+    prediction_ids: Sequence[str] | None = None,
+    name: str | None = None,
+) -> Cohort:
+    """The one cohort loader (CLI and dashboard): ``kind`` is a key of `COHORT_KINDS`.
+
+    Args:
+        kind: "demo", "nih", "chexpert" or "csv".
+        path: the cohort file (needed for chexpert and csv; optional for nih; ignored for demo).
+        column_map: for csv: field or finding → column (see `parse_column_map`).
+        uncertain_policy: CheXpert / csv -1 labels: "zeros", "ones" or "drop".
+        unit: CheXpert unit of analysis, "study" or "image".
+        image_dir: the image folder (image paths resolve inside it).
+        devices_csv: NIH support-device reads.
+        prediction_ids: for nih: keep the rows the predictions cover.
+        name: display name (default: the loader's).
+    """
+    named = {} if name is None else {"name": name}
+    if kind not in COHORT_KINDS:
+        raise CohortError(f"unknown cohort kind {kind!r}", fix=f"Use one of {', '.join(COHORT_KINDS)}")
+    if kind in ("chexpert", "csv") and path is None:
+        raise CohortError(f"a {kind} cohort needs its CSV file", fix="Give the cohort file")
+    if kind == "demo":
+        from cxrfail import demo
+
+        return demo.load_demo_cohort()
+    if kind == "nih":
+        return load_nih(path, image_ids=prediction_ids, image_dir=image_dir, devices_csv=devices_csv, **named)
+    if kind == "chexpert":
+        return load_chexpert(path, uncertain_policy=uncertain_policy, unit=unit, image_root=image_dir, **named)
+    return load_generic_csv(path, column_map or {}, uncertain_policy=uncertain_policy, image_dir=image_dir, **named)

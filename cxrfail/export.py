@@ -14,7 +14,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from cxrfail import manifest as _manifest
+from cxrfail.manifest import jsonable, package_versions, sha256_bytes
 
 FIGURE_FORMATS = ("html", "png", "svg")
 STATIC_FORMATS = ("png", "svg")
@@ -237,56 +236,6 @@ def table_bytes(table: pd.DataFrame, *, index: bool = False) -> bytes:
     return table.to_csv(index=index).encode("utf-8")
 
 
-# ------------------------------------------------------------------------------------------- manifest
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _jsonable(value: object) -> object:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        try:
-            return value.item()
-        except (TypeError, ValueError):
-            pass
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def build_manifest(
-    *,
-    inputs: Sequence[str | Path | tuple[str, bytes]] = (),
-    config: object | None = None,
-    seed: int | None = None,
-    extra: Mapping[str, object] | None = None,
-) -> dict[str, object]:
-    """`cxrfail.manifest.build_manifest` for the dashboard: ``config`` may be a dataclass, ``seed`` defaults to
-    the config's, and an input may be ``(name, bytes)`` for an uploaded file (hashed, marked as an upload)."""
-    config_json = _jsonable(config) if config is not None else {}
-    if seed is None and isinstance(config_json, dict):
-        seed = config_json.get("seed")  # type: ignore[assignment]
-    paths = [item for item in inputs if not isinstance(item, tuple)]
-    manifest = _manifest.build_manifest(paths, config=config_json if isinstance(config_json, dict) else {},
-                                        seed=seed)  # type: ignore[arg-type]
-    uploads = [{"path": f"upload:{name}", "bytes": len(data), "sha256": sha256_bytes(data)}
-               for name, data in (item for item in inputs if isinstance(item, tuple))]
-    manifest["inputs"] = list(manifest["inputs"]) + uploads  # type: ignore[arg-type]
-    manifest["generator"] = "cxrfail dashboard"
-    if extra:
-        manifest.update({str(k): _jsonable(v) for k, v in extra.items()})
-    return _jsonable(manifest)  # type: ignore[return-value]
-
-
 # ------------------------------------------------------------------------------------------ pack / zip
 
 
@@ -346,12 +295,12 @@ def _figure_files(
 def _manifest_bytes(manifest: Mapping[str, object] | None, files: Mapping[str, bytes], notes: list[str]) -> bytes:
     final = dict(manifest or {})
     final.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    final.setdefault("versions", _manifest.package_versions())
+    final.setdefault("versions", package_versions())
     final["files"] = [{"path": path, "bytes": len(data), "sha256": sha256_bytes(data)}
                       for path, data in sorted(files.items())]
     if notes:
         final["warnings"] = list(final.get("warnings", [])) + notes  # type: ignore[arg-type]
-    return json.dumps(_jsonable(final), indent=2).encode("utf-8")
+    return json.dumps(jsonable(final), indent=2).encode("utf-8")
 
 
 def write_figure_pack(

@@ -18,11 +18,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 
 import cxrfail
-from cxrfail.analysis.pipeline import AnalysisResult
+from cxrfail.analysis.result import AnalysisResult
 from cxrfail.cache import default_cache_dir, hash_parts
 from cxrfail.manifest import build_manifest, file_sha256
 
@@ -62,8 +61,8 @@ def write_report(
         figure_files, figure_note = _figures(result, out / "figures", cache_dir, use_cache)
     manifest = build_manifest(
         inputs,
-        config=asdict(result.config),
-        seed=result.config.seed,
+        config=result.config,
+        generator="cxrfail analyze",
         extra={"cohort": result.cohort_summary, "models": list(result.models), "notes": result.notes,
                "tables": sorted(f"tables/{name}.csv" for name in CSV_TABLES) + ["tables/outcomes.parquet"],
                "figures": figure_files, "figure_note": figure_note},
@@ -74,7 +73,8 @@ def write_report(
 
 def _figure_code_hash() -> str:
     package = Path(cxrfail.__file__).parent
-    return hash_parts(*(file_sha256(package / name) for name in ("figures.py", "export.py")))
+    sources = sorted((package / "figures").glob("*.py")) + [package / "export.py"]
+    return hash_parts(*(file_sha256(path) for path in sources))
 
 
 def _render_pack(result: AnalysisResult, folder: Path) -> tuple[dict[str, list[str]], str | None]:

@@ -1,4 +1,4 @@
-"""Cases: browse images by subgroup, outcome and identifier score; open one to see the radiograph, every model's
+"""Cases: browse rows by subgroup, outcome and identifier score; open one to see the radiograph, every model's
 probability, the label and the identifier's verdict."""
 
 from __future__ import annotations
@@ -10,39 +10,37 @@ import pandas as pd
 import streamlit as st
 
 from cxrfail import figures
-from pages import common
-
-common.ensure_router()
+from cxrfail.analysis.pipeline import run_levels
+from cxrfail.dashboard import runs, widgets
+from cxrfail.dashboard.sidebar import frame
+from cxrfail.dashboard.state import PICKED_IMAGE
 
 PAGE_SIZE = 12
 OUTCOMES = ("all", "misclassified", "false positive", "false negative", "correct")
 
-st.title("Cases")
-sel = common.selection()
-run = common.get_run(sel)
-if run is None:
+sel = frame("Cases")
+result = runs.analysis(sel)
+if result is None:
     st.stop()
 finding = sel.finding
-cohort = sel.dataset.cohort
-table = cohort.table
+table = sel.dataset.cohort.table
+unit = result.unit
 
 
-def _levels() -> pd.DataFrame:
-    from cxrfail.analysis.pipeline import SUBGROUP_FINDINGS
-    from cxrfail.analysis.subgroups import subgroup_levels
-
-    return subgroup_levels(table, age_edges=run.config.age_bins, finding_subgroups=SUBGROUP_FINDINGS)
+@st.cache_data(max_entries=8, show_spinner=False)
+def _levels(token: str, _table: pd.DataFrame, _config) -> pd.DataFrame:
+    return run_levels(_table, _config)
 
 
-levels = run.memo("case_levels", _levels)
+levels = _levels(runs.run_token(sel), table, result.config)
 
 top = st.columns([1, 1, 1, 1])
 with top[0]:
-    model = common.model_picker(sel, "cs_model")
+    model = widgets.model_picker(sel, "cs_model")
 outcome = top[1].selectbox("Outcome", OUTCOMES, key="cs_outcome")
 split = top[2].selectbox("Split", ("test", "calibration", "all"), key="cs_split",
                          help="Thresholds and the identifier were chosen on calibration")
-with_image = top[3].checkbox("Only images with a radiograph", value=True, key="cs_with_image")
+with_image = top[3].checkbox("Only rows with a radiograph", value=True, key="cs_with_image")
 row2 = st.columns([1, 1, 2])
 subgroup = row2[0].selectbox("Subgroup", ["(any)", *levels.columns], key="cs_subgroup")
 level = None
@@ -54,18 +52,12 @@ if subgroup != "(any)":
 score_range = row2[2].slider("Identifier probability of misclassification", 0.0, 1.0, (0.0, 1.0), step=0.01,
                              key="cs_score")
 
-rows = run.outcomes(model, finding, None if split == "all" else split)
-mask = np.ones(len(rows), dtype=bool)
+pair = result.pair(model, finding)
+rows = pair.outcomes_in(None if split == "all" else split)
 wrong = rows["misclassified"].to_numpy(dtype=bool)
 positive = rows["label"].to_numpy() == 1
-if outcome == "misclassified":
-    mask &= wrong
-elif outcome == "false positive":
-    mask &= wrong & ~positive
-elif outcome == "false negative":
-    mask &= wrong & positive
-elif outcome == "correct":
-    mask &= ~wrong
+mask = {"all": np.ones(len(rows), dtype=bool), "misclassified": wrong, "false positive": wrong & ~positive,
+        "false negative": wrong & positive, "correct": ~wrong}[outcome].copy()
 score = rows["identifier_probability"].to_numpy(dtype=float)
 mask &= (score >= score_range[0]) & (score <= score_range[1])
 ids = rows["image_id"].to_numpy()
@@ -78,84 +70,78 @@ found = rows.loc[mask]
 
 n_pages = max(1, math.ceil(len(found) / PAGE_SIZE))
 header = st.columns([3, 1])
-header[0].markdown(f"**{len(found):,} images** match ({model} · {figures.finding_label(finding)}, "
-                   f"{split} split; unit: image).")
+header[0].markdown(f"**{len(found):,} {unit}s** match ({model} · {figures.finding_label(finding)}, "
+                   f"{split} split; unit: {unit}).")
 page = header[1].number_input(f"Page (of {n_pages})", min_value=1, max_value=n_pages, value=1, step=1,
                               key="cs_page")
 
 
-def _tau(model_name: str) -> float:
-    chosen = run.chosen_flip(model_name, finding)
-    return float(chosen["tau"]) if chosen else float("inf")
-
-
 def _verdict(model_name: str, probability: float) -> str:
-    return "flagged: likely misclassified" if probability >= _tau(model_name) else "not flagged"
+    flagged = not result.pair(model_name, finding).flips_nothing and probability >= result.pair(
+        model_name, finding).chosen_tau
+    return "flagged: likely misclassified" if flagged else "not flagged"
 
 
 def _detail(picked: str) -> None:
-    """The opened image: radiograph, demographics, every model's probability, label, identifier verdicts."""
+    """The opened row: radiograph, demographics, every model's probability, label, identifier verdicts."""
     info = table.loc[picked]
     head, close = st.columns([5, 1])
-    head.subheader(f"Image {picked}")
+    head.subheader(f"{unit.capitalize()} {picked}")
     if close.button("Close", key="cs_close"):
-        st.session_state.pop(common.PICKED_IMAGE, None)
+        st.session_state.pop(PICKED_IMAGE, None)
         st.rerun()
     left, right = st.columns([1, 2])
     with left:
         if isinstance(info["image_path"], str):
-            st.image(info["image_path"], caption=picked, width="stretch")
+            st.image(widgets.thumbnail(info["image_path"], 512), caption=picked, width="stretch")
         else:
-            st.caption("No radiograph on disk for this image.")
+            st.caption("No radiograph on disk for this row.")
         st.markdown(f"Patient `{info['patient_id']}` · age {info['age']:.0f} · sex {info['sex']} · view {info['view']}")
         devices = info.get("Support Devices", np.nan)
         if not pd.isna(devices):
-            st.caption(f"Support devices: {'yes' if devices == 1 else 'no'} ({figures.DEVICES_CAVEAT})")
+            st.caption(f"Support devices: {'yes' if devices == 1 else 'no'}")
+            widgets.caveat_lines(result, (), ["Support Devices"])
     with right:
-        outcomes = run.result.outcomes
-        every = run.memo("case_rows", lambda f, i: outcomes.loc[(outcomes["finding"] == f)
-                                                                & (outcomes["image_id"] == i)], finding, picked)
-        every = every.loc[every["model"].isin(sel.models)]
+        every = pd.concat([result.pair(m, finding).outcomes.loc[lambda f: f["image_id"] == picked]
+                           for m in sel.models], ignore_index=True)
         if every.empty:
-            st.info("This image is not in the analysis for this finding.")
+            st.info(f"This {unit} is not in the analysis for this finding.")
         else:
             first = every.iloc[0]
             st.markdown(f"**{figures.finding_label(finding)} label: "
                         f"{'positive' if first['label'] == 1 else 'negative'}** ({first['split']} split)")
-            common.plot(figures.case_probabilities(
-                every, title=f"Every model's probability of {figures.finding_label(finding)}"), key="cs_probs")
-            verdicts = every[["model", "probability", "threshold", "prediction", "misclassified",
-                              "identifier_probability", "flipped_prediction"]].copy()
-            verdicts["identifier verdict"] = [_verdict(m, p) for m, p in
-                                              zip(verdicts["model"], verdicts["identifier_probability"])]
-            st.dataframe(verdicts[["model", "probability", "threshold", "misclassified", "identifier verdict",
-                                   "identifier_probability", "prediction", "flipped_prediction"]],
-                         hide_index=True, width="stretch")
+            widgets.plot(figures.case_probabilities, every,
+                         title=f"Every model's probability of {figures.finding_label(finding)}", key="cs_probs")
+            verdicts = every[["model", "probability", "threshold", "misclassified", "identifier_probability",
+                              "prediction", "flipped_prediction"]].copy()
+            verdicts.insert(4, "identifier verdict", [_verdict(m, p) for m, p in
+                                                      zip(verdicts["model"], verdicts["identifier_probability"])])
+            st.dataframe(verdicts, hide_index=True, width="stretch")
             st.caption("Flagged: the identifier's probability of misclassification is at or above the flip "
                        "threshold chosen on calibration; flipping would change the prediction.")
-        if st.button("Explain this image", key="cs_explain"):
+        if st.button(f"Explain this {unit}", key="cs_explain"):
             st.switch_page("pages/explain.py")
     st.divider()
 
 
 shown = found.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-detail = st.container()  # the opened image, above the grid (filled once the grid's buttons are read)
+detail = st.container()  # the opened row, above the grid (filled once the grid's buttons are read)
 grid = st.columns(4)
 for index, (_, r) in enumerate(shown.iterrows()):
     with grid[index % 4]:
         with st.container(border=True):
             path = table["image_path"].get(r["image_id"], pd.NA)
             if isinstance(path, str):
-                st.image(common.thumbnail(path), width="stretch")
+                st.image(widgets.thumbnail(path), width="stretch")
             status = "✗ misclassified" if r["misclassified"] else "✓ correct"
             st.markdown(f"`{r['image_id']}`  \nlabel {'positive' if r['label'] == 1 else 'negative'} · "
                         f"p={r['probability']:.3f} · {status}  \nidentifier {r['identifier_probability']:.3f} "
                         f"({_verdict(model, r['identifier_probability'])})")
             if st.button("Open", key=f"cs_open_{r['image_id']}"):
-                st.session_state[common.PICKED_IMAGE] = r["image_id"]
+                st.session_state[PICKED_IMAGE] = r["image_id"]
 
-picked = st.session_state.get(common.PICKED_IMAGE)
+picked = st.session_state.get(PICKED_IMAGE)
 if picked is not None and picked in table.index:
     with detail:
         _detail(picked)
-common.caveat_lines([finding], list(levels.columns))
+widgets.caveat_lines(result, [finding], list(levels.columns))

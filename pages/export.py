@@ -9,43 +9,44 @@ from datetime import datetime
 import streamlit as st
 
 from cxrfail import export, figures
-from pages import common
+from cxrfail.analysis.result import TABLE_NAMES
+from cxrfail.dashboard import runs, widgets
+from cxrfail.dashboard.sidebar import ATTRIBUTION, frame
+from cxrfail.manifest import build_manifest
 
-common.ensure_router()
-
-TABLES = ("performance", "subgroup_rates", "regression", "identifiers", "flip", "flip_curves")
 PER_IMAGE_TABLES = ("outcomes", "identifier_scores", "shap_values")
+TABLES = tuple(name for name in TABLE_NAMES if name not in PER_IMAGE_TABLES)
 
-st.title("Export")
-sel = common.selection()
-run = common.get_run(sel)
-if run is None:
+sel = frame("Export")
+result = runs.analysis(sel)
+if result is None:
     st.stop()
-result = run.result
 static_ok, static_message = export.static_export_status()
 export.keep_browser_open(True)  # the first PNG/SVG starts Chromium; later ones reuse it
 if not static_ok:
     st.warning(static_message)
+unit = result.unit
+token = runs.run_token(sel)
 
 
-def manifest() -> dict:
-    return run.memo("manifest", _manifest, sel.finding, sel.dataset.key)
-
-
-def _manifest(finding: str, dataset_key: str) -> dict:
-    return export.build_manifest(
-        inputs=list(sel.dataset.inputs), config=run.config, seed=run.config.seed,
-        extra={"generator": "cxrfail dashboard", "dataset": sel.dataset.label, "models": list(result.models),
-               "finding_shown": finding, "cohort": result.cohort_summary, "notes": result.notes,
-               "dataset_notes": list(sel.dataset.notes),
-               "unit_and_split": "unit of analysis: image; rates, regression and flip results on the held-out "
-                                 "test split"},
+@st.cache_data(max_entries=16, show_spinner=False)
+def manifest(token: str, finding: str, _result, _dataset) -> dict:
+    return build_manifest(
+        _dataset.inputs, config=_result.config, generator="cxrfail dashboard",
+        extra={"dataset": _dataset.label, "models": list(_result.models), "finding_shown": finding,
+               "cohort": _result.cohort_summary, "notes": _result.notes, "dataset_notes": list(_dataset.notes),
+               "unit_and_split": f"unit of analysis: {_result.unit}; rates, regression and flip results on the "
+                                 "held-out test split"},
     )
 
 
-def figure_set(scope: str) -> dict:
-    findings = None if scope == "all findings" else (sel.finding,)
-    return run.memo("export_figures", lambda f: figures.report_figures(result, findings=f), findings)
+@st.cache_resource(max_entries=16, show_spinner="Building the figures…")
+def figure_set(token: str, findings: tuple[str, ...] | None, _result) -> dict:
+    return figures.report_figures(_result, findings=findings)
+
+
+def chosen_figures(scope: str) -> dict:
+    return figure_set(token, None if scope == "all findings" else (sel.finding,), result)
 
 
 stamp = datetime.now().strftime("%Y%m%d-%H%M")
@@ -53,7 +54,7 @@ stamp = datetime.now().strftime("%Y%m%d-%H%M")
 st.subheader("One figure")
 scope = st.radio("Figures for", ("the finding in the sidebar", "all findings"), horizontal=True, key="ex_scope",
                  help="Overview figures cover every finding either way")
-available = figure_set("all findings" if scope == "all findings" else "current")
+available = chosen_figures(scope)
 left, middle, right = st.columns([3, 1, 1])
 name = left.selectbox("Figure", list(available), key="ex_figure")
 fmt = middle.selectbox("Format", export.FIGURE_FORMATS, key="ex_format",
@@ -63,19 +64,19 @@ if right.button("Prepare file", key="ex_prepare"):
         with st.spinner(f"Rendering {name}.{fmt}…"):
             st.session_state["ex_file"] = (f"{name}.{fmt}", export.figure_bytes(available[name], fmt), fmt)
     except export.StaticExportUnavailable as exc:
-        st.error(str(exc))
+        widgets.input_error("Static export is not available", exc)
 prepared = st.session_state.get("ex_file")
 if prepared:
     file_name, data, prepared_fmt = prepared
     st.download_button(f"Download {file_name} ({len(data) / 1024:,.0f} KB)", data=data, file_name=file_name,
                        mime=export.MIME_TYPES[prepared_fmt], key="ex_download_figure", on_click="ignore")
 with st.expander("Preview"):
-    common.plot(available[name], key="ex_preview")
+    st.plotly_chart(available[name], key="ex_preview", config={"displaylogo": False})
 
 st.subheader("Tables (CSV)")
 columns = st.columns(3)
 for index, table_name in enumerate(TABLES + PER_IMAGE_TABLES):
-    table = getattr(result, table_name)
+    table = result.table(table_name)
     with columns[index % 3]:
         st.download_button(
             f"{table_name}.csv ({len(table):,} rows)",
@@ -83,28 +84,29 @@ for index, table_name in enumerate(TABLES + PER_IMAGE_TABLES):
             else export.table_bytes(table),
             file_name=f"{table_name}.csv", mime="text/csv", key=f"ex_table_{table_name}", on_click="ignore",
         )
-st.caption("Per-image tables (outcomes, identifier scores, SHAP values) are generated when clicked.")
+st.caption(f"Per-{unit} tables (outcomes, identifier scores, SHAP values) are generated when clicked.")
 
 st.subheader("Everything, as one zip")
 left, middle, right = st.columns(3)
 bundle_scope = left.radio("Figures", ("the finding in the sidebar", "all findings"), key="ex_bundle_scope")
 formats = middle.multiselect("Figure formats", export.FIGURE_FORMATS,
                              default=["html", "png"] if static_ok else ["html"], key="ex_bundle_formats")
-per_image = right.checkbox("Include the per-image tables", value=False, key="ex_bundle_per_image")
+per_image = right.checkbox(f"Include the per-{unit} tables", value=False, key="ex_bundle_per_image")
 if st.button("Build the zip", type="primary", key="ex_build"):
-    chosen = figure_set("all findings" if bundle_scope == "all findings" else "current")
-    tables = {n: getattr(result, n) for n in TABLES + (PER_IMAGE_TABLES if per_image else ())}
+    chosen = chosen_figures(bundle_scope)
+    tables = {n: result.table(n) for n in TABLES + (PER_IMAGE_TABLES if per_image else ())}
+    caveats = widgets.context(result).caveats(sel.findings, list(result.subgroup_rates["subgroup"].unique()))
     with st.status(f"Building the zip: {len(chosen)} figures × {len(formats)} formats, {len(tables)} tables",
                    expanded=True) as status:
         bar = st.progress(0.0)
         data = export.zip_bundle(
-            chosen, tables, manifest(), formats=formats,
+            chosen, tables, manifest(token, sel.finding, result, sel.dataset), formats=formats,
             extra_files={"README.txt": (
                 "cxrfail export\n\nmanifest.json: inputs (SHA-256), package versions, seed and config.\n"
                 "figures/: HTML (open offline with plotly.min.js beside them), PNG, SVG.\n"
-                "tables/: CSV, columns as documented in cxrfail.analysis.pipeline.AnalysisResult.\n\n"
-                "Unit of analysis: image. Rates, regression and flip results are on the held-out test split.\n"
-                + "\n".join(figures.caveats(sel.findings, ["Support Devices"])) + "\n\n" + common.ATTRIBUTION + "\n"
+                "tables/: CSV, columns as documented in cxrfail.analysis.result.TABLE_COLUMNS.\n\n"
+                f"Unit of analysis: {unit}. Rates, regression and flip results are on the held-out test split.\n"
+                + "\n".join(caveats) + "\n\n" + ATTRIBUTION + "\n"
             ).encode()},
             progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
         )
@@ -116,4 +118,5 @@ if bundle:
     st.download_button(f"Download {file_name} ({len(data) / 1e6:,.1f} MB)", data=data, file_name=file_name,
                        mime="application/zip", key="ex_download_zip", on_click="ignore")
 with st.expander("Manifest preview"):
-    st.code(json.dumps(manifest(), indent=2, default=str)[:20000], language="json")
+    st.code(json.dumps(manifest(token, sel.finding, result, sel.dataset), indent=2, default=str)[:20000],
+            language="json")

@@ -8,16 +8,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from cxrfail.dashboard import datasets, widgets
+from cxrfail.dashboard.settings import base_config
+from cxrfail.dashboard.sidebar import frame
 from cxrfail.errors import CxrfailInputError
-from pages import common
 
-common.ensure_router()
-
-st.title("Run inference")
+sel = frame("Run inference")
 flash = st.session_state.pop("inf_flash", None)
 if flash:
     st.success(flash)
-sel = common.selection()
 if sel is None:
     st.info("Load a cohort first (Data page): the predictions are added to it as a new model.")
     st.stop()
@@ -29,7 +28,7 @@ def _xrv_names() -> list[str]:
         from cxrfail.inference.models import xrv_weight_names
 
         return xrv_weight_names()
-    except Exception:  # torchxrayvision missing or broken: offer the aliases only
+    except ImportError:  # torchxrayvision missing: offer the aliases only
         return ["densenet121", "resnet50"]
 
 
@@ -43,12 +42,9 @@ if source == "torchxrayvision model":
     spec = f"xrv:{xrv_name}" + (f"@{weights.strip()}" if weights.strip() else "")
 else:
     spec = st.text_input("Model file path (TorchScript .pt/.ts, or a card .json/.yaml)", key="inf_path").strip()
-default_images = ""
 paths = sel.dataset.cohort.table["image_path"].dropna()
-if len(paths):
-    default_images = str(Path(paths.iloc[0]).parent)
-folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)", value=default_images,
-                       key="inf_folder")
+folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)",
+                       value=str(Path(paths.iloc[0]).parent) if len(paths) else "", key="inf_folder")
 left, middle, right = st.columns(3)
 name = left.text_input("Model name in the dashboard (default: the model's)", key="inf_name")
 device = middle.selectbox("Device", ("auto", "cpu", "cuda"), key="inf_device")
@@ -77,7 +73,7 @@ if st.button("Run", type="primary", key="inf_run"):
             def progress(done: int, total: int) -> None:
                 try:
                     bar.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} images")
-                except Exception:
+                except Exception:  # a worker thread without a script context: skip the update
                     pass
 
             result = engine.run(folder.strip(), progress=progress)
@@ -93,16 +89,15 @@ if st.button("Run", type="primary", key="inf_run"):
         if predictions.name in sel.dataset.model_names:
             raise CxrfailInputError(f"a model named {predictions.name!r} is already loaded",
                                     fix="Give the new model another name")
-        check_coverage(sel.dataset.cohort, [predictions], common.base_config().min_overlap)
+        check_coverage(sel.dataset.cohort, [predictions], base_config().min_overlap)
         n_common = int(sel.dataset.cohort.table.index.isin(predictions.probabilities.index).sum())
         note = (f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of {folder} "
                 f"({result.summary()})")
-        dataset = sel.dataset.with_model(predictions, note=note)
-        common.register_dataset(dataset, models=[*sel.models, predictions.name])
+        datasets.register(sel.dataset.with_model(predictions, note=note), models=[*sel.models, predictions.name])
         st.session_state["inf_flash"] = (
             f"Added **{predictions.name}** ({n_common:,} of the cohort's {sel.dataset.cohort.n_rows:,} images). "
             "The analysis uses the images every selected model has predicted, so selecting it restricts the "
             f"analysis to those {n_common:,} images; deselect it in the sidebar to go back.")
         st.rerun()
     except CxrfailInputError as exc:
-        st.error(f"**Inference could not run.** {exc}")
+        widgets.input_error("Inference could not run", exc)

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import pytest
 
 from cxrfail import export
+from cxrfail.manifest import build_manifest, file_sha256, sha256_bytes
 
 HAS_CHROMIUM = os.path.exists("/usr/bin/chromium") or export.find_browser() is not None
 needs_browser = pytest.mark.skipif(
@@ -83,21 +84,22 @@ def test_no_browser_on_path(monkeypatch):
 def test_build_manifest_hashes_inputs_and_records_config(tmp_path):
     data = tmp_path / "predictions.csv"
     data.write_text("image_id,Edema\na.png,0.5\n")
-    manifest = export.build_manifest(inputs=[data, ("upload.csv", b"x,y\n")], config=Config(),
-                                     extra={"models": ("m1", "m2")})
+    manifest = build_manifest([data, ("upload.csv", b"x,y\n")], config=Config(), generator="cxrfail dashboard",
+                              extra={"models": ("m1", "m2")})
     assert manifest["seed"] == 7
     assert manifest["config"] == {"findings": ["Edema"], "seed": 7}
-    assert manifest["inputs"][0]["sha256"] == export._manifest.file_sha256(data)
+    assert manifest["inputs"][0]["sha256"] == file_sha256(data)
     assert manifest["inputs"][1] == {"path": "upload:upload.csv", "bytes": 4,
-                                     "sha256": export.sha256_bytes(b"x,y\n")}
+                                     "sha256": sha256_bytes(b"x,y\n")}
     assert manifest["versions"]["plotly"] and manifest["versions"]["python"]
     assert manifest["models"] == ["m1", "m2"]
+    assert manifest["generator"] == "cxrfail dashboard"
     json.dumps(manifest)
 
 
 def test_write_figure_pack_html_only(fig, tables, tmp_path):
     pack = export.write_figure_pack({"bar_chart": fig}, tmp_path, tables=tables,
-                                    manifest=export.build_manifest(seed=3), formats=("html",))
+                                    manifest=build_manifest(seed=3), formats=("html",))
     assert pack.files == {"bar_chart": ["bar_chart.html"]} and pack.note is None
     assert pack.support_files == ["plotly.min.js"]
     assert (tmp_path / "bar_chart.html").stat().st_size > 0
@@ -126,7 +128,7 @@ def test_write_figure_pack_all_formats(fig, tmp_path):
 @needs_browser
 def test_zip_bundle_has_every_format_and_a_manifest(fig, tables):
     steps = []
-    data = export.zip_bundle({"bar": fig}, tables, export.build_manifest(seed=1),
+    data = export.zip_bundle({"bar": fig}, tables, build_manifest(seed=1),
                              progress=lambda fraction, message: steps.append((fraction, message)))
     archive = zipfile.ZipFile(io.BytesIO(data))
     names = set(archive.namelist())

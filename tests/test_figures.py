@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
 from cxrfail import figures
+from cxrfail.analysis.pipeline import AnalysisConfig
+from cxrfail.analysis.result import AnalysisResult
 from cxrfail.analysis.subgroups import wilson_interval
 
 MODELS = ("model_a", "model_b")
 FINDINGS = ("Edema", "Lung Lesion")
 
 
-def fake_result(n: int = 200, seed: int = 0) -> SimpleNamespace:
-    """Tables with the columns of `AnalysisResult`, filled with plausible random numbers."""
+def fake_result(n: int = 200, seed: int = 0) -> AnalysisResult:
+    """An `AnalysisResult` rebuilt from long tables with its columns, filled with plausible random numbers."""
     rng = np.random.default_rng(seed)
     ids = [f"img{i:04d}.png" for i in range(n)]
     patients = [f"p{i // 2}" for i in range(n)]
@@ -69,29 +69,33 @@ def fake_result(n: int = 200, seed: int = 0) -> SimpleNamespace:
                 for feature in ("age", "sex", "model_a:Edema", "Lung Lesion", "Support Devices"):
                     shap.append((model, finding, image_id, feature, float(rng.normal(0, 0.2)),
                                  float(rng.uniform(0, 90))))
-    return SimpleNamespace(
-        config=SimpleNamespace(findings=FINDINGS, min_subgroup_n=30, learners=("hist_gradient_boosting",),
-                               feature_sets=("all_models+demographics",)),
-        cohort_summary={}, models=MODELS,
-        performance=pd.DataFrame(performance, columns=["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]),
-        subgroup_rates=pd.DataFrame(rates, columns=["model", "finding", "subgroup", "level", "n", "n_misclassified",
-                                                    "rate", "ci_low", "ci_high", "sufficient"]),
-        regression=pd.DataFrame(regression, columns=["model", "finding", "term", "odds_ratio", "ci_low", "ci_high",
-                                                     "p_value", "q_holm", "q_bh", "n", "converged", "note"]),
-        identifiers=pd.DataFrame(identifiers, columns=[
+    tables = {
+        "performance": pd.DataFrame(performance, columns=["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
+                                    ).assign(n_test=n // 2),
+        "subgroup_rates": pd.DataFrame(rates, columns=["model", "finding", "subgroup", "level", "n",
+                                                       "n_misclassified", "rate", "ci_low", "ci_high", "sufficient"]),
+        "regression": pd.DataFrame(regression, columns=["model", "finding", "term", "odds_ratio", "ci_low", "ci_high",
+                                                        "p_value", "q_holm", "q_bh", "n", "converged", "note"]),
+        "identifiers": pd.DataFrame(identifiers, columns=[
             "model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high", "baseline_auroc",
             "baseline_ci_low", "baseline_ci_high", "n"]),
-        flip=pd.DataFrame(flip, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1",
-                                         "ci_low", "ci_high", "precision_before", "precision_after",
-                                         "recall_before", "recall_after", "improved"]),
-        flip_curves=pd.DataFrame(curves, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after",
-                                                  "delta_f1", "ci_low", "ci_high"]),
-        outcomes=pd.concat(outcomes, ignore_index=True),
-        identifier_scores=pd.concat(scores, ignore_index=True),
-        shap_values=pd.DataFrame(shap, columns=["model", "finding", "image_id", "feature", "shap_value",
-                                                "feature_value"]),
-        notes={},
-    )
+        "flip": pd.DataFrame(flip, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1",
+                                            "ci_low", "ci_high", "precision_before", "precision_after",
+                                            "recall_before", "recall_after", "improved"]),
+        "flip_curves": pd.DataFrame(curves, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after",
+                                                     "delta_f1", "ci_low", "ci_high"]),
+        "outcomes": pd.concat(outcomes, ignore_index=True),
+        "identifier_scores": pd.concat(scores, ignore_index=True),
+        "shap_values": pd.DataFrame(shap, columns=["model", "finding", "image_id", "feature", "shap_value",
+                                                   "feature_value"]),
+    }
+    config = AnalysisConfig(findings=FINDINGS, feature_sets=("all_models+demographics",))
+    meta = {"cohort_summary": {"unit": "image"}, "models": list(MODELS), "notes": {"Support Devices": DEVICES_NOTE},
+            "pairs": [[m, f, ["hist_gradient_boosting", "all_models+demographics"]] for m in MODELS for f in FINDINGS]}
+    return AnalysisResult.from_tables(config, None, tables, meta)
+
+
+DEVICES_NOTE = "read from the images by non-radiologist readers"
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +109,7 @@ def _text(fig: go.Figure) -> str:
 
 
 def test_overall_misclassification_counts_test_rows_only(result):
-    table = figures.overall_misclassification(result.outcomes)
+    table = result.overall_misclassification()
     assert list(table.columns) == ["model", "finding", "n", "n_misclassified", "rate", "ci_low", "ci_high",
                                    "n_fp", "n_fn"]
     assert len(table) == len(MODELS) * len(FINDINGS)
@@ -118,7 +122,7 @@ def test_overall_misclassification_counts_test_rows_only(result):
 
 
 def test_effect_summary_ignores_intercept_and_counts_significant(result):
-    summary = figures.effect_summary(result.regression)
+    summary = result.effect_summary()
     assert len(summary) == 4
     assert "Intercept" not in set(summary["top_term"])
     expected = result.regression[(result.regression["term"] != "Intercept") & (result.regression["q_bh"] < 0.05)]
@@ -126,7 +130,7 @@ def test_effect_summary_ignores_intercept_and_counts_significant(result):
 
 
 def test_subgroup_rate_range_uses_sufficient_levels(result):
-    spread = figures.subgroup_rate_range(result.subgroup_rates)
+    spread = result.subgroup_gaps()
     assert (spread["spread"] >= 0).all()
     assert set(spread["subgroup"]) <= {"sex", "age_bin", "Support Devices"}
 
@@ -137,20 +141,24 @@ def test_heatmaps_have_one_cell_per_model_and_finding_and_star_lung_lesion(resul
     assert np.array(heat.z).shape == (len(MODELS), len(FINDINGS))
     assert "Lung Lesion*" in heat.x
     assert "Mass or Nodule" in _text(fig)
-    fig = figures.misclassification_heatmap(figures.overall_misclassification(result.outcomes))
-    assert "test split" in _text(fig) and "image" in _text(fig)
+    fig = figures.misclassification_heatmap(result.overall_misclassification())
+    assert "test split" in _text(fig) and "unit of analysis: image" in _text(fig)
+    studies = figures.misclassification_heatmap(result.overall_misclassification(),
+                                                context=figures.FigureContext(unit="study"))
+    assert "unit of analysis: study" in _text(studies) and "unit of analysis: image" not in _text(studies)
 
 
 def test_subgroup_figure_marks_insufficient_levels_and_device_caveat(result):
     rows = result.subgroup_rates[(result.subgroup_rates["model"] == "model_a")
                                  & (result.subgroup_rates["finding"] == "Edema")]
-    fig = figures.subgroup_rates_figure(rows, min_n=30)
+    fig = figures.subgroup_rates_figure(rows, min_n=30, context=figures.FigureContext.from_result(result))
     text = _text(fig)
     n_levels = len(rows)
     assert sum(len(trace.y) for trace in fig.data) == n_levels
     if (~rows["sufficient"]).any():
         assert "insufficient (n < 30)" in text
-    assert "non-radiologist" in text
+    assert DEVICES_NOTE in text  # the cohort note on how the subgroup was read
+    assert "non-radiologist" not in _text(figures.subgroup_rates_figure(rows, min_n=30))  # no demo constants
     assert re.search(r"n=\d", text)
 
 
@@ -200,7 +208,9 @@ def test_shap_figures(result):
     waterfall = figures.shap_waterfall(rows, "img0003.png", base_value=-1.0, top=3)
     trace = waterfall.data[0]
     assert trace.y[0] == "base value" and trace.y[-1] == "output"
-    assert "4" not in trace.y[1] or True
+    image = rows.loc[rows["image_id"] == "img0003.png"]
+    largest = image.loc[image["shap_value"].abs().idxmax()]
+    assert trace.y[1].startswith(f"{largest['feature']} = ")  # the largest contribution comes first
     assert len(trace.y) == 3 + 1 + 2  # top 3, "other features", base and output
     assert "no SHAP values for image" in _text(figures.shap_waterfall(rows, "absent.png"))
 
@@ -210,7 +220,7 @@ def test_flip_figures(result):
     fig = figures.flip_curve(curve, chosen_tau=0.6, current_tau=0.7)
     text = _text(fig)
     assert "chosen on calibration" in text and "95% CI" in text
-    summary = figures.flip_summary_figure(result.flip.iloc[0].to_dict())
+    summary = figures.flip_summary_figure(result.pair("model_a", "Edema").flip)
     assert [trace.name for trace in summary.data] == ["before", "after"]
 
 
@@ -226,10 +236,14 @@ def test_empty_inputs_give_a_message_not_an_error():
     assert "no flip curve" in _text(figures.flip_curve(pd.DataFrame(columns=["tau"])))
 
 
-def test_caveats_and_slug():
-    assert figures.caveats(["Lung Lesion"])[0].startswith("*Lung Lesion")
-    assert figures.caveats([], ["support_devices"]) == [figures.DEVICES_CAVEAT]
-    assert figures.caveats([], [], oracle=True) == [figures.ORACLE_NOTE]
+def test_caveats_and_slug(result):
+    context = figures.FigureContext.from_result(result)
+    assert context.caveats(["Lung Lesion"])[0].startswith("*Lung Lesion")
+    lines = context.caveats([], ["support_devices"])
+    assert lines[0] == f"Support Devices: {DEVICES_NOTE}"
+    assert all("Support Devices" in line for line in lines)
+    assert figures.DEFAULT_CONTEXT.caveats([], ["support_devices"]) == []
+    assert context.caveats([], [], oracle=True) == [figures.style.ORACLE_NOTE]
     name = figures.slug("forest", "densenet121 nih25", "Pleural Effusion")
     assert name == "forest_densenet121_nih25_pleural_effusion"
     assert figures.slug("or_heatmap", "view[AP]") == "or_heatmap_view_ap"

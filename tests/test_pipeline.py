@@ -126,3 +126,62 @@ def test_bad_configs_are_refused_before_work(demo_cohort, two_models):
         run_analysis(demo_cohort, two_models, replace(LIGHT, learners=("svm",)), use_cache=False)
     with pytest.raises(PredictionsError, match="model names repeat"):
         run_analysis(demo_cohort, [two_models[0], two_models[0]], LIGHT, use_cache=False)
+
+
+def test_pair_results_answer_per_pair_and_stack_into_the_long_tables(light_result, two_models):
+    from cxrfail.analysis.result import TABLE_NAMES
+
+    assert list(light_result.pairs) == [(m.name, f) for m in two_models for f in LIGHT.findings]
+    for name in TABLE_NAMES:
+        stacked = pd.concat([pair.table(name) for pair in light_result], ignore_index=True)
+        pd.testing.assert_frame_equal(light_result.table(name), stacked)
+    pair = light_result.pair(two_models[0].name, "Edema")
+    assert set(pair.outcomes_in("test")["split"]) == {"test"}
+    overall = pair.overall
+    test = pair.outcomes_in("test")
+    assert overall["n"] == len(test) and overall["n_misclassified"] == int(test["misclassified"].sum())
+    assert overall["n_fp"] + overall["n_fn"] == overall["n_misclassified"]
+    assert pair.flip["tau"] == pair.chosen_tau
+    # the verdict row is the live evaluation at the chosen tau, with the run's seed and bootstrap
+    live = light_result.evaluate_flip(pair.model, pair.finding, pair.chosen_tau)
+    assert live.delta_f1 == pytest.approx(pair.flip["delta_f1"]) and live.n_flips == pair.flip["n_flips"]
+    with pytest.raises(KeyError, match="no pair"):
+        light_result.pair("absent", "Edema")
+
+
+def test_result_rebuilt_from_its_tables_is_the_same(light_result):
+    from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult
+
+    tables = {name: light_result.table(name) for name in TABLE_NAMES}
+    rebuilt = AnalysisResult.from_tables(light_result.config, light_result.cache_key, tables, light_result.meta())
+    assert list(rebuilt.pairs) == list(light_result.pairs)
+    for key, pair in light_result.pairs.items():
+        for name in TABLE_NAMES:
+            pd.testing.assert_frame_equal(rebuilt.pair(*key).table(name).reset_index(drop=True),
+                                          pair.table(name).reset_index(drop=True), check_dtype=False)
+        assert rebuilt.pair(*key).identifier == pair.identifier
+
+
+def test_refitted_identifier_reproduces_the_run_and_explains_any_row(light_result, demo_cohort, two_models):
+    from cxrfail.analysis.explain import refit_pair_identifier
+
+    pair = light_result.pair(two_models[1].name, "Consolidation")
+    probabilities = {m.name: m.probabilities for m in two_models}
+    identifier = refit_pair_identifier(pair, demo_cohort.table, probabilities, light_result.config)
+    assert identifier.refit_gap < 1e-9
+    calibration_row = pair.outcomes_in("calibration")["image_id"].iloc[0]
+    values, attrs = identifier.explain(calibration_row)
+    assert list(values.index) == [calibration_row]
+    features = identifier.features.loc[[calibration_row]]
+    from cxrfail.analysis.explain import explained_output
+
+    assert attrs.base_value + values.sum(axis=1).iloc[0] == pytest.approx(
+        explained_output(identifier.fitted, features)[0], abs=1e-6)
+
+
+def test_rates_by_any_cohort_column_cover_the_test_rows(light_result, demo_cohort, two_models):
+    pair = light_result.pair(two_models[0].name, "Edema")
+    rates = pair.rates_by(demo_cohort.table, "age", min_n=30)  # cut into quartiles
+    assert len(rates) == 4 and set(rates["subgroup"]) == {"age"}
+    assert rates["n"].sum() == len(pair.outcomes_in("test"))
+    assert rates["n_misclassified"].sum() == int(pair.outcomes_in("test")["misclassified"].sum())

@@ -21,7 +21,7 @@ Rows are sampled (``max_samples``, without replacement, seeded) so a 22k-row coh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -203,3 +203,71 @@ def to_long(attrs: ShapAttributions, *, model: str, finding: str) -> pd.DataFram
         "shap_value": values.to_numpy(dtype="float64").ravel(),
         "feature_value": attrs.feature_values.reindex(columns=values.columns).to_numpy(dtype="float64").ravel(),
     })
+
+
+@dataclass(frozen=True)
+class PairIdentifier:
+    """A (model, finding) pair's flip identifier refitted as the pipeline fits it: the run's first learner and
+    feature set, fitted on every calibration row of the pair, seeded. It explains any row of the pair, not only
+    the run's SHAP sample.
+
+    Attributes:
+        fitted: the fitted identifier.
+        features: (rows of the pair × features), indexed by row id.
+        calibration: (rows of the pair,) True for calibration rows.
+        refit_gap: the largest |refit − run| identifier probability over the test rows (~0: the refit
+            reproduces the run).
+        seed: the run's seed.
+    """
+
+    fitted: object = field(repr=False)
+    features: pd.DataFrame = field(repr=False)
+    calibration: np.ndarray = field(repr=False)
+    refit_gap: float
+    seed: int
+
+    def explain(self, image_id: str) -> tuple[pd.DataFrame, ShapAttributions]:
+        """SHAP of one row: (its rows of the long SHAP table, the attributions with base value and scale)."""
+        if image_id not in self.features.index:
+            raise KeyError(f"row {image_id!r} is not in this pair")
+        if isinstance(_split_pipeline(self.fitted)[1], ConstantIdentifier) or _kind(
+                _split_pipeline(self.fitted)[1]) not in ("hgb", "forest"):
+            # linear and permutation SHAP need a background: the test rows, with this row added when absent
+            test = self.features.loc[~self.calibration]
+            pool = test if image_id in test.index else pd.concat([self.features.loc[[image_id]], test])
+            attrs = shap_attributions(self.fitted, pool, max_samples=len(pool), seed=self.seed)
+            attrs = ShapAttributions(values=attrs.values.loc[[image_id]],
+                                     feature_values=attrs.feature_values.loc[[image_id]],
+                                     base_value=attrs.base_value, mean_abs=attrs.mean_abs, scale=attrs.scale,
+                                     method=attrs.method, note=attrs.note)
+        else:  # path-dependent tree SHAP needs no background
+            attrs = shap_attributions(self.fitted, self.features.loc[[image_id]], max_samples=1, seed=self.seed)
+        return attrs.values, attrs
+
+
+def refit_pair_identifier(pair, table: pd.DataFrame, probabilities_by_model, config) -> PairIdentifier:
+    """Refit ``pair``'s flip identifier (see `PairIdentifier`).
+
+    Args:
+        pair: a `cxrfail.analysis.result.PairResult`.
+        table: the cohort table (indexed by row id; at least the pair's rows).
+        probabilities_by_model: model name → (rows × findings) probabilities of every model of the run.
+        config: the run's `AnalysisConfig`.
+    """
+    from cxrfail.analysis.identifiers import build_features, fit_identifier, predict_identifier
+
+    rows = pair.outcomes
+    ids = pd.Index(rows["image_id"].to_numpy(), name="image_id")
+    probabilities = {name: frame.reindex(ids) for name, frame in probabilities_by_model.items()}
+    learner, feature_set = pair.identifier
+    features = build_features(table.loc[ids], probabilities, pair.model, pair.finding, feature_set)
+    calibration = rows["split"].to_numpy() == "calibration"
+    fitted = fit_identifier(features.loc[calibration], rows["misclassified"].to_numpy(dtype=int)[calibration],
+                            learner, int(config.seed))
+    test = ~calibration
+    gap = 0.0
+    if test.any():
+        refit = predict_identifier(fitted, features.loc[test])
+        gap = float(np.max(np.abs(refit - rows["identifier_probability"].to_numpy(dtype=float)[test])))
+    return PairIdentifier(fitted=fitted, features=features, calibration=calibration, refit_gap=gap,
+                          seed=int(config.seed))

@@ -10,8 +10,8 @@ probabilities over the whole cohort.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from cxrfail.analysis.flip import run_flipping
 from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, build_features, evaluate_identifier
 from cxrfail.analysis.outcomes import binary_metrics, classify
 from cxrfail.analysis.regression import adjust_p_values, fit_misclassification_regression
+from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult, PairResult
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import THRESHOLD_METHODS, choose_threshold
@@ -55,54 +56,13 @@ class AnalysisConfig:
     min_overlap: float = 0.9
 
 
-@dataclass
-class AnalysisResult:
-    """The tables of one run. Column lists are the contract of the report CSVs and the dashboard.
-
-    performance: model, finding, n, n_pos, auroc, threshold, f1 (f1 on the test split at the threshold chosen
-        on calibration; auroc over every image).
-    subgroup_rates: model, finding, subgroup, level, n, n_misclassified, rate, ci_low, ci_high, sufficient
-        (test split; ``sufficient`` False below ``min_subgroup_n``, rate still shown).
-    regression: model, finding, term, odds_ratio, ci_low, ci_high, p_value, q_holm, q_bh, n, converged, note.
-    identifiers: model, finding, learner, feature_set, oracle, auroc, ci_low, ci_high, baseline_auroc,
-        baseline_ci_low, baseline_ci_high, n, n_misclassified, prediction_auroc (AUROC of the 0/1 prediction
-        alone as a misclassification score: for a rare finding most errors are false positives, so this is
-        high and the identifier's AUROC must be read against it), auroc_predicted_positive,
-        auroc_predicted_negative (the identifier within each predicted class).
-    flip: model, finding, tau, n_flips, f1_before, f1_after, delta_f1, ci_low, ci_high, precision_before,
-        precision_after, recall_before, recall_after, improved (test split; tau chosen on calibration).
-    flip_curves: model, finding, tau, n_flips, f1_before, f1_after, delta_f1, ci_low, ci_high (test split,
-        a grid of tau).
-    outcomes: model, finding, image_id, patient_id, split, label, probability, threshold, prediction,
-        misclassified, identifier_probability, flipped_prediction.
-    identifier_scores: model, finding, learner, feature_set, image_id, misclassified, identifier_score,
-        baseline_score (out-of-fold, whole cohort: for ROC curves).
-    shap_values: model, finding, image_id, feature, shap_value, feature_value (a sample of images).
-    """
-
-    config: AnalysisConfig
-    cohort_summary: dict
-    models: tuple[str, ...]
-    performance: pd.DataFrame
-    subgroup_rates: pd.DataFrame
-    regression: pd.DataFrame
-    identifiers: pd.DataFrame
-    flip: pd.DataFrame
-    flip_curves: pd.DataFrame
-    outcomes: pd.DataFrame
-    identifier_scores: pd.DataFrame
-    shap_values: pd.DataFrame
-    notes: dict = field(default_factory=dict)
-    cache_key: str | None = None  # hash of every input and parameter (see `cache_key`)
-
-
 # Covariates of the misclassification regression besides age, sex and view: radiographic findings. A finding
 # known for fewer than half of the rows (support devices in the demo: 621 of 22,433 images) gets its own fit
 # on the rows where it is known, instead of shrinking the main fit to those rows.
 REGRESSION_FINDINGS = ("Lung Lesion", "Pneumothorax", "Support Devices")
 SUBGROUP_FINDINGS = REGRESSION_FINDINGS
 SPARSE_COVARIATE_SHARE = 0.5
-CACHE_VERSION = 1  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 2  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -120,6 +80,13 @@ def cache_key(cohort: Cohort, models: Sequence[ModelPredictions], config: Analys
         [(model.name, hash_frame(model.probabilities)) for model in models],
         asdict(config),
     )
+
+
+def run_levels(table: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """The subgroup level of every row (rows × subgroups: age bins, sex, view, radiographic findings and the
+    config's extra columns), as the run slices them."""
+    return subgroup_levels(table, age_edges=config.age_bins, finding_subgroups=SUBGROUP_FINDINGS,
+                           extra_columns=config.extra_subgroups)
 
 
 def run_analysis(
@@ -152,11 +119,11 @@ def run_analysis(
         cached = store.load(key)
         if cached is not None:
             progress(1.0, "loaded from cache")
-            return _result_from_tables(config, key, *cached)
+            return AnalysisResult.from_tables(config, key, *cached)
     result = _compute(cohort, models, config, progress, n_jobs)
     result.cache_key = key
     if use_cache:
-        store.save(key, _result_tables(result), _result_meta(result))
+        store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
     return result
 
 
@@ -205,33 +172,25 @@ def _compute(
     probabilities = {model.name: model.probabilities.loc[ids] for model in models}
     patients = table["patient_id"].to_numpy()
     split = pd.Series(patient_split(patients, config.calibration_fraction, config.seed), index=ids)
-    levels = subgroup_levels(table, age_edges=config.age_bins, finding_subgroups=SUBGROUP_FINDINGS,
-                             extra_columns=config.extra_subgroups)
+    levels = run_levels(table, config)
 
     tasks = [(model.name, finding) for model in models for finding in config.findings]
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
     progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
+    inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit)
     # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not threads):
     # the learners' OpenMP threads slow down many-fold when several fits share 2 cores.
-    jobs = (delayed(_analyse_pair_at)(index, table, probabilities, model, finding, split, levels, config)
+    jobs = (delayed(_analyse_pair_at)(index, inputs, model, finding, config)
             for index, (model, finding) in enumerate(tasks))
-    by_index: dict[int, dict[str, pd.DataFrame]] = {}
     outputs = (Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) if n_jobs > 1
-               else (_analyse_pair_at(i, table, probabilities, m, f, split, levels, config)
-                     for i, (m, f) in enumerate(tasks)))
-    for index, output in outputs:
-        by_index[index] = output
+               else (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)))
+    by_index: dict[int, PairResult] = {}
+    for index, pair in outputs:
+        by_index[index] = pair
         model, finding = tasks[index]
         progress(len(by_index) / len(tasks), f"{model} · {finding} done")
-    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_NAMES}
-    regressions: list[pd.DataFrame] = []
-    for index in range(len(tasks)):
-        for name, piece in by_index[index].items():
-            (regressions if name == "regression" else pieces[name]).append(piece)
+    pairs = adjust_regression([by_index[index] for index in range(len(tasks))])
 
-    regression = pd.concat(regressions, ignore_index=True) if regressions else _empty_regression()
-    regression["q_holm"], regression["q_bh"] = adjust_p_values(regression["p_value"].to_numpy(dtype=float))
-    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in pieces.items() if frames}
     notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
     notes["coverage"] = "; ".join(
         f"{c.model}: {c.n_matched} of {c.n_predictions} predicted images in the cohort" for c in coverage
@@ -242,32 +201,51 @@ def _compute(
         cohort_summary={**cohort.summary(), "name": cohort.name, "n_analysed": len(ids),
                         "n_calibration": int((split == "calibration").sum()), "n_test": int((split == "test").sum())},
         models=tuple(model.name for model in models),
-        regression=regression,
+        pairs={(pair.model, pair.finding): pair for pair in pairs},
         notes=notes,
-        **{name: tables[name] for name in TABLE_NAMES},
     )
 
 
-TABLE_NAMES = ("performance", "subgroup_rates", "identifiers", "flip", "flip_curves", "outcomes",
-               "identifier_scores", "shap_values")
+def adjust_regression(pairs: Sequence[PairResult]) -> list[PairResult]:
+    """Holm and Benjamini-Hochberg q-values over every regression p-value of the run (one family: the grid).
+
+    Returns the pairs with ``q_holm`` and ``q_bh`` added to their regression tables."""
+    frames = [pair.regression for pair in pairs]
+    if not frames:
+        return []
+    p_values = np.concatenate([frame["p_value"].to_numpy(dtype=float) for frame in frames])
+    q_holm, q_bh = adjust_p_values(p_values)
+    out, start = [], 0
+    for pair, frame in zip(pairs, frames):
+        stop = start + len(frame)
+        adjusted = frame.assign(q_holm=q_holm[start:stop], q_bh=q_bh[start:stop])
+        out.append(pair.with_table("regression", adjusted))
+        start = stop
+    return out
 
 
-def _analyse_pair_at(index: int, *args) -> tuple[int, dict[str, pd.DataFrame]]:
-    """`_analyse_pair` tagged with the task's position, for out-of-order completion."""
+@dataclass(frozen=True)
+class PairInputs:
+    """What every pair of a run shares: the analysed cohort rows, each model's probabilities on them, the
+    patient split and the subgroup levels (all indexed by the cohort's row id), and the unit of a row."""
+
+    table: pd.DataFrame
+    probabilities: Mapping[str, pd.DataFrame]
+    split: pd.Series  # "calibration" / "test" per row
+    levels: pd.DataFrame  # subgroup -> level per row (`subgroup_levels`)
+    unit: str
+
+
+def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
+    """`analyse_pair` tagged with the task's position, for out-of-order completion."""
     with threadpool_limits(limits=1):
-        return index, _analyse_pair(*args)
+        return index, analyse_pair(*args)
 
 
-def _analyse_pair(
-    table: pd.DataFrame,
-    probabilities: dict[str, pd.DataFrame],
-    model: str,
-    finding: str,
-    split: pd.Series,
-    levels: pd.DataFrame,
-    config: AnalysisConfig,
-) -> dict[str, pd.DataFrame]:
-    """Every step for one (model, finding) on the rows whose label is known."""
+def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisConfig) -> PairResult:
+    """Every step for one (model, finding) on the rows whose label is known; regression q-values are added
+    across the run by `adjust_regression`."""
+    table, probabilities, split, levels = inputs.table, inputs.probabilities, inputs.split, inputs.levels
     known = table[finding].notna().to_numpy()
     rows = table.loc[known]
     ids = rows.index
@@ -346,12 +324,13 @@ def _analyse_pair(
     })
     attributions = shap_attributions(flip_run.identifier, flip_features.loc[test_ids],
                                      max_samples=config.shap_max_samples, seed=config.seed)
-    return {
+    tables = {
         "performance": performance, "subgroup_rates": rates, "regression": regression,
-        "identifiers": pd.DataFrame(identifier_rows), "identifier_scores": pd.concat(score_frames),
+        "identifiers": pd.DataFrame(identifier_rows), "identifier_scores": pd.concat(score_frames, ignore_index=True),
         "flip": flip, "flip_curves": curve, "outcomes": outcomes,
         "shap_values": to_long(attributions, model=model, finding=finding),
     }
+    return PairResult(model, finding, inputs.unit, tables, identifier=(config.learners[0], config.feature_sets[0]))
 
 
 FLIP_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high", "precision_before",
@@ -386,27 +365,3 @@ def _regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: str, tag
                                    "converged": fit.converged, "note": fit.note}])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def _empty_regression() -> pd.DataFrame:
-    return pd.DataFrame(columns=["model", "finding", "sample", "term", "odds_ratio", "ci_low", "ci_high", "p_value",
-                                 "n", "n_events", "converged", "note"])
-
-
-# ------------------------------------------------------------------------------------------ cache encoding
-
-
-def _result_tables(result: AnalysisResult) -> dict[str, pd.DataFrame]:
-    return {name: getattr(result, name) for name in (*TABLE_NAMES, "regression")}
-
-
-def _result_meta(result: AnalysisResult) -> dict:
-    return {"config": asdict(result.config), "cohort_summary": result.cohort_summary,
-            "models": list(result.models), "notes": result.notes}
-
-
-def _result_from_tables(
-    config: AnalysisConfig, key: str, tables: dict[str, pd.DataFrame], meta: dict
-) -> AnalysisResult:
-    return AnalysisResult(config=config, cohort_summary=meta["cohort_summary"], models=tuple(meta["models"]),
-                          notes=meta["notes"], cache_key=key, **tables)

@@ -1,7 +1,7 @@
 """Fixtures for the dashboard tests (AppTest and the browser test).
 
 The dashboard's default run (4 models × 5 findings, 2,000 bootstrap replicates) is too slow for a test, so the
-tests limit it through the environment variables the app documents (`pages/common.py`): two demo models, two
+tests limit it through the environment variables the app documents (`cxrfail/dashboard/settings.py`): two demo models, two
 findings, fewer bootstrap replicates, folds and SHAP rows. The analysis then runs once per test session into
 a fresh on-disk cache (``CXRFAIL_CACHE_DIR``), which every later AppTest and the browser test's
 ``streamlit run`` read back. Set ``CXRFAIL_TEST_CACHE_DIR`` to keep that cache between sessions.

@@ -21,9 +21,14 @@ def new_app(timeout: float = 120):
     return AppTest.from_file(str(APP), default_timeout=timeout)
 
 
+def page_script(page: str) -> str:
+    """The script of a page: ``app.py`` is the Overview, the others are ``pages/<page>.py``."""
+    return "app.py" if page == "overview" else f"pages/{page}.py"
+
+
 def goto(app, page: str):
-    """Switch the AppTest to ``pages/<page>.py`` and run it (the app must have run once)."""
-    app.switch_page(f"pages/{page}.py")
+    """Switch the AppTest to ``page`` and run it (the app must have run once)."""
+    app.switch_page(page_script(page))
     return app.run()
 
 

@@ -4,12 +4,15 @@ refused without losing the loaded data, Export and Run inference produce what th
 from __future__ import annotations
 
 import io
+import re
 import json
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from cxrfail.cohort import DEVICES_NOTE
 
 from dashboard_helpers import PAGES, TEST_FINDINGS, TEST_MODELS, TITLES, goto, problems
 CHARTED = {"overview", "subgroups", "identifiers", "explain", "flip", "export"}
@@ -40,7 +43,8 @@ def test_every_page_renders_without_error(app, page):
 def test_overview_says_unit_split_and_caveats(app):
     caption = text_of(app)
     assert "Unit of analysis: image" in caption and "held-out test split" in caption
-    assert "non-radiologist" in caption  # the support-device subgroup's caveat
+    assert DEVICES_NOTE in caption  # the cohort's note on the support-device reads
+    assert re.search(r"Support Devices: known for [\d,]+ of [\d,]+ test images \(a subset", caption)
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Images analysed"] == "22,433"
 
@@ -96,7 +100,7 @@ def test_bad_upload_shows_an_error_and_keeps_the_data(app):
     assert not app.exception
     assert any("stays loaded" in c.value for c in app.caption)
     assert app.sidebar.selectbox(key="sel_dataset").value == "demo"
-    assert not app.session_state["cxrfail_datasets"] if "cxrfail_datasets" in app.session_state else True
+    assert app.sidebar.selectbox(key="sel_dataset").options == ["NIH ChestX-ray14 demo"]  # nothing was added
     goto(app, "overview")  # the previous data still works
     assert not problems(app)
     assert {m.label: m.value for m in app.metric}["Images analysed"] == "22,433"

@@ -23,6 +23,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 NAV = tuple(TITLES.values())  # sidebar link text = page heading
+SIDEBAR_WIDGETS = ("Cohort", "Models", "Finding")
 
 pytestmark = [
     pytest.mark.browser,
@@ -75,7 +76,7 @@ def page(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1800})
+        tab = browser.new_page(viewport={"width": 1440, "height": 1800})
         tab.set_default_timeout(120_000)
         tab.goto(server)
         yield tab
@@ -109,7 +110,7 @@ def shot(tab, name: str) -> None:
 
 
 def visit(tab, title: str) -> None:
-    tab.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
+    tab.locator("[data-testid='stSidebar']").get_by_role("link", name=title, exact=True).click()
     settle(tab, title)
 
 
@@ -160,3 +161,20 @@ def test_browser_walkthrough(page):
     assert detail_images.count() >= 2  # thumbnails and the opened radiograph
     assert_no_error(tab, "Cases after opening an image")
     shot(tab, "11_cases_image_opened")
+
+
+@pytest.mark.parametrize("path, title", [("flip", "Flip"), ("subgroups", "Subgroups"), ("export", "Export")])
+def test_deep_link_shows_the_page_with_the_shared_sidebar(server, page, path, title):
+    """A URL such as /flip on a fresh tab runs that page, with the sidebar every page draws."""
+    tab = page.context.browser.new_page(viewport={"width": 1440, "height": 1200})
+    try:
+        tab.set_default_timeout(120_000)
+        tab.goto(f"{server}/{path}")
+        settle(tab, title)
+        assert_no_error(tab, f"/{path}")
+        sidebar = tab.locator("[data-testid='stSidebar']")
+        for label in SIDEBAR_WIDGETS:
+            assert sidebar.get_by_text(label, exact=True).count() >= 1, f"/{path}: no {label} in the sidebar"
+        assert sidebar.get_by_role("link", name="Overview", exact=True).count() == 1
+    finally:
+        tab.close()

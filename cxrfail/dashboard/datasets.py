@@ -1,0 +1,159 @@
+"""Datasets the dashboard can analyse: a cohort with the models predicted on it. The demo is shared by every
+session (`st.cache_resource`); what a visitor loads or infers lives in their session."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import streamlit as st
+
+from cxrfail.cache import hash_frame, hash_parts
+from cxrfail.cohort import Cohort, load_cohort
+from cxrfail.errors import CxrfailInputError, PredictionsError
+from cxrfail.predictions import ModelPredictions, check_coverage, load_prediction_files
+
+DEMO_KEY = "demo"
+LOADED = "cxrfail_datasets"  # session_state: dict key -> Dataset loaded in this session
+PENDING = "cxrfail_pending_dataset"  # session_state: (dataset key, model names) to select on the next run
+UPLOAD_DIR = "cxrfail_upload_dir"  # session_state: this session's folder of uploaded files
+DEMO_ERROR = "cxrfail_demo_error"
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A cohort with the models predicted on it; immutable, identified by a content hash (``key``).
+
+    ``inputs``: files it was read from (paths, or (name, bytes) of uploads) for export manifests.
+    """
+
+    key: str
+    label: str
+    cohort: Cohort
+    models: tuple[ModelPredictions, ...]
+    inputs: tuple = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(model.name for model in self.models)
+
+    def model(self, name: str) -> ModelPredictions:
+        return next(model for model in self.models if model.name == name)
+
+    @cached_property
+    def _labelled(self) -> tuple[str, ...]:
+        table = self.cohort.table
+        return tuple(f for f in self.cohort.findings
+                     if f != "No Finding" and f in table.columns and (table[f] == 1).any())
+
+    def findings(self, model_names: Sequence[str] | None = None) -> tuple[str, ...]:
+        """Findings with labels in the cohort (some positive) and probabilities from every chosen model."""
+        chosen = [m for m in self.models if model_names is None or m.name in model_names]
+        return tuple(f for f in self._labelled if all(f in m.probabilities.columns for m in chosen))
+
+    def with_model(self, model: ModelPredictions, note: str | None = None) -> Dataset:
+        """A new dataset with ``model`` added (or replacing a model of the same name)."""
+        models = tuple(m for m in self.models if m.name != model.name) + (model,)
+        return Dataset(key=hash_parts(self.key, model.name, hash_frame(model.probabilities))[:16],
+                       label=f"{self.label} + {model.name}", cohort=self.cohort, models=models, inputs=self.inputs,
+                       notes=self.notes + ((note,) if note else ()))
+
+
+def dataset_from(cohort: Cohort, models: Sequence[ModelPredictions], label: str, inputs: Sequence = (),
+                 key: str | None = None) -> Dataset:
+    key = key or hash_parts(hash_frame(cohort.table), cohort.unit,
+                            [(m.name, hash_frame(m.probabilities)) for m in models])[:16]
+    return Dataset(key=key, label=label, cohort=cohort, models=tuple(models), inputs=tuple(inputs))
+
+
+@st.cache_resource(show_spinner="Loading the demo data (NIH ChestX-ray14 test split)…")
+def demo_dataset() -> Dataset:
+    """The demo: NIH test split, every shared prediction file, the 621 radiographs and device reads."""
+    from cxrfail import demo
+    from cxrfail.cohort import nih_metadata_path
+
+    models = demo.load_demo_predictions()
+    cohort = demo.load_demo_cohort(models)
+    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv")
+    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY)
+
+
+def available() -> dict[str, Dataset]:
+    """Every dataset this session can choose: the demo (when its files are present) and what it loaded."""
+    out: dict[str, Dataset] = {}
+    try:
+        out[DEMO_KEY] = demo_dataset()
+    except CxrfailInputError as exc:
+        st.session_state[DEMO_ERROR] = str(exc)
+    out.update(st.session_state.get(LOADED, {}))
+    return out
+
+
+def register(dataset: Dataset, *, models: Sequence[str] | None = None) -> None:
+    """Keep ``dataset`` in this session and select it, with ``models`` (default: all), on the next run."""
+    st.session_state[LOADED] = {**st.session_state.get(LOADED, {}), dataset.key: dataset}
+    st.session_state[PENDING] = (dataset.key, list(models) if models is not None else list(dataset.model_names))
+
+
+def remove(key: str) -> None:
+    loaded = dict(st.session_state.get(LOADED, {}))
+    loaded.pop(key, None)
+    st.session_state[LOADED] = loaded
+
+
+def upload_dir() -> Path:
+    """A folder for this session's uploaded files (loaders read paths)."""
+    if UPLOAD_DIR not in st.session_state:
+        st.session_state[UPLOAD_DIR] = tempfile.mkdtemp(prefix="cxrfail-upload-")
+    return Path(st.session_state[UPLOAD_DIR])
+
+
+def save_upload(upload) -> tuple[Path, tuple[str, bytes]]:
+    """Write an uploaded file into this session's folder; return its path and (name, bytes) for manifests."""
+    data = upload.getvalue()
+    folder = upload_dir() / hash_parts(upload.name, len(data), hash_parts(data[:4096].hex()))[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(upload.name).name
+    path.write_bytes(data)
+    return path, (upload.name, data)
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """What the Data page's form asks to load: prediction files (paths), cohort kind and file, options."""
+
+    prediction_files: tuple[Path, ...]
+    model_names: tuple[str, ...] | None
+    kind: str
+    cohort_file: Path | None
+    column_map: dict
+    uncertain_policy: str
+    unit: str
+    image_dir: Path | None
+    devices_csv: Path | None
+    label: str
+    inputs: tuple = ()
+
+
+def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
+    """Read and validate the requested files with the library's loaders (the same as the CLI's)."""
+    if not request.prediction_files:
+        raise PredictionsError("no prediction files given", fix="Upload at least one prediction CSV or give a path")
+    models = load_prediction_files(request.prediction_files, request.model_names)
+    cohort = load_cohort(request.kind, request.cohort_file, column_map=request.column_map,
+                         uncertain_policy=request.uncertain_policy, unit=request.unit, image_dir=request.image_dir,
+                         devices_csv=request.devices_csv,
+                         prediction_ids=sorted({i for model in models for i in model.probabilities.index}))
+    check_coverage(cohort, models, min_overlap)
+    inputs = (*request.inputs, *cohort.sources)
+    dataset = dataset_from(cohort, models, request.label or f"{cohort.name} ({len(models)} models)", inputs)
+    if not dataset.findings():
+        raise PredictionsError(
+            "no finding has both labels (with a positive) in the cohort and probabilities from every model",
+            fix=f"The cohort has {', '.join(cohort.findings)}; the models predict "
+                f"{', '.join(sorted({f for m in models for f in m.findings}))}")
+    return dataset

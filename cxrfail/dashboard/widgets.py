@@ -1,0 +1,95 @@
+"""Small rendering helpers shared by the pages: cached figures, captions, tables, thumbnails, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from io import BytesIO
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from cxrfail import figures
+from cxrfail.analysis.result import AnalysisResult
+from cxrfail.dashboard.state import Selection
+
+log = logging.getLogger("cxrfail.dashboard")
+THUMBNAIL_PX = 256
+
+
+@st.cache_resource(max_entries=2048, show_spinner=False)
+def _figure(builder: str, args: tuple, kwargs: tuple) -> go.Figure | dict:
+    return getattr(figures, builder)(*args, **dict(kwargs))
+
+
+def plot(builder, *args, key: str | None = None, **kwargs) -> None:
+    """Draw ``builder(*args, **kwargs)``, a public builder of `cxrfail.figures`; the figure is cached per
+    arguments (Streamlit hashes every argument, tables by content)."""
+    name = builder.__name__
+    if getattr(figures, name, None) is not builder:
+        raise ValueError(f"{name} is not a public builder of cxrfail.figures")
+    fig = _figure(name, args, tuple(sorted(kwargs.items())))
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+def context(result: AnalysisResult) -> figures.FigureContext:
+    return _context(result.cache_key or "", result)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _context(key: str, _result: AnalysisResult) -> figures.FigureContext:
+    return figures.FigureContext.from_result(_result)
+
+
+def caveat_lines(result: AnalysisResult, findings: Sequence[str] = (), subgroups: Sequence[str] = (), *,
+                 oracle: bool = False) -> None:
+    for line in context(result).caveats(findings, subgroups, oracle=oracle):
+        st.caption(line)
+
+
+def scope_caption(result: AnalysisResult, what: str = "") -> None:
+    """Unit of analysis and split sizes, after ``what``."""
+    summary = result.cohort_summary
+    unit = result.unit
+    text = (f"Unit of analysis: {unit}. Results on the held-out test split "
+            f"({summary.get('n_test', 0):,} {unit}s; thresholds, identifier and flip threshold chosen on the "
+            f"calibration split of {summary.get('n_calibration', 0):,}).")
+    st.caption((what + " " if what else "") + text)
+
+
+def model_picker(sel: Selection, key: str, label: str = "Model") -> str:
+    """A page-local model choice among the sidebar's models."""
+    if st.session_state.get(key) not in sel.models:
+        st.session_state[key] = sel.models[0]
+    return st.selectbox(label, sel.models, key=key)
+
+
+def rate_table(frame: pd.DataFrame, min_n: int) -> pd.DataFrame:
+    """Subgroup rates for display: n, misclassified, rate and CI, insufficient marked."""
+    shown = frame[["subgroup", "level", "n", "n_misclassified", "rate", "ci_low", "ci_high", "sufficient"]].copy()
+    shown["status"] = np.where(shown["sufficient"].astype(bool), "", figures.insufficient_label(min_n))
+    return shown.drop(columns=["sufficient"])
+
+
+def percent_columns(columns: Sequence[str]) -> dict:
+    return {c: st.column_config.NumberColumn(c, format="percent") for c in columns}
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def thumbnail(path: str, size: int = THUMBNAIL_PX) -> bytes:
+    """A small PNG of a radiograph for grids (the originals are 512 px; a page of them is megabytes)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.thumbnail((size, size))
+        out = BytesIO()
+        image.save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+def input_error(what: str, exc: Exception) -> None:
+    """One message for a refused input (the full exception goes to the server log only)."""
+    log.info("%s: %s", what, exc, exc_info=exc)
+    st.error(f"**{what}.** {exc}")

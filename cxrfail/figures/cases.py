@@ -1,0 +1,43 @@
+"""Cases figures: every model's probability for one image.
+
+Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
+`FigureContext`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from cxrfail.figures.style import (
+    PALETTE,
+    apply_layout,
+    empty_figure,
+)
+
+def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """One image: each model's probability against its threshold (rows of ``outcomes`` for one image and
+    finding: model, probability, threshold, prediction, label, misclassified)."""
+    title = title or "Model probabilities"
+    if rows.empty:
+        return empty_figure(title, "no predictions for this image")
+    wrong = rows["misclassified"].astype(bool).to_numpy()
+    colors = np.where(wrong, PALETTE[1], PALETTE[0])
+    fig = go.Figure(go.Bar(
+        x=rows["probability"], y=rows["model"], orientation="h", marker_color=colors,
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>", showlegend=False,
+    ))
+    fig.add_trace(go.Scatter(x=rows["threshold"], y=rows["model"], mode="markers", name="threshold",
+                             marker=dict(symbol="line-ns-open", size=22, color="#1d2731", line=dict(width=3)),
+                             hovertemplate="threshold %{x:.3f}<extra></extra>"))
+    for model, p, t, w in zip(rows["model"], rows["probability"], rows["threshold"], wrong):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=model, showarrow=False, xshift=8,
+                           text=f"{p:.3f} (threshold {t:.3f}) {'✗ misclassified' if w else '✓ correct'}",
+                           font=dict(size=11, color=PALETTE[1] if w else PALETTE[0]))
+    fig.update_xaxes(range=[0, 1], title="probability")
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
+    fig = apply_layout(fig, title, height=160 + 45 * len(rows))
+    fig.update_layout(margin=dict(r=250))
+    return fig

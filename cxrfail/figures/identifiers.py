@@ -1,0 +1,103 @@
+"""Identifiers figures: identifier AUROC against the confidence baseline, ROC curves.
+
+Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
+`FigureContext`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cxrfail.figures.style import (
+    BASELINE_COLOR,
+    DEFAULT_CONTEXT,
+    FigureContext,
+    PALETTE,
+    apply_layout,
+    empty_figure,
+    finding_label,
+    ordered,
+)
+
+def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: str, *, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Identifier AUROC (predicting misclassification) beside the confidence baseline, models × findings."""
+    rows = identifiers.loc[(identifiers["learner"] == learner).to_numpy()
+                           & (identifiers["feature_set"] == feature_set).to_numpy()]
+    oracle = bool(rows["oracle"].astype(bool).any()) if len(rows) else False
+    tag = " [ORACLE]" if oracle else ""
+    title = f"Identifier AUROC: {learner} on {feature_set}{tag} vs confidence baseline"
+    if rows.empty:
+        return empty_figure(title, "this learner and feature set were not run")
+    model_order = ordered(rows["model"])
+    finding_order = ordered(rows["finding"])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=(f"identifier{tag}", "baseline: model confidence"))
+    for col, (value, low, high) in enumerate((("auroc", "ci_low", "ci_high"),
+                                               ("baseline_auroc", "baseline_ci_low", "baseline_ci_high")), 1):
+        keyed = rows.set_index(["model", "finding"])
+        z, text = [], []
+        for model in model_order:
+            z_row, t_row = [], []
+            for finding in finding_order:
+                if (model, finding) in keyed.index:
+                    r = keyed.loc[(model, finding)]
+                    r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
+                    z_row.append(float(r[value]))
+                    t_row.append(f"{r[value]:.3f}<br>[{r[low]:.2f}, {r[high]:.2f}]")
+                else:
+                    z_row.append(None)
+                    t_row.append("")
+            z.append(z_row)
+            text.append(t_row)
+        fig.add_trace(go.Heatmap(
+            z=z, x=[finding_label(f) for f in finding_order], y=model_order, text=text, texttemplate="%{text}",
+            colorscale="Viridis", zmin=0.5, zmax=1.0, showscale=col == 2, xgap=2, ygap=2,
+            colorbar=dict(title=dict(text="AUROC")),
+            hovertemplate="%{y} · %{x}<br>AUROC %{text}<extra></extra>",
+        ), row=1, col=col)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    n = int(rows["n"].max())
+    notes = [f"patient-grouped out-of-fold probabilities over the whole cohort (n up to {n:,} {context.unit}s); "
+             f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% CI in brackets"]
+    notes += context.caveats(finding_order, oracle=oracle)
+    return apply_layout(fig, title, height=max(300, 130 + 60 * len(model_order)), notes=notes)
+
+
+def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    keep = np.isfinite(score)
+    y, score = y[keep], score[keep]
+    if len(np.unique(y)) < 2:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0]), float("nan")
+    fpr, tpr, _ = roc_curve(y, score)
+    return fpr, tpr, float(roc_auc_score(y, score))
+
+
+def roc_figure(scores: pd.DataFrame, *, title: str | None = None, oracle: bool = False, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """ROC curves of the identifier and the confidence baseline for one model × finding × learner × feature
+    set (rows of ``identifier_scores``)."""
+    title = title or "ROC: predicting misclassification"
+    if scores.empty:
+        return empty_figure(title, "no identifier scores")
+    y = scores["misclassified"].astype(int).to_numpy()
+    fig = go.Figure()
+    for column, name, color, dash in (("identifier_score", "identifier" + (" [ORACLE]" if oracle else ""),
+                                       PALETTE[1], "solid"),
+                                      ("baseline_score", "confidence baseline", BASELINE_COLOR, "dash")):
+        fpr, tpr, auc = _roc_points(y, scores[column].astype(float).to_numpy())
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUROC {auc:.3f})",
+                                 line=dict(color=color, dash=dash, width=2),
+                                 hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", showlegend=False,
+                             line=dict(color="#cbd2d9", dash="dot", width=1), hoverinfo="skip"))
+    fig.update_xaxes(title="false positive rate", range=[0, 1], constrain="domain")
+    fig.update_yaxes(title="true positive rate", range=[0, 1], scaleanchor="x", scaleratio=1)
+    fig.update_layout(legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"))
+    notes = [f"n={len(y):,} {context.unit}s ({int(y.sum()):,} misclassified); out-of-fold, patient-grouped"]
+    notes += context.caveats(scores.get("finding", pd.Series(dtype=str)).unique(), oracle=oracle)
+    return apply_layout(fig, title, height=520, notes=notes)

@@ -1,0 +1,150 @@
+"""Overview figures: models × findings heatmaps (AUROC, misclassification, subgroup effects) and the cohort mix.
+
+Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
+`FigureContext`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from cxrfail.figures.style import (
+    DEFAULT_CONTEXT,
+    FigureContext,
+    PALETTE,
+    apply_layout,
+    empty_figure,
+    finding_label,
+    fmt_p,
+    ordered,
+)
+
+def model_finding_heatmap(
+    table: pd.DataFrame,
+    value: str,
+    *,
+    title: str,
+    text: pd.Series | None = None,
+    hover: pd.Series | None = None,
+    colorscale: str | list = "Blues",
+    zmin: float | None = None,
+    zmax: float | None = None,
+    zmid: float | None = None,
+    colorbar_title: str = "",
+    notes: Sequence[str] = (),
+    models: Sequence[str] = (),
+    findings: Sequence[str] = (), context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """A models (rows) × findings (columns) heatmap of ``table[value]``, one row of ``table`` per cell."""
+    if table.empty:
+        return empty_figure(title, "no data")
+    model_order = ordered(table["model"], models)
+    finding_order = ordered(table["finding"], findings)
+    keyed = table.assign(_text=text if text is not None else table[value].map(lambda v: f"{v:.3f}"),
+                         _hover=hover if hover is not None else "")
+    keyed = keyed.set_index(["model", "finding"])
+    z, texts, hovers = [], [], []
+    for model in model_order:
+        z_row, t_row, h_row = [], [], []
+        for finding in finding_order:
+            if (model, finding) in keyed.index:
+                row = keyed.loc[(model, finding)]
+                if isinstance(row, pd.DataFrame):
+                    row = row.iloc[0]
+                z_row.append(float(row[value]) if pd.notna(row[value]) else None)
+                t_row.append(str(row["_text"]))
+                h_row.append(str(row["_hover"]))
+            else:
+                z_row.append(None)
+                t_row.append("")
+                h_row.append("not run")
+        z.append(z_row)
+        texts.append(t_row)
+        hovers.append(h_row)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[finding_label(f) for f in finding_order], y=model_order, text=texts, customdata=hovers,
+        texttemplate="%{text}", colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
+        colorbar=dict(title=dict(text=colorbar_title)), xgap=2, ygap=2,
+        hovertemplate="%{y} · %{x}<br>%{text}<br>%{customdata}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed")
+    notes = list(notes) + context.caveats(finding_order)
+    return apply_layout(fig, title, height=max(260, 110 + 60 * len(model_order)), notes=notes)
+
+
+def auroc_heatmap(performance: pd.DataFrame, *, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Each model's AUROC per finding (performance table)."""
+    hover = performance.apply(
+        lambda r: f"n={int(r['n'])}, positives={int(r['n_pos'])}, threshold={r['threshold']:.3f}, "
+                  f"test F1={r['f1']:.3f}", axis=1) if not performance.empty else None
+    return model_finding_heatmap(
+        performance, "auroc", title="AUROC per model and finding", hover=hover, colorscale="Blues",
+        zmin=0.5, zmax=1.0, colorbar_title="AUROC",
+        notes=[f"AUROC over every {context.unit} of the cohort (needs no threshold)"],
+        context=context,
+    )
+
+
+def misclassification_heatmap(overall: pd.DataFrame, *, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Misclassification rate per model and finding at the calibration-chosen threshold (from
+    `overall_misclassification`)."""
+    if overall.empty:
+        return empty_figure("Misclassification rate", "no test rows")
+    text = overall.apply(lambda r: f"{r['rate']:.1%}<br>[{r['ci_low']:.1%}, {r['ci_high']:.1%}]", axis=1)
+    hover = overall.apply(lambda r: f"{int(r['n_misclassified'])} of {int(r['n'])} {context.unit}s misclassified "
+                                    f"({int(r['n_fp'])} FP, {int(r['n_fn'])} FN)", axis=1)
+    return model_finding_heatmap(
+        overall, "rate", title="Misclassification rate (95% Wilson CI)", text=text, hover=hover,
+        colorscale="Reds", zmin=0, colorbar_title="rate", notes=[context.test_split_note],
+        context=context,
+    )
+
+
+def effects_heatmap(summary: pd.DataFrame, *, q_column: str = "q_bh", alpha: float = 0.05, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Where the action is: number of significant regression terms per model × finding, with the strongest."""
+    if summary.empty:
+        return empty_figure("Subgroup effects", "no regression results")
+    text = summary.apply(
+        lambda r: (f"{int(r['n_significant'])}<br>{r['top_term']}: OR {r['top_odds_ratio']:.2f}"
+                   if r["top_term"] is not None and pd.notna(r["top_odds_ratio"]) else str(int(r["n_significant"]))),
+        axis=1)
+    hover = summary.apply(lambda r: f"strongest term {r['top_term']} (q={fmt_p(r['top_q'])})", axis=1)
+    return model_finding_heatmap(
+        summary, "n_significant", title=f"Subgroup effects: terms with {q_column} < {alpha}", text=text,
+        hover=hover, colorscale="Oranges", zmin=0, colorbar_title="terms",
+        notes=["multivariable logistic regression of misclassification; " + context.test_split_note],
+        context=context,
+    )
+
+
+def age_histogram(ages: pd.Series, *, title: str = "Age", context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Histogram of age in 5-year bins, one count per row (image or study)."""
+    values = pd.to_numeric(ages, errors="coerce").dropna()
+    if values.empty:
+        return empty_figure(title, "age not known")
+    fig = go.Figure(go.Histogram(x=values, xbins=dict(size=5), marker_color=PALETTE[0],
+                                 hovertemplate="%{x} years: %{y} " + context.unit + "s<extra></extra>"))
+    fig.update_xaxes(title="age (years)")
+    fig.update_yaxes(title=f"{context.unit}s")
+    return apply_layout(fig, f"{title} (n={len(values):,})", height=300)
+
+
+def count_bars(counts: Mapping[object, int], *, title: str, unit: str = "images") -> go.Figure:
+    """Horizontal bars of category counts with their share (sex mix, view mix)."""
+    if not counts:
+        return empty_figure(title, "no data")
+    labels = ["unknown" if (k is None or (isinstance(k, float) and math.isnan(k)) or k is pd.NA) else str(k)
+              for k in counts]
+    values = [int(v) for v in counts.values()]
+    total = sum(values)
+    fig = go.Figure(go.Bar(
+        x=values, y=labels, orientation="h", marker_color=PALETTE[0],
+        text=[f"{v:,} ({v / total:.0%})" for v in values], textposition="auto",
+        hovertemplate="%{y}: %{x} " + unit + "<extra></extra>",
+    ))
+    fig.update_xaxes(title=unit)
+    fig.update_yaxes(autorange="reversed")
+    return apply_layout(fig, title, height=120 + 40 * len(values))

@@ -1,0 +1,227 @@
+"""The shared look of every figure: palette, template, layout with caveat footnotes, small formatters, and
+`FigureContext`, which carries what a figure must say about its data (unit of analysis, subsets, cohort
+notes) from the cohort and the result, never from constants about one dataset.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import plotly.graph_objects as go
+
+from cxrfail.findings import APPROXIMATE_FINDINGS
+
+PALETTE = ("#1f5f8b", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#30638e", "#a05c34")
+SUFFICIENT_COLOR = "#1f5f8b"
+INSUFFICIENT_COLOR = "#9aa5b1"
+BASELINE_COLOR = "#9aa5b1"
+FONT = dict(family="DejaVu Sans, Arial, sans-serif", size=13, color="#1d2731")
+GRID = "#e5eaf0"
+ORACLE_NOTE = "oracle feature set: uses ground-truth finding labels a deployed system would not have"
+_TEMPLATE: go.layout.Template | None = None
+
+
+def template() -> go.layout.Template:
+    """A light white template (plotly's "plotly_white" costs ~80 ms per figure to copy; this one ~1 ms)."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        axis = dict(gridcolor=GRID, zerolinecolor=GRID, linecolor=GRID, automargin=True, title=dict(standoff=12))
+        _TEMPLATE = go.layout.Template(layout=dict(
+            paper_bgcolor="white", plot_bgcolor="white", colorway=list(PALETTE), font=FONT,
+            xaxis=axis, yaxis=axis, hoverlabel=dict(align="left"),
+        ))
+    return _TEMPLATE
+
+
+@dataclass(frozen=True)
+class FigureContext:
+    """What figures say about the data they show, taken from the cohort and the result.
+
+    Attributes:
+        unit: what one row is ("image" or "study").
+        notes: finding or subgroup name → caveat text (the cohort's notes, e.g. how support devices were read).
+        subsets: subgroup name → "known for k of n test images": subgroups computed on a subset of rows.
+    """
+
+    unit: str = "image"
+    notes: Mapping[str, str] = field(default_factory=dict)
+    subsets: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(cls, result) -> FigureContext:
+        """The context of an `AnalysisResult`: its unit, its cohort's notes, and the subgroups whose levels cover
+        fewer test rows than the pair has (a subset, e.g. rows where a sparse finding was read)."""
+        unit = result.unit
+        names = set(result.subgroup_rates["subgroup"].unique()) if len(result.subgroup_rates) else set()
+        names |= set(result.findings)
+        notes = {name: str(text) for name, text in result.notes.items() if name in names}
+        subsets: dict[str, str] = {}
+        for pair in result:
+            n_test = int(pair.performance["n_test"])
+            rates = pair.subgroup_rates
+            if rates.empty:
+                continue
+            for subgroup, group in rates.groupby("subgroup", sort=False):
+                covered = int(group["n"].sum())
+                if covered < n_test and subgroup not in subsets:
+                    subsets[subgroup] = (f"{subgroup}: known for {covered:,} of {n_test:,} test {unit}s "
+                                         "(a subset; not a random sample unless the cohort says so)")
+        return cls(unit=unit, notes=notes, subsets=subsets)
+
+    @property
+    def test_split_note(self) -> str:
+        return f"held-out test split; unit of analysis: {self.unit}"
+
+    def caveats(self, findings: Iterable[str] = (), subgroups: Iterable[str] = (), *, oracle: bool = False
+                ) -> list[str]:
+        """The caveat lines that apply to a figure or table showing these findings and subgroups."""
+        lines: list[str] = []
+        names = {plain(name) for name in findings} | {plain(name) for name in subgroups}
+
+        def named(key: str) -> bool:
+            return any(plain(key) in name for name in names)
+
+        for finding, reason in APPROXIMATE_FINDINGS.items():
+            if named(finding):
+                lines.append(f"*{finding}: approximate, {reason}")
+        for key, note in self.notes.items():
+            if key not in APPROXIMATE_FINDINGS and named(key):
+                lines.append(f"{key}: {note}")
+        lines += [text for key, text in self.subsets.items() if named(key)]
+        if oracle:
+            lines.append(ORACLE_NOTE)
+        return lines
+
+
+DEFAULT_CONTEXT = FigureContext()
+
+
+def insufficient_label(min_n: int) -> str:
+    return f"insufficient (n < {min_n})"
+
+
+def finding_label(finding: str) -> str:
+    """The finding's display name, starred when it only approximates its CheXpert meaning."""
+    return f"{finding}*" if finding in APPROXIMATE_FINDINGS else finding
+
+
+def plain(name: object) -> str:
+    return re.sub(r"[_\s]+", " ", str(name)).lower()
+
+
+def escape(text: object) -> str:
+    """``text`` HTML-escaped for plotly, which renders a subset of HTML in titles, labels and hover text."""
+    return html.escape(str(text), quote=False)
+
+
+def slug(*parts: object) -> str:
+    """A stable, file-safe name: lower case, [a-z0-9_-] only."""
+    text = "_".join(str(part) for part in parts if part is not None and str(part) != "")
+    text = re.sub(r"[^A-Za-z0-9+\-]+", "_", text).strip("_").lower()
+    return text.replace("+", "-") or "figure"
+
+
+NOTE_WIDTH = 64  # characters per footnote line (fits a half-width column at 1440 px, y-axis labels included)
+
+
+def wrap_notes(notes: Sequence[str], width: int = NOTE_WIDTH) -> list[str]:
+    lines: list[str] = []
+    for note in notes:
+        lines += textwrap.wrap(str(note), width=width, subsequent_indent="  ") or [""]
+    return lines
+
+
+def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] = ()) -> dict:
+    """The shared layout: title, template, margins and the caveat footnotes (wrapped; the figure grows by
+    the lines they take)."""
+    notes = wrap_notes(notes)
+    bottom = 80 + 16 * len(notes)
+    layout = dict(
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
+        template=template(),
+        font=FONT,
+        margin=dict(l=70, r=30, t=70, b=bottom),
+        height=None if height is None else height + 16 * len(notes),
+        hoverlabel=dict(namelength=-1),
+    )
+    if notes:
+        layout["annotations"] = [dict(
+            text="<br>".join(notes), xref="paper", yref="paper", x=0.0, y=0.0, yshift=-(bottom - 8),
+            xanchor="left", yanchor="bottom", showarrow=False, align="left", font=dict(size=11, color="#52606d"),
+        )]
+    return layout
+
+
+def apply_layout(fig: go.Figure, title: str, *, height: int | None = None, notes: Sequence[str] = ()) -> go.Figure:
+    """Apply `layout_dict` in one update (keeps the figure's own annotations)."""
+    layout = layout_dict(title, height=height, notes=notes)
+    extra = layout.pop("annotations", [])
+    fig.update_layout(layout)
+    for annotation in extra:
+        fig.add_annotation(annotation)
+    return fig
+
+
+def vline(fig: go.Figure, x: float, color: str, *, dash: str = "solid", text: str = "",
+           position: str = "top") -> None:
+    """A vertical line across the plot with a label (a plain shape: `add_vline` is ~10x slower)."""
+    fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, xref="x", yref="paper",
+                  line=dict(color=color, width=2, dash=dash))
+    if text:
+        fig.add_annotation(x=x, y=1.0 if position == "top" else 0.0, xref="x", yref="paper", text=text,
+                           showarrow=False, xanchor="right" if position == "top" else "left",
+                           yanchor="bottom" if position == "top" else "top", font=dict(size=11, color=color))
+
+
+def hline(fig: go.Figure, y: float, color: str = "#52606d", dash: str = "dot") -> None:
+    fig.add_shape(type="line", x0=0, x1=1, y0=y, y1=y, xref="paper", yref="y",
+                  line=dict(color=color, width=1, dash=dash))
+
+
+def empty_figure(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=14, color="#52606d"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return apply_layout(fig, title, height=300)
+
+
+def ordered(values: Iterable[object], preferred: Sequence[object] = ()) -> list:
+    present = list(dict.fromkeys(values))
+    first = [value for value in preferred if value in present]
+    return first + [value for value in present if value not in first]
+
+
+def fmt_p(p: float) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_value(value: object) -> str:
+    """A feature value for a label: 3 significant digits, 'unknown' for NaN."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number):
+        return "unknown"
+    return f"{number:.3g}"
+
+
+def stars(q: float, alpha: float = 0.05) -> str:
+    if q is None or (isinstance(q, float) and math.isnan(q)):
+        return ""
+    if q < alpha / 50:
+        return "***"
+    if q < alpha / 5:
+        return "**"
+    if q < alpha:
+        return "*"
+    return ""

@@ -1,0 +1,154 @@
+"""Subgroups figures: misclassification by subgroup level, the regression forest plot, one term across the grid.
+
+Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
+`FigureContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from cxrfail.analysis.result import MAIN_SAMPLE
+from cxrfail.figures.overview import model_finding_heatmap
+from cxrfail.figures.style import (
+    DEFAULT_CONTEXT,
+    FigureContext,
+    INSUFFICIENT_COLOR,
+    PALETTE,
+    SUFFICIENT_COLOR,
+    apply_layout,
+    empty_figure,
+    fmt_p,
+    insufficient_label,
+    ordered,
+    stars,
+    vline,
+)
+
+def subgroup_rates_figure(
+    rates: pd.DataFrame, *, title: str | None = None, min_n: int = 30, subgroups: Sequence[str] = (), context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Misclassification rate by subgroup level for one model and finding, with 95% CI and n.
+
+    ``rates``: rows of ``subgroup_rates`` (subgroup, level, n, n_misclassified, rate, ci_low, ci_high,
+    sufficient). Levels under ``min_n`` (``sufficient`` False) are greyed out and labelled insufficient.
+    """
+    if rates.empty:
+        return empty_figure(title or "Misclassification by subgroup", "no subgroup rows")
+    order = ordered(rates["subgroup"], subgroups)
+    rows = rates.assign(_order=rates["subgroup"].map({s: i for i, s in enumerate(order)})).sort_values(
+        ["_order"], kind="stable")
+    labels = [f"{s} = {lvl}" for s, lvl in zip(rows["subgroup"], rows["level"])]
+    sufficient = rows["sufficient"].astype(bool).to_numpy()
+    text = [f"{r:.1%}  (n={n:,})" if ok else f"{insufficient_label(min_n)}, n={n}"
+            for r, n, ok in zip(rows["rate"], rows["n"].astype(int), sufficient)]
+    hover = [f"{k:,} of {n:,} misclassified<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}]"
+             for k, n, r, lo, hi in zip(rows["n_misclassified"].astype(int), rows["n"].astype(int),
+                                        rows["rate"], rows["ci_low"], rows["ci_high"])]
+    fig = go.Figure()
+    for ok, name, color in ((True, "rate (95% Wilson CI)", SUFFICIENT_COLOR),
+                            (False, insufficient_label(min_n), INSUFFICIENT_COLOR)):
+        mask = sufficient == ok
+        if not mask.any():
+            continue
+        part = rows.loc[mask]
+        fig.add_trace(go.Scatter(
+            x=part["rate"], y=np.array(labels)[mask], mode="markers", name=name,
+            marker=dict(color=color, size=9, symbol="circle" if ok else "circle-open"),
+            error_x=dict(type="data", symmetric=False, array=part["ci_high"] - part["rate"],
+                         arrayminus=part["rate"] - part["ci_low"], color=color, thickness=1.5),
+            customdata=np.array(hover)[mask], hovertemplate="%{y}<br>%{customdata}<extra></extra>",
+        ))
+    for label, value, ok in zip(labels, text, sufficient):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=label, text=value, showarrow=False, xshift=8,
+                           font=dict(size=11, color=SUFFICIENT_COLOR if ok else INSUFFICIENT_COLOR))
+    fig.update_yaxes(autorange="reversed", type="category", categoryorder="array", categoryarray=labels)
+    fig.update_xaxes(title="misclassification rate", tickformat=".0%", rangemode="tozero")
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    notes = [context.test_split_note] + context.caveats(rates.get("finding", pd.Series(dtype=str)).unique(), order)
+    fig = apply_layout(fig, title or "Misclassification by subgroup", height=160 + 28 * len(labels), notes=notes)
+    fig.update_layout(margin=dict(r=230))
+    return fig
+
+
+def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: float = 0.05, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Odds ratios of one model × finding's regression with 95% CIs, raw p and Holm/BH-adjusted q."""
+    if regression.empty:
+        return empty_figure(title or "Odds ratios", "no regression terms")
+    rows = regression.loc[regression["term"].notna()
+                          & ~regression["term"].astype(str).str.lower().isin(["intercept", "const"])]
+    rows = rows.loc[np.isfinite(rows["odds_ratio"].astype(float))]
+    if rows.empty:
+        return empty_figure(title or "Odds ratios", "no estimable terms")
+    significant = (rows["q_bh"].astype(float) < alpha).to_numpy()
+    colors = np.where(significant, PALETTE[1], SUFFICIENT_COLOR)
+    labels = _term_labels(rows)
+    text = [f"{o:.2f} [{lo:.2f}, {hi:.2f}]  p={fmt_p(p)}  q={fmt_p(q)}{stars(q, alpha)}"
+            for o, lo, hi, p, q in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["p_value"],
+                                       rows["q_bh"])]
+    hover = [f"OR {o:.3f} [{lo:.3f}, {hi:.3f}]<br>p={fmt_p(p)}, q (Holm)={fmt_p(qh)}, q (BH)={fmt_p(qb)}"
+             for o, lo, hi, p, qh, qb in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["p_value"],
+                                             rows["q_holm"], rows["q_bh"])]
+    fig = go.Figure(go.Scatter(
+        x=rows["odds_ratio"], y=labels, mode="markers", marker=dict(color=colors, size=10, symbol="square"),
+        error_x=dict(type="data", symmetric=False, array=rows["ci_high"] - rows["odds_ratio"],
+                     arrayminus=rows["odds_ratio"] - rows["ci_low"], color="#52606d", thickness=1.5),
+        customdata=hover, hovertemplate="%{y}<br>%{customdata}<extra></extra>", showlegend=False,
+    ))
+    vline(fig, 1.0, "#52606d", dash="dash")
+    for label, value in zip(labels, text):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=label, text=value, showarrow=False,
+                           font=dict(size=11), xshift=8)
+    fig.update_xaxes(type="log", title="odds ratio of misclassification (log scale)")
+    fig.update_yaxes(autorange="reversed", type="category")
+    notes = [f"{context.test_split_note}; red: q (BH) < {alpha}; * q<{alpha}, ** q<{alpha / 5:g}, *** q<{alpha / 50:g}"]
+    for sample, group in (rows.groupby("sample", sort=False) if "sample" in rows else [("", rows)]):
+        n = int(group["n"].iloc[0]) if "n" in group and len(group) else 0
+        notes.append(f"{sample or 'fit'}: n={n:,} {context.unit}s" + (f", {int(group['n_events'].iloc[0]):,} misclassified"
+                                                              if "n_events" in group else ""))
+    not_converged = "converged" in rows and not rows["converged"].astype(bool).all()
+    if not_converged:
+        notes.append("warning: the regression did not converge; treat these estimates with caution")
+    notes += context.caveats(regression.get("finding", pd.Series(dtype=str)).unique(), labels)
+    fig = apply_layout(fig, title or "Odds ratios of misclassification", height=170 + 32 * len(labels),
+                  notes=notes)
+    fig.update_layout(margin=dict(r=330))
+    return fig
+
+
+def _term_labels(rows: pd.DataFrame) -> list[str]:
+    """Term names, with the fit's sample when a term comes from a fit on a subset (e.g. the rows where
+    support devices are known)."""
+    if "sample" not in rows:
+        return rows["term"].astype(str).tolist()
+    return [str(term) if (pd.isna(sample) or sample == MAIN_SAMPLE) else f"{term} ({sample})"
+            for term, sample in zip(rows["term"], rows["sample"])]
+
+
+def term_heatmap(regression: pd.DataFrame, term: str, *, q_column: str = "q_bh", alpha: float = 0.05, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """One regression term's odds ratio across models × findings, with significance marks (from the main fit
+    where the term is in it, else from the subset fit that has it)."""
+    rows = regression.loc[regression["term"] == term].copy()
+    if "sample" in rows and len(rows):
+        rows["_main"] = rows["sample"] == MAIN_SAMPLE
+        rows = rows.sort_values("_main", ascending=False, kind="stable").drop_duplicates(["model", "finding"])
+    title = f"Odds ratio of '{term}' per model and finding"
+    if rows.empty:
+        return empty_figure(title, f"the term {term!r} is in no regression")
+    rows["log2_or"] = np.log2(rows["odds_ratio"].astype(float))
+    text = rows.apply(lambda r: f"{r['odds_ratio']:.2f}{stars(r[q_column], alpha)}", axis=1)
+    hover = rows.apply(lambda r: f"OR {r['odds_ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}], "
+                                 f"p={fmt_p(r['p_value'])}, {q_column}={fmt_p(r[q_column])}, n={int(r['n']):,}",
+                       axis=1)
+    bound = float(np.nanmax(np.abs(rows["log2_or"].replace([np.inf, -np.inf], np.nan)))) if len(rows) else 1.0
+    bound = bound if np.isfinite(bound) and bound > 0 else 1.0
+    return model_finding_heatmap(
+        rows, "log2_or", title=title, text=text, hover=hover, colorscale="RdBu_r", zmin=-bound, zmax=bound,
+        zmid=0.0, colorbar_title="log2 OR",
+        notes=[f"* {q_column} < {alpha}, ** < {alpha / 5:g}, *** < {alpha / 50:g}; {context.test_split_note}"]
+        + context.caveats((), [term]),
+        context=context,
+    )
