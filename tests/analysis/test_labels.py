@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import cohen_kappa_score, f1_score
+from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
 
 from cxrfail.analysis.labels import (
     AGREEMENT_COLUMNS,
@@ -22,6 +22,7 @@ from cxrfail.analysis.labels import (
     cohen_kappa,
 )
 from cxrfail.analysis.outcomes import classify
+from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.demo import load_demo_reference_labels
@@ -164,3 +165,27 @@ def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
         assert 0 < row.label_error_ci_low < row.label_error_share < row.label_error_ci_high < 1
         assert 0.5 < row.auroc_cohort < 1 and 0.5 < row.auroc_reference < 1
     assert 0.3 < audit.audit.set_index("finding").loc["Pneumothorax", "kappa"] < 0.5
+
+
+def test_audit_of_a_pipeline_run(demo_cohort, demo_models, tmp_path):
+    """`audit_pairs` on `run_analysis` output: the pair's threshold, its identifier's out-of-fold scores and its
+    flipped predictions, re-scored on the expert-labelled images."""
+    config = AnalysisConfig(findings=("Pneumothorax",), learners=("logistic",), feature_sets=("own+demographics",),
+                            n_bootstrap=100, shap_max_samples=50, n_folds=3)
+    model = next(m for m in demo_models if m.name == "densenet121_nih25")
+    result = run_analysis(demo_cohort, [model], config, cache_dir=tmp_path, n_jobs=1)
+    reference = load_demo_reference_labels(demo_cohort)
+    audit = audit_pairs(result.outcomes, reference, identifier_scores=result.identifier_scores, n_bootstrap=100)
+    row = audit.audit.iloc[0]
+    assert row["threshold"] == result.performance.iloc[0]["threshold"]
+
+    outcomes = result.outcomes.set_index("image_id")
+    expert = reference.table["Pneumothorax"]
+    rows = outcomes.loc[expert.index]
+    scores = result.identifier_scores.set_index("image_id").loc[expert.index, "identifier_score"]
+    reference_wrong = (rows["prediction"] != expert).astype(int)
+    assert row["identifier_auroc_cohort"] == pytest.approx(roc_auc_score(rows["misclassified"], scores))
+    assert row["identifier_auroc_reference"] == pytest.approx(roc_auc_score(reference_wrong, scores))
+    test = rows["split"] == "test"
+    assert row["f1_reference"] == pytest.approx(f1_score(expert[test], rows.loc[test, "prediction"]))
+    assert row["n_flips"] == int((rows.loc[test, "flipped_prediction"] != rows.loc[test, "prediction"]).sum())
