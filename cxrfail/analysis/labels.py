@@ -137,6 +137,31 @@ def _single_value(outcomes: pd.DataFrame, column: str) -> str:
     return values[0]
 
 
+def _identifier_score(rows: pd.DataFrame, identifier_score: pd.Series | None) -> np.ndarray | None:
+    """(n_rows,) identifier score of ``rows``: ``identifier_score`` by image id, else the rows'
+    ``identifier_probability`` column, else None."""
+    if identifier_score is None:
+        if "identifier_probability" not in rows.columns:
+            return None
+        return rows["identifier_probability"].to_numpy(dtype="float64")
+    score = pd.Series(identifier_score, dtype="float64").reindex(pd.Index(rows["image_id"].astype("string")))
+    if score.isna().any():
+        raise ValueError("identifier_score has no value for some rows with both labels")
+    return score.to_numpy()
+
+
+def _flip_columns(flipped, prediction, truths: dict[str, np.ndarray], patients, bootstrap: dict) -> dict:
+    """``n_flips`` and, per label set of ``truths``, ``flip_delta_f1_<set>`` with its paired patient-bootstrap
+    CI (``flip_<set>_ci_low/high``); NaN when ``flipped`` is None."""
+    columns: dict[str, float] = {"n_flips": np.nan if flipped is None else int(np.sum(flipped != prediction))}
+    for label_set, truth in truths.items():
+        change = None if flipped is None else paired_bootstrap_f1_change(truth, prediction, flipped, patients,
+                                                                         **bootstrap)
+        interval = _interval_columns(change, f"flip_{label_set}")
+        columns.update({f"flip_delta_f1_{label_set}": interval.pop(f"flip_{label_set}"), **interval})
+    return columns
+
+
 def audit_pair(
     outcomes: pd.DataFrame,
     reference: pd.Series,
@@ -178,7 +203,7 @@ def audit_pair(
         raise ValueError(f"no row of {tag['model']} · {tag['finding']} has a reference label")
     rows = outcomes.loc[both]
     y = as_binary(rows["label"], "label")
-    reference_y = reference_label[both].astype(np.int64)
+    reference_y = as_binary(reference_label[both], "reference")
     pred = as_binary(rows["prediction"], "prediction", len(y))
     patients = rows["patient_id"].to_numpy(dtype=object)
     probability = rows["probability"].to_numpy(dtype="float64")
@@ -193,15 +218,7 @@ def audit_pair(
         for c in (0, 1) for r in (0, 1)
     ], columns=list(AGREEMENT_COLUMNS))
 
-    if identifier_score is None and "identifier_probability" in rows.columns:
-        score = rows["identifier_probability"].to_numpy(dtype="float64")
-    elif identifier_score is not None:
-        score = pd.Series(identifier_score, dtype="float64").reindex(ids[both]).to_numpy()
-        if np.isnan(score).any():
-            raise ValueError("identifier_score has no value for some rows with both labels")
-    else:
-        score = None
-
+    score = _identifier_score(rows, identifier_score)
     in_split = np.ones(len(y), dtype=bool) if split is None else rows["split"].to_numpy() == split
     y_s, ref_s, pred_s, patients_s = y[in_split], reference_y[in_split], pred[in_split], patients[in_split]
     verdict_s = verdict[in_split]
@@ -215,12 +232,7 @@ def audit_pair(
     flipped = None
     if "flipped_prediction" in rows.columns and has_split_rows:
         flipped = as_binary(rows["flipped_prediction"].to_numpy()[in_split], "flipped_prediction", len(y_s))
-    flip_columns = {"n_flips": np.nan if flipped is None else int(np.sum(flipped != pred_s))}
-    for label_set, truth in (("cohort", y_s), ("reference", ref_s)):
-        change = None if flipped is None else paired_bootstrap_f1_change(truth, pred_s, flipped, patients_s,
-                                                                         **bootstrap)
-        columns = _interval_columns(change, f"flip_{label_set}")
-        flip_columns.update({f"flip_delta_f1_{label_set}": columns.pop(f"flip_{label_set}"), **columns})
+    flip_columns = _flip_columns(flipped, pred_s, {"cohort": y_s, "reference": ref_s}, patients_s, bootstrap)
 
     def auroc(truth, values, prefix: str) -> dict[str, float]:
         result = None if values is None else bootstrap_auroc(truth, values, patients, **bootstrap)

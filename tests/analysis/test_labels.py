@@ -108,6 +108,8 @@ def test_verdicts_use_the_split_and_rows_without_reference_are_left_out():
     assert len(audit.cases) == covered.sum()
     with pytest.raises(ValueError, match="no row"):
         audit_pair(outcomes, pd.Series(np.nan, index=outcomes["image_id"]))
+    with pytest.raises(ValueError, match="reference must be 0/1"):
+        audit_pair(outcomes, reference.replace(1.0, 2.0))
 
 
 def test_identifier_and_flip_are_rescored_against_the_reference():
