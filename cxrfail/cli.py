@@ -36,6 +36,11 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     cohort.add_argument("--unit", choices=["study", "image"], default="study", help="CheXpert unit of analysis")
     cohort.add_argument("--images", type=Path, help="image folder (image paths must resolve inside it)")
     cohort.add_argument("--devices", type=Path, help="support-device reads CSV (NIH cohorts)")
+    cohort.add_argument("--reference-labels", type=Path, metavar="FILE",
+                        help="a second (expert) label set to audit the cohort's labels against: an id column and "
+                             "finding columns (1/0, YES/NO or blank); default for the demo: Google's 2019 labels")
+    cohort.add_argument("--reference-column-map", nargs="+", default=[], metavar="FIELD=COLUMN",
+                        help="for --reference-labels: image_id=COLUMN and FINDING=COLUMN")
     preds = parser.add_argument_group("predictions")
     preds.add_argument("--predictions", nargs="+", type=Path, help="prediction CSV files, one model each")
     preds.add_argument("--model-names", nargs="+", help="names for the models, in the order of the files")
@@ -80,6 +85,21 @@ def _load_inputs(args: argparse.Namespace):
     return cohort, models, inputs
 
 
+def _load_reference(args: argparse.Namespace, cohort):
+    """The reference labels of ``--reference-labels`` (Google's 2019 labels for the demo cohort), matched to the
+    cohort's rows; None when there are none."""
+    from cxrfail import demo
+    from cxrfail.cohort import parse_column_map
+    from cxrfail.reference import load_reference_labels, match_reference
+
+    if args.reference_labels is not None:
+        column_map = parse_column_map(args.reference_column_map)
+        return match_reference(load_reference_labels(args.reference_labels, column_map=column_map), cohort)
+    if args.reference_column_map:
+        raise CxrfailInputError("--reference-column-map needs --reference-labels", fix="Pass the reference file")
+    return demo.load_demo_reference_labels(cohort) if args.cohort == "demo" else None
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -99,6 +119,10 @@ def _analyze(args: argparse.Namespace) -> int:
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)
+    reference = _load_reference(args, cohort)
+    if reference is not None:
+        inputs.extend(reference.sources)
+        print(f"reference labels: {reference.name}, {reference.selection}", file=sys.stderr)
     with tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}") as bar:
         def progress(fraction: float, message: str) -> None:
             bar.set_description(message)

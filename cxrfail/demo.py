@@ -14,6 +14,7 @@ import pandas as pd
 from cxrfail.cohort import Cohort, load_nih
 from cxrfail.errors import CohortError
 from cxrfail.predictions import ModelPredictions, load_prediction_files
+from cxrfail.reference import ReferenceLabels, load_google2019_labels, match_reference
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SUBDIR = Path("data") / "nih-chexnet"
@@ -56,3 +57,12 @@ def load_demo_cohort(models: list[ModelPredictions] | None = None) -> Cohort:
             ids = ids.union(model.probabilities.index)
     return load_nih(image_ids=ids, image_dir=folder / "images", devices_csv=folder / "devices.csv",
                     name="NIH ChestX-ray14 test split (demo)")
+
+
+def load_demo_reference_labels(cohort: Cohort | None = None) -> ReferenceLabels:
+    """The demo's reference standard: Google's 2019 expert labels (torchxrayvision's bundled copy) on the demo
+    cohort's rows (935 of the 22,433 test images, 353 patients).
+
+    ``cohort``: the demo cohort when already loaded (default: `load_demo_cohort`).
+    """
+    return match_reference(load_google2019_labels(), cohort if cohort is not None else load_demo_cohort())

@@ -1,6 +1,6 @@
-"""Patient-level (cluster) bootstrap: the change in F1 from flipping predictions, and AUROC.
+"""Patient-level (cluster) bootstrap: the change in F1 from flipping predictions, AUROC, and ratios (shares).
 
-Both resample *patients* with replacement (rows of one patient are not independent, so the row is the wrong
+All resample *patients* with replacement (rows of one patient are not independent, so the row is the wrong
 unit to resample) and never gather rows per replicate:
 
 * F1 depends only on the confusion counts (tp, fp, fn). Per-patient counts before and after (P x 6) are summed
@@ -13,6 +13,8 @@ unit to resample) and never gather rows per replicate:
   ties with each u_k, so each patient is summarised once as counts in 3K + 1 bins (sparse, P x (3K + 1)). A
   replicate is a vector of patient multiplicities (``integers(0, P, size=(chunk, P))`` and a bincount), and a
   chunk of replicates is one sparse product followed by a cumulative sum over the bins. Cost O(R (P + n)).
+* A ratio of row sums (a share of a subset of rows) depends only on each patient's two sums; a replicate is
+  a vector of patient multiplicities times the (P x 2) sums. Cost O(R P).
 
 Confidence intervals are percentile intervals of the replicates. Draws come from a numpy ``Generator`` seeded
 with ``seed``: the same inputs and seed give the same interval. Work arrays are processed in chunks of
@@ -283,6 +285,60 @@ def bootstrap_auroc(
     for weights in patient_weights(n_patients, int(n_replicates), rng, chunk):
         aggregates = np.asarray(weights.astype(np.float64) @ counts)
         values[done: done + len(weights)] = _auroc_from_aggregates(aggregates, k)
+        done += len(weights)
+    values = values[~np.isnan(values)]
+    low, high = _percentile(values, confidence)
+    return BootstrapInterval(estimate, low, high, int(len(values)), values)
+
+
+def bootstrap_ratio(
+    numerator,
+    denominator,
+    groups,
+    *,
+    n_replicates: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> BootstrapInterval:
+    """sum(numerator) / sum(denominator) with a patient-level percentile bootstrap interval.
+
+    A share of a subset of rows (e.g. of the misclassified images, those that are probable label errors) is
+    such a ratio: ``numerator`` marks the rows counted, ``denominator`` the rows it is a share of.
+
+    Args:
+        numerator, denominator: (n,) non-negative row weights (typically 0/1 indicators).
+        groups: (n,) patient ids; patients are resampled with replacement.
+        n_replicates: replicates drawn; those whose denominator sum is 0 are dropped.
+        seed: seed of the numpy Generator.
+        confidence: coverage of the interval.
+
+    Returns:
+        `BootstrapInterval` of the ratio; every field NaN (``n_replicates`` 0) when sum(denominator) is 0.
+
+    Cost: O(n) to sum per patient, then O(R P) draws and a (R x P) @ (P x 2) product per chunk.
+    """
+    top = np.asarray(numerator, dtype="float64")
+    bottom = np.asarray(denominator, dtype="float64")
+    if top.ndim != 1 or top.shape != bottom.shape:
+        raise ValueError(f"numerator and denominator must be one-dimensional of one length, got {top.shape} "
+                         f"and {bottom.shape}")
+    if np.isnan(top).any() or np.isnan(bottom).any() or (top < 0).any() or (bottom < 0).any():
+        raise ValueError("numerator and denominator must be non-negative with no NaN")
+    _check_confidence(confidence, n_replicates)
+    codes, n_patients = _patient_codes(groups, len(top))
+    if bottom.sum() == 0:
+        return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
+    sums = np.column_stack([np.bincount(codes, weights=top, minlength=n_patients),
+                            np.bincount(codes, weights=bottom, minlength=n_patients)])
+    estimate = float(sums[:, 0].sum() / sums[:, 1].sum())
+    rng = np.random.default_rng(seed)
+    values = np.empty(int(n_replicates))
+    done = 0
+    for weights in patient_weights(n_patients, int(n_replicates), rng, _chunk_size(3 * n_patients, n_replicates)):
+        replicate = weights.astype(np.float64) @ sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values[done: done + len(weights)] = np.where(replicate[:, 1] > 0, replicate[:, 0] / replicate[:, 1],
+                                                         np.nan)
         done += len(weights)
     values = values[~np.isnan(values)]
     low, high = _percentile(values, confidence)

@@ -1,5 +1,5 @@
-"""Patient-level bootstrap of the F1 change and of AUROC: exact estimates, paired and clustered resampling,
-agreement with a slow row-gathering reference."""
+"""Patient-level bootstrap of the F1 change, of AUROC and of ratios: exact estimates, paired and clustered
+resampling, agreement with a slow row-gathering reference."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from cxrfail.analysis import bootstrap
 from cxrfail.analysis.bootstrap import (
     BootstrapInterval,
     bootstrap_auroc,
+    bootstrap_ratio,
     paired_bootstrap_f1_change,
     weighted_auroc,
 )
@@ -173,3 +174,38 @@ def test_argument_validation():
         bootstrap_auroc([0, 1], [0.1, 0.2], [1])
     with pytest.raises(ValueError, match="NaN"):
         bootstrap_auroc([0, 1], [0.1, np.nan], [1, 2])
+
+
+def test_bootstrap_ratio_replicates_equal_the_ratio_of_the_resampled_rows():
+    """Share of the errors that are of one kind: replicates equal the ratio on the gathered rows of the same
+    patient draws; a denominator of 0 gives NaN, not an error."""
+    y, _, before, _, groups = _data(40, seed=5)
+    wrong = (before != y).astype(int)
+    kind = wrong * y  # the false negatives among the errors
+    result = bootstrap_ratio(kind, wrong, groups, n_replicates=5, seed=3)
+    assert result.estimate == pytest.approx(kind.sum() / wrong.sum())
+    rng = np.random.default_rng(3)
+    draws = rng.integers(0, 40, size=(5, 40), dtype=np.int32)
+    rows_of = [np.flatnonzero(groups == p) for p in range(40)]
+    gathered = [np.concatenate([rows_of[p] for p in draw]) for draw in draws]
+    np.testing.assert_allclose(result.replicates, [kind[rows].sum() / wrong[rows].sum() for rows in gathered])
+
+    nothing = bootstrap_ratio(np.zeros(len(y)), np.zeros(len(y)), groups, n_replicates=5)
+    assert np.isnan(nothing.estimate) and nothing.n_replicates == 0
+    with pytest.raises(ValueError, match="non-negative"):
+        bootstrap_ratio(-np.ones(len(y)), wrong, groups)
+
+
+def test_bootstrap_ratio_interval_is_wider_when_patients_cluster():
+    """Rows of a patient that share the outcome carry less information than independent rows: resampling
+    patients (not rows) gives a wider interval."""
+    rng = np.random.default_rng(0)
+    per_patient = rng.binomial(1, 0.4, 200)
+    clustered_groups = np.repeat(np.arange(200), 5)
+    numerator = np.repeat(per_patient, 5)
+    denominator = np.ones_like(numerator)
+    clustered = bootstrap_ratio(numerator, denominator, clustered_groups, n_replicates=2000, seed=1)
+    independent = bootstrap_ratio(numerator, denominator, np.arange(1000), n_replicates=2000, seed=1)
+    assert clustered.estimate == independent.estimate
+    assert clustered.ci_low <= clustered.estimate <= clustered.ci_high
+    assert (clustered.ci_high - clustered.ci_low) > 1.8 * (independent.ci_high - independent.ci_low)
