@@ -128,8 +128,8 @@ def _analyze(args: argparse.Namespace) -> int:
             bar.set_description(message)
             bar.update(round(fraction * 100) - bar.n)
 
-        result = run_analysis(cohort, models, config, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                              progress=progress)
+        result = run_analysis(cohort, models, config, reference=reference, cache_dir=args.cache_dir,
+                              use_cache=not args.no_cache, progress=progress)
     print("writing tables and figures ...", file=sys.stderr)
     write_report(result, args.out, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
                  use_cache=not args.no_cache)

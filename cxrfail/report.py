@@ -36,6 +36,8 @@ CSV_TABLES = {
     "flip": "flip",
     "flip_curves": "flip_curves",
 }
+#: written only when the run has reference labels for an analysed finding (the label audit)
+LABEL_CSV_TABLES = {"label_agreement": "label_agreement", "label_audit": "label_audit"}
 
 
 def write_report(
@@ -52,8 +54,11 @@ def write_report(
     out = Path(out_dir)
     tables_dir = out / "tables"
     tables_dir.mkdir(parents=True, exist_ok=True)
-    for file_name, attribute in CSV_TABLES.items():
-        getattr(result, attribute).to_csv(tables_dir / f"{file_name}.csv", index=False)
+    written = dict(CSV_TABLES)
+    if not result.table("label_audit").empty:
+        written.update(LABEL_CSV_TABLES)
+    for file_name, name in written.items():
+        result.table(name).to_csv(tables_dir / f"{file_name}.csv", index=False)
     result.outcomes.to_parquet(tables_dir / "outcomes.parquet", index=False)
     figure_files: dict[str, list[str]] = {}
     figure_note = None
@@ -64,7 +69,7 @@ def write_report(
         config=result.config,
         generator="cxrfail analyze",
         extra={"cohort": result.cohort_summary, "models": list(result.models), "notes": result.notes,
-               "tables": sorted(f"tables/{name}.csv" for name in CSV_TABLES) + ["tables/outcomes.parquet"],
+               "tables": sorted(f"tables/{name}.csv" for name in written) + ["tables/outcomes.parquet"],
                "figures": figure_files, "figure_note": figure_note},
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))

@@ -17,6 +17,7 @@ from cxrfail.dashboard.state import PICKED_IMAGE
 
 PAGE_SIZE = 12
 OUTCOMES = ("all", "misclassified", "false positive", "false negative", "correct")
+LABEL_ERROR = "probable label error"  # needs reference labels (`cxrfail.analysis.labels`)
 
 sel = frame("Cases")
 result = runs.analysis(sel)
@@ -37,7 +38,11 @@ levels = _levels(runs.run_token(sel), table, result.config)
 top = st.columns([1, 1, 1, 1])
 with top[0]:
     model = widgets.model_picker(sel, "cs_model")
-outcome = top[1].selectbox("Outcome", OUTCOMES, key="cs_outcome")
+pair = result.pair(model, finding)
+cases = pair.table("label_cases")
+outcome = top[1].selectbox("Outcome", OUTCOMES + ((LABEL_ERROR,) if pair.has_label_audit else ()), key="cs_outcome",
+                           help="Probable label error: the model agrees with the reference labels and the cohort "
+                                "label disagrees (rows with reference labels only)")
 split = top[2].selectbox("Split", ("test", "calibration", "all"), key="cs_split",
                          help="Thresholds and the identifier were chosen on calibration")
 with_image = top[3].checkbox("Only rows with a radiograph", value=True, key="cs_with_image")
@@ -52,12 +57,13 @@ if subgroup != "(any)":
 score_range = row2[2].slider("Identifier probability of misclassification", 0.0, 1.0, (0.0, 1.0), step=0.01,
                              key="cs_score")
 
-pair = result.pair(model, finding)
 rows = pair.outcomes_in(None if split == "all" else split)
 wrong = rows["misclassified"].to_numpy(dtype=bool)
 positive = rows["label"].to_numpy() == 1
+label_errors = set(cases.loc[cases["verdict"] == LABEL_ERROR, "image_id"])
 mask = {"all": np.ones(len(rows), dtype=bool), "misclassified": wrong, "false positive": wrong & ~positive,
-        "false negative": wrong & positive, "correct": ~wrong}[outcome].copy()
+        "false negative": wrong & positive, "correct": ~wrong,
+        LABEL_ERROR: rows["image_id"].isin(label_errors).to_numpy()}[outcome].copy()
 score = rows["identifier_probability"].to_numpy(dtype=float)
 mask &= (score >= score_range[0]) & (score <= score_range[1])
 ids = rows["image_id"].to_numpy()
@@ -110,6 +116,11 @@ def _detail(picked: str) -> None:
             first = every.iloc[0]
             st.markdown(f"**{figures.finding_label(finding)} label: "
                         f"{'positive' if first['label'] == 1 else 'negative'}** ({first['split']} split)")
+            read = cases.loc[cases["image_id"] == picked]
+            if not read.empty:
+                expert = read.iloc[0]
+                st.markdown(f"**Reference label: {'positive' if expert['reference_label'] == 1 else 'negative'}** "
+                            f"({sel.dataset.reference.name}) · {model}: {expert['verdict']}")
             widgets.plot(figures.case_probabilities, every,
                          title=f"Every model's probability of {figures.finding_label(finding)}", key="cs_probs")
             verdicts = every[["model", "probability", "threshold", "misclassified", "identifier_probability",

@@ -14,7 +14,7 @@ from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import ATTRIBUTION, frame
 from cxrfail.manifest import build_manifest
 
-PER_IMAGE_TABLES = ("outcomes", "identifier_scores", "shap_values")
+PER_IMAGE_TABLES = ("outcomes", "identifier_scores", "shap_values", "label_cases")
 TABLES = tuple(name for name in TABLE_NAMES if name not in PER_IMAGE_TABLES)
 
 sel = frame("Export")

@@ -96,3 +96,24 @@ def test_other_input_errors_exit_2(tmp_path):
     assert_clean_input_error(run_cli("analyze", "--findings", "Unicorn", "--no-cache"), "unknown finding name 'Unicorn'")
     missing = tmp_path / "nope.csv"
     assert_clean_input_error(run_cli("analyze", "--predictions", missing), str(missing), "file not found")
+
+
+def test_demo_pneumothorax_report_carries_the_label_audit(tmp_path, shared_demo_dir):
+    """On the demo, Google's expert labels are the reference by default: analysing Pneumothorax audits it."""
+    predictions = shared_demo_dir / "predictions" / "densenet121_jrzech.csv"
+    out = tmp_path / "report"
+    completed = run_cli("analyze", "--predictions", predictions, "--findings", "Pneumothorax", "--learners",
+                        "logistic", "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--no-figures",
+                        "--out", out, "--no-cache")
+    assert completed.returncode == 0, completed.stderr
+    assert "reference labels: " in completed.stderr and "not a random sample" in completed.stderr
+    agreement = pd.read_csv(out / "tables" / "label_agreement.csv")
+    cells = {(int(r.cohort_label), int(r.reference_label)): int(r.n) for r in agreement.itertuples()}
+    assert cells == {(0, 0): 854, (0, 1): 24, (1, 0): 35, (1, 1): 22}  # the demo's 935 expert-read images
+    audit = pd.read_csv(out / "tables" / "label_audit.csv").iloc[0]
+    assert audit["n_misclassified"] == audit["n_model_error"] + audit["n_label_error"]
+    assert audit["label_error_ci_low"] <= audit["label_error_share"] <= audit["label_error_ci_high"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"tables/label_agreement.csv", "tables/label_audit.csv"} <= set(manifest["tables"])
+    assert any("google2019" in entry["path"] for entry in manifest["inputs"])
+    assert "reference labels" in manifest["notes"]

@@ -25,7 +25,8 @@ from cxrfail.analysis.flip import run_flipping
 from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, build_features, evaluate_identifier
 from cxrfail.analysis.outcomes import binary_metrics, classify
 from cxrfail.analysis.regression import adjust_p_values, fit_misclassification_regression
-from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult, PairResult
+from cxrfail.analysis.labels import audit_pair
+from cxrfail.analysis.result import LABEL_TABLES, TABLE_COLUMNS, TABLE_NAMES, AnalysisResult, PairResult
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import THRESHOLD_METHODS, choose_threshold
@@ -34,6 +35,7 @@ from cxrfail.cohort import Cohort
 from cxrfail.errors import CohortError, PredictionsError
 from cxrfail.findings import COMPETITION_FINDINGS
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
+from cxrfail.reference import ReferenceLabels
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class AnalysisConfig:
 REGRESSION_FINDINGS = ("Lung Lesion", "Pneumothorax", "Support Devices")
 SUBGROUP_FINDINGS = REGRESSION_FINDINGS
 SPARSE_COVARIATE_SHARE = 0.5
-CACHE_VERSION = 2  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 3  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -71,15 +73,15 @@ def _no_progress(fraction: float, message: str) -> None:
     return None
 
 
-def cache_key(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig) -> str:
-    """Hash of the cohort table, every model's probabilities and name, the config and the code version."""
-    return hash_parts(
-        CACHE_VERSION,
-        hash_frame(cohort.table),
-        cohort.unit,
-        [(model.name, hash_frame(model.probabilities)) for model in models],
-        asdict(config),
-    )
+def cache_key(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig,
+              reference: ReferenceLabels | None = None) -> str:
+    """Hash of the cohort table, every model's probabilities and name, the config, the reference labels (when
+    given) and the code version."""
+    parts = [CACHE_VERSION, hash_frame(cohort.table), cohort.unit,
+             [(model.name, hash_frame(model.probabilities)) for model in models], asdict(config)]
+    if reference is not None:
+        parts.append(["reference", reference.name, hash_frame(reference.table)])
+    return hash_parts(*parts)
 
 
 def run_levels(table: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
@@ -94,6 +96,7 @@ def run_analysis(
     models: Sequence[ModelPredictions],
     config: AnalysisConfig = AnalysisConfig(),
     *,
+    reference: ReferenceLabels | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
@@ -105,6 +108,8 @@ def run_analysis(
         cohort: the study table; rows predicted by every model are analysed.
         models: one `ModelPredictions` per model (distinct names).
         config: all parameters (findings, threshold rule, split, learners, ...).
+        reference: a second (expert) label set; each pair whose finding it reads gets the label audit
+            (`cxrfail.analysis.labels`: tables ``label_agreement``, ``label_audit``, ``label_cases``).
         cache_dir: root of the on-disk cache (default ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``).
         use_cache: False to neither read nor write the cache.
         progress: called with (fraction done in [0, 1], message) as steps finish.
@@ -114,13 +119,13 @@ def run_analysis(
     progress = progress or _no_progress
     _validate_config(cohort, models, config)
     store = TableStore(cache_dir)
-    key = cache_key(cohort, models, config)
+    key = cache_key(cohort, models, config, reference)
     if use_cache:
         cached = store.load(key)
         if cached is not None:
             progress(1.0, "loaded from cache")
             return AnalysisResult.from_tables(config, key, *cached)
-    result = _compute(cohort, models, config, progress, n_jobs)
+    result = _compute(cohort, models, config, reference, progress, n_jobs)
     result.cache_key = key
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
@@ -163,6 +168,7 @@ def _compute(
     cohort: Cohort,
     models: Sequence[ModelPredictions],
     config: AnalysisConfig,
+    reference: ReferenceLabels | None,
     progress: ProgressCallback,
     n_jobs: int | None,
 ) -> AnalysisResult:
@@ -177,7 +183,8 @@ def _compute(
     tasks = [(model.name, finding) for model in models for finding in config.findings]
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
     progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
-    inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit)
+    inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit,
+                        reference=None if reference is None else reference.table.reindex(ids))
     # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not threads):
     # the learners' OpenMP threads slow down many-fold when several fits share 2 cores.
     jobs = (delayed(_analyse_pair_at)(index, inputs, model, finding, config)
@@ -195,6 +202,9 @@ def _compute(
     notes["coverage"] = "; ".join(
         f"{c.model}: {c.n_matched} of {c.n_predictions} predicted images in the cohort" for c in coverage
     )
+    if reference is not None:
+        notes["reference labels"] = f"{reference.name}: {reference.selection}"
+        notes.update({f"reference: {finding}": note for finding, note in reference.notes.items()})
     notes["unit"] = f"one row = one {cohort.unit}; {len(ids)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
     return AnalysisResult(
         config=config,
@@ -234,6 +244,7 @@ class PairInputs:
     split: pd.Series  # "calibration" / "test" per row
     levels: pd.DataFrame  # subgroup -> level per row (`subgroup_levels`)
     unit: str
+    reference: pd.DataFrame | None = None  # reference labels per row (1.0 / 0.0 / NaN) by finding, or None
 
 
 def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
@@ -330,7 +341,27 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
         "flip": flip, "flip_curves": curve, "outcomes": outcomes,
         "shap_values": to_long(attributions, model=model, finding=finding),
     }
+    tables.update(_label_audit(tables, inputs.reference, finding, config))
     return PairResult(model, finding, inputs.unit, tables, identifier=(config.learners[0], config.feature_sets[0]))
+
+
+def _label_audit(tables: Mapping[str, pd.DataFrame], reference: pd.DataFrame | None, finding: str,
+                 config: AnalysisConfig) -> dict[str, pd.DataFrame]:
+    """The pair's label audit against the reference labels (empty tables when the reference does not read the
+    finding on the pair's rows). Misclassification is re-scored with the out-of-fold scores of the run's first
+    identifier, the ones its AUROC is reported on."""
+    outcomes = tables["outcomes"]
+    labels = None
+    if reference is not None and finding in reference.columns:
+        labels = reference[finding].reindex(pd.Index(outcomes["image_id"]))
+    if labels is None or labels.isna().all():
+        return {name: pd.DataFrame(columns=list(TABLE_COLUMNS[name])) for name in LABEL_TABLES}
+    scores = tables["identifier_scores"]
+    first = scores.loc[(scores["learner"] == config.learners[0]) & (scores["feature_set"] == config.feature_sets[0])]
+    audit = audit_pair(outcomes, labels, identifier_score=pd.Series(first["identifier_score"].to_numpy(),
+                                                                     index=pd.Index(first["image_id"])),
+                       n_bootstrap=config.n_bootstrap, seed=config.seed)
+    return {"label_agreement": audit.agreement, "label_audit": audit.audit, "label_cases": audit.cases}
 
 
 FLIP_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high", "precision_before",

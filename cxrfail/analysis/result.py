@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
+from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.subgroups import wilson_interval
 
 # The long tables of a run, in report order, with their columns (the contract of the report CSVs, the cache
@@ -54,7 +55,13 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
                           "identifier_score", "baseline_score"),
     # a sample of test rows
     "shap_values": ("model", "finding", "image_id", "feature", "shap_value", "feature_value"),
+    # the label audit against reference labels (`cxrfail.analysis.labels`); empty where the reference does not
+    # read the pair's finding
+    "label_agreement": AGREEMENT_COLUMNS,
+    "label_audit": AUDIT_COLUMNS,
+    "label_cases": CASE_COLUMNS,
 }
+LABEL_TABLES = ("label_agreement", "label_audit", "label_cases")
 TABLE_NAMES = tuple(TABLE_COLUMNS)
 MAIN_SAMPLE = "all test rows"  # the regression fit on every test row (other samples are subsets)
 
@@ -147,6 +154,17 @@ class PairResult:
     @property
     def shap_values(self) -> pd.DataFrame:
         return self.tables["shap_values"]
+
+    @property
+    def has_label_audit(self) -> bool:
+        """True when reference labels read this pair's finding (see `cxrfail.analysis.labels`)."""
+        return not self.tables["label_audit"].empty
+
+    @property
+    def label_audit(self) -> dict | None:
+        """The audit row (model errors vs probable label errors, AUROC/F1/flip against each label set)."""
+        rows = self.tables["label_audit"]
+        return None if rows.empty else rows.iloc[0].to_dict()
 
     @property
     def overall(self) -> dict:

@@ -15,6 +15,7 @@ from cxrfail.cache import hash_frame, hash_parts
 from cxrfail.cohort import Cohort, load_cohort
 from cxrfail.errors import CxrfailInputError, PredictionsError
 from cxrfail.predictions import ModelPredictions, check_coverage, load_prediction_files
+from cxrfail.reference import ReferenceLabels, findings_with_reference, load_reference_labels, match_reference
 
 DEMO_KEY = "demo"
 LOADED = "cxrfail_datasets"  # session_state: dict key -> Dataset loaded in this session
@@ -28,6 +29,7 @@ class Dataset:
     """A cohort with the models predicted on it; immutable, identified by a content hash (``key``).
 
     ``inputs``: files it was read from (paths, or (name, bytes) of uploads) for export manifests.
+    ``reference``: a second (expert) label set for some of its rows, or None (see `cxrfail.reference`).
     """
 
     key: str
@@ -36,6 +38,12 @@ class Dataset:
     models: tuple[ModelPredictions, ...]
     inputs: tuple = ()
     notes: tuple[str, ...] = ()
+    reference: ReferenceLabels | None = None
+
+    @property
+    def reference_findings(self) -> tuple[str, ...]:
+        """Findings the label audit can run on (labels in the cohort and the reference)."""
+        return () if self.reference is None else findings_with_reference(self.cohort, self.reference)
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -60,26 +68,30 @@ class Dataset:
         models = tuple(m for m in self.models if m.name != model.name) + (model,)
         return Dataset(key=hash_parts(self.key, model.name, hash_frame(model.probabilities))[:16],
                        label=f"{self.label} + {model.name}", cohort=self.cohort, models=models, inputs=self.inputs,
-                       notes=self.notes + ((note,) if note else ()))
+                       notes=self.notes + ((note,) if note else ()), reference=self.reference)
 
 
 def dataset_from(cohort: Cohort, models: Sequence[ModelPredictions], label: str, inputs: Sequence = (),
-                 key: str | None = None) -> Dataset:
+                 key: str | None = None, reference: ReferenceLabels | None = None) -> Dataset:
     key = key or hash_parts(hash_frame(cohort.table), cohort.unit,
-                            [(m.name, hash_frame(m.probabilities)) for m in models])[:16]
-    return Dataset(key=key, label=label, cohort=cohort, models=tuple(models), inputs=tuple(inputs))
+                            [(m.name, hash_frame(m.probabilities)) for m in models],
+                            None if reference is None else hash_frame(reference.table))[:16]
+    return Dataset(key=key, label=label, cohort=cohort, models=tuple(models), inputs=tuple(inputs),
+                   reference=reference)
 
 
 @st.cache_resource(show_spinner="Loading the demo data (NIH ChestX-ray14 test split)…")
 def demo_dataset() -> Dataset:
-    """The demo: NIH test split, every shared prediction file, the 621 radiographs and device reads."""
+    """The demo: NIH test split, every shared prediction file, the 621 radiographs and device reads, and Google's
+    expert labels as the reference standard."""
     from cxrfail import demo
     from cxrfail.cohort import nih_metadata_path
 
     models = demo.load_demo_predictions()
     cohort = demo.load_demo_cohort(models)
-    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv")
-    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY)
+    reference = demo.load_demo_reference_labels(cohort)
+    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv", *reference.sources)
+    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY, reference=reference)
 
 
 def available() -> dict[str, Dataset]:
@@ -137,6 +149,8 @@ class DatasetRequest:
     devices_csv: Path | None
     label: str
     inputs: tuple = ()
+    reference_file: Path | None = None
+    reference_column_map: dict | None = None
 
 
 def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
@@ -149,8 +163,13 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
                          devices_csv=request.devices_csv,
                          prediction_ids=sorted({i for model in models for i in model.probabilities.index}))
     check_coverage(cohort, models, min_overlap)
+    reference = None
+    if request.reference_file is not None:
+        reference = match_reference(load_reference_labels(request.reference_file,
+                                                          column_map=request.reference_column_map), cohort)
     inputs = (*request.inputs, *cohort.sources)
-    dataset = dataset_from(cohort, models, request.label or f"{cohort.name} ({len(models)} models)", inputs)
+    dataset = dataset_from(cohort, models, request.label or f"{cohort.name} ({len(models)} models)", inputs,
+                           reference=reference)
     if not dataset.findings():
         raise PredictionsError(
             "no finding has both labels (with a positive) in the cohort and probabilities from every model",

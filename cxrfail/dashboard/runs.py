@@ -46,7 +46,8 @@ class AnalysisJob:
         with self._lock:
             if self._result is None:
                 models = [self.dataset.model(name) for name in self.models]
-                self._result = run_analysis(self.dataset.cohort, models, self.config, progress=progress)
+                self._result = run_analysis(self.dataset.cohort, models, self.config,
+                                            reference=self.dataset.reference, progress=progress)
             return self._result
 
 

@@ -35,6 +35,7 @@ NAVIGATION = {
         ("pages/explain.py", "Explain", ":material/insights:"),
         ("pages/flip.py", "Flip", ":material/swap_horiz:"),
         ("pages/cases.py", "Cases", ":material/image_search:"),
+        ("pages/labels.py", "Labels", ":material/fact_check:"),
     ),
     "Data": (
         ("pages/inference.py", "Run inference", ":material/memory:"),

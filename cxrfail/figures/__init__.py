@@ -1,7 +1,7 @@
 """Plotly figure builders, one module per dashboard page, plus the shared style and the report catalogue.
 
 - `style`: palette, template, layout with caveat footnotes, `FigureContext` (unit, subsets, cohort notes).
-- `overview`, `subgroups`, `identifiers`, `explain`, `flip`, `cases`: the figures of that page.
+- `overview`, `subgroups`, `identifiers`, `explain`, `flip`, `cases`, `labels`: the figures of that page.
 - `catalogue`: `report_figures(result)`, the standard set with file-safe names for the report and export.
 
 Every builder is pure (no streamlit, no file I/O): tables of a `cxrfail.analysis.result.PairResult` or
@@ -13,6 +13,7 @@ from cxrfail.figures.catalogue import pair_label, report_figures
 from cxrfail.figures.explain import shap_bar, shap_beeswarm, shap_importance, shap_waterfall
 from cxrfail.figures.flip import flip_curve, flip_curve_spec, flip_summary_figure
 from cxrfail.figures.identifiers import identifier_heatmaps, roc_figure
+from cxrfail.figures.labels import label_error_bars, label_set_comparison
 from cxrfail.figures.overview import (
     age_histogram,
     auroc_heatmap,
@@ -34,7 +35,7 @@ from cxrfail.figures.subgroups import forest_plot, subgroup_rates_figure, term_h
 __all__ = [
     "DEFAULT_CONTEXT", "FigureContext", "age_histogram", "auroc_heatmap", "case_probabilities", "count_bars",
     "effects_heatmap", "escape", "finding_label", "flip_curve", "flip_curve_spec", "flip_summary_figure",
-    "forest_plot", "identifier_heatmaps", "insufficient_label", "misclassification_heatmap",
+    "forest_plot", "identifier_heatmaps", "insufficient_label", "label_error_bars", "label_set_comparison", "misclassification_heatmap",
     "model_finding_heatmap", "pair_label", "report_figures", "roc_figure", "shap_bar", "shap_beeswarm",
     "shap_importance", "shap_waterfall", "slug", "subgroup_rates_figure", "term_heatmap",
 ]

@@ -256,3 +256,23 @@ def test_generic_csv_cohort_needs_a_column_map(app, tmp_path):
     app.button[0].click().run()
     assert not problems(app), problems(app)
     assert any("Loaded" in s.value for s in app.success)
+
+
+def test_labels_page_audits_pneumothorax_against_the_expert_labels(app):
+    """Pneumothorax is not analysed in the sidebar: the Labels page analyses it on demand and shows the
+    agreement with Google's expert labels, the model-error / label-error split and both label sets' AUROC."""
+    goto(app, "labels")
+    app.run(timeout=900)
+    assert not problems(app), problems(app)
+    assert app.selectbox(key="lb_finding").value == "Pneumothorax"
+    assert any("not a random sample" in m.value for m in app.markdown)
+    agreement = app.dataframe[0].value
+    assert agreement.loc["cohort: negative", "reference: positive"] == 24
+    assert agreement.loc["cohort: positive", "reference: negative"] == 35
+    assert agreement.to_numpy().sum() == 935
+    titles = chart_titles(app)
+    assert any("model errors and probable label errors" in t for t in titles)
+    assert any("AUROC and F1 against each label set" in t for t in titles)
+    audit = app.dataframe[1].value
+    assert list(audit["model"]) == list(TEST_MODELS)
+    assert (audit["n_label_error"] <= audit["n_misclassified"]).all()

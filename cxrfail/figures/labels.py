@@ -1,0 +1,79 @@
+"""Labels figures: each model's misclassifications split into model errors and probable label errors, and each
+model's AUROC and F1 against the cohort's labels and the reference labels (rows of ``label_audit``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from cxrfail.figures.style import (
+    BASELINE_COLOR,
+    DEFAULT_CONTEXT,
+    PALETTE,
+    FigureContext,
+    apply_layout,
+    empty_figure,
+    escape,
+)
+
+
+def label_error_bars(audit: pd.DataFrame, *, title: str | None = None,
+                     context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Per model (rows of ``label_audit`` for one finding): misclassifications by the cohort label, split into
+    model errors (wrong by both labels) and probable label errors (the model agrees with the reference), with
+    the label-error share and its patient-clustered 95% CI."""
+    title = title or "Model error or label error?"
+    if audit.empty:
+        return empty_figure(title, "no reference labels for this finding")
+    models = [escape(m) for m in audit["model"]]
+    fig = go.Figure()
+    for column, name, color in (("n_model_error", "model error (wrong by both labels)", PALETTE[1]),
+                                ("n_label_error", "probable label error (model agrees with the reference)",
+                                 BASELINE_COLOR)):
+        fig.add_trace(go.Bar(x=audit[column].astype(int), y=models, orientation="h", name=name, marker_color=color,
+                             hovertemplate="%{y}: %{x} " + name + "<extra></extra>"))
+    for model, row in zip(models, audit.itertuples()):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=model, showarrow=False, xshift=8,
+                           font=dict(size=11),
+                           text=f"label errors {row.label_error_share:.0%} [{row.label_error_ci_low:.0%}, "
+                                f"{row.label_error_ci_high:.0%}] of {int(row.n_misclassified)}")
+    fig.update_layout(barmode="stack", legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title=f"misclassified {context.unit}s (by the cohort label), test split")
+    first = audit.iloc[0]
+    notes = [f"{int(first['n_split_rows']):,} test {context.unit}s of {int(first['n_split_patients']):,} patients "
+             "have both labels; share CIs resample patients"] + context.caveats(audit["finding"].unique())
+    fig = apply_layout(fig, title, height=200 + 50 * len(models), notes=notes)
+    fig.update_layout(margin=dict(r=260))
+    return fig
+
+
+def label_set_comparison(audit: pd.DataFrame, *, title: str | None = None,
+                         context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+    """Each model's AUROC (with 95% CI) and F1 against the cohort labels and against the reference labels, on the
+    same rows (AUROC: every row with both labels; F1: test rows at the operating threshold)."""
+    title = title or "Against which labels?"
+    if audit.empty:
+        return empty_figure(title, "no reference labels for this finding")
+    from plotly.subplots import make_subplots
+
+    models = [escape(m) for m in audit["model"]]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("AUROC (95% CI)", "F1 at the operating threshold"),
+                        horizontal_spacing=0.12)
+    for labels, color in (("cohort", BASELINE_COLOR), ("reference", PALETTE[0])):
+        name = "cohort labels" if labels == "cohort" else "reference labels"
+        auroc = audit[f"auroc_{labels}"]
+        fig.add_trace(go.Bar(x=models, y=auroc, name=name, marker_color=color, legendgroup=labels,
+                             error_y=dict(type="data", symmetric=False, array=audit[f"auroc_{labels}_ci_high"] - auroc,
+                                          arrayminus=auroc - audit[f"auroc_{labels}_ci_low"]),
+                             hovertemplate="%{x}: AUROC %{y:.3f}<extra>" + name + "</extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=models, y=audit[f"f1_{labels}"], name=name, marker_color=color, legendgroup=labels,
+                             showlegend=False, hovertemplate="%{x}: F1 %{y:.3f}<extra>" + name + "</extra>"),
+                      row=1, col=2)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.08, x=1, xanchor="right", yanchor="bottom"))
+    fig.update_yaxes(range=[0, 1.05])
+    first = audit.iloc[0]
+    notes = [f"AUROC on the {int(first['n_rows']):,} {context.unit}s with both labels (both splits; it needs no "
+             f"threshold); F1 on the {int(first['n_split_rows']):,} test {context.unit}s among them"]
+    notes += context.caveats(audit["finding"].unique())
+    return apply_layout(fig, title, height=460, notes=notes)
