@@ -14,7 +14,7 @@ from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
 
 sel = frame("Overview")
-result = runs.analysis(sel)
+result = runs.analysis(sel, first_screen=True)
 if result is None:
     st.stop()
 summary = result.cohort_summary

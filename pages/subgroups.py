@@ -12,7 +12,7 @@ from cxrfail.dashboard.sidebar import frame
 from cxrfail.errors import CxrfailInputError
 
 sel = frame("Subgroups")
-result = runs.analysis(sel)
+result = runs.analysis(sel, first_screen=True)
 if result is None:
     st.stop()
 context = widgets.context(result)

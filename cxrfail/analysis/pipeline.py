@@ -64,6 +64,8 @@ class AnalysisConfig:
 REGRESSION_FINDINGS = ("Lung Lesion", "Pneumothorax", "Support Devices")
 SUBGROUP_FINDINGS = REGRESSION_FINDINGS
 SPARSE_COVARIATE_SHARE = 0.5
+SCOPES = ("full", "core")
+CORE_SCOPE = "core"
 CACHE_VERSION = 3  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
@@ -97,6 +99,7 @@ def run_analysis(
     config: AnalysisConfig = AnalysisConfig(),
     *,
     reference: ReferenceLabels | None = None,
+    scope: str = "full",
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
@@ -108,6 +111,9 @@ def run_analysis(
         cohort: the study table; rows predicted by every model are analysed.
         models: one `ModelPredictions` per model (distinct names).
         config: all parameters (findings, threshold rule, split, learners, ...).
+        scope: "full" (every step), or "core": performance, outcomes, subgroup rates and regression only (seconds
+            instead of minutes; the same numbers as the full run, without identifiers, flipping, SHAP and the
+            label audit), for a first screen.
         reference: a second (expert) label set; each pair whose finding it reads gets the label audit
             (`cxrfail.analysis.labels`: tables ``label_agreement``, ``label_audit``, ``label_cases``).
         cache_dir: root of the on-disk cache (default ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``).
@@ -119,13 +125,16 @@ def run_analysis(
     progress = progress or _no_progress
     _validate_config(cohort, models, config)
     store = TableStore(cache_dir)
-    key = cache_key(cohort, models, config, reference)
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+    key = cache_key(cohort, models, config, reference) if scope == "full" else hash_parts(
+        cache_key(cohort, models, config, reference), scope)
     if use_cache:
         cached = store.load(key)
         if cached is not None:
             progress(1.0, "loaded from cache")
             return AnalysisResult.from_tables(config, key, *cached)
-    result = _compute(cohort, models, config, reference, progress, n_jobs)
+    result = _compute(cohort, models, config, reference, scope, progress, n_jobs)
     result.cache_key = key
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
@@ -169,6 +178,7 @@ def _compute(
     models: Sequence[ModelPredictions],
     config: AnalysisConfig,
     reference: ReferenceLabels | None,
+    scope: str,
     progress: ProgressCallback,
     n_jobs: int | None,
 ) -> AnalysisResult:
@@ -184,7 +194,7 @@ def _compute(
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
     progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
     inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit,
-                        reference=None if reference is None else reference.table.reindex(ids))
+                        reference=None if reference is None else reference.table.reindex(ids), scope=scope)
     # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not threads):
     # the learners' OpenMP threads slow down many-fold when several fits share 2 cores.
     jobs = (delayed(_analyse_pair_at)(index, inputs, model, finding, config)
@@ -245,6 +255,7 @@ class PairInputs:
     levels: pd.DataFrame  # subgroup -> level per row (`subgroup_levels`)
     unit: str
     reference: pd.DataFrame | None = None  # reference labels per row (1.0 / 0.0 / NaN) by finding, or None
+    scope: str = "full"  # `SCOPES`
 
 
 def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
@@ -288,6 +299,16 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     rates.insert(0, "model", model)
 
     regression = _regressions(rows.loc[test_ids], wrong_test, finding, tag)
+    if inputs.scope == CORE_SCOPE:
+        outcomes = pd.DataFrame({
+            **tag, "image_id": ids.to_numpy(), "patient_id": patients, "split": row_split, "label": y,
+            "probability": probability, "threshold": choice.threshold, "prediction": prediction,
+            "misclassified": misclassified, "identifier_probability": np.nan, "flipped_prediction": prediction,
+        })
+        tables = {name: pd.DataFrame(columns=list(TABLE_COLUMNS[name])) for name in TABLE_NAMES}
+        tables.update(performance=performance, subgroup_rates=rates, regression=regression, outcomes=outcomes)
+        return PairResult(model, finding, inputs.unit, tables, identifier=(config.learners[0], config.feature_sets[0]),
+                          scope=CORE_SCOPE)
 
     identifier_rows, score_frames, flip_features = [], [], None
     for feature_set in config.feature_sets:

@@ -75,6 +75,8 @@ class PairResult:
         unit: what one row is ("image" or "study").
         tables: name → frame for every name of `TABLE_NAMES` (columns as `TABLE_COLUMNS`).
         identifier: (learner, feature set) of the identifier used for flipping and SHAP.
+        scope: "full", or "core" (performance, outcomes, subgroup rates and regression only; see
+            `cxrfail.analysis.pipeline.run_analysis`).
     """
 
     model: str
@@ -82,6 +84,7 @@ class PairResult:
     unit: str
     tables: Mapping[str, pd.DataFrame] = field(repr=False)
     identifier: tuple[str, str] = ("hist_gradient_boosting", "own+demographics")
+    scope: str = "full"
 
     def table(self, name: str) -> pd.DataFrame:
         """This pair's rows of the long table ``name`` (see `TABLE_COLUMNS`)."""
@@ -237,6 +240,11 @@ class AnalysisResult:
         return str(self.cohort_summary.get("unit", "image"))
 
     @property
+    def is_core(self) -> bool:
+        """True for a first-screen run (`scope` "core": no identifiers, flipping, SHAP or label audit)."""
+        return any(pair.scope != "full" for pair in self.pairs.values())
+
+    @property
     def findings(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(finding for _, finding in self.pairs))
 
@@ -337,21 +345,22 @@ class AnalysisResult:
         """Everything but the tables, JSON-ready (for the on-disk cache)."""
         return {"config": dataclasses.asdict(self.config), "cohort_summary": self.cohort_summary,
                 "models": list(self.models), "notes": self.notes,
-                "pairs": [[p.model, p.finding, list(p.identifier)] for p in self.pairs.values()]}
+                "pairs": [[p.model, p.finding, list(p.identifier), p.scope] for p in self.pairs.values()]}
 
     @classmethod
     def from_tables(cls, config: object, key: str | None, tables: Mapping[str, pd.DataFrame], meta: dict
                     ) -> AnalysisResult:
         """Rebuild a result from its long tables and `meta()` (the inverse of `table` + `meta`)."""
         unit = str(meta["cohort_summary"].get("unit", "image"))
-        order = [(m, f, tuple(identifier)) for m, f, identifier in meta["pairs"]]
+        order = [(entry[0], entry[1], tuple(entry[2]), entry[3] if len(entry) > 3 else "full")
+                 for entry in meta["pairs"]]
         split = {name: _by_pair(tables.get(name, pd.DataFrame(columns=list(columns))))
                  for name, columns in TABLE_COLUMNS.items()}
         pairs = {}
-        for model, finding, identifier in order:
+        for model, finding, identifier, scope in order:
             pair_tables = {name: split[name].get((model, finding), _empty_like(tables.get(name), name))
                            for name in TABLE_COLUMNS}
-            pairs[(model, finding)] = PairResult(model, finding, unit, pair_tables, identifier)
+            pairs[(model, finding)] = PairResult(model, finding, unit, pair_tables, identifier, scope)
         result = cls(config=config, cohort_summary=meta["cohort_summary"], models=tuple(meta["models"]),
                      pairs=pairs, notes=meta["notes"], cache_key=key)
         result._long.update({name: frame for name, frame in tables.items() if name in TABLE_COLUMNS})

@@ -2,8 +2,9 @@
 Streamlit's own caches.
 
 - `analysis(sel)`: the run of a selection. `st.cache_resource` holds one `AnalysisJob` per (dataset, models,
-  config): the first visitor computes it (from the library's disk cache when a previous process ran it) behind
-  a progress bar; later visitors and reruns get the same `AnalysisResult`.
+  config, scope): the first visitor computes it (from the library's disk cache when a previous process ran it)
+  behind a progress bar; later visitors and reruns get the same `AnalysisResult`. The first screen (Overview,
+  Subgroups) needs only the quick "core" run and starts the full one in the background.
 - `flip_at`: `PairResult.evaluate_flip` at a slid tau (`st.cache_data`, keyed by run, pair, tau, replicates).
 - `explain_image`: SHAP of one row from the pair's refitted identifier (`st.cache_resource` per pair).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import streamlit as st
@@ -27,53 +29,120 @@ from cxrfail.dashboard.state import Selection
 from cxrfail.errors import CxrfailInputError
 
 RUN_CACHE_SIZE = 6
+FULL, CORE = "full", "core"  # run scopes (`cxrfail.analysis.pipeline.run_analysis`)
+WAIT_POLL_S = 0.5
 log = logging.getLogger("cxrfail.dashboard")
 
 
 class AnalysisJob:
-    """One analysis run, computed once (under a lock) by whichever session asks first."""
+    """One analysis run, computed once (under a lock) by whichever session asks first, or in the background.
 
-    def __init__(self, dataset: Dataset, models: tuple[str, ...], config) -> None:
-        self.dataset, self.models, self.config = dataset, models, config
+    ``progress`` holds the last (fraction done, message) of the run, for pages that wait on it."""
+
+    def __init__(self, dataset: Dataset, models: tuple[str, ...], config, scope: str) -> None:
+        self.dataset, self.models, self.config, self.scope = dataset, models, config, scope
         self._lock = threading.Lock()
         self._result: AnalysisResult | None = None
+        self._error: CxrfailInputError | None = None
+        self._thread: threading.Thread | None = None
+        self.progress: tuple[float, str] = (0.0, "waiting to start")
 
     @property
     def done(self) -> bool:
-        return self._result is not None
+        return self._result is not None or self._error is not None
 
-    def result(self, progress: Callable[[float, str], None]) -> AnalysisResult:
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def result(self, progress: Callable[[float, str], None] = lambda fraction, message: None) -> AnalysisResult:
+        """The result, computed now unless done (the error of a refused run is raised again)."""
+        def report(fraction: float, message: str) -> None:
+            self.progress = (fraction, message)
+            progress(fraction, message)
+
         with self._lock:
-            if self._result is None:
+            if self._result is None and self._error is None:
                 models = [self.dataset.model(name) for name in self.models]
-                self._result = run_analysis(self.dataset.cohort, models, self.config,
-                                            reference=self.dataset.reference, progress=progress)
+                try:
+                    self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
+                                                reference=self.dataset.reference, progress=report)
+                except CxrfailInputError as exc:
+                    self._error = exc
+            if self._error is not None:
+                raise self._error
             return self._result
 
+    def start_background(self) -> None:
+        """Compute in a background thread (once); pages read `progress` meanwhile."""
+        with self._lock:
+            if self.done or self.running:
+                return
+            self._thread = threading.Thread(target=self._run_quietly, name="cxrfail-analysis", daemon=True)
+            self._thread.start()
 
-def run_token(sel: Selection) -> str:
-    """Identifies a run: the dataset's content key, the models and every config value."""
-    return hash_parts(sel.dataset.key, list(sel.models), dataclasses.asdict(sel.config))
+    def _run_quietly(self) -> None:
+        try:
+            self.result()
+        except CxrfailInputError as exc:  # kept: the page that needs the result shows it
+            log.info("background analysis refused: %s", exc)
 
 
-@st.cache_resource(max_entries=RUN_CACHE_SIZE, show_spinner=False)
-def _job(token: str, _dataset: Dataset, _models: tuple[str, ...], _config) -> AnalysisJob:
-    return AnalysisJob(_dataset, _models, _config)
+def run_token(sel: Selection, scope: str = FULL) -> str:
+    """Identifies a run: the dataset's content key, the models, every config value and the scope."""
+    return hash_parts(sel.dataset.key, list(sel.models), dataclasses.asdict(sel.config), scope)
 
 
-def analysis(sel: Selection | None) -> AnalysisResult | None:
-    """The analysis of the selection, computed with a progress bar when no session has run it yet. Input
-    errors are shown as one message (no traceback) and give None."""
+@st.cache_resource(max_entries=2 * RUN_CACHE_SIZE, show_spinner=False)
+def _job(token: str, _dataset: Dataset, _models: tuple[str, ...], _config, _scope: str) -> AnalysisJob:
+    return AnalysisJob(_dataset, _models, _config, _scope)
+
+
+def _job_of(sel: Selection, scope: str) -> AnalysisJob:
+    return _job(run_token(sel, scope), sel.dataset, sel.models, sel.config, scope)
+
+
+def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisResult | None:
+    """The analysis of the selection. Input errors are shown as one message (no traceback) and give None.
+
+    ``first_screen``: a page that needs only performance, outcomes, subgroup rates and regression (Overview,
+    Subgroups) gets the full result when it is ready, else the quick "core" run (seconds), and the full run
+    (identifiers, flipping, SHAP, label audit) starts in the background, its progress shown. Other pages wait
+    for the full run, with its progress per (model, finding) pair.
+    """
     if sel is None:
         st.info("Choose a cohort and models in the sidebar (or load data on the Data page).")
         return None
-    job = _job(run_token(sel), sel.dataset, sel.models, sel.config)
-    if job.done:
-        return job.result(lambda fraction, message: None)
-    n_pairs = len(sel.models) * len(sel.findings)
+    full = _job_of(sel, FULL)
+    try:
+        if full.done:
+            return full.result()
+        if first_screen:
+            core = _job_of(sel, CORE)
+            result = core.result() if core.done else _with_progress(core, sel, "Reading the cohort's numbers")
+            if result is not None:
+                full.start_background()
+                fraction, message = full.progress
+                st.caption(f"Identifiers, flipping, SHAP and the label audit are computed in the background "
+                           f"({fraction:.0%}: {message}); the other pages show them when ready.")
+            return result
+        if full.running:
+            return _wait(full, sel)
+        return _with_progress(full, sel, "Running the analysis")
+    except CxrfailInputError as exc:
+        log.info("analysis refused: %s", exc)
+        st.error(f"**The analysis cannot run on this selection.** {exc}")
+        return None
+
+
+def _status_label(what: str, sel: Selection) -> str:
     cohort = sel.dataset.cohort
-    with st.status(f"Running the analysis: {len(sel.models)} models × {len(sel.findings)} findings "
-                   f"({n_pairs} pairs) on {cohort.n_rows:,} {cohort.unit}s", expanded=True) as status:
+    return (f"{what}: {len(sel.models)} models × {len(sel.findings)} findings "
+            f"({len(sel.models) * len(sel.findings)} pairs) on {cohort.n_rows:,} {cohort.unit}s")
+
+
+def _with_progress(job: AnalysisJob, sel: Selection, what: str) -> AnalysisResult:
+    with st.status(_status_label(what, sel), expanded=True) as status:
         bar = st.progress(0.0, text="starting (a finished run is read from the disk cache)")
 
         def progress(fraction: float, message: str) -> None:
@@ -84,13 +153,23 @@ def analysis(sel: Selection | None) -> AnalysisResult | None:
 
         try:
             result = job.result(progress)
-        except CxrfailInputError as exc:
-            log.info("analysis refused: %s", exc)
+        except CxrfailInputError:
             status.update(label="The analysis cannot run on this selection", state="error", expanded=True)
-            st.error(str(exc))
-            return None
+            raise
         status.update(label="Analysis ready", state="complete", expanded=False)
     return result
+
+
+def _wait(job: AnalysisJob, sel: Selection) -> AnalysisResult:
+    """Wait for a job running in the background, showing its progress."""
+    with st.status(_status_label("Finishing the analysis started in the background", sel), expanded=True) as status:
+        bar = st.progress(0.0)
+        while not job.done:
+            fraction, message = job.progress
+            bar.progress(float(min(max(fraction, 0.0), 1.0)), text=message)
+            time.sleep(WAIT_POLL_S)
+        status.update(label="Analysis ready", state="complete", expanded=False)
+    return job.result()
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
