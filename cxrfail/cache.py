@@ -46,14 +46,31 @@ def hash_parts(*parts: object) -> str:
     return digest.hexdigest()
 
 
-def _jsonable(value: object) -> object:
+def json_ready(value: object) -> object:
+    """``value`` as plain JSON types: mapping keys as str, tuples as lists, numpy scalars as Python numbers,
+    paths as str, and missing values (None, NaN, pandas NA/NaT) as None, so that ``json.dumps`` (strict, no
+    NaN) always succeeds."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_json_key(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(v) for v in value.tolist()]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is not None and not isinstance(value, str | int | float | bool) and pd.isna(value):
+        return None
     return value
+
+
+def _json_key(key: object) -> str:
+    if key is None or (not isinstance(key, str) and pd.isna(key)):
+        return "unknown"
+    return str(key)
 
 
 class TableStore:
@@ -86,7 +103,7 @@ class TableStore:
         try:
             for name, table in tables.items():
                 table.to_parquet(staging / f"{name}.parquet")
-            payload = {**_jsonable(dict(meta)), "tables": list(tables)}
+            payload = {**json_ready(dict(meta)), "tables": list(tables)}
             (staging / META_FILE).write_text(json.dumps(payload, indent=1, default=str))
             target = self.path(key)
             try:

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cxrfail.cache import json_ready
+
 REPORTED_PACKAGES = ("cxrfail", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "shap", "plotly",
                      "kaleido", "streamlit", "torch", "torchvision", "torchxrayvision")
 
@@ -36,7 +38,8 @@ def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str 
 def build_manifest(
     inputs: Iterable[str | Path], *, config: Mapping[str, object], seed: int, extra: Mapping[str, object] = {}
 ) -> dict[str, object]:
-    """A JSON-ready manifest: each input file with its size and SHA-256, versions, seed, config, time."""
+    """A JSON-ready manifest (plain JSON types only, see `json_ready`): each input file with its size and
+    SHA-256, versions, seed, config, time, and the ``extra`` entries."""
     files = []
     for path in inputs:
         path = Path(path)
@@ -44,11 +47,11 @@ def build_manifest(
             files.append({"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)})
         else:
             files.append({"path": str(path), "bytes": None, "sha256": None})
-    return {
+    return json_ready({
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs": files,
         "versions": package_versions(),
         "seed": seed,
         "config": dict(config),
         **dict(extra),
-    }
+    })
