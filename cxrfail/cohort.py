@@ -84,18 +84,35 @@ class Cohort:
         return int(self.table["patient_id"].nunique())
 
     def summary(self) -> dict[str, object]:
-        """Counts for an overview: rows, patients, age quartiles, sex and view mix."""
+        """Counts for an overview, every value plain JSON: rows, patients, age quartiles in years (None when no
+        age is known) and the number of rows of unknown age, and the sex and view mix as {level: n rows} with
+        missing values counted under "unknown"."""
         table = self.table
+        ages = table["age"].dropna()
+
+        def quantile(q: float) -> float | None:
+            return float(ages.quantile(q)) if len(ages) else None
+
         return {
             "unit": self.unit,
             "n_rows": self.n_rows,
             "n_patients": self.n_patients,
-            "age_median": float(table["age"].median()),
-            "age_q1": float(table["age"].quantile(0.25)),
-            "age_q3": float(table["age"].quantile(0.75)),
-            "sex": table["sex"].value_counts(dropna=False).to_dict(),
-            "view": table["view"].value_counts(dropna=False).to_dict(),
+            "age_median": quantile(0.5),
+            "age_q1": quantile(0.25),
+            "age_q3": quantile(0.75),
+            "n_age_unknown": int(table["age"].isna().sum()),
+            "sex": _level_counts(table["sex"]),
+            "view": _level_counts(table["view"]),
         }
+
+
+UNKNOWN_LEVEL = "unknown"
+
+
+def _level_counts(values: pd.Series) -> dict[str, int]:
+    """{level: number of rows}, most frequent first, missing values under `UNKNOWN_LEVEL`."""
+    counts = values.astype("string").fillna(UNKNOWN_LEVEL).value_counts()
+    return {str(level): int(n) for level, n in counts.items()}
 
 
 # --------------------------------------------------------------------------------------------------- readers

@@ -54,7 +54,7 @@ def _is_missing(value: object) -> bool:
             return True
     except ImportError:  # pragma: no cover - pandas is a dependency
         pass
-    return isinstance(value, float) and math.isnan(value)
+    return isinstance(value, float) and not math.isfinite(value)  # NaN and ±inf: not strict JSON
 
 
 def _key(value: object) -> str:
@@ -63,13 +63,16 @@ def _key(value: object) -> str:
 
 def jsonable(value: object) -> object:
     """``value`` as plain JSON types: dataclasses and mappings as dicts (missing keys as ``"unknown"``),
-    sequences as lists, numpy scalars as numbers, paths as strings, missing values as None."""
+    sequences and arrays as lists, numpy scalars as numbers, paths as strings, missing and non-finite values
+    as None, so that a strict ``json.dumps(..., allow_nan=False)`` always succeeds."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return jsonable(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {_key(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "ndim") and value.ndim > 0:  # numpy arrays
+        return [jsonable(v) for v in value.tolist()]
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
@@ -124,5 +127,5 @@ def build_manifest(
         "seed": seed,
         "config": config_json,
     }
-    manifest.update({str(k): jsonable(v) for k, v in (extra or {}).items()})
-    return manifest
+    manifest.update(extra or {})
+    return jsonable(manifest)

@@ -73,3 +73,15 @@ def test_manifest_hashes_inputs(tmp_path):
     assert manifest["inputs"][1]["sha256"] is None
     assert manifest["versions"]["pandas"] == pd.__version__
     json.dumps(manifest)
+
+
+def test_manifest_is_strict_json_with_missing_values_and_numpy_types(tmp_path):
+    extra = {
+        "cohort": {"sex": {"M": np.int64(2), pd.NA: 1}, "age_median": float("nan"), "missing": pd.NA,
+                   "views": np.array(["AP", "PA"]), "folder": tmp_path, "n": np.int64(5)},
+    }
+    manifest = build_manifest([], config={"bins": (40.0, 60.0)}, seed=1, extra=extra)
+    decoded = json.loads(json.dumps(manifest, allow_nan=False))
+    assert decoded["cohort"] == {"sex": {"M": 2, "unknown": 1}, "age_median": None, "missing": None,
+                                 "views": ["AP", "PA"], "folder": str(tmp_path), "n": 5}
+    assert decoded["config"] == {"bins": [40.0, 60.0]}

@@ -4,6 +4,7 @@ validation rule on small files the tests write."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,18 @@ def test_chexpert_bundled_csv_loads_whole_at_study_level():
     assert cohort.table["lateral"].sum() == raw.loc[~frontal, "Path"].str.extract(r"(patient[^/]+/study[^/]+)/")[0].nunique()
     for finding in CHEXPERT_FINDINGS:
         assert set(np.unique(cohort.table[finding].dropna())) <= {0.0, 1.0}
+
+
+def test_summary_counts_missing_sex_and_age_as_unknown(tmp_path):
+    frame = _chexpert_frame({})
+    frame["Sex"] = ["Male", "Male", "Unknown"]
+    frame["Age"] = [60, 60, None]
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    summary = load_chexpert(tmp_path / "c.csv").summary()
+    assert summary["sex"] == {"M": 1, "unknown": 1}
+    assert summary["n_age_unknown"] == 1 and summary["age_median"] == 60.0
+    assert summary["view"] == {"AP": 1, "PA": 1}
+    json.dumps(summary, allow_nan=False)
 
 
 def _chexpert_frame(labels: dict[str, list]) -> pd.DataFrame:

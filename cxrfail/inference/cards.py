@@ -47,6 +47,8 @@ SPEC_HELP = ("SPEC is xrv:NAME[@weights.pt], a TorchScript file with an embedded
              "or a model card (.json, .yaml)")
 #: Numeric precisions a model can run at: auto (fp32 on CPU, bf16 or fp16 autocast on CUDA) or forced.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+#: Inference backends: ``auto`` picks ONNX Runtime on CPU in fp32 when installed, else torch.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from cxrfail.inference.cards import PRECISIONS, SPEC_HELP
+from cxrfail.inference.cards import BACKENDS, PRECISIONS, SPEC_HELP
 from cxrfail.inference.errors import InferenceError
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
                        help="decoding worker processes (default: min(2, CPU cores); 0 decodes in-process)")
     infer.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help="auto: fp32 on CPU, bf16/fp16 autocast on CUDA")
+    infer.add_argument("--backend", choices=BACKENDS, default="auto",
+                       help="auto: ONNX Runtime on CPU in fp32 when installed (exported once, cached), else torch")
     _add_cache_dir(infer)
     infer.add_argument("--no-cache", action="store_true", help="compute everything and cache nothing")
     infer.set_defaults(handler=run_infer)
@@ -78,7 +80,7 @@ def run_infer(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     cache = None if args.no_cache else PredictionCache(args.cache_dir)
     engine = InferenceEngine(model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers,
-                             cache=cache, precision=args.precision)
+                             cache=cache, precision=args.precision, backend=args.backend)
     with tqdm(desc=model.name, unit="img", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total

@@ -1,16 +1,21 @@
 """The batched inference engine: images in, a predictions table out, each image computed once per model.
 
 `InferenceEngine.run` hashes every image file, serves the images the cache already holds, decodes and
-preprocesses the others in DataLoader worker processes, runs them through the model in batches under
+preprocesses the others in DataLoader worker processes, runs them through the model in batches, applies the
+model's activation and stores the new results in the cache. Unreadable images are recorded in
+``InferenceResult.failures`` and the run goes on.
+
+Backends: on CPU in fp32, ONNX Runtime when it is installed (the torch module exported once and cached, see
+`cxrfail.inference.onnx_backend`; outputs equal torch's within 1e-4), else torch. Torch runs under
 ``torch.inference_mode`` in channels-last memory format (on CUDA also pinned memory, non-blocking copies and
-bf16/fp16 autocast), applies the model's activation and stores the new results in the cache. Unreadable images
-are recorded in ``InferenceResult.failures`` and the run goes on.
+bf16/fp16 autocast); GPU paths always use torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -27,10 +32,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cxrfail.inference.cache import PredictionCache, model_cache_key
-from cxrfail.inference.cards import PRECISIONS, Preprocessing
+from cxrfail.inference.cards import BACKENDS, PRECISIONS, Preprocessing
 from cxrfail.inference.errors import InferenceError
 from cxrfail.inference.images import DECODER_VERSION, ImageDecodeError, decode_image, image_id, list_images, preprocess
 from cxrfail.inference.models import LoadedModel
+from cxrfail.inference.onnx_backend import (
+    OnnxExportError,
+    OnnxRunner,
+    export_file_name,
+    load_or_export,
+    onnxruntime_installed,
+)
 
 if TYPE_CHECKING:
     from cxrfail.predictions import ModelPredictions
@@ -39,6 +51,7 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[int, int], None]
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+log = logging.getLogger(__name__)
 _CACHE_FLUSH_IMAGES = 1024
 
 
@@ -130,6 +143,22 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
+    """``auto``: ``onnxruntime`` on CPU in fp32 when the package is installed, else ``torch``; or a forced one
+    (``onnxruntime`` only on CPU in fp32)."""
+    if backend not in BACKENDS:
+        raise InferenceError(f"unknown backend {backend!r}", fix=f"Use one of {', '.join(BACKENDS)}")
+    cpu_fp32 = device.type == "cpu" and precision == "fp32"
+    if backend == "auto":
+        return "onnxruntime" if cpu_fp32 and onnxruntime_installed() else "torch"
+    if backend == "onnxruntime" and not cpu_fp32:
+        raise InferenceError("the onnxruntime backend runs on the CPU in fp32 only",
+                             fix="Use --device cpu, or the torch backend")
+    if backend == "onnxruntime" and not onnxruntime_installed():
+        raise InferenceError("the onnxruntime package is not installed", fix="Run make test or make run to install")
+    return backend
+
+
 def default_batch_size(device: torch.device) -> int:
     """Images per forward pass: 64 on CUDA; 8 on CPU, where larger batches of DenseNet-121 at 224 px run slower
     per image (cache pressure)."""
@@ -161,11 +190,14 @@ class InferenceEngine:
         precision: ``auto`` (fp32 on CPU, bf16 or fp16 autocast on CUDA), ``fp32``, ``bf16`` or ``fp16``.
         streams: batches in flight at once; default `default_streams`. On CPU, while `run` computes, torch's
             intra-op thread count is divided among the streams (process-wide), and restored afterwards.
+        backend: ``auto``, ``torch`` or ``onnxruntime`` (see `resolve_backend`). The ONNX export is made on the
+            first `run` (or `prepare`) and kept in ``cache`` (in a temporary folder for the engine's lifetime
+            when ``cache`` is None); if the model cannot be exported faithfully the engine uses torch.
     """
 
     def __init__(self, model: LoadedModel, *, device: str | torch.device = "auto", batch_size: int | None = None,
                  num_workers: int | None = None, cache: PredictionCache | None = None,
-                 precision: str = "auto", streams: int | None = None) -> None:
+                 precision: str = "auto", streams: int | None = None, backend: str = "auto") -> None:
         self.device = resolve_device(device)
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         if batch_size < 1:
@@ -179,6 +211,9 @@ class InferenceEngine:
         self.model = model
         self.streams = streams
         self.precision = resolve_precision(precision, self.device)
+        self.backend = resolve_backend(backend, self.device, self.precision)
+        self._onnx_runner: OnnxRunner | None = None
+        self._export_scratch: tempfile.TemporaryDirectory | None = None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.cache = cache
@@ -198,6 +233,27 @@ class InferenceEngine:
             "decoder_version": DECODER_VERSION,
         }
         self.cache_key = model_cache_key(self.identity)
+
+    def prepare(self) -> str:
+        """Make the backend ready (for ``onnxruntime``: load the cached export, or export and check the model)
+        and return the backend in use: ``onnxruntime``, or ``torch`` when the export failed (logged)."""
+        if self.backend != "onnxruntime" or self._onnx_runner is not None:
+            return self.backend
+        preprocessing = self.model.card.preprocessing
+        shape = (preprocessing.channels, preprocessing.input_size, preprocessing.input_size)
+        name = export_file_name(self.model.card.architecture, self.model.weights_digest, shape)
+        if self.cache is not None:
+            folder = self.cache.root / self.cache_key
+        else:
+            self._export_scratch = tempfile.TemporaryDirectory(prefix="cxrfail-onnx-")
+            folder = Path(self._export_scratch.name)
+        try:
+            self._onnx_runner = load_or_export(self.module, folder / name, shape, self._threads_per_stream() or
+                                               torch.get_num_threads())
+        except OnnxExportError as exc:
+            log.warning("model %r runs on torch: %s", self.model.name, exc)
+            self.backend = "torch"
+        return self.backend
 
     def run(self, images: str | Path | Sequence[str | Path], root: str | Path | None = None,
             progress: ProgressCallback | None = None) -> InferenceResult:
@@ -249,6 +305,7 @@ class InferenceEngine:
         ``total`` images of the run were settled before."""
         if not paths:
             return
+        self.prepare()
         loader = DataLoader(
             _DecodedImages(paths, self.model.card.preprocessing),
             batch_size=self.batch_size,
@@ -297,6 +354,8 @@ class InferenceEngine:
     def _forward(self, inputs: torch.Tensor) -> np.ndarray:
         """Probabilities (batch, findings) float32 for one preprocessed batch (batch, C, H, W). Runs in a stream
         thread: inference mode and autocast are entered here, since both are per thread."""
+        if self._onnx_runner is not None:
+            return self._probabilities(torch.from_numpy(self._onnx_runner(inputs.numpy())))
         autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[self.precision])
                     if self.precision in _AUTOCAST_DTYPES else contextlib.nullcontext())
         with torch.inference_mode():

@@ -1,0 +1,147 @@
+"""ONNX Runtime backend for CPU inference: the loaded torch model exported once to ONNX, cached, and run by
+ONNX Runtime's CPU execution provider (its fused, layout-optimised convolutions run DenseNet-121 about 1.5x
+faster than eager torch on few cores).
+
+The export is stored beside the prediction cache, in the model's cache folder, as
+``<architecture>-<weights SHA-256 prefix>-<C>x<H>x<W>.onnx`` with a ``.sha256`` file holding the ONNX file's
+own digest; a file whose digest does not match, or that ONNX Runtime cannot load, is deleted and exported again.
+Every export is checked against the torch module on a fixed input before use: outputs must agree within
+`EXPORT_TOLERANCE`, otherwise the engine keeps torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+ONNX_OPSET = 17
+#: Largest allowed |ONNX Runtime - torch| on a raw model output (logit) in the export check.
+EXPORT_TOLERANCE = 1e-4
+_INPUT, _OUTPUT = "images", "scores"
+_CHECK_BATCH = 2
+
+
+class OnnxExportError(RuntimeError):
+    """The model could not be exported to ONNX, or the export does not reproduce the torch outputs."""
+
+
+def onnxruntime_installed() -> bool:
+    """Whether the ``onnxruntime`` package can be imported (the backend is optional)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def export_file_name(architecture: str, weights_digest: str, input_shape: tuple[int, int, int]) -> str:
+    """File name of a model's ONNX export: architecture, weights digest prefix and input (C, H, W)."""
+    channels, height, width = input_shape
+    safe_architecture = "".join(c if c.isalnum() or c in "-_" else "_" for c in architecture)
+    return f"{safe_architecture}-{weights_digest[:16]}-{channels}x{height}x{width}.onnx"
+
+
+class OnnxRunner:
+    """Raw model outputs from ONNX Runtime: call with float32 inputs (N, C, H, W), get float32 (N, outputs).
+    Safe to call from several threads at once."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.path = path
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        return self.session.run([_OUTPUT], {_INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
+
+
+def load_or_export(module: torch.nn.Module, path: Path, input_shape: tuple[int, int, int],
+                   threads: int) -> OnnxRunner:
+    """An `OnnxRunner` for ``module`` from the export at ``path``, exporting it first when the file is missing,
+    damaged or unloadable. Raises `OnnxExportError` when the module cannot be exported faithfully."""
+    if _digest_matches(path):
+        try:
+            return OnnxRunner(path, threads)
+        except Exception as exc:  # noqa: BLE001 - any load failure means: export again
+            log.warning("re-exporting unloadable ONNX model %s (%s)", path, exc)
+    elif path.exists():
+        log.warning("re-exporting ONNX model %s: its checksum does not match", path)
+    _remove(path)
+    _export(module, path, input_shape)
+    try:
+        runner = OnnxRunner(path, threads)
+        _check_against_torch(module, runner, input_shape)
+    except OnnxExportError:
+        _remove(path)
+        raise
+    except Exception as exc:  # noqa: BLE001 - an export ONNX Runtime cannot run as traced is not used
+        _remove(path)
+        raise OnnxExportError(f"ONNX Runtime cannot run the export: {exc}") from exc
+    return runner
+
+
+def _export(module: torch.nn.Module, path: Path, input_shape: tuple[int, int, int]) -> None:
+    """Trace ``module`` (eval, CPU, fp32) to ONNX with a dynamic batch axis; atomic write plus digest file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros((_CHECK_BATCH, *input_shape), dtype=torch.float32)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer and deprecation notices are not for users
+            torch.onnx.export(
+                module, (example,), temporary, input_names=[_INPUT], output_names=[_OUTPUT],
+                dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}}, opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+        digest = _file_digest(Path(temporary))
+        os.replace(temporary, path)
+        _digest_path(path).write_text(digest)
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the caller falls back to torch
+        raise OnnxExportError(f"cannot export to ONNX: {exc}") from exc
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _check_against_torch(module: torch.nn.Module, runner: OnnxRunner, input_shape: tuple[int, int, int]) -> None:
+    """Raise `OnnxExportError` when ONNX Runtime's outputs on a fixed pseudo-random
+    input differ from the torch module's by more than `EXPORT_TOLERANCE`."""
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand((_CHECK_BATCH, *input_shape), generator=generator) * 2 - 1
+    with torch.no_grad():
+        expected = module(example).float().numpy()
+    got = runner(example.numpy())
+    difference = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+    if not difference <= EXPORT_TOLERANCE:
+        raise OnnxExportError(f"ONNX Runtime outputs differ from torch by {difference:.2e}")
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _digest_matches(path: Path) -> bool:
+    try:
+        return path.is_file() and _digest_path(path).read_text().strip() == _file_digest(path)
+    except OSError:
+        return False
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _digest_path(path).unlink(missing_ok=True)
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
