@@ -66,7 +66,7 @@ SUBGROUP_FINDINGS = REGRESSION_FINDINGS
 SPARSE_COVARIATE_SHARE = 0.5
 SCOPES = ("full", "core")
 CORE_SCOPE = "core"
-CACHE_VERSION = 3  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 4  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
