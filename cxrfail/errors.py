@@ -54,6 +54,24 @@ class PredictionsError(CxrfailInputError):
     """A prediction file cannot be used as given."""
 
 
+class PathNotAllowedError(CxrfailInputError):
+    """A server-side path lies outside the configured data roots. The message never says whether the path
+    exists, and never shows anything read from it."""
+
+
+class ConfigError(CxrfailInputError):
+    """An analysis or serving setting is outside its allowed range; the message names the setting and range."""
+
+
+class CacheKeyError(CxrfailInputError):
+    """A cache key given by the user is not a key (it could name a path outside the cache)."""
+
+
+class ReportWriteError(CxrfailInputError):
+    """The report folder could not be written completely (full disk, no permission); nothing was left half
+    written."""
+
+
 def first_rows(mask, index) -> list[object]:
     """Row labels where the boolean ``mask`` holds, for error messages (1-based file lines when ``index`` is
     a RangeIndex over the data rows: header is line 1, so data row i is line i + 2)."""

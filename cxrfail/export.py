@@ -14,7 +14,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -29,6 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail import manifest as _manifest
+from cxrfail.files import bytes_sha256
 
 FIGURE_FORMATS = ("html", "png", "svg")
 STATIC_FORMATS = ("png", "svg")
@@ -232,16 +232,45 @@ def figure_bytes(fig: go.Figure, fmt: str, *, width: int | None = None, height: 
     raise ValueError(f"unknown figure format {fmt!r}; use one of {', '.join(FIGURE_FORMATS)}")
 
 
+#: First characters that make a spreadsheet read a cell as a formula (or hide one behind a control character).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def inert_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` safe to open in a spreadsheet: every text cell (and column name) that starts with
+    ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe, so it is shown as text, never
+    run as a formula. Numeric columns are untouched (a negative number stays a number)."""
+    inert = frame.copy()
+    for column in inert.columns:
+        if inert[column].dtype == object or isinstance(inert[column].dtype, pd.StringDtype | pd.CategoricalDtype):
+            inert[column] = inert[column].astype(object).map(_inert_cell)
+    inert.columns = [_inert_cell(column) for column in inert.columns]
+    if not isinstance(inert.index, pd.RangeIndex):
+        inert.index = inert.index.map(_inert_cell)
+    return inert
+
+
+def escape_label(text: object) -> str:
+    """``text`` as a string with HTML special characters escaped (``<``, ``>``, ``&``, quotes), for figure
+    titles, axis labels, legend entries and hover text: plotly renders a subset of HTML in them, so a model
+    name such as ``<a href=...>`` would otherwise become a live link."""
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
 def table_bytes(table: pd.DataFrame, *, index: bool = False) -> bytes:
-    """A table as UTF-8 CSV."""
-    return table.to_csv(index=index).encode("utf-8")
+    """A table as UTF-8 CSV, formula-inert (see `inert_csv_frame`)."""
+    return inert_csv_frame(table).to_csv(index=index).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------- manifest
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _jsonable(value: object) -> object:
@@ -278,7 +307,7 @@ def build_manifest(
     paths = [item for item in inputs if not isinstance(item, tuple)]
     manifest = _manifest.build_manifest(paths, config=config_json if isinstance(config_json, dict) else {},
                                         seed=seed)  # type: ignore[arg-type]
-    uploads = [{"path": f"upload:{name}", "bytes": len(data), "sha256": sha256_bytes(data)}
+    uploads = [{"path": f"upload:{name}", "bytes": len(data), "sha256": bytes_sha256(data)}
                for name, data in (item for item in inputs if isinstance(item, tuple))]
     manifest["inputs"] = list(manifest["inputs"]) + uploads  # type: ignore[arg-type]
     manifest["generator"] = "cxrfail dashboard"
@@ -347,7 +376,7 @@ def _manifest_bytes(manifest: Mapping[str, object] | None, files: Mapping[str, b
     final = dict(manifest or {})
     final.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     final.setdefault("versions", _manifest.package_versions())
-    final["files"] = [{"path": path, "bytes": len(data), "sha256": sha256_bytes(data)}
+    final["files"] = [{"path": path, "bytes": len(data), "sha256": bytes_sha256(data)}
                       for path, data in sorted(files.items())]
     if notes:
         final["warnings"] = list(final.get("warnings", [])) + notes  # type: ignore[arg-type]

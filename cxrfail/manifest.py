@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cxrfail.files import file_sha256
+
 REPORTED_PACKAGES = ("cxrfail", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "shap", "plotly",
                      "kaleido", "streamlit", "torch", "torchvision", "torchxrayvision")
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str | None]:

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from cxrfail.cache import default_cache_dir, hash_parts
+from cxrfail.files import atomic_write_bytes, atomic_write_with
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class PredictionCache:
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / MODEL_FILE).exists():
-            _atomic_write(folder / MODEL_FILE, json.dumps(dict(identity), indent=1, sort_keys=True).encode())
+            atomic_write_bytes(folder / MODEL_FILE, json.dumps(dict(identity), indent=1, sort_keys=True).encode())
         columns = {HASH_COLUMN: pa.array(list(image_hashes), pa.string())}
         probabilities = np.asarray(probabilities, dtype=np.float32)
         for position, finding in enumerate(findings):
@@ -209,20 +209,4 @@ def _read_part(path: Path, findings: Sequence[str]) -> pa.Table:
 
 def _write_part(folder: Path, table: pa.Table) -> None:
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
-    handle, temporary = tempfile.mkstemp(prefix=".part-", suffix=".tmp", dir=folder)
-    os.close(handle)
-    try:
-        pq.write_table(table, temporary, write_page_checksum=True)
-        os.replace(temporary, folder / name)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    atomic_write_with(folder / name, lambda temporary: pq.write_table(table, temporary, write_page_checksum=True))

@@ -22,12 +22,10 @@ as well. A checkpoint that needs any other object unpickled is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -50,6 +48,7 @@ from cxrfail.inference.cards import (
     parse_model_card,
     range_normalization,
 )
+from cxrfail.files import atomic_write_with, file_sha256
 from cxrfail.inference.errors import InferenceError
 
 EMBEDDED_CARD = "cxrfail_card.json"
@@ -263,21 +262,21 @@ def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | 
         return target
     url = url or xrv.models.model_urls[long_name]["weights_url"]
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+
+    def download(temporary: Path) -> None:
+        with open(temporary, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
         read_state_dict(temporary, _xrv_module_classes())
-        os.replace(temporary, target)
+
+    try:
+        atomic_write_with(target, download)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc.strerror or exc
         raise InferenceError(
             f"cannot download the {long_name} weights from {url} ({reason})",
             fix=f"Where there is no network, fetch the file on another machine and copy it to {target}, "
                 f"or pass --model xrv:{long_name}@/path/to/weights.pt") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return target
 
 
@@ -347,13 +346,8 @@ def _ready(card: ModelCard, module: nn.Module) -> LoadedModel:
         seen[finding] = label
         indices.append(position)
         findings.append(finding)
-    return LoadedModel(card=card, module=module.eval(), weights_digest=_file_digest(card.weights),
+    return LoadedModel(card=card, module=module.eval(), weights_digest=file_sha256(card.weights),
                        output_indices=tuple(indices), findings=tuple(findings))
-
-
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _is_torchscript(path: Path) -> bool:
