@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cxrfail.errors import CxrfailInputError
+from cxrfail.errors import CxrfailInputError, ReportWriteError
 
 EXIT_INPUT_ERROR = 2
 
@@ -102,6 +102,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
     from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
+    from cxrfail.files import staged_folder
     from cxrfail.report import write_report
 
     try:
@@ -124,8 +125,14 @@ def _analyze(args: argparse.Namespace) -> int:
         result = run_analysis(cohort, models, config, cache_dir=args.cache_dir, use_cache=not args.no_cache,
                               progress=progress)
     print("writing tables and figures ...", file=sys.stderr)
-    write_report(result, args.out, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
-                 use_cache=not args.no_cache)
+    try:
+        with staged_folder(args.out) as staging:  # a report is complete or absent, never half written
+            write_report(result, staging, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
+                         use_cache=not args.no_cache)
+    except OSError as exc:
+        raise ReportWriteError(f"the report could not be written ({exc.strerror or type(exc).__name__}); "
+                               "nothing was left there", path=args.out,
+                               fix="Free disk space or choose another --out folder") from None
     print(f"report written to {args.out}", file=sys.stderr)
     return 0
 

@@ -31,6 +31,7 @@ from cxrfail.analysis.thresholds import THRESHOLD_METHODS, choose_threshold
 from cxrfail.cache import TableStore, hash_frame, hash_parts
 from cxrfail.cohort import Cohort
 from cxrfail.errors import CohortError, PredictionsError
+from cxrfail.config_ranges import check_config_ranges
 from cxrfail.findings import COMPETITION_FINDINGS
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 
@@ -53,6 +54,10 @@ class AnalysisConfig:
     n_bootstrap: int = 2000
     shap_max_samples: int = 500
     min_overlap: float = 0.9
+
+    def __post_init__(self) -> None:
+        """Refuse settings outside their ranges with `ConfigError` naming the field and the range."""
+        check_config_ranges(self)
 
 
 @dataclass

@@ -138,8 +138,10 @@ def run_cache_clear(args: argparse.Namespace) -> int:
     """``cxrfail cache clear``: remove all cached predictions, or one model's."""
     from cxrfail.inference.cache import PredictionCache
 
+    from cxrfail.cache import validate_cache_key
+
     cache = PredictionCache(args.cache_dir)
-    removed = cache.clear(args.key)
+    removed = cache.clear(None if args.key is None else validate_cache_key(args.key))
     if args.key is not None and removed == 0:
         raise InferenceError(f"no cached model with key {args.key!r}", path=cache.root,
                              fix="See `cxrfail cache ls` for the keys")
