@@ -279,6 +279,18 @@ def _image_paths(ids: pd.Index, image_dir: str | Path | None) -> pd.Series:
     return pd.Series(paths, index=ids, dtype="string")
 
 
+def _contained_paths(paths: pd.Series, base: Path, csv: str | Path, column: str) -> pd.Series:
+    """``paths`` (relative to ``base``) resolved; `CohortError` naming the rows whose path leaves ``base``."""
+    root = base.resolve()
+    resolved = paths.map(lambda p: pd.NA if pd.isna(p) else str((root / p).resolve()))
+    outside = resolved.map(lambda p: not pd.isna(p) and not Path(p).is_relative_to(root)).astype(bool)
+    if outside.any():
+        raise CohortError("image paths that lead outside the image folder", path=csv, column=column,
+                          rows=first_rows(outside, paths.index),
+                          fix=f"Image paths must be relative paths inside {base}")
+    return resolved.astype("string")
+
+
 # ------------------------------------------------------------------------------------------------------ NIH
 
 
@@ -427,7 +439,7 @@ def load_chexpert(
         table["view"] = table["projection"].where(table["frontal"], "lateral")
         table["image_path"] = (
             pd.Series(pd.NA, index=table.index, dtype="string") if root is None
-            else pd.Series([str(root / p) for p in table.index], index=table.index, dtype="string")
+            else _contained_paths(pd.Series(table.index, index=table.index), root, csv, "Path")
         )
         table = table[["patient_id", "age", "sex", "view", "image_path", *CHEXPERT_FINDINGS]]
     else:
@@ -448,7 +460,7 @@ def load_chexpert(
         table["view"] = pd.Series(view, index=table.index, dtype="string")
         table["image_path"] = (
             pd.Series(pd.NA, index=table.index, dtype="string") if root is None
-            else table["frontal_path"].map(lambda p: pd.NA if pd.isna(p) else str(root / p)).astype("string")
+            else _contained_paths(table["frontal_path"].astype("string"), root, csv, "Path")
         )
         table = pd.concat([table[["patient_id", "age", "sex", "view", "image_path", "n_ap", "n_pa", "lateral"]],
                            labels], axis=1)
@@ -481,7 +493,8 @@ def load_generic_csv(
     ``column_map`` keys are fields of `GENERIC_FIELDS` or finding names (any spelling `canonical_finding`
     accepts); values are column names in the file. Columns the map does not name but whose header is a finding
     name are taken as labels too. Labels are 1, 0, blank (negative) and, when ``uncertain_policy`` is given,
-    -1. ``image_path`` values are relative to ``image_dir`` when given.
+    -1. ``image_path`` values are relative to ``image_dir`` (default: the CSV's folder) and must resolve inside it:
+    a row whose path leaves it (``..``, an absolute path, a symlink out) is a `CohortError`.
     """
     if uncertain_policy is not None:
         _check_policy(uncertain_policy)
@@ -517,10 +530,9 @@ def load_generic_csv(
     table["view"] = (raw[fields["view"]].astype("string").str.strip().str.upper().to_numpy() if "view" in fields
                      else pd.Series(pd.NA, index=table.index, dtype="string"))
     if "image_path" in fields:
-        base = Path(image_dir) if image_dir is not None else None
+        base = Path(image_dir) if image_dir is not None else Path(csv).parent
         paths = raw[fields["image_path"]].astype("string")
-        table["image_path"] = (paths if base is None else paths.map(
-            lambda p: pd.NA if pd.isna(p) else str(base / p))).to_numpy()
+        table["image_path"] = _contained_paths(paths, base, csv, fields["image_path"]).to_numpy()
     else:
         table["image_path"] = _image_paths(table.index, image_dir)
     table["image_path"] = table["image_path"].astype("string")
