@@ -156,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CxrfailInputError as exc:
         print(f"cxrfail: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except OSError as exc:  # a file or folder the user named cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cxrfail: error: {where}{exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         print("cxrfail: interrupted", file=sys.stderr)
         return 130

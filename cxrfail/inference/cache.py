@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from cxrfail.cache import default_cache_dir, hash_parts
+from cxrfail.cache import default_cache_dir, hash_parts, warn_cache_unwritable
 from cxrfail.files import atomic_write_bytes, atomic_write_with
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,17 @@ class PredictionCache:
 
     def store(self, key: str, identity: Mapping[str, object], findings: Sequence[str],
               image_hashes: Sequence[str], probabilities: np.ndarray) -> None:
-        """Add probabilities (float, shape (len(image_hashes), len(findings))) as a new part, atomically."""
+        """Add probabilities (float, shape (len(image_hashes), len(findings))) as a new part, atomically. A cache
+        folder that cannot be written (full, read-only) logs one warning; the caller's run goes on."""
         if not image_hashes:
             return
+        try:
+            self._store(key, identity, findings, image_hashes, probabilities)
+        except OSError as exc:
+            warn_cache_unwritable(self.root / key, exc)
+
+    def _store(self, key: str, identity: Mapping[str, object], findings: Sequence[str],
+               image_hashes: Sequence[str], probabilities: np.ndarray) -> None:
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / MODEL_FILE).exists():

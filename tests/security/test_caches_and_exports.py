@@ -157,3 +157,27 @@ def test_stale_upload_folders_are_removed(tmp_path):
     assert files.cleanup_stale_uploads(tmp_path, older_than_s=3600) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name])
     assert files.cleanup_stale_uploads(tmp_path) == 1 and other.exists()
+
+
+def test_an_unwritable_prediction_cache_is_a_warning(tmp_path, monkeypatch, caplog):
+    import numpy as np
+
+    from cxrfail.inference.cache import PredictionCache
+
+    cache = PredictionCache(tmp_path)
+    monkeypatch.setattr(files.os, "replace", _raise_enospc)
+    with caplog.at_level(logging.WARNING, logger="cxrfail.cache"):
+        cache.store("k", {"model": "m"}, ["Edema"], ["h1"], np.array([[0.5]]))
+    assert "cannot be written" in caplog.text
+    monkeypatch.undo()
+    assert cache.lookup("k", ["Edema"], ["h1"]) == {}
+    cache.store("k", {"model": "m"}, ["Edema"], ["h1"], np.array([[0.5]]))
+    assert cache.lookup("k", ["Edema"], ["h1"])["h1"].tolist() == [0.5]
+
+
+def test_a_cli_file_error_is_exit_2_and_one_line(tmp_path, capsys):
+    from cxrfail.cli import main
+
+    assert main(["analyze", "--predictions", str(tmp_path / "absent.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("cxrfail: error: ") and "file not found" in err[-1]
