@@ -102,9 +102,14 @@ class Cohort:
             "age_median": float(table["age"].median()),
             "age_q1": float(table["age"].quantile(0.25)),
             "age_q3": float(table["age"].quantile(0.75)),
-            "sex": table["sex"].value_counts(dropna=False).to_dict(),
-            "view": table["view"].value_counts(dropna=False).to_dict(),
+            "sex": _counts(table["sex"]),
+            "view": _counts(table["view"]),
         }
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    """Count per value, unknown (<NA>) included, keyed by text so the summary is JSON (manifests)."""
+    return {("unknown" if pd.isna(key) else str(key)): int(n) for key, n in values.value_counts(dropna=False).items()}
 
 
 # --------------------------------------------------------------------------------------------------- readers

@@ -181,3 +181,20 @@ def test_a_cli_file_error_is_exit_2_and_one_line(tmp_path, capsys):
     assert main(["analyze", "--predictions", str(tmp_path / "absent.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("cxrfail: error: ") and "file not found" in err[-1]
+
+
+def test_analysis_and_report_complete_when_the_cache_folder_cannot_be_written(tmp_path, capsys):
+    from cxrfail.cli import main
+
+    (tmp_path / "cohort.csv").write_text("id,pid,Edema\n" + "".join(f"i{n},p{n},{n % 2}\n" for n in range(80)))
+    (tmp_path / "m.csv").write_text("image_id,Edema\n" + "".join(f"i{n},{(n % 7) / 7:.3f}\n" for n in range(80)))
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    out = tmp_path / "out"
+    argv = ["analyze", "--cohort", "csv", "--cohort-file", str(tmp_path / "cohort.csv"), "--column-map",
+            "image_id=id", "patient_id=pid", "--predictions", str(tmp_path / "m.csv"), "--findings", "Edema",
+            "--feature-sets", "own", "--bootstrap", "100", "--folds", "2", "--min-subgroup-n", "5",
+            "--no-figures", "--cache-dir", str(not_a_folder), "--out", str(out)]
+    assert main(argv) == 0
+    assert (out / "manifest.json").is_file() and (out / "tables" / "flip.csv").stat().st_size > 0
+    assert not_a_folder.read_text().startswith("a file")
