@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := chromium fonts-liberation
 PORT ?= 8501
+# Loopback by default; `make run ADDRESS=0.0.0.0` serves to the network (README "Serving it").
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test analyze bench system-deps clean-cache
 
@@ -25,7 +27,7 @@ system-deps:
 	fi
 
 run: $(STAMP) system-deps
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

@@ -1,25 +1,36 @@
 """On-disk cache of analysis results, keyed by a hash of every input and parameter.
 
-A cached result is a folder of Parquet tables plus ``meta.json``, written to a temporary folder and renamed
-into place, so a reader never sees half a result; a folder that fails to read is treated as a miss and
-rewritten. The location is ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``.
+A cached result is a folder of Parquet tables plus ``meta.json`` (with each table's SHA-256), written to a
+temporary folder and renamed into place, so a reader never sees half a result; a folder that fails to read
+or to match its checksums is dropped and recomputed. The location is ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import os
+import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+from pyarrow import ArrowException
+
+from cxrfail.errors import CacheKeyError
+from cxrfail.files import bytes_sha256, staged_folder
 
 from cxrfail.manifest import jsonable
 
+log = logging.getLogger(__name__)
+
 META_FILE = "meta.json"
+CHECKSUMS_KEY = "sha256"
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_WARNED: set[tuple[str, str]] = set()
 #: Sub-folders of the cache root holding analysis results and rendered report figure packs.
 RESULT_FOLDERS = ("analysis", "figures")
 
@@ -47,48 +58,80 @@ def hash_parts(*parts: object) -> str:
     return digest.hexdigest()
 
 
+def validate_cache_key(key: str) -> str:
+    """``key`` when it is a cache key (letters, digits, _ and -, at most 128), else `CacheKeyError`: a key never names a path
+    outside the cache (no ``/``, ``..`` or absolute paths)."""
+    if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key):
+        raise CacheKeyError(f"{key!r} is not a cache key (letters, digits, _ and - only)",
+                            fix="Copy a key from `cxrfail cache ls`")
+    return key
+
+
+def warn_cache_unwritable(folder: Path, exc: OSError) -> None:
+    """Log (once per folder and reason) that the cache cannot be written; the run goes on without it."""
+    reason = exc.strerror or type(exc).__name__
+    if (str(folder), reason) in _WARNED:
+        return
+    _WARNED.add((str(folder), reason))
+    log.warning("cache folder %s cannot be written (%s); results are not cached this time", folder, reason)
+
+
 class TableStore:
-    """A folder of cached results: ``<root>/<namespace>/<key>/{<table>.parquet, meta.json}``."""
+    """A folder of cached results: ``<root>/<namespace>/<key>/{<table>.parquet, meta.json}``.
+
+    ``meta.json`` lists every table with the SHA-256 of its file; `load` checks each one, so a damaged entry
+    (a flipped bit, a truncated file, a missing key) is dropped and recomputed, never served. A cache that
+    cannot be written (full disk, read-only folder, no permission) only logs a warning: caching is an
+    optimisation, never a reason for a run to fail.
+    """
 
     def __init__(self, root: str | Path | None = None, namespace: str = "analysis") -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.folder = self.root / namespace
 
     def path(self, key: str) -> Path:
-        return self.folder / key
+        return self.folder / validate_cache_key(key)
 
     def load(self, key: str) -> tuple[dict[str, pd.DataFrame], dict] | None:
-        """The tables and metadata stored under ``key``, or None when absent or unreadable (then removed)."""
+        """The tables and metadata stored under ``key``, or None when absent or damaged (then removed)."""
         folder = self.path(key)
         if not (folder / META_FILE).exists():
             return None
         try:
             meta = json.loads((folder / META_FILE).read_text())
-            tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in meta["tables"]}
-        except (OSError, ValueError, KeyError):
+            checksums = meta[CHECKSUMS_KEY]
+            tables = {}
+            for name in meta["tables"]:
+                data = (folder / f"{name}.parquet").read_bytes()
+                if bytes_sha256(data) != checksums[name]:
+                    raise ValueError(f"checksum mismatch in {name}.parquet")
+                tables[name] = pd.read_parquet(io.BytesIO(data))
+        except (OSError, ValueError, KeyError, TypeError, ArrowException) as exc:
+            log.warning("dropping damaged cache entry %s (%s: %s); it will be recomputed", folder,
+                        type(exc).__name__, exc)
             shutil.rmtree(folder, ignore_errors=True)
             return None
         return tables, meta
 
-    def save(self, key: str, tables: Mapping[str, pd.DataFrame], meta: Mapping[str, object]) -> Path:
-        """Write atomically: into a temporary sibling folder, then rename it to ``key``."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.folder))
+    def save(self, key: str, tables: Mapping[str, pd.DataFrame], meta: Mapping[str, object]) -> Path | None:
+        """Write atomically (a staging folder renamed to ``key``); returns the entry's folder, or None when the
+        cache cannot be written (logged as a warning)."""
+        target = self.path(key)
         try:
-            for name, table in tables.items():
-                table.to_parquet(staging / f"{name}.parquet")
-            payload = {**jsonable(dict(meta)), "tables": list(tables)}
-            (staging / META_FILE).write_text(json.dumps(payload, indent=1, default=str))
-            target = self.path(key)
-            try:
-                os.rename(staging, target)
-            except OSError:
-                # Another process stored the same key first: its result is equally valid.
-                shutil.rmtree(staging, ignore_errors=True)
-            return target
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            with staged_folder(target, replace=False) as staging:
+                checksums = {}
+                for name, table in tables.items():
+                    buffer = io.BytesIO()
+                    table.to_parquet(buffer)
+                    data = buffer.getvalue()
+                    (staging / f"{name}.parquet").write_bytes(data)
+                    checksums[name] = bytes_sha256(data)
+                payload = {**jsonable(dict(meta)), "tables": list(tables), CHECKSUMS_KEY: checksums}
+                (staging / META_FILE).write_text(json.dumps(payload, indent=1, default=str))
+        except OSError as exc:
+            warn_cache_unwritable(self.folder, exc)
+            return None
+        return target
 
     def clear(self) -> int:
         """Remove every stored result; returns how many were removed."""

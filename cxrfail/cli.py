@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cxrfail.errors import CxrfailInputError
+from cxrfail.errors import CxrfailInputError, ReportWriteError
 
 EXIT_INPUT_ERROR = 2
 
@@ -77,7 +77,7 @@ def _load_inputs(args: argparse.Namespace):
     models = load_prediction_files(prediction_files, args.model_names)
     # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
     cohort = load_cohort(
-        args.cohort, args.cohort_file, column_map=parse_column_map(args.column_map),
+        args.cohort, args.cohort_file, column_map=parse_column_map(args.column_map, "--column-map"),
         uncertain_policy=args.uncertain, unit=args.unit, image_dir=args.images, devices_csv=args.devices,
         prediction_ids=sorted({i for model in models for i in model.probabilities.index}),
     )
@@ -93,7 +93,7 @@ def _load_reference(args: argparse.Namespace, cohort):
     from cxrfail.reference import load_reference_labels, match_reference
 
     if args.reference_labels is not None:
-        column_map = parse_column_map(args.reference_column_map)
+        column_map = parse_column_map(args.reference_column_map, "--reference-column-map")
         return match_reference(load_reference_labels(args.reference_labels, column_map=column_map), cohort)
     if args.reference_column_map:
         raise CxrfailInputError("--reference-column-map needs --reference-labels", fix="Pass the reference file")
@@ -105,6 +105,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
     from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
+    from cxrfail.files import staged_folder
     from cxrfail.report import write_report
 
     try:
@@ -131,8 +132,14 @@ def _analyze(args: argparse.Namespace) -> int:
         result = run_analysis(cohort, models, config, reference=reference, cache_dir=args.cache_dir,
                               use_cache=not args.no_cache, progress=progress)
     print("writing tables and figures ...", file=sys.stderr)
-    write_report(result, args.out, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
-                 use_cache=not args.no_cache)
+    try:
+        with staged_folder(args.out) as staging:  # a report is complete or absent, never half written
+            write_report(result, staging, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
+                         use_cache=not args.no_cache)
+    except OSError as exc:
+        raise ReportWriteError(f"the report could not be written ({exc.strerror or type(exc).__name__}); "
+                               "nothing was left there", path=args.out,
+                               fix="Free disk space or choose another --out folder") from None
     print(f"report written to {args.out}", file=sys.stderr)
     return 0
 
@@ -155,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except CxrfailInputError as exc:
         print(f"cxrfail: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except OSError as exc:  # a file or folder the user named cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cxrfail: error: {where}{exc.strerror or type(exc).__name__}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         print("cxrfail: interrupted", file=sys.stderr)

@@ -26,8 +26,13 @@ finding columns           one per canonical finding (`cxrfail.findings`), float6
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import importlib.util
+import io
+import lzma
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.errors import CohortError, first_rows
+from cxrfail.errors import CohortError, first_rows, header_names
 from cxrfail.findings import (
     APPROXIMATE_FINDINGS,
     CHEXPERT_FINDINGS,
@@ -46,6 +51,10 @@ from cxrfail.findings import (
 
 UNCERTAIN_POLICIES = ("zeros", "ones", "drop")
 MAX_PLAUSIBLE_AGE = 120.0
+#: Default cap (megabytes) on a CSV's decompressed text; ``$CXRFAIL_MAX_CSV_MB`` overrides it.
+MAX_CSV_MB = 200
+#: Most rows a cohort or prediction file may have (CheXpert's training set has 223,414).
+MAX_COHORT_ROWS = 2_000_000
 DEVICES_NOTE = (
     "support devices read from the images by two non-expert readers (kappa 0.92), known for the imaged "
     "studies only"
@@ -118,18 +127,81 @@ def _level_counts(values: pd.Series) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------------- readers
 
 
+class _InflatedTooLarge(Exception):
+    """Raised inside `_CappedReader.read` when the decompressed bytes pass the cap."""
+
+
+class _CappedReader(io.RawIOBase):
+    """A readable stream over ``source`` that raises `_InflatedTooLarge` once more than ``limit`` bytes were
+    read: a few hundred kilobytes of gzip can inflate to gigabytes."""
+
+    def __init__(self, source, limit: int) -> None:
+        self.source, self.limit, self.count = source, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.source.read(len(buffer))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _InflatedTooLarge()
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def max_csv_bytes() -> int:
+    """Most bytes a CSV may hold once decompressed: ``$CXRFAIL_MAX_CSV_MB`` megabytes, default
+    `MAX_CSV_MB`."""
+    return int(float(os.environ.get("CXRFAIL_MAX_CSV_MB") or MAX_CSV_MB) * 1_000_000)
+
+
+def _open_decompressed(path: Path):
+    """A binary stream of the file's bytes, decompressed by suffix (.gz, .bz2, .xz, .zip with one member)."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        return lzma.open(path, "rb")
+    if suffix == ".zip":
+        archive = zipfile.ZipFile(path)
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1:
+            archive.close()
+            raise zipfile.BadZipFile(f"{len(members)} files in the zip; expected one CSV")
+        return archive.open(members[0])
+    return open(path, "rb")
+
+
 def _read_csv(path: str | Path, error: type = CohortError, **kwargs) -> pd.DataFrame:
+    """Read a CSV (optionally compressed) with the size and row limits; errors name the file, never quote it."""
     path = Path(path)
     if not path.exists():
         raise error("file not found", path=path, fix="Check the path")
+    if not path.is_file():
+        raise error("not a file (a folder or a device)", path=path, fix="Name a CSV file")
     if path.stat().st_size == 0:
         raise error("the file is empty", path=path, fix="Export the table again with a header row")
+    limit = max_csv_bytes()
     try:
-        frame = pd.read_csv(path, **kwargs)
+        with _open_decompressed(path) as raw, io.BufferedReader(_CappedReader(raw, limit)) as capped:
+            frame = pd.read_csv(capped, compression=None, nrows=MAX_COHORT_ROWS + 1, **kwargs)
     except pd.errors.EmptyDataError:
         raise error("the file is empty", path=path, fix="Export the table again with a header row") from None
+    except _InflatedTooLarge:
+        raise error(f"the file holds more than {limit / 1e6:g} MB of text (once decompressed)", path=path,
+                    fix="Split it, or raise CXRFAIL_MAX_CSV_MB where the machine has the memory") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise error(f"not a readable CSV ({exc})", path=path, fix="Save it as UTF-8 CSV") from None
+        reason = str(exc).splitlines()[0][:120] if isinstance(exc, pd.errors.ParserError) else "not UTF-8 text"
+        raise error(f"not a readable CSV ({reason})", path=path, fix="Save it as UTF-8 CSV") from None
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
+        raise error(f"cannot read the file ({getattr(exc, 'strerror', None) or type(exc).__name__})", path=path,
+                    fix="Check the file and its compression") from None
+    if len(frame) > MAX_COHORT_ROWS:
+        raise error(f"the file has more than {MAX_COHORT_ROWS:,} rows", path=path,
+                    fix="Analyse a subset of the rows")
     if frame.empty:
         raise error("the file has a header but no rows", path=path, fix="Check that the export is complete")
     return frame
@@ -139,7 +211,7 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | Pa
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise CohortError(
-            f"missing column(s) {', '.join(map(repr, missing))}; the file has {', '.join(map(repr, frame.columns))}",
+            f"missing column(s) {', '.join(map(repr, missing))}; the file has {header_names(frame.columns)}",
             path=path,
             fix="Rename the columns or pass a column map",
         )
@@ -152,9 +224,8 @@ def _validate_ids(ids: pd.Series, path: str | Path, column: str) -> None:
                           fix="Every row needs an id")
     duplicated = ids.duplicated(keep=False)
     if duplicated.any():
-        dupes = ids[duplicated].astype(str).unique().tolist()
         raise CohortError(
-            f"duplicate ids: {', '.join(dupes[:5])}", path=path, column=column,
+            "duplicate ids", path=path, column=column,
             rows=first_rows(duplicated, ids.index), fix="Each id must appear once; remove or merge duplicates",
         )
 
@@ -183,7 +254,7 @@ def _parse_sex(values: pd.Series, path: str | Path, column: str) -> pd.Series:
     unknown = lowered.notna() & ~lowered.isin(list(_SEX_CODES))
     if unknown.any():
         raise CohortError(
-            f"unknown sex values {sorted(lowered[unknown].unique().tolist())[:5]}", path=path, column=column,
+            "unknown sex values", path=path, column=column,
             rows=first_rows(unknown, values.index), fix="Use M/F (or Male/Female, Unknown)",
         )
     return lowered.map(lambda code: pd.NA if pd.isna(code) else _SEX_CODES[code]).astype("string")
@@ -198,9 +269,8 @@ def _parse_labels(
     allowed = {1.0, 0.0} | ({-1.0} if uncertain_policy else set())
     bad = ~text_blank & ~numeric.isin(list(allowed))
     if bad.any():
-        shown = sorted(values[bad].astype(str).unique().tolist())[:5]
         expect = "1, 0, -1 (uncertain) or blank" if uncertain_policy else "1, 0 or blank"
-        raise CohortError(f"unknown label values {shown}", path=path, column=column,
+        raise CohortError("unknown label values", path=path, column=column,
                           rows=first_rows(bad, values.index), fix=f"Labels must be {expect}")
     labels = numeric.where(~text_blank, blank_as).astype("float64")
     if uncertain_policy:
@@ -224,6 +294,18 @@ def _image_paths(ids: pd.Index, image_dir: str | Path | None) -> pd.Series:
     present = set(os.listdir(image_dir))
     paths = [str(image_dir / image_id) if image_id in present else pd.NA for image_id in ids]
     return pd.Series(paths, index=ids, dtype="string")
+
+
+def _contained_paths(paths: pd.Series, base: Path, csv: str | Path, column: str) -> pd.Series:
+    """``paths`` (relative to ``base``) resolved; `CohortError` naming the rows whose path leaves ``base``."""
+    root = base.resolve()
+    resolved = paths.map(lambda p: pd.NA if pd.isna(p) else str((root / p).resolve()))
+    outside = resolved.map(lambda p: not pd.isna(p) and not Path(p).is_relative_to(root)).astype(bool)
+    if outside.any():
+        raise CohortError("image paths that lead outside the image folder", path=csv, column=column,
+                          rows=first_rows(outside, paths.index),
+                          fix=f"Image paths must be relative paths inside {base}")
+    return resolved.astype("string")
 
 
 # ------------------------------------------------------------------------------------------------------ NIH
@@ -374,7 +456,7 @@ def load_chexpert(
         table["view"] = table["projection"].where(table["frontal"], "lateral")
         table["image_path"] = (
             pd.Series(pd.NA, index=table.index, dtype="string") if root is None
-            else pd.Series([str(root / p) for p in table.index], index=table.index, dtype="string")
+            else _contained_paths(pd.Series(table.index, index=table.index), root, csv, "Path")
         )
         table = table[["patient_id", "age", "sex", "view", "image_path", *CHEXPERT_FINDINGS]]
     else:
@@ -395,7 +477,7 @@ def load_chexpert(
         table["view"] = pd.Series(view, index=table.index, dtype="string")
         table["image_path"] = (
             pd.Series(pd.NA, index=table.index, dtype="string") if root is None
-            else table["frontal_path"].map(lambda p: pd.NA if pd.isna(p) else str(root / p)).astype("string")
+            else _contained_paths(table["frontal_path"].astype("string"), root, csv, "Path")
         )
         table = pd.concat([table[["patient_id", "age", "sex", "view", "image_path", "n_ap", "n_pa", "lateral"]],
                            labels], axis=1)
@@ -428,15 +510,22 @@ def load_generic_csv(
     ``column_map`` keys are fields of `GENERIC_FIELDS` or finding names (any spelling `canonical_finding`
     accepts); values are column names in the file. Columns the map does not name but whose header is a finding
     name are taken as labels too. Labels are 1, 0, blank (negative) and, when ``uncertain_policy`` is given,
-    -1. ``image_path`` values are relative to ``image_dir`` when given.
+    -1. ``image_path`` values are relative to ``image_dir`` (default: the CSV's folder) and must resolve inside it:
+    a row whose path leaves it (``..``, an absolute path, a symlink out) is a `CohortError`.
     """
     if uncertain_policy is not None:
         _check_policy(uncertain_policy)
     raw = _read_csv(csv)
     fields = {key: value for key, value in column_map.items() if key in GENERIC_FIELDS}
-    finding_columns = {
-        canonical_finding(key): value for key, value in column_map.items() if key not in GENERIC_FIELDS
-    }
+    finding_columns = {}
+    for key, value in column_map.items():
+        if key in GENERIC_FIELDS:
+            continue
+        try:
+            finding_columns[canonical_finding(key)] = value
+        except KeyError:
+            raise CohortError(f"column map entry {key}={value}: {key!r} is neither a cohort field nor a finding",
+                              path=csv, fix=f"Map one of {', '.join(GENERIC_FIELDS)} or a finding name") from None
     for column in raw.columns:
         if column not in finding_columns.values() and column not in fields.values() and is_finding(column):
             finding_columns.setdefault(canonical_finding(column), column)
@@ -458,10 +547,9 @@ def load_generic_csv(
     table["view"] = (raw[fields["view"]].astype("string").str.strip().str.upper().to_numpy() if "view" in fields
                      else pd.Series(pd.NA, index=table.index, dtype="string"))
     if "image_path" in fields:
-        base = Path(image_dir) if image_dir is not None else None
+        base = Path(image_dir) if image_dir is not None else Path(csv).parent
         paths = raw[fields["image_path"]].astype("string")
-        table["image_path"] = (paths if base is None else paths.map(
-            lambda p: pd.NA if pd.isna(p) else str(base / p))).to_numpy()
+        table["image_path"] = _contained_paths(paths, base, csv, fields["image_path"]).to_numpy()
     else:
         table["image_path"] = _image_paths(table.index, image_dir)
     table["image_path"] = table["image_path"].astype("string")
@@ -480,10 +568,11 @@ COHORT_KINDS = {
 }
 
 
-def parse_column_map(entries: str | Sequence[str]) -> dict[str, str]:
+def parse_column_map(entries: str | Sequence[str], what: str = "column map") -> dict[str, str]:
     """``FIELD=COLUMN`` entries (a sequence, or one text separated by commas or new lines) as a dict.
 
-    Fields are `GENERIC_FIELDS` or finding names; they are checked against the file by `load_generic_csv`."""
+    Fields are `GENERIC_FIELDS` or finding names; they are checked against the file by `load_generic_csv`.
+    ``what`` names the option in messages (e.g. ``--column-map``)."""
     parts = entries.replace("\n", ",").split(",") if isinstance(entries, str) else list(entries)
     mapping: dict[str, str] = {}
     for part in (p.strip() for p in parts):
@@ -491,7 +580,7 @@ def parse_column_map(entries: str | Sequence[str]) -> dict[str, str]:
             continue
         field, sep, column = part.partition("=")
         if not sep or not field.strip() or not column.strip():
-            raise CohortError(f"column map entry {part!r} is not FIELD=COLUMN",
+            raise CohortError(f"{what} entry {part!r} is not FIELD=COLUMN",
                               fix="e.g. image_id=Image patient_id=Patient age=Age")
         mapping[field.strip()] = column.strip()
     return mapping

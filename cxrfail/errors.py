@@ -6,8 +6,11 @@ it into exit status 2 with one line on stderr, the dashboard into an `st.error` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
+
+_HEADER_NAME = re.compile(r"[\w .()/%+-]{1,40}")
 
 
 class CxrfailInputError(ValueError):
@@ -54,6 +57,24 @@ class PredictionsError(CxrfailInputError):
     """A prediction file cannot be used as given."""
 
 
+class PathNotAllowedError(CxrfailInputError):
+    """A server-side path lies outside the configured data roots. The message never says whether the path
+    exists, and never shows anything read from it."""
+
+
+class ConfigError(CxrfailInputError):
+    """An analysis or serving setting is outside its allowed range; the message names the setting and range."""
+
+
+class CacheKeyError(CxrfailInputError):
+    """A cache key given by the user is not a key (it could name a path outside the cache)."""
+
+
+class ReportWriteError(CxrfailInputError):
+    """The report folder could not be written completely (full disk, no permission); nothing was left half
+    written."""
+
+
 def first_rows(mask, index) -> list[object]:
     """Row labels where the boolean ``mask`` holds, for error messages (1-based file lines when ``index`` is
     a RangeIndex over the data rows: header is line 1, so data row i is line i + 2)."""
@@ -64,3 +85,13 @@ def first_rows(mask, index) -> list[object]:
     if isinstance(index, pd.RangeIndex):
         return [f"line {int(p) + 2}" for p in positions]
     return [index[p] for p in positions]
+
+
+def header_names(columns: Iterable[object]) -> str:
+    """The column names of a file for an error message, quoted, when they look like a CSV header (short
+    names of letters, digits, spaces and ``._()/%+-``); otherwise only their number. A file that is not a
+    table (a shell profile, a key file) must never have its lines echoed into a message."""
+    names = [str(column) for column in columns]
+    if names and all(_HEADER_NAME.fullmatch(name) for name in names):
+        return ", ".join(map(repr, names[:30])) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
+    return f"{len(names)} column(s) whose names do not look like a table header"

@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from cxrfail.manifest import jsonable, package_versions, sha256_bytes
+from cxrfail.files import bytes_sha256
+from cxrfail.manifest import jsonable, package_versions
 
 FIGURE_FORMATS = ("html", "png", "svg")
 STATIC_FORMATS = ("png", "svg")
@@ -231,9 +232,33 @@ def figure_bytes(fig: go.Figure, fmt: str, *, width: int | None = None, height: 
     raise ValueError(f"unknown figure format {fmt!r}; use one of {', '.join(FIGURE_FORMATS)}")
 
 
+#: First characters that make a spreadsheet read a cell as a formula (or hide one behind a control character).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def inert_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` safe to open in a spreadsheet: every text cell (and column name) that starts with
+    ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe, so it is shown as text, never
+    run as a formula. Numeric columns are untouched (a negative number stays a number)."""
+    inert = frame.copy()
+    for column in inert.columns:
+        if inert[column].dtype == object or isinstance(inert[column].dtype, pd.StringDtype | pd.CategoricalDtype):
+            inert[column] = inert[column].astype(object).map(_inert_cell)
+    inert.columns = [_inert_cell(column) for column in inert.columns]
+    if not isinstance(inert.index, pd.RangeIndex):
+        inert.index = inert.index.map(_inert_cell)
+    return inert
+
+
 def table_bytes(table: pd.DataFrame, *, index: bool = False) -> bytes:
-    """A table as UTF-8 CSV."""
-    return table.to_csv(index=index).encode("utf-8")
+    """A table as UTF-8 CSV, formula-inert (see `inert_csv_frame`)."""
+    return inert_csv_frame(table).to_csv(index=index).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------ pack / zip
@@ -296,7 +321,7 @@ def _manifest_bytes(manifest: Mapping[str, object] | None, files: Mapping[str, b
     final = dict(manifest or {})
     final.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     final.setdefault("versions", package_versions())
-    final["files"] = [{"path": path, "bytes": len(data), "sha256": sha256_bytes(data)}
+    final["files"] = [{"path": path, "bytes": len(data), "sha256": bytes_sha256(data)}
                       for path, data in sorted(files.items())]
     if notes:
         final["warnings"] = list(final.get("warnings", [])) + notes  # type: ignore[arg-type]

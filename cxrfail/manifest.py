@@ -7,7 +7,6 @@ conversion of results, configs and summaries to JSON (numpy scalars, dataclasses
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import math
 import platform
@@ -15,22 +14,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cxrfail.files import bytes_sha256, file_sha256
+
 REPORTED_PACKAGES = ("cxrfail", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "shap", "plotly",
                      "kaleido", "streamlit", "torch", "torchvision", "torchxrayvision")
 UNKNOWN_KEY = "unknown"  # the JSON key of a missing value (a missing sex or view in a cohort summary)
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str | None]:
@@ -112,7 +100,7 @@ def build_manifest(
     for item in inputs:
         if isinstance(item, tuple):
             name, data = item
-            files.append({"path": f"upload:{name}", "bytes": len(data), "sha256": sha256_bytes(data)})
+            files.append({"path": f"upload:{name}", "bytes": len(data), "sha256": bytes_sha256(data)})
             continue
         path = Path(item)
         if path.is_file():

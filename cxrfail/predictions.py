@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.cohort import Cohort, _read_csv
-from cxrfail.errors import PredictionsError, first_rows
+from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
 
 ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
@@ -56,7 +56,7 @@ def parse_predictions(
         id_column = next((column for column in ID_COLUMNS if column in frame.columns), None)
     if id_column is None or id_column not in frame.columns:
         raise PredictionsError(
-            f"no id column; expected one of {', '.join(ID_COLUMNS)}, found {', '.join(map(str, frame.columns))}",
+            f"no id column; expected one of {', '.join(ID_COLUMNS)}, found {header_names(frame.columns)}",
             path=where, fix="Name the image id column image_id (or pass id_column)",
         )
     ids = frame[id_column].astype("string").str.strip()
@@ -67,14 +67,14 @@ def parse_predictions(
     duplicated = ids.duplicated(keep=False)
     if duplicated.any():
         raise PredictionsError(
-            f"duplicate ids, e.g. {ids[duplicated].iloc[0]}", path=where, column=id_column,
+            "duplicate ids", path=where, column=id_column,
             rows=first_rows(duplicated, frame.index), fix="Keep one prediction row per image",
         )
     value_columns = [column for column in frame.columns if column != id_column]
     unknown = [column for column in value_columns if not is_finding(column)]
     if unknown:
         raise PredictionsError(
-            f"columns that are not finding names: {', '.join(map(repr, unknown))}", path=where,
+            f"columns that are not finding names: {header_names(unknown)}", path=where,
             fix="Rename them to NIH or CheXpert finding names (a prob_ prefix is fine) or remove them",
         )
     if not value_columns:
@@ -98,7 +98,7 @@ def parse_predictions(
         not_numeric = values.isna()
         if not_numeric.any():
             raise PredictionsError(
-                f"cells that are not numbers, e.g. {raw[not_numeric].iloc[0]!r}", path=where, column=column,
+                "cells that are not numbers", path=where, column=column,
                 rows=first_rows(not_numeric, frame.index), fix="Probabilities must be numbers",
             )
         outside = (values < 0) | (values > 1) | ~np.isfinite(values)

@@ -14,16 +14,19 @@ Rendering a few hundred static figures takes minutes, so a figure pack is cached
 from __future__ import annotations
 
 import json
-import os
+import logging
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import cxrfail
 from cxrfail.analysis.result import AnalysisResult
-from cxrfail.cache import default_cache_dir, hash_parts
-from cxrfail.manifest import build_manifest, file_sha256
+from cxrfail.cache import default_cache_dir, hash_parts, warn_cache_unwritable
+from cxrfail.export import inert_csv_frame
+from cxrfail.files import file_sha256, staged_folder
+from cxrfail.manifest import build_manifest
+
+log = logging.getLogger(__name__)
 
 PACK_INDEX = "pack.json"
 
@@ -58,7 +61,7 @@ def write_report(
     if not result.table("label_audit").empty:
         written.update(LABEL_CSV_TABLES)
     for file_name, name in written.items():
-        result.table(name).to_csv(tables_dir / f"{file_name}.csv", index=False)
+        inert_csv_frame(result.table(name)).to_csv(tables_dir / f"{file_name}.csv", index=False)
     result.outcomes.to_parquet(tables_dir / "outcomes.parquet", index=False)
     figure_files: dict[str, list[str]] = {}
     figure_note = None
@@ -87,30 +90,53 @@ def _render_pack(result: AnalysisResult, folder: Path) -> tuple[dict[str, list[s
     from cxrfail.figures import report_figures
 
     pack = write_figure_pack(report_figures(result), folder)
-    (folder / PACK_INDEX).write_text(json.dumps({"files": pack.files, "note": pack.note}))
+    checksums = {path.relative_to(folder).as_posix(): file_sha256(path)
+                 for path in sorted(folder.rglob("*")) if path.is_file()}
+    (folder / PACK_INDEX).write_text(json.dumps({"files": pack.files, "note": pack.note, "sha256": checksums}))
     return pack.files, pack.note
+
+
+def _verified_pack(folder: Path) -> dict | None:
+    """The index of the cached pack in ``folder`` when every file matches its checksum, else None (and the
+    damaged pack is removed, logged)."""
+    if not (folder / PACK_INDEX).exists():
+        return None
+    try:
+        index = json.loads((folder / PACK_INDEX).read_text())
+        files, note, checksums = index["files"], index["note"], index["sha256"]
+        for relative, expected in checksums.items():
+            if file_sha256(folder / relative) != expected:
+                raise ValueError(f"checksum mismatch in {relative}")
+        if not isinstance(files, dict) or not (note is None or isinstance(note, str)):
+            raise ValueError("malformed index")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("dropping damaged figure pack %s (%s: %s); it will be rendered again", folder,
+                    type(exc).__name__, exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return index
 
 
 def _figures(
     result: AnalysisResult, target: Path, cache_dir: str | Path | None, use_cache: bool
 ) -> tuple[dict[str, list[str]], str | None]:
-    """Write the figure pack to ``target``, rendering it only when no cached pack matches."""
+    """Write the figure pack to ``target``, rendering it only when no cached pack matches. A damaged cached
+    pack is rendered again; a cache that cannot be written leaves a warning and the pack is rendered into
+    ``target`` directly."""
     if not use_cache or result.cache_key is None:
         return _render_pack(result, target)
     store = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = store / "figures" / hash_parts(result.cache_key, _figure_code_hash())
-    if not (cached / PACK_INDEX).exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".pack-", dir=cached.parent))
+    index = _verified_pack(cached)
+    if index is None:
         try:
-            _render_pack(result, staging)
-            try:
-                os.rename(staging, cached)
-            except OSError:  # another process cached the same pack first
-                shutil.rmtree(staging, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    index = json.loads((cached / PACK_INDEX).read_text())
+            with staged_folder(cached, replace=False) as staging:
+                _render_pack(result, staging)
+        except OSError as exc:
+            warn_cache_unwritable(cached.parent, exc)
+            files, note = _render_pack(result, target)
+            (target / PACK_INDEX).unlink(missing_ok=True)
+            return files, note
+        index = json.loads((cached / PACK_INDEX).read_text())
     shutil.copytree(cached, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(PACK_INDEX))
     return index["files"], index["note"]

@@ -30,7 +30,7 @@ def test_whole_bundled_chexpert_file_gives_a_complete_report(policy, simulated_m
     out = tmp_path / "report"
     status = main(["analyze", "--cohort", "chexpert", "--cohort-file", str(chexpert_sample_path()),
                    "--uncertain", policy, "--predictions", str(simulated_model), "--findings", FINDING,
-                   "--bootstrap", "50", "--folds", "3", "--no-figures", "--out", str(out),
+                   "--bootstrap", "100", "--folds", "3", "--no-figures", "--out", str(out),
                    "--cache-dir", str(tmp_path / "cache")])
     assert status == 0
 

@@ -142,10 +142,10 @@ def _valid():
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda f: f.assign(img=["a", "a", "c"]), r"duplicate ids: a .*line 2, line 3"),
+        (lambda f: f.assign(img=["a", "a", "c"]), r"duplicate ids .*line 2, line 3"),
         (lambda f: f.assign(age=[40, 250, 60]), r"column 'age': impossible ages .*line 3"),
         (lambda f: f.assign(age=[40, "old", 60]), r"column 'age': ages that are not numbers .*line 3"),
-        (lambda f: f.assign(Edema=[0, 2, 0]), r"column 'Edema': unknown label values \['2'\].*line 3"),
+        (lambda f: f.assign(Edema=[0, 2, 0]), r"column 'Edema': unknown label values.*line 3"),
         (lambda f: f.assign(Edema=[0, -1, 0]), r"unknown label values.*Labels must be 1, 0 or blank"),
         (lambda f: f.drop(columns="pid"), r"missing column\(s\) 'pid'"),
     ],

@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 import pytest
 
 from cxrfail import export
-from cxrfail.manifest import build_manifest, file_sha256, sha256_bytes
+from cxrfail.files import bytes_sha256, file_sha256
+from cxrfail.manifest import build_manifest
 
 HAS_CHROMIUM = os.path.exists("/usr/bin/chromium") or export.find_browser() is not None
 needs_browser = pytest.mark.skipif(
@@ -90,7 +91,7 @@ def test_build_manifest_hashes_inputs_and_records_config(tmp_path):
     assert manifest["config"] == {"findings": ["Edema"], "seed": 7}
     assert manifest["inputs"][0]["sha256"] == file_sha256(data)
     assert manifest["inputs"][1] == {"path": "upload:upload.csv", "bytes": 4,
-                                     "sha256": sha256_bytes(b"x,y\n")}
+                                     "sha256": bytes_sha256(b"x,y\n")}
     assert manifest["versions"]["plotly"] and manifest["versions"]["python"]
     assert manifest["models"] == ["m1", "m2"]
     assert manifest["generator"] == "cxrfail dashboard"
@@ -137,7 +138,7 @@ def test_zip_bundle_has_every_format_and_a_manifest(fig, tables):
     manifest = json.loads(archive.read("manifest.json"))
     assert "warnings" not in manifest
     for entry in manifest["files"]:
-        assert export.sha256_bytes(archive.read(entry["path"])) == entry["sha256"]
+        assert bytes_sha256(archive.read(entry["path"])) == entry["sha256"]
     assert all(archive.getinfo(name).file_size > 0 for name in names)
     assert steps[-1][1] == "done" and all(0 <= f <= 1 for f, _ in steps)
 

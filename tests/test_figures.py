@@ -104,8 +104,8 @@ def result():
 
 
 def _text(fig: go.Figure) -> str:
-    """Everything a reader sees: title, annotations, trace text and names."""
-    return json.dumps(fig.to_plotly_json(), default=str)
+    """Everything a reader sees: title, annotations, trace text and names (wrapped footnotes joined)."""
+    return re.sub(r"<br>\s*", " ", json.dumps(fig.to_plotly_json(), default=str))
 
 
 def test_overall_misclassification_counts_test_rows_only(result):

@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from cxrfail.analysis.pipeline import AnalysisConfig, cache_key, run_analysis
 from cxrfail.analysis.thresholds import choose_threshold
-from cxrfail.errors import CohortError, PredictionsError
+from cxrfail.errors import CohortError, ConfigError, PredictionsError
 
 LIGHT = AnalysisConfig(findings=("Edema", "Consolidation"), learners=("logistic",),
                        feature_sets=("own+demographics",), n_bootstrap=200, shap_max_samples=100, n_folds=3)
@@ -122,7 +122,7 @@ def test_second_run_is_served_from_cache_and_a_changed_parameter_is_not(demo_coh
 def test_bad_configs_are_refused_before_work(demo_cohort, two_models):
     with pytest.raises(CohortError, match="no labels for Fracture"):
         run_analysis(demo_cohort, two_models, replace(LIGHT, findings=("Fracture",)), use_cache=False)
-    with pytest.raises(CohortError, match="unknown learner"):
+    with pytest.raises(ConfigError, match="unknown learner"):
         run_analysis(demo_cohort, two_models, replace(LIGHT, learners=("svm",)), use_cache=False)
     with pytest.raises(PredictionsError, match="model names repeat"):
         run_analysis(demo_cohort, [two_models[0], two_models[0]], LIGHT, use_cache=False)

@@ -47,7 +47,7 @@ def test_reads_words_numbers_and_blanks_with_a_column_map(tmp_path):
 @pytest.mark.parametrize(("text", "column_map", "fragments"), [
     ("image_id,Pneumothorax\na.png,YES\nb.png,maybe\n", None,
      ["column 'Pneumothorax'", "unknown label values ['maybe']", "line 3"]),
-    ("image_id,Pneumothorax\na.png,1\na.png,0\n", None, ["duplicate ids: a.png", "line 2"]),
+    ("image_id,Pneumothorax\na.png,1\na.png,0\n", None, ["duplicate ids", "line 2"]),
     ("image_id,Pneumothorax\n,1\n", None, ["empty ids", "line 2"]),
     ("Image,Pneumothorax\na.png,1\n", None, ["missing column(s) 'image_id'"]),
     ("image_id,Reader\na.png,r1\n", None, ["no finding columns"]),

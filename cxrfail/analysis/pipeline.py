@@ -32,7 +32,8 @@ from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import THRESHOLD_METHODS, choose_threshold
 from cxrfail.cache import TableStore, hash_frame, hash_parts
 from cxrfail.cohort import Cohort
-from cxrfail.errors import CohortError, PredictionsError
+from cxrfail.errors import CohortError, ConfigError, PredictionsError
+from cxrfail.config_ranges import check_config_ranges
 from cxrfail.findings import COMPETITION_FINDINGS
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
@@ -56,6 +57,10 @@ class AnalysisConfig:
     n_bootstrap: int = 2000
     shap_max_samples: int = 500
     min_overlap: float = 0.9
+
+    def __post_init__(self) -> None:
+        """Refuse settings outside their ranges with `ConfigError` naming the field and the range."""
+        check_config_ranges(self)
 
 
 # Covariates of the misclassification regression besides age, sex and view: radiographic findings. A finding
@@ -148,16 +153,16 @@ def _validate_config(cohort: Cohort, models: Sequence[ModelPredictions], config:
     if len(set(names)) != len(names):
         raise PredictionsError(f"model names repeat: {', '.join(names)}", fix="Give each model its own name")
     if config.threshold_method not in THRESHOLD_METHODS:
-        raise CohortError(f"unknown threshold method {config.threshold_method!r}",
+        raise ConfigError(f"unknown threshold method {config.threshold_method!r}",
                           fix=f"Use one of {', '.join(THRESHOLD_METHODS)}")
     for learner in config.learners:
         if learner not in LEARNERS:
-            raise CohortError(f"unknown learner {learner!r}", fix=f"Use one of {', '.join(LEARNERS)}")
+            raise ConfigError(f"unknown learner {learner!r}", fix=f"Use one of {', '.join(LEARNERS)}")
     for feature_set in config.feature_sets:
         if feature_set not in FEATURE_SETS:
-            raise CohortError(f"unknown feature set {feature_set!r}", fix=f"Use one of {', '.join(FEATURE_SETS)}")
+            raise ConfigError(f"unknown feature set {feature_set!r}", fix=f"Use one of {', '.join(FEATURE_SETS)}")
     if not config.learners or not config.feature_sets:
-        raise CohortError("at least one learner and one feature set are needed")
+        raise ConfigError("at least one learner and one feature set are needed")
     missing_labels = [finding for finding in config.findings if finding not in cohort.table.columns]
     if missing_labels:
         raise CohortError(

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
+    escape,
     PALETTE,
     apply_layout,
     empty_figure,
@@ -25,10 +26,10 @@ def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Fi
     wrong = rows["misclassified"].astype(bool).to_numpy()
     colors = np.where(wrong, PALETTE[1], PALETTE[0])
     fig = go.Figure(go.Bar(
-        x=rows["probability"], y=rows["model"], orientation="h", marker_color=colors,
+        x=rows["probability"], y=[escape(m) for m in rows["model"]], orientation="h", marker_color=colors,
         hovertemplate="%{y}: %{x:.3f}<extra></extra>", showlegend=False,
     ))
-    fig.add_trace(go.Scatter(x=rows["threshold"], y=rows["model"], mode="markers", name="threshold",
+    fig.add_trace(go.Scatter(x=rows["threshold"], y=[escape(m) for m in rows["model"]], mode="markers", name="threshold",
                              marker=dict(symbol="line-ns-open", size=22, color="#1d2731", line=dict(width=3)),
                              hovertemplate="threshold %{x:.3f}<extra></extra>"))
     for model, p, t, w in zip(rows["model"], rows["probability"], rows["threshold"], wrong):

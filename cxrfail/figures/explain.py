@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
+    escape,
     DEFAULT_CONTEXT,
     FigureContext,
     PALETTE,
@@ -36,7 +37,7 @@ def shap_bar(shap_values: pd.DataFrame, *, title: str | None = None, top: int = 
     importance = shap_importance(shap_values).head(top)
     if importance.empty:
         return empty_figure(title, "no SHAP values")
-    fig = go.Figure(go.Bar(x=importance["mean_abs_shap"], y=importance["feature"], orientation="h",
+    fig = go.Figure(go.Bar(x=importance["mean_abs_shap"], y=[escape(f) for f in importance["feature"]], orientation="h",
                            marker_color=PALETTE[0],
                            hovertemplate="%{y}: mean |SHAP| %{x:.4f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
@@ -74,7 +75,7 @@ def shap_beeswarm(shap_values: pd.DataFrame, *, title: str | None = None, top: i
                     colorbar=dict(title=dict(text="feature value"), tickvals=[0, 1], ticktext=["low", "high"])),
         customdata=hover, hovertemplate="%{customdata}<br>SHAP %{x:.4f}<extra></extra>", showlegend=False,
     ))
-    fig.update_yaxes(tickvals=list(range(len(features))), ticktext=features, autorange="reversed",
+    fig.update_yaxes(tickvals=list(range(len(features))), ticktext=[escape(f) for f in features], autorange="reversed",
                      range=[len(features) - 0.5, -0.5])
     vline(fig, 0.0, "#52606d")
     fig.update_xaxes(title="SHAP value (impact on log-odds of misclassification)")
@@ -92,7 +93,7 @@ def shap_waterfall(shap_values: pd.DataFrame, image_id: str, *, base_value: floa
         return empty_figure(title, f"no SHAP values for image {image_id}")
     rows = rows.assign(_abs=rows["shap_value"].abs()).sort_values("_abs", ascending=False, kind="stable")
     head, rest = rows.head(top), rows.iloc[top:]
-    labels = [f"{f} = {fmt_value(v)}" for f, v in zip(head["feature"], head["feature_value"])]
+    labels = [f"{escape(f)} = {escape(fmt_value(v))}" for f, v in zip(head["feature"], head["feature_value"])]
     values = head["shap_value"].astype(float).tolist()
     if len(rest):
         labels.append(f"{len(rest)} other features")

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cxrfail.figures.style import (
+    escape,
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
     FigureContext,
@@ -53,7 +54,7 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
             z.append(z_row)
             text.append(t_row)
         fig.add_trace(go.Heatmap(
-            z=z, x=[finding_label(f) for f in finding_order], y=model_order, text=text, texttemplate="%{text}",
+            z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=text, texttemplate="%{text}",
             colorscale="Viridis", zmin=0.5, zmax=1.0, showscale=col == 2, xgap=2, ygap=2,
             colorbar=dict(title=dict(text="AUROC")),
             hovertemplate="%{y} · %{x}<br>AUROC %{text}<extra></extra>",

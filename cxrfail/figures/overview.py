@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
+    escape,
     DEFAULT_CONTEXT,
     FigureContext,
     PALETTE,
@@ -65,7 +66,8 @@ def model_finding_heatmap(
         texts.append(t_row)
         hovers.append(h_row)
     fig = go.Figure(go.Heatmap(
-        z=z, x=[finding_label(f) for f in finding_order], y=model_order, text=texts, customdata=hovers,
+        z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=texts,
+        customdata=hovers,
         texttemplate="%{text}", colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
         colorbar=dict(title=dict(text=colorbar_title)), xgap=2, ygap=2,
         hovertemplate="%{y} · %{x}<br>%{text}<br>%{customdata}<extra></extra>",
@@ -141,7 +143,7 @@ def count_bars(counts: Mapping[object, int], *, title: str, unit: str = "images"
     values = [int(v) for v in counts.values()]
     total = sum(values)
     fig = go.Figure(go.Bar(
-        x=values, y=labels, orientation="h", marker_color=PALETTE[0],
+        x=values, y=[escape(label) for label in labels], orientation="h", marker_color=PALETTE[0],
         text=[f"{v:,} ({v / total:.0%})" for v in values], textposition="auto",
         hovertemplate="%{y}: %{x} " + unit + "<extra></extra>",
     ))

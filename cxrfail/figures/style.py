@@ -115,8 +115,10 @@ def plain(name: object) -> str:
 
 
 def escape(text: object) -> str:
-    """``text`` HTML-escaped for plotly, which renders a subset of HTML in titles, labels and hover text."""
-    return html.escape(str(text), quote=False)
+    """``text`` with HTML special characters escaped (``<``, ``>``, ``&``, quotes), for titles, axis labels,
+    legend entries and hover text: plotly renders a subset of HTML in them, so a model name such as
+    ``<a href=...>`` would otherwise become a live link."""
+    return html.escape(str(text), quote=True)
 
 
 def slug(*parts: object) -> str:

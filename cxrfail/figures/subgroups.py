@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from cxrfail.analysis.result import MAIN_SAMPLE
 from cxrfail.figures.overview import model_finding_heatmap
 from cxrfail.figures.style import (
+    escape,
     DEFAULT_CONTEXT,
     FigureContext,
     INSUFFICIENT_COLOR,
@@ -41,7 +42,7 @@ def subgroup_rates_figure(
     order = ordered(rates["subgroup"], subgroups)
     rows = rates.assign(_order=rates["subgroup"].map({s: i for i, s in enumerate(order)})).sort_values(
         ["_order"], kind="stable")
-    labels = [f"{s} = {lvl}" for s, lvl in zip(rows["subgroup"], rows["level"])]
+    labels = [f"{escape(s)} = {escape(lvl)}" for s, lvl in zip(rows["subgroup"], rows["level"])]
     sufficient = rows["sufficient"].astype(bool).to_numpy()
     text = [f"{r:.1%}  (n={n:,})" if ok else f"{insufficient_label(min_n)}, n={n}"
             for r, n, ok in zip(rows["rate"], rows["n"].astype(int), sufficient)]
@@ -85,7 +86,7 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
         return empty_figure(title or "Odds ratios", "no estimable terms")
     significant = (rows["q_bh"].astype(float) < alpha).to_numpy()
     colors = np.where(significant, PALETTE[1], SUFFICIENT_COLOR)
-    labels = _term_labels(rows)
+    labels = [escape(label) for label in _term_labels(rows)]
     text = [f"{o:.2f} [{lo:.2f}, {hi:.2f}]  p={fmt_p(p)}  q={fmt_p(q)}{stars(q, alpha)}"
             for o, lo, hi, p, q in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["p_value"],
                                        rows["q_bh"])]
@@ -135,7 +136,7 @@ def term_heatmap(regression: pd.DataFrame, term: str, *, q_column: str = "q_bh",
     if "sample" in rows and len(rows):
         rows["_main"] = rows["sample"] == MAIN_SAMPLE
         rows = rows.sort_values("_main", ascending=False, kind="stable").drop_duplicates(["model", "finding"])
-    title = f"Odds ratio of '{term}' per model and finding"
+    title = f"Odds ratio of '{escape(term)}' per model and finding"
     if rows.empty:
         return empty_figure(title, f"the term {term!r} is in no regression")
     rows["log2_or"] = np.log2(rows["odds_ratio"].astype(float))

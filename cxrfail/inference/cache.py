@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from cxrfail.cache import default_cache_dir, hash_parts
+from cxrfail.cache import default_cache_dir, hash_parts, warn_cache_unwritable
+from cxrfail.files import atomic_write_bytes, atomic_write_with
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,21 @@ class PredictionCache:
 
     def store(self, key: str, identity: Mapping[str, object], findings: Sequence[str],
               image_hashes: Sequence[str], probabilities: np.ndarray) -> None:
-        """Add probabilities (float, shape (len(image_hashes), len(findings))) as a new part, atomically."""
+        """Add probabilities (float, shape (len(image_hashes), len(findings))) as a new part, atomically. A cache
+        folder that cannot be written (full, read-only) logs one warning; the caller's run goes on."""
         if not image_hashes:
             return
+        try:
+            self._store(key, identity, findings, image_hashes, probabilities)
+        except OSError as exc:
+            warn_cache_unwritable(self.root / key, exc)
+
+    def _store(self, key: str, identity: Mapping[str, object], findings: Sequence[str],
+               image_hashes: Sequence[str], probabilities: np.ndarray) -> None:
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / MODEL_FILE).exists():
-            _atomic_write(folder / MODEL_FILE, json.dumps(dict(identity), indent=1, sort_keys=True).encode())
+            atomic_write_bytes(folder / MODEL_FILE, json.dumps(dict(identity), indent=1, sort_keys=True).encode())
         columns = {HASH_COLUMN: pa.array(list(image_hashes), pa.string())}
         probabilities = np.asarray(probabilities, dtype=np.float32)
         for position, finding in enumerate(findings):
@@ -209,20 +217,4 @@ def _read_part(path: Path, findings: Sequence[str]) -> pa.Table:
 
 def _write_part(folder: Path, table: pa.Table) -> None:
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
-    handle, temporary = tempfile.mkstemp(prefix=".part-", suffix=".tmp", dir=folder)
-    os.close(handle)
-    try:
-        pq.write_table(table, temporary, write_page_checksum=True)
-        os.replace(temporary, folder / name)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    atomic_write_with(folder / name, lambda temporary: pq.write_table(table, temporary, write_page_checksum=True))

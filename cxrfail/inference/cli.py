@@ -33,6 +33,8 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     infer.add_argument("--model", required=True, metavar="SPEC", help=SPEC_HELP)
     infer.add_argument("--images", required=True, type=Path, metavar="DIR", help="folder of images (recursive)")
     infer.add_argument("--out", required=True, type=Path, metavar="CSV", help="predictions CSV to write")
+    infer.add_argument("--allow-torchscript", action="store_true",
+                       help="allow a TorchScript model (.pt/.ts/.pth): loading one RUNS CODE from the file")
     infer.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
     infer.add_argument("--batch-size", type=int, default=None, metavar="N",
                        help="images per forward pass (default: 8 on CPU, 64 on CUDA)")
@@ -77,7 +79,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from cxrfail.inference.engine import InferenceEngine
     from cxrfail.inference.models import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, allow_torchscript=args.allow_torchscript)
     cache = None if args.no_cache else PredictionCache(args.cache_dir)
     engine = InferenceEngine(model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers,
                              cache=cache, precision=args.precision, backend=args.backend)
@@ -140,8 +142,10 @@ def run_cache_clear(args: argparse.Namespace) -> int:
     """``cxrfail cache clear``: remove all cached predictions, or one model's."""
     from cxrfail.inference.cache import PredictionCache
 
+    from cxrfail.cache import validate_cache_key
+
     cache = PredictionCache(args.cache_dir)
-    removed = cache.clear(args.key)
+    removed = cache.clear(None if args.key is None else validate_cache_key(args.key))
     if args.key is not None and removed == 0:
         raise InferenceError(f"no cached model with key {args.key!r}", path=cache.root,
                              fix="See `cxrfail cache ls` for the keys")

@@ -14,7 +14,6 @@ bf16/fp16 autocast); GPU paths always use torch.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -31,6 +30,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from cxrfail.files import atomic_write_with, bytes_sha256, file_sha256
 from cxrfail.inference.cache import PredictionCache, model_cache_key
 from cxrfail.inference.cards import BACKENDS, PRECISIONS, Preprocessing
 from cxrfail.inference.errors import InferenceError
@@ -91,14 +91,8 @@ class InferenceResult:
         """Write the prediction table (see `to_frame`) atomically; probabilities with 9 significant digits."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-        try:
-            self.to_frame().to_csv(temporary, index=False, float_format="%.9g")
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
-        return path
+        return atomic_write_with(path, lambda temporary: self.to_frame().to_csv(temporary, index=False,
+                                                                                 float_format="%.9g"))
 
     def to_predictions(self, name: str | None = None) -> ModelPredictions:
         """The same `ModelPredictions` that importing the CSV from `to_csv` gives (validated the same way)."""
@@ -420,7 +414,7 @@ class _DecodedImages(Dataset):
             return position, None, None, f"cannot read file: {exc.strerror or exc}"
         except ImageDecodeError as exc:
             return position, None, None, str(exc)
-        return position, hashlib.sha256(data).hexdigest(), tensor, None
+        return position, bytes_sha256(data), tensor, None
 
 
 @contextlib.contextmanager
@@ -478,8 +472,7 @@ def _hash_files(paths: list[Path]) -> tuple[list[str | None], list[ImageFailure]
     """SHA-256 hex of each file's bytes (None where unreadable) and the unreadable files as failures."""
     def digest(path: Path) -> str | ImageFailure:
         try:
-            with open(path, "rb") as handle:
-                return hashlib.file_digest(handle, "sha256").hexdigest()
+            return file_sha256(path)
         except OSError as exc:
             return ImageFailure(path, f"cannot read file: {exc.strerror or exc}")
 

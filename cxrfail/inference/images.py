@@ -10,6 +10,10 @@ Every decoder returns a float32 tensor of shape (C, H, W), C = 1 (grayscale) or 
   range maps onto [0, 1]; without a VOI transform the range the stored bits allow (after rescaling) maps onto
   [0, 1]. MONOCHROME1 images are inverted. Multi-frame images use their first frame.
 
+Every decoder refuses an image of more than `max_pixels` pixels (rows x columns x frames for DICOM, read from
+the header before any pixel is decoded; PIL's decompression-bomb warning is an error), so a small compressed
+file cannot make the process allocate gigabytes.
+
 Anything a decoder cannot read raises `ImageDecodeError` with the reason; the engine records it as a failure.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +36,27 @@ DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom"})
 #: Bump when decoding or preprocessing changes what a model sees: part of every cache key.
 DECODER_VERSION = 1
 
+#: Default limit on pixels per image (rows x columns x frames): 100 megapixels, far above any radiograph
+#: (CheXpert/NIH: 1024 x 1024 to about 4,300 x 3,500). ``$CXRFAIL_MAX_PIXELS`` overrides it.
+MAX_PIXELS = 100_000_000
+
 _LUMINANCE = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
 
 class ImageDecodeError(ValueError):
     """An image file is empty, corrupt or in a form cxrfail cannot read; the message says why."""
+
+
+def max_pixels() -> int:
+    """Most pixels one image may have: ``$CXRFAIL_MAX_PIXELS`` or `MAX_PIXELS`."""
+    return int(os.environ.get("CXRFAIL_MAX_PIXELS") or MAX_PIXELS)
+
+
+def _check_pixels(count: int, shape: str) -> None:
+    limit = max_pixels()
+    if count > limit:
+        raise ImageDecodeError(f"image of {shape} ({count:,} pixels) is above the limit of {limit:,} pixels "
+                               "(CXRFAIL_MAX_PIXELS)")
 
 
 def list_images(directory: str | Path) -> list[tuple[str, Path]]:
@@ -92,6 +113,31 @@ def read_image(path: str | Path) -> torch.Tensor:
     return decode_image(data, path.suffix)
 
 
+def read_cohort_image(path: str | Path, image_root: str | Path) -> torch.Tensor:
+    """`read_image` for a path taken from a cohort: it must resolve (symlinks, ``..``) inside ``image_root``,
+    else `PathNotAllowedError` before the file is opened."""
+    from cxrfail.roots import resolve_inside
+
+    return read_image(resolve_inside(path, image_root))
+
+
+def display_png(path: str | Path, image_root: str | Path, max_side: int = 1024) -> bytes:
+    """PNG bytes (8-bit grayscale or RGB, longest side at most ``max_side`` pixels) of a cohort image for the
+    browser: decoded here, so the browser never gets a server path. ``path`` must lie inside ``image_root``
+    (`PathNotAllowedError`); an unreadable image raises `ImageDecodeError`."""
+    image = read_cohort_image(path, image_root)
+    height, width = image.shape[-2:]
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    picture = Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def preprocess(image: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
     """Turn a decoded (C, H, W) image in [0, 1] into one model input of shape
     (channels, input_size, input_size), float32, as described by ``preprocessing``."""
@@ -113,15 +159,25 @@ def preprocess(image: torch.Tensor, preprocessing: Preprocessing) -> torch.Tenso
 
 
 def _decode_pillow(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        if image.mode.startswith("I;16"):
-            return np.asarray(image, dtype=np.float32) / 65535.0
-        if image.mode == "I":  # 16-bit grayscale as 32-bit integers
-            return np.clip(np.asarray(image, dtype=np.float32), 0, 65535) / 65535.0
-        if image.mode in ("1", "L", "LA"):
-            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                _check_pixels(image.width * image.height, f"{image.width} x {image.height}")
+                image.load()
+                return _pillow_array(image)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise ImageDecodeError(f"refused as a decompression bomb ({exc})") from None
+
+
+def _pillow_array(image: Image.Image) -> np.ndarray:
+    if image.mode.startswith("I;16"):
+        return np.asarray(image, dtype=np.float32) / 65535.0
+    if image.mode == "I":  # 16-bit grayscale as 32-bit integers
+        return np.clip(np.asarray(image, dtype=np.float32), 0, 65535) / 65535.0
+    if image.mode in ("1", "L", "LA"):
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
     if np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[1], rgb[2]):  # grayscale stored as colour
         return rgb[0]
     return rgb
@@ -134,6 +190,9 @@ def _decode_dicom(data: bytes) -> np.ndarray:
     dataset = pydicom.dcmread(io.BytesIO(data), force=True)
     if "PixelData" not in dataset:
         raise ImageDecodeError("DICOM file has no pixel data")
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    _check_pixels(rows * columns * max(frames, 1), f"{rows} x {columns} x {frames} frame(s)")
     pixels = dataset.pixel_array
     if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
         pixels = pixels[0]

@@ -1,5 +1,8 @@
 """Model loading: torchxrayvision models by name, TorchScript files, and torchvision state dicts described by a
-model card. Loading never unpickles arbitrary objects.
+model card. Loading a checkpoint never unpickles arbitrary objects; loading a TorchScript file RUNS CODE FROM THE
+FILE (its serialized methods, including ``__setstate__``, execute as soon as it is loaded), so it happens only
+with an explicit ``allow_torchscript=True`` (``--allow-torchscript``) and a ``.pt``/``.ts``/``.pth`` name. Treat
+a TorchScript file like a program: load only files you would run.
 
 A model SPEC (the CLI's ``--model``) is one of:
 
@@ -22,12 +25,10 @@ as well. A checkpoint that needs any other object unpickled is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -50,6 +51,7 @@ from cxrfail.inference.cards import (
     parse_model_card,
     range_normalization,
 )
+from cxrfail.files import atomic_write_with, file_sha256
 from cxrfail.inference.errors import InferenceError
 
 EMBEDDED_CARD = "cxrfail_card.json"
@@ -81,8 +83,12 @@ class LoadedModel:
         return self.card.name
 
 
-def load_model(spec: str | Path) -> LoadedModel:
-    """Load the model a SPEC names (see the module docstring)."""
+TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".pth")
+
+
+def load_model(spec: str | Path, *, allow_torchscript: bool = False) -> LoadedModel:
+    """Load the model a SPEC names (see the module docstring). A TorchScript file (named directly or by a
+    card) is refused unless ``allow_torchscript``: loading it runs code from the file."""
     text = str(spec)
     if text.startswith(XRV_PREFIX):
         name, _, weights = text[len(XRV_PREFIX):].partition("@")
@@ -91,28 +97,44 @@ def load_model(spec: str | Path) -> LoadedModel:
     if not path.is_file():
         raise InferenceError("model file not found", path=path, fix=SPEC_HELP)
     if path.suffix.lower() in CARD_SUFFIXES:
-        return load_card_model(path)
+        return load_card_model(path, allow_torchscript=allow_torchscript)
     if _is_torchscript(path):
-        return load_torchscript_model(path)
+        return load_torchscript_model(path, allow_torchscript=allow_torchscript)
     raise InferenceError(
         "neither a model card nor a TorchScript file", path=path,
         fix="A state dict needs a model card naming its architecture, labels and preprocessing; " + SPEC_HELP)
 
 
-def load_card_model(card_path: str | Path) -> LoadedModel:
-    """Load the model a card file describes: a TorchScript file, or a state dict for a torchvision architecture."""
+def load_card_model(card_path: str | Path, *, allow_torchscript: bool = False) -> LoadedModel:
+    """Load the model a card file describes: a state dict for a torchvision architecture, or (only with
+    ``allow_torchscript``, since it runs code from the file) a TorchScript file."""
     card = load_model_card(card_path)
     if card.architecture == TORCHSCRIPT:
-        return load_torchscript_model(card.weights, card)
+        return load_torchscript_model(card.weights, card, allow_torchscript=allow_torchscript)
     with torch.device("meta"):
         module = build_torchvision_model(card.architecture, len(card.labels), card.preprocessing.channels)
     load_weights(module, read_state_dict(card.weights), card.weights)
     return _ready(card, module)
 
 
-def load_torchscript_model(path: str | Path, card: ModelCard | None = None) -> LoadedModel:
-    """Load a TorchScript file; its card is ``card`` or the one embedded as ``cxrfail_card.json``."""
+def load_torchscript_model(path: str | Path, card: ModelCard | None = None, *,
+                           allow_torchscript: bool = False) -> LoadedModel:
+    """Load a TorchScript file; its card is ``card`` or the one embedded as ``cxrfail_card.json``.
+
+    Loading TorchScript executes code stored in the file (any method, ``__setstate__`` included, can do what
+    Python can), so it needs ``allow_torchscript=True`` and a ``.pt``/``.ts``/``.pth`` name; otherwise
+    `InferenceError` says why. Only load TorchScript files from people you would let run programs here.
+    """
     path = Path(path)
+    if not allow_torchscript:
+        raise InferenceError(
+            "refused: this is a TorchScript file, and loading TorchScript runs code from the file",
+            path=path, fix="Pass --allow-torchscript (allow_torchscript=True) only for a file you trust as a "
+                           "program, or re-save the weights as a state dict or safetensors with a model card")
+    if path.suffix.lower() not in TORCHSCRIPT_SUFFIXES:
+        raise InferenceError(
+            f"refused: a TorchScript file must be named {', '.join(TORCHSCRIPT_SUFFIXES)}", path=path,
+            fix="Rename it so that what it is stays visible")
     if not path.is_file():
         raise InferenceError("TorchScript file not found", path=path)
     extra_files = {EMBEDDED_CARD: ""}
@@ -263,21 +285,21 @@ def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | 
         return target
     url = url or xrv.models.model_urls[long_name]["weights_url"]
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+
+    def download(temporary: Path) -> None:
+        with open(temporary, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
         read_state_dict(temporary, _xrv_module_classes())
-        os.replace(temporary, target)
+
+    try:
+        atomic_write_with(target, download)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc.strerror or exc
         raise InferenceError(
             f"cannot download the {long_name} weights from {url} ({reason})",
             fix=f"Where there is no network, fetch the file on another machine and copy it to {target}, "
                 f"or pass --model xrv:{long_name}@/path/to/weights.pt") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return target
 
 
@@ -347,13 +369,8 @@ def _ready(card: ModelCard, module: nn.Module) -> LoadedModel:
         seen[finding] = label
         indices.append(position)
         findings.append(finding)
-    return LoadedModel(card=card, module=module.eval(), weights_digest=_file_digest(card.weights),
+    return LoadedModel(card=card, module=module.eval(), weights_digest=file_sha256(card.weights),
                        output_indices=tuple(indices), findings=tuple(findings))
-
-
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -132,7 +132,7 @@ def test_torchscript_with_embedded_card_and_via_a_card(tmp_path):
             "normalization": "imagenet"}
     embedded = tmp_path / "embedded.pt"
     torch.jit.save(scripted, str(embedded), _extra_files={EMBEDDED_CARD: json.dumps(card)})
-    model = load_model(embedded)
+    model = load_model(embedded, allow_torchscript=True)
     assert model.name == "scripted" and model.card.architecture == "torchscript"
     assert model.findings == ("Edema", "Pleural Effusion")
     x = _probe(3, 64)
@@ -142,10 +142,10 @@ def test_torchscript_with_embedded_card_and_via_a_card(tmp_path):
     bare = tmp_path / "bare.ts"
     torch.jit.save(scripted, str(bare))
     with pytest.raises(InferenceError, match="carries no model card"):
-        load_model(bare)
+        load_model(bare, allow_torchscript=True)
     card_path = tmp_path / "scripted.yaml"
     card_path.write_text(json.dumps({**card, "architecture": "torchscript", "weights": "bare.ts"}))
-    assert load_model(card_path).findings == ("Edema", "Pleural Effusion")
+    assert load_model(card_path, allow_torchscript=True).findings == ("Edema", "Pleural Effusion")
 
 
 class _Payload:
