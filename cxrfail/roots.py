@@ -15,6 +15,7 @@ from pathlib import Path
 from cxrfail.errors import PathNotAllowedError
 
 DATA_ROOTS_VARIABLE = "CXRFAIL_DATA_ROOTS"
+MODEL_ROOTS_VARIABLE = "CXRFAIL_MODEL_ROOTS"
 
 
 def data_roots() -> tuple[Path, ...]:
@@ -30,6 +31,19 @@ def data_roots() -> tuple[Path, ...]:
     return tuple(Path(entry).expanduser().resolve() for entry in entries)
 
 
+def model_roots() -> tuple[Path, ...]:
+    """Folders whose TorchScript files the dashboard may load (TorchScript runs code from the file):
+    ``$CXRFAIL_MODEL_ROOTS`` entries, none by default."""
+    entries = [e for e in os.environ.get(MODEL_ROOTS_VARIABLE, "").split(os.pathsep) if e.strip()]
+    return tuple(Path(entry).expanduser().resolve() for entry in entries)
+
+
+def is_under(path: str | Path, roots: Sequence[str | Path]) -> bool:
+    """True when ``path`` resolves inside one of ``roots``."""
+    resolved = Path(os.path.expanduser(str(path))).resolve()
+    return any(resolved.is_relative_to(Path(root).resolve()) for root in roots)
+
+
 def resolve_under_roots(path: str | Path, roots: Sequence[str | Path] | None = None) -> Path:
     """``path`` resolved (``~``, symlinks, ``..``), when it lies inside one of ``roots`` (default `data_roots`).
 
@@ -38,7 +52,7 @@ def resolve_under_roots(path: str | Path, roots: Sequence[str | Path] | None = N
     """
     roots = tuple(Path(root).resolve() for root in (data_roots() if roots is None else roots))
     resolved = Path(os.path.expanduser(str(path))).resolve()
-    if not any(resolved.is_relative_to(root) for root in roots):
+    if not is_under(resolved, roots):
         raise PathNotAllowedError(
             "this path is outside the folders the dashboard may read",
             path=path,

@@ -98,10 +98,7 @@ def _detail(picked: str) -> None:
         st.rerun()
     left, right = st.columns([1, 2])
     with left:
-        if isinstance(info["image_path"], str):
-            st.image(widgets.thumbnail(info["image_path"], 512), caption=picked, width="stretch")
-        else:
-            st.caption("No radiograph on disk for this row.")
+        widgets.radiograph(info["image_path"], sel.dataset, max_side=1024, caption=picked)
         st.markdown(f"Patient `{info['patient_id']}` · age {info['age']:.0f} · sex {info['sex']} · view {info['view']}")
         devices = info.get("Support Devices", np.nan)
         if not pd.isna(devices):
@@ -143,7 +140,7 @@ for index, (_, r) in enumerate(shown.iterrows()):
         with st.container(border=True):
             path = table["image_path"].get(r["image_id"], pd.NA)
             if isinstance(path, str):
-                st.image(widgets.thumbnail(path), width="stretch")
+                widgets.radiograph(path, sel.dataset)
             status = "✗ misclassified" if r["misclassified"] else "✓ correct"
             st.markdown(f"`{r['image_id']}`  \nlabel {'positive' if r['label'] == 1 else 'negative'} · "
                         f"p={r['probability']:.3f} · {status}  \nidentifier {r['identifier_probability']:.3f} "

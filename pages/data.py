@@ -51,12 +51,15 @@ with st.form("data_form"):
     uncertain = left.selectbox("Uncertain labels (-1)", ("zeros", "ones", "drop"), key="data_uncertain",
                                help="CheXpert / any CSV: how uncertain labels are counted; recorded in the manifest")
     unit = right.selectbox("Unit of analysis (CheXpert)", ("study", "image"), key="data_unit")
+    st.subheader("Reference labels (optional)")
+    left, right = st.columns(2)
+    reference_upload = left.file_uploader("A second, expert label set for some rows (id column + finding columns)",
+                                          type=["csv", "gz"], key="data_reference_upload")
+    reference_path_text = right.text_input("…or its path on the server", key="data_reference_path")
+    reference_map_text = st.text_input("Reference column map (image_id=COLUMN, FINDING=COLUMN; optional)",
+                                       key="data_reference_colmap")
     label = st.text_input("Name of this dataset", key="data_label", placeholder="my cohort")
     submitted = st.form_submit_button("Load", type="primary")
-
-
-def _server_path(text: str) -> Path | None:
-    return Path(text.strip()).expanduser() if text.strip() else None
 
 
 def request() -> tuple[datasets.DatasetRequest, dict[str, str]]:
@@ -71,19 +74,25 @@ def request() -> tuple[datasets.DatasetRequest, dict[str, str]]:
         shown_names[str(path)] = upload.name
     for line in paths_text.splitlines():
         if line.strip():
-            files.append(_server_path(line))
+            files.append(datasets.server_path(line))
             inputs.append(files[-1])
-    cohort_file = _server_path(cohort_path_text)
+    cohort_file = datasets.server_path(cohort_path_text)
     if cohort_upload is not None:
         cohort_file, record = datasets.save_upload(cohort_upload)
         inputs.append(record)
         shown_names[str(cohort_file)] = cohort_upload.name
+    reference_file = datasets.server_path(reference_path_text)
+    if reference_upload is not None:
+        reference_file, record = datasets.save_upload(reference_upload)
+        inputs.append(record)
+        shown_names[str(reference_file)] = reference_upload.name
     names = tuple(n.strip() for n in names_text.split(",") if n.strip()) or None
     return datasets.DatasetRequest(
         prediction_files=tuple(files), model_names=names, kind=kind, cohort_file=cohort_file,
         column_map=parse_column_map(column_map_text) if kind == "csv" else {}, uncertain_policy=uncertain,
-        unit=unit, image_dir=_server_path(images_text), devices_csv=_server_path(devices_text),
-        label=label.strip(), inputs=tuple(inputs)), shown_names
+        unit=unit, image_dir=datasets.server_path(images_text), devices_csv=datasets.server_path(devices_text),
+        label=label.strip(), inputs=tuple(inputs), reference_file=reference_file,
+        reference_column_map=parse_column_map(reference_map_text, "reference column map") or None), shown_names
 
 
 if submitted:

@@ -69,11 +69,7 @@ with left:
                + (" For a calibration row the run's identifier probability is out-of-fold; the waterfall "
                   "explains the identifier fitted on all calibration rows." if is_calibration else ""))
 with right:
-    path = paths.get(image_id, None)
-    if isinstance(path, str):
-        st.image(widgets.thumbnail(path, 512), caption=image_id, width="stretch")
-    else:
-        st.caption("No radiograph on disk for this row.")
+    widgets.radiograph(paths.get(image_id, None), sel.dataset, max_side=1024, caption=image_id)
     if not row.empty:
         r = row.iloc[0]
         st.markdown(f"**Label**: {'positive' if r['label'] == 1 else 'negative'} · **probability** "

@@ -12,6 +12,7 @@ from cxrfail.dashboard import datasets, widgets
 from cxrfail.dashboard.settings import base_config
 from cxrfail.dashboard.sidebar import frame
 from cxrfail.errors import CxrfailInputError
+from cxrfail.roots import is_under, model_roots
 
 sel = frame("Run inference")
 flash = st.session_state.pop("inf_flash", None)
@@ -39,9 +40,10 @@ if source == "torchxrayvision model":
     left, right = st.columns(2)
     xrv_name = left.selectbox("torchxrayvision weights", _xrv_names(), key="inf_xrv")
     weights = right.text_input("Weights file (optional; default: torchxrayvision's cache folder)", key="inf_weights")
-    spec = f"xrv:{xrv_name}" + (f"@{weights.strip()}" if weights.strip() else "")
+    model_file = weights.strip()
 else:
-    spec = st.text_input("Model file path (TorchScript .pt/.ts, or a card .json/.yaml)", key="inf_path").strip()
+    model_file = st.text_input("Model file path (TorchScript .pt/.ts, or a card .json/.yaml)", key="inf_path").strip()
+    xrv_name = None
 paths = sel.dataset.cohort.table["image_path"].dropna()
 folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)",
                        value=str(Path(paths.iloc[0]).parent) if len(paths) else "", key="inf_folder")
@@ -49,23 +51,29 @@ left, middle, right = st.columns(3)
 name = left.text_input("Model name in the dashboard (default: the model's)", key="inf_name")
 device = middle.selectbox("Device", ("auto", "cpu", "cuda"), key="inf_device")
 batch_size = right.number_input("Batch size", min_value=1, max_value=256, value=16, key="inf_batch")
-st.caption("Image ids are the file paths relative to the folder; they must match the cohort's ids "
+st.caption("Paths are read on the server, under the folders the operator allowed (CXRFAIL_DATA_ROOTS); a "
+           "TorchScript file runs code when loaded, so it loads only from CXRFAIL_MODEL_ROOTS. "
+           "Image ids are the file paths relative to the folder; they must match the cohort's ids "
            f"(e.g. `{sel.dataset.cohort.table.index[0]}`). Results are cached per image content, so a second run "
            "of the same model on the same images is read back, not recomputed.")
 
 if st.button("Run", type="primary", key="inf_run"):
     try:
-        if not spec or spec == "xrv:":
+        resolved = datasets.server_path(model_file) if model_file else None
+        if xrv_name is None and resolved is None:
             raise CxrfailInputError("no model given", fix="Pick a torchxrayvision model or give a model file path")
-        if not folder.strip() or not Path(folder.strip()).is_dir():
-            raise CxrfailInputError("image folder not found", path=folder.strip() or None,
-                                    fix="Give an existing folder of images on the server")
-        with st.status(f"Running {spec} on {folder}", expanded=True) as status:
+        spec = f"xrv:{xrv_name}" + (f"@{resolved}" if resolved else "") if xrv_name is not None else str(resolved)
+        image_folder = datasets.server_path(folder)
+        if image_folder is None or not image_folder.is_dir():
+            raise CxrfailInputError("no image folder", fix="Give a folder of images under the allowed roots")
+        with st.status(f"Running {Path(spec).name if xrv_name is None else 'xrv:' + xrv_name} on the image folder",
+                       expanded=True) as status:
             st.write("Loading the model…")
             from cxrfail.inference import InferenceEngine, PredictionCache, load_model
             from cxrfail.predictions import check_coverage
 
-            model = load_model(spec)
+            # TorchScript runs code from the file: only from a folder the operator allowed (CXRFAIL_MODEL_ROOTS).
+            model = load_model(spec, allow_torchscript=resolved is not None and is_under(resolved, model_roots()))
             engine = InferenceEngine(model, device=device, batch_size=int(batch_size), cache=PredictionCache())
             st.write(f"{model.name} on {engine.device} ({engine.precision}); findings: {', '.join(model.findings)}")
             bar = st.progress(0.0, text="hashing images and reading the cache…")
@@ -76,14 +84,14 @@ if st.button("Run", type="primary", key="inf_run"):
                 except Exception:  # a worker thread without a script context: skip the update
                     pass
 
-            result = engine.run(folder.strip(), progress=progress)
+            result = engine.run(image_folder, progress=progress)
             status.update(label=result.summary(), state="complete", expanded=False)
         if result.failures:
             st.warning(f"{len(result.failures)} images could not be used:")
-            st.dataframe(pd.DataFrame([(str(f.path), f.reason) for f in result.failures], columns=["path", "reason"]),
-                         hide_index=True)
+            st.dataframe(pd.DataFrame([(Path(f.path).name, f.reason) for f in result.failures],
+                                      columns=["file", "reason"]), hide_index=True)
         if result.probabilities.empty:
-            raise CxrfailInputError("no image could be predicted", path=folder,
+            raise CxrfailInputError("no image could be predicted",
                                     fix="Check the folder holds readable PNG, JPEG or DICOM images")
         predictions = result.to_predictions(name.strip() or None)
         if predictions.name in sel.dataset.model_names:
@@ -91,8 +99,8 @@ if st.button("Run", type="primary", key="inf_run"):
                                     fix="Give the new model another name")
         check_coverage(sel.dataset.cohort, [predictions], base_config().min_overlap)
         n_common = int(sel.dataset.cohort.table.index.isin(predictions.probabilities.index).sum())
-        note = (f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of {folder} "
-                f"({result.summary()})")
+        note = (f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of "
+                f"{image_folder.name} ({result.summary()})")
         datasets.register(sel.dataset.with_model(predictions, note=note), models=[*sel.models, predictions.name])
         st.session_state["inf_flash"] = (
             f"Added **{predictions.name}** ({n_common:,} of the cohort's {sel.dataset.cohort.n_rows:,} images). "

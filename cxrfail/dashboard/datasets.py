@@ -3,7 +3,6 @@ session (`st.cache_resource`); what a visitor loads or infers lives in their ses
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,8 +13,10 @@ import streamlit as st
 from cxrfail.cache import hash_frame, hash_parts
 from cxrfail.cohort import Cohort, load_cohort
 from cxrfail.errors import CxrfailInputError, PredictionsError
+from cxrfail.files import cleanup_stale_uploads, new_upload_folder
 from cxrfail.predictions import ModelPredictions, check_coverage, load_prediction_files
 from cxrfail.reference import ReferenceLabels, findings_with_reference, load_reference_labels, match_reference
+from cxrfail.roots import resolve_under_roots
 
 DEMO_KEY = "demo"
 LOADED = "cxrfail_datasets"  # session_state: dict key -> Dataset loaded in this session
@@ -30,6 +31,7 @@ class Dataset:
 
     ``inputs``: files it was read from (paths, or (name, bytes) of uploads) for export manifests.
     ``reference``: a second (expert) label set for some of its rows, or None (see `cxrfail.reference`).
+    ``image_root``: the folder every ``image_path`` of the cohort lies in (images are shown from there only).
     """
 
     key: str
@@ -39,6 +41,7 @@ class Dataset:
     inputs: tuple = ()
     notes: tuple[str, ...] = ()
     reference: ReferenceLabels | None = None
+    image_root: Path | None = None
 
     @property
     def reference_findings(self) -> tuple[str, ...]:
@@ -68,16 +71,18 @@ class Dataset:
         models = tuple(m for m in self.models if m.name != model.name) + (model,)
         return Dataset(key=hash_parts(self.key, model.name, hash_frame(model.probabilities))[:16],
                        label=f"{self.label} + {model.name}", cohort=self.cohort, models=models, inputs=self.inputs,
-                       notes=self.notes + ((note,) if note else ()), reference=self.reference)
+                       notes=self.notes + ((note,) if note else ()), reference=self.reference,
+                       image_root=self.image_root)
 
 
 def dataset_from(cohort: Cohort, models: Sequence[ModelPredictions], label: str, inputs: Sequence = (),
-                 key: str | None = None, reference: ReferenceLabels | None = None) -> Dataset:
+                 key: str | None = None, reference: ReferenceLabels | None = None,
+                 image_root: Path | None = None) -> Dataset:
     key = key or hash_parts(hash_frame(cohort.table), cohort.unit,
                             [(m.name, hash_frame(m.probabilities)) for m in models],
                             None if reference is None else hash_frame(reference.table))[:16]
     return Dataset(key=key, label=label, cohort=cohort, models=tuple(models), inputs=tuple(inputs),
-                   reference=reference)
+                   reference=reference, image_root=image_root)
 
 
 @st.cache_resource(show_spinner="Loading the demo data (NIH ChestX-ray14 test split)…")
@@ -91,7 +96,8 @@ def demo_dataset() -> Dataset:
     cohort = demo.load_demo_cohort(models)
     reference = demo.load_demo_reference_labels(cohort)
     inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv", *reference.sources)
-    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY, reference=reference)
+    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY, reference=reference,
+                        image_root=demo.demo_dir() / "images")
 
 
 def available() -> dict[str, Dataset]:
@@ -117,10 +123,18 @@ def remove(key: str) -> None:
     st.session_state[LOADED] = loaded
 
 
+@st.cache_resource(show_spinner=False)
+def clear_stale_uploads() -> int:
+    """Once per server process: remove the upload folders earlier processes left (no session outlives a
+    restart). Returns how many were removed."""
+    return cleanup_stale_uploads(older_than_s=0)
+
+
 def upload_dir() -> Path:
-    """A folder for this session's uploaded files (loaders read paths)."""
+    """A private folder for this session's uploaded files (loaders read paths); it goes with the session's
+    state and is removed at the next start of the server."""
     if UPLOAD_DIR not in st.session_state:
-        st.session_state[UPLOAD_DIR] = tempfile.mkdtemp(prefix="cxrfail-upload-")
+        st.session_state[UPLOAD_DIR] = str(new_upload_folder())
     return Path(st.session_state[UPLOAD_DIR])
 
 
@@ -154,7 +168,8 @@ class DatasetRequest:
 
 
 def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
-    """Read and validate the requested files with the library's loaders (the same as the CLI's)."""
+    """Read and validate the requested files with the library's loaders (the same as the CLI's). Paths typed on
+    the server must already be resolved under the data roots (`server_path`)."""
     if not request.prediction_files:
         raise PredictionsError("no prediction files given", fix="Upload at least one prediction CSV or give a path")
     models = load_prediction_files(request.prediction_files, request.model_names)
@@ -168,11 +183,18 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
         reference = match_reference(load_reference_labels(request.reference_file,
                                                           column_map=request.reference_column_map), cohort)
     inputs = (*request.inputs, *cohort.sources)
+    image_root = request.image_dir or (request.cohort_file.parent if request.cohort_file is not None else None)
     dataset = dataset_from(cohort, models, request.label or f"{cohort.name} ({len(models)} models)", inputs,
-                           reference=reference)
+                           reference=reference, image_root=image_root)
     if not dataset.findings():
         raise PredictionsError(
             "no finding has both labels (with a positive) in the cohort and probabilities from every model",
             fix=f"The cohort has {', '.join(cohort.findings)}; the models predict "
                 f"{', '.join(sorted({f for m in models for f in m.findings}))}")
     return dataset
+
+
+def server_path(text: str) -> Path | None:
+    """A path typed in the dashboard, resolved; it must lie under the data roots (`cxrfail.roots`), else
+    `PathNotAllowedError` before anything is opened. None for an empty field."""
+    return resolve_under_roots(text.strip()) if text.strip() else None

@@ -53,6 +53,7 @@ SIDEBAR_KEYS = ("sel_dataset", "sel_models", "sel_findings", "sel_finding", "sel
 def frame(title: str) -> Selection | None:
     """Set up the page and draw the shared sidebar; returns the selection (None when nothing is loaded)."""
     st.set_page_config(page_title=f"{title} · cxrfail", page_icon="🩻", layout="wide")
+    data.clear_stale_uploads()
     with st.sidebar:
         for section, pages in NAVIGATION.items():
             st.caption(section)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from io import BytesIO
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,10 @@ import streamlit as st
 
 from cxrfail import figures
 from cxrfail.analysis.result import AnalysisResult
+from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.state import Selection
+from cxrfail.errors import PathNotAllowedError
+from cxrfail.inference.images import ImageDecodeError, display_png
 
 log = logging.getLogger("cxrfail.dashboard")
 THUMBNAIL_PX = 256
@@ -78,15 +80,21 @@ def percent_columns(columns: Sequence[str]) -> dict:
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
-def thumbnail(path: str, size: int = THUMBNAIL_PX) -> bytes:
-    """A small PNG of a radiograph for grids (the originals are 512 px; a page of them is megabytes)."""
-    from PIL import Image
+def _png(path: str, image_root: str, max_side: int) -> bytes:
+    return display_png(path, image_root, max_side=max_side)
 
-    with Image.open(path) as image:
-        image.thumbnail((size, size))
-        out = BytesIO()
-        image.save(out, format="PNG", optimize=False)
-    return out.getvalue()
+
+def radiograph(path: object, dataset: Dataset, *, max_side: int = THUMBNAIL_PX, caption: str | None = None) -> None:
+    """Show a cohort image, decoded on the server (the browser gets pixels, never a path). It must lie inside
+    the dataset's image folder; an image that cannot be shown says why in one line."""
+    if not isinstance(path, str) or dataset.image_root is None:
+        st.caption("No radiograph on disk for this row.")
+        return
+    try:
+        st.image(_png(path, str(dataset.image_root), max_side), caption=caption, width="stretch")
+    except (PathNotAllowedError, ImageDecodeError) as exc:
+        log.info("image not shown: %s", exc)
+        st.caption(f"This radiograph cannot be shown: {exc}")
 
 
 def input_error(what: str, exc: Exception) -> None:

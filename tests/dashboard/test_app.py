@@ -189,7 +189,7 @@ def test_identifier_page_sets_auroc_against_the_prediction_alone(app):
     assert not problems(app)
 
 
-def test_inference_adds_a_model(app, tmp_path, shared_demo_dir):
+def test_inference_adds_a_model(app, tmp_path, shared_demo_dir, monkeypatch):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
     from cxrfail.inference.models import EMBEDDED_CARD
@@ -205,6 +205,7 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir):
     for source in sorted((shared_demo_dir / "images").glob("*.png"))[:4]:
         shutil.copy(source, images / source.name)
 
+    monkeypatch.setenv("CXRFAIL_DATA_ROOTS", str(tmp_path))
     goto(app, "inference")
     app.radio(key="inf_source").set_value("local model file").run()
     app.text_input(key="inf_path").input(str(tmp_path / "missing.pt"))
@@ -215,6 +216,9 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir):
 
     app.text_input(key="inf_path").input(str(model_path))
     app.selectbox(key="inf_device").set_value("cpu")
+    app.button(key="inf_run").click().run(timeout=300)
+    assert app.error and "loading TorchScript runs code" in app.error[0].value  # not from any folder
+    monkeypatch.setenv("CXRFAIL_MODEL_ROOTS", str(tmp_path))
     app.button(key="inf_run").click().run(timeout=300)
     assert not problems(app), problems(app)
     assert any("Added **tiny**" in s.value for s in app.success)
@@ -237,7 +241,8 @@ def test_figures_follow_the_sidebar_finding(app, page):
     assert not any(first in title for title in titles), titles
 
 
-def test_generic_csv_cohort_needs_a_column_map(app, tmp_path):
+def test_generic_csv_cohort_needs_a_column_map(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRFAIL_DATA_ROOTS", str(tmp_path))  # the prediction path is typed: it must be allowed
     goto(app, "data")
     predictions = tmp_path / "m.csv"
     predictions.write_text("image_id,Edema\na.png,0.2\nb.png,0.7\n")
@@ -276,3 +281,24 @@ def test_labels_page_audits_pneumothorax_against_the_expert_labels(app):
     audit = app.dataframe[1].value
     assert list(audit["model"]) == list(TEST_MODELS)
     assert (audit["n_label_error"] <= audit["n_misclassified"]).all()
+
+
+def test_server_paths_outside_the_data_roots_are_refused_alike(app, tmp_path, monkeypatch):
+    """A path outside CXRFAIL_DATA_ROOTS is refused before it is opened, with the same message whether or not
+    it exists, and the file's contents never appear."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("image_id,Edema\ntop-secret-value,0.5\n")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    monkeypatch.setenv("CXRFAIL_DATA_ROOTS", str(allowed))
+    goto(app, "data")
+    messages = []
+    for path in (secret, tmp_path / "absent.csv"):
+        app.text_area(key="data_pred_paths").input(str(path))
+        app.button[0].click().run()
+        assert not app.exception
+        messages.append(app.error[0].value.replace(str(path), "PATH"))
+        assert "top-secret-value" not in app.error[0].value
+        assert "outside the folders the dashboard may read" in app.error[0].value
+    assert messages[0] == messages[1]
+    assert app.sidebar.selectbox(key="sel_dataset").value == "demo"
