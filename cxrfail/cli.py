@@ -69,6 +69,9 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
     output.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     output.add_argument("--no-figures", action="store_true", help="tables and manifest only")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
+                             "$CXRFAIL_RAY_ADDRESS); the tables equal a local run's")
     parser.set_defaults(handler=_analyze)
 
 
@@ -102,6 +105,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
     from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
+    from cxrfail.ray_cluster import resolve_ray_address
     from cxrfail.report import write_report
 
     try:
@@ -116,13 +120,14 @@ def _analyze(args: argparse.Namespace) -> int:
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)
+    ray_address = resolve_ray_address(args.ray)
     with tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}") as bar:
         def progress(fraction: float, message: str) -> None:
             bar.set_description(message)
             bar.update(round(fraction * 100) - bar.n)
 
         result = run_analysis(cohort, models, config, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                              progress=progress)
+                              progress=progress, ray_address=ray_address)
     print("writing tables and figures ...", file=sys.stderr)
     write_report(result, args.out, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
                  use_cache=not args.no_cache)

@@ -64,3 +64,11 @@ def first_rows(mask, index) -> list[object]:
     if isinstance(index, pd.RangeIndex):
         return [f"line {int(p) + 2}" for p in positions]
     return [index[p] for p in positions]
+
+
+class ClusterError(CxrfailInputError):
+    """A Ray cluster address cannot be used: unreachable, malformed, or no cluster runs there."""
+
+
+class RayNotInstalledError(CxrfailInputError):
+    """Ray is needed (``--ray``, ``CXRFAIL_RAY_ADDRESS``) but not installed."""

@@ -131,6 +131,7 @@ def run_analysis(
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
     n_jobs: int | None = None,
+    ray_address: str | None = None,
 ) -> AnalysisResult:
     """Run every step for every (model, finding); serve from the on-disk cache when inputs are unchanged.
 
@@ -143,6 +144,8 @@ def run_analysis(
         progress: called with (fraction done in [0, 1], message) as steps finish.
         n_jobs: worker processes for the (model, finding) pairs (default: one per CPU core); results are the
             same for any value.
+        ray_address: run the pairs as tasks on this Ray cluster instead (`cxrfail.analysis.distributed`);
+            the same results.
     """
     progress = progress or _no_progress
     _validate_config(cohort, models, config)
@@ -153,7 +156,7 @@ def run_analysis(
         if cached is not None:
             progress(1.0, "loaded from cache")
             return _result_from_tables(config, key, *cached)
-    result = _compute(cohort, models, config, progress, n_jobs)
+    result = _compute(cohort, models, config, progress, n_jobs, ray_address)
     result.cache_key = key
     if use_cache:
         store.save(key, _result_tables(result), _result_meta(result))
@@ -198,6 +201,7 @@ def _compute(
     config: AnalysisConfig,
     progress: ProgressCallback,
     n_jobs: int | None,
+    ray_address: str | None = None,
 ) -> AnalysisResult:
     coverage = check_coverage(cohort, models, config.min_overlap)
     ids = common_ids(cohort, models)
@@ -216,9 +220,15 @@ def _compute(
     jobs = (delayed(_analyse_pair_at)(index, table, probabilities, model, finding, split, levels, config)
             for index, (model, finding) in enumerate(tasks))
     by_index: dict[int, dict[str, pd.DataFrame]] = {}
-    outputs = (Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) if n_jobs > 1
-               else (_analyse_pair_at(i, table, probabilities, m, f, split, levels, config)
-                     for i, (m, f) in enumerate(tasks)))
+    if ray_address is not None:
+        from cxrfail.analysis.distributed import map_on_ray
+
+        arguments = [(i, table, probabilities, m, f, split, levels, config) for i, (m, f) in enumerate(tasks)]
+        outputs = (output for _, output in map_on_ray(_analyse_pair_at, arguments, ray_address))
+    else:
+        outputs = (Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) if n_jobs > 1
+                   else (_analyse_pair_at(i, table, probabilities, m, f, split, levels, config)
+                         for i, (m, f) in enumerate(tasks)))
     for index, output in outputs:
         by_index[index] = output
         model, finding = tasks[index]
