@@ -63,6 +63,9 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
     output.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     output.add_argument("--no-figures", action="store_true", help="tables and manifest only")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
+                             "$CXRFAIL_RAY_ADDRESS); the tables equal a local run's")
     parser.set_defaults(handler=_analyze)
 
 
@@ -106,6 +109,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
     from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.files import staged_folder
+    from cxrfail.ray_cluster import resolve_ray_address
     from cxrfail.report import write_report
 
     try:
@@ -124,13 +128,14 @@ def _analyze(args: argparse.Namespace) -> int:
     if reference is not None:
         inputs.extend(reference.sources)
         print(f"reference labels: {reference.name}, {reference.selection}", file=sys.stderr)
+    ray_address = resolve_ray_address(args.ray)
     with tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}") as bar:
         def progress(fraction: float, message: str) -> None:
             bar.set_description(message)
             bar.update(round(fraction * 100) - bar.n)
 
         result = run_analysis(cohort, models, config, reference=reference, cache_dir=args.cache_dir,
-                              use_cache=not args.no_cache, progress=progress)
+                              use_cache=not args.no_cache, progress=progress, ray_address=ray_address)
     print("writing tables and figures ...", file=sys.stderr)
     try:
         with staged_folder(args.out) as staging:  # a report is complete or absent, never half written

@@ -95,3 +95,11 @@ def header_names(columns: Iterable[object]) -> str:
     if names and all(_HEADER_NAME.fullmatch(name) for name in names):
         return ", ".join(map(repr, names[:30])) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
     return f"{len(names)} column(s) whose names do not look like a table header"
+
+
+class ClusterError(CxrfailInputError):
+    """A Ray cluster address cannot be used: unreachable, malformed, or no cluster runs there."""
+
+
+class RayNotInstalledError(CxrfailInputError):
+    """Ray is needed (``--ray``, ``CXRFAIL_RAY_ADDRESS``) but not installed."""

@@ -109,6 +109,7 @@ def run_analysis(
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
     n_jobs: int | None = None,
+    ray_address: str | None = None,
 ) -> AnalysisResult:
     """Run every step for every (model, finding); serve from the on-disk cache when inputs are unchanged.
 
@@ -126,6 +127,8 @@ def run_analysis(
         progress: called with (fraction done in [0, 1], message) as steps finish.
         n_jobs: worker processes for the (model, finding) pairs (default: one per CPU core); results are the
             same for any value.
+        ray_address: run the pairs as tasks on this Ray cluster instead (`cxrfail.analysis.distributed`);
+            the same results.
     """
     progress = progress or _no_progress
     _validate_config(cohort, models, config)
@@ -139,7 +142,7 @@ def run_analysis(
         if cached is not None:
             progress(1.0, "loaded from cache")
             return AnalysisResult.from_tables(config, key, *cached)
-    result = _compute(cohort, models, config, reference, scope, progress, n_jobs)
+    result = _compute(cohort, models, config, reference, scope, progress, n_jobs, ray_address)
     result.cache_key = key
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
@@ -186,6 +189,7 @@ def _compute(
     scope: str,
     progress: ProgressCallback,
     n_jobs: int | None,
+    ray_address: str | None = None,
 ) -> AnalysisResult:
     coverage = check_coverage(cohort, models, config.min_overlap)
     ids = common_ids(cohort, models)
@@ -204,9 +208,15 @@ def _compute(
     # the learners' OpenMP threads slow down many-fold when several fits share 2 cores.
     jobs = (delayed(_analyse_pair_at)(index, inputs, model, finding, config)
             for index, (model, finding) in enumerate(tasks))
-    outputs = (Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) if n_jobs > 1
-               else (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)))
     by_index: dict[int, PairResult] = {}
+    if ray_address is not None:
+        from cxrfail.analysis.distributed import map_on_ray
+
+        arguments = [(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)]
+        outputs = (output for _, output in map_on_ray(_analyse_pair_at, arguments, ray_address))
+    else:
+        outputs = (Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) if n_jobs > 1
+                   else (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)))
     for index, pair in outputs:
         by_index[index] = pair
         model, finding = tasks[index]

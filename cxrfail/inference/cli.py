@@ -46,6 +46,12 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
                        help="auto: ONNX Runtime on CPU in fp32 when installed (exported once, cached), else torch")
     _add_cache_dir(infer)
     infer.add_argument("--no-cache", action="store_true", help="compute everything and cache nothing")
+    infer.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help="run on a Ray cluster (HOST:PORT, auto, ray://HOST:PORT; default $CXRFAIL_RAY_ADDRESS, "
+                            "which also turns this on): decoding on CPU workers, the model on one GPU per actor "
+                            "where the cluster has GPUs; images must be at the same path on every node")
+    infer.add_argument("--gpus-per-actor", type=float, default=1.0, metavar="N",
+                       help="with --ray: GPUs each model replica reserves (default 1; 0.5 puts two on a GPU)")
     infer.set_defaults(handler=run_infer)
 
     models = subparsers.add_parser("models", help="model weights").add_subparsers(dest="models_command",
@@ -79,16 +85,28 @@ def run_infer(args: argparse.Namespace) -> int:
     from cxrfail.inference.engine import InferenceEngine
     from cxrfail.inference.models import load_model
 
+    from cxrfail.ray_cluster import resolve_ray_address
+
     model = load_model(args.model, allow_torchscript=args.allow_torchscript)
     cache = None if args.no_cache else PredictionCache(args.cache_dir)
-    engine = InferenceEngine(model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers,
-                             cache=cache, precision=args.precision, backend=args.backend)
+    address = resolve_ray_address(args.ray)
+    if address is None:
+        engine = InferenceEngine(model, device=args.device, batch_size=args.batch_size,
+                                 num_workers=args.num_workers, cache=cache, precision=args.precision,
+                                 backend=args.backend)
     with tqdm(desc=model.name, unit="img", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        result = engine.run(args.images, progress=progress)
+        if address is None:
+            result = engine.run(args.images, progress=progress)
+        else:
+            from cxrfail.inference.ray_backend import run_inference_on_ray
+
+            result = run_inference_on_ray(model, args.images, address, cache=cache, batch_size=args.batch_size,
+                                          precision=args.precision, gpus_per_actor=args.gpus_per_actor,
+                                          progress=progress)
     _report_failures(result)
     if result.probabilities.empty:
         first = result.failures[0]

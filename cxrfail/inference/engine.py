@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -52,7 +52,8 @@ ProgressCallback = Callable[[int, int], None]
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 log = logging.getLogger(__name__)
-_CACHE_FLUSH_IMAGES = 1024
+#: New results are written to the cache (one part) at least every this many images.
+CACHE_FLUSH_IMAGES = 1024
 
 
 class ImageFailure(NamedTuple):
@@ -74,6 +75,8 @@ class InferenceResult:
         n_cached: images served from the cache.
         n_computed: images run through the model.
         seconds: wall-clock duration of the run, seconds.
+        images_per_node: for a run on a Ray cluster, images computed on each node (node IP and short node id);
+            empty for a local run.
     """
 
     model_name: str
@@ -82,6 +85,7 @@ class InferenceResult:
     n_cached: int
     n_computed: int
     seconds: float
+    images_per_node: dict[str, int] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """The prediction table as written to CSV: ``image_id`` first, then one column per finding."""
@@ -104,8 +108,13 @@ class InferenceResult:
         """One line: counts of images predicted, from cache, computed, failed, and the duration."""
         total = len(self.probabilities) + len(self.failures)
         rate = self.n_computed / self.seconds if self.seconds > 0 else 0.0
+        where = ""
+        if self.images_per_node:
+            nodes = len(self.images_per_node)
+            where = f" on {nodes} Ray node{'s' if nodes > 1 else ''} (" + ", ".join(
+                f"{node}: {count}" for node, count in sorted(self.images_per_node.items())) + ")"
         return (f"{self.model_name}: {len(self.probabilities)} of {total} images predicted "
-                f"({self.n_cached} from cache, {self.n_computed} computed at {rate:.1f} images/s), "
+                f"({self.n_cached} from cache, {self.n_computed} computed{where} at {rate:.1f} images/s), "
                 f"{len(self.failures)} failed, {self.seconds:.1f} s")
 
 
@@ -151,6 +160,22 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
     if backend == "onnxruntime" and not onnxruntime_installed():
         raise InferenceError("the onnxruntime package is not installed", fix="Run make test or make run to install")
     return backend
+
+
+def model_identity(model: LoadedModel, precision: str) -> dict[str, object]:
+    """Everything that determines a model's outputs for given image bytes (the prediction cache key hashes it):
+    architecture, weights digest, labels, activation, preprocessing, resolved precision, decoder version."""
+    card = model.card
+    return {
+        "architecture": card.architecture,
+        "weights_sha256": model.weights_digest,
+        "labels": list(card.labels),
+        "findings": list(model.findings),
+        "activation": card.activation,
+        "preprocessing": card.preprocessing.as_dict(),
+        "precision": precision,
+        "decoder_version": DECODER_VERSION,
+    }
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -215,17 +240,7 @@ class InferenceEngine:
         self.module = model.module.to(self.device)
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
-        card = model.card
-        self.identity = {
-            "architecture": card.architecture,
-            "weights_sha256": model.weights_digest,
-            "labels": list(card.labels),
-            "findings": list(model.findings),
-            "activation": card.activation,
-            "preprocessing": card.preprocessing.as_dict(),
-            "precision": self.precision,
-            "decoder_version": DECODER_VERSION,
-        }
+        self.identity = model_identity(model, self.precision)
         self.cache_key = model_cache_key(self.identity)
 
     def prepare(self) -> str:
@@ -259,21 +274,8 @@ class InferenceEngine:
             progress: called with (images done, total) as the run advances.
         """
         started = time.perf_counter()
-        paths, ids = _collect(images, root)
-        findings = list(self.model.findings)
-        digests, failures = _hash_files(paths)
-        cached = {}
-        if self.cache is not None:
-            cached = self.cache.lookup(self.cache_key, findings, [d for d in digests if d is not None])
-        results: dict[int, np.ndarray] = {}
-        todo = []
-        for index, digest in enumerate(digests):
-            if digest is None:
-                continue
-            if digest in cached:
-                results[index] = cached[digest]
-            else:
-                todo.append(index)
+        paths, ids = collect_images(images, root)
+        results, todo, failures = cached_results(self.model, self.cache, self.cache_key, paths)
         n_cached = len(results)
         total = len(paths)
         done = n_cached + len(failures)
@@ -281,16 +283,7 @@ class InferenceEngine:
             progress(done, total)
         for position, probabilities in self._compute([paths[i] for i in todo], failures, progress, done, total):
             results[todo[position]] = probabilities
-        order = sorted(results)
-        table = pd.DataFrame(
-            np.stack([results[i] for i in order]).astype(np.float64) if order else np.empty((0, len(findings))),
-            index=pd.Index([ids[i] for i in order], name="image_id", dtype="string"),
-            columns=findings,
-        )
-        run_order = {path: index for index, path in enumerate(paths)}
-        failures.sort(key=lambda failure: run_order[failure.path])
-        return InferenceResult(self.model.name, table, failures, n_cached, len(results) - n_cached,
-                               time.perf_counter() - started)
+        return assemble_result(self.model, paths, ids, results, failures, n_cached, started)
 
     def _compute(self, paths: list[Path], failures: list[ImageFailure], progress: ProgressCallback | None,
                  done: int, total: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -322,7 +315,7 @@ class InferenceEngine:
             done += len(batch.positions) + len(batch.failures)
             if progress is not None:
                 progress(done, total)
-            if len(pending_digests) >= _CACHE_FLUSH_IMAGES:
+            if len(pending_digests) >= CACHE_FLUSH_IMAGES:
                 self._store(pending_digests, pending_rows)
 
         try:
@@ -330,7 +323,7 @@ class InferenceEngine:
                   ThreadPoolExecutor(self.streams, thread_name_prefix="cxrfail-forward") as pool):
                 for batch in loader:
                     failures.extend(ImageFailure(paths[position], reason) for position, reason in batch.failures)
-                    future = None if batch.inputs is None else pool.submit(self._forward, batch.inputs)
+                    future = None if batch.inputs is None else pool.submit(self.predict_batch, batch.inputs)
                     in_flight.append((batch, future))
                     while len(in_flight) >= self.streams:
                         yield from settle_oldest()
@@ -345,9 +338,9 @@ class InferenceEngine:
             return None
         return max(1, torch.get_num_threads() // self.streams)
 
-    def _forward(self, inputs: torch.Tensor) -> np.ndarray:
-        """Probabilities (batch, findings) float32 for one preprocessed batch (batch, C, H, W). Runs in a stream
-        thread: inference mode and autocast are entered here, since both are per thread."""
+    def predict_batch(self, inputs: torch.Tensor) -> np.ndarray:
+        """Probabilities (batch, findings) float32 for one preprocessed batch (batch, C, H, W) float32. Safe to call
+        from any thread: inference mode and autocast are entered here, since both are per thread."""
         if self._onnx_runner is not None:
             return self._probabilities(torch.from_numpy(self._onnx_runner(inputs.numpy())))
         autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[self.precision])
@@ -381,11 +374,54 @@ class InferenceEngine:
         return probabilities
 
     def _store(self, digests: list[str], rows: list[np.ndarray]) -> None:
-        if self.cache is not None and digests:
-            identity = {"model": self.model.name, **self.identity}
-            self.cache.store(self.cache_key, identity, self.model.findings, digests, np.stack(rows))
-        digests.clear()
-        rows.clear()
+        store_results(self.cache, self.cache_key, self.model, self.identity, digests, rows)
+
+
+def cached_results(model: LoadedModel, cache: PredictionCache | None, cache_key: str, paths: list[Path]
+                   ) -> tuple[dict[int, np.ndarray], list[int], list[ImageFailure]]:
+    """Hash every file and look it up: (position -> cached probabilities (findings,) float32, positions still to
+    compute, unreadable files)."""
+    digests, failures = hash_files(paths)
+    cached = {}
+    if cache is not None:
+        cached = cache.lookup(cache_key, list(model.findings), [d for d in digests if d is not None])
+    results: dict[int, np.ndarray] = {}
+    todo = []
+    for index, digest in enumerate(digests):
+        if digest is None:
+            continue
+        if digest in cached:
+            results[index] = cached[digest]
+        else:
+            todo.append(index)
+    return results, todo, failures
+
+
+def store_results(cache: PredictionCache | None, cache_key: str, model: LoadedModel, identity: dict[str, object],
+                  digests: list[str], rows: list[np.ndarray]) -> None:
+    """Add new results (image SHA-256 hex, probabilities (findings,)) to the cache as one part, then empty both
+    lists. No-op without a cache."""
+    if cache is not None and digests:
+        cache.store(cache_key, {"model": model.name, **identity}, model.findings, digests, np.stack(rows))
+    digests.clear()
+    rows.clear()
+
+
+def assemble_result(model: LoadedModel, paths: list[Path], ids: list[str], results: dict[int, np.ndarray],
+                    failures: list[ImageFailure], n_cached: int, started: float,
+                    images_per_node: dict[str, int] | None = None) -> InferenceResult:
+    """The `InferenceResult` of a run: ``results`` maps positions in ``paths`` / ``ids`` to probabilities
+    (findings,); rows and failures in run order; ``started`` is the run's `time.perf_counter` start."""
+    order = sorted(results)
+    table = pd.DataFrame(
+        np.stack([results[i] for i in order]).astype(np.float64) if order else np.empty((0, len(model.findings))),
+        index=pd.Index([ids[i] for i in order], name="image_id", dtype="string"),
+        columns=list(model.findings),
+    )
+    run_order = {path: index for index, path in enumerate(paths)}
+    failures.sort(key=lambda failure: run_order[failure.path])
+    return InferenceResult(model.name, table, failures, n_cached, len(results) - n_cached,
+                           time.perf_counter() - started, dict(images_per_node or {}))
 
 
 class _Batch(NamedTuple):
@@ -406,15 +442,20 @@ class _DecodedImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, position: int) -> tuple[int, str | None, torch.Tensor | None, str | None]:
-        path = self.paths[position]
-        try:
-            data = path.read_bytes()
-            tensor = preprocess(decode_image(data, path.suffix), self.preprocessing)
-        except OSError as exc:
-            return position, None, None, f"cannot read file: {exc.strerror or exc}"
-        except ImageDecodeError as exc:
-            return position, None, None, str(exc)
-        return position, bytes_sha256(data), tensor, None
+        return position, *read_model_input(self.paths[position], self.preprocessing)
+
+
+def read_model_input(path: Path, preprocessing: Preprocessing) -> tuple[str | None, torch.Tensor | None, str | None]:
+    """Read, decode and preprocess one image file: (SHA-256 hex of the bytes read, model input (C, H, W) float32,
+    None), or (None, None, why it failed)."""
+    try:
+        data = path.read_bytes()
+        tensor = preprocess(decode_image(data, path.suffix), preprocessing)
+    except OSError as exc:
+        return None, None, f"cannot read file: {exc.strerror or exc}"
+    except ImageDecodeError as exc:
+        return None, None, str(exc)
+    return bytes_sha256(data), tensor, None
 
 
 @contextlib.contextmanager
@@ -441,7 +482,7 @@ def _collate(items: list[tuple[int, str | None, torch.Tensor | None, str | None]
     )
 
 
-def _collect(images: str | Path | Sequence[str | Path], root: str | Path | None) -> tuple[list[Path], list[str]]:
+def collect_images(images: str | Path | Sequence[str | Path], root: str | Path | None) -> tuple[list[Path], list[str]]:
     """The image paths of a run and their ids."""
     if isinstance(images, str | Path):
         folder = Path(images)
@@ -468,7 +509,7 @@ def _collect(images: str | Path | Sequence[str | Path], root: str | Path | None)
     return paths, ids
 
 
-def _hash_files(paths: list[Path]) -> tuple[list[str | None], list[ImageFailure]]:
+def hash_files(paths: list[Path]) -> tuple[list[str | None], list[ImageFailure]]:
     """SHA-256 hex of each file's bytes (None where unreadable) and the unreadable files as failures."""
     def digest(path: Path) -> str | ImageFailure:
         try:
