@@ -234,6 +234,50 @@ def weighted_auroc(y_true, score, row_weights) -> np.ndarray:
     return _auroc_from_aggregates(np.asarray(weights @ counts), k)
 
 
+def bootstrap_clustered_rate(
+    events_per_patient,
+    rows_per_patient,
+    *,
+    n_replicates: int = 1000,
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+) -> BootstrapInterval:
+    """A proportion (sum of events / sum of rows) with a patient-level percentile bootstrap interval.
+
+    Each patient is a cluster: a replicate draws P patients with replacement and takes the ratio of the drawn
+    events to the drawn rows (a ratio estimator, so patients with many rows weigh as many rows). Only the
+    (P,) per-patient counts are used: a chunk of replicates is a (chunk, P) multiplicity matrix times the
+    counts. Cost O(R P).
+
+    Args:
+        events_per_patient: (P,) events (e.g. misclassified rows) per patient, >= 0.
+        rows_per_patient: (P,) rows per patient, >= 1.
+        n_replicates: bootstrap replicates R.
+        rng: numpy Generator the draws come from (the caller seeds it).
+        confidence: coverage of the interval.
+
+    Returns:
+        `BootstrapInterval` of the proportion (in [0, 1]); every replicate has rows, so ``n_replicates`` = R.
+    """
+    events = np.asarray(events_per_patient, dtype="float64")
+    rows = np.asarray(rows_per_patient, dtype="float64")
+    if events.shape != rows.shape or events.ndim != 1 or len(rows) == 0:
+        raise ValueError("events_per_patient and rows_per_patient must be (P,) arrays with P >= 1")
+    if np.any(rows < 1) or np.any(events < 0) or np.any(events > rows):
+        raise ValueError("each patient needs rows >= 1 and 0 <= events <= rows")
+    _check_confidence(confidence, n_replicates)
+    n_patients = len(rows)
+    counts = np.column_stack([events, rows])
+    values = np.empty(int(n_replicates))
+    done = 0
+    for weights in patient_weights(n_patients, int(n_replicates), rng, _chunk_size(3 * n_patients, n_replicates)):
+        drawn = weights.astype(np.float64) @ counts  # (chunk, 2): events, rows
+        values[done: done + len(weights)] = drawn[:, 0] / drawn[:, 1]
+        done += len(weights)
+    low, high = _percentile(values, confidence)
+    return BootstrapInterval(float(events.sum() / rows.sum()), low, high, int(n_replicates), values)
+
+
 def bootstrap_auroc(
     y_true,
     score,
