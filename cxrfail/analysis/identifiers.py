@@ -46,7 +46,7 @@ from threadpoolctl import threadpool_limits
 from cxrfail.analysis.bootstrap import bootstrap_auroc
 from cxrfail.analysis.splits import patient_folds
 from cxrfail.analysis.validation import as_binary
-from cxrfail.findings import ALL_FINDINGS
+from cxrfail.findings import ALL_FINDINGS, derived_from, is_finding
 
 FEATURE_SETS: tuple[str, ...] = (
     "own",
@@ -69,12 +69,6 @@ DEFAULT_FINDING_FEATURES: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Sup
 
 #: Labels that are never features for a target: "No Finding" is a function of every label, the target's too.
 ALWAYS_EXCLUDED_LABELS: frozenset[str] = frozenset({"No Finding"})
-#: Labels that determine, or are determined by, the target (NIH: Lung Lesion = Mass or Nodule).
-LINKED_LABELS: dict[str, frozenset[str]] = {
-    "Lung Lesion": frozenset({"Mass", "Nodule"}),
-    "Mass": frozenset({"Lung Lesion"}),
-    "Nodule": frozenset({"Lung Lesion"}),
-}
 
 DEMOGRAPHIC_COUNT_COLUMNS: tuple[str, ...] = ("n_ap", "n_pa", "lateral")
 
@@ -110,7 +104,8 @@ def is_oracle(feature_set: str) -> bool:
 
 def excluded_labels(finding: str) -> frozenset[str]:
     """Labels never used as features when ``finding`` is the target: itself, No Finding, linked labels."""
-    return frozenset({finding}) | ALWAYS_EXCLUDED_LABELS | LINKED_LABELS.get(finding, frozenset())
+    linked = derived_from(finding) if is_finding(finding) else set()
+    return frozenset({finding}) | ALWAYS_EXCLUDED_LABELS | frozenset(linked)
 
 
 def _aligned_probabilities(probabilities: pd.DataFrame, index: pd.Index, name: str) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from scipy.stats import norm
 
 from cxrfail.analysis.bootstrap import bootstrap_clustered_rate
 from cxrfail.errors import CohortError
-from cxrfail.findings import is_finding
+from cxrfail.findings import canonical_finding, derived_from, is_finding
 
 PRESENT = "present"
 ABSENT = "absent"
@@ -152,8 +152,13 @@ def subgroup_levels(
     age_edges: Sequence[float] = (40, 60, 80),
     finding_subgroups: Sequence[str] = ("Lung Lesion", "Pneumothorax", "Support Devices"),
     extra_columns: Sequence[str] = (),
+    target: str | None = None,
 ) -> pd.DataFrame:
     """One string column per subgroup, from a cohort table (see `cxrfail.cohort`).
+
+    With a ``target`` finding, the target itself and the labels linked to it by derivation
+    (`cxrfail.findings.derived_from`: Lung Lesion for a Mass or Nodule target) are not subgroups: slicing a
+    finding's errors by a label that restates it says nothing about who is misclassified.
 
     Columns, in this order: ``age`` (bins by ``age_edges``, years), ``sex``, ``view``, each finding of
     ``finding_subgroups`` that is a column of ``table`` (levels "present"/"absent", <NA> where the label is
@@ -174,6 +179,7 @@ def subgroup_levels(
             f"{', '.join(map(repr, table.columns))}",
             column=unknown[0], fix="Pick subgroup columns from the cohort table",
         )
+    excluded = set() if target is None else {canonical_finding(target)} | derived_from(target)
     out: dict[str, pd.Series] = {}
     if "age" in table.columns:
         out["age"] = age_bin_labels(table["age"], age_edges)
@@ -181,10 +187,10 @@ def subgroup_levels(
         if column in table.columns:
             out[column] = _text_levels(table[column])
     for finding in finding_subgroups:
-        if finding in table.columns:
+        if finding in table.columns and finding not in excluded:
             out[finding] = _finding_levels(table[finding])
     for column in extra_columns:
-        if column in out:
+        if column in out or column in excluded:
             continue
         values = table[column]
         if is_finding(column) and pd.api.types.is_numeric_dtype(values):

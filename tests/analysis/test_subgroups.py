@@ -239,3 +239,11 @@ def test_real_demo_support_devices_count_only_annotated_images():
     assert devices["n"].sum() == 621
     assert devices.set_index("level").at["present", "n"] == 141
     assert rates.loc[rates["subgroup"] == "view", "n"].sum() == len(table) == 22433
+
+
+def test_target_and_labels_derived_from_it_are_not_subgroups(table):
+    table = table.assign(**{"Lung Lesion": table["Pneumothorax"], "Mass": table["Pneumothorax"]})
+    levels = subgroup_levels(table, extra_columns=("Mass",), target="Mass")
+    assert "Lung Lesion" not in levels.columns and "Mass" not in levels.columns
+    assert "Pneumothorax" in levels.columns
+    assert "Lung Lesion" in subgroup_levels(table, target="Edema").columns
