@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 from cxrfail.analysis.bootstrap import bootstrap_auroc
 from cxrfail.analysis.splits import patient_folds
 from cxrfail.analysis.validation import as_binary
+from cxrfail.errors import OracleFeatureSetError
 from cxrfail.findings import ALL_FINDINGS, derived_from, is_finding
 
 FEATURE_SETS: tuple[str, ...] = (
@@ -100,6 +101,17 @@ def feature_set_parts(feature_set: str) -> tuple[str, ...]:
 def is_oracle(feature_set: str) -> bool:
     """True when the feature set uses ground-truth labels of other findings (not available when deployed)."""
     return feature_set in ORACLE_FEATURE_SETS or "findings" in feature_set_parts(feature_set)
+
+
+def refuse_oracle_for_flipping(feature_set: str) -> None:
+    """Raise `OracleFeatureSetError` when ``feature_set`` is an oracle one (`is_oracle`): flipping acts on
+    predictions as a deployed system would, and such a system has no ground-truth labels."""
+    if is_oracle(feature_set):
+        raise OracleFeatureSetError(
+            f"feature set {feature_set!r} uses ground-truth finding labels (an oracle): a deployed system "
+            "would not have them, so it cannot be used for flipping",
+            fix=f"Flip with a feature set without 'findings', e.g. {FEATURE_SETS[2]!r}",
+        )
 
 
 def excluded_labels(finding: str) -> frozenset[str]:
