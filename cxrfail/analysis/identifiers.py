@@ -43,7 +43,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from cxrfail.analysis.bootstrap import bootstrap_auroc
+from cxrfail.analysis.bootstrap import bootstrap_auroc, paired_bootstrap_auroc_difference
 from cxrfail.analysis.splits import patient_folds
 from cxrfail.analysis.validation import as_binary
 from cxrfail.errors import OracleFeatureSetError
@@ -394,6 +394,11 @@ class IdentifierEvaluation:
     the score; ``auroc_predicted_positive`` / ``auroc_predicted_negative`` are the identifier's AUROC within
     the rows predicted positive / negative (NaN when a stratum has one class). An identifier that only
     rediscovers the prediction has ``auroc`` near ``prediction_auroc`` and stratum AUROCs near 0.5.
+
+    The comparison itself: ``delta_vs_baseline`` = auroc - baseline_auroc and ``delta_vs_prediction`` =
+    auroc - prediction_auroc, each with a paired patient-bootstrap 95% CI (``*_ci_low``, ``*_ci_high``): one
+    resample of patients scores both AUROCs (`paired_bootstrap_auroc_difference`). An identifier beats the
+    baseline when the difference's CI lies above zero, which two overlapping marginal CIs cannot show.
     """
 
     learner: str
@@ -414,6 +419,12 @@ class IdentifierEvaluation:
     prediction_auroc: float = float("nan")
     auroc_predicted_positive: float = float("nan")
     auroc_predicted_negative: float = float("nan")
+    delta_vs_baseline: float = float("nan")
+    delta_vs_baseline_ci_low: float = float("nan")
+    delta_vs_baseline_ci_high: float = float("nan")
+    delta_vs_prediction: float = float("nan")
+    delta_vs_prediction_ci_low: float = float("nan")
+    delta_vs_prediction_ci_high: float = float("nan")
 
 
 def evaluate_identifier(
@@ -477,6 +488,11 @@ def evaluate_identifier(
         strata["prediction_auroc"] = _auroc(y, predicted.astype(float))
         strata["auroc_predicted_positive"] = _auroc(y[predicted], oof[predicted])
         strata["auroc_predicted_negative"] = _auroc(y[~predicted], oof[~predicted])
+        for name, reference in (("delta_vs_baseline", baseline), ("delta_vs_prediction", predicted.astype(float))):
+            difference = paired_bootstrap_auroc_difference(y, oof, reference, patients, n_replicates=n_bootstrap,
+                                                           seed=seed)
+            strata[name] = difference.estimate
+            strata[f"{name}_ci_low"], strata[f"{name}_ci_high"] = difference.ci_low, difference.ci_high
     return IdentifierEvaluation(
         learner=learner if isinstance(learner, str) else type(learner).__name__,
         feature_set=feature_set, oracle=oracle, auroc=auroc, ci_low=ci_low, ci_high=ci_high,
