@@ -303,8 +303,8 @@ def bootstrap_clustered_rate(
 
     Each patient is a cluster: a replicate draws P patients with replacement and takes the ratio of the drawn
     events to the drawn rows (a ratio estimator, so patients with many rows weigh as many rows). Only the
-    (P,) per-patient counts are used: a chunk of replicates is a (chunk, P) multiplicity matrix times the
-    counts. Cost O(R P).
+    (P,) per-patient counts are used, packed into one int64 per patient (events in the high 32 bits, rows in
+    the low): a chunk of replicates is one gather of the (chunk, P) drawn patients and one sum. Cost O(R P).
 
     Args:
         events_per_patient: (P,) events (e.g. misclassified rows) per patient, >= 0.
@@ -316,21 +316,25 @@ def bootstrap_clustered_rate(
     Returns:
         `BootstrapInterval` of the proportion (in [0, 1]); every replicate has rows, so ``n_replicates`` = R.
     """
-    events = np.asarray(events_per_patient, dtype="float64")
-    rows = np.asarray(rows_per_patient, dtype="float64")
+    events = np.asarray(events_per_patient, dtype="int64")
+    rows = np.asarray(rows_per_patient, dtype="int64")
     if events.shape != rows.shape or events.ndim != 1 or len(rows) == 0:
         raise ValueError("events_per_patient and rows_per_patient must be (P,) arrays with P >= 1")
     if np.any(rows < 1) or np.any(events < 0) or np.any(events > rows):
         raise ValueError("each patient needs rows >= 1 and 0 <= events <= rows")
-    _check_confidence(confidence, n_replicates)
     n_patients = len(rows)
-    counts = np.column_stack([events, rows])
+    if n_patients * int(rows.max()) >= 2**31:
+        raise ValueError("too many rows to pack the drawn counts into 32 bits")
+    _check_confidence(confidence, n_replicates)
+    packed = (events << 32) | rows
     values = np.empty(int(n_replicates))
+    chunk = _chunk_size(3 * n_patients, n_replicates)  # int32 draws, their int64 gather, the sum
     done = 0
-    for weights in patient_weights(n_patients, int(n_replicates), rng, _chunk_size(3 * n_patients, n_replicates)):
-        drawn = weights.astype(np.float64) @ counts  # (chunk, 2): events, rows
-        values[done: done + len(weights)] = drawn[:, 0] / drawn[:, 1]
-        done += len(weights)
+    while done < n_replicates:
+        size = min(chunk, int(n_replicates) - done)
+        drawn = packed[rng.integers(0, n_patients, size=(size, n_patients), dtype=np.int32)].sum(axis=1)
+        values[done: done + size] = (drawn >> 32) / (drawn & 0xFFFFFFFF)
+        done += size
     low, high = _percentile(values, confidence)
     return BootstrapInterval(float(events.sum() / rows.sum()), low, high, int(n_replicates), values)
 
