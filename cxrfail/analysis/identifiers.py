@@ -14,7 +14,7 @@ Feature sets (`FEATURE_SETS`) are ``+``-joined parts:
                   (``view_AP``, ``view_PA``, ...; NaN in every view column when the view is unknown) and, for
                   CheXpert studies, ``n_ap``, ``n_pa``, ``lateral``
 ``findings``      ground-truth labels of other findings: ``label:<finding>`` (1/0/NaN; NaN kept). This is
-                  an *oracle* feature set (`ORACLE_FEATURE_SETS`): a deployed system would not have the
+                  an *oracle* feature set (`is_oracle`): a deployed system would not have the
                   labels, so every result that uses it carries ``oracle=True``.
 
 The target finding's own label is never a feature: misclassified = (prediction != label), so with the model's
@@ -55,9 +55,9 @@ FEATURE_SETS: tuple[str, ...] = (
     "all_models+demographics",
     "all_models+demographics+findings",
 )
-#: Feature sets that use ground-truth labels of other findings: not available to a deployed system.
-ORACLE_FEATURE_SETS: frozenset[str] = frozenset({"all_models+demographics+findings"})
 FEATURE_PARTS: tuple[str, ...] = ("own", "all_models", "demographics", "findings")
+#: The part built from ground-truth labels: a feature set with it is an oracle (`is_oracle`).
+ORACLE_PART = "findings"
 
 LEARNERS: tuple[str, ...] = ("logistic", "random_forest", "hist_gradient_boosting")
 
@@ -99,8 +99,11 @@ def feature_set_parts(feature_set: str) -> tuple[str, ...]:
 
 
 def is_oracle(feature_set: str) -> bool:
-    """True when the feature set uses ground-truth labels of other findings (not available when deployed)."""
-    return feature_set in ORACLE_FEATURE_SETS or "findings" in feature_set_parts(feature_set)
+    """True when the feature set uses ground-truth labels of other findings (not available when deployed).
+
+    The one oracle rule: the UI marks, the reports label and `refuse_oracle_for_flipping` refuses by it.
+    """
+    return ORACLE_PART in feature_set_parts(feature_set)
 
 
 def refuse_oracle_for_flipping(feature_set: str) -> None:
@@ -191,7 +194,7 @@ def build_features(
                 columns[f"p:{name}:{column}"] = aligned[column].to_numpy(dtype="float64")
     if "demographics" in parts:
         columns.update(_demographics(table))
-    if "findings" in parts:
+    if ORACLE_PART in parts:
         skip = excluded_labels(finding)
         seen = set()
         for label in finding_features:
