@@ -238,9 +238,13 @@ def test_demo_identifier_beats_chance_and_baseline(demo_edema):
     print(f"\nEdema identifier AUROC {evaluation.auroc:.3f} [{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]"
           f" vs baseline {evaluation.baseline_auroc:.3f}; prediction alone {evaluation.prediction_auroc:.3f}; "
           f"within predicted +/-: {evaluation.auroc_predicted_positive:.3f} / "
-          f"{evaluation.auroc_predicted_negative:.3f}")
+          f"{evaluation.auroc_predicted_negative:.3f}; vs baseline {evaluation.delta_vs_baseline:+.3f} "
+          f"[{evaluation.delta_vs_baseline_ci_low:+.3f}, {evaluation.delta_vs_baseline_ci_high:+.3f}], vs "
+          f"prediction {evaluation.delta_vs_prediction:+.3f} [{evaluation.delta_vs_prediction_ci_low:+.3f}, "
+          f"{evaluation.delta_vs_prediction_ci_high:+.3f}]")
     assert evaluation.auroc > 0.6
     assert evaluation.ci_low > evaluation.baseline_ci_high
+    assert evaluation.delta_vs_baseline_ci_low > 0
 
 
 @pytest.mark.slow
