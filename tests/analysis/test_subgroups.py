@@ -232,8 +232,15 @@ def test_real_demo_support_devices_count_only_annotated_images():
     probability = model.probabilities.loc[table.index, "Edema"]
     threshold = choose_threshold(y.to_numpy(), probability.to_numpy()).threshold
     wrong = classify(y, probability, threshold)["misclassified"]
-    rates = subgroup_rates(wrong, subgroup_levels(table), table["patient_id"], n_replicates=200)
-    rates = rates[~rates["is_reference"]]
+    everything = subgroup_rates(wrong, subgroup_levels(table), table["patient_id"], n_replicates=200,
+                                not_random_samples=("Support Devices",))
+    reference = everything[everything["is_reference"]].set_index("subgroup")
+    annotated = table["Support Devices"].notna()
+    assert reference.at["Support Devices", "rate"] == pytest.approx(wrong[annotated].mean())
+    assert reference.at["Support Devices", "rate"] != pytest.approx(wrong.mean(), abs=1e-3)
+    assert not reference.at["Support Devices", "random_sample"] and reference.at["Support Devices", "is_subset"]
+    assert reference.at["view", "rate"] == pytest.approx(wrong.mean()) and not reference.at["view", "is_subset"]
+    rates = everything[~everything["is_reference"]]
     devices = rates[rates["subgroup"] == "Support Devices"]
     assert devices["level"].tolist() == ["absent", "present"]
     assert devices["n"].sum() == 621
