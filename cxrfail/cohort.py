@@ -74,6 +74,8 @@ class Cohort:
             has no uncertain labels.
         sources: the files the cohort was read from.
         notes: caveats per column (approximate findings, how a label was obtained), shown beside results.
+        non_random_subsets: columns known on a subset of rows that was not drawn at random (e.g. support
+            devices read only on the imaged studies, chosen enriched for disease); results on them say so.
     """
 
     table: pd.DataFrame
@@ -83,6 +85,7 @@ class Cohort:
     uncertain_policy: str | None = None
     sources: tuple[str, ...] = ()
     notes: Mapping[str, str] = field(default_factory=dict)
+    non_random_subsets: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
@@ -394,7 +397,7 @@ def load_nih(
         sources.append(str(devices_csv))
 
     return Cohort(table=table, name=name, unit="image", findings=tuple(findings), sources=tuple(sources),
-                  notes=notes)
+                  notes=notes, non_random_subsets=("Support Devices",) if devices_csv is not None else ())
 
 
 # ------------------------------------------------------------------------------------------------- CheXpert

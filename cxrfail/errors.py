@@ -75,6 +75,10 @@ class ReportWriteError(CxrfailInputError):
     written."""
 
 
+class OracleFeatureSetError(CxrfailInputError):
+    """A feature set built from ground-truth labels was chosen where only deployable inputs may be used."""
+
+
 def first_rows(mask, index) -> list[object]:
     """Row labels where the boolean ``mask`` holds, for error messages (1-based file lines when ``index`` is
     a RangeIndex over the data rows: header is line 1, so data row i is line i + 2)."""

@@ -73,6 +73,26 @@ NIH_TO_CANONICAL: dict[str, str] = {
     "Hernia": "Hernia",
 }
 
+#: Findings defined from others (NIH: Lung Lesion = Mass or Nodule): target -> the labels it is derived from.
+_DERIVED_FROM_LABELS: dict[str, frozenset[str]] = {
+    "Lung Lesion": frozenset({"Mass", "Nodule"}),
+}
+
+
+def derived_from(finding: str) -> set[str]:
+    """Labels linked to ``finding`` by derivation, in either direction: those it is derived from and those
+    derived from it (Lung Lesion -> {Mass, Nodule}; Mass -> {Lung Lesion}; Nodule -> {Lung Lesion}).
+
+    With ``finding`` as the target, a linked label partly restates the target, so it is never a feature, a
+    regression covariate or a subgroup. The target itself is not in the set. ``finding`` is canonicalised
+    (`canonical_finding`); raises ``KeyError`` for an unknown name.
+    """
+    target = canonical_finding(finding)
+    linked = set(_DERIVED_FROM_LABELS.get(target, ()))
+    linked |= {derived for derived, sources in _DERIVED_FROM_LABELS.items() if target in sources}
+    return linked
+
+
 _ALIASES: dict[str, str] = {
     "effusion": "Pleural Effusion",
     "pleural thickening": "Pleural Thickening",

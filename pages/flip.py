@@ -26,7 +26,7 @@ if test.empty or chosen is None:
     st.info("No flip result for this model and finding.")
     st.stop()
 context = widgets.context(result)
-chosen_tau = float(chosen["tau"])
+chosen_tau = pair.chosen_tau  # on the test identifier's scale
 n_bootstrap = flip_bootstrap()
 token = runs.run_token(sel)
 top = float(np.nanmax(test["identifier_probability"].to_numpy(dtype=float)))
@@ -35,12 +35,17 @@ default_tau = min(round(chosen_tau, 3), slider_max)
 learner, feature_set = pair.identifier
 label = f"{model} · {figures.finding_label(finding)}"
 
-st.caption(f"{label}. The identifier (`{learner}` on `{feature_set}`) and the flip threshold were chosen "
+st.caption(f"{label}. The identifier (`{learner}` on `{feature_set}`, not an oracle: oracle feature sets are never "
+           "used for flipping) and the flip threshold were chosen "
            f"on the calibration split; everything below is on the held-out test split ({len(test):,} "
            f"{result.unit}s, unit: {result.unit}). ΔF1 CI: paired bootstrap over patients ({n_bootstrap:,} "
            "replicates).")
 if pair.flips_nothing:
-    st.caption("On calibration, no flip threshold improved F1: the chosen setting is to flip nothing.")
+    st.caption(f"On calibration, no flip threshold improved F1 with at least {result.config.min_calibration_flips} "
+               "flips: the chosen setting is to flip nothing.")
+else:
+    st.caption(f"The calibration choice flips {chosen['flip_fraction']:.2%} of rows; on the test identifier's "
+               f"scale that is tau = {chosen_tau:.3f} (the same flip fraction), the one tau with a verdict.")
 
 
 @st.fragment
@@ -48,7 +53,9 @@ def live() -> None:
     tau = st.slider("Flip threshold tau (flip where the identifier's probability ≥ tau)", min_value=0.0,
                     max_value=float(slider_max), value=float(default_tau), step=0.001, format="%.3f",
                     key=f"fl_tau::{model}::{finding}")
-    evaluation = runs.flip_at(token, model, finding, round(float(tau), 6), n_bootstrap, result)
+    at_choice = abs(float(tau) - default_tau) < 5e-4  # the slider's resting place is the calibration choice
+    evaluation = runs.flip_at(token, model, finding, chosen_tau if at_choice else round(float(tau), 6), n_bootstrap,
+                              result)
     columns = st.columns(5)
     columns[0].metric("F1 before", f"{evaluation.f1_before:.3f}")
     columns[1].metric("F1 after", f"{evaluation.f1_after:.3f}", delta=f"{evaluation.delta_f1:+.4f}")
@@ -56,8 +63,15 @@ def live() -> None:
                       help=f"[{evaluation.ci_low:+.4f}, {evaluation.ci_high:+.4f}]", delta_color="off",
                       delta=f"95% CI [{evaluation.ci_low:+.4f}, {evaluation.ci_high:+.4f}]", delta_arrow="off")
     columns[3].metric("Flips", f"{evaluation.n_flips:,}", help=f"of {evaluation.n:,} test {result.unit}s")
-    columns[4].metric("Improved?", "yes" if evaluation.improved else "no",
-                      help="Yes only when the whole CI of the change lies above zero")
+    if evaluation.exploratory:
+        columns[4].metric("Improved?", "no verdict", help="Only the flip threshold chosen on calibration gets a "
+                          "verdict; any other tau is chosen after seeing test data")
+        st.warning("Exploratory: tau chosen after seeing test data. These numbers describe the test split at this "
+                   "tau; they are not an estimate of what flipping achieves, and carry no verdict.")
+    else:
+        columns[4].metric("Improved?", "yes" if evaluation.improved else "no",
+                          help="The verdict at the tau chosen on calibration: yes only when the whole CI of the "
+                               "change lies above zero")
     st.markdown(
         f"Precision {evaluation.precision_before:.3f} → **{evaluation.precision_after:.3f}** · "
         f"recall {evaluation.recall_before:.3f} → **{evaluation.recall_after:.3f}** · "

@@ -35,7 +35,7 @@ extra = st.selectbox("Add any cohort column", ["(none)", *[c for c in table.colu
 shown = rates.loc[rates["subgroup"].isin(chosen)]
 if extra != "(none)":
     try:
-        shown = pd.concat([shown, pair.rates_by(table, extra, min_n=min_n)], ignore_index=True)
+        shown = pd.concat([shown, runs.rates_by(runs.run_token(sel), model, finding, extra, result, table)], ignore_index=True)
     except (CxrfailInputError, ValueError) as exc:  # a column that cannot be cut: say so, keep the page
         widgets.input_error(f"Cannot slice by {extra!r}", exc)
 
@@ -43,20 +43,26 @@ widgets.plot(figures.subgroup_rates_figure, shown, title=f"Misclassification by 
              subgroups=tuple(chosen), context=context, key="sg_rates")
 st.dataframe(widgets.rate_table(shown, min_n), hide_index=True, width="stretch",
              column_config=widgets.percent_columns(["rate", "ci_low", "ci_high"]))
-widgets.scope_caption(result, f"Rates with 95% Wilson CIs; subgroups with n < {min_n} are shown as "
-                              f"“{figures.insufficient_label(min_n)}”.")
+widgets.scope_caption(result, f"Rates with 95% intervals that resample patients (several {result.unit}s of one "
+                              "patient are not independent; the Wilson interval, which assumes they are, and the "
+                              f"design effect are in the table). Levels with fewer than {min_n} {result.unit}s or "
+                              f"{result.config.min_subgroup_patients} patients are shown as insufficient. Each "
+                              "subgroup's reference row is the rate where it is known: a subset's levels compare "
+                              "with the subset's own rate.")
 widgets.caveat_lines(result, [finding], list(shown["subgroup"].unique()))
 
 st.subheader(f"Multivariable logistic regression: {model} · {figures.finding_label(finding)}")
 regression = pair.regression
 widgets.plot(figures.forest_plot, regression, title=f"Odds ratios of misclassification: {label}", context=context,
              key="sg_forest")
-with st.expander("Regression table (raw p, Holm and Benjamini-Hochberg q across the whole grid)"):
+with st.expander("Regression table (raw p; Holm and Benjamini-Hochberg q within the family in q_family)"):
     st.dataframe(regression, hide_index=True, width="stretch")
 for note in [n for n in regression["note"].dropna().unique() if str(n)]:
     st.caption(f"Note: {note}")
 st.caption("Odds ratios with 95% CIs (standard errors clustered by patient). q-values adjust the p-values "
-           "across every model, finding and term of the run.")
+           "within a family: the fits on every test row of every pair of the run, or the fits on the rows "
+           "where a sparse covariate is known; no term is tested twice in a family. Covariates derived from "
+           "the target (Lung Lesion for Mass or Nodule) are left out.")
 
 st.subheader("One term across models and findings")
 terms = result.regression_terms()

@@ -72,16 +72,19 @@ def fake_result(n: int = 200, seed: int = 0) -> AnalysisResult:
     tables = {
         "performance": pd.DataFrame(performance, columns=["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
                                     ).assign(n_test=n // 2),
-        "subgroup_rates": pd.DataFrame(rates, columns=["model", "finding", "subgroup", "level", "n",
-                                                       "n_misclassified", "rate", "ci_low", "ci_high", "sufficient"]),
+        "subgroup_rates": _with_reference_rows(pd.DataFrame(rates, columns=[
+            "model", "finding", "subgroup", "level", "n", "n_misclassified", "rate", "ci_low", "ci_high",
+            "sufficient"]), population_n=n // 2),
         "regression": pd.DataFrame(regression, columns=["model", "finding", "term", "odds_ratio", "ci_low", "ci_high",
-                                                        "p_value", "q_holm", "q_bh", "n", "converged", "note"]),
+                                                        "p_value", "q_holm", "q_bh", "n", "converged", "note"]
+                                   ).assign(family="all rows", q_family="all rows"),
         "identifiers": pd.DataFrame(identifiers, columns=[
             "model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high", "baseline_auroc",
             "baseline_ci_low", "baseline_ci_high", "n"]),
         "flip": pd.DataFrame(flip, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1",
                                             "ci_low", "ci_high", "precision_before", "precision_after",
-                                            "recall_before", "recall_after", "improved"]),
+                                            "recall_before", "recall_after", "improved"]
+                             ).assign(test_tau=0.6, exploratory=False),
         "flip_curves": pd.DataFrame(curves, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after",
                                                      "delta_f1", "ci_low", "ci_high"]),
         "outcomes": pd.concat(outcomes, ignore_index=True),
@@ -91,11 +94,36 @@ def fake_result(n: int = 200, seed: int = 0) -> AnalysisResult:
     }
     config = AnalysisConfig(findings=FINDINGS, feature_sets=("all_models+demographics",))
     meta = {"cohort_summary": {"unit": "image"}, "models": list(MODELS), "notes": {"Support Devices": DEVICES_NOTE},
-            "pairs": [[m, f, ["hist_gradient_boosting", "all_models+demographics"]] for m in MODELS for f in FINDINGS]}
+            "pairs": [[m, f, ["hist_gradient_boosting", "all_models+demographics"], "full", []]
+                      for m in MODELS for f in FINDINGS]}
     return AnalysisResult.from_tables(config, None, tables, meta)
 
 
 DEVICES_NOTE = "read from the images by non-radiologist readers"
+
+
+def _with_reference_rows(rates: pd.DataFrame, population_n: int) -> pd.DataFrame:
+    """The level rows with the columns `subgroup_rates` adds (patients, Wilson, design effect), plus one
+    reference row per subgroup: sex and age cover every test row, support devices a non-random subset."""
+    rates = rates.assign(n_patients=rates["n"] // 2 + 1, wilson_low=rates["ci_low"], wilson_high=rates["ci_high"],
+                         design_effect=1.0, is_reference=False)
+    references = []
+    for (model, finding, subgroup), group in rates.groupby(["model", "finding", "subgroup"], sort=False):
+        k, count = int(group["n_misclassified"].sum()), int(group["n"].sum())
+        subset = subgroup == "Support Devices"
+        references.append({"model": model, "finding": finding, "subgroup": subgroup, "level": "all known",
+                           "n": count, "n_misclassified": k, "rate": k / count, "ci_low": k / count * 0.8,
+                           "ci_high": min(1.0, k / count * 1.2), "sufficient": True, "n_patients": count // 2,
+                           "wilson_low": k / count * 0.9, "wilson_high": k / count * 1.1, "design_effect": 1.5,
+                           "is_reference": True, "subset_n": count,
+                           "population_n": population_n if subset else count, "is_subset": subset,
+                           "random_sample": not subset})
+    rates = rates.assign(subset_n=0, population_n=0, is_subset=False, random_sample=True)
+    for key, group in rates.groupby(["model", "finding", "subgroup"], sort=False):
+        reference = next(r for r in references if (r["model"], r["finding"], r["subgroup"]) == key)
+        rates.loc[group.index, ["subset_n", "population_n", "is_subset", "random_sample"]] = [
+            reference["subset_n"], reference["population_n"], reference["is_subset"], reference["random_sample"]]
+    return pd.concat([pd.DataFrame(references), rates], ignore_index=True)
 
 
 @pytest.fixture(scope="module")

@@ -29,3 +29,14 @@ def test_unknown_name_is_refused_with_the_name():
 def test_every_canonical_name_maps_to_itself():
     assert [canonical_finding(name) for name in ALL_FINDINGS] == list(ALL_FINDINGS)
     assert set(COMPETITION_FINDINGS) <= set(ALL_FINDINGS)
+
+
+def test_derived_from_links_lung_lesion_with_mass_and_nodule_both_ways():
+    from cxrfail.findings import derived_from
+
+    assert derived_from("Lung Lesion") == {"Mass", "Nodule"}
+    assert derived_from("Mass") == {"Lung Lesion"}
+    assert derived_from("nodule") == {"Lung Lesion"}
+    assert derived_from("Edema") == set()
+    with pytest.raises(KeyError, match="Smoker"):
+        derived_from("Smoker")

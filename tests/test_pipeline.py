@@ -71,17 +71,24 @@ def test_splits_never_share_a_patient(light_result):
 
 
 def test_subgroups_are_on_test_rows_and_devices_only_on_annotated_images(light_result, demo_cohort):
-    rates = light_result.subgroup_rates
+    everything = light_result.subgroup_rates
     outcomes = light_result.outcomes
-    for (model, finding), rows in rates.groupby(["model", "finding"]):
+    for (model, finding), with_reference in everything.groupby(["model", "finding"]):
+        reference = with_reference[with_reference["is_reference"]]
+        rows = with_reference[~with_reference["is_reference"]]
         n_test = ((outcomes["model"] == model) & (outcomes["finding"] == finding) & (outcomes["split"] == "test")).sum()
         assert rows.query("subgroup == 'sex'")["n"].sum() == n_test
         devices = rows.query("subgroup == 'Support Devices'")
         test_ids = outcomes.query("model == @model and finding == @finding and split == 'test'")["image_id"]
         annotated = demo_cohort.table.loc[test_ids, "Support Devices"].notna().sum()
         assert devices["n"].sum() == annotated < 621
+        # the support-device subset carries its own reference row: the subset's rate, marked not random
+        own = reference[reference["subgroup"] == "Support Devices"].iloc[0]
+        assert own["n"] == annotated and own["is_subset"] and not own["random_sample"]
+        assert own["rate"] == pytest.approx(devices["n_misclassified"].sum() / annotated)
         assert (rows["ci_low"] <= rows["rate"]).all() and (rows["rate"] <= rows["ci_high"]).all()
-        assert (rows["sufficient"] == (rows["n"] >= LIGHT.min_subgroup_n)).all()
+        assert (rows["sufficient"] == ((rows["n"] >= LIGHT.min_subgroup_n)
+                                       & (rows["n_patients"] >= LIGHT.min_subgroup_patients))).all()
 
 
 def test_regression_adjusts_across_the_grid_and_fits_devices_on_annotated_rows(light_result):
@@ -89,14 +96,17 @@ def test_regression_adjusts_across_the_grid_and_fits_devices_on_annotated_rows(l
     assert (regression["q_holm"] >= regression["p_value"] - 1e-15).all()
     assert (regression["q_bh"] >= regression["p_value"] - 1e-15).all()
     assert (regression["q_holm"] >= regression["q_bh"] - 1e-15).all()
-    devices = light_result.regression[light_result.regression["sample"].str.contains("Support Devices")]
+    devices = light_result.regression[light_result.regression["family"].str.contains("Support Devices")]
     assert not devices.empty and (devices["n"] < 621).all()
+    # each family is adjusted once across the grid: no term is tested twice within a family
+    for _, family in regression.groupby("q_family"):
+        assert not family.duplicated(["model", "finding", "term"]).any()
     assert "age (per 10 years)" in set(light_result.regression["term"])
 
 
 def test_flip_outcomes_follow_tau_on_test_rows(light_result):
     for (model, finding), rows in light_result.outcomes.groupby(["model", "finding"]):
-        tau = light_result.flip.query("model == @model and finding == @finding")["tau"].item()
+        tau = light_result.flip.query("model == @model and finding == @finding")["test_tau"].item()
         test = rows[rows["split"] == "test"]
         flipped = test["identifier_probability"] >= tau
         assert (test["flipped_prediction"] == np.where(flipped, 1 - test["prediction"], test["prediction"])).all()
@@ -104,7 +114,8 @@ def test_flip_outcomes_follow_tau_on_test_rows(light_result):
         assert row["n_flips"] == flipped.sum()
         assert row["delta_f1"] == pytest.approx(
             f1_score(test["label"], test["flipped_prediction"]) - f1_score(test["label"], test["prediction"]))
-        assert bool(row["improved"]) == (row["ci_low"] > 0)
+        assert bool(row["improved"]) == (row["ci_low"] > 0) and not row["exploratory"]
+        assert row["feature_set"] == "own+demographics" and not row["oracle"]
 
 
 def test_second_run_is_served_from_cache_and_a_changed_parameter_is_not(demo_cohort, two_models, tmp_path):
@@ -181,7 +192,9 @@ def test_refitted_identifier_reproduces_the_run_and_explains_any_row(light_resul
 
 def test_rates_by_any_cohort_column_cover_the_test_rows(light_result, demo_cohort, two_models):
     pair = light_result.pair(two_models[0].name, "Edema")
-    rates = pair.rates_by(demo_cohort.table, "age", min_n=30)  # cut into quartiles
+    everything = light_result.rates_by(pair.model, pair.finding, demo_cohort.table, "age")  # cut into quartiles
+    rates = everything[~everything["is_reference"]]
     assert len(rates) == 4 and set(rates["subgroup"]) == {"age"}
+    assert everything.loc[everything["is_reference"], "n"].item() == len(pair.outcomes_in("test"))
     assert rates["n"].sum() == len(pair.outcomes_in("test"))
     assert rates["n_misclassified"].sum() == int(pair.outcomes_in("test")["misclassified"].sum())

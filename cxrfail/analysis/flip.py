@@ -4,12 +4,23 @@ A row is *flipped* (prediction := 1 - prediction) when its identifier probabilit
 `run_flipping`, which keeps every choice away from the data it is judged on:
 
 1. calibration split: patient-grouped folds; out-of-fold identifier probabilities on the calibration rows;
-   tau = the value maximising F1 after flipping on calibration (`choose_flip_threshold`). "Never flip"
-   (`NEVER_FLIP`, just above 1.0) is always a candidate, so flipping is only chosen when it helped there.
-2. the identifier is refitted on all calibration rows and applied once to the held-out test split;
+   tau = the value maximising F1 after flipping on calibration (`choose_flip_threshold`), among the taus that
+   flip at least ``min_calibration_flips`` calibration rows. "Never flip" (`NEVER_FLIP`, just above 1.0) is
+   always a candidate, so flipping is only chosen when it helped there on enough rows.
+2. the identifier is refitted on all calibration rows and applied once to the held-out test split. Its
+   probabilities are not on the scale of the out-of-fold ones (the refit sees 25% more rows; its upper tail
+   differs), so the calibration choice is carried over as a *flip fraction*: the share of calibration rows
+   tau flips. On test the same share of rows is flipped, those of highest probability (`carry_flip_fraction`
+   gives the test tau). Ranks, not raw probabilities, cross from one model to the other; both splits are
+   random patient halves of one cohort, so the share of errors they hold is the same up to sampling.
 3. test split: F1, precision and recall before and after, the number of flips and a paired patient-bootstrap
    95% CI of the F1 change (`cxrfail.analysis.bootstrap.paired_bootstrap_f1_change`). A change whose CI
-   reaches zero is not an improvement: ``improved = ci_low > 0``.
+   reaches zero is not an improvement: ``improved = ci_low > 0``. This verdict exists only at the tau chosen
+   on calibration: `evaluate_flip` at any other tau is *exploratory* (tau chosen after seeing test data) and
+   its ``improved`` is None.
+
+Oracle feature sets (ground-truth labels as features) are refused for flipping
+(`cxrfail.analysis.identifiers.refuse_oracle_for_flipping`): a deployed system would not have them.
 
 `evaluate_flip` is cheap (count-based bootstrap), so a dashboard slider can call it live.
 """
@@ -27,6 +38,7 @@ from cxrfail.analysis.identifiers import (
     fit_identifier,
     out_of_fold_probabilities,
     predict_identifier,
+    refuse_oracle_for_flipping,
 )
 from cxrfail.analysis.outcomes import binary_metrics, f1_from_counts
 from cxrfail.analysis.splits import CALIBRATION, TEST, patient_folds
@@ -37,6 +49,9 @@ NEVER_FLIP: float = float(np.nextafter(1.0, 2.0))
 #: quantile levels of the default tau grid of `choose_flip_threshold`.
 GRID_LEVELS = np.linspace(0.0, 1.0, 201)
 CURVE_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high")
+#: default minimum number of calibration rows a tau must flip to count as a choice: below it, a gain in F1
+#: rests on a handful of rows (noise), and the choice is "flip nothing".
+MIN_CALIBRATION_FLIPS = 20
 
 
 def _probability(values, name: str, n: int) -> np.ndarray:
@@ -94,7 +109,7 @@ def default_tau_grid(identifier_probability) -> np.ndarray:
     return np.unique(np.r_[np.quantile(p, GRID_LEVELS), NEVER_FLIP])
 
 
-def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=None) -> float:
+def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=None, min_flips: int = 0) -> float:
     """The tau maximising F1 after flipping (use calibration out-of-fold identifier probabilities).
 
     Args:
@@ -102,6 +117,7 @@ def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=No
         y_true: (n,) 0/1 ground truth.
         prediction: (n,) 0/1 model predictions at the operating threshold.
         grid: candidate taus; default `default_tau_grid`. `NEVER_FLIP` is always added.
+        min_flips: candidates flipping fewer rows than this (but at least one) are not considered.
 
     Returns:
         tau (float). Ties are broken towards the highest tau (fewest flips), so without a strict gain in F1
@@ -111,6 +127,10 @@ def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=No
     candidates = default_tau_grid(p) if grid is None else np.unique(np.r_[np.asarray(grid, float), NEVER_FLIP])
     if np.isnan(candidates).any():
         raise ValueError("grid has NaN values")
+    if int(min_flips) < 0:
+        raise ValueError(f"min_flips must be >= 0, got {min_flips!r}")
+    n_flips, _ = flip_f1_by_tau(y, pred, p, candidates)
+    candidates = candidates[(n_flips == 0) | (n_flips >= int(min_flips))]
     _, f1 = flip_f1_by_tau(y, pred, p, candidates)
     best = f1.max()
     # highest tau among those within float noise of the best F1
@@ -120,7 +140,12 @@ def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=No
 @dataclass(frozen=True)
 class FlipEvaluation:
     """Effect of flipping at ``tau`` on one set of rows (the test split). ``delta_f1`` = f1_after - f1_before,
-    with a paired patient-bootstrap CI; ``improved`` only when the CI lies above zero."""
+    with a paired patient-bootstrap CI.
+
+    ``exploratory`` is True unless ``tau`` is the one chosen before looking at these rows (on calibration);
+    ``improved`` (True only when the CI lies above zero) is the verdict at that chosen tau and None when
+    exploratory: a tau picked after seeing test data gets numbers, never a verdict.
+    """
 
     tau: float
     n: int
@@ -134,12 +159,14 @@ class FlipEvaluation:
     precision_after: float
     recall_before: float
     recall_after: float
-    improved: bool
+    improved: bool | None
     n_bootstrap: int
+    exploratory: bool
 
 
 def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: float, *,
-                  n_bootstrap: int = 2000, seed: int = 0, confidence: float = 0.95) -> FlipEvaluation:
+                  chosen_tau: float | None = None, n_bootstrap: int = 2000, seed: int = 0,
+                  confidence: float = 0.95) -> FlipEvaluation:
     """F1, precision, recall before and after flipping at ``tau``, and the paired bootstrap CI of the change.
 
     Args:
@@ -147,9 +174,12 @@ def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: 
         identifier_probability: (n,) identifier probability of misclassification.
         patient_ids: (n,) patients (the bootstrap resamples them).
         tau: flip rows with identifier probability >= tau.
+        chosen_tau: the tau chosen without these rows (`FlipRun.test_tau`); only when ``tau`` equals it does
+            the result carry a verdict (``improved``); otherwise (or when None) it is exploratory.
         n_bootstrap, seed, confidence: of `paired_bootstrap_f1_change`.
     """
     y, pred, p = _inputs(y_true, prediction, identifier_probability)
+    exploratory = chosen_tau is None or float(tau) != float(chosen_tau)
     after = np.where(p >= float(tau), 1 - pred, pred)
     before_metrics, after_metrics = binary_metrics(y, pred), binary_metrics(y, after)
     interval = paired_bootstrap_f1_change(y, pred, after, patient_ids, n_replicates=n_bootstrap, seed=seed,
@@ -160,8 +190,30 @@ def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: 
         delta_f1=after_metrics["f1"] - before_metrics["f1"], ci_low=interval.ci_low, ci_high=interval.ci_high,
         precision_before=before_metrics["precision"], precision_after=after_metrics["precision"],
         recall_before=before_metrics["recall"], recall_after=after_metrics["recall"],
-        improved=bool(interval.ci_low > 0.0), n_bootstrap=int(n_bootstrap),
+        improved=None if exploratory else bool(interval.ci_low > 0.0), n_bootstrap=int(n_bootstrap),
+        exploratory=exploratory,
     )
+
+
+def carry_flip_fraction(calibration_probability, calibration_tau: float, test_probability) -> float:
+    """The test tau that flips the same share of test rows as ``calibration_tau`` flips of calibration rows.
+
+    Args:
+        calibration_probability: (n_cal,) out-of-fold identifier probabilities of the calibration rows.
+        calibration_tau: the tau chosen on them (`NEVER_FLIP` carries over as `NEVER_FLIP`).
+        test_probability: (n_test,) probabilities of the test rows from the identifier refitted on calibration.
+
+    Returns:
+        the k-th highest test probability, k = round(share x n_test) (at least 1 when share > 0), so rows with
+        probability >= it are flipped (ties at it flip too); `NEVER_FLIP` when the share is 0.
+    """
+    cal = np.asarray(calibration_probability, dtype="float64")
+    test = np.sort(np.asarray(test_probability, dtype="float64"))
+    share = float(np.mean(cal >= float(calibration_tau))) if len(cal) else 0.0
+    if share == 0.0 or len(test) == 0:
+        return NEVER_FLIP
+    k = min(len(test), max(1, int(round(share * len(test)))))
+    return float(test[len(test) - k])
 
 
 def default_curve_taus(identifier_probability, misclassified=None, n_points: int = 50) -> np.ndarray:
@@ -200,20 +252,27 @@ class FlipRun:
     """Everything `run_flipping` produced.
 
     Attributes:
-        tau: the flip threshold chosen on calibration (`NEVER_FLIP` when no flipping helped there).
+        tau: the flip threshold chosen on calibration out-of-fold probabilities (`NEVER_FLIP` when no flipping
+            of at least ``min_calibration_flips`` rows helped there).
+        flip_fraction: share of calibration rows ``tau`` flips (0 for `NEVER_FLIP`).
+        test_tau: the tau applied to test probabilities (`carry_flip_fraction`): the same share of test rows.
+        learner, feature_set: the identifier used for flipping; ``oracle`` is always False (refused).
         calibration_probability: (n_calibration,) out-of-fold identifier probabilities of calibration rows.
         test_probability: (n_test,) probabilities of the test rows from the identifier fitted on calibration.
-        test_evaluation: `FlipEvaluation` on the test split at ``tau``.
-        curve: `flip_curve` on the test split.
+        test_evaluation: `FlipEvaluation` on the test split at ``test_tau``: the one verdict.
+        curve: `flip_curve` on the test split (every point exploratory).
         identifier_probability: (n,) per row of the input: calibration OOF, test from the calibration model.
-        flipped_prediction: (n,) every row's prediction flipped at ``tau`` by its ``identifier_probability``.
+        flipped_prediction: (n,) predictions flipped: calibration rows at ``tau``, test rows at ``test_tau``.
         identifier: the identifier fitted on every calibration row (for SHAP).
         calibration_f1_before, calibration_f1_after: F1 on calibration (OOF) at ``tau``: the choice's own,
             optimistic, view.
     """
 
     tau: float
+    flip_fraction: float
+    test_tau: float
     learner: str
+    feature_set: str
     calibration_probability: np.ndarray = field(repr=False)
     test_probability: np.ndarray = field(repr=False)
     test_evaluation: FlipEvaluation
@@ -223,11 +282,13 @@ class FlipRun:
     identifier: object = field(repr=False)
     calibration_f1_before: float = float("nan")
     calibration_f1_after: float = float("nan")
+    oracle: bool = False
 
 
-def run_flipping(features, y_true, prediction, misclassified, patient_ids, split, *,
+def run_flipping(features, y_true, prediction, misclassified, patient_ids, split, *, feature_set: str,
                  learner: str = "hist_gradient_boosting", n_folds: int = 5, seed: int = 0,
-                 n_bootstrap: int = 2000, curve_bootstrap: int = 500) -> FlipRun:
+                 n_bootstrap: int = 2000, curve_bootstrap: int = 500,
+                 min_calibration_flips: int = MIN_CALIBRATION_FLIPS) -> FlipRun:
     """Corrective flipping end to end: identifier and tau from calibration, judged once on test.
 
     Args:
@@ -236,11 +297,17 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
         misclassified: (n,) 0/1, must equal ``prediction != y_true``.
         patient_ids: (n,) patients; no patient may be in both splits.
         split: (n,) ``"calibration"`` / ``"test"`` per row.
+        feature_set: name of the feature set ``features`` was built from (recorded; an oracle one is refused).
         learner: a `LEARNERS` name.
         n_folds: patient-grouped folds within calibration for the out-of-fold probabilities.
         seed: folds, learner and bootstrap seed.
         n_bootstrap: replicates of the test CI; ``curve_bootstrap`` those of each point of the curve.
+        min_calibration_flips: a tau must flip at least this many calibration rows to be chosen.
+
+    Raises:
+        OracleFeatureSetError: ``feature_set`` uses ground-truth labels.
     """
+    refuse_oracle_for_flipping(feature_set)
     X = _features_frame(features)
     n = len(X)
     y = as_binary(y_true, "y_true", n)
@@ -268,20 +335,24 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
     X_cal, X_test = X.loc[calibration], X.loc[test]
     folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)
     cal_probability = out_of_fold_probabilities(X_cal, wrong[calibration], folds, learner, seed)
-    tau = choose_flip_threshold(cal_probability, y[calibration], pred[calibration])
+    tau = choose_flip_threshold(cal_probability, y[calibration], pred[calibration], min_flips=min_calibration_flips)
     identifier = fit_identifier(X_cal, wrong[calibration], learner, seed)
     test_probability = predict_identifier(identifier, X_test)
+    test_tau = carry_flip_fraction(cal_probability, tau, test_probability)
 
-    evaluation = evaluate_flip(y[test], pred[test], test_probability, patients[test], tau,
-                               n_bootstrap=n_bootstrap, seed=seed)
+    evaluation = evaluate_flip(y[test], pred[test], test_probability, patients[test], test_tau,
+                               chosen_tau=test_tau, n_bootstrap=n_bootstrap, seed=seed)
     curve = flip_curve(y[test], pred[test], test_probability, patients[test], n_bootstrap=curve_bootstrap,
                        seed=seed)
     probability = np.empty(n, dtype="float64")
     probability[calibration] = cal_probability
     probability[test] = test_probability
-    flipped = flip_predictions(pred, probability, tau)
+    flipped = pred.copy()
+    flipped[calibration] = flip_predictions(pred[calibration], cal_probability, tau)
+    flipped[test] = flip_predictions(pred[test], test_probability, test_tau)
     return FlipRun(
-        tau=tau, learner=learner if isinstance(learner, str) else type(learner).__name__,
+        tau=tau, flip_fraction=float(np.mean(cal_probability >= tau)), test_tau=test_tau,
+        learner=learner if isinstance(learner, str) else type(learner).__name__, feature_set=feature_set,
         calibration_probability=cal_probability, test_probability=test_probability,
         test_evaluation=evaluation, curve=curve, identifier_probability=probability,
         flipped_prediction=flipped, identifier=identifier,

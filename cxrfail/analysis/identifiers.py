@@ -14,7 +14,7 @@ Feature sets (`FEATURE_SETS`) are ``+``-joined parts:
                   (``view_AP``, ``view_PA``, ...; NaN in every view column when the view is unknown) and, for
                   CheXpert studies, ``n_ap``, ``n_pa``, ``lateral``
 ``findings``      ground-truth labels of other findings: ``label:<finding>`` (1/0/NaN; NaN kept). This is
-                  an *oracle* feature set (`ORACLE_FEATURE_SETS`): a deployed system would not have the
+                  an *oracle* feature set (`is_oracle`): a deployed system would not have the
                   labels, so every result that uses it carries ``oracle=True``.
 
 The target finding's own label is never a feature: misclassified = (prediction != label), so with the model's
@@ -43,10 +43,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from cxrfail.analysis.bootstrap import bootstrap_auroc
+from cxrfail.analysis.bootstrap import bootstrap_auroc, paired_bootstrap_auroc_difference
 from cxrfail.analysis.splits import patient_folds
 from cxrfail.analysis.validation import as_binary
-from cxrfail.findings import ALL_FINDINGS
+from cxrfail.errors import OracleFeatureSetError
+from cxrfail.findings import ALL_FINDINGS, derived_from, is_finding
 
 FEATURE_SETS: tuple[str, ...] = (
     "own",
@@ -54,9 +55,9 @@ FEATURE_SETS: tuple[str, ...] = (
     "all_models+demographics",
     "all_models+demographics+findings",
 )
-#: Feature sets that use ground-truth labels of other findings: not available to a deployed system.
-ORACLE_FEATURE_SETS: frozenset[str] = frozenset({"all_models+demographics+findings"})
 FEATURE_PARTS: tuple[str, ...] = ("own", "all_models", "demographics", "findings")
+#: The part built from ground-truth labels: a feature set with it is an oracle (`is_oracle`).
+ORACLE_PART = "findings"
 
 LEARNERS: tuple[str, ...] = ("logistic", "random_forest", "hist_gradient_boosting")
 
@@ -69,12 +70,6 @@ DEFAULT_FINDING_FEATURES: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Sup
 
 #: Labels that are never features for a target: "No Finding" is a function of every label, the target's too.
 ALWAYS_EXCLUDED_LABELS: frozenset[str] = frozenset({"No Finding"})
-#: Labels that determine, or are determined by, the target (NIH: Lung Lesion = Mass or Nodule).
-LINKED_LABELS: dict[str, frozenset[str]] = {
-    "Lung Lesion": frozenset({"Mass", "Nodule"}),
-    "Mass": frozenset({"Lung Lesion"}),
-    "Nodule": frozenset({"Lung Lesion"}),
-}
 
 DEMOGRAPHIC_COUNT_COLUMNS: tuple[str, ...] = ("n_ap", "n_pa", "lateral")
 
@@ -104,13 +99,28 @@ def feature_set_parts(feature_set: str) -> tuple[str, ...]:
 
 
 def is_oracle(feature_set: str) -> bool:
-    """True when the feature set uses ground-truth labels of other findings (not available when deployed)."""
-    return feature_set in ORACLE_FEATURE_SETS or "findings" in feature_set_parts(feature_set)
+    """True when the feature set uses ground-truth labels of other findings (not available when deployed).
+
+    The one oracle rule: the UI marks, the reports label and `refuse_oracle_for_flipping` refuses by it.
+    """
+    return ORACLE_PART in feature_set_parts(feature_set)
+
+
+def refuse_oracle_for_flipping(feature_set: str) -> None:
+    """Raise `OracleFeatureSetError` when ``feature_set`` is an oracle one (`is_oracle`): flipping acts on
+    predictions as a deployed system would, and such a system has no ground-truth labels."""
+    if is_oracle(feature_set):
+        raise OracleFeatureSetError(
+            f"feature set {feature_set!r} uses ground-truth finding labels (an oracle): a deployed system "
+            "would not have them, so it cannot be used for flipping",
+            fix=f"Flip with a feature set without 'findings', e.g. {FEATURE_SETS[2]!r}",
+        )
 
 
 def excluded_labels(finding: str) -> frozenset[str]:
     """Labels never used as features when ``finding`` is the target: itself, No Finding, linked labels."""
-    return frozenset({finding}) | ALWAYS_EXCLUDED_LABELS | LINKED_LABELS.get(finding, frozenset())
+    linked = derived_from(finding) if is_finding(finding) else set()
+    return frozenset({finding}) | ALWAYS_EXCLUDED_LABELS | frozenset(linked)
 
 
 def _aligned_probabilities(probabilities: pd.DataFrame, index: pd.Index, name: str) -> pd.DataFrame:
@@ -184,7 +194,7 @@ def build_features(
                 columns[f"p:{name}:{column}"] = aligned[column].to_numpy(dtype="float64")
     if "demographics" in parts:
         columns.update(_demographics(table))
-    if "findings" in parts:
+    if ORACLE_PART in parts:
         skip = excluded_labels(finding)
         seen = set()
         for label in finding_features:
@@ -387,6 +397,11 @@ class IdentifierEvaluation:
     the score; ``auroc_predicted_positive`` / ``auroc_predicted_negative`` are the identifier's AUROC within
     the rows predicted positive / negative (NaN when a stratum has one class). An identifier that only
     rediscovers the prediction has ``auroc`` near ``prediction_auroc`` and stratum AUROCs near 0.5.
+
+    The comparison itself: ``delta_vs_baseline`` = auroc - baseline_auroc and ``delta_vs_prediction`` =
+    auroc - prediction_auroc, each with a paired patient-bootstrap 95% CI (``*_ci_low``, ``*_ci_high``): one
+    resample of patients scores both AUROCs (`paired_bootstrap_auroc_difference`). An identifier beats the
+    baseline when the difference's CI lies above zero, which two overlapping marginal CIs cannot show.
     """
 
     learner: str
@@ -407,6 +422,12 @@ class IdentifierEvaluation:
     prediction_auroc: float = float("nan")
     auroc_predicted_positive: float = float("nan")
     auroc_predicted_negative: float = float("nan")
+    delta_vs_baseline: float = float("nan")
+    delta_vs_baseline_ci_low: float = float("nan")
+    delta_vs_baseline_ci_high: float = float("nan")
+    delta_vs_prediction: float = float("nan")
+    delta_vs_prediction_ci_low: float = float("nan")
+    delta_vs_prediction_ci_high: float = float("nan")
 
 
 def evaluate_identifier(
@@ -470,6 +491,11 @@ def evaluate_identifier(
         strata["prediction_auroc"] = _auroc(y, predicted.astype(float))
         strata["auroc_predicted_positive"] = _auroc(y[predicted], oof[predicted])
         strata["auroc_predicted_negative"] = _auroc(y[~predicted], oof[~predicted])
+        for name, reference in (("delta_vs_baseline", baseline), ("delta_vs_prediction", predicted.astype(float))):
+            difference = paired_bootstrap_auroc_difference(y, oof, reference, patients, n_replicates=n_bootstrap,
+                                                           seed=seed)
+            strata[name] = difference.estimate
+            strata[f"{name}_ci_low"], strata[f"{name}_ci_high"] = difference.ci_low, difference.ci_high
     return IdentifierEvaluation(
         learner=learner if isinstance(learner, str) else type(learner).__name__,
         feature_set=feature_set, oracle=oracle, auroc=auroc, ci_low=ci_low, ci_high=ci_high,

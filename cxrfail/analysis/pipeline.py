@@ -22,11 +22,19 @@ from threadpoolctl import threadpool_limits
 
 from cxrfail.analysis.explain import shap_attributions, to_long
 from cxrfail.analysis.flip import run_flipping
-from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, build_features, evaluate_identifier
+from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, build_features, evaluate_identifier, is_oracle
 from cxrfail.analysis.outcomes import binary_metrics, classify
-from cxrfail.analysis.regression import adjust_p_values, fit_misclassification_regression
+from cxrfail.analysis.checks import check_pair
+from cxrfail.analysis.regression import REGRESSION_FINDINGS, adjust_within_families, fit_pair_regressions
 from cxrfail.analysis.labels import audit_pair
-from cxrfail.analysis.result import LABEL_TABLES, TABLE_COLUMNS, TABLE_NAMES, AnalysisResult, PairResult
+from cxrfail.analysis.result import (
+    LABEL_TABLES,
+    TABLE_COLUMNS,
+    TABLE_NAMES,
+    AnalysisResult,
+    PairRefusal,
+    PairResult,
+)
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import THRESHOLD_METHODS, choose_threshold
@@ -34,7 +42,7 @@ from cxrfail.cache import TableStore, hash_frame, hash_parts
 from cxrfail.cohort import Cohort
 from cxrfail.errors import CohortError, ConfigError, PredictionsError
 from cxrfail.config_ranges import check_config_ranges
-from cxrfail.findings import COMPETITION_FINDINGS
+from cxrfail.findings import COMPETITION_FINDINGS, derived_from
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
 
@@ -57,21 +65,21 @@ class AnalysisConfig:
     n_bootstrap: int = 2000
     shap_max_samples: int = 500
     min_overlap: float = 0.9
+    min_subgroup_patients: int = 10  # a subgroup level with fewer patients is flagged insufficient
+    subgroup_bootstrap: int = 1000  # patient-bootstrap replicates per subgroup level
+    min_calibration_flips: int = 20  # fewest calibration flips for a flip threshold to count as a choice
+    min_test_patients: int = 30  # a pair with fewer test patients is refused
 
     def __post_init__(self) -> None:
         """Refuse settings outside their ranges with `ConfigError` naming the field and the range."""
         check_config_ranges(self)
 
 
-# Covariates of the misclassification regression besides age, sex and view: radiographic findings. A finding
-# known for fewer than half of the rows (support devices in the demo: 621 of 22,433 images) gets its own fit
-# on the rows where it is known, instead of shrinking the main fit to those rows.
-REGRESSION_FINDINGS = ("Lung Lesion", "Pneumothorax", "Support Devices")
+# Radiographic findings sliced as subgroups (the regression's finding covariates, `cxrfail.analysis.regression`).
 SUBGROUP_FINDINGS = REGRESSION_FINDINGS
-SPARSE_COVARIATE_SHARE = 0.5
 SCOPES = ("full", "core")
 CORE_SCOPE = "core"
-CACHE_VERSION = 4  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 5  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -203,7 +211,8 @@ def _compute(
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
     progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
     inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit,
-                        reference=None if reference is None else reference.table.reindex(ids), scope=scope)
+                        reference=None if reference is None else reference.table.reindex(ids), scope=scope,
+                        non_random_subsets=cohort.non_random_subsets)
     # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not threads):
     # the learners' OpenMP threads slow down many-fold when several fits share 2 cores.
     jobs = (delayed(_analyse_pair_at)(index, inputs, model, finding, config)
@@ -221,7 +230,9 @@ def _compute(
         by_index[index] = pair
         model, finding = tasks[index]
         progress(len(by_index) / len(tasks), f"{model} · {finding} done")
-    pairs = adjust_regression([by_index[index] for index in range(len(tasks))])
+    done = [by_index[index] for index in range(len(tasks))]
+    refused = {(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)}
+    pairs = adjust_regression([pair for pair in done if not isinstance(pair, PairRefusal)])
 
     notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
     notes["coverage"] = "; ".join(
@@ -238,23 +249,24 @@ def _compute(
         models=tuple(model.name for model in models),
         pairs={(pair.model, pair.finding): pair for pair in pairs},
         notes=notes,
+        refused=refused,
     )
 
 
 def adjust_regression(pairs: Sequence[PairResult]) -> list[PairResult]:
-    """Holm and Benjamini-Hochberg q-values over every regression p-value of the run (one family: the grid).
+    """Holm and Benjamini-Hochberg q-values within each family of fits across the run: every pair's fit on all
+    its test rows is one family, every fit on the rows where a sparse covariate is known another, so no term
+    is tested twice in one family (`cxrfail.analysis.regression.adjust_within_families`).
 
-    Returns the pairs with ``q_holm`` and ``q_bh`` added to their regression tables."""
+    Returns the pairs with ``q_holm``, ``q_bh`` and ``q_family`` added to their regression tables."""
     frames = [pair.regression for pair in pairs]
     if not frames:
         return []
-    p_values = np.concatenate([frame["p_value"].to_numpy(dtype=float) for frame in frames])
-    q_holm, q_bh = adjust_p_values(p_values)
+    adjusted = adjust_within_families(pd.concat(frames, ignore_index=True), ("family",))
     out, start = [], 0
     for pair, frame in zip(pairs, frames):
         stop = start + len(frame)
-        adjusted = frame.assign(q_holm=q_holm[start:stop], q_bh=q_bh[start:stop])
-        out.append(pair.with_table("regression", adjusted))
+        out.append(pair.with_table("regression", adjusted.iloc[start:stop].reset_index(drop=True)))
         start = stop
     return out
 
@@ -271,6 +283,7 @@ class PairInputs:
     unit: str
     reference: pd.DataFrame | None = None  # reference labels per row (1.0 / 0.0 / NaN) by finding, or None
     scope: str = "full"  # `SCOPES`
+    non_random_subsets: tuple[str, ...] = ()  # subgroups known on a subset not drawn at random (the cohort says)
 
 
 def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
@@ -279,9 +292,10 @@ def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
         return index, analyse_pair(*args)
 
 
-def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisConfig) -> PairResult:
+def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisConfig) -> PairResult | PairRefusal:
     """Every step for one (model, finding) on the rows whose label is known; regression q-values are added
-    across the run by `adjust_regression`."""
+    across the run by `adjust_regression`. A pair whose splits cannot support the analysis (a split without
+    positives or negatives, too few test patients: `cxrfail.analysis.checks`) is refused with its reason."""
     table, probabilities, split, levels = inputs.table, inputs.probabilities, inputs.split, inputs.levels
     known = table[finding].notna().to_numpy()
     rows = table.loc[known]
@@ -292,6 +306,9 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     row_split = split.loc[ids].to_numpy()
     calibration, test = row_split == "calibration", row_split == "test"
     tag = {"model": model, "finding": finding}
+    check = check_pair(y, row_split, patients, min_test_patients=config.min_test_patients)
+    if check.refused:
+        return PairRefusal(model, finding, check.reason)
 
     choice = choose_threshold(y[calibration], probability[calibration], config.threshold_method,
                               config.fixed_threshold)
@@ -309,76 +326,88 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
 
     test_ids = ids[test]
     wrong_test = pd.Series(misclassified[test], index=test_ids)
-    rates = subgroup_rates(wrong_test, levels.loc[test_ids], min_n=config.min_subgroup_n)
-    rates.insert(0, "finding", finding)
-    rates.insert(0, "model", model)
+    excluded = {finding} | derived_from(finding)  # a subgroup that restates the target says nothing
+    pair_levels = levels.loc[test_ids, [c for c in levels.columns if c not in excluded]]
+    rates = _tagged(subgroup_rates(
+        wrong_test, pair_levels, rows.loc[test_ids, "patient_id"], min_n=config.min_subgroup_n,
+        min_patients=config.min_subgroup_patients, n_replicates=config.subgroup_bootstrap, seed=config.seed,
+        not_random_samples=inputs.non_random_subsets), tag)
+    regression = _tagged(fit_pair_regressions(rows.loc[test_ids], wrong_test, finding), tag)
 
-    regression = _regressions(rows.loc[test_ids], wrong_test, finding, tag)
+    flip_set = next((fs for fs in config.feature_sets if not is_oracle(fs)), None)
+    identifier = (config.learners[0], flip_set or config.feature_sets[0])
     if inputs.scope == CORE_SCOPE:
-        outcomes = pd.DataFrame({
-            **tag, "image_id": ids.to_numpy(), "patient_id": patients, "split": row_split, "label": y,
-            "probability": probability, "threshold": choice.threshold, "prediction": prediction,
-            "misclassified": misclassified, "identifier_probability": np.nan, "flipped_prediction": prediction,
-        })
+        outcomes = _outcomes(tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
+                             misclassified, np.full(len(y), np.nan), prediction)
         tables = {name: pd.DataFrame(columns=list(TABLE_COLUMNS[name])) for name in TABLE_NAMES}
         tables.update(performance=performance, subgroup_rates=rates, regression=regression, outcomes=outcomes)
-        return PairResult(model, finding, inputs.unit, tables, identifier=(config.learners[0], config.feature_sets[0]),
-                          scope=CORE_SCOPE)
+        return PairResult(model, finding, inputs.unit, tables, identifier=identifier, scope=CORE_SCOPE,
+                          warnings=check.warnings)
 
     identifier_rows, score_frames, flip_features = [], [], None
     for feature_set in config.feature_sets:
         features = build_features(rows, {m: p.loc[ids] for m, p in probabilities.items()}, model, finding,
                                   feature_set)
-        flip_features = features if flip_features is None else flip_features
+        if feature_set == flip_set:
+            flip_features = features
         for learner in config.learners:
             evaluation = evaluate_identifier(
                 features, misclassified, patients, learner=learner, feature_set=feature_set,
                 n_folds=config.n_folds, seed=config.seed, n_bootstrap=config.n_bootstrap,
                 probability=probability, threshold=choice.threshold,
             )
-            identifier_rows.append({
-                **tag, "learner": learner, "feature_set": feature_set, "oracle": evaluation.oracle,
-                "auroc": evaluation.auroc, "ci_low": evaluation.ci_low, "ci_high": evaluation.ci_high,
-                "baseline_auroc": evaluation.baseline_auroc, "baseline_ci_low": evaluation.baseline_ci_low,
-                "baseline_ci_high": evaluation.baseline_ci_high, "n": evaluation.n,
-                "n_misclassified": evaluation.n_misclassified,
-                # How much of the AUROC is the 0/1 prediction itself, and the identifier within each side:
-                "prediction_auroc": evaluation.prediction_auroc,
-                "auroc_predicted_positive": evaluation.auroc_predicted_positive,
-                "auroc_predicted_negative": evaluation.auroc_predicted_negative,
-            })
+            identifier_rows.append({**tag, "learner": learner, "feature_set": feature_set,
+                                    **{column: getattr(evaluation, column) for column in IDENTIFIER_COLUMNS}})
             score_frames.append(pd.DataFrame({
                 **tag, "learner": learner, "feature_set": feature_set, "image_id": ids.to_numpy(),
                 "misclassified": misclassified, "identifier_score": evaluation.oof_probability,
                 "baseline_score": evaluation.baseline_score,
             }))
-
-    # Flipping and SHAP use the first learner and feature set: the run's chosen identifier.
-    flip_run = run_flipping(flip_features, y, prediction, misclassified, patients, row_split,
-                            learner=config.learners[0], n_folds=config.n_folds, seed=config.seed,
-                            n_bootstrap=config.n_bootstrap)
-    evaluation = flip_run.test_evaluation
-    flip = pd.DataFrame([{**tag, **{k: getattr(evaluation, k) for k in FLIP_COLUMNS}}])
-    curve = flip_run.curve.copy()
-    curve.insert(0, "finding", finding)
-    curve.insert(0, "model", model)
-
-    outcomes = pd.DataFrame({
-        **tag, "image_id": ids.to_numpy(), "patient_id": patients, "split": row_split, "label": y,
-        "probability": probability, "threshold": choice.threshold, "prediction": prediction,
-        "misclassified": misclassified, "identifier_probability": flip_run.identifier_probability,
-        "flipped_prediction": flip_run.flipped_prediction,
-    })
-    attributions = shap_attributions(flip_run.identifier, flip_features.loc[test_ids],
-                                     max_samples=config.shap_max_samples, seed=config.seed)
     tables = {
         "performance": performance, "subgroup_rates": rates, "regression": regression,
         "identifiers": pd.DataFrame(identifier_rows), "identifier_scores": pd.concat(score_frames, ignore_index=True),
-        "flip": flip, "flip_curves": curve, "outcomes": outcomes,
-        "shap_values": to_long(attributions, model=model, finding=finding),
     }
+    if flip_features is None:  # only oracle feature sets: a deployed system could not flip with them
+        tables.update({name: pd.DataFrame(columns=list(TABLE_COLUMNS[name]))
+                       for name in ("flip", "flip_curves", "shap_values")})
+        tables["outcomes"] = _outcomes(tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
+                                       misclassified, np.full(len(y), np.nan), prediction)
+    else:
+        # Flipping and SHAP use the first learner and the first non-oracle feature set: the run's identifier.
+        flip_run = run_flipping(flip_features, y, prediction, misclassified, patients, row_split,
+                                feature_set=flip_set, learner=config.learners[0], n_folds=config.n_folds,
+                                seed=config.seed, n_bootstrap=config.n_bootstrap,
+                                min_calibration_flips=config.min_calibration_flips)
+        evaluation = flip_run.test_evaluation
+        tables["flip"] = pd.DataFrame([{
+            **tag, "tau": flip_run.tau, **{k: getattr(evaluation, k) for k in FLIP_COLUMNS},
+            "test_tau": flip_run.test_tau, "flip_fraction": flip_run.flip_fraction, "learner": flip_run.learner,
+            "feature_set": flip_run.feature_set, "oracle": flip_run.oracle}])
+        tables["flip_curves"] = _tagged(flip_run.curve, tag)
+        tables["outcomes"] = _outcomes(tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
+                                       misclassified, flip_run.identifier_probability, flip_run.flipped_prediction)
+        attributions = shap_attributions(flip_run.identifier, flip_features.loc[test_ids],
+                                         max_samples=config.shap_max_samples, seed=config.seed)
+        tables["shap_values"] = to_long(attributions, model=model, finding=finding)
     tables.update(_label_audit(tables, inputs.reference, finding, config))
-    return PairResult(model, finding, inputs.unit, tables, identifier=(config.learners[0], config.feature_sets[0]))
+    return PairResult(model, finding, inputs.unit, tables, identifier=identifier, warnings=check.warnings)
+
+
+def _tagged(frame: pd.DataFrame, tag: Mapping[str, str]) -> pd.DataFrame:
+    """``frame`` with the pair's ``model`` and ``finding`` as its first columns."""
+    return pd.concat([pd.DataFrame({name: [value] * len(frame) for name, value in tag.items()}, index=frame.index),
+                      frame], axis=1)
+
+
+def _outcomes(tag, ids, patients, split, y, probability, threshold, prediction, misclassified,
+              identifier_probability, flipped_prediction) -> pd.DataFrame:
+    """The pair's per-row table (columns `TABLE_COLUMNS["outcomes"]`)."""
+    return pd.DataFrame({
+        **tag, "image_id": ids.to_numpy(), "patient_id": patients, "split": split, "label": y,
+        "probability": probability, "threshold": threshold, "prediction": prediction,
+        "misclassified": misclassified, "identifier_probability": identifier_probability,
+        "flipped_prediction": flipped_prediction,
+    })
 
 
 def _label_audit(tables: Mapping[str, pd.DataFrame], reference: pd.DataFrame | None, finding: str,
@@ -400,35 +429,16 @@ def _label_audit(tables: Mapping[str, pd.DataFrame], reference: pd.DataFrame | N
     return {"label_agreement": audit.agreement, "label_audit": audit.audit, "label_cases": audit.cases}
 
 
-FLIP_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high", "precision_before",
-                "precision_after", "recall_before", "recall_after", "improved")
+FLIP_COLUMNS = ("n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high", "precision_before",
+                "precision_after", "recall_before", "recall_after", "improved", "exploratory")
+IDENTIFIER_COLUMNS = (
+    "oracle", "auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "n",
+    "n_misclassified",
+    # How much of the AUROC is the 0/1 prediction itself, and the identifier within each predicted class:
+    "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
+    # The comparisons, with paired patient-bootstrap CIs:
+    "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
+    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
+)
 
 
-def _regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: str, tag: dict) -> pd.DataFrame:
-    """Logistic regression of misclassification on the test rows; sparse finding covariates get own fits."""
-    base = rows[["age", "sex", "view"]].copy()
-    dense, sparse = [], []
-    for covariate in REGRESSION_FINDINGS:
-        if covariate == finding or covariate not in rows.columns or rows[covariate].notna().sum() == 0:
-            continue
-        (dense if rows[covariate].notna().mean() >= SPARSE_COVARIATE_SHARE else sparse).append(covariate)
-    fits = [("all test rows", base.join(rows[dense]))]
-    for covariate in sparse:
-        annotated = rows[covariate].notna()
-        fits.append((f"rows with {covariate} known", base.join(rows[dense + [covariate]]).loc[annotated]))
-    frames = []
-    for sample, covariates in fits:
-        fit = fit_misclassification_regression(
-            misclassified.loc[covariates.index].to_numpy(), covariates, rows.loc[covariates.index, "patient_id"].to_numpy()
-        )
-        frame = fit.table.copy()
-        frame.insert(0, "sample", sample)
-        frame.insert(0, "finding", tag["finding"])
-        frame.insert(0, "model", tag["model"])
-        frame["n"], frame["n_events"], frame["converged"], frame["note"] = fit.n, fit.n_events, fit.converged, fit.note
-        if frame.empty:
-            frame = pd.DataFrame([{**tag, "sample": sample, "term": None, "odds_ratio": np.nan, "ci_low": np.nan,
-                                   "ci_high": np.nan, "p_value": np.nan, "n": fit.n, "n_events": fit.n_events,
-                                   "converged": fit.converged, "note": fit.note}])
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)

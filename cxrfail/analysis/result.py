@@ -23,6 +23,8 @@ import pandas as pd
 
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
+from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
+from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS
 from cxrfail.analysis.subgroups import wilson_interval
 
 # The long tables of a run, in report order, with their columns (the contract of the report CSVs, the cache
@@ -31,19 +33,24 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # auroc over every row; threshold chosen on calibration; f1/precision/recall and the rate on test
     "performance": ("model", "finding", "n", "n_pos", "auroc", "threshold", "f1", "precision", "recall", "n_test",
                     "misclassification_rate", "threshold_note"),
-    # test split; `sufficient` False below the minimum n (rate still shown)
-    "subgroup_rates": ("model", "finding", "subgroup", "level", "n", "n_misclassified", "rate", "ci_low",
-                       "ci_high", "sufficient"),
-    # test split; SEs clustered by patient; q-values adjusted across the run (see `adjust_regression`)
-    "regression": ("model", "finding", "sample", "term", "odds_ratio", "ci_low", "ci_high", "p_value", "n",
-                   "n_events", "converged", "note", "q_holm", "q_bh"),
-    # patient-grouped out-of-fold identifier AUROC against the confidence baseline and the 0/1 prediction
+    # test split; ci_low/ci_high resample patients (Wilson kept as wilson_*); `sufficient` False below the
+    # minimum rows or patients (rate still shown); one reference row per subgroup (`is_reference`, level
+    # "all known"): the rate over the rows where the subgroup is known (a subset's own rate)
+    "subgroup_rates": ("model", "finding", *SUBGROUP_RATE_COLUMNS),
+    # test split; SEs clustered by patient; q-values within the family named in q_family (`adjust_regression`)
+    "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS, "q_holm", "q_bh", "q_family"),
+    # patient-grouped out-of-fold identifier AUROC against the confidence baseline and the 0/1 prediction,
+    # and the paired differences with their patient-bootstrap CIs
     "identifiers": ("model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high",
                     "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "n", "n_misclassified",
-                    "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative"),
-    # test split at the calibration-chosen tau
+                    "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
+                    "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
+                    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high"),
+    # test split at the flip threshold chosen on calibration: tau (calibration out-of-fold scale), test_tau
+    # (the same flip fraction on the test identifier's scale), the one verdict `improved`; the identifier used
     "flip": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high",
-             "precision_before", "precision_after", "recall_before", "recall_after", "improved"),
+             "precision_before", "precision_after", "recall_before", "recall_after", "improved", "exploratory",
+             "test_tau", "flip_fraction", "learner", "feature_set", "oracle"),
     # test split, a grid of tau (exploratory: no verdict)
     "flip_curves": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low",
                     "ci_high"),
@@ -63,7 +70,13 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 LABEL_TABLES = ("label_agreement", "label_audit", "label_cases")
 TABLE_NAMES = tuple(TABLE_COLUMNS)
-MAIN_SAMPLE = "all test rows"  # the regression fit on every test row (other samples are subsets)
+@dataclass(frozen=True)
+class PairRefusal:
+    """A (model, finding) pair the analysis refused (`cxrfail.analysis.checks`), with its one-line reason."""
+
+    model: str
+    finding: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class PairResult:
         identifier: (learner, feature set) of the identifier used for flipping and SHAP.
         scope: "full", or "core" (performance, outcomes, subgroup rates and regression only; see
             `cxrfail.analysis.pipeline.run_analysis`).
+        warnings: one-line warnings of a pair that runs on small splits (`cxrfail.analysis.checks`).
     """
 
     model: str
@@ -85,6 +99,7 @@ class PairResult:
     tables: Mapping[str, pd.DataFrame] = field(repr=False)
     identifier: tuple[str, str] = ("hist_gradient_boosting", "own+demographics")
     scope: str = "full"
+    warnings: tuple[str, ...] = ()
 
     def table(self, name: str) -> pd.DataFrame:
         """This pair's rows of the long table ``name`` (see `TABLE_COLUMNS`)."""
@@ -141,14 +156,16 @@ class PairResult:
 
     @property
     def chosen_tau(self) -> float | None:
+        """The flip threshold chosen on calibration, on the scale of the test rows' identifier probabilities
+        (`test_tau`: the same flip fraction as on calibration); the one tau with a verdict."""
         flip = self.flip
-        return None if flip is None else float(flip["tau"])
+        return None if flip is None else float(flip["test_tau"])
 
     @property
     def flips_nothing(self) -> bool:
         """True when no flip threshold helped on calibration, so the chosen setting is to flip nothing."""
-        tau = self.chosen_tau
-        return tau is None or tau >= NEVER_FLIP
+        flip = self.flip
+        return flip is None or float(flip["tau"]) >= NEVER_FLIP
 
     @property
     def flip_curve(self) -> pd.DataFrame:
@@ -182,19 +199,23 @@ class PairResult:
         test = self.outcomes_in("test")
         return evaluate_flip(test["label"].to_numpy(dtype=int), test["prediction"].to_numpy(dtype=int),
                              test["identifier_probability"].to_numpy(dtype=float), test["patient_id"].to_numpy(),
-                             float(tau), n_bootstrap=n_bootstrap, seed=seed)
+                             float(tau), chosen_tau=self.chosen_tau, n_bootstrap=n_bootstrap, seed=seed)
 
-    def rates_by(self, table: pd.DataFrame, column: str, *, min_n: int) -> pd.DataFrame:
+    def rates_by(self, table: pd.DataFrame, column: str, *, min_n: int, min_patients: int, n_replicates: int,
+                 seed: int) -> pd.DataFrame:
         """Misclassification rates on the test split by any cohort column, cut on the fly (findings as
         present/absent, numbers with many values into quartiles, anything else by value); columns as
-        ``subgroup_rates``. ``table`` is the cohort table (indexed by row id)."""
+        ``subgroup_rates`` (patient-clustered intervals, as the run's). ``table`` is the cohort table (indexed by
+        row id); the other arguments as the run's config (`min_subgroup_n`, `min_subgroup_patients`,
+        `subgroup_bootstrap`, `seed`)."""
         from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 
         test = self.outcomes_in("test")
         rows = table.loc[test["image_id"].to_numpy()]
         levels = subgroup_levels(rows, finding_subgroups=(), extra_columns=[column])[[column]]
         wrong = pd.Series(test["misclassified"].to_numpy(dtype=bool), index=rows.index)
-        frame = subgroup_rates(wrong, levels, min_n=min_n)
+        frame = subgroup_rates(wrong, levels, test["patient_id"].set_axis(rows.index), min_n=min_n,
+                               min_patients=min_patients, n_replicates=n_replicates, seed=seed)
         frame.insert(0, "finding", self.finding)
         frame.insert(0, "model", self.model)
         return frame
@@ -225,6 +246,7 @@ class AnalysisResult:
         pairs: (model, finding) → `PairResult`.
         notes: name → text (cohort and model notes, coverage, unit).
         cache_key: hash of every input and parameter.
+        refused: (model, finding) → the one-line reason a pair was not analysed.
     """
 
     config: object
@@ -233,6 +255,7 @@ class AnalysisResult:
     pairs: Mapping[tuple[str, str], PairResult]
     notes: dict = field(default_factory=dict)
     cache_key: str | None = None
+    refused: Mapping[tuple[str, str], str] = field(default_factory=dict)
     _long: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -252,7 +275,9 @@ class AnalysisResult:
         try:
             return self.pairs[(model, finding)]
         except KeyError:
-            raise KeyError(f"the run has no pair ({model!r}, {finding!r})") from None
+            reason = self.refused.get((model, finding))
+            raise KeyError(f"the run has no pair ({model!r}, {finding!r})"
+                           + (f": refused, {reason}" if reason else "")) from None
 
     def __iter__(self) -> Iterator[PairResult]:
         return iter(self.pairs.values())
@@ -319,7 +344,8 @@ class AnalysisResult:
         rows = []
         for pair in self.pairs.values():
             rates = pair.subgroup_rates
-            usable = rates.loc[rates["sufficient"].astype(bool)] if len(rates) else rates
+            usable = rates.loc[rates["sufficient"].astype(bool) & ~rates["is_reference"].astype(bool)] \
+                if len(rates) else rates
             for subgroup, group in usable.groupby("subgroup", sort=False):
                 if len(group) < 2:
                     continue
@@ -340,29 +366,38 @@ class AnalysisResult:
         n = int(self.config.n_bootstrap if n_bootstrap is None else n_bootstrap)
         return self.pair(model, finding).evaluate_flip(tau, n_bootstrap=n, seed=int(self.config.seed))
 
+    def rates_by(self, model: str, finding: str, table: pd.DataFrame, column: str) -> pd.DataFrame:
+        """`PairResult.rates_by` with the run's subgroup settings (rows, patients, replicates, seed)."""
+        config = self.config
+        return self.pair(model, finding).rates_by(
+            table, column, min_n=config.min_subgroup_n, min_patients=config.min_subgroup_patients,
+            n_replicates=config.subgroup_bootstrap, seed=config.seed)
+
     # --- cache encoding ---------------------------------------------------------------------------------
     def meta(self) -> dict:
         """Everything but the tables, JSON-ready (for the on-disk cache)."""
         return {"config": dataclasses.asdict(self.config), "cohort_summary": self.cohort_summary,
                 "models": list(self.models), "notes": self.notes,
-                "pairs": [[p.model, p.finding, list(p.identifier), p.scope] for p in self.pairs.values()]}
+                "pairs": [[p.model, p.finding, list(p.identifier), p.scope, list(p.warnings)]
+                          for p in self.pairs.values()],
+                "refused": [[model, finding, reason] for (model, finding), reason in self.refused.items()]}
 
     @classmethod
     def from_tables(cls, config: object, key: str | None, tables: Mapping[str, pd.DataFrame], meta: dict
                     ) -> AnalysisResult:
         """Rebuild a result from its long tables and `meta()` (the inverse of `table` + `meta`)."""
         unit = str(meta["cohort_summary"].get("unit", "image"))
-        order = [(entry[0], entry[1], tuple(entry[2]), entry[3] if len(entry) > 3 else "full")
-                 for entry in meta["pairs"]]
+        order = [(entry[0], entry[1], tuple(entry[2]), entry[3], tuple(entry[4])) for entry in meta["pairs"]]
         split = {name: _by_pair(tables.get(name, pd.DataFrame(columns=list(columns))))
                  for name, columns in TABLE_COLUMNS.items()}
         pairs = {}
-        for model, finding, identifier, scope in order:
+        for model, finding, identifier, scope, warnings in order:
             pair_tables = {name: split[name].get((model, finding), _empty_like(tables.get(name), name))
                            for name in TABLE_COLUMNS}
-            pairs[(model, finding)] = PairResult(model, finding, unit, pair_tables, identifier, scope)
+            pairs[(model, finding)] = PairResult(model, finding, unit, pair_tables, identifier, scope, warnings)
         result = cls(config=config, cohort_summary=meta["cohort_summary"], models=tuple(meta["models"]),
-                     pairs=pairs, notes=meta["notes"], cache_key=key)
+                     pairs=pairs, notes=meta["notes"], cache_key=key,
+                     refused={(m, f): reason for m, f, reason in meta.get("refused", [])})
         result._long.update({name: frame for name, frame in tables.items() if name in TABLE_COLUMNS})
         return result
 

@@ -1,4 +1,5 @@
-"""Misclassification rates by subgroup (age bin, sex, view, findings, extra cohort columns) with Wilson CIs.
+"""Misclassification rates by subgroup (age bin, sex, view, findings, extra cohort columns) with
+patient-clustered bootstrap CIs (and the Wilson interval as an extra).
 
 `subgroup_levels` turns a cohort table into one string column per subgroup; `subgroup_rates` counts
 misclassified rows per level. A row whose level is unknown (<NA>) is left out of that subgroup only: support
@@ -8,18 +9,23 @@ devices, for instance, count only the images that were read for devices.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from cxrfail.analysis.bootstrap import bootstrap_clustered_rate
 from cxrfail.errors import CohortError
-from cxrfail.findings import is_finding
+from cxrfail.findings import canonical_finding, derived_from, is_finding
 
 PRESENT = "present"
 ABSENT = "absent"
-SUBGROUP_RATE_COLUMNS = ("subgroup", "level", "n", "n_misclassified", "rate", "ci_low", "ci_high", "sufficient")
+SUBGROUP_RATE_COLUMNS = ("subgroup", "level", "n", "n_patients", "n_misclassified", "rate", "ci_low", "ci_high",
+                         "design_effect", "wilson_low", "wilson_high", "sufficient", "is_reference", "subset_n",
+                         "population_n", "is_subset", "random_sample")
+#: the level of each subgroup's reference row: the rate over the rows whose level is known
+REFERENCE_LEVEL = "all known"
 #: numeric extra columns with more distinct values than this are cut into quartiles
 MAX_DISCRETE_LEVELS = 10
 
@@ -146,8 +152,13 @@ def subgroup_levels(
     age_edges: Sequence[float] = (40, 60, 80),
     finding_subgroups: Sequence[str] = ("Lung Lesion", "Pneumothorax", "Support Devices"),
     extra_columns: Sequence[str] = (),
+    target: str | None = None,
 ) -> pd.DataFrame:
     """One string column per subgroup, from a cohort table (see `cxrfail.cohort`).
+
+    With a ``target`` finding, the target itself and the labels linked to it by derivation
+    (`cxrfail.findings.derived_from`: Lung Lesion for a Mass or Nodule target) are not subgroups: slicing a
+    finding's errors by a label that restates it says nothing about who is misclassified.
 
     Columns, in this order: ``age`` (bins by ``age_edges``, years), ``sex``, ``view``, each finding of
     ``finding_subgroups`` that is a column of ``table`` (levels "present"/"absent", <NA> where the label is
@@ -168,6 +179,7 @@ def subgroup_levels(
             f"{', '.join(map(repr, table.columns))}",
             column=unknown[0], fix="Pick subgroup columns from the cohort table",
         )
+    excluded = set() if target is None else {canonical_finding(target)} | derived_from(target)
     out: dict[str, pd.Series] = {}
     if "age" in table.columns:
         out["age"] = age_bin_labels(table["age"], age_edges)
@@ -175,10 +187,10 @@ def subgroup_levels(
         if column in table.columns:
             out[column] = _text_levels(table[column])
     for finding in finding_subgroups:
-        if finding in table.columns:
+        if finding in table.columns and finding not in excluded:
             out[finding] = _finding_levels(table[finding])
     for column in extra_columns:
-        if column in out:
+        if column in out or column in excluded:
             continue
         values = table[column]
         if is_finding(column) and pd.api.types.is_numeric_dtype(values):
@@ -194,53 +206,114 @@ def subgroup_levels(
 def subgroup_rates(
     misclassified: pd.Series,
     levels: pd.DataFrame,
+    patients: pd.Series,
     *,
     min_n: int = 30,
+    min_patients: int = 10,
     confidence: float = 0.95,
+    n_replicates: int = 1000,
+    seed: int = 0,
+    not_random_samples: Collection[str] = (),
 ) -> pd.DataFrame:
-    """Misclassification rate per subgroup level, with Wilson intervals.
+    """Misclassification rate per subgroup level, with patient-clustered bootstrap intervals.
+
+    Rows of one patient are not independent, so ``ci_low``/``ci_high`` come from a patient-level bootstrap
+    (`cxrfail.analysis.bootstrap.bootstrap_clustered_rate`): within each level the patients with a row in
+    that level are resampled with replacement. ``design_effect`` is the bootstrap variance over the binomial
+    variance rate (1 - rate) / n (about 1 when every patient has one row; NaN when the rate is 0 or 1). The
+    Wilson interval, which treats rows as independent, is kept as ``wilson_low``/``wilson_high``.
+
+    Each subgroup also gets one reference row (``is_reference=True``, level `REFERENCE_LEVEL`): the rate over
+    the rows whose level for that subgroup is known. For a subgroup known on every row it is the overall rate;
+    for a subgroup known on a subset only (e.g. support devices, read on some images) it is the subset's own
+    rate, and the subset's levels must be compared with it, not with the overall rate. ``subset_n`` is the
+    rows with a known level and ``population_n`` all rows; ``is_subset`` = subset_n < population_n;
+    ``random_sample`` is False for the subgroups the caller names in ``not_random_samples`` (the cohort knows
+    whether a subset was drawn at random; this function cannot).
 
     Args:
         misclassified: 0/1 Series, index = row ids (image ids). Its rows define the population (e.g. the test
-            split); ``levels`` may hold more rows and is aligned on the index.
+            split); ``levels`` and ``patients`` may hold more rows and are aligned on the index.
         levels: the output of `subgroup_levels` (string columns; <NA> = unknown level).
+        patients: patient id per row id (no missing values for the population's rows).
         min_n: levels with fewer rows are flagged ``sufficient=False`` (their rate is still reported).
-        confidence: coverage of the Wilson interval.
+        min_patients: levels with fewer patients are flagged ``sufficient=False`` too.
+        confidence: coverage of both intervals.
+        n_replicates: bootstrap replicates per level.
+        seed: seed of the bootstrap draws (the same inputs and seed give the same table).
+        not_random_samples: subgroup names whose known rows are not a random sample of the population.
 
     Returns:
-        DataFrame with columns subgroup, level (str), n, n_misclassified (int64), rate, ci_low, ci_high (float,
-        proportions), sufficient (bool). One row per level with n > 0; rows with an <NA> level are left out
-        of that subgroup only. Order: subgroups as the columns of ``levels``, levels in natural order (age
-        bins by age).
+        DataFrame with columns `SUBGROUP_RATE_COLUMNS`: subgroup, level (str), n, n_patients,
+        n_misclassified (int64), rate, ci_low, ci_high (clustered), design_effect, wilson_low, wilson_high
+        (float, proportions), sufficient, is_reference (bool), subset_n, population_n (int64), is_subset,
+        random_sample (bool). Per subgroup (columns of ``levels`` in order): the reference row, then one row
+        per level with n > 0 in natural order (age bins by age); rows with an <NA> level are left out of that
+        subgroup only.
+
+    Raises:
+        ValueError: row ids missing from ``levels`` or ``patients``, a missing patient id, or a non-0/1 value.
     """
     if not isinstance(misclassified, pd.Series):
         raise TypeError("misclassified must be a pandas Series indexed by row id")
-    missing = ~misclassified.index.isin(levels.index)
-    if missing.any():
-        raise ValueError(f"{int(missing.sum())} misclassified row id(s) are not in levels, e.g. "
-                         f"{misclassified.index[missing][0]!r}")
+    for name, frame in (("levels", levels), ("patients", patients)):
+        missing = ~misclassified.index.isin(frame.index)
+        if missing.any():
+            raise ValueError(f"{int(missing.sum())} misclassified row id(s) are not in {name}, e.g. "
+                             f"{misclassified.index[missing][0]!r}")
     values = pd.to_numeric(misclassified, errors="coerce").astype("float64")
     if values.isna().any() or not values.isin((0.0, 1.0)).all():
         raise ValueError("misclassified must be 0/1 with no missing values")
+    patient_ids = patients.reindex(misclassified.index)
+    if patient_ids.isna().any():
+        raise ValueError("patients has missing ids for some misclassified rows; every row needs a patient id")
+    unknown = set(not_random_samples) - set(levels.columns)
+    if unknown:
+        raise ValueError(f"not_random_samples names subgroup(s) not in levels: {sorted(unknown)}")
     aligned = levels.reindex(misclassified.index)
+    rng = np.random.default_rng(seed)
+    population_n = len(values)
     rows = []
     for subgroup in aligned.columns:
-        frame = pd.DataFrame({"level": aligned[subgroup].astype("string"), "y": values.to_numpy()})
+        frame = pd.DataFrame({"level": aligned[subgroup].astype("string").to_numpy(), "y": values.to_numpy(),
+                              "patient": patient_ids.to_numpy()})
         frame = frame[frame["level"].notna()]
         if frame.empty:
             continue
-        counts = frame.groupby("level", sort=False)["y"].agg(["size", "sum"])
-        for level in natural_sort(counts.index):
-            rows.append((subgroup, level, int(counts.at[level, "size"]), int(counts.at[level, "sum"])))
-    table = pd.DataFrame(rows, columns=["subgroup", "level", "n", "n_misclassified"])
-    table["n"] = table["n"].astype("int64")
-    table["n_misclassified"] = table["n_misclassified"].astype("int64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table["rate"] = (table["n_misclassified"] / table["n"]).astype("float64")
-    low, high = wilson_interval(table["n_misclassified"].to_numpy(), table["n"].to_numpy(), confidence)
-    table["ci_low"] = low
-    table["ci_high"] = high
-    table["sufficient"] = (table["n"] >= min_n).astype(bool)
+        context = {"subset_n": len(frame), "population_n": population_n,
+                   "random_sample": subgroup not in not_random_samples}
+        rows.append(_rate_row(subgroup, REFERENCE_LEVEL, frame, rng, n_replicates, confidence,
+                              is_reference=True, **context))
+        for level, rows_of_level in sorted(frame.groupby("level", sort=False), key=lambda kv: _natural_key(kv[0])):
+            rows.append(_rate_row(subgroup, str(level), rows_of_level, rng, n_replicates, confidence,
+                                  is_reference=False, **context))
+    table = pd.DataFrame(rows, columns=[c for c in SUBGROUP_RATE_COLUMNS if c not in ("sufficient", "is_subset")])
+    for column in ("n", "n_patients", "n_misclassified", "subset_n", "population_n"):
+        table[column] = table[column].astype("int64")
+    for column in ("rate", "ci_low", "ci_high", "design_effect", "wilson_low", "wilson_high"):
+        table[column] = table[column].astype("float64")
+    table["wilson_low"], table["wilson_high"] = wilson_interval(table["n_misclassified"].to_numpy(),
+                                                                table["n"].to_numpy(), confidence)
+    table["sufficient"] = ((table["n"] >= min_n) & (table["n_patients"] >= min_patients)).astype(bool)
+    table["is_subset"] = (table["subset_n"] < table["population_n"]).astype(bool)
+    table["is_reference"] = table["is_reference"].astype(bool)
+    table["random_sample"] = table["random_sample"].astype(bool)
     table["subgroup"] = table["subgroup"].astype("string")
     table["level"] = table["level"].astype("string")
     return table[list(SUBGROUP_RATE_COLUMNS)]
+
+
+def _rate_row(subgroup: str, level: str, frame: pd.DataFrame, rng: np.random.Generator, n_replicates: int,
+              confidence: float, **context) -> dict:
+    """One row of `subgroup_rates` from the rows (columns y, patient) of one level."""
+    per_patient = frame.groupby("patient", sort=False)["y"].agg(["sum", "size"])
+    interval = bootstrap_clustered_rate(per_patient["sum"].to_numpy(), per_patient["size"].to_numpy(),
+                                        n_replicates=n_replicates, rng=rng, confidence=confidence)
+    n = len(frame)
+    rate = interval.estimate
+    binomial_variance = rate * (1.0 - rate) / n
+    design_effect = float(np.var(interval.replicates) / binomial_variance) if binomial_variance > 0 else np.nan
+    return {"subgroup": subgroup, "level": level, "n": n, "n_patients": len(per_patient),
+            "n_misclassified": int(frame["y"].sum()), "rate": rate, "ci_low": interval.ci_low,
+            "ci_high": interval.ci_high, "design_effect": design_effect, "wilson_low": np.nan,
+            "wilson_high": np.nan, **context}

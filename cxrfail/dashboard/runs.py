@@ -193,3 +193,10 @@ def explain_image(token: str, model: str, finding: str, image_id: str, _result: 
     identifier = _identifier(token, model, finding, _result, _dataset)
     _, attrs = identifier.explain(image_id)
     return to_long(attrs, model=model, finding=finding), float(attrs.base_value), attrs.scale, identifier.refit_gap
+
+
+@st.cache_data(max_entries=256, show_spinner="Cutting the test split by that column…")
+def rates_by(token: str, model: str, finding: str, column: str, _result: AnalysisResult, _table):
+    """`AnalysisResult.rates_by` for any cohort column (patient-clustered intervals, as the run's); ``token``
+    (`run_token`) identifies the run and its cohort table."""
+    return _result.rates_by(model, finding, _table, column)

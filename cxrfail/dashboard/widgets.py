@@ -69,10 +69,18 @@ def model_picker(sel: Selection, key: str, label: str = "Model") -> str:
 
 
 def rate_table(frame: pd.DataFrame, min_n: int) -> pd.DataFrame:
-    """Subgroup rates for display: n, misclassified, rate and CI, insufficient marked."""
-    shown = frame[["subgroup", "level", "n", "n_misclassified", "rate", "ci_low", "ci_high", "sufficient"]].copy()
-    shown["status"] = np.where(shown["sufficient"].astype(bool), "", figures.insufficient_label(min_n))
-    return shown.drop(columns=["sufficient"])
+    """Subgroup rates for display: n and patients, misclassified, rate with its patient-clustered CI, the
+    Wilson CI and design effect; reference rows, subsets and insufficient levels marked."""
+    shown = frame[["subgroup", "level", "n", "n_patients", "n_misclassified", "rate", "ci_low", "ci_high",
+                   "wilson_low", "wilson_high", "design_effect"]].copy()
+    status = np.where(frame["sufficient"].astype(bool), "", figures.insufficient_label(min_n))
+    reference = frame["is_reference"].astype(bool).to_numpy()
+    subset = [f"reference (subset {int(k):,} of {int(n):,}" + ("" if random else ", not a random sample") + ")"
+              if is_subset else "reference (all rows)"
+              for k, n, random, is_subset in zip(frame["subset_n"], frame["population_n"], frame["random_sample"],
+                                                 frame["is_subset"].astype(bool))]
+    shown["status"] = np.where(reference, subset, status)
+    return shown
 
 
 def percent_columns(columns: Sequence[str]) -> dict:

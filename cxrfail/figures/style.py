@@ -62,15 +62,15 @@ class FigureContext:
         notes = {name: str(text) for name, text in result.notes.items() if name in names}
         subsets: dict[str, str] = {}
         for pair in result:
-            n_test = int(pair.performance["n_test"])
             rates = pair.subgroup_rates
             if rates.empty:
                 continue
-            for subgroup, group in rates.groupby("subgroup", sort=False):
-                covered = int(group["n"].sum())
-                if covered < n_test and subgroup not in subsets:
-                    subsets[subgroup] = (f"{subgroup}: known for {covered:,} of {n_test:,} test {unit}s "
-                                         "(a subset; not a random sample unless the cohort says so)")
+            for row in rates.loc[rates["is_reference"].astype(bool) & rates["is_subset"].astype(bool)].itertuples():
+                if row.subgroup not in subsets:
+                    subsets[row.subgroup] = (
+                        f"{row.subgroup}: known for {int(row.subset_n):,} of {int(row.population_n):,} test "
+                        f"{unit}s (a subset" + ("" if row.random_sample else ", not a random sample")
+                        + "; its levels compare with the subset's own rate)")
         return cls(unit=unit, notes=notes, subsets=subsets)
 
     @property

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from cxrfail.analysis.result import MAIN_SAMPLE
+from cxrfail.analysis.regression import ALL_ROWS_FAMILY
 from cxrfail.figures.overview import model_finding_heatmap
 from cxrfail.figures.style import (
+    BASELINE_COLOR,
     escape,
     DEFAULT_CONTEXT,
     FigureContext,
@@ -31,34 +32,53 @@ from cxrfail.figures.style import (
 )
 
 def subgroup_rates_figure(
-    rates: pd.DataFrame, *, title: str | None = None, min_n: int = 30, subgroups: Sequence[str] = (), context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
-    """Misclassification rate by subgroup level for one model and finding, with 95% CI and n.
+    rates: pd.DataFrame, *, title: str | None = None, min_n: int = 30, subgroups: Sequence[str] = (),
+    context: FigureContext = DEFAULT_CONTEXT,
+) -> go.Figure:
+    """Misclassification rate by subgroup level for one model and finding, with patient-clustered 95% CIs and n.
 
-    ``rates``: rows of ``subgroup_rates`` (subgroup, level, n, n_misclassified, rate, ci_low, ci_high,
-    sufficient). Levels under ``min_n`` (``sufficient`` False) are greyed out and labelled insufficient.
+    ``rates``: rows of ``subgroup_rates``. Each subgroup's block starts with its reference row (the rate over
+    the rows where the subgroup is known: for a subset, the subset's own rate, the one its levels compare
+    with), drawn as a grey diamond and labelled with the subset's size. Levels flagged insufficient (too few
+    rows or patients) are greyed out.
     """
     if rates.empty:
         return empty_figure(title or "Misclassification by subgroup", "no subgroup rows")
     order = ordered(rates["subgroup"], subgroups)
-    rows = rates.assign(_order=rates["subgroup"].map({s: i for i, s in enumerate(order)})).sort_values(
-        ["_order"], kind="stable")
-    labels = [f"{escape(s)} = {escape(lvl)}" for s, lvl in zip(rows["subgroup"], rows["level"])]
+    rows = rates.assign(_order=rates["subgroup"].map({s: i for i, s in enumerate(order)}),
+                        _level=~rates["is_reference"].astype(bool)).sort_values(["_order", "_level"], kind="stable")
+    reference = rows["is_reference"].astype(bool).to_numpy()
+    labels = [f"{escape(s)}: reference" if ref else f"{escape(s)} = {escape(lvl)}"
+              for s, lvl, ref in zip(rows["subgroup"], rows["level"], reference)]
     sufficient = rows["sufficient"].astype(bool).to_numpy()
-    text = [f"{r:.1%}  (n={n:,})" if ok else f"{insufficient_label(min_n)}, n={n}"
-            for r, n, ok in zip(rows["rate"], rows["n"].astype(int), sufficient)]
-    hover = [f"{k:,} of {n:,} misclassified<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}]"
-             for k, n, r, lo, hi in zip(rows["n_misclassified"].astype(int), rows["n"].astype(int),
-                                        rows["rate"], rows["ci_low"], rows["ci_high"])]
+    text = []
+    for r, n, n_patients, ok, ref, row in zip(rows["rate"], rows["n"].astype(int), rows["n_patients"].astype(int),
+                                               sufficient, reference, rows.itertuples()):
+        if ref:
+            scope = (f"subset: {int(row.subset_n):,} of {int(row.population_n):,}"
+                     + ("" if row.random_sample else ", not a random sample")) if row.is_subset else "all rows"
+            text.append(f"{r:.1%}  ({scope})")
+        else:
+            text.append(f"{r:.1%}  (n={n:,}, {n_patients:,} patients)" if ok
+                        else f"{insufficient_label(min_n)}: n={n}, {n_patients} patients")
+    hover = [f"{k:,} of {n:,} misclassified ({p:,} patients)<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}] (patient "
+             f"bootstrap)<br>Wilson [{wl:.1%}, {wh:.1%}], design effect {d:.1f}"
+             for k, n, p, r, lo, hi, wl, wh, d in zip(
+                 rows["n_misclassified"].astype(int), rows["n"].astype(int), rows["n_patients"].astype(int),
+                 rows["rate"], rows["ci_low"], rows["ci_high"], rows["wilson_low"], rows["wilson_high"],
+                 rows["design_effect"].astype(float))]
     fig = go.Figure()
-    for ok, name, color in ((True, "rate (95% Wilson CI)", SUFFICIENT_COLOR),
-                            (False, insufficient_label(min_n), INSUFFICIENT_COLOR)):
-        mask = sufficient == ok
+    kinds = ((reference, "reference: rate where the subgroup is known", BASELINE_COLOR, "diamond"),
+             (~reference & sufficient, "rate (95% CI, patients resampled)", SUFFICIENT_COLOR, "circle"),
+             (~reference & ~sufficient, "insufficient (too few rows or patients)", INSUFFICIENT_COLOR,
+              "circle-open"))
+    for mask, name, color, symbol in kinds:
         if not mask.any():
             continue
         part = rows.loc[mask]
         fig.add_trace(go.Scatter(
             x=part["rate"], y=np.array(labels)[mask], mode="markers", name=name,
-            marker=dict(color=color, size=9, symbol="circle" if ok else "circle-open"),
+            marker=dict(color=color, size=9, symbol=symbol),
             error_x=dict(type="data", symmetric=False, array=part["ci_high"] - part["rate"],
                          arrayminus=part["rate"] - part["ci_low"], color=color, thickness=1.5),
             customdata=np.array(hover)[mask], hovertemplate="%{y}<br>%{customdata}<extra></extra>",
@@ -69,9 +89,10 @@ def subgroup_rates_figure(
     fig.update_yaxes(autorange="reversed", type="category", categoryorder="array", categoryarray=labels)
     fig.update_xaxes(title="misclassification rate", tickformat=".0%", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-    notes = [context.test_split_note] + context.caveats(rates.get("finding", pd.Series(dtype=str)).unique(), order)
-    fig = apply_layout(fig, title or "Misclassification by subgroup", height=160 + 28 * len(labels), notes=notes)
-    fig.update_layout(margin=dict(r=230))
+    notes = [context.test_split_note, "each level compares with its subgroup's reference row"]
+    notes += context.caveats(rates.get("finding", pd.Series(dtype=str)).unique(), order)
+    fig = apply_layout(fig, title or "Misclassification by subgroup", height=180 + 28 * len(labels), notes=notes)
+    fig.update_layout(margin=dict(r=300))
     return fig
 
 
@@ -106,7 +127,7 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
     fig.update_xaxes(type="log", title="odds ratio of misclassification (log scale)")
     fig.update_yaxes(autorange="reversed", type="category")
     notes = [f"{context.test_split_note}; red: q (BH) < {alpha}; * q<{alpha}, ** q<{alpha / 5:g}, *** q<{alpha / 50:g}"]
-    for sample, group in (rows.groupby("sample", sort=False) if "sample" in rows else [("", rows)]):
+    for sample, group in (rows.groupby("family", sort=False) if "family" in rows else [("", rows)]):
         n = int(group["n"].iloc[0]) if "n" in group and len(group) else 0
         notes.append(f"{sample or 'fit'}: n={n:,} {context.unit}s" + (f", {int(group['n_events'].iloc[0]):,} misclassified"
                                                               if "n_events" in group else ""))
@@ -123,18 +144,18 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
 def _term_labels(rows: pd.DataFrame) -> list[str]:
     """Term names, with the fit's sample when a term comes from a fit on a subset (e.g. the rows where
     support devices are known)."""
-    if "sample" not in rows:
+    if "family" not in rows:
         return rows["term"].astype(str).tolist()
-    return [str(term) if (pd.isna(sample) or sample == MAIN_SAMPLE) else f"{term} ({sample})"
-            for term, sample in zip(rows["term"], rows["sample"])]
+    return [str(term) if (pd.isna(sample) or sample == ALL_ROWS_FAMILY) else f"{term} ({sample})"
+            for term, sample in zip(rows["term"], rows["family"])]
 
 
 def term_heatmap(regression: pd.DataFrame, term: str, *, q_column: str = "q_bh", alpha: float = 0.05, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
     """One regression term's odds ratio across models × findings, with significance marks (from the main fit
     where the term is in it, else from the subset fit that has it)."""
     rows = regression.loc[regression["term"] == term].copy()
-    if "sample" in rows and len(rows):
-        rows["_main"] = rows["sample"] == MAIN_SAMPLE
+    if "family" in rows and len(rows):
+        rows["_main"] = rows["family"] == ALL_ROWS_FAMILY
         rows = rows.sort_values("_main", ascending=False, kind="stable").drop_duplicates(["model", "finding"])
     title = f"Odds ratio of '{escape(term)}' per model and finding"
     if rows.empty:

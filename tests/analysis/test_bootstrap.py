@@ -12,6 +12,8 @@ from cxrfail.analysis.bootstrap import (
     BootstrapInterval,
     bootstrap_auroc,
     bootstrap_ratio,
+    bootstrap_clustered_rate,
+    paired_bootstrap_auroc_difference,
     paired_bootstrap_f1_change,
     weighted_auroc,
 )
@@ -146,6 +148,35 @@ def test_bootstrap_auroc_replicates_equal_the_auroc_of_the_resampled_rows():
     expected = [roc_auc_score(y[rows], score[rows]) for rows in
                 (np.concatenate([rows_of[p] for p in draw]) for draw in draws)]
     np.testing.assert_allclose(result.replicates, expected, atol=1e-12)
+
+
+def test_paired_auroc_difference_replicates_use_one_draw_for_both_scores():
+    """Each replicate equals sklearn's AUROC(a) - AUROC(b) on the rows of one patient resample."""
+    y, score, _, _, groups = _data(40, seed=13)
+    other = np.clip(score + np.random.default_rng(0).normal(0, 0.2, len(y)), 0, 1).round(2)
+    result = paired_bootstrap_auroc_difference(y, score, other, groups, n_replicates=5, seed=4)
+    assert result.estimate == pytest.approx(roc_auc_score(y, score) - roc_auc_score(y, other))
+    draws = np.random.default_rng(4).integers(0, 40, size=(5, 40), dtype=np.int32)
+    rows_of = [np.flatnonzero(groups == p) for p in range(40)]
+    expected = []
+    for draw in draws:
+        rows = np.concatenate([rows_of[p] for p in draw])
+        expected.append(roc_auc_score(y[rows], score[rows]) - roc_auc_score(y[rows], other[rows]))
+    np.testing.assert_allclose(result.replicates, expected, atol=1e-12)
+    same = paired_bootstrap_auroc_difference(y, score, score, groups, n_replicates=50)
+    assert same.estimate == same.ci_low == same.ci_high == 0.0
+    assert np.isnan(paired_bootstrap_auroc_difference(np.zeros(5), score[:5], other[:5], groups[:5]).estimate)
+
+
+def test_clustered_rate_replicates_equal_the_rate_of_the_resampled_rows():
+    rng = np.random.default_rng(5)
+    events, rows = rng.integers(0, 4, 30), rng.integers(4, 9, 30)
+    result = bootstrap_clustered_rate(events, rows, n_replicates=6, rng=np.random.default_rng(8))
+    draws = np.random.default_rng(8).integers(0, 30, size=(6, 30), dtype=np.int32)
+    np.testing.assert_allclose(result.replicates, [events[d].sum() / rows[d].sum() for d in draws], atol=1e-15)
+    assert result.estimate == events.sum() / rows.sum()
+    with pytest.raises(ValueError, match="events <= rows"):
+        bootstrap_clustered_rate([3], [2], rng=np.random.default_rng(0))
 
 
 def test_bootstrap_auroc_estimate_interval_and_degenerate_cases():

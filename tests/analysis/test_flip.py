@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 
 from cxrfail.analysis.flip import (
     CURVE_COLUMNS,
+    MIN_CALIBRATION_FLIPS,
     NEVER_FLIP,
     choose_flip_threshold,
     evaluate_flip,
@@ -59,7 +60,8 @@ def test_oracle_identifier_corrects_every_error():
     tau = choose_flip_threshold(misclassified[calibration], y[calibration], prediction[calibration])
     assert 0.0 < tau <= 1.0
     test = ~calibration
-    evaluation = evaluate_flip(y[test], prediction[test], misclassified[test], patients[test], tau)
+    evaluation = evaluate_flip(y[test], prediction[test], misclassified[test], patients[test], tau, chosen_tau=tau)
+    assert not evaluation.exploratory
     assert evaluation.f1_after == 1.0 and evaluation.precision_after == 1.0 and evaluation.recall_after == 1.0
     assert evaluation.n_flips == misclassified[test].sum()
     assert evaluation.ci_low > 0 and evaluation.improved
@@ -73,7 +75,7 @@ def test_random_identifier_is_not_an_improvement():
         calibration = rng.random(len(y)) < 0.5  # row-level here is fine: the identifier is pure noise
         tau = choose_flip_threshold(noise[calibration], y[calibration], prediction[calibration])
         evaluation = evaluate_flip(y[~calibration], prediction[~calibration], noise[~calibration],
-                                   patients[~calibration], tau)
+                                   patients[~calibration], tau, chosen_tau=tau)
         assert tau == NEVER_FLIP or evaluation.ci_low <= 0.0 <= evaluation.ci_high or evaluation.ci_high < 0
         assert not evaluation.improved
 
@@ -98,7 +100,34 @@ def test_evaluate_flip_matches_sklearn():
     assert evaluation.precision_after == pytest.approx(precision_score(y, after))
     assert evaluation.recall_before == pytest.approx(recall_score(y, prediction))
     assert evaluation.ci_low <= evaluation.delta_f1 <= evaluation.ci_high
-    assert evaluation.improved == (evaluation.ci_low > 0)
+    # 0.8 was not chosen on other data: numbers, but no verdict
+    assert evaluation.exploratory and evaluation.improved is None
+    assert evaluate_flip(y, prediction, p, patients, 0.8, chosen_tau=0.7, n_bootstrap=50).improved is None
+    judged = evaluate_flip(y, prediction, p, patients, 0.8, chosen_tau=0.8, n_bootstrap=500, seed=1)
+    assert not judged.exploratory and judged.improved == (judged.ci_low > 0)
+    assert judged.delta_f1 == evaluation.delta_f1 and judged.ci_low == evaluation.ci_low
+
+
+def test_few_calibration_flips_do_not_count_as_a_choice():
+    y, prediction, _, _ = _simulated()
+    wrong = (prediction != y).astype(float)
+    # the identifier is sure about 5 errors only: flipping them gains F1, but 5 < min_flips
+    score = np.zeros(len(y))
+    score[np.flatnonzero(wrong)[:5]] = 1.0
+    assert choose_flip_threshold(score, y, prediction) == 1.0
+    assert choose_flip_threshold(score, y, prediction, min_flips=20) == NEVER_FLIP
+    assert choose_flip_threshold(score, y, prediction, min_flips=5) == 1.0
+
+
+def test_carry_flip_fraction_flips_the_same_share_of_test_rows():
+    from cxrfail.analysis.flip import carry_flip_fraction
+
+    calibration = np.linspace(0.0, 0.5, 1000)  # out-of-fold scale
+    tau = calibration[900]  # flips 100 of 1000 = 10%
+    test = np.random.default_rng(0).random(400) * 0.9 + 0.05  # another scale
+    test_tau = carry_flip_fraction(calibration, tau, test)
+    assert np.sum(test >= test_tau) == 40
+    assert carry_flip_fraction(calibration, NEVER_FLIP, test) == NEVER_FLIP
 
 
 def test_flip_curve_is_monotone_in_flips():
@@ -126,18 +155,39 @@ def _simulated_features(seed=0):
 
 def test_run_flipping_bundles_calibration_and_test_rows():
     features, y, prediction, misclassified, patients, split = _simulated_features()
-    run = run_flipping(features, y, prediction, misclassified, patients, split, learner="logistic",
-                       n_bootstrap=300, curve_bootstrap=50)
+    run = run_flipping(features, y, prediction, misclassified, patients, split, feature_set="own+demographics",
+                       learner="logistic", n_bootstrap=300, curve_bootstrap=50)
     calibration, test = split == "calibration", split == "test"
     np.testing.assert_array_equal(run.identifier_probability[calibration], run.calibration_probability)
     np.testing.assert_array_equal(run.identifier_probability[test], run.test_probability)
-    np.testing.assert_array_equal(run.flipped_prediction,
-                                  flip_predictions(prediction, run.identifier_probability, run.tau))
+    np.testing.assert_array_equal(run.flipped_prediction[calibration],
+                                  flip_predictions(prediction[calibration], run.calibration_probability, run.tau))
+    np.testing.assert_array_equal(run.flipped_prediction[test],
+                                  flip_predictions(prediction[test], run.test_probability, run.test_tau))
+    # the calibration share of flips is carried to test
+    assert run.flip_fraction == pytest.approx(np.mean(run.calibration_probability >= run.tau))
+    assert np.mean(run.test_probability >= run.test_tau) == pytest.approx(run.flip_fraction, abs=2 / test.sum())
+    assert (run.learner, run.feature_set, run.oracle) == ("logistic", "own+demographics", False)
     np.testing.assert_allclose(run.test_probability, run.identifier.predict_proba(features.loc[test])[:, 1])
-    assert run.tau == choose_flip_threshold(run.calibration_probability, y[calibration], prediction[calibration])
-    assert run.test_evaluation.n == test.sum() and run.test_evaluation.tau == run.tau
+    assert run.tau == choose_flip_threshold(run.calibration_probability, y[calibration], prediction[calibration],
+                                            min_flips=MIN_CALIBRATION_FLIPS)
+    assert run.test_evaluation.n == test.sum() and run.test_evaluation.tau == run.test_tau
+    assert not run.test_evaluation.exploratory
     assert run.test_evaluation.improved  # a strong identifier: flipping helps on test too
     assert list(run.curve.columns) == list(CURVE_COLUMNS)
+
+
+def test_run_flipping_refuses_an_oracle_feature_set():
+    from cxrfail.errors import CxrfailInputError, OracleFeatureSetError
+
+    features, y, prediction, misclassified, patients, split = _simulated_features()
+    with pytest.raises(OracleFeatureSetError, match="deployed system would not have them") as info:
+        run_flipping(features, y, prediction, misclassified, patients, split,
+                     feature_set="all_models+demographics+findings", learner="logistic")
+    assert isinstance(info.value, CxrfailInputError)
+    with pytest.raises(OracleFeatureSetError):
+        run_flipping(features, y, prediction, misclassified, patients, split, feature_set="own+findings",
+                     learner="logistic")
 
 
 def test_run_flipping_refuses_bad_splits():
@@ -147,12 +197,13 @@ def test_run_flipping_refuses_bad_splits():
     leaky = split.copy()
     leaky[first + 1] = "test"  # one row of that calibration patient moves to test
     with pytest.raises(ValueError, match="both splits"):
-        run_flipping(features, y, prediction, misclassified, patients, leaky, learner="logistic")
+        run_flipping(features, y, prediction, misclassified, patients, leaky, feature_set="own", learner="logistic")
     with pytest.raises(ValueError, match="misclassified must equal"):
-        run_flipping(features, y, prediction, 1 - misclassified, patients, split, learner="logistic")
+        run_flipping(features, y, prediction, 1 - misclassified, patients, split, feature_set="own",
+                     learner="logistic")
     with pytest.raises(ValueError, match="split has values"):
         run_flipping(features, y, prediction, misclassified, patients, np.where(split == "test", "val", split),
-                     learner="logistic")
+                     feature_set="own", learner="logistic")
 
 
 # ------------------------------------------------------------------------------------------- real demo data
@@ -187,27 +238,33 @@ def test_demo_identifier_beats_chance_and_baseline(demo_edema):
     print(f"\nEdema identifier AUROC {evaluation.auroc:.3f} [{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]"
           f" vs baseline {evaluation.baseline_auroc:.3f}; prediction alone {evaluation.prediction_auroc:.3f}; "
           f"within predicted +/-: {evaluation.auroc_predicted_positive:.3f} / "
-          f"{evaluation.auroc_predicted_negative:.3f}")
+          f"{evaluation.auroc_predicted_negative:.3f}; vs baseline {evaluation.delta_vs_baseline:+.3f} "
+          f"[{evaluation.delta_vs_baseline_ci_low:+.3f}, {evaluation.delta_vs_baseline_ci_high:+.3f}], vs "
+          f"prediction {evaluation.delta_vs_prediction:+.3f} [{evaluation.delta_vs_prediction_ci_low:+.3f}, "
+          f"{evaluation.delta_vs_prediction_ci_high:+.3f}]")
     assert evaluation.auroc > 0.6
     assert evaluation.ci_low > evaluation.baseline_ci_high
+    assert evaluation.delta_vs_baseline_ci_low > 0
 
 
 @pytest.mark.slow
 def test_demo_flipping_chooses_tau_on_calibration_only(demo_edema):
     d = demo_edema
     args = (d["features"], d["y"], d["prediction"], d["misclassified"], d["patients"], d["split"])
-    run = run_flipping(*args, learner="hist_gradient_boosting", n_bootstrap=2000, curve_bootstrap=100)
+    run = run_flipping(*args, feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=2000,
+                       curve_bootstrap=100)
     e = run.test_evaluation
     print(f"\nEdema flip tau {run.tau:.4f}: {e.n_flips} flips, F1 {e.f1_before:.4f} -> {e.f1_after:.4f}, "
           f"delta {e.delta_f1:+.4f} [{e.ci_low:+.4f}, {e.ci_high:+.4f}]")
-    assert e.improved == (e.ci_low > 0)
+    assert e.improved == (e.ci_low > 0) and not e.exploratory
     # scramble the test labels (and so the test errors): nothing chosen on calibration may move
     test = d["split"] == "test"
     y = d["y"].copy()
     y[test] = np.random.default_rng(0).permutation(y[test])
     wrong = (d["prediction"] != y).astype(int)
     again = run_flipping(d["features"], y, d["prediction"], wrong, d["patients"], d["split"],
-                         learner="hist_gradient_boosting", n_bootstrap=200, curve_bootstrap=20)
+                         feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=200,
+                         curve_bootstrap=20)
     assert again.tau == run.tau
     np.testing.assert_array_equal(again.calibration_probability, run.calibration_probability)
     np.testing.assert_array_equal(again.test_probability, run.test_probability)

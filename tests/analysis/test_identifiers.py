@@ -12,7 +12,6 @@ from cxrfail.analysis.identifiers import (
     DEFAULT_FINDING_FEATURES,
     FEATURE_SETS,
     LEARNERS,
-    ORACLE_FEATURE_SETS,
     ConstantIdentifier,
     build_features,
     confidence_baseline,
@@ -58,8 +57,8 @@ def small_probabilities(small_table) -> dict[str, pd.DataFrame]:
 
 
 def test_feature_set_names():
-    assert set(ORACLE_FEATURE_SETS) <= set(FEATURE_SETS)
     assert [is_oracle(name) for name in FEATURE_SETS] == [False, False, False, True]
+    assert is_oracle("own+findings") and not is_oracle("own+demographics")
     assert LEARNERS == ("logistic", "random_forest", "hist_gradient_boosting")
 
 
@@ -207,6 +206,11 @@ def test_identifier_beats_the_confidence_baseline_when_errors_depend_on_a_featur
         # the prediction says nothing here; the identifier separates errors within each predicted class too
         assert abs(evaluation.prediction_auroc - 0.5) < 0.05
         assert evaluation.auroc_predicted_positive > 0.75 and evaluation.auroc_predicted_negative > 0.75
+        # the comparison: paired differences, their CIs above zero
+        assert evaluation.delta_vs_baseline == pytest.approx(evaluation.auroc - evaluation.baseline_auroc)
+        assert evaluation.delta_vs_prediction == pytest.approx(evaluation.auroc - evaluation.prediction_auroc)
+        assert 0 < evaluation.delta_vs_baseline_ci_low <= evaluation.delta_vs_baseline_ci_high
+        assert 0 < evaluation.delta_vs_prediction_ci_low <= evaluation.delta_vs_prediction_ci_high
 
 
 def test_an_identifier_that_only_learns_the_prediction_is_exposed():
@@ -222,6 +226,11 @@ def test_an_identifier_that_only_learns_the_prediction_is_exposed():
     assert evaluation.auroc > 0.8 and evaluation.prediction_auroc > 0.8
     assert abs(evaluation.auroc_predicted_positive - 0.5) < 0.1
     assert abs(evaluation.auroc_predicted_negative - 0.5) < 0.1
+    # the paired difference to the prediction alone is small and its CI is narrow: nothing gained
+    low, high = evaluation.delta_vs_prediction_ci_low, evaluation.delta_vs_prediction_ci_high
+    assert low <= evaluation.delta_vs_prediction <= high
+    assert abs(evaluation.delta_vs_prediction) < 0.05
+    assert high - low < 0.08
 
 
 def test_single_class_misclassified_gives_nan_auroc_without_crashing():

@@ -13,9 +13,13 @@ from statsmodels.stats.multitest import multipletests
 
 from cxrfail.analysis.regression import (
     REGRESSION_COLUMNS,
+    ALL_ROWS_FAMILY,
+    PAIR_REGRESSION_COLUMNS,
     RegressionResult,
     adjust_p_values,
+    adjust_within_families,
     fit_misclassification_regression,
+    fit_pair_regressions,
 )
 
 
@@ -157,3 +161,55 @@ def test_adjust_p_values_hand_computed_and_statsmodels_with_nans():
     np.testing.assert_allclose(bh[known], multipletests(p[known], method="fdr_bh")[1])
     empty_holm, empty_bh = adjust_p_values([np.nan, np.nan])
     assert np.isnan(empty_holm).all() and np.isnan(empty_bh).all()
+
+
+def _pair_rows(seed: int = 0, n: int = 1200):
+    y, covariates, groups = _simulate(n, seed, rows_per_patient=2)
+    rng = np.random.default_rng(seed + 100)
+    rows = covariates.rename(columns={"Pneumothorax": "Pneumothorax"}).assign(
+        patient_id=groups.astype(str),
+        **{"Lung Lesion": rng.binomial(1, 0.1, n).astype(float),
+           "Mass": rng.binomial(1, 0.05, n).astype(float),
+           "Support Devices": np.where(np.arange(n) < 400, rng.binomial(1, 0.4, n), np.nan)})
+    rows.index = pd.Index([f"img{i}" for i in range(n)])
+    return rows, pd.Series(y, index=rows.index)
+
+
+def test_pair_regressions_one_family_per_fit_and_sparse_covariate_on_its_rows():
+    rows, wrong = _pair_rows()
+    table = fit_pair_regressions(rows, wrong, "Edema")
+    assert list(table.columns) == list(PAIR_REGRESSION_COLUMNS)
+    assert table["family"].unique().tolist() == [ALL_ROWS_FAMILY, "rows with Support Devices known"]
+    devices = table[table["family"] == "rows with Support Devices known"]
+    assert (devices["n"] == 400).all() and devices["term"].str.startswith("Support Devices").any()
+    assert not table.loc[table["family"] == ALL_ROWS_FAMILY, "term"].str.startswith("Support Devices").any()
+    # the all-rows fit equals a direct fit with the same covariates
+    direct = fit_misclassification_regression(
+        wrong.to_numpy(), rows[["age", "sex", "view", "Lung Lesion", "Pneumothorax"]], rows["patient_id"].to_numpy())
+    mine = table[table["family"] == ALL_ROWS_FAMILY].set_index("term")
+    np.testing.assert_allclose(mine.loc[direct.table["term"], "odds_ratio"], direct.table["odds_ratio"])
+
+
+def test_covariates_derived_from_the_target_are_absent():
+    rows, wrong = _pair_rows(seed=1)
+    for target in ("Mass", "Nodule", "Lung Lesion"):
+        terms = fit_pair_regressions(rows, wrong, target)["term"].dropna()
+        assert not terms.str.startswith("Lung Lesion").any(), target
+        assert terms.str.startswith("Pneumothorax").any()
+    assert fit_pair_regressions(rows, wrong, "Edema")["term"].dropna().str.startswith("Lung Lesion").any()
+
+
+def test_adjust_within_families_adjusts_each_family_once_and_names_it():
+    rows, wrong = _pair_rows(seed=2)
+    table = fit_pair_regressions(rows, wrong, "Edema").assign(model="m", finding="Edema")
+    adjusted = adjust_within_families(table, ("model", "finding", "family"))
+    for family, members in adjusted.groupby("family"):
+        holm, bh = adjust_p_values(members["p_value"].to_numpy(dtype=float))
+        np.testing.assert_allclose(members["q_holm"], holm)
+        np.testing.assert_allclose(members["q_bh"], bh)
+        assert (members["q_family"] == f"m | Edema | {family}").all()
+    # the age term appears in both fits, but once per family
+    age = adjusted[adjusted["term"] == "age (per 10 years)"]
+    assert len(age) == 2 and age["q_family"].nunique() == 2
+    with pytest.raises(ValueError, match="family_columns"):
+        adjust_within_families(table, ("nope",))
