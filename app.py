@@ -60,6 +60,9 @@ if not gaps.empty:
     st.dataframe(gaps.sort_values("spread", ascending=False).head(10), hide_index=True, width="stretch",
                  column_config=widgets.percent_columns(["min_rate", "max_rate", "spread"]))
 widgets.caveat_lines(result, sel.findings, list(result.subgroup_rates["subgroup"].unique()))
+if result.refused:
+    st.warning("Not analysed: " + "; ".join(f"**{m} · {figures.finding_label(f)}**: {reason}"
+                                              for (m, f), reason in result.refused.items()))
 with st.expander("Performance table"):
     st.dataframe(result.performance, hide_index=True, width="stretch")
     st.caption(f"AUROC over every {unit}; threshold chosen on calibration; F1, precision, recall on the test split.")

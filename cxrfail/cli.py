@@ -136,6 +136,14 @@ def _analyze(args: argparse.Namespace) -> int:
 
         result = run_analysis(cohort, models, config, reference=reference, cache_dir=args.cache_dir,
                               use_cache=not args.no_cache, progress=progress, ray_address=ray_address)
+    for (model, finding), reason in result.refused.items():
+        print(f"cxrfail: {model} · {finding} {reason}", file=sys.stderr)  # the reason reads "refused: ..."
+    for pair in result:
+        for warning in pair.warnings:
+            print(f"cxrfail: warning {pair.model} · {pair.finding}: {warning}", file=sys.stderr)
+    if not result.pairs:
+        raise CxrfailInputError("every model × finding pair was refused (see the lines above)",
+                                fix="Choose findings with positives and negatives in both splits, or a larger cohort")
     print("writing tables and figures ...", file=sys.stderr)
     try:
         with staged_folder(args.out) as staging:  # a report is complete or absent, never half written

@@ -72,6 +72,9 @@ def write_report(
         config=result.config,
         generator="cxrfail analyze",
         extra={"cohort": result.cohort_summary, "models": list(result.models), "notes": result.notes,
+               "refused_pairs": [{"model": m, "finding": f, "reason": reason} for (m, f), reason in result.refused.items()],
+               "pair_warnings": [{"model": p.model, "finding": p.finding, "warning": w} for p in result
+                                 for w in p.warnings],
                "tables": sorted(f"tables/{name}.csv" for name in written) + ["tables/outcomes.parquet"],
                "figures": figure_files, "figure_note": figure_note},
     )

@@ -38,7 +38,7 @@ levels = _levels(runs.run_token(sel), table, result.config)
 top = st.columns([1, 1, 1, 1])
 with top[0]:
     model = widgets.model_picker(sel, "cs_model")
-pair = result.pair(model, finding)
+pair = widgets.pair(result, model, finding)
 cases = pair.table("label_cases")
 outcome = top[1].selectbox("Outcome", OUTCOMES + ((LABEL_ERROR,) if pair.has_label_audit else ()), key="cs_outcome",
                            help="Probable label error: the model agrees with the reference labels and the cohort "
@@ -83,8 +83,8 @@ page = header[1].number_input(f"Page (of {n_pages})", min_value=1, max_value=n_p
 
 
 def _verdict(model_name: str, probability: float) -> str:
-    flagged = not result.pair(model_name, finding).flips_nothing and probability >= result.pair(
-        model_name, finding).chosen_tau
+    chosen = result.pair(model_name, finding)
+    flagged = not chosen.flips_nothing and probability >= chosen.chosen_tau
     return "flagged: likely misclassified" if flagged else "not flagged"
 
 
@@ -106,7 +106,7 @@ def _detail(picked: str) -> None:
             widgets.caveat_lines(result, (), ["Support Devices"])
     with right:
         every = pd.concat([result.pair(m, finding).outcomes.loc[lambda f: f["image_id"] == picked]
-                           for m in sel.models], ignore_index=True)
+                           for m in sel.models if (m, finding) in result.pairs], ignore_index=True)
         if every.empty:
             st.info(f"This {unit} is not in the analysis for this finding.")
         else:

@@ -17,7 +17,7 @@ if result is None:
 context = widgets.context(result)
 oracle = is_oracle(sel.feature_set)
 model = widgets.model_picker(sel, "ex_model")
-pair = result.pair(model, sel.finding)
+pair = widgets.pair(result, model, sel.finding)
 label = figures.pair_label(model, sel.finding)
 shap = pair.shap_values
 st.caption(f"Identifier: `{sel.learner}` on `{sel.feature_set}`" + (" [ORACLE]" if oracle else "")

@@ -19,7 +19,7 @@ if result is None:
     st.stop()
 finding = sel.finding
 model = widgets.model_picker(sel, "fl_model")
-pair = result.pair(model, finding)
+pair = widgets.pair(result, model, finding)
 test = pair.outcomes_in("test")
 chosen = pair.flip
 if test.empty or chosen is None:

@@ -50,7 +50,7 @@ st.caption(f"Identifier AUROC for predicting whether the model misclassifies eac
 
 st.subheader(f"ROC curves: {figures.finding_label(sel.finding)}")
 model = widgets.model_picker(sel, "id_model")
-pair = result.pair(model, sel.finding)
+pair = widgets.pair(result, model, sel.finding)
 widgets.plot(figures.roc_figure, pair.identifier_scores(learner, feature_set),
              title=f"ROC, predicting misclassification: {figures.pair_label(model, sel.finding)}", oracle=oracle,
              context=context, key="id_roc")

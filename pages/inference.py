@@ -12,6 +12,8 @@ from cxrfail.dashboard import datasets, widgets
 from cxrfail.dashboard.settings import base_config
 from cxrfail.dashboard.sidebar import frame
 from cxrfail.errors import CxrfailInputError
+from cxrfail.inference.ray_backend import describe_ray_plan, run_inference_on_ray
+from cxrfail.ray_cluster import resolve_ray_address
 from cxrfail.roots import is_under, model_roots
 
 sel = frame("Run inference")
@@ -57,6 +59,16 @@ st.caption("Paths are read on the server, under the folders the operator allowed
            f"(e.g. `{sel.dataset.cohort.table.index[0]}`). Results are cached per image content, so a second run "
            "of the same model on the same images is read back, not recomputed.")
 
+cluster = resolve_ray_address(None)  # CXRFAIL_RAY_ADDRESS: run on that Ray cluster instead of this machine
+if cluster is not None:
+    try:
+        st.info(f"Runs on the Ray cluster: {describe_ray_plan(cluster)}")
+    except CxrfailInputError as exc:
+        widgets.input_error("The configured Ray cluster cannot be used", exc)
+        cluster = None
+else:
+    st.caption("Runs on this machine (set CXRFAIL_RAY_ADDRESS to use a Ray cluster).")
+
 if st.button("Run", type="primary", key="inf_run"):
     try:
         resolved = datasets.server_path(model_file) if model_file else None
@@ -74,8 +86,6 @@ if st.button("Run", type="primary", key="inf_run"):
 
             # TorchScript runs code from the file: only from a folder the operator allowed (CXRFAIL_MODEL_ROOTS).
             model = load_model(spec, allow_torchscript=resolved is not None and is_under(resolved, model_roots()))
-            engine = InferenceEngine(model, device=device, batch_size=int(batch_size), cache=PredictionCache())
-            st.write(f"{model.name} on {engine.device} ({engine.precision}); findings: {', '.join(model.findings)}")
             bar = st.progress(0.0, text="hashing images and reading the cache…")
 
             def progress(done: int, total: int) -> None:
@@ -84,7 +94,15 @@ if st.button("Run", type="primary", key="inf_run"):
                 except Exception:  # a worker thread without a script context: skip the update
                     pass
 
-            result = engine.run(image_folder, progress=progress)
+            if cluster is None:
+                engine = InferenceEngine(model, device=device, batch_size=int(batch_size), cache=PredictionCache())
+                st.write(f"{model.name} on {engine.device} ({engine.precision}); findings: "
+                         f"{', '.join(model.findings)}")
+                result = engine.run(image_folder, progress=progress)
+            else:
+                st.write(f"{model.name} on the Ray cluster; findings: {', '.join(model.findings)}")
+                result = run_inference_on_ray(model, image_folder, cluster, cache=PredictionCache(),
+                                              batch_size=int(batch_size), progress=progress)
             status.update(label=result.summary(), state="complete", expanded=False)
         if result.failures:
             st.warning(f"{len(result.failures)} images could not be used:")

@@ -117,3 +117,45 @@ def test_demo_pneumothorax_report_carries_the_label_audit(tmp_path, shared_demo_
     assert {"tables/label_agreement.csv", "tables/label_audit.csv"} <= set(manifest["tables"])
     assert any("google2019" in entry["path"] for entry in manifest["inputs"])
     assert "reference labels" in manifest["notes"]
+
+
+def _synthetic_cohort(folder, *, n_rows=400, n_patients=200, owner_rows=0, seed=0):
+    """A generic-CSV cohort and one prediction file: Edema is learnable, Cardiomegaly has no positive at all.
+    ``owner_rows`` rows belong to one patient (the rest spread over the others)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = [f"i{i:04d}.png" for i in range(n_rows)]
+    patients = ["p0"] * owner_rows + [f"p{1 + i % (n_patients - 1)}" for i in range(n_rows - owner_rows)]
+    edema = rng.integers(0, 2, n_rows)
+    cohort = pd.DataFrame({"Image": ids, "Patient": patients, "Age": rng.integers(20, 90, n_rows),
+                           "Sex": rng.choice(["M", "F"], n_rows), "View": rng.choice(["PA", "AP"], n_rows),
+                           "Edema": edema, "Cardiomegaly": 0})
+    predictions = pd.DataFrame({"image_id": ids, "Edema": np.clip(0.3 + 0.4 * edema + rng.normal(0, 0.2, n_rows), 0, 1),
+                                "Cardiomegaly": rng.uniform(0, 0.3, n_rows)})
+    cohort.to_csv(folder / "cohort.csv", index=False)
+    predictions.to_csv(folder / "model.csv", index=False)
+    return ["--cohort", "csv", "--cohort-file", folder / "cohort.csv", "--column-map", "image_id=Image",
+            "patient_id=Patient", "age=Age", "sex=Sex", "view=View", "Edema=Edema", "Cardiomegaly=Cardiomegaly",
+            "--predictions", folder / "model.csv", "--findings", "Edema", "Cardiomegaly", "--learners", "logistic",
+            "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--no-figures", "--no-cache"]
+
+
+def test_degenerate_pairs_are_refused_with_a_reason_and_the_rest_runs(tmp_path):
+    out = tmp_path / "report"
+    completed = run_cli("analyze", *_synthetic_cohort(tmp_path), "--out", out)
+    assert completed.returncode == 0, completed.stderr
+    refused = [line for line in completed.stderr.splitlines() if " refused: " in line]
+    assert len(refused) == 1 and refused[0].startswith("cxrfail: model · Cardiomegaly refused: no positives")
+    performance = pd.read_csv(out / "tables" / "model_performance.csv")
+    assert performance["finding"].tolist() == ["Edema"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(r["model"], r["finding"]) for r in manifest["refused_pairs"]] == [("model", "Cardiomegaly")]
+
+
+def test_one_patient_owning_most_images_is_refused_not_reported(tmp_path):
+    completed = run_cli("analyze", *_synthetic_cohort(tmp_path, n_rows=400, n_patients=11, owner_rows=390),
+                        "--out", tmp_path / "report")
+    assert_clean_input_error(completed, "every model × finding pair was refused")
+    assert "cxrfail: model · Edema refused: 5 patient(s) in the test split, fewer than the minimum 30" \
+        in completed.stderr.splitlines()

@@ -109,3 +109,17 @@ def input_error(what: str, exc: Exception) -> None:
     """One message for a refused input (the full exception goes to the server log only)."""
     log.info("%s: %s", what, exc, exc_info=exc)
     st.error(f"**{what}.** {exc}")
+
+
+def pair(result: AnalysisResult, model: str, finding: str):
+    """The `PairResult` of (model, finding); a refused pair shows its reason and stops the page; a pair's
+    warnings (small splits) are shown above its results."""
+    reason = result.refused.get((model, finding))
+    if reason is not None:
+        st.warning(f"**{model} · {figures.finding_label(finding)} was not analysed:** "
+                   f"{reason.removeprefix('refused: ')}")
+        st.stop()
+    found = result.pair(model, finding)
+    for warning in found.warnings:
+        st.caption(f"⚠ {warning}")
+    return found

@@ -73,6 +73,9 @@ def test_page_model_choice_changes_results(app):
 
 def test_moving_the_flip_slider_changes_the_change_in_f1(app):
     goto(app, "flip")
+    resting = {m.label: m.value for m in app.metric}
+    assert resting["Improved?"] in ("yes", "no")  # the one verdict: at the tau chosen on calibration
+    assert not any("Exploratory" in w.value for w in app.warning)
     slider = app.slider[0]
     start = app.session_state["fl_last"]
     values = {}
@@ -84,6 +87,8 @@ def test_moving_the_flip_slider_changes_the_change_in_f1(app):
         values[tau] = (last["delta_f1"], last["n_flips"])
         metrics = {m.label: m.value for m in app.metric}
         assert metrics["ΔF1 (95% CI)"] == f"{last['delta_f1']:+.4f}"
+        assert metrics["Improved?"] == "no verdict"  # a slid tau is chosen after seeing test data
+        assert any("Exploratory" in w.value for w in app.warning)
         slider = app.slider[0]
     assert values[0.05][1] > values[0.3][1] > values[0.6][1]  # lower tau flips more
     assert len({round(v[0], 6) for v in values.values()} | {round(start["delta_f1"], 6)}) > 1
