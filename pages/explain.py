@@ -15,12 +15,13 @@ result = runs.analysis(sel)
 if result is None:
     st.stop()
 context = widgets.context(result)
-oracle = is_oracle(sel.feature_set)
 model = widgets.model_picker(sel, "ex_model")
 pair = widgets.pair(result, model, sel.finding)
+learner, feature_set = pair.identifier  # the run's flip identifier: never an oracle feature set
+oracle = is_oracle(feature_set)
 label = figures.pair_label(model, sel.finding)
 shap = pair.shap_values
-st.caption(f"Identifier: `{sel.learner}` on `{sel.feature_set}`" + (" [ORACLE]" if oracle else "")
+st.caption(f"Identifier: `{learner}` on `{feature_set}`" + (" [ORACLE]" if oracle else "")
            + f", fitted on the calibration split; SHAP values explain its log-odds of 'misclassified' on a sample "
              f"of test {result.unit}s.")
 if shap.empty:

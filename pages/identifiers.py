@@ -65,6 +65,15 @@ if row is not None:
                    help="AUROC of the model's own positive/negative call as a misclassification score")
     cols[2].metric("Within predicted positives", f"{row['auroc_predicted_positive']:.3f}")
     cols[3].metric("Within predicted negatives", f"{row['auroc_predicted_negative']:.3f}")
+    cols = st.columns(2)
+    cols[0].metric("Identifier − confidence baseline", f"{row['delta_vs_baseline']:+.3f}",
+                   delta=f"95% CI [{row['delta_vs_baseline_ci_low']:+.3f}, {row['delta_vs_baseline_ci_high']:+.3f}]",
+                   delta_color="off", delta_arrow="off",
+                   help="Paired difference in AUROC, both scores on the same patient resamples")
+    cols[1].metric("Identifier − 0/1 prediction alone", f"{row['delta_vs_prediction']:+.3f}",
+                   delta=f"95% CI [{row['delta_vs_prediction_ci_low']:+.3f}, "
+                         f"{row['delta_vs_prediction_ci_high']:+.3f}]", delta_color="off", delta_arrow="off",
+                   help="Paired difference in AUROC, both scores on the same patient resamples")
     st.caption("For a rare finding most errors are false positives, so 'the model said positive' already "
                "ranks errors well. Within each predicted class the identifier must find errors on its own: "
                "near 0.5 there means it adds little beyond the prediction.")

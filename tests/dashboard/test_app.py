@@ -188,9 +188,12 @@ def test_identifier_choice_marks_oracle_feature_sets(app):
 def test_identifier_page_sets_auroc_against_the_prediction_alone(app):
     goto(app, "identifiers")
     metrics = {m.label: float(m.value) for m in app.metric}
-    assert set(metrics) == {"Identifier AUROC", "0/1 prediction alone", "Within predicted positives",
-                            "Within predicted negatives"}
-    assert all(0.0 <= value <= 1.0 for value in metrics.values())
+    aurocs = {"Identifier AUROC", "0/1 prediction alone", "Within predicted positives", "Within predicted negatives"}
+    assert set(metrics) == aurocs | {"Identifier − confidence baseline", "Identifier − 0/1 prediction alone"}
+    assert all(0.0 <= metrics[name] <= 1.0 for name in aurocs)
+    # the paired differences are the differences of the AUROCs shown
+    assert metrics["Identifier − 0/1 prediction alone"] == pytest.approx(
+        metrics["Identifier AUROC"] - metrics["0/1 prediction alone"], abs=2e-3)
     assert not problems(app)
 
 
