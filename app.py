@@ -36,8 +36,7 @@ st.caption(f"Unit of analysis: {unit}; {result.notes.get('unit', '')}. Patients 
 
 left, middle, right = st.columns([2, 1, 1])
 with left:
-    table = sel.dataset.cohort.table
-    ages = table.loc[table.index.isin(result.outcomes["image_id"].unique()), "age"]
+    ages = sel.dataset.cohort.table["age"].reindex(result.analysed_ids())
     widgets.plot(figures.age_histogram, ages, title="Age", context=context, key="ov_age")
 with middle:
     widgets.plot(figures.count_bars, summary.get("sex", {}), title="Sex", unit=f"{unit}s", key="ov_sex")

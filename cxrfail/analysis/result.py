@@ -304,10 +304,24 @@ class AnalysisResult:
     shap_values = property(lambda self: self.table("shap_values"))
 
     # --- derived tables ---------------------------------------------------------------------------------
+    def _derived(self, name: str, build) -> pd.DataFrame:
+        """``build()`` once per result (the result never changes after it is made)."""
+        key = f"derived:{name}"
+        if key not in self._long:
+            self._long[key] = build()
+        return self._long[key]
+
+    def analysed_ids(self) -> pd.Index:
+        """Every row id analysed in at least one pair."""
+        return self._derived("ids", lambda: pd.Index(pd.unique(self.table("outcomes")["image_id"])))
+
     def overall_misclassification(self) -> pd.DataFrame:
         """Per (model, finding): test-split misclassification with a Wilson 95% CI.
 
         Columns: model, finding, n, n_misclassified, rate, ci_low, ci_high, n_fp, n_fn."""
+        return self._derived("overall", self._overall_misclassification)
+
+    def _overall_misclassification(self) -> pd.DataFrame:
         columns = ["model", "finding", "n", "n_misclassified", "rate", "ci_low", "ci_high", "n_fp", "n_fn"]
         rows = [{"model": p.model, "finding": p.finding, **p.overall} for p in self.pairs.values()]
         return pd.DataFrame(rows, columns=columns)
@@ -317,6 +331,9 @@ class AnalysisResult:
         correction and the term with the largest |log OR| among them (or overall when none is).
 
         Columns: model, finding, n_significant, top_term, top_odds_ratio, top_q."""
+        return self._derived(f"effects:{q_column}:{alpha}", lambda: self._effect_summary(q_column, alpha))
+
+    def _effect_summary(self, q_column: str, alpha: float) -> pd.DataFrame:
         columns = ["model", "finding", "n_significant", "top_term", "top_odds_ratio", "top_q"]
         rows = []
         for pair in self.pairs.values():
@@ -339,6 +356,9 @@ class AnalysisResult:
         """Per (model, finding, subgroup): the spread of misclassification rates between sufficient levels.
 
         Columns: model, finding, subgroup, spread, lowest, min_rate, n_lowest, highest, max_rate, n_highest."""
+        return self._derived("gaps", self._subgroup_gaps)
+
+    def _subgroup_gaps(self) -> pd.DataFrame:
         columns = ["model", "finding", "subgroup", "spread", "lowest", "min_rate", "n_lowest", "highest",
                    "max_rate", "n_highest"]
         rows = []
@@ -357,7 +377,7 @@ class AnalysisResult:
 
     def regression_terms(self) -> list[str]:
         """Every regression term of the run (no intercept), in first-seen order."""
-        return list(dict.fromkeys(model_terms(self.regression)["term"].astype(str)))
+        return self._derived("terms", lambda: list(dict.fromkeys(model_terms(self.regression)["term"].astype(str))))
 
     # --- live operations --------------------------------------------------------------------------------
     def evaluate_flip(self, model: str, finding: str, tau: float, *, n_bootstrap: int | None = None
