@@ -106,8 +106,9 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
     """The analysis of the selection. Input errors are shown as one message (no traceback) and give None.
 
     ``first_screen``: a page that needs only performance, outcomes, subgroup rates and regression (Overview,
-    Subgroups) gets the full result when it is ready, else the quick "core" run (seconds), and the full run
-    (identifiers, flipping, SHAP, label audit) starts in the background, its progress shown. Other pages wait
+    Subgroups) gets the full result when it is ready, else the quick "core" run of the sidebar's finding
+    (seconds), and the full run (every finding; identifiers, flipping, SHAP, label audit) starts in the
+    background, its progress shown. Other pages wait
     for the full run, with its progress per (model, finding) pair.
     """
     if sel is None:
@@ -118,13 +119,14 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
         if full.done:
             return full.result()
         if first_screen:
-            core = _job_of(sel, CORE)
-            result = core.result() if core.done else _with_progress(core, sel, "Reading the cohort's numbers")
-            if result is not None:
-                full.start_background()
-                fraction, message = full.progress
-                st.caption(f"Identifiers, flipping, SHAP and the label audit are computed in the background "
-                           f"({fraction:.0%}: {message}); the other pages show them when ready.")
+            shown = dataclasses.replace(sel, findings=(sel.finding,))  # the sidebar's finding first
+            core = _job_of(shown, CORE)
+            result = core.result() if core.done else _with_progress(core, shown, "Reading the cohort's numbers")
+            full.start_background()
+            fraction, message = full.progress
+            st.caption(f"First screen: {sel.finding} only, without identifiers. The full analysis ("
+                       f"{len(sel.findings)} findings; identifiers, flipping, SHAP, label audit) runs in the "
+                       f"background ({fraction:.0%}: {message}); every page shows it once ready.")
             return result
         if full.running:
             return _wait(full, sel)

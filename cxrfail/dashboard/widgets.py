@@ -15,7 +15,6 @@ from cxrfail.analysis.result import AnalysisResult
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.state import Selection
 from cxrfail.errors import PathNotAllowedError
-from cxrfail.inference.images import ImageDecodeError, display_png
 
 log = logging.getLogger("cxrfail.dashboard")
 THUMBNAIL_PX = 256
@@ -89,12 +88,16 @@ def percent_columns(columns: Sequence[str]) -> dict:
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _png(path: str, image_root: str, max_side: int) -> bytes:
+    from cxrfail.inference.images import display_png  # imports torch: only once an image is shown
+
     return display_png(path, image_root, max_side=max_side)
 
 
 def radiograph(path: object, dataset: Dataset, *, max_side: int = THUMBNAIL_PX, caption: str | None = None) -> None:
     """Show a cohort image, decoded on the server (the browser gets pixels, never a path). It must lie inside
     the dataset's image folder; an image that cannot be shown says why in one line."""
+    from cxrfail.inference.images import ImageDecodeError
+
     if not isinstance(path, str) or dataset.image_root is None:
         st.caption("No radiograph on disk for this row.")
         return
