@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
 
 from cxrfail.analysis.labels import (
+    LabelAudit,
     AGREEMENT_COLUMNS,
     AUDIT_COLUMNS,
     CASE_COLUMNS,
@@ -18,7 +19,6 @@ from cxrfail.analysis.labels import (
     REFERENCE_ONLY_ERROR,
     agreement_counts,
     audit_pair,
-    audit_pairs,
     cohen_kappa,
 )
 from cxrfail.analysis.outcomes import classify
@@ -155,7 +155,10 @@ def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
     reference = load_demo_reference_labels(demo_cohort)
     model = next(m for m in demo_models if m.name == "densenet121_nih25")
     outcomes = _demo_outcomes(demo_cohort, model, ("Pneumothorax", "Lung Lesion", "Edema"))
-    audit = audit_pairs(outcomes, reference, n_bootstrap=200)
+    audits = [audit_pair(rows, reference.labels(finding, rows["image_id"]), n_bootstrap=200)
+              for finding, rows in outcomes.groupby("finding", sort=False) if finding in reference.findings]
+    audit = LabelAudit(*(pd.concat([getattr(a, name) for a in audits], ignore_index=True)
+                         for name in ("agreement", "audit", "cases")))
     cells = audit.agreement.set_index(["finding", "cohort_label", "reference_label"])["n"]
     # (NIH no, expert no), (NIH no, expert yes), (NIH yes, expert no), (both yes)
     assert [cells["Pneumothorax", c, r] for c, r in [(0, 0), (0, 1), (1, 0), (1, 1)]] == [854, 24, 35, 22]
@@ -170,15 +173,14 @@ def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
 
 
 def test_audit_of_a_pipeline_run(demo_cohort, demo_models, tmp_path):
-    """`audit_pairs` on `run_analysis` output: the pair's threshold, its identifier's out-of-fold scores and its
+    """The label audit inside `run_analysis`: the pair's threshold, its identifier's out-of-fold scores and its
     flipped predictions, re-scored on the expert-labelled images."""
     config = AnalysisConfig(findings=("Pneumothorax",), learners=("logistic",), feature_sets=("own+demographics",),
                             n_bootstrap=100, shap_max_samples=50, n_folds=3)
     model = next(m for m in demo_models if m.name == "densenet121_nih25")
-    result = run_analysis(demo_cohort, [model], config, cache_dir=tmp_path, n_jobs=1)
     reference = load_demo_reference_labels(demo_cohort)
-    audit = audit_pairs(result.outcomes, reference, identifier_scores=result.identifier_scores, n_bootstrap=100)
-    row = audit.audit.iloc[0]
+    result = run_analysis(demo_cohort, [model], config, reference=reference, cache_dir=tmp_path, n_jobs=1)
+    row = result.table("label_audit").iloc[0]
     assert row["threshold"] == result.performance.iloc[0]["threshold"]
 
     outcomes = result.outcomes.set_index("image_id")
