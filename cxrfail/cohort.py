@@ -178,7 +178,7 @@ def _open_decompressed(path: Path):
     return open(path, "rb")
 
 
-def _read_csv(path: str | Path, error: type = CohortError, **kwargs) -> pd.DataFrame:
+def read_input_csv(path: str | Path, error: type = CohortError, **kwargs) -> pd.DataFrame:
     """Read a CSV (optionally compressed) with the size and row limits; errors name the file, never quote it."""
     path = Path(path)
     if not path.exists():
@@ -210,7 +210,7 @@ def _read_csv(path: str | Path, error: type = CohortError, **kwargs) -> pd.DataF
     return frame
 
 
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | Path) -> None:
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | Path) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise CohortError(
@@ -220,7 +220,7 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | Pa
         )
 
 
-def _validate_ids(ids: pd.Series, path: str | Path, column: str) -> None:
+def validate_ids(ids: pd.Series, path: str | Path, column: str) -> None:
     blank = ids.isna() | (ids.astype("string").str.strip() == "")
     if blank.any():
         raise CohortError("empty ids", path=path, column=column, rows=first_rows(blank, ids.index),
@@ -314,7 +314,7 @@ def _contained_paths(paths: pd.Series, base: Path, csv: str | Path, column: str)
 # ------------------------------------------------------------------------------------------------------ NIH
 
 
-def _xrv_data_file(name: str) -> Path:
+def xrv_data_file(name: str) -> Path:
     """A data file bundled with torchxrayvision, located without importing it (importing loads torch)."""
     spec = importlib.util.find_spec("torchxrayvision")
     if spec is None or not spec.submodule_search_locations:
@@ -324,7 +324,7 @@ def _xrv_data_file(name: str) -> Path:
 
 def nih_metadata_path() -> Path:
     """torchxrayvision's bundled NIH ChestX-ray14 metadata (all 112,120 images)."""
-    return _xrv_data_file("Data_Entry_2017_v2020.csv.gz")
+    return xrv_data_file("Data_Entry_2017_v2020.csv.gz")
 
 
 def load_nih(
@@ -345,11 +345,11 @@ def load_nih(
             ``Support Devices`` column is NaN elsewhere.
     """
     path = Path(metadata_csv) if metadata_csv is not None else nih_metadata_path()
-    raw = _read_csv(path)
-    _require_columns(
+    raw = read_input_csv(path)
+    require_columns(
         raw, ["Image Index", "Finding Labels", "Patient ID", "Patient Age", "Patient Gender", "View Position"], path
     )
-    _validate_ids(raw["Image Index"], path, "Image Index")
+    validate_ids(raw["Image Index"], path, "Image Index")
     if image_ids is not None:
         wanted = pd.Index(pd.Series(list(image_ids), dtype="string").unique())
         missing = wanted.difference(pd.Index(raw["Image Index"].astype("string")))
@@ -386,9 +386,9 @@ def load_nih(
     sources = [str(path)]
 
     if devices_csv is not None:
-        devices = _read_csv(devices_csv)
-        _require_columns(devices, ["Image Index", "support_devices"], devices_csv)
-        _validate_ids(devices["Image Index"], devices_csv, "Image Index")
+        devices = read_input_csv(devices_csv)
+        require_columns(devices, ["Image Index", "support_devices"], devices_csv)
+        validate_ids(devices["Image Index"], devices_csv, "Image Index")
         reads = _parse_labels(devices["support_devices"], devices_csv, "support_devices", None, np.nan)
         reads.index = pd.Index(devices["Image Index"].astype("string"))
         table["Support Devices"] = reads.reindex(table.index).to_numpy(dtype="float64")
@@ -407,7 +407,7 @@ CHEXPERT_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
 
 def chexpert_sample_path() -> Path:
     """torchxrayvision's bundled CheXpert training CSV (223,414 images)."""
-    return _xrv_data_file("chexpert_train.csv.gz")
+    return xrv_data_file("chexpert_train.csv.gz")
 
 
 def load_chexpert(
@@ -431,10 +431,10 @@ def load_chexpert(
     _check_policy(uncertain_policy)
     if unit not in ("study", "image"):
         raise CohortError(f"unknown unit {unit!r}", fix="Use 'study' or 'image'")
-    raw = _read_csv(csv, dtype={"Path": "string", "Sex": "string", "Frontal/Lateral": "string",
+    raw = read_input_csv(csv, dtype={"Path": "string", "Sex": "string", "Frontal/Lateral": "string",
                                 "AP/PA": "string"})
-    _require_columns(raw, [*CHEXPERT_COLUMNS, *CHEXPERT_FINDINGS], csv)
-    _validate_ids(raw["Path"], csv, "Path")
+    require_columns(raw, [*CHEXPERT_COLUMNS, *CHEXPERT_FINDINGS], csv)
+    validate_ids(raw["Path"], csv, "Path")
     parts = raw["Path"].str.extract(r"(?P<patient>patient[^/]+)/(?P<study>study[^/]+)/")
     unparsed = parts["patient"].isna()
     if unparsed.any():
@@ -518,7 +518,7 @@ def load_generic_csv(
     """
     if uncertain_policy is not None:
         _check_policy(uncertain_policy)
-    raw = _read_csv(csv)
+    raw = read_input_csv(csv)
     fields = {key: value for key, value in column_map.items() if key in GENERIC_FIELDS}
     finding_columns = {}
     for key, value in column_map.items():
@@ -535,11 +535,11 @@ def load_generic_csv(
     if "image_id" not in fields or "patient_id" not in fields:
         raise CohortError("the column map must name 'image_id' and 'patient_id'", path=csv,
                           fix="Map the id columns, e.g. image_id=Path and patient_id=Patient")
-    _require_columns(raw, [*fields.values(), *finding_columns.values()], csv)
+    require_columns(raw, [*fields.values(), *finding_columns.values()], csv)
     if not finding_columns:
         raise CohortError("no label columns found", path=csv,
                           fix="Name label columns after findings or map them in the column map")
-    _validate_ids(raw[fields["image_id"]], csv, fields["image_id"])
+    validate_ids(raw[fields["image_id"]], csv, fields["image_id"])
 
     table = pd.DataFrame(index=pd.Index(raw[fields["image_id"]].astype("string"), name="image_id"))
     table["patient_id"] = raw[fields["patient_id"]].astype("string").to_numpy()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.cohort import Cohort, _read_csv
+from cxrfail.cohort import Cohort, read_input_csv
 from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
 
@@ -122,7 +122,7 @@ def load_predictions_csv(
 ) -> ModelPredictions:
     """Read one prediction CSV; the model is named after the file stem unless ``name`` is given."""
     path = Path(path)
-    frame = _read_csv(path, error=PredictionsError, dtype=str, keep_default_na=False, na_values=[])
+    frame = read_input_csv(path, error=PredictionsError, dtype=str, keep_default_na=False, na_values=[])
     return parse_predictions(frame, name=name or path.stem, source=path, id_column=id_column)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.cohort import Cohort, _read_csv, _require_columns, _validate_ids, _xrv_data_file
+from cxrfail.cohort import Cohort, read_input_csv, require_columns, validate_ids, xrv_data_file
 from cxrfail.errors import CohortError, first_rows
 from cxrfail.findings import canonical_finding, is_finding
 
@@ -128,7 +128,7 @@ def load_reference_labels(
         the map, empty or duplicate ids, cells other than 1/0, yes/no, true/false or blank, no finding columns.
     """
     path = Path(path)
-    raw = _read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_input_csv(path, dtype=str, keep_default_na=False)
     column_map = dict(column_map or {})
     id_column = column_map.pop(ID_FIELD, ID_FIELD)
     finding_columns: dict[str, str] = {}
@@ -140,12 +140,12 @@ def load_reference_labels(
     for column in raw.columns:
         if column != id_column and column not in finding_columns.values() and is_finding(column):
             finding_columns.setdefault(canonical_finding(column), column)
-    _require_columns(raw, [id_column, *finding_columns.values()], path)
+    require_columns(raw, [id_column, *finding_columns.values()], path)
     if not finding_columns:
         raise CohortError("no finding columns found", path=path,
                           fix="Name label columns after findings or map them, e.g. 'Lung Lesion=Nodule or mass'")
     ids = raw[id_column].astype("string").str.strip()
-    _validate_ids(ids, path, id_column)
+    validate_ids(ids, path, id_column)
     table = pd.DataFrame(
         {finding: _parse_reference_cells(raw[column], path, column).to_numpy()
          for finding, column in finding_columns.items()},
@@ -157,7 +157,7 @@ def load_reference_labels(
 
 def google2019_labels_path() -> Path:
     """torchxrayvision's bundled copy of Google's 2019 adjudicated NIH labels (4,376 images, four findings)."""
-    return _xrv_data_file(GOOGLE2019_FILE)
+    return xrv_data_file(GOOGLE2019_FILE)
 
 
 def load_google2019_labels(path: str | Path | None = None) -> ReferenceLabels:

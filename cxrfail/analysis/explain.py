@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 
 from threadpoolctl import threadpool_limits
 
-from cxrfail.analysis.identifiers import OPENMP_THREADS, ConstantIdentifier, _features_frame
+from cxrfail.analysis.identifiers import OPENMP_THREADS, ConstantIdentifier, feature_frame
 
 LONG_COLUMNS = ("model", "finding", "image_id", "feature", "shap_value", "feature_value")
 
@@ -85,7 +85,7 @@ def _positive_column(classes) -> int:
 
 def explained_output(fitted, features) -> np.ndarray:
     """(n,) the output the attributions add up to: log-odds for HGB/logistic/other, P(class 1) for forests."""
-    X = _features_frame(features)
+    X = feature_frame(features)
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
         return _explained_output(fitted, X)
 
@@ -120,7 +120,7 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
     """
     import shap
 
-    X = _features_frame(features)
+    X = feature_frame(features)
     if hasattr(fitted, "feature_names_in_") and list(fitted.feature_names_in_) != list(X.columns):
         raise ValueError("features do not have the columns the identifier was fitted on "
                          f"({len(X.columns)} given, {len(fitted.feature_names_in_)} expected)")

@@ -34,7 +34,7 @@ import pandas as pd
 
 from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change
 from cxrfail.analysis.identifiers import (
-    _features_frame,
+    feature_frame,
     fit_identifier,
     out_of_fold_probabilities,
     predict_identifier,
@@ -308,7 +308,7 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
         OracleFeatureSetError: ``feature_set`` uses ground-truth labels.
     """
     refuse_oracle_for_flipping(feature_set)
-    X = _features_frame(features)
+    X = feature_frame(features)
     n = len(X)
     y = as_binary(y_true, "y_true", n)
     pred = as_binary(prediction, "prediction", n)

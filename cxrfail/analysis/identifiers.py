@@ -295,7 +295,7 @@ def _learner(learner, seed: int):
     return clone(learner)
 
 
-def _features_frame(features, name: str = "features") -> pd.DataFrame:
+def feature_frame(features, name: str = "features") -> pd.DataFrame:
     if isinstance(features, pd.DataFrame):
         frame = features
     else:
@@ -325,7 +325,7 @@ def fit_identifier(features, misclassified, learner="hist_gradient_boosting", se
         The fitted estimator (fitted on a DataFrame, so ``feature_names_in_`` holds the feature names). When
         ``misclassified`` has a single class, a `ConstantIdentifier` predicting that class.
     """
-    X = _features_frame(features)
+    X = feature_frame(features)
     y = as_binary(misclassified, "misclassified", len(X))
     if len(y) == 0:
         raise ValueError("no rows to fit the identifier on")
@@ -337,7 +337,7 @@ def fit_identifier(features, misclassified, learner="hist_gradient_boosting", se
 
 def predict_identifier(fitted, features) -> np.ndarray:
     """(n,) probability of misclassification from a fitted identifier (the column of class 1)."""
-    X = _features_frame(features)
+    X = feature_frame(features)
     if len(X) == 0:
         return np.zeros(0, dtype="float64")
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
@@ -356,7 +356,7 @@ def out_of_fold_probabilities(features, misclassified, fold_of_row, learner="his
     a model that saw any row of its patient. A fold whose training part holds one class only gets that
     class's share (0.0 or 1.0) as a constant prediction.
     """
-    X = _features_frame(features)
+    X = feature_frame(features)
     y = as_binary(misclassified, "misclassified", len(X))
     folds = np.asarray(fold_of_row)
     if folds.shape != (len(X),):
@@ -456,7 +456,7 @@ def evaluate_identifier(
         probability, threshold: the model's probabilities and threshold, for the confidence baseline
             (baseline NaN when not given).
     """
-    X = _features_frame(features)
+    X = feature_frame(features)
     y = as_binary(misclassified, "misclassified", len(X))
     patients = np.asarray(patient_ids)
     if patients.shape != (len(X),):

@@ -11,7 +11,6 @@ Every export is checked against the torch module on a fixed input before use: ou
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from cxrfail.files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def _export(module: torch.nn.Module, path: Path, input_shape: tuple[int, int, in
                 dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}}, opset_version=ONNX_OPSET,
                 dynamo=False,
             )
-        digest = _file_digest(Path(temporary))
+        digest = file_sha256(Path(temporary))
         os.replace(temporary, path)
         _digest_path(path).write_text(digest)
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the caller falls back to torch
@@ -132,7 +133,7 @@ def _digest_path(path: Path) -> Path:
 
 def _digest_matches(path: Path) -> bool:
     try:
-        return path.is_file() and _digest_path(path).read_text().strip() == _file_digest(path)
+        return path.is_file() and _digest_path(path).read_text().strip() == file_sha256(path)
     except OSError:
         return False
 
@@ -141,7 +142,3 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
     _digest_path(path).unlink(missing_ok=True)
 
-
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cxrfail.analysis.pipeline import AnalysisConfig
 from cxrfail.cli import main
-from cxrfail.cohort import _read_csv, load_generic_csv
+from cxrfail.cohort import read_input_csv, load_generic_csv
 from cxrfail.errors import CacheKeyError, CohortError, ConfigError, PathNotAllowedError, PredictionsError
 from cxrfail.inference.errors import InferenceError
 from cxrfail.inference.images import ImageDecodeError, decode_image, display_png, read_cohort_image
@@ -136,7 +136,7 @@ def test_inflated_csv_size_is_capped(tmp_path, monkeypatch):
     assert bomb.stat().st_size < 100_000
     monkeypatch.setenv("CXRFAIL_MAX_CSV_MB", "1")
     with pytest.raises(CohortError, match="more than 1 MB of text"):
-        _read_csv(bomb)
+        read_input_csv(bomb)
 
 
 def test_torchscript_needs_opt_in_and_a_torchscript_name(tmp_path):
