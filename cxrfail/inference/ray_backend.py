@@ -211,6 +211,7 @@ class _ModelActor:
 
         self.engine = InferenceEngine(_unpack(ray.get(shipped[0])), device=device, precision=precision,
                                       batch_size=batch_size, num_workers=0, streams=1)
+        self.engine.prepare()  # the same backend as a local run: ONNX Runtime on CPU nodes when installed
         context = ray.get_runtime_context()
         self.node = f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
 
