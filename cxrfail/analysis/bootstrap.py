@@ -265,29 +265,44 @@ def paired_bootstrap_auroc_difference(
     Cost: as two `bootstrap_auroc` runs sharing their draws, O(R (P + n)).
     """
     y = as_binary(y_true, "y_true")
-    n = len(y)
-    scores = [np.asarray(values, dtype="float64") for values in (score, reference_score)]
-    for name, values in zip(("score", "reference_score"), scores):
-        if values.shape != y.shape:
-            raise ValueError(f"{name} has shape {values.shape}, y_true {y.shape}")
-        if np.isnan(values).any():
-            raise ValueError(f"{name} has NaN values")
+    scores = [_checked_score(values, name, y) for values, name in ((score, "score"),
+                                                                   (reference_score, "reference_score"))]
     _check_confidence(confidence, n_replicates)
-    codes, n_patients = _patient_codes(groups, n)
-    n_pos = int(y.sum())
-    if n_pos == 0 or n_pos == n:
+    codes, n_patients = _patient_codes(groups, len(y))
+    if y.sum() in (0, len(y)):
         return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
     estimate = float(roc_auc_score(y, scores[0]) - roc_auc_score(y, scores[1]))
-    designs = [_auroc_design(y, values, codes, n_patients) for values in scores]
-    width = sum(3 * k + 1 for _, k in designs)
-    chunk = _chunk_size(3 * n_patients + 4 * width, n_replicates)
-    values = np.empty(int(n_replicates))
+    first, second = _replicate_aurocs([_auroc_design(y, values, codes, n_patients) for values in scores],
+                                      n_patients, n_replicates, seed)
+    return _interval(estimate, first - second, confidence)
+
+
+def _checked_score(values, name: str, y: np.ndarray) -> np.ndarray:
+    """``values`` as float64 with the shape of ``y`` and no NaN, else ValueError naming ``name``."""
+    score = np.asarray(values, dtype="float64")
+    if score.shape != y.shape:
+        raise ValueError(f"{name} has shape {score.shape}, y_true {y.shape}")
+    if np.isnan(score).any():
+        raise ValueError(f"{name} has NaN values")
+    return score
+
+
+def _replicate_aurocs(designs, n_patients: int, n_replicates: int, seed: int) -> list[np.ndarray]:
+    """AUROC replicates (n_replicates,) of each `_auroc_design`, all scored on the same patient draws."""
+    # draws and multiplicities (int64), their float copy, and ~4 arrays of the 3K + 1 aggregates per design
+    chunk = _chunk_size(3 * n_patients + 4 * sum(3 * k + 1 for _, k in designs), n_replicates)
+    out = [np.empty(int(n_replicates)) for _ in designs]
     done = 0
     for weights in patient_weights(n_patients, int(n_replicates), np.random.default_rng(seed), chunk):
         drawn = weights.astype(np.float64)
-        first, second = (_auroc_from_aggregates(np.asarray(drawn @ counts), k) for counts, k in designs)
-        values[done: done + len(weights)] = first - second
+        for values, (counts, k) in zip(out, designs):
+            values[done: done + len(weights)] = _auroc_from_aggregates(np.asarray(drawn @ counts), k)
         done += len(weights)
+    return out
+
+
+def _interval(estimate: float, values: np.ndarray, confidence: float) -> BootstrapInterval:
+    """The percentile interval of the replicates that are defined (NaN replicates dropped)."""
     values = values[~np.isnan(values)]
     low, high = _percentile(values, confidence)
     return BootstrapInterval(estimate, low, high, int(len(values)), values)
@@ -368,32 +383,14 @@ def bootstrap_auroc(
     non-zeros (K = distinct positive scores): O(R (P + n)).
     """
     y = as_binary(y_true, "y_true")
-    n = len(y)
-    s = np.asarray(score, dtype="float64")
-    if s.shape != y.shape:
-        raise ValueError(f"score has shape {s.shape}, y_true {y.shape}")
-    if np.isnan(s).any():
-        raise ValueError("score has NaN values")
+    score = _checked_score(score, "score", y)
     _check_confidence(confidence, n_replicates)
-    codes, n_patients = _patient_codes(groups, n)
-    n_pos = int(y.sum())
-    if n_pos == 0 or n_pos == n:
+    codes, n_patients = _patient_codes(groups, len(y))
+    if y.sum() in (0, len(y)):
         return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
-    estimate = float(roc_auc_score(y, s))
-    counts, k = _auroc_design(y, s, codes, n_patients)
-
-    rng = np.random.default_rng(seed)
-    # draws and multiplicities (int64), their float copy, and ~4 arrays of the 3K + 1 aggregates
-    chunk = _chunk_size(3 * n_patients + 4 * (3 * k + 1), n_replicates)
-    values = np.empty(int(n_replicates))
-    done = 0
-    for weights in patient_weights(n_patients, int(n_replicates), rng, chunk):
-        aggregates = np.asarray(weights.astype(np.float64) @ counts)
-        values[done: done + len(weights)] = _auroc_from_aggregates(aggregates, k)
-        done += len(weights)
-    values = values[~np.isnan(values)]
-    low, high = _percentile(values, confidence)
-    return BootstrapInterval(estimate, low, high, int(len(values)), values)
+    estimate = float(roc_auc_score(y, score))
+    (values,) = _replicate_aurocs([_auroc_design(y, score, codes, n_patients)], n_patients, n_replicates, seed)
+    return _interval(estimate, values, confidence)
 
 
 def bootstrap_ratio(

@@ -1,8 +1,4 @@
-"""Cases figures: every model's probability for one image.
-
-Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
-`FigureContext`.
-"""
+"""Cases figures: every model's probability for one image."""
 
 from __future__ import annotations
 

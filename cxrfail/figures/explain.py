@@ -1,8 +1,4 @@
-"""Explain figures: SHAP importance (bar), SHAP per image (beeswarm), one image (waterfall).
-
-Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
-`FigureContext`.
-"""
+"""Explain figures: SHAP importance (bar), SHAP per image (beeswarm), one image (waterfall)."""
 
 from __future__ import annotations
 

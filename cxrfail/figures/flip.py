@@ -1,8 +1,4 @@
-"""Flip figures: the change in F1 over the flip threshold, before/after at one tau.
-
-Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
-`FigureContext`.
-"""
+"""Flip figures: the change in F1 over the flip threshold, before/after at one tau."""
 
 from __future__ import annotations
 

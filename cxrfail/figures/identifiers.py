@@ -1,8 +1,4 @@
-"""Identifiers figures: identifier AUROC against the confidence baseline, ROC curves.
-
-Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
-`FigureContext`.
-"""
+"""Identifiers figures: identifier AUROC against the confidence baseline, ROC curves."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Overview figures: models × findings heatmaps (AUROC, misclassification, subgroup effects) and the cohort mix.
-
-Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
-`FigureContext`.
-"""
+"""Overview figures: models × findings heatmaps (AUROC, misclassification, subgroup effects) and the cohort mix."""
 
 from __future__ import annotations
 

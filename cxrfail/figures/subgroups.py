@@ -1,8 +1,4 @@
-"""Subgroups figures: misclassification by subgroup level, the regression forest plot, one term across the grid.
-
-Every builder is pure: tables of `cxrfail.analysis.result` in, ``go.Figure`` out; caveats come from the
-`FigureContext`.
-"""
+"""Subgroups figures: misclassification by subgroup level, the regression forest plot, one term across the grid."""
 
 from __future__ import annotations
 
