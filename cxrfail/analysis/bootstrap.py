@@ -3,18 +3,17 @@
 All resample *patients* with replacement (rows of one patient are not independent, so the row is the wrong
 unit to resample) and never gather rows per replicate:
 
-* F1 depends only on the confusion counts (tp, fp, fn). Per-patient counts before and after (P x 6) are summed
-  over each replicate's drawn patients, the same draws for before and after (paired). Patients with no
-  tp/fp/fn (only true negatives) add nothing, so only the draws that land on the K other patients are made:
-  their number is Binomial(P, K/P) and they are uniform over the K, which is exactly the distribution of a
-  full resample's counts. Cost O(R K).
+* F1 depends only on the confusion counts (tp, fp, fn), a rate or a share of rows on two row sums. Each
+  patient is summarised by those counts (P x C), and a resample of P patients by the sums of its drawn
+  patients' rows. Patients with the same counts are interchangeable, so a resample is a multinomial draw over
+  the U distinct count rows (`resample_patterns`): exactly the distribution of a full resample, at O(R U)
+  instead of O(R P). F1 before and after flipping (at one tau or at every tau of a curve) are paired: one
+  resample scores all of them.
 * AUROC is the Mann-Whitney statistic with ties counted one half: sum_k W+_k (W-_below_k + W-_tied_k / 2) /
   (W+ W-) over the K distinct positive scores u_k. It depends only on how much negative weight lies below or
   ties with each u_k, so each patient is summarised once as counts in 3K + 1 bins (sparse, P x (3K + 1)). A
   replicate is a vector of patient multiplicities (``integers(0, P, size=(chunk, P))`` and a bincount), and a
   chunk of replicates is one sparse product followed by a cumulative sum over the bins. Cost O(R (P + n)).
-* A ratio of row sums (a share of a subset of rows) depends only on each patient's two sums; a replicate is
-  a vector of patient multiplicities times the (P x 2) sums. Cost O(R P).
 
 Confidence intervals are percentile intervals of the replicates. Draws come from a numpy ``Generator`` seeded
 with ``seed``: the same inputs and seed give the same interval. Work arrays are processed in chunks of
@@ -90,6 +89,67 @@ def patient_weights(
         done += size
 
 
+#: `resample_patterns` looks for repeated rows only in matrices at most this wide
+MAX_PATTERN_COLUMNS = 16
+
+
+def resample_patterns(per_patient: np.ndarray, n_replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """(R, C) column sums of ``per_patient`` (P, C) over R bootstrap resamples of its P rows (patients).
+
+    A statistic that depends on the patients only through these sums does not tell apart two patients with
+    the same row of ``per_patient``: a resample of P patients is then a multinomial draw of P over the U
+    distinct rows (patterns), each with probability (patients showing it) / P. Drawing those multiplicities
+    gives exactly the distribution of the full resample's sums at a cost of O(R U) instead of O(R P); counts
+    per patient repeat a lot (U is tens to a few thousands where P is tens of thousands). Where they hardly
+    repeat (8 U > P), or rows are too wide to compare cheaply (more than `MAX_PATTERN_COLUMNS`), patients are
+    drawn directly (`patient_weights`), the same distribution.
+
+    Args:
+        per_patient: (P, C) per-patient values (e.g. counts of misclassified rows and of rows).
+        n_replicates: replicates R.
+        rng: the Generator the draws come from.
+
+    Returns:
+        (R, C) float64 sums of the drawn patients' rows.
+    """
+    values = np.asarray(per_patient, dtype="float64")
+    n_patients = len(values)
+    out = np.empty((int(n_replicates), values.shape[1]))
+    if values.shape[1] <= MAX_PATTERN_COLUMNS:
+        patterns, inverse = _distinct_rows(values)
+    if values.shape[1] > MAX_PATTERN_COLUMNS or len(patterns) * 8 > n_patients:  # patterns hardly repeat: drawing patients is cheaper than a multinomial
+        done = 0
+        chunk = _chunk_size(3 * n_patients, int(n_replicates))
+        for weights in patient_weights(n_patients, int(n_replicates), rng, chunk):
+            out[done: done + len(weights)] = weights.astype(np.float64) @ values
+            done += len(weights)
+        return out
+    share = np.bincount(inverse, minlength=len(patterns)) / n_patients
+    chunk = _chunk_size(2 * len(patterns), int(n_replicates))
+    for start in range(0, int(n_replicates), chunk):
+        size = min(chunk, int(n_replicates) - start)
+        multiplicity = rng.multinomial(n_patients, share, size=size).astype(np.float64)
+        out[start: start + size] = multiplicity @ patterns  # exact: integer sums < 2**53
+    return out
+
+
+def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(U, C) distinct rows of ``values`` (P, C) and (P,) the index of each row among them, as
+    ``np.unique(values, axis=0, return_inverse=True)`` but by one integer key per row (each column's value
+    codes in mixed radix) instead of a sort of whole rows; falls back to it when the key would overflow."""
+    key = np.zeros(len(values), dtype=np.int64)
+    radix = 1
+    for column in values.T:
+        distinct, codes = np.unique(column, return_inverse=True)
+        radix *= len(distinct)
+        if radix >= 2**62:
+            patterns, inverse = np.unique(values, axis=0, return_inverse=True)
+            return patterns, inverse.ravel()
+        key = key * len(distinct) + codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return values[first], inverse.ravel()
+
+
 def _percentile(values: np.ndarray, confidence: float) -> tuple[float, float]:
     if len(values) == 0:
         return float("nan"), float("nan")
@@ -129,57 +189,64 @@ def paired_bootstrap_f1_change(
     Returns:
         `BootstrapInterval` of the F1 difference (F1 in [0, 1], 0.0 when undefined, as in
         `cxrfail.analysis.outcomes`). ``estimate`` is the difference on the full data.
+    """
+    (interval,) = paired_bootstrap_f1_changes(y_true, pred_before, np.asarray(pred_after)[None, :], groups,
+                                              n_replicates=n_replicates, seed=seed, confidence=confidence)
+    return interval
 
-    Cost: O(n) to aggregate per patient, then O(R K) draws and sums, K = patients with any tp, fp or fn.
+
+def paired_bootstrap_f1_changes(
+    y_true,
+    pred_before,
+    preds_after,
+    groups,
+    *,
+    n_replicates: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[BootstrapInterval]:
+    """F1(after_t) - F1(before) for several "after" predictions (e.g. flips at each tau of a curve), each with
+    a paired patient-level percentile interval; every replicate resamples patients once for all of them.
+
+    F1 depends only on the confusion counts (tp, fp, fn), so each patient is summarised by those counts
+    before and after each t, (P, 3 + 3T), and resampled with `resample_patterns`.
+
+    Args:
+        y_true: (n,) 0/1 ground truth.
+        pred_before: (n,) 0/1 predictions.
+        preds_after: (T, n) 0/1 predictions.
+        groups: (n,) patient ids.
+        n_replicates, seed, confidence: as in `paired_bootstrap_f1_change`.
+
+    Returns:
+        T `BootstrapInterval` objects, in the order of ``preds_after``.
+
+    Cost: O(n T) to count per patient, then O(R U (3 + 3T)), U = distinct per-patient count rows.
     """
     y = as_binary(y_true, "y_true")
     n = len(y)
     if n == 0:
         raise ValueError("no rows to bootstrap")
     before = as_binary(pred_before, "pred_before", n)
-    after = as_binary(pred_after, "pred_after", n)
+    after = np.atleast_2d(np.asarray(preds_after))
+    if after.shape[1:] != (n,):
+        raise ValueError(f"preds_after must have shape (T, {n}), got {after.shape}")
+    after = np.vstack([as_binary(row, "pred_after", n) for row in after])
     _check_confidence(confidence, n_replicates)
     codes, n_patients = _patient_codes(groups, n)
-    cells = np.column_stack([
-        y * before, (1 - y) * before, y * (1 - before),  # tp, fp, fn before
-        y * after, (1 - y) * after, y * (1 - after),  # tp, fp, fn after
-    ])
-    counts = np.column_stack([np.bincount(codes, weights=cells[:, j], minlength=n_patients) for j in range(6)])
+    cells = np.vstack([np.vstack([y * pred, (1 - y) * pred, y * (1 - pred)]) for pred in (before, *after)])
+    counts = np.column_stack([np.bincount(codes, weights=cell, minlength=n_patients) for cell in cells])
     total = counts.sum(axis=0)
-    estimate = float(f1_from_counts(*total[3:]) - f1_from_counts(*total[:3]))
-
-    deltas = _f1_change_replicates(counts, int(n_replicates), np.random.default_rng(seed))
-    low, high = _percentile(deltas, confidence)
-    return BootstrapInterval(estimate, low, high, int(n_replicates), deltas)
-
-
-def _f1_change_replicates(counts: np.ndarray, n_replicates: int, rng: np.random.Generator) -> np.ndarray:
-    """(R,) F1(after) - F1(before) of patient resamples, from (P, 6) per-patient counts.
-
-    Only patients with a non-zero count matter (true negatives add nothing to F1). A resample draws P patients
-    uniformly; the number of draws landing on the K relevant patients is Binomial(P, K/P), and given that
-    number they are uniform over the K. Drawing just those (about K per replicate instead of P) gives exactly
-    the distribution of the full resample's counts, at a cost of O(R K) rather than O(R P).
-    """
-    n_patients = len(counts)
-    relevant = counts[counts.any(axis=1)]
-    k = len(relevant)
-    deltas = np.empty(n_replicates)
-    if k == 0:
-        deltas[:] = 0.0
-        return deltas
-    chunk = _chunk_size(5 * k, n_replicates)  # draws, their offsets, (chunk, k) multiplicities and a float copy
-    done = 0
-    while done < n_replicates:
-        size = min(chunk, n_replicates - done)
-        n_drawn = rng.binomial(n_patients, k / n_patients, size=size)
-        drawn = rng.integers(0, k, size=int(n_drawn.sum()), dtype=np.int32 if k < 2**31 else np.int64)
-        offsets = np.repeat(np.arange(size, dtype=np.int64) * k, n_drawn)
-        multiplicity = np.bincount(offsets + drawn, minlength=size * k).reshape(size, k)
-        replicate = multiplicity.astype(np.float64) @ relevant  # (size, 6), exact: integer sums < 2**53
-        deltas[done: done + size] = f1_from_counts(*replicate[:, 3:].T) - f1_from_counts(*replicate[:, :3].T)
-        done += size
-    return deltas
+    drawn = resample_patterns(counts, int(n_replicates), np.random.default_rng(seed))
+    f1_before, replicate_before = f1_from_counts(*total[:3]), f1_from_counts(*drawn[:, :3].T)
+    intervals = []
+    for t in range(len(after)):
+        cols = slice(3 + 3 * t, 6 + 3 * t)
+        deltas = f1_from_counts(*drawn[:, cols].T) - replicate_before
+        low, high = _percentile(deltas, confidence)
+        intervals.append(BootstrapInterval(float(f1_from_counts(*total[cols]) - f1_before), low, high,
+                                           int(n_replicates), deltas))
+    return intervals
 
 
 def _auroc_design(y: np.ndarray, score: np.ndarray, codes: np.ndarray, n_groups: int):
@@ -236,6 +303,152 @@ def weighted_auroc(y_true, score, row_weights) -> np.ndarray:
     return _auroc_from_aggregates(np.asarray(weights @ counts), k)
 
 
+@dataclass(frozen=True)
+class AurocReplicates:
+    """AUROCs of several scores of the same rows, each scored on the same patient resamples.
+
+    Attributes:
+        estimates: score name -> AUROC on the full data (scikit-learn's ``roc_auc_score``).
+        replicates: score name -> (R,) AUROC on each resample (NaN in a resample without both classes); the
+            r-th value of every score comes from the same resample.
+    """
+
+    estimates: dict[str, float]
+    replicates: dict[str, np.ndarray] = field(repr=False)
+
+    def interval(self, which: str, confidence: float = 0.95) -> BootstrapInterval:
+        """The percentile interval of score ``which``'s AUROC."""
+        return _interval(self.estimates[which], self.replicates[which], confidence)
+
+    def difference(self, which: str, reference: str, confidence: float = 0.95) -> BootstrapInterval:
+        """AUROC(score ``which``) - AUROC(score ``reference``), paired: each replicate scores both on one
+        resample, so the interval is that of the difference, not of two independent estimates."""
+        return _interval(self.estimates[which] - self.estimates[reference],
+                         self.replicates[which] - self.replicates[reference], confidence)
+
+
+def bootstrap_auroc_set(y_true, scores, groups, *, n_replicates: int = 1000, seed: int = 0) -> AurocReplicates | None:
+    """Patient-bootstrap replicates of the AUROC of each of several scores of the same rows, from one set of
+    draws (R resamples of patients scored once per score).
+
+    Args:
+        y_true: (n,) 0/1 ground truth.
+        scores: name -> (n,) real-valued score, no NaN (S scores).
+        groups: (n,) patient ids; patients are resampled with replacement.
+        n_replicates: replicates R.
+        seed: seed of the numpy Generator.
+
+    Returns:
+        `AurocReplicates`, or None with one class only (AUROC undefined).
+
+    Cost: one draw of (R x P) multiplicities, then per score an (R x P) @ (P x (3K + 1)) sparse product
+    (K = distinct positive scores): O(R (P + S n)).
+    """
+    y = as_binary(y_true, "y_true")
+    checked = {name: _checked_score(values, name, y) for name, values in scores.items()}
+    _check_confidence(0.95, n_replicates)
+    codes, n_patients = _patient_codes(groups, len(y))
+    if y.sum() in (0, len(y)):
+        return None
+    estimates = {name: float(roc_auc_score(y, values)) for name, values in checked.items()}
+    replicates = _replicate_aurocs([_auroc_design(y, values, codes, n_patients) for values in checked.values()],
+                                   n_patients, n_replicates, seed)
+    return AurocReplicates(estimates, dict(zip(checked, replicates)))
+
+
+#: Pairs with more rows than this get the analytic clustered AUROC interval under ``method="auto"``
+#: (`auroc_set`): there the normal approximation is close (tests compare both on the demo) and the bootstrap
+#: costs seconds per score.
+ANALYTIC_AUROC_MIN_ROWS = 50_000
+AUROC_INTERVAL_METHODS = ("auto", "bootstrap", "analytic")
+
+
+@dataclass(frozen=True)
+class ClusteredAurocs:
+    """AUROCs of several scores of the same rows with the analytic clustered (Obuchowski 1997) covariance.
+
+    The clustered generalisation of DeLong's method: each patient k contributes the influence
+    u_k = (V10_k - m_k A) / N + (V01_k - n_k A) / M of the AUROC A, where V10_k sums the placement values of
+    its positive rows (share of negatives each one outranks, ties one half), V01_k those of its negative rows,
+    m_k and n_k count them, N and M are the totals. var(A) = P / (P - 1) sum_k u_k^2 over the P patients, and a
+    difference of two scores uses u_k(first) - u_k(second): paired, as the bootstrap. Intervals are normal
+    (estimate +- z SE), clipped to [0, 1] (to [-1, 1] for differences).
+
+    Attributes:
+        estimates: score name -> AUROC (equal to scikit-learn's ``roc_auc_score``).
+        influence: score name -> (P,) per-patient influence u_k.
+    """
+
+    estimates: dict[str, float]
+    influence: dict[str, np.ndarray] = field(repr=False)
+
+    def interval(self, which: str, confidence: float = 0.95) -> BootstrapInterval:
+        """The normal interval of score ``which``'s AUROC (``n_replicates`` 0: no resampling)."""
+        return _normal_interval(self.estimates[which], self.influence[which], confidence, low_bound=0.0)
+
+    def difference(self, which: str, reference: str, confidence: float = 0.95) -> BootstrapInterval:
+        """AUROC(``which``) - AUROC(``reference``) with its paired normal interval."""
+        return _normal_interval(self.estimates[which] - self.estimates[reference],
+                                self.influence[which] - self.influence[reference], confidence, low_bound=-1.0)
+
+
+def _normal_interval(estimate: float, influence: np.ndarray, confidence: float, *, low_bound: float
+                     ) -> BootstrapInterval:
+    """estimate +- z SE, SE from per-patient influences (P / (P - 1) sum u^2), clipped to [low_bound, 1]."""
+    from scipy.stats import norm
+
+    n_patients = len(influence)
+    se = float(np.sqrt(n_patients / max(n_patients - 1, 1) * np.sum(influence ** 2)))
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    return BootstrapInterval(estimate, max(estimate - z * se, low_bound), min(estimate + z * se, 1.0), 0)
+
+
+def clustered_auroc_set(y_true, scores, groups) -> ClusteredAurocs | None:
+    """`ClusteredAurocs` of each score (name -> (n,) values, no NaN) for 0/1 ``y_true``, patients ``groups``;
+    None with one class only. Cost: one sort per score, O(n log n)."""
+    y = as_binary(y_true, "y_true")
+    checked = {name: _checked_score(values, name, y) for name, values in scores.items()}
+    codes, n_patients = _patient_codes(groups, len(y))
+    positive = y == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    m_k = np.bincount(codes[positive], minlength=n_patients)
+    n_k = np.bincount(codes[~positive], minlength=n_patients)
+    estimates, influence = {}, {}
+    for name, score in checked.items():
+        negatives, positives = np.sort(score[~positive]), np.sort(score[positive])
+        below = np.searchsorted(negatives, score[positive], side="left")
+        tied = np.searchsorted(negatives, score[positive], side="right") - below
+        v10 = (below + 0.5 * tied) / n_neg  # per positive row
+        above = n_pos - np.searchsorted(positives, score[~positive], side="right")
+        tied = np.searchsorted(positives, score[~positive], side="right") - np.searchsorted(
+            positives, score[~positive], side="left")
+        v01 = (above + 0.5 * tied) / n_pos  # per negative row
+        auroc = float(v10.mean())
+        v10_k = np.bincount(codes[positive], weights=v10, minlength=n_patients)
+        v01_k = np.bincount(codes[~positive], weights=v01, minlength=n_patients)
+        estimates[name] = auroc
+        influence[name] = (v10_k - m_k * auroc) / n_pos + (v01_k - n_k * auroc) / n_neg
+    return ClusteredAurocs(estimates, influence)
+
+
+def auroc_set(y_true, scores, groups, *, method: str = "auto", n_replicates: int = 1000, seed: int = 0
+              ) -> AurocReplicates | ClusteredAurocs | None:
+    """AUROCs of several scores of the same rows with patient-clustered intervals and paired differences
+    (``.estimates``, ``.interval(name)``, ``.difference(name, reference)``).
+
+    ``method``: "bootstrap" (`bootstrap_auroc_set`, ``n_replicates`` resamples), "analytic"
+    (`clustered_auroc_set`) or "auto": analytic above `ANALYTIC_AUROC_MIN_ROWS` rows, bootstrap below.
+    None with one class only.
+    """
+    if method not in AUROC_INTERVAL_METHODS:
+        raise ValueError(f"method must be one of {AUROC_INTERVAL_METHODS}, got {method!r}")
+    if method == "analytic" or (method == "auto" and len(np.asarray(y_true)) > ANALYTIC_AUROC_MIN_ROWS):
+        return clustered_auroc_set(y_true, scores, groups)
+    return bootstrap_auroc_set(y_true, scores, groups, n_replicates=n_replicates, seed=seed)
+
+
 def paired_bootstrap_auroc_difference(
     y_true,
     score,
@@ -246,10 +459,8 @@ def paired_bootstrap_auroc_difference(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> BootstrapInterval:
-    """AUROC(score) - AUROC(reference_score) on the same rows, with a paired patient-level bootstrap interval.
-
-    Each replicate draws one resample of patients and computes both AUROCs on it (the same multiplicities for
-    both scores), so the interval is that of the difference, not of two independent estimates.
+    """AUROC(score) - AUROC(reference_score) on the same rows, with a paired patient-level bootstrap interval
+    (`bootstrap_auroc_set` of the two scores).
 
     Args:
         y_true: (n,) 0/1 ground truth.
@@ -261,20 +472,13 @@ def paired_bootstrap_auroc_difference(
 
     Returns:
         `BootstrapInterval` of the difference (in [-1, 1]); every field NaN with one class only.
-
-    Cost: as two `bootstrap_auroc` runs sharing their draws, O(R (P + n)).
     """
-    y = as_binary(y_true, "y_true")
-    scores = [_checked_score(values, name, y) for values, name in ((score, "score"),
-                                                                   (reference_score, "reference_score"))]
     _check_confidence(confidence, n_replicates)
-    codes, n_patients = _patient_codes(groups, len(y))
-    if y.sum() in (0, len(y)):
+    replicates = bootstrap_auroc_set(y_true, {"score": score, "reference_score": reference_score}, groups,
+                                     n_replicates=n_replicates, seed=seed)
+    if replicates is None:
         return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
-    estimate = float(roc_auc_score(y, scores[0]) - roc_auc_score(y, scores[1]))
-    first, second = _replicate_aurocs([_auroc_design(y, values, codes, n_patients) for values in scores],
-                                      n_patients, n_replicates, seed)
-    return _interval(estimate, first - second, confidence)
+    return replicates.difference("score", "reference_score", confidence)
 
 
 def _checked_score(values, name: str, y: np.ndarray) -> np.ndarray:
@@ -320,8 +524,8 @@ def bootstrap_clustered_rate(
 
     Each patient is a cluster: a replicate draws P patients with replacement and takes the ratio of the drawn
     events to the drawn rows (a ratio estimator, so patients with many rows weigh as many rows). Only the
-    (P,) per-patient counts are used, packed into one int64 per patient (events in the high 32 bits, rows in
-    the low): a chunk of replicates is one gather of the (chunk, P) drawn patients and one sum. Cost O(R P).
+    (P,) per-patient counts are used, and patients with the same (events, rows) are interchangeable
+    (`resample_patterns`). Cost O(R U), U = distinct (events, rows) pairs.
 
     Args:
         events_per_patient: (P,) events (e.g. misclassified rows) per patient, >= 0.
@@ -339,19 +543,9 @@ def bootstrap_clustered_rate(
         raise ValueError("events_per_patient and rows_per_patient must be (P,) arrays with P >= 1")
     if np.any(rows < 1) or np.any(events < 0) or np.any(events > rows):
         raise ValueError("each patient needs rows >= 1 and 0 <= events <= rows")
-    n_patients = len(rows)
-    if n_patients * int(rows.max()) >= 2**31:
-        raise ValueError("too many rows to pack the drawn counts into 32 bits")
     _check_confidence(confidence, n_replicates)
-    packed = (events << 32) | rows
-    values = np.empty(int(n_replicates))
-    chunk = _chunk_size(3 * n_patients, n_replicates)  # int32 draws, their int64 gather, the sum
-    done = 0
-    while done < n_replicates:
-        size = min(chunk, int(n_replicates) - done)
-        drawn = packed[rng.integers(0, n_patients, size=(size, n_patients), dtype=np.int32)].sum(axis=1)
-        values[done: done + size] = (drawn >> 32) / (drawn & 0xFFFFFFFF)
-        done += size
+    drawn = resample_patterns(np.column_stack([events, rows]), int(n_replicates), rng)
+    values = drawn[:, 0] / drawn[:, 1]
     low, high = _percentile(values, confidence)
     return BootstrapInterval(float(events.sum() / rows.sum()), low, high, int(n_replicates), values)
 
@@ -382,15 +576,11 @@ def bootstrap_auroc(
     Cost: one sort, then per chunk of replicates an (R x P) @ (P x (3K + 1)) sparse product with at most n
     non-zeros (K = distinct positive scores): O(R (P + n)).
     """
-    y = as_binary(y_true, "y_true")
-    score = _checked_score(score, "score", y)
     _check_confidence(confidence, n_replicates)
-    codes, n_patients = _patient_codes(groups, len(y))
-    if y.sum() in (0, len(y)):
+    replicates = bootstrap_auroc_set(y_true, {"score": score}, groups, n_replicates=n_replicates, seed=seed)
+    if replicates is None:
         return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
-    estimate = float(roc_auc_score(y, score))
-    (values,) = _replicate_aurocs([_auroc_design(y, score, codes, n_patients)], n_patients, n_replicates, seed)
-    return _interval(estimate, values, confidence)
+    return replicates.interval("score", confidence)
 
 
 def bootstrap_ratio(
@@ -416,32 +606,54 @@ def bootstrap_ratio(
 
     Returns:
         `BootstrapInterval` of the ratio; every field NaN (``n_replicates`` 0) when sum(denominator) is 0.
-
-    Cost: O(n) to sum per patient, then O(R P) draws and a (R x P) @ (P x 2) product per chunk.
     """
-    top = np.asarray(numerator, dtype="float64")
+    return bootstrap_ratios({"ratio": numerator}, denominator, groups, n_replicates=n_replicates, seed=seed,
+                            confidence=confidence)["ratio"]
+
+
+def bootstrap_ratios(
+    numerators,
+    denominator,
+    groups,
+    *,
+    n_replicates: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, BootstrapInterval]:
+    """`bootstrap_ratio` of several numerators over one denominator, all from the same patient resamples (so
+    shares that partition the denominator, e.g. model errors and label errors of the misclassified rows, get
+    complementary intervals).
+
+    Args:
+        numerators: name -> (n,) non-negative row weights.
+        denominator: (n,) non-negative row weights.
+        groups, n_replicates, seed, confidence: as in `bootstrap_ratio`.
+
+    Returns:
+        name -> `BootstrapInterval` of that ratio.
+
+    Cost: O(n) to sum per patient, then `resample_patterns` of the (P x (S + 1)) sums: O(R U).
+    """
     bottom = np.asarray(denominator, dtype="float64")
-    if top.ndim != 1 or top.shape != bottom.shape:
-        raise ValueError(f"numerator and denominator must be one-dimensional of one length, got {top.shape} "
-                         f"and {bottom.shape}")
-    if np.isnan(top).any() or np.isnan(bottom).any() or (top < 0).any() or (bottom < 0).any():
-        raise ValueError("numerator and denominator must be non-negative with no NaN")
+    tops = {name: np.asarray(values, dtype="float64") for name, values in numerators.items()}
+    for top in tops.values():
+        if top.ndim != 1 or top.shape != bottom.shape:
+            raise ValueError(f"numerator and denominator must be one-dimensional of one length, got {top.shape} "
+                             f"and {bottom.shape}")
+        if np.isnan(top).any() or np.isnan(bottom).any() or (top < 0).any() or (bottom < 0).any():
+            raise ValueError("numerator and denominator must be non-negative with no NaN")
     _check_confidence(confidence, n_replicates)
-    codes, n_patients = _patient_codes(groups, len(top))
+    codes, n_patients = _patient_codes(groups, len(bottom))
     if bottom.sum() == 0:
-        return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
-    sums = np.column_stack([np.bincount(codes, weights=top, minlength=n_patients),
-                            np.bincount(codes, weights=bottom, minlength=n_patients)])
-    estimate = float(sums[:, 0].sum() / sums[:, 1].sum())
-    rng = np.random.default_rng(seed)
-    values = np.empty(int(n_replicates))
-    done = 0
-    for weights in patient_weights(n_patients, int(n_replicates), rng, _chunk_size(3 * n_patients, n_replicates)):
-        replicate = weights.astype(np.float64) @ sums
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values[done: done + len(weights)] = np.where(replicate[:, 1] > 0, replicate[:, 0] / replicate[:, 1],
-                                                         np.nan)
-        done += len(weights)
-    values = values[~np.isnan(values)]
-    low, high = _percentile(values, confidence)
-    return BootstrapInterval(estimate, low, high, int(len(values)), values)
+        return {name: BootstrapInterval(float("nan"), float("nan"), float("nan"), 0) for name in tops}
+    sums = np.column_stack([np.bincount(codes, weights=values, minlength=n_patients)
+                            for values in (bottom, *tops.values())])
+    replicate = resample_patterns(sums, int(n_replicates), np.random.default_rng(seed))
+    defined = replicate[:, 0] > 0
+    out = {}
+    for column, name in enumerate(tops, start=1):
+        values = replicate[defined, column] / replicate[defined, 0]
+        low, high = _percentile(values, confidence)
+        out[name] = BootstrapInterval(float(sums[:, column].sum() / sums[:, 0].sum()), low, high, int(len(values)),
+                                      values)
+    return out

@@ -32,16 +32,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change
+from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
 from cxrfail.analysis.identifiers import (
+    SplitIdentifier,
     feature_frame,
-    fit_identifier,
-    out_of_fold_probabilities,
-    predict_identifier,
+    fit_split_identifier,
     refuse_oracle_for_flipping,
 )
 from cxrfail.analysis.outcomes import binary_metrics, f1_from_counts
-from cxrfail.analysis.splits import CALIBRATION, TEST, patient_folds
+from cxrfail.analysis.splits import calibration_rows
 from cxrfail.analysis.validation import as_binary
 
 #: tau that never flips: every probability is <= 1.0 < NEVER_FLIP.
@@ -235,16 +234,21 @@ def default_curve_taus(identifier_probability, misclassified=None, n_points: int
 
 def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=None, n_bootstrap: int = 500,
                seed: int = 0) -> pd.DataFrame:
-    """`evaluate_flip` over a grid of tau (default `default_curve_taus`): columns `CURVE_COLUMNS`, ascending
-    tau (so ``n_flips`` is non-increasing)."""
+    """The numbers of `evaluate_flip` over a grid of tau (default `default_curve_taus`): columns
+    `CURVE_COLUMNS`, ascending tau (so ``n_flips`` is non-increasing). The CIs of all taus come from one set of
+    patient resamples (`paired_bootstrap_f1_changes`); every point is exploratory (no verdict)."""
     y, pred, p = _inputs(y_true, prediction, identifier_probability)
     grid = default_curve_taus(p, pred != y) if taus is None else np.unique(np.asarray(taus, dtype="float64"))
-    rows = []
-    for tau in grid:
-        evaluation = evaluate_flip(y, pred, p, patient_ids, float(tau), n_bootstrap=n_bootstrap, seed=seed)
-        rows.append({column: getattr(evaluation, column) for column in CURVE_COLUMNS})
-    curve = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
-    return curve.astype({"n_flips": "int64"})
+    flipped = np.where(p[None, :] >= grid[:, None], 1 - pred[None, :], pred[None, :])  # (taus, rows)
+    intervals = paired_bootstrap_f1_changes(y, pred, flipped, patient_ids, n_replicates=n_bootstrap, seed=seed)
+    f1_before = binary_metrics(y, pred)["f1"]
+    f1_after = np.array([binary_metrics(y, row)["f1"] for row in flipped])
+    curve = pd.DataFrame({
+        "tau": grid, "n_flips": (p[None, :] >= grid[:, None]).sum(axis=1).astype("int64"), "f1_before": f1_before,
+        "f1_after": f1_after, "delta_f1": f1_after - f1_before,
+        "ci_low": [interval.ci_low for interval in intervals], "ci_high": [interval.ci_high for interval in intervals],
+    }, columns=list(CURVE_COLUMNS))
+    return curve
 
 
 @dataclass
@@ -288,7 +292,8 @@ class FlipRun:
 def run_flipping(features, y_true, prediction, misclassified, patient_ids, split, *, feature_set: str,
                  learner: str = "hist_gradient_boosting", n_folds: int = 5, seed: int = 0,
                  n_bootstrap: int = 2000, curve_bootstrap: int = 500,
-                 min_calibration_flips: int = MIN_CALIBRATION_FLIPS) -> FlipRun:
+                 min_calibration_flips: int = MIN_CALIBRATION_FLIPS, fitted: SplitIdentifier | None = None
+                 ) -> FlipRun:
     """Corrective flipping end to end: identifier and tau from calibration, judged once on test.
 
     Args:
@@ -303,6 +308,8 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
         seed: folds, learner and bootstrap seed.
         n_bootstrap: replicates of the test CI; ``curve_bootstrap`` those of each point of the curve.
         min_calibration_flips: a tau must flip at least this many calibration rows to be chosen.
+        fitted: the identifier already fitted on this split with this learner (`fit_split_identifier`, e.g. the
+            one `cxrfail.analysis.identifiers.evaluate_identifier` evaluated); fitted here when None.
 
     Raises:
         OracleFeatureSetError: ``feature_set`` uses ground-truth labels.
@@ -318,35 +325,21 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
     patients = np.asarray(patient_ids, dtype=object)
     if patients.shape != (n,):
         raise ValueError(f"patient_ids must have shape ({n},), got {patients.shape}")
-    parts = np.asarray(split, dtype=object)
-    if parts.shape != (n,):
-        raise ValueError(f"split must have shape ({n},), got {parts.shape}")
-    unknown = set(pd.unique(parts)) - {CALIBRATION, TEST}
-    if unknown:
-        raise ValueError(f"split has values {sorted(map(str, unknown))}; use {CALIBRATION!r} and {TEST!r}")
-    calibration, test = parts == CALIBRATION, parts == TEST
-    if not calibration.any() or not test.any():
-        raise ValueError("split needs both calibration and test rows")
-    shared = set(pd.unique(patients[calibration])) & set(pd.unique(patients[test]))
-    if shared:
-        raise ValueError(f"{len(shared)} patient(s) are in both splits, e.g. {sorted(map(str, shared))[:3]}; "
-                         "split by patient")
-
-    X_cal, X_test = X.loc[calibration], X.loc[test]
-    folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)
-    cal_probability = out_of_fold_probabilities(X_cal, wrong[calibration], folds, learner, seed)
+    calibration = calibration_rows(patients, split)
+    test = ~calibration
+    if fitted is None:
+        fitted = fit_split_identifier(X, wrong, patients, split, learner=learner, n_folds=n_folds, seed=seed)
+    elif not np.array_equal(fitted.calibration, calibration) or fitted.learner != learner:
+        raise ValueError("fitted is not this split's identifier (its calibration rows or learner differ)")
+    cal_probability, identifier, test_probability = (fitted.calibration_probability, fitted.identifier,
+                                                     fitted.test_probability)
     tau = choose_flip_threshold(cal_probability, y[calibration], pred[calibration], min_flips=min_calibration_flips)
-    identifier = fit_identifier(X_cal, wrong[calibration], learner, seed)
-    test_probability = predict_identifier(identifier, X_test)
     test_tau = carry_flip_fraction(cal_probability, tau, test_probability)
 
     evaluation = evaluate_flip(y[test], pred[test], test_probability, patients[test], test_tau,
                                chosen_tau=test_tau, n_bootstrap=n_bootstrap, seed=seed)
     curve = flip_curve(y[test], pred[test], test_probability, patients[test], n_bootstrap=curve_bootstrap,
                        seed=seed)
-    probability = np.empty(n, dtype="float64")
-    probability[calibration] = cal_probability
-    probability[test] = test_probability
     flipped = pred.copy()
     flipped[calibration] = flip_predictions(pred[calibration], cal_probability, tau)
     flipped[test] = flip_predictions(pred[test], test_probability, test_tau)
@@ -354,7 +347,7 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
         tau=tau, flip_fraction=float(np.mean(cal_probability >= tau)), test_tau=test_tau,
         learner=learner if isinstance(learner, str) else type(learner).__name__, feature_set=feature_set,
         calibration_probability=cal_probability, test_probability=test_probability,
-        test_evaluation=evaluation, curve=curve, identifier_probability=probability,
+        test_evaluation=evaluation, curve=curve, identifier_probability=fitted.held_out_probability,
         flipped_prediction=flipped, identifier=identifier,
         calibration_f1_before=binary_metrics(y[calibration], pred[calibration])["f1"],
         calibration_f1_after=binary_metrics(y[calibration], flipped[calibration])["f1"],

@@ -43,8 +43,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from cxrfail.analysis.bootstrap import bootstrap_auroc, paired_bootstrap_auroc_difference
-from cxrfail.analysis.splits import patient_folds
+from cxrfail.analysis.bootstrap import AurocReplicates, auroc_set
+from cxrfail.analysis.splits import calibration_rows, patient_folds
 from cxrfail.analysis.validation import as_binary
 from cxrfail.errors import OracleFeatureSetError
 from cxrfail.findings import ALL_FINDINGS, derived_from, is_finding
@@ -261,8 +261,8 @@ def make_learner(name: str, seed: int = 0):
     - ``logistic``: median imputation, standardisation, L2 logistic regression (C=1).
     - ``random_forest``: median imputation, 200 trees of depth <= 10, leaves >= 25 rows, each tree on 30% of
       the rows (fit ~4 s, TreeSHAP on 500 rows ~3 s for 22k x 60 on 2 cores).
-    - ``hist_gradient_boosting``: 200 rounds at learning rate 0.05, 15 leaves, no early stopping (so no
-      random validation split: deterministic); NaN handled natively (~1 s for 22k x 60), except columns
+    - ``hist_gradient_boosting``: 100 rounds at learning rate 0.1, 15 leaves, no early stopping (so no
+      random validation split: deterministic); NaN handled natively (~0.5 s for 22k x 60), except columns
       with no known value in the training data (`FillEmptyColumns`).
     """
     seed = int(seed)
@@ -283,7 +283,7 @@ def make_learner(name: str, seed: int = 0):
         return Pipeline([
             ("fill_empty", FillEmptyColumns()),
             ("model", HistGradientBoostingClassifier(
-                max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+                max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
                 early_stopping=False, random_state=seed)),
         ])
     raise ValueError(f"unknown learner {name!r}; use one of {', '.join(LEARNERS)}")
@@ -372,6 +372,67 @@ def out_of_fold_probabilities(features, misclassified, fold_of_row, learner="his
     return out
 
 
+@dataclass
+class SplitIdentifier:
+    """An identifier fitted with a patient split (`fit_split_identifier`), so that every row gets a held-out
+    score and nothing learnt from the test split reaches the calibration side.
+
+    Attributes:
+        learner: the `LEARNERS` name (or estimator class name).
+        calibration: (n,) bool, the calibration rows of the input.
+        calibration_probability: (n_calibration,) out-of-fold probabilities of the calibration rows (folds of
+            calibration patients, each scored by a model fitted on the other calibration folds).
+        identifier: the identifier fitted on every calibration row.
+        test_probability: (n_test,) probabilities of the test rows from ``identifier``.
+        held_out_probability: (n,) per input row: calibration out-of-fold, test from ``identifier``.
+        fold_of_row: (n,) the calibration fold of each calibration row, -1 for test rows.
+    """
+
+    learner: str
+    calibration: np.ndarray = field(repr=False)
+    calibration_probability: np.ndarray = field(repr=False)
+    identifier: object = field(repr=False)
+    test_probability: np.ndarray = field(repr=False)
+    held_out_probability: np.ndarray = field(repr=False)
+    fold_of_row: np.ndarray = field(repr=False)
+
+
+def fit_split_identifier(features, misclassified, patient_ids, split, *, learner="hist_gradient_boosting",
+                         n_folds: int = 5, seed: int = 0) -> SplitIdentifier:
+    """Fit an identifier on the calibration split only: ``n_folds`` patient-grouped out-of-fold fits within
+    calibration (the probabilities a flip threshold is chosen on), then one fit on all of calibration that
+    scores the test rows. Each fit sees 4/5 or all of calibration, half the rows of a K-fold over the whole
+    cohort, and the evaluation and the flipping share the same fits.
+
+    Args:
+        features: (n, k) feature matrix (`build_features`).
+        misclassified: (n,) 0/1 target.
+        patient_ids: (n,) patient of each row (folds group by it).
+        split: (n,) ``"calibration"`` / ``"test"`` per row (`cxrfail.analysis.splits.patient_split`).
+        learner, n_folds, seed: the learner (`LEARNERS` name), folds within calibration, seed of folds and
+            learner.
+    """
+    X = feature_frame(features)
+    y = as_binary(misclassified, "misclassified", len(X))
+    patients = np.asarray(patient_ids, dtype=object)
+    if patients.shape != (len(X),):
+        raise ValueError(f"patient_ids must have shape ({len(X)},), got {patients.shape}")
+    calibration = calibration_rows(patients, split)
+    X_cal, y_cal = X.loc[calibration], y[calibration]
+    folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)
+    cal_probability = out_of_fold_probabilities(X_cal, y_cal, folds, learner, seed)
+    identifier = fit_identifier(X_cal, y_cal, learner, seed)
+    test_probability = predict_identifier(identifier, X.loc[~calibration])
+    held_out = np.empty(len(X), dtype="float64")
+    held_out[calibration], held_out[~calibration] = cal_probability, test_probability
+    fold_of_row = np.full(len(X), -1, dtype=np.int64)
+    fold_of_row[calibration] = folds
+    return SplitIdentifier(
+        learner=learner if isinstance(learner, str) else type(learner).__name__, calibration=calibration,
+        calibration_probability=cal_probability, identifier=identifier, test_probability=test_probability,
+        held_out_probability=held_out, fold_of_row=fold_of_row)
+
+
 def confidence_baseline(probability, threshold: float) -> np.ndarray:
     """-|probability - threshold|: higher means closer to the threshold, i.e. less confident, more often wrong."""
     p = np.asarray(probability, dtype="float64")
@@ -385,10 +446,11 @@ def confidence_baseline(probability, threshold: float) -> np.ndarray:
 
 @dataclass
 class IdentifierEvaluation:
-    """Cross-validated performance of one identifier (learner x feature set) for one (model, finding).
+    """Held-out performance of one identifier (learner x feature set) for one (model, finding).
 
-    ``auroc`` is the AUROC of the out-of-fold probabilities for the misclassified rows (patient-grouped folds),
-    with a patient-bootstrap CI; ``baseline_*`` the same for `confidence_baseline`. NaN where undefined
+    ``auroc`` is the AUROC of the held-out probabilities (``oof_probability``: out-of-fold within calibration
+    and, on test, from the fit on calibration, when `evaluate_identifier` was given the split; else
+    patient-grouped K-fold over every row) for the misclassified rows, with a patient-bootstrap CI; ``baseline_*`` the same for `confidence_baseline`. NaN where undefined
     (a single class of misclassified; no probability/threshold for the baseline), with ``note`` saying why.
 
     A check on what the identifier learned (point estimates, given probability and threshold): for a rare
@@ -400,7 +462,8 @@ class IdentifierEvaluation:
 
     The comparison itself: ``delta_vs_baseline`` = auroc - baseline_auroc and ``delta_vs_prediction`` =
     auroc - prediction_auroc, each with a paired patient-bootstrap 95% CI (``*_ci_low``, ``*_ci_high``): one
-    resample of patients scores both AUROCs (`paired_bootstrap_auroc_difference`). An identifier beats the
+    resample of patients scores both AUROCs; on large pairs the analytic clustered interval does the same
+    with per-patient influences: ``ci_method``). An identifier beats the
     baseline when the difference's CI lies above zero, which two overlapping marginal CIs cannot show.
     """
 
@@ -417,7 +480,7 @@ class IdentifierEvaluation:
     n_misclassified: int
     oof_probability: np.ndarray = field(repr=False)
     baseline_score: np.ndarray = field(repr=False)
-    fold_of_row: np.ndarray = field(repr=False, default=None)
+    fold_of_row: np.ndarray = field(repr=False, default=None)  # -1: scored by the fit on calibration
     note: str | None = None
     prediction_auroc: float = float("nan")
     auroc_predicted_positive: float = float("nan")
@@ -428,6 +491,8 @@ class IdentifierEvaluation:
     delta_vs_prediction: float = float("nan")
     delta_vs_prediction_ci_low: float = float("nan")
     delta_vs_prediction_ci_high: float = float("nan")
+    split_fit: SplitIdentifier | None = field(repr=False, default=None)
+    ci_method: str | None = None  # "bootstrap" or "analytic" (clustered DeLong); None when AUROC is undefined
 
 
 def evaluate_identifier(
@@ -435,6 +500,7 @@ def evaluate_identifier(
     misclassified,
     patient_ids: Sequence[object] | np.ndarray,
     *,
+    split=None,
     learner: str = "hist_gradient_boosting",
     feature_set: str = "own+demographics",
     n_folds: int = 5,
@@ -442,17 +508,25 @@ def evaluate_identifier(
     n_bootstrap: int = 1000,
     probability=None,
     threshold: float | None = None,
+    auroc_interval: str = "auto",
 ) -> IdentifierEvaluation:
-    """Patient-grouped cross-validation of a misclassification identifier against the confidence baseline.
+    """Held-out evaluation of a misclassification identifier against the confidence baseline.
 
     Args:
         features: (n, k) feature matrix from `build_features`.
         misclassified: (n,) 0/1, whether the model misclassified the row at its threshold.
         patient_ids: (n,) patient of each row: folds and bootstrap resample patients.
+        split: (n,) ``"calibration"`` / ``"test"`` per row, or None. With a split the scores come from
+            `fit_split_identifier` (calibration rows out-of-fold within calibration, test rows from the fit on
+            all of calibration; kept as ``split_fit`` for flipping); without, from ``n_folds`` patient-grouped
+            folds over every row.
         learner: a `LEARNERS` name.
         feature_set: the feature set's name (recorded; decides ``oracle``).
         n_folds, seed: folds (`patient_folds`) and the learner's seed.
-        n_bootstrap: replicates of the patient bootstrap of the AUROCs.
+        n_bootstrap: replicates of the patient bootstrap of the AUROCs (one set of resamples scores the
+            identifier, the baseline and the prediction alike: `cxrfail.analysis.bootstrap.auroc_set`).
+        auroc_interval: "bootstrap", "analytic" (clustered DeLong) or "auto" (analytic on large pairs;
+            `cxrfail.analysis.bootstrap.auroc_set`); the method used is recorded as ``ci_method``.
         probability, threshold: the model's probabilities and threshold, for the confidence baseline
             (baseline NaN when not given).
     """
@@ -463,17 +537,18 @@ def evaluate_identifier(
         raise ValueError(f"patient_ids must have shape ({len(X)},), got {patients.shape}")
     oracle = is_oracle(feature_set)
     notes = []
-    folds = patient_folds(patients, n_folds=n_folds, seed=seed)
-    oof = out_of_fold_probabilities(X, y, folds, learner, seed)
+    split_fit = None
+    if split is None:
+        folds = patient_folds(patients, n_folds=n_folds, seed=seed)
+        oof = out_of_fold_probabilities(X, y, folds, learner, seed)
+    else:
+        split_fit = fit_split_identifier(X, y, patients, split, learner=learner, n_folds=n_folds, seed=seed)
+        oof, folds = split_fit.held_out_probability, split_fit.fold_of_row
     nan = float("nan")
     two_classes = 0 < int(y.sum()) < len(y)
     if not two_classes:
         notes.append(f"misclassified has a single class ({'all' if y.all() else 'none'} misclassified): "
                      "AUROC undefined")
-    auroc = ci_low = ci_high = nan
-    if two_classes:
-        interval = bootstrap_auroc(y, oof, patients, n_replicates=n_bootstrap, seed=seed)
-        auroc, ci_low, ci_high = interval.estimate, interval.ci_low, interval.ci_high
     if probability is not None and threshold is not None:
         p = np.asarray(probability, dtype="float64")
         if p.shape != (len(X),):
@@ -482,27 +557,42 @@ def evaluate_identifier(
     else:
         baseline = np.full(len(X), nan)
         notes.append("no probability/threshold given: no confidence baseline")
-    base_auroc = base_low = base_high = nan
-    strata = {"prediction_auroc": nan, "auroc_predicted_positive": nan, "auroc_predicted_negative": nan}
-    if two_classes and np.isfinite(baseline).all():
-        interval = bootstrap_auroc(y, baseline, patients, n_replicates=n_bootstrap, seed=seed)
-        base_auroc, base_low, base_high = interval.estimate, interval.ci_low, interval.ci_high
-        predicted = p >= float(threshold)
-        strata["prediction_auroc"] = _auroc(y, predicted.astype(float))
-        strata["auroc_predicted_positive"] = _auroc(y[predicted], oof[predicted])
-        strata["auroc_predicted_negative"] = _auroc(y[~predicted], oof[~predicted])
-        for name, reference in (("delta_vs_baseline", baseline), ("delta_vs_prediction", predicted.astype(float))):
-            difference = paired_bootstrap_auroc_difference(y, oof, reference, patients, n_replicates=n_bootstrap,
-                                                           seed=seed)
-            strata[name] = difference.estimate
-            strata[f"{name}_ci_low"], strata[f"{name}_ci_high"] = difference.ci_low, difference.ci_high
+    columns = {name: nan for name in IDENTIFIER_INTERVAL_COLUMNS}
+    ci_method = None
+    if two_classes:
+        scores = {"identifier": oof}
+        if np.isfinite(baseline).all():
+            predicted = p >= float(threshold)
+            scores.update(baseline=baseline, prediction=predicted.astype(float))
+            columns["auroc_predicted_positive"] = _auroc(y[predicted], oof[predicted])
+            columns["auroc_predicted_negative"] = _auroc(y[~predicted], oof[~predicted])
+        replicates = auroc_set(y, scores, patients, method=auroc_interval, n_replicates=n_bootstrap, seed=seed)
+        ci_method = "bootstrap" if isinstance(replicates, AurocReplicates) else "analytic"
+        auroc = replicates.interval("identifier")
+        columns.update(auroc=auroc.estimate, ci_low=auroc.ci_low, ci_high=auroc.ci_high)
+        if "baseline" in scores:
+            base = replicates.interval("baseline")
+            columns.update(baseline_auroc=base.estimate, baseline_ci_low=base.ci_low, baseline_ci_high=base.ci_high,
+                           prediction_auroc=replicates.estimates["prediction"])
+            for name, reference in (("delta_vs_baseline", "baseline"), ("delta_vs_prediction", "prediction")):
+                difference = replicates.difference("identifier", reference)
+                columns.update({name: difference.estimate, f"{name}_ci_low": difference.ci_low,
+                                f"{name}_ci_high": difference.ci_high})
     return IdentifierEvaluation(
         learner=learner if isinstance(learner, str) else type(learner).__name__,
-        feature_set=feature_set, oracle=oracle, auroc=auroc, ci_low=ci_low, ci_high=ci_high,
-        baseline_auroc=base_auroc, baseline_ci_low=base_low, baseline_ci_high=base_high,
-        n=len(y), n_misclassified=int(y.sum()), oof_probability=oof, baseline_score=baseline,
-        fold_of_row=folds, note="; ".join(notes) or None, **strata,
+        feature_set=feature_set, oracle=oracle, n=len(y), n_misclassified=int(y.sum()), oof_probability=oof,
+        baseline_score=baseline, fold_of_row=folds, note="; ".join(notes) or None, split_fit=split_fit,
+        ci_method=ci_method,
+        **columns,
     )
+
+
+#: The fields of `IdentifierEvaluation` that `evaluate_identifier` fills from the bootstrap (NaN when undefined).
+IDENTIFIER_INTERVAL_COLUMNS = (
+    "auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "prediction_auroc",
+    "auroc_predicted_positive", "auroc_predicted_negative", "delta_vs_baseline", "delta_vs_baseline_ci_low",
+    "delta_vs_baseline_ci_high", "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
+)
 
 
 def _auroc(y: np.ndarray, score: np.ndarray) -> float:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cxrfail.analysis.bootstrap import bootstrap_auroc, bootstrap_ratio, paired_bootstrap_f1_change
+from cxrfail.analysis.bootstrap import bootstrap_auroc, bootstrap_ratios, paired_bootstrap_f1_change
 from cxrfail.analysis.outcomes import binary_metrics
 from cxrfail.analysis.validation import as_binary
 
@@ -227,8 +227,10 @@ def audit_pair(
     model_error_s = (verdict_s == MODEL_ERROR).astype(np.int64)
     bootstrap = dict(n_replicates=n_bootstrap, seed=seed, confidence=confidence)
     has_split_rows = bool(in_split.any())
-    model_share = bootstrap_ratio(model_error_s, wrong_s, patients_s, **bootstrap) if has_split_rows else None
-    label_share = bootstrap_ratio(label_error_s, wrong_s, patients_s, **bootstrap) if has_split_rows else None
+    model_share = label_share = None
+    if has_split_rows:  # one set of resamples for both shares of the misclassified rows
+        shares = bootstrap_ratios({"model": model_error_s, "label": label_error_s}, wrong_s, patients_s, **bootstrap)
+        model_share, label_share = shares["model"], shares["label"]
     flipped = None
     if "flipped_prediction" in rows.columns and has_split_rows:
         flipped = as_binary(rows["flipped_prediction"].to_numpy()[in_split], "flipped_prediction", len(y_s))

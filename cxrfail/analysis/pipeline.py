@@ -20,6 +20,7 @@ from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from cxrfail.analysis.bootstrap import AUROC_INTERVAL_METHODS
 from cxrfail.analysis.explain import shap_attributions, to_long
 from cxrfail.analysis.flip import run_flipping
 from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, build_features, evaluate_identifier, is_oracle
@@ -63,6 +64,7 @@ class AnalysisConfig:
     feature_sets: tuple[str, ...] = ("own+demographics",)  # all_models: same AUROC on the demo, 2x the time
     n_folds: int = 5
     n_bootstrap: int = 2000
+    auroc_interval: str = "auto"  # identifier AUROC CIs: "bootstrap", "analytic" or "auto" (analytic > 50k rows)
     shap_max_samples: int = 500
     min_overlap: float = 0.9
     min_subgroup_patients: int = 10  # a subgroup level with fewer patients is flagged insufficient
@@ -79,7 +81,7 @@ class AnalysisConfig:
 SUBGROUP_FINDINGS = REGRESSION_FINDINGS
 SCOPES = ("full", "core")
 CORE_SCOPE = "core"
-CACHE_VERSION = 5  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 6  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -166,6 +168,9 @@ def _validate_config(cohort: Cohort, models: Sequence[ModelPredictions], config:
     if config.threshold_method not in THRESHOLD_METHODS:
         raise ConfigError(f"unknown threshold method {config.threshold_method!r}",
                           fix=f"Use one of {', '.join(THRESHOLD_METHODS)}")
+    if config.auroc_interval not in AUROC_INTERVAL_METHODS:
+        raise ConfigError(f"unknown AUROC interval method {config.auroc_interval!r}",
+                          fix=f"Use one of {', '.join(AUROC_INTERVAL_METHODS)}")
     for learner in config.learners:
         if learner not in LEARNERS:
             raise ConfigError(f"unknown learner {learner!r}", fix=f"Use one of {', '.join(LEARNERS)}")
@@ -344,7 +349,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
         return PairResult(model, finding, inputs.unit, tables, identifier=identifier, scope=CORE_SCOPE,
                           warnings=check.warnings)
 
-    identifier_rows, score_frames, flip_features = [], [], None
+    identifier_rows, score_frames, flip_features, flip_fit = [], [], None, None
     for feature_set in config.feature_sets:
         features = build_features(rows, {m: p.loc[ids] for m, p in probabilities.items()}, model, finding,
                                   feature_set)
@@ -352,10 +357,12 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
             flip_features = features
         for learner in config.learners:
             evaluation = evaluate_identifier(
-                features, misclassified, patients, learner=learner, feature_set=feature_set,
+                features, misclassified, patients, split=row_split, learner=learner, feature_set=feature_set,
                 n_folds=config.n_folds, seed=config.seed, n_bootstrap=config.n_bootstrap,
-                probability=probability, threshold=choice.threshold,
+                probability=probability, threshold=choice.threshold, auroc_interval=config.auroc_interval,
             )
+            if (learner, feature_set) == identifier:
+                flip_fit = evaluation.split_fit  # the run's identifier: flipping reuses its fits
             identifier_rows.append({**tag, "learner": learner, "feature_set": feature_set,
                                     **{column: getattr(evaluation, column) for column in IDENTIFIER_COLUMNS}})
             score_frames.append(pd.DataFrame({
@@ -377,7 +384,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
         flip_run = run_flipping(flip_features, y, prediction, misclassified, patients, row_split,
                                 feature_set=flip_set, learner=config.learners[0], n_folds=config.n_folds,
                                 seed=config.seed, n_bootstrap=config.n_bootstrap,
-                                min_calibration_flips=config.min_calibration_flips)
+                                min_calibration_flips=config.min_calibration_flips, fitted=flip_fit)
         evaluation = flip_run.test_evaluation
         tables["flip"] = pd.DataFrame([{
             **tag, "tau": flip_run.tau, **{k: getattr(evaluation, k) for k in FLIP_COLUMNS},
@@ -439,6 +446,7 @@ IDENTIFIER_COLUMNS = (
     # The comparisons, with paired patient-bootstrap CIs:
     "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
     "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
+    "ci_method",  # "bootstrap" (patient resamples) or "analytic" (clustered DeLong, large pairs)
 )
 
 

@@ -39,13 +39,15 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "subgroup_rates": ("model", "finding", *SUBGROUP_RATE_COLUMNS),
     # test split; SEs clustered by patient; q-values within the family named in q_family (`adjust_regression`)
     "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS, "q_holm", "q_bh", "q_family"),
-    # patient-grouped out-of-fold identifier AUROC against the confidence baseline and the 0/1 prediction,
-    # and the paired differences with their patient-bootstrap CIs
+    # held-out identifier AUROC (calibration out-of-fold, test from the fit on calibration) against the
+    # confidence baseline and the 0/1 prediction, and the paired differences with patient-clustered CIs
+    # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs)
     "identifiers": ("model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high",
                     "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "n", "n_misclassified",
                     "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
                     "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
-                    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high"),
+                    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
+                    "ci_method"),
     # test split at the flip threshold chosen on calibration: tau (calibration out-of-fold scale), test_tau
     # (the same flip fraction on the test identifier's scale), the one verdict `improved`; the identifier used
     "flip": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high",

@@ -101,3 +101,31 @@ def patient_folds(
         fold_of_patient[patient] = fold
         load[fold] += sizes[patient]
     return fold_of_patient[codes]
+
+
+def calibration_rows(patient_ids, split) -> np.ndarray:
+    """(n,) bool, True on calibration rows, after checking that ``split`` is a patient split.
+
+    Args:
+        patient_ids: (n,) patient of each row.
+        split: (n,) `CALIBRATION` / `TEST` per row.
+
+    Raises:
+        ValueError: another value in ``split``, a split without calibration or test rows, a patient in both, or
+            shapes that differ.
+    """
+    patients = np.asarray(patient_ids, dtype=object)
+    parts = np.asarray(split, dtype=object)
+    if parts.shape != patients.shape or parts.ndim != 1:
+        raise ValueError(f"split must have shape {patients.shape} (one value per row), got {parts.shape}")
+    unknown = set(pd.unique(parts)) - {CALIBRATION, TEST}
+    if unknown:
+        raise ValueError(f"split has values {sorted(map(str, unknown))}; use {CALIBRATION!r} and {TEST!r}")
+    calibration = parts == CALIBRATION
+    if not calibration.any() or calibration.all():
+        raise ValueError("split needs both calibration and test rows")
+    shared = set(pd.unique(patients[calibration])) & set(pd.unique(patients[~calibration]))
+    if shared:
+        raise ValueError(f"{len(shared)} patient(s) are in both splits, e.g. {sorted(map(str, shared))[:3]}; "
+                         "split by patient")
+    return calibration

@@ -257,6 +257,8 @@ def subgroup_rates(
     if not isinstance(misclassified, pd.Series):
         raise TypeError("misclassified must be a pandas Series indexed by row id")
     for name, frame in (("levels", levels), ("patients", patients)):
+        if frame.index.equals(misclassified.index):
+            continue
         missing = ~misclassified.index.isin(frame.index)
         if missing.any():
             raise ValueError(f"{int(missing.sum())} misclassified row id(s) are not in {name}, e.g. "
@@ -273,20 +275,23 @@ def subgroup_rates(
     aligned = levels.reindex(misclassified.index)
     rng = np.random.default_rng(seed)
     population_n = len(values)
+    y = values.to_numpy(dtype="int64")
+    patient_codes = pd.factorize(patient_ids.to_numpy())[0]
     rows = []
     for subgroup in aligned.columns:
-        frame = pd.DataFrame({"level": aligned[subgroup].astype("string").to_numpy(), "y": values.to_numpy(),
-                              "patient": patient_ids.to_numpy()})
-        frame = frame[frame["level"].notna()]
-        if frame.empty:
+        level_of_row = aligned[subgroup].astype("string")
+        known = level_of_row.notna().to_numpy(dtype=bool)
+        if not known.any():
             continue
-        context = {"subset_n": len(frame), "population_n": population_n,
+        context = {"subset_n": int(known.sum()), "population_n": population_n,
                    "random_sample": subgroup not in not_random_samples}
-        rows.append(_rate_row(subgroup, REFERENCE_LEVEL, frame, rng, n_replicates, confidence,
-                              is_reference=True, **context))
-        for level, rows_of_level in sorted(frame.groupby("level", sort=False), key=lambda kv: _natural_key(kv[0])):
-            rows.append(_rate_row(subgroup, str(level), rows_of_level, rng, n_replicates, confidence,
-                                  is_reference=False, **context))
+        rows.append(_rate_row(subgroup, REFERENCE_LEVEL, y[known], patient_codes[known], rng, n_replicates,
+                              confidence, is_reference=True, **context))
+        level_codes, names = pd.factorize(level_of_row[known].to_numpy())
+        for code in sorted(range(len(names)), key=lambda c: _natural_key(names[c])):
+            in_level = level_codes == code
+            rows.append(_rate_row(subgroup, str(names[code]), y[known][in_level], patient_codes[known][in_level],
+                                  rng, n_replicates, confidence, is_reference=False, **context))
     table = pd.DataFrame(rows, columns=[c for c in SUBGROUP_RATE_COLUMNS if c not in ("sufficient", "is_subset")])
     for column in ("n", "n_patients", "n_misclassified", "subset_n", "population_n"):
         table[column] = table[column].astype("int64")
@@ -303,17 +308,20 @@ def subgroup_rates(
     return table[list(SUBGROUP_RATE_COLUMNS)]
 
 
-def _rate_row(subgroup: str, level: str, frame: pd.DataFrame, rng: np.random.Generator, n_replicates: int,
-              confidence: float, **context) -> dict:
-    """One row of `subgroup_rates` from the rows (columns y, patient) of one level."""
-    per_patient = frame.groupby("patient", sort=False)["y"].agg(["sum", "size"])
-    interval = bootstrap_clustered_rate(per_patient["sum"].to_numpy(), per_patient["size"].to_numpy(),
+def _rate_row(subgroup: str, level: str, y: np.ndarray, patient_codes: np.ndarray, rng: np.random.Generator,
+              n_replicates: int, confidence: float, **context) -> dict:
+    """One row of `subgroup_rates` from the rows of one level: ``y`` (m,) 0/1 misclassified, ``patient_codes``
+    (m,) integer patient of each row."""
+    rows_per_patient = np.bincount(patient_codes)
+    events_per_patient = np.bincount(patient_codes, weights=y, minlength=len(rows_per_patient))
+    present = rows_per_patient > 0
+    interval = bootstrap_clustered_rate(events_per_patient[present].astype("int64"), rows_per_patient[present],
                                         n_replicates=n_replicates, rng=rng, confidence=confidence)
-    n = len(frame)
+    n = len(y)
     rate = interval.estimate
     binomial_variance = rate * (1.0 - rate) / n
     design_effect = float(np.var(interval.replicates) / binomial_variance) if binomial_variance > 0 else np.nan
-    return {"subgroup": subgroup, "level": level, "n": n, "n_patients": len(per_patient),
-            "n_misclassified": int(frame["y"].sum()), "rate": rate, "ci_low": interval.ci_low,
+    return {"subgroup": subgroup, "level": level, "n": n, "n_patients": int(present.sum()),
+            "n_misclassified": int(y.sum()), "rate": rate, "ci_low": interval.ci_low,
             "ci_high": interval.ci_high, "design_effect": design_effect, "wilson_low": np.nan,
             "wilson_high": np.nan, **context}
