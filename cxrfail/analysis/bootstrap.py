@@ -33,7 +33,7 @@ from cxrfail.analysis.outcomes import f1_from_counts
 from cxrfail.analysis.validation import as_binary
 
 #: memory budget (bytes) for the per-chunk work arrays
-MEMORY_BUDGET = 200 * 2**20
+MEMORY_BUDGET = 64 * 2**20
 
 
 @dataclass(frozen=True)

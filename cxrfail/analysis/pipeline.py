@@ -9,8 +9,12 @@ probabilities over the whole cohort.
 
 from __future__ import annotations
 
+import functools
 import os
+import pickle
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +40,7 @@ from cxrfail.analysis.result import (
     PairRefusal,
     PairResult,
 )
-from cxrfail.analysis.splits import patient_split
+from cxrfail.analysis.splits import CALIBRATION, TEST, patient_split
 from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import THRESHOLD_METHODS, choose_threshold
 from cxrfail.cache import TableStore, hash_frame, hash_parts
@@ -218,23 +222,30 @@ def _compute(
     inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit,
                         reference=None if reference is None else reference.table.reindex(ids), scope=scope,
                         non_random_subsets=cohort.non_random_subsets)
-    # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not threads):
-    # the learners' OpenMP threads slow down many-fold when several fits share 2 cores.
-    jobs = (delayed(_analyse_pair_at)(index, inputs, model, finding, config)
-            for index, (model, finding) in enumerate(tasks))
     by_index: dict[int, PairResult] = {}
-    if ray_address is not None:
-        from cxrfail.analysis.distributed import map_on_ray
+    with ExitStack() as scratch:
+        if ray_address is not None:
+            from cxrfail.analysis.distributed import map_on_ray
 
-        arguments = [(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)]
-        outputs = (output for _, output in map_on_ray(_analyse_pair_at, arguments, ray_address))
-    else:
-        outputs = (Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) if n_jobs > 1
-                   else (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)))
-    for index, pair in outputs:
-        by_index[index] = pair
-        model, finding = tasks[index]
-        progress(len(by_index) / len(tasks), f"{model} · {finding} done")
+            arguments = [(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)]
+            outputs = (output for _, output in map_on_ray(_analyse_pair_at, arguments, ray_address))
+        elif n_jobs > 1:
+            # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not
+            # threads): the learners' OpenMP threads slow down many-fold when several fits share 2 cores. The
+            # shared inputs are pickled once into a private file that each worker reads once
+            # (`_inputs_from_file`), not once per pair (~1.5 s per pair at 190k rows).
+            folder = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="cxrfail-pairs-")))
+            inputs_file = folder / "inputs.pickle"
+            inputs_file.write_bytes(pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL))
+            jobs = (delayed(_analyse_pair_from_file)(i, str(inputs_file), m, f, config)
+                    for i, (m, f) in enumerate(tasks))
+            outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+        else:
+            outputs = (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks))
+        for index, pair in outputs:
+            by_index[index] = pair
+            model, finding = tasks[index]
+            progress(len(by_index) / len(tasks), f"{model} · {finding} done")
     done = [by_index[index] for index in range(len(tasks))]
     refused = {(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)}
     pairs = adjust_regression([pair for pair in done if not isinstance(pair, PairRefusal)])
@@ -247,7 +258,7 @@ def _compute(
         notes["reference labels"] = f"{reference.name}: {reference.selection}"
         notes.update({f"reference: {finding}": note for finding, note in reference.notes.items()})
     notes["unit"] = f"one row = one {cohort.unit}; {len(ids)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
-    return AnalysisResult(
+    return AnalysisResult(  # stacked: one copy of the per-row tables (`AnalysisResult.stacked`)
         config=config,
         cohort_summary={**cohort.summary(), "name": cohort.name, "n_analysed": len(ids),
                         "n_calibration": int((split == "calibration").sum()), "n_test": int((split == "test").sum())},
@@ -255,7 +266,7 @@ def _compute(
         pairs={(pair.model, pair.finding): pair for pair in pairs},
         notes=notes,
         refused=refused,
-    )
+    ).stacked()
 
 
 def adjust_regression(pairs: Sequence[PairResult]) -> list[PairResult]:
@@ -291,6 +302,19 @@ class PairInputs:
     non_random_subsets: tuple[str, ...] = ()  # subgroups known on a subset not drawn at random (the cohort says)
 
 
+@functools.lru_cache(maxsize=1)
+def _inputs_from_file(path: str, stamp: tuple[int, int]) -> PairInputs:
+    """The run's `PairInputs`, read once per worker process (``stamp``: the file's size and mtime, so a new
+    file at a reused path is read again)."""
+    return pickle.loads(Path(path).read_bytes())
+
+
+def _analyse_pair_from_file(index: int, inputs_file: str, *args) -> tuple[int, PairResult]:
+    """`_analyse_pair_at` with the shared inputs read from the run's private inputs file."""
+    stat = os.stat(inputs_file)
+    return _analyse_pair_at(index, _inputs_from_file(inputs_file, (stat.st_size, stat.st_mtime_ns)), *args)
+
+
 def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
     """`analyse_pair` tagged with the task's position, for out-of-order completion."""
     with threadpool_limits(limits=1):
@@ -306,11 +330,14 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     rows = table.loc[known]
     ids = rows.index
     y = rows[finding].to_numpy(dtype=int)
-    probability = probabilities[model].loc[ids, finding].to_numpy(dtype=float)
+    probabilities = {name: _aligned_rows(frame, table.index, known, ids) for name, frame in probabilities.items()}
+    probability = probabilities[model][finding].to_numpy(dtype=float)
     patients = rows["patient_id"].to_numpy()
-    row_split = split.loc[ids].to_numpy()
+    row_split = _aligned_rows(split, table.index, known, ids).to_numpy()
     calibration, test = row_split == "calibration", row_split == "test"
     tag = {"model": model, "finding": finding}
+    row_tag = {"model": _constant_column(model, tuple(inputs.probabilities), len(ids)),
+               "finding": _constant_column(finding, config.findings, len(ids))}
     check = check_pair(y, row_split, patients, min_test_patients=config.min_test_patients)
     if check.refused:
         return PairRefusal(model, finding, check.reason)
@@ -332,17 +359,19 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     test_ids = ids[test]
     wrong_test = pd.Series(misclassified[test], index=test_ids)
     excluded = {finding} | derived_from(finding)  # a subgroup that restates the target says nothing
-    pair_levels = levels.loc[test_ids, [c for c in levels.columns if c not in excluded]]
+    levels = _aligned_rows(levels, table.index, known, ids)
+    pair_levels = levels.loc[test, [c for c in levels.columns if c not in excluded]]
+    test_rows = rows.loc[test]
     rates = _tagged(subgroup_rates(
-        wrong_test, pair_levels, rows.loc[test_ids, "patient_id"], min_n=config.min_subgroup_n,
+        wrong_test, pair_levels, test_rows["patient_id"], min_n=config.min_subgroup_n,
         min_patients=config.min_subgroup_patients, n_replicates=config.subgroup_bootstrap, seed=config.seed,
         not_random_samples=inputs.non_random_subsets), tag)
-    regression = _tagged(fit_pair_regressions(rows.loc[test_ids], wrong_test, finding), tag)
+    regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding), tag)
 
     flip_set = next((fs for fs in config.feature_sets if not is_oracle(fs)), None)
     identifier = (config.learners[0], flip_set or config.feature_sets[0])
     if inputs.scope == CORE_SCOPE:
-        outcomes = _outcomes(tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
+        outcomes = _outcomes(row_tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
                              misclassified, np.full(len(y), np.nan), prediction)
         tables = {name: pd.DataFrame(columns=list(TABLE_COLUMNS[name])) for name in TABLE_NAMES}
         tables.update(performance=performance, subgroup_rates=rates, regression=regression, outcomes=outcomes)
@@ -351,7 +380,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
 
     identifier_rows, score_frames, flip_features, flip_fit = [], [], None, None
     for feature_set in config.feature_sets:
-        features = build_features(rows, {m: p.loc[ids] for m, p in probabilities.items()}, model, finding,
+        features = build_features(rows, probabilities, model, finding,
                                   feature_set)
         if feature_set == flip_set:
             flip_features = features
@@ -366,8 +395,10 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
             identifier_rows.append({**tag, "learner": learner, "feature_set": feature_set,
                                     **{column: getattr(evaluation, column) for column in IDENTIFIER_COLUMNS}})
             score_frames.append(pd.DataFrame({
-                **tag, "learner": learner, "feature_set": feature_set, "image_id": ids.to_numpy(),
-                "misclassified": misclassified, "identifier_score": evaluation.oof_probability,
+                **row_tag, "learner": _constant_column(learner, config.learners, len(ids)),
+                "feature_set": _constant_column(feature_set, config.feature_sets, len(ids)),
+                "image_id": ids.to_numpy(), "misclassified": misclassified.astype(np.int8),
+                "identifier_score": evaluation.oof_probability,
                 "baseline_score": evaluation.baseline_score,
             }))
     tables = {
@@ -377,8 +408,8 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     if flip_features is None:  # only oracle feature sets: a deployed system could not flip with them
         tables.update({name: pd.DataFrame(columns=list(TABLE_COLUMNS[name]))
                        for name in ("flip", "flip_curves", "shap_values")})
-        tables["outcomes"] = _outcomes(tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
-                                       misclassified, np.full(len(y), np.nan), prediction)
+        tables["outcomes"] = _outcomes(row_tag, ids, patients, row_split, y, probability, choice.threshold,
+                                       prediction, misclassified, np.full(len(y), np.nan), prediction)
     else:
         # Flipping and SHAP use the first learner and the first non-oracle feature set: the run's identifier.
         flip_run = run_flipping(flip_features, y, prediction, misclassified, patients, row_split,
@@ -391,13 +422,23 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
             "test_tau": flip_run.test_tau, "flip_fraction": flip_run.flip_fraction, "learner": flip_run.learner,
             "feature_set": flip_run.feature_set, "oracle": flip_run.oracle}])
         tables["flip_curves"] = _tagged(flip_run.curve, tag)
-        tables["outcomes"] = _outcomes(tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
-                                       misclassified, flip_run.identifier_probability, flip_run.flipped_prediction)
-        attributions = shap_attributions(flip_run.identifier, flip_features.loc[test_ids],
+        tables["outcomes"] = _outcomes(row_tag, ids, patients, row_split, y, probability, choice.threshold,
+                                       prediction, misclassified, flip_run.identifier_probability,
+                                       flip_run.flipped_prediction)
+        attributions = shap_attributions(flip_run.identifier, flip_features.loc[test],
                                          max_samples=config.shap_max_samples, seed=config.seed)
         tables["shap_values"] = to_long(attributions, model=model, finding=finding)
     tables.update(_label_audit(tables, inputs.reference, finding, config))
     return PairResult(model, finding, inputs.unit, tables, identifier=identifier, warnings=check.warnings)
+
+
+def _aligned_rows(frame: pd.DataFrame | pd.Series, index: pd.Index, known: np.ndarray, ids: pd.Index):
+    """``frame``'s rows for ``ids`` (the rows of ``index`` where ``known``): by position when ``frame`` is indexed
+    like ``index`` (as `PairInputs` are built), by label otherwise (a label lookup of 190k string ids costs
+    ~0.1 s, and a pair makes a dozen)."""
+    if frame.index is index or frame.index.equals(index):
+        return frame.loc[known]
+    return frame.loc[ids]
 
 
 def _tagged(frame: pd.DataFrame, tag: Mapping[str, str]) -> pd.DataFrame:
@@ -406,14 +447,26 @@ def _tagged(frame: pd.DataFrame, tag: Mapping[str, str]) -> pd.DataFrame:
                       frame], axis=1)
 
 
-def _outcomes(tag, ids, patients, split, y, probability, threshold, prediction, misclassified,
+def _constant_column(value: str, categories: Sequence[str], n: int) -> pd.Categorical:
+    """``value`` on ``n`` rows as a categorical over ``categories`` (the run's models, findings, learners or
+    feature sets): one byte a row instead of a string, and the pairs' tables stack without losing the dtype
+    (the same categories in every pair)."""
+    return pd.Categorical.from_codes(np.full(n, list(categories).index(value), dtype=np.int8), categories=categories)
+
+
+def _outcomes(row_tag, ids, patients, split, y, probability, threshold, prediction, misclassified,
               identifier_probability, flipped_prediction) -> pd.DataFrame:
-    """The pair's per-row table (columns `TABLE_COLUMNS["outcomes"]`)."""
+    """The pair's per-row table (columns `TABLE_COLUMNS["outcomes"]`); 0/1 columns as int8, ``split`` and the
+    ``row_tag`` columns (model, finding) categorical."""
+    binary = {name: np.asarray(values).astype(np.int8) for name, values in
+              (("label", y), ("prediction", prediction), ("misclassified", misclassified),
+               ("flipped_prediction", flipped_prediction))}
     return pd.DataFrame({
-        **tag, "image_id": ids.to_numpy(), "patient_id": patients, "split": split, "label": y,
-        "probability": probability, "threshold": threshold, "prediction": prediction,
-        "misclassified": misclassified, "identifier_probability": identifier_probability,
-        "flipped_prediction": flipped_prediction,
+        **row_tag, "image_id": ids.to_numpy(), "patient_id": patients,
+        "split": pd.Categorical(split, categories=(CALIBRATION, TEST)), "label": binary["label"],
+        "probability": probability, "threshold": threshold, "prediction": binary["prediction"],
+        "misclassified": binary["misclassified"], "identifier_probability": identifier_probability,
+        "flipped_prediction": binary["flipped_prediction"],
     })
 
 
