@@ -135,7 +135,8 @@ def _analyze(args: argparse.Namespace) -> int:
             bar.update(round(fraction * 100) - bar.n)
 
         result = run_analysis(cohort, models, config, reference=reference, cache_dir=args.cache_dir,
-                              use_cache=not args.no_cache, progress=progress, ray_address=ray_address)
+                              use_cache=not args.no_cache, progress=progress, ray_address=ray_address,
+                              keep_workers=False)
     for (model, finding), reason in result.refused.items():
         print(f"cxrfail: {model} · {finding} {reason}", file=sys.stderr)  # the reason reads "refused: ..."
     for pair in result:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
@@ -124,6 +125,7 @@ def run_analysis(
     progress: ProgressCallback | None = None,
     n_jobs: int | None = None,
     ray_address: str | None = None,
+    keep_workers: bool = True,
 ) -> AnalysisResult:
     """Run every step for every (model, finding); serve from the on-disk cache when inputs are unchanged.
 
@@ -143,6 +145,9 @@ def run_analysis(
             same for any value.
         ray_address: run the pairs as tasks on this Ray cluster instead (`cxrfail.analysis.distributed`);
             the same results.
+        keep_workers: False stops the worker processes once the pairs are done, so that their memory (each
+            holds the run's inputs) is free before the tables are stacked and saved: for one-shot runs (the
+            CLI). True keeps them warm for the next run (the dashboard).
     """
     progress = progress or _no_progress
     _validate_config(cohort, models, config)
@@ -156,7 +161,7 @@ def run_analysis(
         if cached is not None:
             progress(1.0, "loaded from cache")
             return AnalysisResult.from_tables(config, key, *cached)
-    result = _compute(cohort, models, config, reference, scope, progress, n_jobs, ray_address)
+    result = _compute(cohort, models, config, reference, scope, progress, n_jobs, ray_address, keep_workers)
     result.cache_key = key
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
@@ -207,6 +212,7 @@ def _compute(
     progress: ProgressCallback,
     n_jobs: int | None,
     ray_address: str | None = None,
+    keep_workers: bool = True,
 ) -> AnalysisResult:
     coverage = check_coverage(cohort, models, config.min_overlap)
     ids = common_ids(cohort, models)
@@ -240,6 +246,8 @@ def _compute(
             jobs = (delayed(_analyse_pair_from_file)(i, str(inputs_file), m, f, config)
                     for i, (m, f) in enumerate(tasks))
             outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+            if not keep_workers:
+                scratch.callback(lambda: get_reusable_executor().shutdown(wait=True))
         else:
             outputs = (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks))
         for index, pair in outputs:

@@ -8,6 +8,7 @@ assignment however the cohort table is ordered.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,12 +95,12 @@ def patient_folds(
     shuffled = np.random.default_rng(seed).permutation(n_patients)
     order = shuffled[np.argsort(-sizes[shuffled], kind="stable")]
     fold_of_patient = np.empty(n_patients, dtype=np.int64)
-    load = np.zeros(n_folds, dtype=np.int64)
-    # Equal-sized patients are placed round-robin; a plain loop over patients is fast enough (~10^4 patients).
-    for patient in order:
-        fold = int(np.argmin(load))
+    # A heap of (rows so far, fold): the lightest fold first, the lowest-numbered among equally light ones.
+    lightest = [(0, fold) for fold in range(n_folds)]
+    for patient, size in zip(order.tolist(), sizes[order].tolist()):
+        load, fold = heapq.heappop(lightest)
         fold_of_patient[patient] = fold
-        load[fold] += sizes[patient]
+        heapq.heappush(lightest, (load + size, fold))
     return fold_of_patient[codes]
 
 

@@ -4,7 +4,7 @@ numbers stay within the earlier ones' own 95% CIs (and the model's AUROC exactly
 
 - identifiers: held-out scores from fits on the calibration split (out-of-fold within calibration, the fit on
   all of calibration for test), shared with flipping, instead of a separate 5-fold over every row; gradient
-  boosting 100 rounds at learning rate 0.1 instead of 200 at 0.05;
+  boosting 60 rounds at learning rate 0.15 instead of 200 at 0.05;
 - the flip verdict: the same procedure with the cheaper learner;
 - patient bootstraps of rates, shares and F1 changes: a multinomial over distinct per-patient counts, the same
   distribution as drawing patients;
