@@ -229,13 +229,26 @@ def paired_bootstrap_f1_changes(
         raise ValueError("no rows to bootstrap")
     before = as_binary(pred_before, "pred_before", n)
     after = np.atleast_2d(np.asarray(preds_after))
-    if after.shape[1:] != (n,):
+    if after.ndim != 2 or after.shape[1:] != (n,):
         raise ValueError(f"preds_after must have shape (T, {n}), got {after.shape}")
-    after = np.vstack([as_binary(row, "pred_after", n) for row in after])
+    if not np.isin(after, (0, 1)).all():
+        raise ValueError("preds_after must be 0/1 with no missing values")
     _check_confidence(confidence, n_replicates)
     codes, n_patients = _patient_codes(groups, n)
-    cells = np.vstack([np.vstack([y * pred, (1 - y) * pred, y * (1 - pred)]) for pred in (before, *after)])
-    counts = np.column_stack([np.bincount(codes, weights=cell, minlength=n_patients) for cell in cells])
+
+    def confusion(truth: np.ndarray, pred: np.ndarray, patient: np.ndarray) -> np.ndarray:
+        """(P, 3) per-patient tp, fp, fn."""
+        cells = (truth * pred, (1 - truth) * pred, truth * (1 - pred))
+        return np.column_stack([np.bincount(patient, weights=cell, minlength=n_patients) for cell in cells])
+
+    counts_before = confusion(y, before, codes)
+    # Only rows whose prediction changes in some "after" move a patient's counts away from "before".
+    changed = np.flatnonzero((after != before).any(axis=0))
+    y_changed, before_changed, patient_changed = y[changed], before[changed], codes[changed]
+    offset = confusion(y_changed, before_changed, patient_changed)
+    counts = np.column_stack([counts_before] + [
+        counts_before - offset + confusion(y_changed, row[changed].astype(np.int64), patient_changed)
+        for row in after])
     total = counts.sum(axis=0)
     drawn = resample_patterns(counts, int(n_replicates), np.random.default_rng(seed))
     f1_before, replicate_before = f1_from_counts(*total[:3]), f1_from_counts(*drawn[:, :3].T)

@@ -239,7 +239,7 @@ def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=
     patient resamples (`paired_bootstrap_f1_changes`); every point is exploratory (no verdict)."""
     y, pred, p = _inputs(y_true, prediction, identifier_probability)
     grid = default_curve_taus(p, pred != y) if taus is None else np.unique(np.asarray(taus, dtype="float64"))
-    flipped = np.where(p[None, :] >= grid[:, None], 1 - pred[None, :], pred[None, :])  # (taus, rows)
+    flipped = np.where(p[None, :] >= grid[:, None], 1 - pred[None, :], pred[None, :]).astype(np.int8)  # (taus, rows)
     intervals = paired_bootstrap_f1_changes(y, pred, flipped, patient_ids, n_replicates=n_bootstrap, seed=seed)
     f1_before = binary_metrics(y, pred)["f1"]
     f1_after = np.array([binary_metrics(y, row)["f1"] for row in flipped])
