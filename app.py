@@ -14,34 +14,41 @@ from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
 
 sel = frame("Overview")
+if sel is None:
+    runs.analysis(sel)  # says what to choose
+    st.stop()
+cohort = sel.dataset.cohort
+unit = cohort.unit
+summary = cohort.summary()
+
+# The cohort first, from the data alone: it shows while the run computes (and the browser loads the charts).
+st.subheader(cohort.name)
+columns = st.columns(5)
+age = {key: float("nan") if summary[key] is None else summary[key] for key in ("age_median", "age_q1", "age_q3")}
+columns[1].metric("Patients", f"{summary['n_patients']:,}")
+columns[2].metric("Median age", f"{age['age_median']:.0f} y",
+                  help=f"interquartile range {age['age_q1']:.0f}–{age['age_q3']:.0f} years")
+scope_note = st.empty()  # the unit and split, once the run is there
+left, middle, right = st.columns([2, 1, 1])
+with left:
+    widgets.plot(figures.age_histogram, cohort.table["age"], title="Age",
+                 context=figures.FigureContext(unit=unit), key="ov_age")
+with middle:
+    widgets.plot(figures.count_bars, summary["sex"], title="Sex", unit=f"{unit}s", key="ov_sex")
+with right:
+    widgets.plot(figures.count_bars, summary["view"], title="View", unit=f"{unit}s", key="ov_view")
+
 result = runs.analysis(sel, first_screen=True)
 if result is None:
     st.stop()
-summary = result.cohort_summary
-unit = result.unit
+run_summary = result.cohort_summary
 context = widgets.context(result)
-
-st.subheader(summary.get("name", sel.dataset.cohort.name))
-columns = st.columns(5)
-columns[0].metric(f"{unit.capitalize()}s analysed", f"{summary.get('n_analysed', 0):,}")
-columns[1].metric("Patients", f"{summary.get('n_patients', 0):,}")
-columns[2].metric("Median age", f"{summary.get('age_median', float('nan')):.0f} y",
-                  help=f"interquartile range {summary.get('age_q1', float('nan')):.0f}–"
-                       f"{summary.get('age_q3', float('nan')):.0f} years")
-columns[3].metric("Calibration split", f"{summary.get('n_calibration', 0):,}")
-columns[4].metric("Held-out test split", f"{summary.get('n_test', 0):,}")
-with_images = int(sel.dataset.cohort.table["image_path"].notna().sum())
-st.caption(f"Unit of analysis: {unit}; {result.notes.get('unit', '')}. Patients are split (seed {sel.seed}) "
-           f"into calibration and test halves. {with_images:,} {unit}s have a radiograph on disk (see Cases).")
-
-left, middle, right = st.columns([2, 1, 1])
-with left:
-    ages = sel.dataset.cohort.table["age"].reindex(result.analysed_ids())
-    widgets.plot(figures.age_histogram, ages, title="Age", context=context, key="ov_age")
-with middle:
-    widgets.plot(figures.count_bars, summary.get("sex", {}), title="Sex", unit=f"{unit}s", key="ov_sex")
-with right:
-    widgets.plot(figures.count_bars, summary.get("view", {}), title="View", unit=f"{unit}s", key="ov_view")
+columns[0].metric(f"{unit.capitalize()}s analysed", f"{run_summary.get('n_analysed', 0):,}")
+columns[3].metric("Calibration split", f"{run_summary.get('n_calibration', 0):,}")
+columns[4].metric("Held-out test split", f"{run_summary.get('n_test', 0):,}")
+with_images = int(cohort.table["image_path"].notna().sum())
+scope_note.caption(f"Unit of analysis: {unit}; {result.notes.get('unit', '')}. Patients are split (seed {sel.seed}) "
+                   f"into calibration and test halves. {with_images:,} {unit}s have a radiograph on disk (see Cases).")
 
 st.subheader("How well does each model do?")
 widgets.plot(figures.auroc_heatmap, result.performance, context=context, key="ov_auroc")
