@@ -12,6 +12,7 @@ The full demo (4 models × 5 findings, the app's defaults) is measured unless ``
 (2 models, 2 findings, fewer replicates); ``CXRFAIL_CACHE_DIR`` is honoured. Last line: ``slider_ms: <median>``.
 
     .venv/bin/python bench/dashboard_bench.py [--quick] [--moves 15] [--no-browser]
+    .venv/bin/python bench/dashboard_bench.py --cold 5    # only the cold first screen, 5 times; last line its median
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -29,7 +31,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app.py"
+APP = ROOT / "app.py"  # what `streamlit run` starts (the server entry)
+OVERVIEW = ROOT / "overview.py"  # Streamlit's main script, for AppTest
 QUICK_ENV = {
     "CXRFAIL_DEMO_MODELS": "densenet121_jrzech,densenet121_1epoch",
     "CXRFAIL_DEMO_FINDINGS": "Edema,Cardiomegaly",
@@ -44,8 +47,8 @@ st.metric("value", f"{value:.3f}")
 
 
 def _script(page: str) -> str:
-    """``app.py`` is the Overview; the other pages are ``pages/<page>.py``."""
-    return "app.py" if page == "overview" else f"pages/{page}.py"
+    """``overview.py`` is the Overview; the other pages are ``pages/<page>.py``."""
+    return "overview.py" if page == "overview" else f"pages/{page}.py"
 
 
 def _ms(seconds: float) -> float:
@@ -72,7 +75,7 @@ def apptest_bench(moves: int) -> dict[str, object]:
     from streamlit.testing.v1 import AppTest
 
     start = time.perf_counter()
-    app = AppTest.from_file(str(APP), default_timeout=3600).run()
+    app = AppTest.from_file(str(OVERVIEW), default_timeout=3600).run()
     _check(app, "first run")
     warm_s = time.perf_counter() - start
     print(f"first run (warms the caches): {warm_s:.1f} s", file=sys.stderr)
@@ -138,7 +141,7 @@ def browser_bench(cache_dir: str | None = None) -> float | None:
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, **({"CXRFAIL_CACHE_DIR": cache_dir} if cache_dir else {})})
+        env={**os.environ, **({"CXRFAIL_CACHE_DIR": cache_dir} if cache_dir else {})}, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
         while True:
@@ -170,6 +173,31 @@ def browser_bench(cache_dir: str | None = None) -> float | None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        _kill_group(process.pid)
+
+
+def _kill_group(group: int) -> None:
+    """Stop what the server left running in its process group: the worker processes of the analysis it started in
+    the background outlive it and would slow every later measurement."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def cold_only(times: int) -> int:
+    """`browser_bench` on a fresh empty cache ``times`` times; every time, then the median."""
+    seconds = []
+    for attempt in range(times):
+        with tempfile.TemporaryDirectory(prefix="cxrfail-cold-cache-") as empty:
+            elapsed = browser_bench(empty)
+        if elapsed is None:
+            print("streamlit run -> Overview with numbers: skipped (needs /usr/bin/chromium and playwright)")
+            return 1
+        seconds.append(elapsed)
+        print(f"cold run {attempt + 1}: {elapsed:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"cold_first_screen_s: {_median(seconds):.1f}")
+    return 0
 
 
 def main() -> int:
@@ -177,10 +205,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the test subset instead of the full demo")
     parser.add_argument("--moves", type=int, default=15, help="slider moves to time (default %(default)s)")
     parser.add_argument("--no-browser", action="store_true", help="skip the streamlit-run-to-Overview timing")
+    parser.add_argument("--cold", type=int, metavar="N", help="only the cold first screen, N times (each on its own "
+                        "empty cache); prints every time and their median as cold_first_screen_s")
     args = parser.parse_args()
     if args.quick:
         os.environ.update(QUICK_ENV)
     sys.path.insert(0, str(ROOT))
+    if args.cold:
+        return cold_only(args.cold)
 
     cold = None
     if not args.no_browser:

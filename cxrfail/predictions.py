@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.cohort import Cohort, read_input_csv
+from cxrfail.cohort import Cohort, in_unique_index, read_input_csv
 from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
 
@@ -168,10 +168,10 @@ def check_coverage(
     reports = []
     for model in models:
         predicted = model.probabilities.index
-        in_cohort = _in_unique_index(predicted, cohort.table.index)
+        in_cohort = in_unique_index(predicted, cohort.table.index)
         matched = int(in_cohort.sum())
         report = Coverage(model.name, len(predicted), matched, len(predicted) - matched,
-                          int((~_in_unique_index(cohort.table.index, predicted)).sum()))
+                          int((~in_unique_index(cohort.table.index, predicted)).sum()))
         if report.overlap < min_overlap:
             example = predicted[~in_cohort][:3].tolist()
             raise PredictionsError(
@@ -188,11 +188,5 @@ def common_ids(cohort: Cohort, models: Sequence[ModelPredictions]) -> pd.Index:
     """Cohort ids (in cohort order) that every model has a prediction for."""
     keep = np.ones(len(cohort.table), dtype=bool)
     for model in models:
-        keep &= _in_unique_index(cohort.table.index, model.probabilities.index)
+        keep &= in_unique_index(cohort.table.index, model.probabilities.index)
     return cohort.table.index[keep]
-
-
-def _in_unique_index(values: pd.Index, unique: pd.Index) -> np.ndarray:
-    """(len(values),) bool: whether each value is in ``unique`` (an index without repeats, as cohort and
-    prediction ids are). A hash lookup: ten times faster than ``isin`` on 190k string ids."""
-    return unique.get_indexer(values) >= 0

@@ -9,7 +9,10 @@ One job per module:
 - `runs`: analysis runs shared by every session (`st.cache_resource`), figures, live flip evaluations and
   per-image explanations cached with Streamlit's own caches.
 - `widgets`: small rendering helpers (plots, captions, tables, thumbnails, errors).
+- `startup`: the server's start-up hook: preloads the analysis code and the demo while the first browser
+  connects.
 
-Pages (``app.py`` is Overview, ``pages/*.py`` the rest: Streamlit's native multipage folder) read top to bottom:
+Pages (``overview.py`` is Overview, ``pages/*.py`` the rest: Streamlit's native multipage folder; ``app.py``
+serves them, with `startup.lifespan`) read top to bottom:
 ``sel = frame(...)`` → ``result = runs.analysis(sel)`` → ``result.pair(model, finding)`` → figures.
 """

@@ -4,20 +4,26 @@ Streamlit's own caches.
 - `analysis(sel)`: the run of a selection. `st.cache_resource` holds one `AnalysisJob` per (dataset, models,
   config, scope): the first visitor computes it (from the library's disk cache when a previous process ran it)
   behind a progress bar; later visitors and reruns get the same `AnalysisResult`. The first screen (Overview,
-  Subgroups) needs only the quick "core" run and starts the full one in the background.
+  Subgroups) needs only the quick "core" run and starts the full one in the background. The core run computes
+  in the server process (seconds of work; starting worker processes would cost more than it saves); the worker
+  processes of the other runs lower their CPU priority, so a run in the background yields to the server and
+  to the browser drawing a page.
 - `flip_at`: `PairResult.evaluate_flip` at a slid tau (`st.cache_data`, keyed by run, pair, tau, replicates).
 - `explain_image`: SHAP of one row from the pair's refitted identifier (`st.cache_resource` per pair).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 
 import streamlit as st
+from joblib import parallel_config
 
 from cxrfail.analysis.explain import PairIdentifier, refit_pair_identifier
 from cxrfail.analysis.flip import FlipEvaluation
@@ -31,6 +37,7 @@ from cxrfail.errors import CxrfailInputError
 RUN_CACHE_SIZE = 6
 FULL, CORE = "full", "core"  # run scopes (`cxrfail.analysis.pipeline.run_analysis`)
 WAIT_POLL_S = 0.5
+WORKER_NICENESS = 10  # the run's worker processes yield the CPU to the server and the browser
 log = logging.getLogger("cxrfail.dashboard")
 
 
@@ -65,8 +72,10 @@ class AnalysisJob:
             if self._result is None and self._error is None:
                 models = [self.dataset.model(name) for name in self.models]
                 try:
-                    self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
-                                                reference=self.dataset.reference, progress=report)
+                    with _worker_priority():
+                        self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
+                                                    reference=self.dataset.reference, progress=report,
+                                                    n_jobs=1 if self.scope == CORE else None)
                 except CxrfailInputError as exc:
                     self._error = exc
             if self._error is not None:
@@ -86,6 +95,15 @@ class AnalysisJob:
             self.result()
         except CxrfailInputError as exc:  # kept: the page that needs the result shows it
             log.info("background analysis refused: %s", exc)
+
+
+def _worker_priority():
+    """joblib setting for a run's worker processes: each lowers its own CPU priority as it starts (``os.nice``,
+    where the system has it), so a run in the background yields the CPU to the server and the browser. Results
+    do not change."""
+    if not hasattr(os, "nice"):
+        return contextlib.nullcontext()
+    return parallel_config(backend="loky", initializer=os.nice, initargs=(WORKER_NICENESS,))
 
 
 def run_token(sel: Selection, scope: str = FULL) -> str:

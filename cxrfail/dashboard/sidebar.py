@@ -1,10 +1,10 @@
 """`frame(title)`: the one call every page makes first. Page config, the navigation, the shared sidebar
 (cohort, models, finding, seed, analysis settings) and the page title; returns the sidebar's `Selection`.
 
-The page scripts live in Streamlit's native multipage folder (``pages/``, beside ``app.py``, which is the
-Overview). Streamlit's own page list is switched off (``client.showSidebarNavigation = false``) and this module
-draws the navigation with `st.page_link`, so pages have readable names and sections, and a deep link (``/flip``)
-runs the page, which draws the same sidebar.
+The page scripts live in Streamlit's native multipage folder (``pages/``, beside ``overview.py``, the Overview
+and Streamlit's main script, which ``app.py`` serves). Streamlit's own page list is switched off
+(``client.showSidebarNavigation = false``) and this module draws the navigation with `st.page_link`, so pages
+have readable names and sections, and a deep link (``/flip``) runs the page, which draws the same sidebar.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ ATTRIBUTION = (
     "Method: CheXbreak (Chen et al., MLHC 2021). A research tool, not for clinical use."
 )
 
-#: section → (script, label, icon); the script paths are relative to the folder of ``app.py``.
+#: section → (script, label, icon); the script paths are relative to the folder of ``overview.py``.
 NAVIGATION = {
     "Analysis": (
-        ("app.py", "Overview", ":material/dashboard:"),
+        ("overview.py", "Overview", ":material/dashboard:"),
         ("pages/subgroups.py", "Subgroups", ":material/groups:"),
         ("pages/identifiers.py", "Identifiers", ":material/troubleshoot:"),
         ("pages/explain.py", "Explain", ":material/insights:"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "app.py"
+APP = ROOT / "overview.py"  # Streamlit's main script (``app.py`` serves it: `streamlit run app.py`)
 TEST_MODELS = ("densenet121_jrzech", "densenet121_1epoch")
 TEST_FINDINGS = ("Edema", "Cardiomegaly")
 TEST_CONFIG = {"n_bootstrap": 200, "shap_max_samples": 100, "n_folds": 3}
@@ -23,8 +23,8 @@ def new_app(timeout: float = 120):
 
 
 def page_script(page: str) -> str:
-    """The script of a page: ``app.py`` is the Overview, the others are ``pages/<page>.py``."""
-    return "app.py" if page == "overview" else f"pages/{page}.py"
+    """The script of a page: ``overview.py`` is the Overview, the others are ``pages/<page>.py``."""
+    return "overview.py" if page == "overview" else f"pages/{page}.py"
 
 
 def goto(app, page: str):

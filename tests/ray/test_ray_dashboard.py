@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.ray
-APP = Path(__file__).resolve().parents[2] / "app.py"
+APP = Path(__file__).resolve().parents[2] / "overview.py"
 
 
 def test_run_inference_page_says_it_runs_on_the_cluster(ray_cluster, monkeypatch, tmp_path):

@@ -1,0 +1,45 @@
+"""The server's start-up hook (`cxrfail.dashboard.startup`): the preload fills the demo's shared cache, and a
+demo that cannot be loaded does not stop the server (the page that asks for it says why)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from cxrfail.dashboard import datasets, startup
+
+
+def test_preload_fills_the_demo_cache():
+    datasets.demo_dataset.clear()
+    startup.preload()
+    first = datasets.demo_dataset()
+    assert datasets.demo_dataset() is first  # served from the cache the preload filled
+    assert first.key == datasets.DEMO_KEY and first.cohort.n_rows == 22_433
+
+
+def test_preload_without_the_demo_logs_and_returns(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CXRFAIL_DEMO_DIR", str(tmp_path))  # no predictions folder there
+    datasets.demo_dataset.clear()
+    with caplog.at_level(logging.INFO, logger="cxrfail.dashboard"):
+        startup.preload()
+    assert any("demo data not preloaded" in r.getMessage() for r in caplog.records)
+    datasets.demo_dataset.clear()
+
+
+def test_lifespan_serves_at_once_and_preloads_in_the_background(monkeypatch):
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_preload():
+        started.set()
+        release.wait(10)
+
+    monkeypatch.setattr(startup, "preload", slow_preload)
+
+    async def enter_and_leave():
+        async with startup.lifespan(None):
+            return started.wait(10)  # the hook returned while the preload still runs
+
+    assert asyncio.run(enter_and_leave())
+    release.set()
