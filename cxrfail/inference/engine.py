@@ -212,11 +212,15 @@ class InferenceEngine:
         backend: ``auto``, ``torch`` or ``onnxruntime`` (see `resolve_backend`). The ONNX export is made on the
             first `run` (or `prepare`) and kept in ``cache`` (in a temporary folder for the engine's lifetime
             when ``cache`` is None); if the model cannot be exported faithfully the engine uses torch.
+        onnx_export: the bytes of this model's checked ONNX export (`onnx_export` of an engine that prepared it),
+            run by ONNX Runtime instead of exporting again; the backend is then ``onnxruntime`` and the model's
+            module is not used (it may be None). How a Ray run's model actors get the driver's export.
     """
 
     def __init__(self, model: LoadedModel, *, device: str | torch.device = "auto", batch_size: int | None = None,
                  num_workers: int | None = None, cache: PredictionCache | None = None,
-                 precision: str = "auto", streams: int | None = None, backend: str = "auto") -> None:
+                 precision: str = "auto", streams: int | None = None, backend: str = "auto",
+                 onnx_export: bytes | None = None) -> None:
         self.device = resolve_device(device)
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         if batch_size < 1:
@@ -230,15 +234,19 @@ class InferenceEngine:
         self.model = model
         self.streams = streams
         self.precision = resolve_precision(precision, self.device)
-        self.backend = resolve_backend(backend, self.device, self.precision)
+        if onnx_export is not None and backend == "torch":
+            raise InferenceError("an ONNX export runs on the onnxruntime backend", fix="Use backend auto")
+        self.backend = resolve_backend("onnxruntime" if onnx_export is not None else backend, self.device,
+                                       self.precision)
+        self._onnx_export = onnx_export
         self._onnx_runner: OnnxRunner | None = None
         self._export_scratch: tempfile.TemporaryDirectory | None = None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.cache = cache
         self.channels_last = self.device.type in ("cpu", "cuda")  # oneDNN and cuDNN convolutions run faster
-        self.module = model.module.to(self.device)
-        if self.channels_last:
+        self.module = None if onnx_export is not None else model.module.to(self.device)
+        if self.channels_last and self.module is not None:
             self.module = self.module.to(memory_format=torch.channels_last)
         self.identity = model_identity(model, self.precision)
         self.cache_key = model_cache_key(self.identity)
@@ -247,6 +255,10 @@ class InferenceEngine:
         """Make the backend ready (for ``onnxruntime``: load the cached export, or export and check the model)
         and return the backend in use: ``onnxruntime``, or ``torch`` when the export failed (logged)."""
         if self.backend != "onnxruntime" or self._onnx_runner is not None:
+            return self.backend
+        threads = self._threads_per_stream() or torch.get_num_threads()
+        if self._onnx_export is not None:
+            self._onnx_runner = OnnxRunner(self._onnx_export, threads)
             return self.backend
         preprocessing = self.model.card.preprocessing
         shape = (preprocessing.channels, preprocessing.input_size, preprocessing.input_size)
@@ -257,12 +269,16 @@ class InferenceEngine:
             self._export_scratch = tempfile.TemporaryDirectory(prefix="cxrfail-onnx-")
             folder = Path(self._export_scratch.name)
         try:
-            self._onnx_runner = load_or_export(self.module, folder / name, shape, self._threads_per_stream() or
-                                               torch.get_num_threads())
+            self._onnx_runner = load_or_export(self.module, folder / name, shape, threads)
         except OnnxExportError as exc:
             log.warning("model %r runs on torch: %s", self.model.name, exc)
             self.backend = "torch"
         return self.backend
+
+    def onnx_export(self) -> bytes | None:
+        """The ONNX model this engine runs (after `prepare`), as bytes for `InferenceEngine(onnx_export=...)`;
+        None when the engine runs torch."""
+        return None if self._onnx_runner is None else self._onnx_runner.model_bytes()
 
     def run(self, images: str | Path | Sequence[str | Path], root: str | Path | None = None,
             progress: ProgressCallback | None = None) -> InferenceResult:

@@ -50,17 +50,27 @@ def export_file_name(architecture: str, weights_digest: str, input_shape: tuple[
 
 class OnnxRunner:
     """Raw model outputs from ONNX Runtime: call with float32 inputs (N, C, H, W), get float32 (N, outputs).
-    Safe to call from several threads at once."""
+    Safe to call from several threads at once.
 
-    def __init__(self, path: Path, threads: int) -> None:
+    Args:
+        model: an ONNX file, or the bytes of one.
+        threads: ONNX Runtime's intra-op threads for each call.
+    """
+
+    def __init__(self, model: Path | bytes, threads: int) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.path = path
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.model = model
+        self.session = onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def model_bytes(self) -> bytes:
+        """The ONNX model this runner runs, as bytes."""
+        return self.model if isinstance(self.model, bytes) else self.model.read_bytes()
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run([_OUTPUT], {_INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]

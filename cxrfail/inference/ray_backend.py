@@ -9,7 +9,9 @@ The driver (this process) lists and hashes the images and serves what the predic
    `read_model_input` (the local engine's function), failures kept as rows with a reason;
 3. ``map_batches(_ModelActor)`` in a pool of actors, one GPU each where the cluster has GPUs (CPU otherwise),
    spread over the nodes; each actor builds one `InferenceEngine` and calls its `predict_batch`. The model is put
-   in the object store once per run and fetched once per actor, never per batch;
+   in the object store once per run and fetched once per actor, never per batch. On CPU clusters that is the
+   ONNX export the driver prepared as a local run would (taken from or kept in the cache), not the torch module:
+   the actors neither export again nor import the network's package;
 4. the driver consumes the stream batch by batch: progress after each, new results written to the cache
    every `CACHE_FLUSH_IMAGES` images (each write is an atomic new part, so a cache folder on storage shared by
    several drivers is safe, see `cxrfail.inference.cache`).
@@ -90,7 +92,7 @@ def run_inference_on_ray(model: LoadedModel | str | Path, images: str | Path | S
         pending_digests: list[str] = []
         pending_rows: list[np.ndarray] = []
         try:
-            for batch in _stream(ray, loaded, [(i, paths[i]) for i in todo], plan):
+            for batch in _stream(ray, loaded, [(i, paths[i]) for i in todo], plan, cache):
                 for position, digest, reason, row, node in zip(batch["position"], batch["digest"],
                                                                batch["failure"], batch["probabilities"],
                                                                batch["node"]):
@@ -163,9 +165,10 @@ def _alive_nodes(ray) -> list[dict]:
     return [node for node in ray.nodes() if node.get("Alive")]
 
 
-def _stream(ray, model: LoadedModel, items: list[tuple[int, Path]], plan: _Plan):
+def _stream(ray, model: LoadedModel, items: list[tuple[int, Path]], plan: _Plan, cache: PredictionCache | None):
     """Yield numpy batches {position, digest, failure, probabilities (n, findings) float32, node} for ``items``
-    ((position, path) pairs) as the cluster finishes them."""
+    ((position, path) pairs) as the cluster finishes them. ``cache`` holds the model's ONNX export (see
+    `_pack`)."""
     if not items:
         return
     import ray.data
@@ -179,7 +182,7 @@ def _stream(ray, model: LoadedModel, items: list[tuple[int, Path]], plan: _Plan)
                                   override_num_blocks=blocks)
     dataset = dataset.map_batches(_decode_batch, fn_kwargs={"preprocessing": model.card.preprocessing},
                                   batch_size=plan.batch_size, num_cpus=1)
-    shipped = ray.put(_pack(model))
+    shipped = ray.put(_pack(model, plan, cache))
     dataset = dataset.map_batches(
         _ModelActor, fn_constructor_kwargs={"shipped": [shipped], "device": plan.device,
                                             "precision": plan.precision, "batch_size": plan.batch_size},
@@ -209,9 +212,12 @@ class _ModelActor:
     def __init__(self, shipped: list, device: str, precision: str, batch_size: int) -> None:
         import ray
 
-        self.engine = InferenceEngine(_unpack(ray.get(shipped[0])), device=device, precision=precision,
-                                      batch_size=batch_size, num_workers=0, streams=1)
-        self.engine.prepare()  # the same backend as a local run: ONNX Runtime on CPU nodes when installed
+        model, onnx_export = _unpack(ray.get(shipped[0]))
+        # No export of their own: the driver's export, or torch where the driver found none faithful (or GPUs).
+        self.engine = InferenceEngine(model, device=device, precision=precision, batch_size=batch_size,
+                                      num_workers=0, streams=1, onnx_export=onnx_export,
+                                      backend="onnxruntime" if onnx_export is not None else "torch")
+        self.engine.prepare()  # intra-op threads: the actor's CPUs (Ray sets OMP_NUM_THREADS, torch follows)
         context = ray.get_runtime_context()
         self.node = f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
 
@@ -224,18 +230,34 @@ class _ModelActor:
                 "probabilities": probabilities, "node": np.full(len(usable), self.node)}
 
 
-def _pack(model: LoadedModel) -> tuple[LoadedModel, bytes | None]:
-    """The model as the object store holds it: TorchScript modules do not pickle, so they travel as the bytes of
-    ``torch.jit.save``."""
+class _Packed(NamedTuple):
+    """The model as the object store holds it (put once per run, fetched once per actor)."""
+
+    model: LoadedModel  # module None when it travels in ``script`` or is not needed (``onnx_export``)
+    script: bytes | None  # a TorchScript module as ``torch.jit.save`` writes it (they do not pickle)
+    onnx_export: bytes | None  # the driver's checked ONNX export, run by ONNX Runtime on CPU nodes
+
+
+def _pack(model: LoadedModel, plan: _Plan, cache: PredictionCache | None) -> _Packed:
+    """Pack ``model`` for the actors. On CPU clusters the driver prepares the backend a local run would use (the
+    same `InferenceEngine.prepare`, so the export is taken from or kept in ``cache``) and ships ONNX Runtime's
+    model instead of the torch module: no actor exports again or loads the network's Python package."""
+    if plan.device == "cpu":
+        engine = InferenceEngine(model, device="cpu", precision=plan.precision, cache=cache, num_workers=0,
+                                 streams=1)
+        engine.prepare()
+        onnx_export = engine.onnx_export()
+        if onnx_export is not None:
+            return _Packed(replace(model, module=None), None, onnx_export)
     if isinstance(model.module, torch.jit.ScriptModule):
         buffer = io.BytesIO()
         torch.jit.save(model.module, buffer)
-        return replace(model, module=None), buffer.getvalue()
-    return model, None
+        return _Packed(replace(model, module=None), buffer.getvalue(), None)
+    return _Packed(model, None, None)
 
 
-def _unpack(packed: tuple[LoadedModel, bytes | None]) -> LoadedModel:
-    model, script = packed
-    if script is None:
-        return model
-    return replace(model, module=torch.jit.load(io.BytesIO(script), map_location="cpu"))
+def _unpack(packed: _Packed) -> tuple[LoadedModel, bytes | None]:
+    """The model (with its module unless ONNX Runtime runs it) and the ONNX export, if any."""
+    if packed.script is None:
+        return packed.model, packed.onnx_export
+    return replace(packed.model, module=torch.jit.load(io.BytesIO(packed.script), map_location="cpu")), None

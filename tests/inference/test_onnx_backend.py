@@ -69,6 +69,24 @@ def test_damaged_export_is_exported_again(loaded_card_model, nih_images, tmp_pat
     np.testing.assert_allclose(result.probabilities.to_numpy(), expected.probabilities.to_numpy(), atol=1e-4)
 
 
+def test_an_engine_given_another_engines_export_runs_it_without_the_module(loaded_card_model, nih_images, tmp_path):
+    exporter = InferenceEngine(loaded_card_model, device="cpu", num_workers=0)
+    assert exporter.onnx_export() is None  # nothing exported before prepare
+    exporter.prepare()
+    export = exporter.onnx_export()
+    assert export
+    cache = PredictionCache(tmp_path / "cache")
+    shipped = dataclasses.replace(loaded_card_model, module=None)  # what a Ray model actor receives
+    engine = InferenceEngine(shipped, device="cpu", num_workers=0, cache=cache, onnx_export=export)
+    assert engine.prepare() == "onnxruntime" and engine.onnx_export() == export
+    result = engine.run(nih_images[:4])
+    assert onnx_exports(cache) == []  # run as given, not exported again
+    expected = exporter.run(nih_images[:4])
+    np.testing.assert_allclose(result.probabilities.to_numpy(), expected.probabilities.to_numpy(), rtol=0, atol=1e-6)
+    with pytest.raises(InferenceError, match="CPU in fp32 only"):
+        InferenceEngine(shipped, device="cpu", precision="bf16", onnx_export=export)
+
+
 class _RoundTripsThroughNumpy(torch.nn.Module):
     """A module that the ONNX tracer cannot follow: the numpy detour becomes a constant of the trace."""
 

@@ -80,6 +80,8 @@ def test_all_621_demo_images_on_two_nodes_equal_the_local_engine_then_come_from_
     np.testing.assert_allclose(cold.probabilities.to_numpy(), local.probabilities.to_numpy(), rtol=0, atol=1e-5)
     assert len(cold.images_per_node) == 2 and sum(cold.images_per_node.values()) == 621
     assert seen[0] == (0, 621) and seen[-1] == (621, 621)
+    # CPU cluster: the driver exported the model once, into the cache, and the actors ran that export.
+    assert len(list(cache.root.glob("*/*.onnx"))) == 1
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
     warm = run_inference_on_ray(small_card_model, demo_image_paths, ray_cluster.address, cache=cache)
