@@ -8,7 +8,10 @@ run. The command runs in a subprocess with an empty cache (``--cache-dir`` in th
 analysis settings and ``--no-figures`` (``--figures`` to render them too). Peak memory is the largest sum of the
 resident set sizes of the command and all its descendants (the worker processes), sampled every 0.2 s.
 
-Run: .venv/bin/python bench/scale_bench.py [--rows 20000] [--models 10] [--figures]
+``--pairs``: instead, time `analyse_pair` in this process on one thread for each competition finding of one
+model (after a warm-up pair), printing CPU and wall seconds per pair and ``pair_cpu_s:`` (the largest).
+
+Run: .venv/bin/python bench/scale_bench.py [--rows 20000] [--models 10] [--figures] [--pairs]
 Goal on the 2-core machine, full size: at most 5 minutes and 4 GB. Last lines: ``scale_minutes:`` and
 ``peak_gb:``.
 """
@@ -93,18 +96,49 @@ def run_with_peak_memory(command: list[str]) -> tuple[float, int]:
     return seconds, peak
 
 
+def time_pairs(cohort, predictions: list[Path]) -> None:
+    """CPU and wall seconds of `analyse_pair` per competition finding of the second model, one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from cxrfail.analysis.pipeline import AnalysisConfig, PairInputs, analyse_pair, run_levels
+    from cxrfail.analysis.splits import patient_split
+    from cxrfail.predictions import load_prediction_files
+
+    config = AnalysisConfig()
+    models = load_prediction_files(predictions)
+    table = cohort.table
+    split = pd.Series(patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed),
+                      index=table.index)
+    inputs = PairInputs(table=table, probabilities={m.name: m.probabilities.loc[table.index] for m in models},
+                        split=split, levels=run_levels(table, config), unit=cohort.unit)
+    cpu_seconds = []
+    with threadpool_limits(limits=1):
+        analyse_pair(inputs, models[0].name, COMPETITION_FINDINGS[0], config)  # warm-up: imports, first calls
+        for finding in COMPETITION_FINDINGS:
+            wall, cpu = time.perf_counter(), time.process_time()
+            analyse_pair(inputs, models[1].name, finding, config)
+            cpu_seconds.append(time.process_time() - cpu)
+            print(f"{finding}: {cpu_seconds[-1]:.1f} s CPU, {time.perf_counter() - wall:.1f} s wall "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"pair_cpu_s: {max(cpu_seconds):.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None, help="keep the first N studies (default: all)")
     parser.add_argument("--models", type=int, default=10, help="simulated models (default %(default)s)")
     parser.add_argument("--uncertain", default="zeros", choices=["zeros", "ones", "drop"])
     parser.add_argument("--figures", action="store_true", help="render the report figures too")
+    parser.add_argument("--pairs", action="store_true", help="time single pairs in-process instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cxrfail-scale-") as scratch:
         scratch = Path(scratch)
         csv = cohort_file(args.rows, scratch)
         cohort = load_chexpert(csv, uncertain_policy=args.uncertain)
         predictions = write_simulated_models(cohort, COMPETITION_FINDINGS, args.models, scratch / "models")
+        if args.pairs:
+            time_pairs(cohort, predictions)
+            return
         command = [sys.executable, "-m", "cxrfail.cli", "analyze", "--cohort", "chexpert", "--cohort-file", str(csv),
                    "--uncertain", args.uncertain, "--predictions", *map(str, predictions),
                    "--cache-dir", str(scratch / "cache"), "--out", str(scratch / "report")]
