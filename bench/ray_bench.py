@@ -6,7 +6,8 @@ Data: the 621 shared NIH ChestX-ray14 PNGs (512 x 512), or the first --images of
 
 - Local: `InferenceEngine.run` (default batch size, decoding workers and streams), no cache.
 - Ray: `run_inference_on_ray` on a `ray.cluster_utils.Cluster` of two nodes on 127.0.0.1 (CPUs split between
-  them, 80 MB object store each, no dashboard), no cache; connecting is included, starting the cluster is not.
+  them, 80 MB object store each, no dashboard, usage statistics off), no cache; connecting is included, starting
+  the cluster is not.
 Both share this machine's cores, so the cluster cannot be faster: the ratio is Ray's overhead (scheduling,
 object-store copies, per-node model replicas). The local run goes first and again last; its faster time is
 the baseline. Also printed: images/s per core of each, the figure the README's scale-out estimate uses.
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every Ray address on 127.0.0.1
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no reports to usage-stats.ray.io (as in tests/ray/conftest.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference_bench import IMAGES, random_xrv_densenet  # noqa: E402

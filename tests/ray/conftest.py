@@ -14,6 +14,9 @@ from tests.inference.conftest import NIH_IMAGES, write_card_model
 # nodes could reach it); this keeps every address of the test cluster, and of the tests' drivers, on 127.0.0.1.
 # Read when ray is first imported, so set before any test imports it.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+# Ray's usage statistics: otherwise the head reports to usage-stats.ray.io every minute, and the first Ray Data run
+# starts a usage-collection actor. Read by the cluster's processes, which inherit this environment.
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 NODE_ARGS = {"num_cpus": 2, "object_store_memory": 80 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
 
