@@ -242,7 +242,8 @@ def _compute(
             # (`_inputs_from_file`), not once per pair (~1.5 s per pair at 190k rows).
             folder = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="cxrfail-pairs-")))
             inputs_file = folder / "inputs.pickle"
-            inputs_file.write_bytes(pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL))
+            with inputs_file.open("wb") as handle:  # streamed: no second in-memory copy of the inputs
+                pickle.dump(inputs, handle, protocol=pickle.HIGHEST_PROTOCOL)
             jobs = (delayed(_analyse_pair_from_file)(i, str(inputs_file), m, f, config)
                     for i, (m, f) in enumerate(tasks))
             outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
@@ -250,8 +251,9 @@ def _compute(
                 scratch.callback(lambda: get_reusable_executor().shutdown(wait=True))
         else:
             outputs = (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks))
+        shared_ids: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]] = {}
         for index, pair in outputs:
-            by_index[index] = pair
+            by_index[index] = _share_row_ids(pair, table, shared_ids)
             model, finding = tasks[index]
             progress(len(by_index) / len(tasks), f"{model} · {finding} done")
     done = [by_index[index] for index in range(len(tasks))]
@@ -341,6 +343,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     probabilities = {name: _aligned_rows(frame, table.index, known, ids) for name, frame in probabilities.items()}
     probability = probabilities[model][finding].to_numpy(dtype=float)
     patients = rows["patient_id"].to_numpy()
+    id_column, patient_column = _strings(ids), _strings(rows["patient_id"])  # shared by the per-row tables
     row_split = _aligned_rows(split, table.index, known, ids).to_numpy()
     calibration, test = row_split == "calibration", row_split == "test"
     tag = {"model": model, "finding": finding}
@@ -379,7 +382,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     flip_set = next((fs for fs in config.feature_sets if not is_oracle(fs)), None)
     identifier = (config.learners[0], flip_set or config.feature_sets[0])
     if inputs.scope == CORE_SCOPE:
-        outcomes = _outcomes(row_tag, ids, patients, row_split, y, probability, choice.threshold, prediction,
+        outcomes = _outcomes(row_tag, id_column, patient_column, row_split, y, probability, choice.threshold, prediction,
                              misclassified, np.full(len(y), np.nan), prediction)
         tables = {name: pd.DataFrame(columns=list(TABLE_COLUMNS[name])) for name in TABLE_NAMES}
         tables.update(performance=performance, subgroup_rates=rates, regression=regression, outcomes=outcomes)
@@ -405,7 +408,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
             score_frames.append(pd.DataFrame({
                 **row_tag, "learner": _constant_column(learner, config.learners, len(ids)),
                 "feature_set": _constant_column(feature_set, config.feature_sets, len(ids)),
-                "image_id": ids.to_numpy(), "misclassified": misclassified.astype(np.int8),
+                "image_id": id_column, "misclassified": misclassified.astype(np.int8),
                 "identifier_score": evaluation.oof_probability,
                 "baseline_score": evaluation.baseline_score,
             }))
@@ -416,7 +419,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     if flip_features is None:  # only oracle feature sets: a deployed system could not flip with them
         tables.update({name: pd.DataFrame(columns=list(TABLE_COLUMNS[name]))
                        for name in ("flip", "flip_curves", "shap_values")})
-        tables["outcomes"] = _outcomes(row_tag, ids, patients, row_split, y, probability, choice.threshold,
+        tables["outcomes"] = _outcomes(row_tag, id_column, patient_column, row_split, y, probability, choice.threshold,
                                        prediction, misclassified, np.full(len(y), np.nan), prediction)
     else:
         # Flipping and SHAP use the first learner and the first non-oracle feature set: the run's identifier.
@@ -430,7 +433,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
             "test_tau": flip_run.test_tau, "flip_fraction": flip_run.flip_fraction, "learner": flip_run.learner,
             "feature_set": flip_run.feature_set, "oracle": flip_run.oracle}])
         tables["flip_curves"] = _tagged(flip_run.curve, tag)
-        tables["outcomes"] = _outcomes(row_tag, ids, patients, row_split, y, probability, choice.threshold,
+        tables["outcomes"] = _outcomes(row_tag, id_column, patient_column, row_split, y, probability, choice.threshold,
                                        prediction, misclassified, flip_run.identifier_probability,
                                        flip_run.flipped_prediction)
         attributions = shap_attributions(flip_run.identifier, flip_features.loc[test],
@@ -447,6 +450,41 @@ def _aligned_rows(frame: pd.DataFrame | pd.Series, index: pd.Index, known: np.nd
     if frame.index is index or frame.index.equals(index):
         return frame.loc[known]
     return frame.loc[ids]
+
+
+def _strings(values: pd.Index | pd.Series) -> pd.api.extensions.ExtensionArray:
+    """``values`` as a ``str`` array: the values' own Arrow-backed array when they are one (frames built from it
+    share its buffers instead of copying 190k strings per table), else a converted copy."""
+    array = values.array
+    return array if array.dtype == "str" else pd.array(np.asarray(values, dtype=object), dtype="str")
+
+
+def _share_row_ids(pair: PairResult | PairRefusal, table: pd.DataFrame,
+                   shared: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]]) -> PairResult | PairRefusal:
+    """``pair`` with the ``image_id`` and ``patient_id`` columns of its per-row tables (outcomes, identifier
+    scores) replaced by arrays shared by every pair of the same finding (``shared``: finding -> (ids, patients)
+    of the rows whose label is known, filled on first use), when they hold exactly those rows in that order, as
+    `analyse_pair` builds them.
+
+    A pair that comes back from a worker process has its own unpickled copy of these strings (at 190k rows,
+    ~20 MB a pair, 1 GB over 50 pairs); sharing keeps one copy per finding in the collecting process."""
+    if isinstance(pair, PairRefusal):
+        return pair
+    if pair.finding not in shared:
+        known = table[pair.finding].notna().to_numpy()
+        shared[pair.finding] = (_strings(table.index[known]), _strings(table["patient_id"].loc[known]))
+    ids, patients = shared[pair.finding]
+    for name, columns in (("outcomes", {"image_id": ids, "patient_id": patients}),
+                          ("identifier_scores", {"image_id": ids})):
+        frame = pair.table(name)
+        repeats = len(frame) // len(ids) if len(ids) else 0
+        if not repeats or len(frame) != repeats * len(ids):
+            continue
+        replaced = {column: pd.concat([pd.Series(values)] * repeats, ignore_index=True).array  # chunks, not copies
+                    for column, values in columns.items()}
+        if all(frame[column].array.equals(values) for column, values in replaced.items()):
+            pair = pair.with_table(name, frame.assign(**replaced))
+    return pair
 
 
 def _tagged(frame: pd.DataFrame, tag: Mapping[str, str]) -> pd.DataFrame:
@@ -470,7 +508,7 @@ def _outcomes(row_tag, ids, patients, split, y, probability, threshold, predicti
               (("label", y), ("prediction", prediction), ("misclassified", misclassified),
                ("flipped_prediction", flipped_prediction))}
     return pd.DataFrame({
-        **row_tag, "image_id": ids.to_numpy(), "patient_id": patients,
+        **row_tag, "image_id": ids, "patient_id": patients,
         "split": pd.Categorical(split, categories=(CALIBRATION, TEST)), "label": binary["label"],
         "probability": probability, "threshold": threshold, "prediction": binary["prediction"],
         "misclassified": binary["misclassified"], "identifier_probability": identifier_probability,
