@@ -1,6 +1,6 @@
 """ONNX Runtime backend for CPU inference: the loaded torch model exported once to ONNX, cached, and run by
-ONNX Runtime's CPU execution provider (its fused, layout-optimised convolutions run DenseNet-121 about 1.5x
-faster than eager torch on few cores).
+ONNX Runtime's CPU execution provider (its fused, layout-optimised convolutions, one thread per stream, run
+DenseNet-121 at about 64 ms an image a core, 2.1-2.5x a per-image eager torch loop on 2 cores).
 
 The export is stored beside the prediction cache, in the model's cache folder, as
 ``<architecture>-<weights SHA-256 prefix>-<C>x<H>x<W>.onnx`` with a ``.sha256`` file holding the ONNX file's
