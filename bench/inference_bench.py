@@ -14,8 +14,8 @@ Data: the 621 shared NIH ChestX-ray14 PNGs (512 x 512).
   one-off ONNX export and its check against torch, cached beside the predictions, like model loading a cost
   paid once per model) and timed on its own line; the line before the last gives the speedup with it included.
 - Engine, warm: the same run again, served from the cache (every image is still hashed).
-- Forward passes alone: the engine's `predict_batch` on 64 images decoded beforehand, its streams in parallel:
-  the ceiling of a cold run on this machine (decoding and hashing then run beside it on the same cores).
+- Forward passes alone: the engine's `predict_batch` on `FORWARD_IMAGES` images decoded beforehand, its streams
+  in parallel: the ceiling of a cold run on this machine (decoding and hashing then run beside it on the same cores).
 Model loading is timed separately and is in neither. The engine's probabilities are checked against the naive
 ones, and written to ``bench/out/inference_predictions.csv`` (loadable by ``cxrfail analyze --predictions``).
 
@@ -42,6 +42,8 @@ from cxrfail.inference.models import calibrate_batch_norm
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-chexnet" / "images"
 OUT = Path(__file__).resolve().parent / "out"
+#: Images decoded beforehand for the forward-passes-alone rate.
+FORWARD_IMAGES = 64
 
 
 def naive_loop(model, paths: list[Path], device: torch.device) -> np.ndarray:
@@ -56,19 +58,14 @@ def naive_loop(model, paths: list[Path], device: torch.device) -> np.ndarray:
 
 def forward_rate(engine: InferenceEngine, inputs: torch.Tensor) -> float:
     """Images/s of the engine's forward passes alone over ``inputs`` (N, C, H, W), batches of the engine's batch
-    size run by as many threads as it has streams (after one warm-up batch), torch's threads divided among the
-    streams as during a run."""
+    size run by as many threads as it has streams (after one warm-up batch), with the engine's threads per
+    stream."""
     batches = list(torch.split(inputs, engine.batch_size))
     engine.predict_batch(batches[0])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // engine.streams))
-    try:
+    with engine.stream_threads(), ThreadPoolExecutor(engine.streams) as pool:
         started = time.perf_counter()
-        with ThreadPoolExecutor(engine.streams) as pool:
-            list(pool.map(engine.predict_batch, batches))
+        list(pool.map(engine.predict_batch, batches))
         return len(inputs) / (time.perf_counter() - started)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def random_xrv_densenet(calibration_images: list[Path]) -> torch.nn.Module:
@@ -123,7 +120,8 @@ def main() -> None:
         started = time.perf_counter()
         warm = engine.run(IMAGES)
         warm_s = time.perf_counter() - started
-        inputs = torch.stack([preprocess(read_image(path), model.card.preprocessing) for path in paths[:64]])
+        inputs = torch.stack([preprocess(read_image(path), model.card.preprocessing)
+                              for path in paths[:FORWARD_IMAGES]])
         forward_only = forward_rate(engine, inputs)
 
     naive = np.concatenate([naive_first, naive_second])
@@ -137,8 +135,8 @@ def main() -> None:
     print(f"engine cold: {cold_rate:8.2f} images/s ({len(paths)} images, {cold_s:.1f} s, "
           f"{len(cold.failures)} failed)")
     print(f"engine warm: {warm_rate:8.2f} images/s ({len(paths)} images from the cache, {warm_s:.3f} s)")
-    print(f"forward passes alone: {forward_only:8.2f} images/s (64 decoded images; the cold run reaches "
-          f"{cold_rate / forward_only:.0%} of it)")
+    print(f"forward passes alone: {forward_only:8.2f} images/s ({FORWARD_IMAGES} decoded images; the cold run "
+          f"reaches {cold_rate / forward_only:.0%} of it)")
     print(f"max |engine - naive| probability: {np.abs(engine_rows - naive).max():.2e}")
     print(f"predictions written to {OUT / 'inference_predictions.csv'}")
     print(f"cache speedup (warm vs cold run): {cold_s / warm_s:.1f}")

@@ -335,7 +335,7 @@ class InferenceEngine:
                 self._store(pending_digests, pending_rows)
 
         try:
-            with (_intra_op_threads(self._threads_per_stream()),
+            with (self.stream_threads(),
                   ThreadPoolExecutor(self.streams, thread_name_prefix="cxrfail-forward") as pool):
                 for batch in loader:
                     failures.extend(ImageFailure(paths[position], reason) for position, reason in batch.failures)
@@ -347,6 +347,11 @@ class InferenceEngine:
                     yield from settle_oldest()
         finally:
             self._store(pending_digests, pending_rows)
+
+    def stream_threads(self) -> contextlib.AbstractContextManager[None]:
+        """Torch's intra-op threads divided among the CPU streams (process-wide), as while `run` computes;
+        restored on exit. A no-op off the CPU or with one stream."""
+        return _intra_op_threads(self._threads_per_stream())
 
     def _threads_per_stream(self) -> int | None:
         """Intra-op threads for each CPU stream while running, or None to leave torch's setting alone."""
