@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from cxrfail.analysis.pipeline import AnalysisConfig, cache_key, run_analysis
+from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.runner import cache_key, run_analysis
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.errors import CohortError, ConfigError, PredictionsError
 
