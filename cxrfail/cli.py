@@ -171,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from cxrfail.files import use_private_temp_root
+
+    use_private_temp_root()  # temporary patient data goes with this process, SIGTERM included
     try:
         return args.handler(args)
     except CxrfailInputError as exc:
