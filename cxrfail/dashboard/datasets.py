@@ -81,8 +81,10 @@ def dataset_from(cohort: Cohort, models: Sequence[ModelPredictions], label: str,
     key = key or hash_parts(hash_frame(cohort.table), cohort.unit,
                             [(m.name, hash_frame(m.probabilities)) for m in models],
                             None if reference is None else hash_frame(reference.table))[:16]
+    # The image folder as accepted now (resolved once): images are opened only if they really lie inside it,
+    # so a folder swapped for a symlink later is refused (`cxrfail.inference.images.read_cohort_image`).
     return Dataset(key=key, label=label, cohort=cohort, models=tuple(models), inputs=tuple(inputs),
-                   reference=reference, image_root=image_root)
+                   reference=reference, image_root=None if image_root is None else Path(image_root).resolve())
 
 
 @st.cache_resource(show_spinner="Loading the demo data (NIH ChestX-ray14 test split)…")

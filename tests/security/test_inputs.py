@@ -120,10 +120,11 @@ def test_pixel_limits_before_decoding(tmp_path, monkeypatch):
     assert decode_image((tmp_path / "big.png").read_bytes()).shape == (1, 30, 40)
 
 
-def test_pil_decompression_bomb_warning_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # 40 x 30 = 1,200 > 600: PIL warns (error above 2x)
-    with pytest.raises(ImageDecodeError, match="decompression bomb"):
+def test_pillows_decompression_bomb_cap_is_cxrfails_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRFAIL_MAX_PIXELS", "600")  # 40 x 30 = 1,200 > 600
+    with pytest.raises(ImageDecodeError, match="above the limit of 600 pixels"):
         decode_image(_png(tmp_path / "a.png").read_bytes())
+    assert Image.MAX_IMAGE_PIXELS == 600
 
 
 def test_inflated_csv_size_is_capped(tmp_path, monkeypatch):
