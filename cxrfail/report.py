@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cxrfail
 from cxrfail.analysis.result import AnalysisResult
-from cxrfail.cache import default_cache_dir, hash_parts, warn_cache_unwritable
+from cxrfail.cache import default_cache_dir, hash_parts, open_sealed, sealed_json, warn_cache_unwritable
 from cxrfail.export import inert_csv_frame
 from cxrfail.files import file_sha256, staged_folder
 from cxrfail.manifest import build_manifest
@@ -95,7 +95,7 @@ def _render_pack(result: AnalysisResult, folder: Path) -> tuple[dict[str, list[s
     pack = write_figure_pack(report_figures(result), folder)
     checksums = {path.relative_to(folder).as_posix(): file_sha256(path)
                  for path in sorted(folder.rglob("*")) if path.is_file()}
-    (folder / PACK_INDEX).write_text(json.dumps({"files": pack.files, "note": pack.note, "sha256": checksums}))
+    (folder / PACK_INDEX).write_text(sealed_json({"files": pack.files, "note": pack.note, "sha256": checksums}))
     return pack.files, pack.note
 
 
@@ -105,7 +105,7 @@ def _verified_pack(folder: Path) -> dict | None:
     if not (folder / PACK_INDEX).exists():
         return None
     try:
-        index = json.loads((folder / PACK_INDEX).read_text())
+        index = open_sealed((folder / PACK_INDEX).read_text())
         files, note, checksums = index["files"], index["note"], index["sha256"]
         for relative, expected in checksums.items():
             if file_sha256(folder / relative) != expected:
@@ -140,6 +140,6 @@ def _figures(
             files, note = _render_pack(result, target)
             (target / PACK_INDEX).unlink(missing_ok=True)
             return files, note
-        index = json.loads((cached / PACK_INDEX).read_text())
+        index = open_sealed((cached / PACK_INDEX).read_text())
     shutil.copytree(cached, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(PACK_INDEX))
     return index["files"], index["note"]

@@ -105,11 +105,12 @@ def effects_heatmap(summary: pd.DataFrame, *, q_column: str = "q_bh", alpha: flo
     """Where the action is: number of significant regression terms per model × finding, with the strongest."""
     if summary.empty:
         return empty_figure("Subgroup effects", "no regression results")
+    # Term names carry cohort values (subgroup levels such as a View value): escaped, never rendered as HTML.
     text = summary.apply(
-        lambda r: (f"{int(r['n_significant'])}<br>{r['top_term']}: OR {r['top_odds_ratio']:.2f}"
+        lambda r: (f"{int(r['n_significant'])}<br>{escape(r['top_term'])}: OR {r['top_odds_ratio']:.2f}"
                    if r["top_term"] is not None and pd.notna(r["top_odds_ratio"]) else str(int(r["n_significant"]))),
         axis=1)
-    hover = summary.apply(lambda r: f"strongest term {r['top_term']} (q={fmt_p(r['top_q'])})", axis=1)
+    hover = summary.apply(lambda r: f"strongest term {escape(r['top_term'])} (q={fmt_p(r['top_q'])})", axis=1)
     return model_finding_heatmap(
         summary, "n_significant", title=f"Subgroup effects: terms with {q_column} < {alpha}", text=text,
         hover=hover, colorscale="Oranges", zmin=0, colorbar_title="terms",
