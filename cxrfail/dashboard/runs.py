@@ -31,6 +31,7 @@ from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.cache import hash_parts
+from cxrfail.dashboard import limits
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.state import Selection
 from cxrfail.errors import CxrfailInputError
@@ -62,20 +63,30 @@ class AnalysisJob:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def result(self, progress: Callable[[float, str], None] = lambda fraction, message: None) -> AnalysisResult:
-        """The result, computed now unless done (the error of a refused run is raised again)."""
+    def result(self, progress: Callable[[float, str], None] = lambda fraction, message: None,
+               session: str | None = None) -> AnalysisResult:
+        """The result, computed now unless done (the error of a refused run is raised again). A full run takes
+        a slot of `limits.RUNS` for ``session`` (default: the calling session): it may wait in the queue (its
+        position reported as progress) or be refused (`limits.LoadLimitError`, not kept: a later call tries
+        again)."""
         def report(fraction: float, message: str) -> None:
             self.progress = (fraction, message)
             progress(fraction, message)
 
+        session = limits.session_id() if session is None else session
         with self._lock:
             if self._result is None and self._error is None:
                 models = [self.dataset.model(name) for name in self.models]
+                gate = (contextlib.nullcontext() if self.scope == CORE_SCOPE  # seconds, in the server process
+                        else limits.RUNS.slot(session, lambda position: report(0.0, limits.wait_message(position))))
                 try:
-                    with _worker_priority():
+                    with gate, _worker_priority():
                         self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
                                                     reference=self.dataset.reference, progress=report,
                                                     n_jobs=1 if self.scope == CORE_SCOPE else None)
+                except limits.LoadLimitError as exc:
+                    self.progress = (0.0, f"not started: {exc}")
+                    raise
                 except CxrfailInputError as exc:
                     self._error = exc
             if self._error is not None:
@@ -87,12 +98,13 @@ class AnalysisJob:
         with self._lock:
             if self.done or self.running:
                 return
-            self._thread = threading.Thread(target=self._run_quietly, name="cxrfail-analysis", daemon=True)
+            self._thread = threading.Thread(target=self._run_quietly, args=(limits.session_id(),),
+                                            name="cxrfail-analysis", daemon=True)
             self._thread.start()
 
-    def _run_quietly(self) -> None:
+    def _run_quietly(self, session: str) -> None:
         try:
-            self.result()
+            self.result(session=session)
         except CxrfailInputError as exc:  # kept: the page that needs the result shows it
             log.info("background analysis refused: %s", exc)
 
@@ -192,7 +204,7 @@ def _wait(job: AnalysisJob, sel: Selection) -> AnalysisResult:
     return job.result()
 
 
-@st.cache_data(max_entries=2048, show_spinner=False)
+@limits.byte_cached(limits.flip_cache_bytes)
 def flip_at(token: str, model: str, finding: str, tau: float, n_bootstrap: int, _result: AnalysisResult
             ) -> FlipEvaluation:
     """`AnalysisResult.evaluate_flip` at ``tau`` (test split; exploratory unless tau is the chosen one)."""

@@ -12,6 +12,7 @@ import streamlit as st
 
 from cxrfail import figures
 from cxrfail.analysis.result import AnalysisResult
+from cxrfail.dashboard import limits
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.state import Selection
 from cxrfail.errors import PathNotAllowedError
@@ -86,7 +87,7 @@ def percent_columns(columns: Sequence[str]) -> dict:
     return {c: st.column_config.NumberColumn(c, format="percent") for c in columns}
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
+@limits.byte_cached(limits.image_cache_bytes)  # bounded in bytes, not entries
 def _png(path: str, image_root: str, max_side: int) -> bytes:
     from cxrfail.inference.images import display_png  # imports torch: only once an image is shown
 
