@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,6 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except CxrfailInputError as exc:
         print(f"cxrfail: error: {exc}", file=sys.stderr)
+        if getattr(exc, "connection_left_hanging", False):  # a Ray connection cannot be cancelled: end here,
+            from cxrfail.files import release_private_temp_root  # before its retries print more lines
+
+            release_private_temp_root()
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(EXIT_INPUT_ERROR)
         return EXIT_INPUT_ERROR
     except OSError as exc:  # a file or folder the user named cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
