@@ -50,6 +50,7 @@ class AnalysisJob:
     def __init__(self, dataset: Dataset, models: tuple[str, ...], config, scope: str) -> None:
         self.dataset, self.models, self.config, self.scope = dataset, models, config, scope
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._result: AnalysisResult | None = None
         self._error: CxrfailInputError | None = None
         self._thread: threading.Thread | None = None
@@ -94,8 +95,9 @@ class AnalysisJob:
             return self._result
 
     def start_background(self) -> None:
-        """Compute in a background thread (once); pages read `progress` meanwhile."""
-        with self._lock:
+        """Compute in a background thread (once); pages read `progress` meanwhile. Never waits for a run in
+        progress (its own lock, not the one the computing thread holds)."""
+        with self._start_lock:
             if self.done or self.running:
                 return
             self._thread = threading.Thread(target=self._run_quietly, args=(limits.session_id(),),
@@ -158,9 +160,10 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
                        f"{len(sel.findings)} findings; identifiers, flipping, SHAP, label audit) runs in the "
                        f"background ({fraction:.0%}: {message}); every page shows it once ready.")
             return result
-        if full.running:
-            return _wait(full, sel)
-        return _with_progress(full, sel, "Running the analysis")
+        # In a background thread, the page polling it: a visitor who moves on is not held by the run
+        # (a run computed in the script thread would hold every later rerun of the session until it ends).
+        full.start_background()
+        return _wait(full, sel)
     except CxrfailInputError as exc:
         log.info("analysis refused: %s", exc)
         st.error(f"**The analysis cannot run on this selection.** {exc}")
@@ -196,7 +199,7 @@ def _wait(job: AnalysisJob, sel: Selection) -> AnalysisResult:
     """Wait for a job running in the background, showing its progress."""
     with st.status(_status_label("Finishing the analysis started in the background", sel), expanded=True) as status:
         bar = st.progress(0.0)
-        while not job.done:
+        while not job.done and job.running:
             fraction, message = job.progress
             bar.progress(float(min(max(fraction, 0.0), 1.0)), text=message)
             time.sleep(WAIT_POLL_S)
