@@ -105,8 +105,8 @@ def radiograph(path: object, dataset: Dataset, *, max_side: int = THUMBNAIL_PX, 
     try:
         st.image(_png(path, str(dataset.image_root), max_side), caption=caption, width="stretch")
     except (PathNotAllowedError, ImageDecodeError) as exc:
-        log.info("image not shown: %s", exc)
-        st.caption(f"This radiograph cannot be shown: {exc}")
+        log.info("image not shown: %s", exc)  # the message without the image's server path
+        st.caption(f"This radiograph cannot be shown: {getattr(exc, 'problem', exc)}")
 
 
 def input_error(what: str, exc: Exception) -> None:
