@@ -88,7 +88,6 @@ def remove_orphaned_temp_folders(folder: str | Path | None = None) -> int:
 
 def release_private_temp_root() -> None:
     """Stop this process's worker processes and remove its private temporary folder (idempotent)."""
-    global _private_root
     stop_child_processes()
     root = _private_root
     if root is not None:

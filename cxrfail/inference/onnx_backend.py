@@ -106,7 +106,7 @@ def load_or_export(module: torch.nn.Module, path: Path, input_shape: tuple[int, 
         _check_against_torch(module, runner, input_shape)
     except OnnxExportError:
         raise
-    except Exception as exc:  # noqa: BLE001 - an export ONNX Runtime cannot run as traced is not used
+    except Exception as exc:  # an export ONNX Runtime cannot run as traced is not used
         raise OnnxExportError(f"ONNX Runtime cannot run the export: {exc}") from exc
     try:
         _remove(path)
@@ -140,7 +140,7 @@ def _export(module: torch.nn.Module, input_shape: tuple[int, int, int]) -> bytes
                 dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}}, opset_version=ONNX_OPSET,
                 dynamo=False,
             )
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the caller falls back to torch
+    except Exception as exc:  # the exporter raises many types; the caller falls back to torch
         raise OnnxExportError(f"cannot export to ONNX: {exc}") from exc
     return buffer.getvalue()
 

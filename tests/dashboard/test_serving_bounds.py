@@ -4,10 +4,10 @@ ceiling is one message, and the server keeps serving."""
 
 from __future__ import annotations
 
+from dashboard_helpers import goto, problems
+
 from cxrfail.dashboard import datasets
 from cxrfail.manifest import build_manifest
-
-from dashboard_helpers import goto, problems
 
 
 def test_typed_files_count_toward_the_sessions_bound(app, tmp_path, monkeypatch):

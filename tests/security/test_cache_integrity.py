@@ -131,7 +131,7 @@ def test_another_models_onnx_export_copied_into_place_is_not_served(two_models, 
     from cxrfail.inference.cache import PredictionCache
     from cxrfail.inference.engine import InferenceEngine
 
-    first, second = two_models
+    first = two_models[0]
     cache = PredictionCache(tmp_path / "cache")
     engines = [InferenceEngine(model, device="cpu", num_workers=0, cache=cache) for model in two_models]
     assert [engine.prepare() for engine in engines] == ["onnxruntime", "onnxruntime"]

@@ -17,9 +17,8 @@ def test_one_run_per_session_the_second_is_refused_with_a_message(monkeypatch):
     monkeypatch.setenv("CXRFAIL_MAX_RUNS_PER_SESSION", "1")
     gate = RunGate()
     with gate.slot("session-a"):
-        with pytest.raises(LoadLimitError, match="already has an analysis running or queued"):
-            with gate.slot("session-a"):
-                pass
+        with pytest.raises(LoadLimitError, match="already has an analysis running or queued"), gate.slot("session-a"):
+            pass
         with gate.slot("session-b"):  # another session is not refused
             assert gate.running == 2
     with gate.slot("session-a"):  # once the first finished, the session may start another
@@ -62,9 +61,9 @@ def test_runs_beyond_the_total_wait_in_a_queue_that_reports_their_position(monke
 def test_the_memory_ceiling_refuses_new_work_with_a_clear_message(monkeypatch):
     assert limits.process_tree_bytes() > 10_000_000  # this process, measured from /proc
     monkeypatch.setenv("CXRFAIL_MEMORY_CEILING_GB", "0.001")
-    with pytest.raises(LoadLimitError, match="near its memory limit .* GB in use of 0.0 GB.*Try again"):
-        with RunGate().slot("s"):
-            pass
+    with pytest.raises(LoadLimitError, match="near its memory limit .* GB in use of 0.0 GB.*Try again"), \
+            RunGate().slot("s"):
+        pass
     with pytest.raises(LoadLimitError, match="memory limit"):
         limits.check_upload(0, 0, 10)
     monkeypatch.setenv("CXRFAIL_MEMORY_CEILING_GB", "1000")

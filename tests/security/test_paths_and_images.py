@@ -13,9 +13,14 @@ import pytest
 from PIL import Image
 
 from cxrfail.errors import PathNotAllowedError
-from cxrfail.inference.images import ImageDecodeError, decode_image, display_png, read_cohort_image, read_image
-from cxrfail.roots import resolve_under_roots
-from cxrfail import roots as _roots
+from cxrfail.inference.images import (
+    ImageDecodeError,
+    decode_image,
+    display_png,
+    read_cohort_image,
+    read_image,
+)
+from cxrfail.roots import open_under_roots, resolve_under_roots
 
 
 def _png(path: Path, size=(40, 30), value: int = 0) -> Path:
@@ -54,11 +59,11 @@ def test_a_typed_file_whose_parent_is_swapped_after_the_check_is_refused_when_op
     outside.mkdir()
     (outside / "preds.csv").write_text("secret,row\n")
     checked = resolve_under_roots(root / "sub" / "preds.csv", [root])
-    with _roots.open_under_roots(checked, [root]) as handle:
+    with open_under_roots(checked, [root]) as handle:
         assert handle.read().startswith(b"image_id")
     _swap_for_symlink(root / "sub", outside)
     with pytest.raises(PathNotAllowedError) as info:
-        _roots.open_under_roots(checked, [root])
+        open_under_roots(checked, [root])
     assert str(root) not in str(info.value).replace(str(checked), "<typed>")
 
 

@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from cxrfail.files import child_pids, staged_folder
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -87,7 +85,8 @@ def test_a_staging_folder_left_by_a_killed_writer_is_removed_by_the_next(tmp_pat
     code = ("import os, sys\nfrom cxrfail.files import staged_folder\n"
             f"with staged_folder({str(tmp_path / 'report')!r}) as staging:\n"
             "    (staging / 'table.csv').write_text('partial')\n    os._exit(9)\n")
-    subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env={**os.environ, "PYTHONPATH": str(PROJECT)},
+                   check=False)
     assert [p for p in tmp_path.iterdir() if "staging" in p.name]
     with staged_folder(tmp_path / "report") as staging:
         (staging / "table.csv").write_text("complete")
