@@ -17,7 +17,8 @@ round trips, the errors shown (other than load refusals, which are counted apart
 
 By default the dashboard runs the small configuration the dashboard tests use (2 models x 2 findings, 200
 bootstrap replicates) so that the bench ends in a few minutes on 2 cores; ``--full`` uses the dashboard's
-defaults (4 models x 5 findings, 2,000 replicates). ``--sessions`` and ``--actions`` change the load.
+defaults (4 models x 5 findings, 2,000 replicates). ``--sessions``, ``--actions`` and ``--run-sessions`` (how
+many sessions start full runs; 0 measures the browsing load alone) change the load.
 """
 
 from __future__ import annotations
@@ -47,8 +48,7 @@ SMALL_ENV = {"CXRFAIL_DEMO_MODELS": "densenet121_jrzech,densenet121_1epoch", "CX
              "CXRFAIL_DEMO_CONFIG": json.dumps({"n_bootstrap": 200, "shap_max_samples": 100, "n_folds": 3}),
              "CXRFAIL_FLIP_BOOTSTRAP": "500"}
 TOUR = ("Subgroups", "Flip", "slider", "Overview", "Cases", "Flip", "slider", "Data", "Export", "Overview")
-RUN_SESSIONS = 2
-NEW_SEEDS = (4242, 777)
+NEW_SEEDS = (4242, 777, 31337, 2024, 99, 5, 6, 7)
 PAGE_TIMEOUT_S = 300
 REFUSAL_MARKERS = ("already has an analysis", "near its memory limit")
 SAMPLE_S = 0.5
@@ -122,14 +122,15 @@ async def shown_problems(tab) -> list[str]:
     return texts
 
 
-async def session(number: int, browser, url: str, actions: int, trips: list, problems: list, runs: dict) -> None:
+async def session(number: int, browser, url: str, actions: int, trips: list, problems: list, runs: dict,
+                  run_sessions: int) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 1400})
     tab = await context.new_page()
     tab.set_default_timeout(PAGE_TIMEOUT_S * 1000)
     await tab.goto(url)
     await answered(tab, "Overview")
     current = "Overview"
-    if number < RUN_SESSIONS:  # a new seed: a full run nobody has computed
+    if number < run_sessions:  # a new seed: a full run nobody has computed
         seed = tab.locator("[data-testid='stSidebar'] input[aria-label='Seed']")
         await seed.fill(str(NEW_SEEDS[number]))
         await seed.press("Enter")
@@ -160,7 +161,7 @@ async def session(number: int, browser, url: str, actions: int, trips: list, pro
                 runs.setdefault(f"refused:{number}", text.splitlines()[0][:120])
             else:
                 problems.append(f"session {number} on {current}: {text.splitlines()[0][:200]}")
-    if number < RUN_SESSIONS:  # what became of this session's run: wait for it (bounded), on Identifiers
+    if number < run_sessions:  # what became of this session's run: wait for it (bounded), on Identifiers
         await tab.locator("[data-testid='stSidebar']").get_by_role("link", name="Identifiers", exact=True).click()
         deadline = time.monotonic() + PAGE_TIMEOUT_S
         outcome = "still running at the end of the bench"
@@ -179,7 +180,7 @@ async def session(number: int, browser, url: str, actions: int, trips: list, pro
     await context.close()
 
 
-async def drive(url: str, sessions: int, actions: int) -> tuple[list[float], list[str], dict]:
+async def drive(url: str, sessions: int, actions: int, run_sessions: int) -> tuple[list, list[str], dict]:
     from playwright.async_api import async_playwright
 
     trips: list[tuple[float, str]] = []
@@ -188,7 +189,7 @@ async def drive(url: str, sessions: int, actions: int) -> tuple[list[float], lis
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            await asyncio.gather(*(session(n, browser, url, actions, trips, problems, runs)
+            await asyncio.gather(*(session(n, browser, url, actions, trips, problems, runs, run_sessions)
                                    for n in range(sessions)))
         finally:
             await browser.close()
@@ -204,6 +205,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--actions", type=int, default=6, help="page switches and slider moves per session")
+    parser.add_argument("--run-sessions", type=int, default=2, help="sessions that start full runs (new seeds)")
     parser.add_argument("--full", action="store_true", help="the dashboard's default configuration")
     args = parser.parse_args()
     if not CHROMIUM.exists():
@@ -216,7 +218,7 @@ def main() -> int:
         sampler.start()
         started = time.monotonic()
         try:
-            labelled, problems, runs = asyncio.run(drive(url, args.sessions, args.actions))
+            labelled, problems, runs = asyncio.run(drive(url, args.sessions, args.actions, args.run_sessions))
         finally:
             sampler.stop()
             server.terminate()
@@ -226,7 +228,7 @@ def main() -> int:
                 server.kill()
                 server.wait()
     configuration = "dashboard defaults" if args.full else "small (2 models x 2 findings, 200 replicates)"
-    print(f"sessions: {args.sessions} ({RUN_SESSIONS} starting full runs with new seeds); configuration: "
+    print(f"sessions: {args.sessions} ({args.run_sessions} starting full runs with new seeds); configuration: "
           f"{configuration}; {time.monotonic() - started:.0f} s in all")
     trips = [seconds for seconds, _ in labelled]
     slowest = sorted(labelled, reverse=True)[:3]
