@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from cxrfail.analysis.config import ANALYTIC_AUROC_MIN_ROWS, AUROC_INTERVAL_METHODS
 from cxrfail.analysis.outcomes import f1_from_counts
 from cxrfail.analysis.validation import as_binary
 
@@ -372,8 +373,6 @@ def bootstrap_auroc_set(y_true, scores, groups, *, n_replicates: int = 1000, see
 #: Pairs with more rows than this get the analytic clustered AUROC interval under ``method="auto"``
 #: (`auroc_set`): there the normal approximation is close (tests compare both on the demo) and the bootstrap
 #: costs seconds per score.
-ANALYTIC_AUROC_MIN_ROWS = 50_000
-AUROC_INTERVAL_METHODS = ("auto", "bootstrap", "analytic")
 
 
 @dataclass(frozen=True)

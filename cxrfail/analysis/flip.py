@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cxrfail.analysis.config import MIN_CALIBRATION_FLIPS
 from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
 from cxrfail.analysis.identifiers import (
     SplitIdentifier,
@@ -48,9 +49,6 @@ NEVER_FLIP: float = float(np.nextafter(1.0, 2.0))
 #: quantile levels of the default tau grid of `choose_flip_threshold`.
 GRID_LEVELS = np.linspace(0.0, 1.0, 201)
 CURVE_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high")
-#: default minimum number of calibration rows a tau must flip to count as a choice: below it, a gain in F1
-#: rests on a handful of rows (noise), and the choice is "flip nothing".
-MIN_CALIBRATION_FLIPS = 20
 
 
 def _probability(values, name: str, n: int) -> np.ndarray:

@@ -44,28 +44,16 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from cxrfail.analysis.bootstrap import AurocReplicates, auroc_set
+from cxrfail.analysis.config import CLINICAL_FINDINGS, FEATURE_PARTS, FEATURE_SETS, LEARNERS, ORACLE_PART
 from cxrfail.analysis.splits import calibration_rows, patient_folds
 from cxrfail.analysis.validation import as_binary
 from cxrfail.errors import OracleFeatureSetError
 from cxrfail.findings import ALL_FINDINGS, derived_from, is_finding
 
-FEATURE_SETS: tuple[str, ...] = (
-    "own",
-    "own+demographics",
-    "all_models+demographics",
-    "all_models+demographics+findings",
-)
-FEATURE_PARTS: tuple[str, ...] = ("own", "all_models", "demographics", "findings")
-#: The part built from ground-truth labels: a feature set with it is an oracle (`is_oracle`).
-ORACLE_PART = "findings"
-
-LEARNERS: tuple[str, ...] = ("logistic", "random_forest", "hist_gradient_boosting")
-
 #: Default label features of the ``findings`` part, in this order; those absent from the cohort are skipped.
 #: Lung Lesion, Pneumothorax and Support Devices first: the clinical features CheXbreak found informative.
-DEFAULT_FINDING_FEATURES: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Support Devices") + tuple(
-    finding for finding in ALL_FINDINGS
-    if finding not in ("Lung Lesion", "Pneumothorax", "Support Devices", "No Finding")
+DEFAULT_FINDING_FEATURES: tuple[str, ...] = CLINICAL_FINDINGS + tuple(
+    finding for finding in ALL_FINDINGS if finding not in CLINICAL_FINDINGS + ("No Finding",)
 )
 
 #: Labels that are never features for a target: "No Finding" is a function of every label, the target's too.

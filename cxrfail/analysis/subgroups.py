@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from cxrfail.analysis.bootstrap import bootstrap_clustered_rate
+from cxrfail.analysis.config import CLINICAL_FINDINGS
 from cxrfail.errors import CohortError
 from cxrfail.findings import canonical_finding, derived_from, is_finding
 
@@ -150,7 +151,7 @@ def subgroup_levels(
     table: pd.DataFrame,
     *,
     age_edges: Sequence[float] = (40, 60, 80),
-    finding_subgroups: Sequence[str] = ("Lung Lesion", "Pneumothorax", "Support Devices"),
+    finding_subgroups: Sequence[str] = CLINICAL_FINDINGS,
     extra_columns: Sequence[str] = (),
     target: str | None = None,
 ) -> pd.DataFrame:

@@ -27,7 +27,8 @@ from joblib import parallel_config
 
 from cxrfail.analysis.explain import PairIdentifier, refit_pair_identifier
 from cxrfail.analysis.flip import FlipEvaluation
-from cxrfail.analysis.pipeline import run_analysis
+from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.cache import hash_parts
 from cxrfail.dashboard.datasets import Dataset
@@ -35,7 +36,6 @@ from cxrfail.dashboard.state import Selection
 from cxrfail.errors import CxrfailInputError
 
 RUN_CACHE_SIZE = 6
-FULL, CORE = "full", "core"  # run scopes (`cxrfail.analysis.pipeline.run_analysis`)
 WAIT_POLL_S = 0.5
 WORKER_NICENESS = 10  # the run's worker processes yield the CPU to the server and the browser
 log = logging.getLogger("cxrfail.dashboard")
@@ -75,7 +75,7 @@ class AnalysisJob:
                     with _worker_priority():
                         self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
                                                     reference=self.dataset.reference, progress=report,
-                                                    n_jobs=1 if self.scope == CORE else None)
+                                                    n_jobs=1 if self.scope == CORE_SCOPE else None)
                 except CxrfailInputError as exc:
                     self._error = exc
             if self._error is not None:
@@ -106,7 +106,7 @@ def _worker_priority():
     return parallel_config(backend="loky", initializer=os.nice, initargs=(WORKER_NICENESS,))
 
 
-def run_token(sel: Selection, scope: str = FULL) -> str:
+def run_token(sel: Selection, scope: str = FULL_SCOPE) -> str:
     """Identifies a run: the dataset's content key, the models, every config value and the scope."""
     return hash_parts(sel.dataset.key, list(sel.models), dataclasses.asdict(sel.config), scope)
 
@@ -132,13 +132,13 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
     if sel is None:
         st.info("Choose a cohort and models in the sidebar (or load data on the Data page).")
         return None
-    full = _job_of(sel, FULL)
+    full = _job_of(sel, FULL_SCOPE)
     try:
         if full.done:
             return full.result()
         if first_screen:
             shown = dataclasses.replace(sel, findings=(sel.finding,))  # the sidebar's finding first
-            core = _job_of(shown, CORE)
+            core = _job_of(shown, CORE_SCOPE)
             result = core.result() if core.done else _with_progress(core, shown, "Reading the cohort's numbers")
             full.start_background()
             fraction, message = full.progress

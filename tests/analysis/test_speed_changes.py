@@ -28,7 +28,8 @@ from cxrfail.analysis.bootstrap import (
 from cxrfail.analysis.flip import run_flipping
 from cxrfail.analysis.identifiers import FillEmptyColumns, build_features, evaluate_identifier
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
+from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
 

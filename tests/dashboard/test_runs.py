@@ -9,7 +9,7 @@ import os
 import pytest
 from joblib import Parallel, delayed
 
-from cxrfail.analysis.pipeline import AnalysisConfig
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.dashboard import runs
 from cxrfail.dashboard.datasets import dataset_from
 
