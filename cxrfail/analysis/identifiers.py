@@ -43,7 +43,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from cxrfail.analysis.bootstrap import AurocReplicates, auroc_set
+from cxrfail.analysis.auroc_intervals import AurocReplicates, auroc_set
 from cxrfail.analysis.config import CLINICAL_FINDINGS, FEATURE_PARTS, FEATURE_SETS, LEARNERS, ORACLE_PART
 from cxrfail.analysis.splits import calibration_rows, patient_folds
 from cxrfail.analysis.validation import as_binary
@@ -512,9 +512,9 @@ def evaluate_identifier(
         feature_set: the feature set's name (recorded; decides ``oracle``).
         n_folds, seed: folds (`patient_folds`) and the learner's seed.
         n_bootstrap: replicates of the patient bootstrap of the AUROCs (one set of resamples scores the
-            identifier, the baseline and the prediction alike: `cxrfail.analysis.bootstrap.auroc_set`).
+            identifier, the baseline and the prediction alike: `cxrfail.analysis.auroc_intervals.auroc_set`).
         auroc_interval: "bootstrap", "analytic" (clustered DeLong) or "auto" (analytic on large pairs;
-            `cxrfail.analysis.bootstrap.auroc_set`); the method used is recorded as ``ci_method``.
+            `cxrfail.analysis.auroc_intervals.auroc_set`); the method used is recorded as ``ci_method``.
         probability, threshold: the model's probabilities and threshold, for the confidence baseline
             (baseline NaN when not given).
     """
