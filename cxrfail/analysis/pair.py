@@ -95,7 +95,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     test_rows = rows.loc[test]
     rates = _tagged(subgroup_rates(
         wrong_test, pair_levels, test_rows["patient_id"], min_n=config.min_subgroup_n,
-        min_patients=config.min_subgroup_patients, n_replicates=config.subgroup_bootstrap, seed=config.seed,
+        min_patients=config.min_subgroup_patients, min_events=config.min_subgroup_events,
         not_random_samples=inputs.non_random_subsets), tag)
     regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding), tag)
 

@@ -1,10 +1,11 @@
 """Patient-level (cluster) bootstrap of statistics that depend on patients through a few counts: the change in
-F1 from flipping predictions, rates and ratios (shares). AUROC intervals: `cxrfail.analysis.auroc_intervals`.
+F1 from flipping predictions and ratios (shares). AUROC intervals: `cxrfail.analysis.auroc_intervals`; subgroup
+misclassification rates: `cxrfail.analysis.subgroups.clustered_rate` (analytic, it covers at small n).
 
 All resample *patients* with replacement (rows of one patient are not independent, so the row is the wrong
 unit to resample) and never gather rows per replicate:
 
-* F1 depends only on the confusion counts (tp, fp, fn), a rate or a share of rows on two row sums. Each
+* F1 depends only on the confusion counts (tp, fp, fn), a share of rows on two row sums. Each
   patient is summarised by those counts (P x C), and a resample of P patients by the sums of its drawn
   patients' rows. Patients with the same counts are interchangeable, so a resample is a multinomial draw over
   the U distinct count rows (`resample_patterns`): exactly the distribution of a full resample, at O(R U)
@@ -261,44 +262,6 @@ def percentile_interval(estimate: float, values: np.ndarray, confidence: float) 
     values = values[~np.isnan(values)]
     low, high = _percentile(values, confidence)
     return BootstrapInterval(estimate, low, high, int(len(values)), values)
-
-
-def bootstrap_clustered_rate(
-    events_per_patient,
-    rows_per_patient,
-    *,
-    n_replicates: int = 1000,
-    rng: np.random.Generator,
-    confidence: float = 0.95,
-) -> BootstrapInterval:
-    """A proportion (sum of events / sum of rows) with a patient-level percentile bootstrap interval.
-
-    Each patient is a cluster: a replicate draws P patients with replacement and takes the ratio of the drawn
-    events to the drawn rows (a ratio estimator, so patients with many rows weigh as many rows). Only the
-    (P,) per-patient counts are used, and patients with the same (events, rows) are interchangeable
-    (`resample_patterns`). Cost O(R U), U = distinct (events, rows) pairs.
-
-    Args:
-        events_per_patient: (P,) events (e.g. misclassified rows) per patient, >= 0.
-        rows_per_patient: (P,) rows per patient, >= 1.
-        n_replicates: bootstrap replicates R.
-        rng: numpy Generator the draws come from (the caller seeds it).
-        confidence: coverage of the interval.
-
-    Returns:
-        `BootstrapInterval` of the proportion (in [0, 1]); every replicate has rows, so ``n_replicates`` = R.
-    """
-    events = np.asarray(events_per_patient, dtype="int64")
-    rows = np.asarray(rows_per_patient, dtype="int64")
-    if events.shape != rows.shape or events.ndim != 1 or len(rows) == 0:
-        raise ValueError("events_per_patient and rows_per_patient must be (P,) arrays with P >= 1")
-    if np.any(rows < 1) or np.any(events < 0) or np.any(events > rows):
-        raise ValueError("each patient needs rows >= 1 and 0 <= events <= rows")
-    check_confidence(confidence, n_replicates)
-    drawn = resample_patterns(np.column_stack([events, rows]), int(n_replicates), rng)
-    values = drawn[:, 0] / drawn[:, 1]
-    low, high = _percentile(values, confidence)
-    return BootstrapInterval(float(events.sum() / rows.sum()), low, high, int(n_replicates), values)
 
 
 def bootstrap_ratio(

@@ -25,8 +25,7 @@ from cxrfail.analysis.config import FULL_SCOPE
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
-from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS
-from cxrfail.analysis.subgroups import wilson_interval
+from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS, clustered_rate, within_patient_correlation
 
 # The long tables of a run, in report order, with their columns (the contract of the report CSVs, the cache
 # and the dashboard). Per pair, each table holds that pair's rows only.
@@ -34,9 +33,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # auroc over every row; threshold chosen on calibration; f1/precision/recall and the rate on test
     "performance": ("model", "finding", "n", "n_pos", "auroc", "threshold", "f1", "precision", "recall", "n_test",
                     "misclassification_rate", "threshold_note"),
-    # test split; ci_low/ci_high resample patients (Wilson kept as wilson_*); `sufficient` False below the
-    # minimum rows or patients (rate still shown); one reference row per subgroup (`is_reference`, level
-    # "all known"): the rate over the rows where the subgroup is known (a subset's own rate)
+    # test split; ci_low/ci_high patient-clustered (Wilson at effective_n, or Clopper-Pearson on patients at a
+    # rate of 0 or 1: ci_method; row-level Wilson kept as wilson_*); `sufficient` False below the minimum
+    # effective rows, patients or events (rate still shown); one reference row per subgroup (`is_reference`,
+    # level "all known"): the rate over the rows where the subgroup is known (a subset's own rate)
     "subgroup_rates": ("model", "finding", *SUBGROUP_RATE_COLUMNS),
     # test split; SEs clustered by patient; q-values within the family named in q_family (`adjust_regression`)
     "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS, "q_holm", "q_bh", "q_family"),
@@ -191,7 +191,8 @@ class PairResult:
 
     @property
     def overall(self) -> dict:
-        """Misclassification on the test split: n, n_misclassified, rate, Wilson CI, n_fp, n_fn."""
+        """Misclassification on the test split: n, n_misclassified, rate, its patient-clustered 95% CI (ci_low,
+        ci_high: `cxrfail.analysis.subgroups.clustered_rate`, as every subgroup rate), n_fp, n_fn."""
         return _misclassification_summary(self.outcomes_in("test"))
 
     # --- live operations --------------------------------------------------------------------------------
@@ -204,13 +205,13 @@ class PairResult:
                              test["identifier_probability"].to_numpy(dtype=float), test["patient_id"].to_numpy(),
                              float(tau), chosen_tau=self.chosen_tau, n_bootstrap=n_bootstrap, seed=seed)
 
-    def rates_by(self, table: pd.DataFrame, column: str, *, min_n: int, min_patients: int, n_replicates: int,
-                 seed: int) -> pd.DataFrame:
+    def rates_by(self, table: pd.DataFrame, column: str, *, min_n: int, min_patients: int, min_events: int
+                 ) -> pd.DataFrame:
         """Misclassification rates on the test split by any cohort column, cut on the fly (findings as
         present/absent, numbers with many values into quartiles, anything else by value); columns as
         ``subgroup_rates`` (patient-clustered intervals, as the run's). ``table`` is the cohort table (indexed by
         row id); the other arguments as the run's config (`min_subgroup_n`, `min_subgroup_patients`,
-        `subgroup_bootstrap`, `seed`)."""
+        `min_subgroup_events`)."""
         from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 
         test = self.outcomes_in("test")
@@ -218,7 +219,7 @@ class PairResult:
         levels = subgroup_levels(rows, finding_subgroups=(), extra_columns=[column])[[column]]
         wrong = pd.Series(test["misclassified"].to_numpy(dtype=bool), index=rows.index)
         frame = subgroup_rates(wrong, levels, test["patient_id"].set_axis(rows.index), min_n=min_n,
-                               min_patients=min_patients, n_replicates=n_replicates, seed=seed)
+                               min_patients=min_patients, min_events=min_events)
         frame.insert(0, "finding", self.finding)
         frame.insert(0, "model", self.model)
         return frame
@@ -233,7 +234,13 @@ def _misclassification_summary(rows: pd.DataFrame) -> dict:
     wrong = rows["misclassified"].to_numpy(dtype=bool)
     label = rows["label"].to_numpy()
     k = int(wrong.sum())
-    low, high = wilson_interval(k, n) if n else (np.nan, np.nan)
+    low = high = np.nan
+    if n:
+        per_patient = pd.DataFrame({"patient": rows["patient_id"].to_numpy(), "wrong": wrong}).groupby(
+            "patient", sort=False)["wrong"].agg(["sum", "size"])
+        events, sizes = per_patient["sum"].to_numpy(), per_patient["size"].to_numpy()
+        rate = clustered_rate(events, sizes, correlation=within_patient_correlation(events, sizes))
+        low, high = rate.ci_low, rate.ci_high
     return {"n": n, "n_misclassified": k, "rate": k / n if n else np.nan, "ci_low": float(low),
             "ci_high": float(high), "n_fp": int((wrong & (label == 0)).sum()), "n_fn": int((wrong & (label == 1)).sum())}
 
@@ -319,7 +326,7 @@ class AnalysisResult:
         return self._derived("ids", lambda: pd.Index(pd.unique(self.table("outcomes")["image_id"])))
 
     def overall_misclassification(self) -> pd.DataFrame:
-        """Per (model, finding): test-split misclassification with a Wilson 95% CI.
+        """Per (model, finding): test-split misclassification with its patient-clustered 95% CI (`PairResult.overall`).
 
         Columns: model, finding, n, n_misclassified, rate, ci_low, ci_high, n_fp, n_fn."""
         return self._derived("overall", self._overall_misclassification)
@@ -390,11 +397,11 @@ class AnalysisResult:
         return self.pair(model, finding).evaluate_flip(tau, n_bootstrap=n, seed=int(self.config.seed))
 
     def rates_by(self, model: str, finding: str, table: pd.DataFrame, column: str) -> pd.DataFrame:
-        """`PairResult.rates_by` with the run's subgroup settings (rows, patients, replicates, seed)."""
+        """`PairResult.rates_by` with the run's subgroup settings (effective rows, patients, events)."""
         config = self.config
         return self.pair(model, finding).rates_by(
             table, column, min_n=config.min_subgroup_n, min_patients=config.min_subgroup_patients,
-            n_replicates=config.subgroup_bootstrap, seed=config.seed)
+            min_events=config.min_subgroup_events)
 
     def stacked(self) -> AnalysisResult:
         """The same result with every long table built once and each pair's tables slices of it: one copy of

@@ -32,7 +32,7 @@ from cxrfail.errors import CohortError, PredictionsError
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
 
-CACHE_VERSION = 6  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 7  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 

@@ -102,7 +102,8 @@ DEFAULT_CONTEXT = FigureContext()
 
 
 def insufficient_label(min_n: int) -> str:
-    return f"insufficient (n < {min_n})"
+    """The flag of a subgroup level below the sufficiency rule (`cxrfail.analysis.subgroups.subgroup_rates`)."""
+    return f"insufficient (effective n < {min_n}, or too few patients or events)"
 
 
 def finding_label(finding: str) -> str:

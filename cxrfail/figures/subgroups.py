@@ -36,7 +36,7 @@ def subgroup_rates_figure(
     ``rates``: rows of ``subgroup_rates``. Each subgroup's block starts with its reference row (the rate over
     the rows where the subgroup is known: for a subset, the subset's own rate, the one its levels compare
     with), drawn as a grey diamond and labelled with the subset's size. Levels flagged insufficient (too few
-    rows or patients) are greyed out.
+    effective rows, patients or events) are greyed out.
     """
     if rates.empty:
         return empty_figure(title or "Misclassification by subgroup", "no subgroup rows")
@@ -57,16 +57,16 @@ def subgroup_rates_figure(
         else:
             text.append(f"{r:.1%}  (n={n:,}, {n_patients:,} patients)" if ok
                         else f"{insufficient_label(min_n)}: n={n}, {n_patients} patients")
-    hover = [f"{k:,} of {n:,} misclassified ({p:,} patients)<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}] (patient "
-             f"bootstrap)<br>Wilson [{wl:.1%}, {wh:.1%}], design effect {d:.1f}"
+    hover = [f"{k:,} of {n:,} misclassified ({p:,} patients)<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}] (patients "
+             f"clustered)<br>Wilson on rows [{wl:.1%}, {wh:.1%}], design effect {d:.1f}"
              for k, n, p, r, lo, hi, wl, wh, d in zip(
                  rows["n_misclassified"].astype(int), rows["n"].astype(int), rows["n_patients"].astype(int),
                  rows["rate"], rows["ci_low"], rows["ci_high"], rows["wilson_low"], rows["wilson_high"],
                  rows["design_effect"].astype(float))]
     fig = go.Figure()
     kinds = ((reference, "reference: rate where the subgroup is known", BASELINE_COLOR, "diamond"),
-             (~reference & sufficient, "rate (95% CI, patients resampled)", SUFFICIENT_COLOR, "circle"),
-             (~reference & ~sufficient, "insufficient (too few rows or patients)", INSUFFICIENT_COLOR,
+             (~reference & sufficient, "rate (95% CI, patients clustered)", SUFFICIENT_COLOR, "circle"),
+             (~reference & ~sufficient, "insufficient (too few effective rows, patients or events)", INSUFFICIENT_COLOR,
               "circle-open"))
     for mask, name, color, symbol in kinds:
         if not mask.any():

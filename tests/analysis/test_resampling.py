@@ -11,7 +11,6 @@ from cxrfail.analysis import resampling
 from cxrfail.analysis.auroc_intervals import bootstrap_auroc, bootstrap_auroc_set
 from cxrfail.analysis.resampling import (
     BootstrapInterval,
-    bootstrap_clustered_rate,
     bootstrap_ratio,
     paired_bootstrap_f1_change,
 )
@@ -159,17 +158,6 @@ def test_paired_auroc_difference_replicates_use_one_draw_for_both_scores():
     same = paired_auroc_difference(y, score, score, groups, n_replicates=50)
     assert same.estimate == same.ci_low == same.ci_high == 0.0
     assert np.isnan(paired_auroc_difference(np.zeros(5), score[:5], other[:5], groups[:5]).estimate)
-
-
-def test_clustered_rate_replicates_equal_the_rate_of_the_resampled_rows():
-    rng = np.random.default_rng(5)
-    events, rows = rng.integers(0, 4, 30), rng.integers(4, 9, 30)
-    result = bootstrap_clustered_rate(events, rows, n_replicates=6, rng=np.random.default_rng(8))
-    draws = np.random.default_rng(8).integers(0, 30, size=(6, 30), dtype=np.int32)
-    np.testing.assert_allclose(result.replicates, [events[d].sum() / rows[d].sum() for d in draws], atol=1e-15)
-    assert result.estimate == events.sum() / rows.sum()
-    with pytest.raises(ValueError, match="events <= rows"):
-        bootstrap_clustered_rate([3], [2], rng=np.random.default_rng(0))
 
 
 def test_bootstrap_auroc_estimate_interval_and_degenerate_cases():

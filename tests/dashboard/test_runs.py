@@ -23,7 +23,7 @@ def _niceness(_: int) -> int:
 def test_core_run_computes_in_the_server_process(demo_cohort, demo_models, tmp_path, monkeypatch):
     monkeypatch.setenv("CXRFAIL_CACHE_DIR", str(tmp_path))
     dataset = dataset_from(demo_cohort, [m for m in demo_models if m.name in MODELS], "demo subset", key="t")
-    config = dataclasses.replace(AnalysisConfig(), findings=("Edema",), subgroup_bootstrap=50)
+    config = dataclasses.replace(AnalysisConfig(), findings=("Edema",))
     messages = []
     result = runs.AnalysisJob(dataset, MODELS, config, runs.CORE).result(lambda f, message: messages.append(message))
     assert "on 1 process(es)" in messages[0]
