@@ -52,9 +52,10 @@ def run_levels(table: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
 
 
 def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisConfig) -> PairResult | PairRefusal:
-    """Every step for one (model, finding) on the rows whose label is known; regression q-values are added
-    by `cxrfail.analysis.runner.adjust_regression`. A pair whose splits cannot support the analysis (a split without
-    positives or negatives, too few test patients: `cxrfail.analysis.checks`) is refused with its reason."""
+    """Every step for one (model, finding) on the rows whose label is known; nothing depends on the other pairs
+    of a run (regression q-values are adjusted within each fit of this pair). A pair whose splits cannot support
+    the analysis (a split without positives or negatives, too few test patients: `cxrfail.analysis.checks`) is
+    refused with its reason."""
     table, probabilities, split, levels = inputs.table, inputs.probabilities, inputs.split, inputs.levels
     known = table[finding].notna().to_numpy()
     rows = table.loc[known]
@@ -97,7 +98,8 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
         wrong_test, pair_levels, test_rows["patient_id"], min_n=config.min_subgroup_n,
         min_patients=config.min_subgroup_patients, min_events=config.min_subgroup_events,
         not_random_samples=inputs.non_random_subsets), tag)
-    regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding), tag)
+    regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding, model=model, rows_name="test split"),
+                         tag)
 
     flip_set = next((fs for fs in config.feature_sets if not is_oracle(fs)), None)
     identifier = (config.learners[0], flip_set or config.feature_sets[0])

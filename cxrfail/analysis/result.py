@@ -38,8 +38,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # effective rows, patients or events (rate still shown); one reference row per subgroup (`is_reference`,
     # level "all known"): the rate over the rows where the subgroup is known (a subset's own rate)
     "subgroup_rates": ("model", "finding", *SUBGROUP_RATE_COLUMNS),
-    # test split; SEs clustered by patient; q-values within the family named in q_family (`adjust_regression`)
-    "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS, "q_holm", "q_bh", "q_family"),
+    # test split; SEs clustered by patient; q-values within one fit of one pair, the family named in q_family
+    # (`cxrfail.analysis.regression.fit_pair_regressions`)
+    "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS),
     # held-out identifier AUROC (calibration out-of-fold, test from the fit on calibration) against the
     # confidence baseline and the 0/1 prediction, and the paired differences with patient-clustered CIs
     # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs)
@@ -225,7 +226,7 @@ class PairResult:
         return frame
 
     def with_table(self, name: str, frame: pd.DataFrame) -> PairResult:
-        """A copy with table ``name`` replaced (e.g. regression q-values adjusted across the run)."""
+        """A copy with table ``name`` replaced (e.g. its row ids swapped for arrays shared across pairs)."""
         return dataclasses.replace(self, tables={**self.tables, name: frame})
 
 
