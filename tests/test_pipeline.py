@@ -40,6 +40,10 @@ def test_every_table_covers_every_model_and_finding(light_result, two_models):
         table = getattr(light_result, name)
         assert set(zip(table["model"], table["finding"])) == pairs, name
     assert light_result.progress_messages[-1][0] == 1.0
+    # bootstrap resamples left out of the identifier intervals (one class) are counted beside them
+    identifiers = light_result.identifiers
+    assert (identifiers["ci_method"] == "bootstrap").all()
+    assert identifiers["n_replicates_dropped"].between(0, LIGHT.n_bootstrap).all()
     fractions = [fraction for fraction, _ in light_result.progress_messages]
     assert fractions == sorted(fractions)
 

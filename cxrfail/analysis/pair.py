@@ -240,6 +240,7 @@ IDENTIFIER_COLUMNS = (
     "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
     "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
     "ci_method",  # "bootstrap" (patient resamples) or "analytic" (clustered DeLong, large pairs)
+    "n_replicates_dropped",  # bootstrap resamples with one class, left out of the intervals (NaN: analytic)
 )
 
 

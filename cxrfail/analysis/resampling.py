@@ -40,6 +40,8 @@ class BootstrapInterval:
         ci_low, ci_high: percentile interval of the replicates (NaN when there are none).
         n_replicates: replicates the interval is based on (those where the statistic is defined).
         replicates: (n_replicates,) the replicate values (not compared, not shown in repr).
+        n_dropped: replicates drawn but left out because the statistic is undefined on them (an AUROC of a
+            resample with one class, a ratio whose resampled denominator is 0); drawn = n_replicates + n_dropped.
     """
 
     estimate: float
@@ -47,6 +49,7 @@ class BootstrapInterval:
     ci_high: float
     n_replicates: int
     replicates: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+    n_dropped: int = 0
 
     @property
     def spans_zero(self) -> bool:
@@ -258,10 +261,12 @@ def paired_bootstrap_f1_changes(
 
 
 def percentile_interval(estimate: float, values: np.ndarray, confidence: float) -> BootstrapInterval:
-    """The percentile interval of the replicates that are defined (NaN replicates dropped)."""
-    values = values[~np.isnan(values)]
-    low, high = _percentile(values, confidence)
-    return BootstrapInterval(estimate, low, high, int(len(values)), values)
+    """The percentile interval of the replicates that are defined (NaN replicates dropped and counted in
+    ``n_dropped``)."""
+    defined = values[~np.isnan(values)]
+    low, high = _percentile(defined, confidence)
+    return BootstrapInterval(estimate, low, high, int(len(defined)), defined,
+                             n_dropped=int(len(values) - len(defined)))
 
 
 def bootstrap_ratio(
@@ -286,7 +291,8 @@ def bootstrap_ratio(
         confidence: coverage of the interval.
 
     Returns:
-        `BootstrapInterval` of the ratio; every field NaN (``n_replicates`` 0) when sum(denominator) is 0.
+        `BootstrapInterval` of the ratio (``n_dropped``: replicates whose denominator sum is 0); every field
+        NaN (``n_replicates`` 0, nothing drawn) when sum(denominator) is 0.
     """
     return bootstrap_ratios({"ratio": numerator}, denominator, groups, n_replicates=n_replicates, seed=seed,
                             confidence=confidence)["ratio"]
@@ -336,5 +342,5 @@ def bootstrap_ratios(
         values = replicate[defined, column] / replicate[defined, 0]
         low, high = _percentile(values, confidence)
         out[name] = BootstrapInterval(float(sums[:, column].sum() / sums[:, 0].sum()), low, high, int(len(values)),
-                                      values)
+                                      values, n_dropped=int((~defined).sum()))
     return out

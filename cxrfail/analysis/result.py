@@ -43,13 +43,14 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS),
     # held-out identifier AUROC (calibration out-of-fold, test from the fit on calibration) against the
     # confidence baseline and the 0/1 prediction, and the paired differences with patient-clustered CIs
-    # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs)
+    # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs; n_replicates_dropped: bootstrap
+    # resamples with one class, left out of the intervals, NaN for analytic)
     "identifiers": ("model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high",
                     "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "n", "n_misclassified",
                     "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
                     "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
                     "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
-                    "ci_method"),
+                    "ci_method", "n_replicates_dropped"),
     # test split at the flip threshold chosen on calibration: tau (calibration out-of-fold scale), test_tau
     # (the same flip fraction on the test identifier's scale), the one verdict `improved`; the identifier used
     "flip": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high",

@@ -95,6 +95,23 @@ def test_audit_finds_exactly_the_flipped_labels():
     assert agreement.sum() == len(outcomes) and agreement[(0, 1)] + agreement[(1, 0)] == 30
 
 
+def test_dropped_replicates_are_counted_beside_the_intervals():
+    outcomes, reference, _, _ = _synthetic(n_patients=20, seed=4)
+    # the model errs on one image only, of one test patient of 10
+    test_rows = np.flatnonzero((outcomes["split"] == "test").to_numpy())
+    prediction = outcomes["label"].to_numpy().copy()
+    prediction[test_rows[0]] = 1 - prediction[test_rows[0]]
+    outcomes = outcomes.assign(prediction=prediction, misclassified=(prediction != outcomes["label"]).astype(int))
+    row = audit_pair(outcomes, reference, n_bootstrap=400).audit.iloc[0]
+    assert row["n_bootstrap"] == 400
+    for prefix in ("auroc_cohort", "auroc_reference"):
+        assert 0 <= row[f"{prefix}_n_dropped"] < 400
+    assert np.isnan(row["identifier_auroc_cohort_n_dropped"])  # no identifier score: no interval
+    # the error shares: resamples without that patient have no misclassified row, (9/10)^10 = 35% of them
+    assert row["n_misclassified"] == 1
+    assert row["error_share_n_dropped"] == pytest.approx(400 * 0.9**10, abs=40)
+
+
 def test_verdicts_use_the_split_and_rows_without_reference_are_left_out():
     outcomes, reference, flipped, model_wrong = _synthetic(seed=2)
     partial = reference.copy()

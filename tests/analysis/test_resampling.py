@@ -174,6 +174,7 @@ def test_bootstrap_auroc_estimate_interval_and_degenerate_cases():
     rare = bootstrap_auroc(y_rare, np.linspace(1, 0, 10), np.arange(10), n_replicates=400, seed=0)
     assert 0 < rare.n_replicates < 400
     assert rare.n_replicates == pytest.approx(400 * (1 - 0.9**10), abs=60)
+    assert rare.n_replicates + rare.n_dropped == 400  # the one-class resamples are counted, not lost
     assert (rare.replicates == 1.0).all()
 
 
@@ -221,3 +222,14 @@ def test_bootstrap_ratio_interval_is_wider_when_patients_cluster():
     assert clustered.estimate == independent.estimate
     assert clustered.ci_low <= clustered.estimate <= clustered.ci_high
     assert (clustered.ci_high - clustered.ci_low) > 1.8 * (independent.ci_high - independent.ci_low)
+
+
+def test_ratio_replicates_with_a_zero_denominator_are_counted():
+    # one patient of 12 has the only denominator rows: (11/12)^12 = 35% of resamples leave it out
+    groups = np.repeat(np.arange(12), 3)
+    denominator = (groups == 0).astype(float)
+    numerator = denominator * np.array([1, 0, 1] * 12)
+    result = bootstrap_ratio(numerator, denominator, groups, n_replicates=2000, seed=5)
+    assert result.n_replicates + result.n_dropped == 2000
+    assert result.n_dropped == pytest.approx(2000 * (11 / 12) ** 12, rel=0.1)
+    assert bootstrap_ratio(np.ones(36), np.ones(36), groups, n_replicates=50).n_dropped == 0
