@@ -8,11 +8,12 @@ Pneumothorax present (158 patients, up to 37 rows each).
 
 Outcome model: each patient i has its own error probability p_i ~ Beta with mean p and intra-patient
 correlation rho (rho = 0: rows independent; rho = 1: all rows of a patient share their outcome); its m_i
-rows are Binomial(m_i, p_i). True rate p in {0, 2%, 10%}; rho in {0, 0.1, 0.3, 0.6, 0.8}. The demo's own pairs
-imply rho = (design effect - 1) / (mean cluster size - 1) on their test splits; the range is printed (0.07
-to 0.75, median 0.43, when this was written), so the grid spans it. The level's interval uses, as `subgroup_rates` does, the
-within-patient correlation estimated on the whole population: here the level's patients plus the other
-patients of the demo's test split (their own row counts), simulated with rate 10% and the same rho.
+rows are Binomial(m_i, p_i). True rate p in {0, 2%, 10%}; rho in {0, 0.1, 0.3, 0.6, 0.8}. The demo's own
+pairs imply rho = (design effect - 1) / (mean cluster size - 1) on their test splits; the range is printed
+(0.07 to 0.75, median 0.43, when this was written), so the grid spans it. The level's interval uses, as
+`subgroup_rates` does, the within-patient correlation estimated on the whole population: the level's patients
+plus the other patients of the demo's test split (their own row counts), simulated with rate 10% and the same
+rho.
 
 Coverage: the share of simulated levels whose interval contains the true p and is not zero-width
 (ci_high > ci_low). For p = 0 every row is correct, so that is the share of intervals that contain 0 with a
@@ -41,7 +42,11 @@ from cxrfail.analysis.outcomes import classify
 from cxrfail.analysis.pair import run_levels
 from cxrfail.analysis.resampling import resample_patterns
 from cxrfail.analysis.splits import patient_split
-from cxrfail.analysis.subgroups import clustered_rate, mean_cluster_size, within_patient_correlation
+from cxrfail.analysis.subgroups import (
+    clustered_rate,
+    mean_cluster_size,
+    within_patient_correlation,
+)
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.demo import load_demo_cohort, load_demo_predictions
 from cxrfail.predictions import common_ids
@@ -111,7 +116,7 @@ def coverage(sizes, rest, rate, rho, rest_rho, n, seed) -> tuple[float, float, f
     rest_events = simulate(rest, REST_RATE, rest_rho, n, rng)
     population = np.concatenate([sizes, rest])
     hits, widths = 0, 0.0
-    for level_events, other in zip(events, rest_events):
+    for level_events, other in zip(events, rest_events, strict=True):
         correlation = within_patient_correlation(np.concatenate([level_events, other]), population)
         interval = clustered_rate(level_events, sizes, correlation=correlation)
         hits += covered(interval.ci_low, interval.ci_high, rate)

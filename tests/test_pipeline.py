@@ -124,10 +124,10 @@ def test_q_values_of_a_pair_do_not_depend_on_the_rest_of_the_run(light_result, d
     alone = run_analysis(demo_cohort, two_models, replace(LIGHT, findings=("Consolidation",)), scope="core",
                          cache_dir=tmp_path, n_jobs=1)
     for model in two_models:
-        pd.testing.assert_frame_equal(alone.pair(model.name, "Consolidation").regression.reset_index(drop=True),
-                                      light_result.pair(model.name, "Consolidation").regression.reset_index(drop=True))
-        pd.testing.assert_frame_equal(alone.pair(model.name, "Consolidation").subgroup_rates.reset_index(drop=True),
-                                      light_result.pair(model.name, "Consolidation").subgroup_rates.reset_index(drop=True))
+        for name in ("regression", "subgroup_rates"):
+            mine, full = (run.pair(model.name, "Consolidation").table(name).reset_index(drop=True)
+                          for run in (alone, light_result))
+            pd.testing.assert_frame_equal(mine, full)
 
 
 def test_flip_outcomes_follow_tau_on_test_rows(light_result):
