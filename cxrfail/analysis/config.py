@@ -89,7 +89,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "shap_max_samples": (1, 1_000_000, True, True),
     "min_overlap": (0.0, 1.0, True, False),
     "min_subgroup_patients": (1, math.inf, True, True),
-    "subgroup_bootstrap": (100, 1_000_000, True, True),
+    "subgroup_bootstrap": (20, 1_000_000, True, True),
     "min_calibration_flips": (1, math.inf, True, True),
     "min_test_patients": (2, math.inf, True, True),
 }
