@@ -2,10 +2,11 @@
 
 Data: the NIH demo, model densenet121_jrzech, each of Atelectasis, Consolidation and Pleural Effusion;
 threshold max-F1 on the calibration half (patient split, seed 0), rates on the test half, the default
-subgroups (age, sex, view, Lung Lesion, Pneumothorax, Support Devices), 1,000 replicates per level.
+subgroups (age, sex, view, Lung Lesion, Pneumothorax, Support Devices); intervals analytic (Wilson at the
+effective sample size, `cxrfail.analysis.subgroups.clustered_rate`).
 
 Baseline (same process): the Wilson-only table the dashboard drew before (counts and `wilson_interval`), timed
-on the same rows. Also printed: the largest design effects (clustered variance / binomial variance) and the
+on the same rows. Also printed: the largest design effects (clustered linearisation variance / binomial variance) and the
 ratio of the clustered to the Wilson interval width.
 
 Run: .venv/bin/python bench/subgroups_bench.py

@@ -178,6 +178,12 @@ def test_pair_results_answer_per_pair_and_stack_into_the_long_tables(light_resul
     test = pair.outcomes_in("test")
     assert overall["n"] == len(test) and overall["n_misclassified"] == int(test["misclassified"].sum())
     assert overall["n_fp"] + overall["n_fn"] == overall["n_misclassified"]
+    # the headline rate carries the patient-clustered interval of every subgroup rate (the view reference row is
+    # the same rows), wider than Wilson's on rows
+    view = pair.subgroup_rates.query("subgroup == 'view' and is_reference").iloc[0]
+    assert view["n"] == overall["n"]
+    assert (overall["ci_low"], overall["ci_high"]) == pytest.approx((view["ci_low"], view["ci_high"]), abs=1e-12)
+    assert overall["ci_high"] - overall["ci_low"] > view["wilson_high"] - view["wilson_low"]
     assert pair.flip["tau"] == pair.chosen_tau
     # the verdict row is the live evaluation at the chosen tau, with the run's seed and bootstrap
     live = light_result.evaluate_flip(pair.model, pair.finding, pair.chosen_tau)
