@@ -70,7 +70,7 @@ def main() -> None:
                   f"patients={row['n_patients']:5d} rate={row['rate']:.3f} design_effect={row['design_effect']:.1f} "
                   f"width_vs_wilson={width:.2f}")
     clustered, wilson = np.median(clustered_times), np.median(wilson_times)
-    print(f"subgroup_rates (clustered, 1000 replicates per level): median {1000 * clustered:.0f} ms; "
+    print(f"subgroup_rates (patient-clustered, effective-n intervals): median {1000 * clustered:.0f} ms; "
           f"Wilson-only {1000 * wilson:.1f} ms")
     print(f"slowdown: {clustered / wilson:.1f} ({1000 * clustered:.0f} ms)")
 
