@@ -124,8 +124,9 @@ def load_reference_labels(
         notes: caveats per canonical finding.
 
     Raises:
-        CohortError naming the file, column and first rows: missing file or columns, unknown finding names in
-        the map, empty or duplicate ids, cells other than 1/0, yes/no, true/false or blank, no finding columns.
+        CohortError: naming the file, column and first rows: missing file or columns, unknown finding names
+            in the map, empty or duplicate ids, cells other than 1/0, yes/no, true/false or blank, no finding
+            columns.
     """
     path = Path(path)
     raw = read_input_csv(path, dtype=str, keep_default_na=False)

@@ -247,7 +247,34 @@ def label_aurocs() -> str:
     return _markdown_table(pd.DataFrame(rows))
 
 
+#: Where `make bench` keeps each benchmark's output (``NAME.txt``).
+BENCH_RESULTS = ROOT / "bench" / "results"
+#: The first line `make bench` writes into each output: when, how many cores, the load average.
+RECORDED = "# recorded"
+#: A benchmark's result lines: ``name: number`` (the ratio or figure it reports), as the scripts print them.
+RESULT_LINE = re.compile(r"^([a-z_]+): (-?[0-9.]+)\b.*$")
+
+
+def benchmarks() -> str:
+    """The result lines of every benchmark output that `make bench` kept, with when it was recorded."""
+    rows = []
+    for bench in sorted((ROOT / "bench").glob("*_bench.py")):
+        output = BENCH_RESULTS / f"{bench.stem}.txt"
+        if not output.is_file():
+            rows.append({"benchmark": f"`{bench.name}`", "result lines": "not recorded yet (run `make bench`)",
+                         "recorded": ""})
+            continue
+        text = output.read_text(encoding="utf-8").splitlines()
+        lines = [m.group(0) for m in map(RESULT_LINE.match, text) if m]
+        header = [line.removeprefix(RECORDED).strip() for line in text if line.startswith(RECORDED)]
+        recorded = header[0] if header else ""
+        rows.append({"benchmark": f"`{bench.name}`", "result lines": "<br>".join(f"`{line}`" for line in lines),
+                     "recorded": recorded})
+    return _markdown_table(pd.DataFrame(rows))
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "benchmarks": benchmarks,
     "demo_cohort": demo_cohort,
     "demo_clusters": demo_clusters,
     "design_effects": design_effects,
