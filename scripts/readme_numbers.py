@@ -233,6 +233,32 @@ def label_errors() -> str:
             "calibration), with patient-bootstrap 95% intervals.")
 
 
+#: NIH findings that overlap the experts' airspace opacity, and the group of all five.
+OPACITY_FINDINGS = ("Consolidation", "Infiltration", "Pneumonia", "Atelectasis", "Edema")
+
+
+def airspace_opacity() -> str:
+    """Why the experts' airspace opacity is not audited on NIH: how it compares with the NIH findings nearest it."""
+    from cxrfail import demo
+    from cxrfail.analysis.labels import cohen_kappa
+
+    cohort, _ = _demo()
+    reference = demo.load_demo_reference_labels(cohort).table
+    expert = reference["Lung Opacity"].dropna().astype(int)
+    labels = cohort.table.loc[expert.index, list(OPACITY_FINDINGS)].fillna(0).astype(int)
+    columns = {name: labels[name] for name in OPACITY_FINDINGS[:3]}
+    columns["any of the five"] = labels.max(axis=1)
+    opaque = expert == 1
+    parts = []
+    for name, nih in columns.items():
+        counts = pd.crosstab(nih, expert).reindex(index=[0, 1], columns=[0, 1], fill_value=0).to_numpy()
+        parts.append(f"{name} labels {_int(nih[opaque].sum())} of them (kappa {_num(cohen_kappa(counts))})")
+    none = int((labels.loc[opaque].max(axis=1) == 0).sum())
+    return (f"Of the {_int(opaque.sum())} of the {_int(len(expert))} expert-read images that the experts call "
+            f"airspace opacity, NIH {'; '.join(parts)}; {_int(none)} carry none of "
+            f"{', '.join(OPACITY_FINDINGS)}.")
+
+
 def label_aurocs() -> str:
     """Model and identifier AUROC against each label set, per model and finding."""
     audit = audit_run().table("label_audit")
@@ -251,8 +277,9 @@ def label_aurocs() -> str:
 BENCH_RESULTS = ROOT / "bench" / "results"
 #: The first line `make bench` writes into each output: when, how many cores, the load average.
 RECORDED = "# recorded"
-#: A benchmark's result lines: ``name: number`` (the ratio or figure it reports), as the scripts print them.
-RESULT_LINE = re.compile(r"^([a-z_]+): (-?[0-9.]+)\b.*$")
+#: A benchmark's result lines: ``name: number`` alone (the ratio or figure it reports), maybe with a note in
+#: parentheses, as the scripts print them last.
+RESULT_LINE = re.compile(r"^([a-z_]+): (-?[0-9.]+)( \(.*\))?$")
 
 
 def benchmarks() -> str:
@@ -283,6 +310,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "label_agreement": label_agreement,
     "label_errors": label_errors,
     "label_aurocs": label_aurocs,
+    "airspace_opacity": airspace_opacity,
 }
 
 
