@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.cohort import Cohort, in_unique_index, read_input_csv
+from cxrfail.cohort import Cohort
 from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
+from cxrfail.io import in_unique_index, read_input_csv
 
 ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
 DEFAULT_MIN_OVERLAP = 0.9
