@@ -70,12 +70,12 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
 def _load_inputs(args: argparse.Namespace):
     from cxrfail import demo
     from cxrfail.cohort import load_cohort, parse_column_map
-    from cxrfail.predictions import load_prediction_files
+    from cxrfail.predictions import load_predictions
 
     if args.cohort in ("chexpert", "csv") and args.cohort_file is None:
         raise CxrfailInputError(f"--cohort {args.cohort} needs --cohort-file", fix="Pass the cohort CSV")
     prediction_files = list(args.predictions) if args.predictions else demo.demo_prediction_files()
-    models = load_prediction_files(prediction_files, args.model_names)
+    models = load_predictions(prediction_files, args.model_names)
     # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
     cohort = load_cohort(
         args.cohort, args.cohort_file, column_map=parse_column_map(args.column_map, "--column-map"),

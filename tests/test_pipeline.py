@@ -153,10 +153,15 @@ def test_pair_results_answer_per_pair_and_stack_into_the_long_tables(light_resul
     test = pair.outcomes_in("test")
     assert overall["n"] == len(test) and overall["n_misclassified"] == int(test["misclassified"].sum())
     assert overall["n_fp"] + overall["n_fn"] == overall["n_misclassified"]
-    assert pair.flip["tau"] == pair.chosen_tau
-    # the verdict row is the live evaluation at the chosen tau, with the run's seed and bootstrap
-    live = light_result.evaluate_flip(pair.model, pair.finding, pair.chosen_tau)
-    assert live.delta_f1 == pytest.approx(pair.flip["delta_f1"]) and live.n_flips == pair.flip["n_flips"]
+    # every pair's verdict row is the live evaluation at the chosen tau (on the test identifier's scale), with
+    # the run's seed and bootstrap: a verdict, not exploratory, whether the choice flips rows or nothing
+    for each in light_result:
+        flip = each.flip
+        assert each.chosen_tau == flip["test_tau"]
+        live = light_result.evaluate_flip(each.model, each.finding, each.chosen_tau)
+        assert not live.exploratory and live.improved == flip["improved"]
+        assert live.delta_f1 == pytest.approx(flip["delta_f1"]) and live.n_flips == flip["n_flips"]
+        assert (live.n_flips == 0) == each.flips_nothing
     with pytest.raises(KeyError, match="no pair"):
         light_result.pair("absent", "Edema")
 
