@@ -36,11 +36,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cxrfail.demo import demo_location
 from cxrfail.inference import InferenceEngine, PredictionCache, list_images, load_model, preprocess, read_image
 from cxrfail.inference.cards import Preprocessing, range_normalization
 from cxrfail.inference.models import calibrate_batch_norm
 
-IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-chexnet" / "images"
+IMAGES = demo_location() / "images"
 OUT = Path(__file__).resolve().parent / "out"
 #: Images decoded beforehand for the forward-passes-alone rate.
 FORWARD_IMAGES = 64

@@ -24,9 +24,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SUBDIR = Path("data") / "nih-chexnet"
 
 
+def demo_location() -> Path:
+    """Where the demo data is looked for: ``$CXRFAIL_DEMO_DIR`` or ``<project root>/../shared/data/nih-chexnet``
+    (the folder may be missing: `demo_dir` checks)."""
+    return Path(os.environ.get("CXRFAIL_DEMO_DIR") or PROJECT_ROOT.parent / "shared" / DEMO_SUBDIR)
+
+
 def demo_dir() -> Path:
-    """Folder of the demo data: ``$CXRFAIL_DEMO_DIR`` or ``<project root>/../shared/data/nih-chexnet``."""
-    folder = Path(os.environ.get("CXRFAIL_DEMO_DIR") or PROJECT_ROOT.parent / "shared" / DEMO_SUBDIR)
+    """Folder of the demo data (`demo_location`), checked to hold the prediction files."""
+    folder = demo_location()
     if not (folder / "predictions").is_dir():
         raise CohortError(
             "demo data not found", path=folder,

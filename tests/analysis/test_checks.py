@@ -1,4 +1,5 @@
-"""Pair checks on the degenerate cohorts of issue 8: refused with a reason; small but valid ones warn."""
+"""Pair checks on degenerate cohorts (one class in a split, too few test patients): refused with a reason;
+small but valid ones warn."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Label audit: exact verdicts on a synthetic cohort with known flipped labels, and the demo's agreement
-with Google's expert labels (the counts of issue 12)."""
+with Google's expert labels (the 2 x 2 counts)."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def _demo_outcomes(cohort, model, findings):
 
 
 def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
-    """Issue 12's table: on the 935 demo test images (353 patients) with expert labels, NIH Pneumothorax vs
+    """The agreement table: on the 935 demo test images (353 patients) with expert labels, NIH Pneumothorax vs
     expert Pneumothorax and NIH Mass or Nodule vs expert Nodule or mass; findings without expert labels are
     skipped."""
     reference = load_demo_reference_labels(demo_cohort)

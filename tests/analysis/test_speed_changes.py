@@ -1,5 +1,5 @@
-"""The per-pair speed work (issue 10) changed how some numbers are computed, not what they estimate. These
-tests compute the earlier way with the library's own functions and check, on the real demo, that the new
+"""Faster per-pair computations changed how some numbers are computed, not what they estimate. These tests
+compute the earlier way with the library's own functions and check, on the real demo, that the new
 numbers stay within the earlier ones' own 95% CIs (and the model's AUROC exactly):
 
 - identifiers: held-out scores from fits on the calibration split (out-of-fold within calibration, the fit on

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-NIH_IMAGES = SHARED / "data" / "nih-chexnet" / "images"
+from cxrfail.demo import demo_location
+
+#: the demo's radiographs: under ``$CXRFAIL_DEMO_DIR`` when set, else beside the checkout
+NIH_IMAGES = demo_location() / "images"
 CARD_LABELS = ["Atelectasis", "Cardiomegaly", "Effusion", "", "Pleural_Thickening"]
 
 
