@@ -14,7 +14,7 @@ EXIT_INPUT_ERROR = 2
 
 
 def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
-    from cxrfail.analysis.config import AnalysisConfig, FEATURE_SETS, LEARNERS, THRESHOLD_METHODS
+    from cxrfail.analysis.config import FEATURE_SETS, LEARNERS, THRESHOLD_METHODS, AnalysisConfig
     from cxrfail.cohort import UNCERTAIN_POLICIES
 
     defaults = AnalysisConfig()
@@ -106,8 +106,8 @@ def _analyze(args: argparse.Namespace) -> int:
 
     from cxrfail.analysis.config import AnalysisConfig
     from cxrfail.analysis.runner import run_analysis
-    from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.files import staged_folder
+    from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.ray_cluster import resolve_ray_address
     from cxrfail.report import write_report
 

@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.errors import CohortError, first_rows
-from cxrfail.io import in_unique_index, read_input_csv, require_columns, validate_ids
 from cxrfail.findings import (
     APPROXIMATE_FINDINGS,
     CHEXPERT_FINDINGS,
@@ -44,6 +43,7 @@ from cxrfail.findings import (
     canonical_finding,
     is_finding,
 )
+from cxrfail.io import in_unique_index, read_input_csv, require_columns, validate_ids
 
 UNCERTAIN_POLICIES = ("zeros", "ones", "drop")
 MAX_PLAUSIBLE_AGE = 120.0

@@ -16,7 +16,7 @@ import io
 import json
 import zipfile
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -178,7 +178,7 @@ def _figure_files(
 
 def _manifest_bytes(manifest: Mapping[str, object] | None, files: Mapping[str, bytes], notes: list[str]) -> bytes:
     final = dict(manifest or {})
-    final.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    final.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
     final.setdefault("versions", package_versions())
     final["files"] = [{"path": path, "bytes": len(data), "sha256": bytes_sha256(data)}
                       for path, data in sorted(files.items())]

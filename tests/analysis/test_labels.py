@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
 
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.labels import (
-    LabelAudit,
     AGREEMENT_COLUMNS,
     AUDIT_COLUMNS,
     CASE_COLUMNS,
@@ -17,12 +17,12 @@ from cxrfail.analysis.labels import (
     LABEL_ERROR,
     MODEL_ERROR,
     REFERENCE_ONLY_ERROR,
+    LabelAudit,
     agreement_counts,
     audit_pair,
     cohen_kappa,
 )
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold

@@ -46,6 +46,20 @@ def chest_dicom_uncompressed() -> Path:
     return pydicom_data_file("RG1_UNCI.dcm")
 
 
+def calibrate_batch_norm(module: torch.nn.Module, inputs: torch.Tensor) -> torch.nn.Module:
+    """Set every batch norm's running statistics to those of ``inputs`` (N, C, H, W; one forward pass in
+    training mode) and return the module in eval mode, so that a network with random weights gives unsaturated
+    probabilities on real radiographs."""
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
+    module.train()
+    with torch.no_grad():
+        module(inputs)
+    return module.eval()
+
+
 @pytest.fixture(scope="session")
 def xrv_densenet_weights(tmp_path_factory, nih_images) -> Path:
     """State dict of a torchxrayvision DenseNet-121 (18 outputs) with seed-0 random weights, batch norm statistics
@@ -54,7 +68,6 @@ def xrv_densenet_weights(tmp_path_factory, nih_images) -> Path:
 
     from cxrfail.inference.cards import Preprocessing, range_normalization
     from cxrfail.inference.images import preprocess, read_image
-    from cxrfail.inference.models import calibrate_batch_norm
 
     torch.manual_seed(0)
     module = xrv.models.DenseNet(weights=None, num_classes=18)
