@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrfail.analysis.config import COHORT_KINDS, FILE_COHORT_KINDS, UNCERTAIN_POLICIES
 from cxrfail.errors import CohortError, first_rows
 from cxrfail.findings import (
     APPROXIMATE_FINDINGS,
@@ -45,7 +46,6 @@ from cxrfail.findings import (
 )
 from cxrfail.io import in_unique_index, read_input_csv, require_columns, validate_ids
 
-UNCERTAIN_POLICIES = ("zeros", "ones", "drop")
 MAX_PLAUSIBLE_AGE = 120.0
 DEVICES_NOTE = (
     "support devices read from the images by two non-expert readers (kappa 0.92), known for the imaged "
@@ -452,14 +452,6 @@ def load_generic_csv(
                   uncertain_policy=uncertain_policy, sources=(str(csv),), notes=notes)
 
 
-COHORT_KINDS = {
-    "demo": "the NIH demo: the test split of the shared prediction files, with their radiographs",
-    "nih": "NIH ChestX-ray14 metadata (torchxrayvision's bundled copy unless a file is given)",
-    "chexpert": "a CheXpert-format CSV",
-    "csv": "any CSV with a column map",
-}
-
-
 def parse_column_map(entries: str | Sequence[str], what: str = "column map") -> dict[str, str]:
     """``FIELD=COLUMN`` entries (a sequence, or one text separated by commas or new lines) as a dict.
 
@@ -506,7 +498,7 @@ def load_cohort(
     named = {} if name is None else {"name": name}
     if kind not in COHORT_KINDS:
         raise CohortError(f"unknown cohort kind {kind!r}", fix=f"Use one of {', '.join(COHORT_KINDS)}")
-    if kind in ("chexpert", "csv") and path is None:
+    if kind in FILE_COHORT_KINDS and path is None:
         raise CohortError(f"a {kind} cohort needs its CSV file", fix="Give the cohort file")
     if kind == "demo":
         from cxrfail import demo
