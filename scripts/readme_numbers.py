@@ -37,43 +37,37 @@ AUDITED_FINDINGS = ("Pneumothorax", "Lung Lesion")
 # --- the demo runs (cached on disk by run_analysis) -----------------------------------------------------
 @functools.cache
 def _demo():
-    from cxrfail import demo
+    """The demo's cohort, predictions and expert labels (`cxrfail.load_demo`)."""
+    from cxrfail import load_demo
 
-    models = demo.load_demo_predictions()
-    cohort = demo.load_demo_cohort(models)
-    return cohort, models
+    return load_demo()
 
 
 @functools.cache
 def core_run():
     """The default configuration on the whole demo, core scope: performance, outcomes, subgroups, regression."""
-    from cxrfail.analysis.config import CORE_SCOPE, AnalysisConfig
-    from cxrfail.analysis.runner import run_analysis
+    from cxrfail import AnalysisConfig, analyze
+    from cxrfail.analysis.config import CORE_SCOPE
 
-    cohort, models = _demo()
-    return run_analysis(cohort, models, AnalysisConfig(), scope=CORE_SCOPE)
+    return analyze(_demo().cohort, _demo().predictions, AnalysisConfig(), scope=CORE_SCOPE)
 
 
 @functools.cache
 def full_run():
     """The default configuration on the whole demo, every step (what `cxrfail analyze` and the dashboard run)."""
-    from cxrfail.analysis.config import AnalysisConfig
-    from cxrfail.analysis.runner import run_analysis
+    from cxrfail import AnalysisConfig, analyze
 
-    cohort, models = _demo()
-    return run_analysis(cohort, models, AnalysisConfig())
+    return analyze(_demo().cohort, _demo().predictions, AnalysisConfig())
 
 
 @functools.cache
 def audit_run():
     """The default configuration on the two findings the demo's expert labels read, with the label audit."""
-    from cxrfail import demo
-    from cxrfail.analysis.config import AnalysisConfig
-    from cxrfail.analysis.runner import run_analysis
+    from cxrfail import AnalysisConfig, analyze
 
-    cohort, models = _demo()
-    reference = demo.load_demo_reference_labels(cohort)
-    return run_analysis(cohort, models, AnalysisConfig(findings=AUDITED_FINDINGS), reference=reference)
+    demo = _demo()
+    return analyze(demo.cohort, demo.predictions, AnalysisConfig(findings=AUDITED_FINDINGS),
+                   reference=demo.reference)
 
 
 # --- formatting -----------------------------------------------------------------------------------------
@@ -108,11 +102,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 # --- the blocks -----------------------------------------------------------------------------------------
 def demo_cohort() -> str:
     """One paragraph on the demo: rows, patients, models, images, expert labels."""
-    from cxrfail import demo
-
-    cohort, models = _demo()
+    cohort, models, reference = _demo().cohort, _demo().predictions, _demo().reference
     table = cohort.table
-    reference = demo.load_demo_reference_labels(cohort)
     n_images = table["image_path"].notna().sum() if "image_path" in table else 0
     ref_ids = reference.table.index
     return (
@@ -126,7 +117,7 @@ def demo_cohort() -> str:
 
 def demo_clusters() -> str:
     """How many rows the demo's patients own: why every interval resamples patients."""
-    cohort, _ = _demo()
+    cohort = _demo().cohort
     per_patient = cohort.table.groupby("patient_id", observed=True).size()
     return (f"{_int(len(cohort.table))} rows of {_int(len(per_patient))} patients; a patient owns a median of "
             f"{per_patient.median():.0f} and up to {_int(per_patient.max())} rows, and "
@@ -239,11 +230,9 @@ OPACITY_FINDINGS = ("Consolidation", "Infiltration", "Pneumonia", "Atelectasis",
 
 def airspace_opacity() -> str:
     """Why the experts' airspace opacity is not audited on NIH: how it compares with the NIH findings nearest it."""
-    from cxrfail import demo
     from cxrfail.analysis.labels import cohen_kappa
 
-    cohort, _ = _demo()
-    reference = demo.load_demo_reference_labels(cohort).table
+    cohort, reference = _demo().cohort, _demo().reference.table
     expert = reference["Lung Opacity"].dropna().astype(int)
     labels = cohort.table.loc[expert.index, list(OPACITY_FINDINGS)].fillna(0).astype(int)
     columns = {name: labels[name] for name in OPACITY_FINDINGS[:3]}
