@@ -62,7 +62,8 @@ def full_run():
 
 @functools.cache
 def audit_run():
-    """The default configuration on the two findings the demo's expert labels read, with the label audit."""
+    """The default configuration on the two findings the demo's expert labels read, with the label audit (the
+    same run as the README's Python example, so they share one cache entry)."""
     from cxrfail import AnalysisConfig, analyze
 
     demo = _demo()
@@ -121,7 +122,7 @@ def demo_clusters() -> str:
     per_patient = cohort.table.groupby("patient_id", observed=True).size()
     return (f"{_int(len(cohort.table))} rows of {_int(len(per_patient))} patients; a patient owns a median of "
             f"{per_patient.median():.0f} and up to {_int(per_patient.max())} rows, and "
-            f"{_pct((per_patient > 1).mean())} of patients own more than one")
+            f"{_pct((per_patient > 1).mean())} of patients own more than one.")
 
 
 def design_effects() -> str:
