@@ -40,14 +40,13 @@ print("models:", ", ".join(demo.models))
 # ## Run the analysis
 #
 # `AnalysisConfig` holds every setting, checked when it is made (a value out of range raises a one-line
-# `ConfigError`). Here: Pneumothorax only, and 200 bootstrap replicates instead of 2,000. `analyze` splits
+# `ConfigError`). Here: Pneumothorax only, with 200 bootstrap replicates instead of 2,000. `analyze` splits
 # the patients into a calibration half (where thresholds, identifiers and the flip threshold are chosen) and
 # a test half (where everything is reported), analyses every (model, finding) pair, and caches the result
 # on disk: a second call with the same inputs returns at once.
 
 # %%
-config = AnalysisConfig(findings=("Pneumothorax",), n_bootstrap=200, subgroup_bootstrap=200,
-                        shap_max_samples=100)
+config = AnalysisConfig(findings=("Pneumothorax",), n_bootstrap=200, shap_max_samples=100)
 result = analyze(demo.cohort, demo.predictions, config, reference=demo.reference)
 pair = result.pair("densenet121_jrzech", "Pneumothorax")
 pair

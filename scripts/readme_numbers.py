@@ -17,6 +17,7 @@ regenerated.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import re
 import sys
@@ -272,21 +273,26 @@ RECORDED = "# recorded"
 RESULT_LINE = re.compile(r"^([a-z_]+): (-?[0-9.]+)( \(.*\))?$")
 
 
+def _summary(script: Path) -> str:
+    """The first paragraph of a script's docstring, on one line."""
+    docstring = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+    return " ".join(docstring.split("\n\n")[0].split()).replace("|", "\\|")
+
+
 def benchmarks() -> str:
-    """The result lines of every benchmark output that `make bench` kept, with when it was recorded."""
+    """Every benchmark: what it times, the result lines of the output `make bench` kept, when it was recorded."""
     rows = []
     for bench in sorted((ROOT / "bench").glob("*_bench.py")):
         output = BENCH_RESULTS / f"{bench.stem}.txt"
+        row = {"benchmark": f"`{bench.name}`", "what": _summary(bench)}
         if not output.is_file():
-            rows.append({"benchmark": f"`{bench.name}`", "result lines": "not recorded yet (run `make bench`)",
-                         "recorded": ""})
+            rows.append({**row, "result lines": "not recorded yet (run `make bench`)", "recorded": ""})
             continue
         text = output.read_text(encoding="utf-8").splitlines()
         lines = [m.group(0) for m in map(RESULT_LINE.match, text) if m]
         header = [line.removeprefix(RECORDED).strip() for line in text if line.startswith(RECORDED)]
         recorded = header[0] if header else ""
-        rows.append({"benchmark": f"`{bench.name}`", "result lines": "<br>".join(f"`{line}`" for line in lines),
-                     "recorded": recorded})
+        rows.append({**row, "result lines": "<br>".join(f"`{line}`" for line in lines), "recorded": recorded})
     return _markdown_table(pd.DataFrame(rows))
 
 
