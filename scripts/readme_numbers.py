@@ -229,6 +229,38 @@ def label_errors() -> str:
             "calibration), with patient-bootstrap 95% intervals.")
 
 
+#: Width of the command-line help quoted in the docs (argparse wraps to $COLUMNS otherwise).
+HELP_COLUMNS = 110
+
+
+def _command_help(*command: str) -> str:
+    """``cxrfail COMMAND --help`` as the command prints it, in a text block."""
+    import contextlib
+    import io
+    import os
+    from unittest import mock
+
+    from cxrfail.cli import build_parser
+
+    printed = io.StringIO()
+    with mock.patch.dict(os.environ, {"COLUMNS": str(HELP_COLUMNS)}), contextlib.redirect_stdout(printed):
+        with contextlib.suppress(SystemExit):  # --help prints, then exits
+            build_parser().parse_args([*command, "--help"])
+    return "```text\n" + printed.getvalue().rstrip() + "\n```"
+
+
+def cli_help() -> str:
+    return _command_help()
+
+
+def cli_analyze_help() -> str:
+    return _command_help("analyze")
+
+
+def cli_infer_help() -> str:
+    return _command_help("infer")
+
+
 #: NIH findings that overlap the experts' airspace opacity, and the group of all five.
 OPACITY_FINDINGS = ("Consolidation", "Infiltration", "Pneumonia", "Atelectasis", "Edema")
 
@@ -310,6 +342,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "label_errors": label_errors,
     "label_aurocs": label_aurocs,
     "airspace_opacity": airspace_opacity,
+    "cli_help": cli_help,
+    "cli_analyze_help": cli_analyze_help,
+    "cli_infer_help": cli_infer_help,
 }
 
 
