@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := chromium fonts-liberation
 PORT ?= 8501
-# Loopback by default; `make run ADDRESS=0.0.0.0` serves to the network (README "Serving it").
+# Loopback by default; `make run ADDRESS=0.0.0.0` serves to the network (docs/serving.md).
 ADDRESS ?= 127.0.0.1
 
 .PHONY: run test docs analyze bench system-deps clean-cache
