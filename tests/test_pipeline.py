@@ -64,7 +64,7 @@ def test_threshold_is_chosen_on_calibration_and_f1_reported_on_test(light_result
         test = rows[rows["split"] == "test"]
         expected = choose_threshold(calibration["label"].to_numpy(), calibration["probability"].to_numpy()).threshold
         assert rows["threshold"].unique().tolist() == [expected]
-        f1 = light_result.performance.query("model == @model and finding == @finding")["f1"].item()
+        f1 = light_result.rows("performance", model=model, finding=finding)["f1"].item()
         assert f1 == pytest.approx(f1_score(test["label"], test["prediction"]))
         assert (rows["misclassified"] == (rows["prediction"] != rows["label"])).all()
 
@@ -132,11 +132,11 @@ def test_q_values_of_a_pair_do_not_depend_on_the_rest_of_the_run(light_result, d
 
 def test_flip_outcomes_follow_tau_on_test_rows(light_result):
     for (model, finding), rows in light_result.outcomes.groupby(["model", "finding"]):
-        tau = light_result.flip.query("model == @model and finding == @finding")["test_tau"].item()
+        tau = light_result.rows("flip", model=model, finding=finding)["test_tau"].item()
         test = rows[rows["split"] == "test"]
         flipped = test["identifier_probability"] >= tau
         assert (test["flipped_prediction"] == np.where(flipped, 1 - test["prediction"], test["prediction"])).all()
-        row = light_result.flip.query("model == @model and finding == @finding").iloc[0]
+        row = light_result.rows("flip", model=model, finding=finding).iloc[0]
         assert row["n_flips"] == flipped.sum()
         assert row["delta_f1"] == pytest.approx(
             f1_score(test["label"], test["flipped_prediction"]) - f1_score(test["label"], test["prediction"]))
@@ -184,10 +184,15 @@ def test_pair_results_answer_per_pair_and_stack_into_the_long_tables(light_resul
     assert view["n"] == overall["n"]
     assert (overall["ci_low"], overall["ci_high"]) == pytest.approx((view["ci_low"], view["ci_high"]), abs=1e-12)
     assert overall["ci_high"] - overall["ci_low"] > view["wilson_high"] - view["wilson_low"]
-    assert pair.flip["tau"] == pair.chosen_tau
-    # the verdict row is the live evaluation at the chosen tau, with the run's seed and bootstrap
-    live = light_result.evaluate_flip(pair.model, pair.finding, pair.chosen_tau)
-    assert live.delta_f1 == pytest.approx(pair.flip["delta_f1"]) and live.n_flips == pair.flip["n_flips"]
+    # every pair's verdict row is the live evaluation at the chosen tau (on the test identifier's scale), with
+    # the run's seed and bootstrap: a verdict, not exploratory, whether the choice flips rows or nothing
+    for each in light_result:
+        flip = each.flip
+        assert each.chosen_tau == flip["test_tau"]
+        live = light_result.evaluate_flip(each.model, each.finding, each.chosen_tau)
+        assert not live.exploratory and live.improved == flip["improved"]
+        assert live.delta_f1 == pytest.approx(flip["delta_f1"]) and live.n_flips == flip["n_flips"]
+        assert (live.n_flips == 0) == each.flips_nothing
     with pytest.raises(KeyError, match="no pair"):
         light_result.pair("absent", "Edema")
 

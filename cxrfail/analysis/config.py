@@ -43,6 +43,18 @@ SCOPES: tuple[str, ...] = (FULL_SCOPE, CORE_SCOPE)
 #: Radiographic findings sliced as subgroups and used as regression covariates (CheXbreak's clinical findings).
 CLINICAL_FINDINGS: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Support Devices")
 
+#: Cohort formats `cxrfail.cohort.load_cohort` reads (CLI ``--cohort``, the dashboard's Data page), with a line
+#: each; `FILE_COHORT_KINDS` need the cohort's CSV file.
+COHORT_KINDS: dict[str, str] = {
+    "demo": "the NIH demo: the test split of the shared prediction files, with their radiographs",
+    "nih": "NIH ChestX-ray14 metadata (torchxrayvision's bundled copy unless a file is given)",
+    "chexpert": "a CheXpert-format CSV",
+    "csv": "any CSV with a column map",
+}
+FILE_COHORT_KINDS: tuple[str, ...] = ("chexpert", "csv")
+#: What CheXpert's -1 (uncertain) labels become: 0, 1, or dropped (NaN; the row leaves that finding only).
+UNCERTAIN_POLICIES: tuple[str, ...] = ("zeros", "ones", "drop")
+
 #: Default fewest distinct test patients of a pair (fewer: the pair is refused).
 MIN_TEST_PATIENTS = 30
 #: Default fewest calibration rows a flip threshold must flip to count as a choice (fewer: "flip nothing").

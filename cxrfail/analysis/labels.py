@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.auroc_intervals import bootstrap_auroc
-from cxrfail.analysis.resampling import bootstrap_ratios, paired_bootstrap_f1_change
 from cxrfail.analysis.outcomes import binary_metrics
+from cxrfail.analysis.resampling import bootstrap_ratios, paired_bootstrap_f1_change
 from cxrfail.analysis.validation import as_binary
 
 CORRECT = "correct by both labels"

@@ -29,6 +29,7 @@ from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.findings import derived_from
 
+
 @dataclass(frozen=True)
 class PairInputs:
     """What every pair of a run shares: the analysed cohort rows, each model's probabilities on them, the

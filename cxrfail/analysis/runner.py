@@ -69,7 +69,7 @@ def run_analysis(
 
     Args:
         cohort: the study table; rows predicted by every model are analysed.
-        models: one `ModelPredictions` per model (distinct names).
+        models: one `ModelPredictions` per model (distinct names), or one.
         config: all parameters (findings, threshold rule, split, learners, ...).
         scope: "full" (every step), or "core": performance, outcomes, subgroup rates and regression only (seconds
             instead of minutes; the same numbers as the full run, without identifiers, flipping, SHAP and the
@@ -88,6 +88,8 @@ def run_analysis(
             CLI). True keeps them warm for the next run (the dashboard).
     """
     progress = progress or _no_progress
+    if isinstance(models, ModelPredictions):
+        models = [models]
     _check_inputs(cohort, models, config)
     store = TableStore(cache_dir)
     if scope not in SCOPES:
@@ -104,6 +106,10 @@ def run_analysis(
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
     return result
+
+
+#: The public name (``from cxrfail import analyze``).
+analyze = run_analysis
 
 
 def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig) -> None:

@@ -9,16 +9,17 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
-    escape,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     finding_label,
     fmt_p,
     ordered,
 )
+
 
 def model_finding_heatmap(
     table: pd.DataFrame,

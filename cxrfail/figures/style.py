@@ -181,11 +181,6 @@ def vline(fig: go.Figure, x: float, color: str, *, dash: str = "solid", text: st
                            yanchor="bottom" if position == "top" else "top", font=dict(size=11, color=color))
 
 
-def hline(fig: go.Figure, y: float, color: str = "#52606d", dash: str = "dot") -> None:
-    fig.add_shape(type="line", x0=0, x1=1, y0=y, y1=y, xref="paper", yref="y",
-                  line=dict(color=color, width=1, dash=dash))
-
-
 def empty_figure(title: str, message: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,

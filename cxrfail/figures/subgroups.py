@@ -12,20 +12,21 @@ from cxrfail.analysis.regression import ALL_ROWS_FAMILY
 from cxrfail.figures.overview import model_finding_heatmap
 from cxrfail.figures.style import (
     BASELINE_COLOR,
-    escape,
     DEFAULT_CONTEXT,
-    FigureContext,
     INSUFFICIENT_COLOR,
     PALETTE,
     SUFFICIENT_COLOR,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     fmt_p,
     insufficient_label,
     ordered,
     stars,
     vline,
 )
+
 
 def subgroup_rates_figure(
     rates: pd.DataFrame, *, title: str | None = None, min_n: int = 30, subgroups: Sequence[str] = (),

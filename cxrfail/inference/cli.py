@@ -11,7 +11,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from cxrfail.inference.cards import BACKENDS, PRECISIONS, SPEC_HELP
@@ -84,7 +83,6 @@ def run_infer(args: argparse.Namespace) -> int:
     from cxrfail.inference.cache import PredictionCache
     from cxrfail.inference.engine import InferenceEngine
     from cxrfail.inference.models import load_model
-
     from cxrfail.ray_cluster import resolve_ray_address
 
     model = load_model(args.model, allow_torchscript=args.allow_torchscript)
@@ -158,9 +156,8 @@ def _print_result_caches() -> None:
 
 def run_cache_clear(args: argparse.Namespace) -> int:
     """``cxrfail cache clear``: remove all cached predictions, or one model's."""
-    from cxrfail.inference.cache import PredictionCache
-
     from cxrfail.cache import validate_cache_key
+    from cxrfail.inference.cache import PredictionCache
 
     cache = PredictionCache(args.cache_dir)
     removed = cache.clear(None if args.key is None else validate_cache_key(args.key))

@@ -1,5 +1,5 @@
 """Label audit: exact verdicts on a synthetic cohort with known flipped labels, and the demo's agreement
-with Google's expert labels (the counts of issue 12)."""
+with Google's expert labels (the 2 x 2 counts)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
 
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.labels import (
-    LabelAudit,
     AGREEMENT_COLUMNS,
     AUDIT_COLUMNS,
     CASE_COLUMNS,
@@ -17,12 +17,12 @@ from cxrfail.analysis.labels import (
     LABEL_ERROR,
     MODEL_ERROR,
     REFERENCE_ONLY_ERROR,
+    LabelAudit,
     agreement_counts,
     audit_pair,
     cohen_kappa,
 )
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
@@ -167,7 +167,7 @@ def _demo_outcomes(cohort, model, findings):
 
 
 def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
-    """Issue 12's table: on the 935 demo test images (353 patients) with expert labels, NIH Pneumothorax vs
+    """The agreement table: on the 935 demo test images (353 patients) with expert labels, NIH Pneumothorax vs
     expert Pneumothorax and NIH Mass or Nodule vs expert Nodule or mass; findings without expert labels are
     skipped."""
     reference = load_demo_reference_labels(demo_cohort)

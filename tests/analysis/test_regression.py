@@ -12,9 +12,9 @@ from scipy.stats import norm
 from statsmodels.stats.multitest import multipletests
 
 from cxrfail.analysis.regression import (
-    REGRESSION_COLUMNS,
     ALL_ROWS_FAMILY,
     PAIR_REGRESSION_COLUMNS,
+    REGRESSION_COLUMNS,
     RegressionResult,
     adjust_p_values,
     fit_misclassification_regression,
