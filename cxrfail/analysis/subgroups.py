@@ -17,7 +17,6 @@ import pandas as pd
 from scipy.stats import norm
 
 from cxrfail.analysis.config import CLINICAL_FINDINGS
-from cxrfail.analysis.resampling import bootstrap_clustered_rate
 from cxrfail.errors import CohortError
 from cxrfail.findings import canonical_finding, derived_from, is_finding
 
