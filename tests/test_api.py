@@ -35,7 +35,7 @@ def notebook(shared_demo_dir, tmp_path_factory):
 
     demo = load_demo(models=["densenet121_nih25"])
     config = AnalysisConfig(findings=("Pneumothorax",), learners=("logistic",), feature_sets=("own+demographics",),
-                            n_bootstrap=200, subgroup_bootstrap=200, shap_max_samples=50, n_folds=3)
+                            n_bootstrap=200, shap_max_samples=50, n_folds=3)
     result = analyze(demo.cohort, demo.predictions, config, reference=demo.reference,
                      cache_dir=tmp_path_factory.mktemp("cache"), n_jobs=1)
     pair = result.pair("densenet121_nih25", "Pneumothorax")
