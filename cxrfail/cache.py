@@ -23,7 +23,6 @@ from pyarrow import ArrowException
 
 from cxrfail.errors import CacheKeyError
 from cxrfail.files import bytes_sha256, staged_folder
-
 from cxrfail.manifest import jsonable
 
 log = logging.getLogger(__name__)

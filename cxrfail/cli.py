@@ -15,8 +15,14 @@ EXIT_INPUT_ERROR = 2
 
 
 def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
-    from cxrfail.analysis.config import AnalysisConfig, FEATURE_SETS, LEARNERS, THRESHOLD_METHODS
-    from cxrfail.cohort import UNCERTAIN_POLICIES
+    from cxrfail.analysis.config import (
+        COHORT_KINDS,
+        FEATURE_SETS,
+        LEARNERS,
+        THRESHOLD_METHODS,
+        UNCERTAIN_POLICIES,
+        AnalysisConfig,
+    )
 
     defaults = AnalysisConfig()
     parser = subparsers.add_parser(
@@ -24,7 +30,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
         description="With no arguments: the NIH demo cohort with every shared prediction file.",
     )
     cohort = parser.add_argument_group("cohort")
-    cohort.add_argument("--cohort", choices=["demo", "nih", "chexpert", "csv"], default="demo",
+    cohort.add_argument("--cohort", choices=list(COHORT_KINDS), default="demo",
                         help="demo: NIH test split from ../shared (default); nih: NIH metadata (torchxrayvision's "
                              "bundled copy unless --cohort-file); chexpert / csv: --cohort-file")
     cohort.add_argument("--cohort-file", type=Path, help="the cohort CSV")
@@ -70,13 +76,14 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
 
 def _load_inputs(args: argparse.Namespace):
     from cxrfail import demo
+    from cxrfail.analysis.config import FILE_COHORT_KINDS
     from cxrfail.cohort import load_cohort, parse_column_map
-    from cxrfail.predictions import load_prediction_files
+    from cxrfail.predictions import load_predictions
 
-    if args.cohort in ("chexpert", "csv") and args.cohort_file is None:
+    if args.cohort in FILE_COHORT_KINDS and args.cohort_file is None:
         raise CxrfailInputError(f"--cohort {args.cohort} needs --cohort-file", fix="Pass the cohort CSV")
     prediction_files = list(args.predictions) if args.predictions else demo.demo_prediction_files()
-    models = load_prediction_files(prediction_files, args.model_names)
+    models = load_predictions(prediction_files, args.model_names)
     # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
     cohort = load_cohort(
         args.cohort, args.cohort_file, column_map=parse_column_map(args.column_map, "--column-map"),
@@ -107,8 +114,8 @@ def _analyze(args: argparse.Namespace) -> int:
 
     from cxrfail.analysis.config import AnalysisConfig
     from cxrfail.analysis.runner import run_analysis
-    from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.files import staged_folder
+    from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.ray_cluster import resolve_ray_address
     from cxrfail.report import write_report
 

@@ -34,10 +34,10 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
                         "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--out", out,
                         "--cache-dir", tmp_path / "cache")
     assert completed.returncode == 0, completed.stderr
-    performance = pd.read_csv(out / "tables" / "model_performance.csv")
+    performance = pd.read_csv(out / "tables" / "performance.csv")
     assert list(performance.columns[:7]) == ["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
     assert performance[["model", "finding"]].values.tolist() == [["densenet121_nih25", "Edema"]]
-    for name in ("subgroup_rates", "regression", "identifiers", "flip"):
+    for name in ("subgroup_rates", "regression", "identifiers", "flip", "outcomes", "identifier_scores"):
         assert len(pd.read_csv(out / "tables" / f"{name}.csv")) > 0
     outcomes = pd.read_parquet(out / "tables" / "outcomes.parquet")
     assert len(outcomes) == 22433
@@ -147,7 +147,7 @@ def test_degenerate_pairs_are_refused_with_a_reason_and_the_rest_runs(tmp_path):
     assert completed.returncode == 0, completed.stderr
     refused = [line for line in completed.stderr.splitlines() if " refused: " in line]
     assert len(refused) == 1 and refused[0].startswith("cxrfail: model · Cardiomegaly refused: no positives")
-    performance = pd.read_csv(out / "tables" / "model_performance.csv")
+    performance = pd.read_csv(out / "tables" / "performance.csv")
     assert performance["finding"].tolist() == ["Edema"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(r["model"], r["finding"]) for r in manifest["refused_pairs"]] == [("model", "Cardiomegaly")]

@@ -14,7 +14,7 @@ A row is *flipped* (prediction := 1 - prediction) when its identifier probabilit
    gives the test tau). Ranks, not raw probabilities, cross from one model to the other; both splits are
    random patient halves of one cohort, so the share of errors they hold is the same up to sampling.
 3. test split: F1, precision and recall before and after, the number of flips and a paired patient-bootstrap
-   95% CI of the F1 change (`cxrfail.analysis.bootstrap.paired_bootstrap_f1_change`). A change whose CI
+   95% CI of the F1 change (`cxrfail.analysis.resampling.paired_bootstrap_f1_change`). A change whose CI
    reaches zero is not an improvement: ``improved = ci_low > 0``. This verdict exists only at the tau chosen
    on calibration: `evaluate_flip` at any other tau is *exploratory* (tau chosen after seeing test data) and
    its ``improved`` is None.
@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.config import MIN_CALIBRATION_FLIPS
-from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
 from cxrfail.analysis.identifiers import (
     SplitIdentifier,
     feature_frame,
@@ -41,6 +40,7 @@ from cxrfail.analysis.identifiers import (
     refuse_oracle_for_flipping,
 )
 from cxrfail.analysis.outcomes import binary_metrics, f1_from_counts
+from cxrfail.analysis.resampling import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
 from cxrfail.analysis.splits import calibration_rows
 from cxrfail.analysis.validation import as_binary
 

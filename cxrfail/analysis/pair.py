@@ -29,6 +29,7 @@ from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.findings import derived_from
 
+
 @dataclass(frozen=True)
 class PairInputs:
     """What every pair of a run shares: the analysed cohort rows, each model's probabilities on them, the
@@ -52,9 +53,10 @@ def run_levels(table: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
 
 
 def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisConfig) -> PairResult | PairRefusal:
-    """Every step for one (model, finding) on the rows whose label is known; regression q-values are added
-    by `cxrfail.analysis.runner.adjust_regression`. A pair whose splits cannot support the analysis (a split without
-    positives or negatives, too few test patients: `cxrfail.analysis.checks`) is refused with its reason."""
+    """Every step for one (model, finding) on the rows whose label is known; nothing depends on the other pairs
+    of a run (regression q-values are adjusted within each fit of this pair). A pair whose splits cannot support
+    the analysis (a split without positives or negatives, too few test patients: `cxrfail.analysis.checks`) is
+    refused with its reason."""
     table, probabilities, split, levels = inputs.table, inputs.probabilities, inputs.split, inputs.levels
     known = table[finding].notna().to_numpy()
     rows = table.loc[known]
@@ -95,9 +97,10 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     test_rows = rows.loc[test]
     rates = _tagged(subgroup_rates(
         wrong_test, pair_levels, test_rows["patient_id"], min_n=config.min_subgroup_n,
-        min_patients=config.min_subgroup_patients, n_replicates=config.subgroup_bootstrap, seed=config.seed,
+        min_patients=config.min_subgroup_patients, min_events=config.min_subgroup_events,
         not_random_samples=inputs.non_random_subsets), tag)
-    regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding), tag)
+    regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding, model=model, rows_name="test split"),
+                         tag)
 
     flip_set = next((fs for fs in config.feature_sets if not is_oracle(fs)), None)
     identifier = (config.learners[0], flip_set or config.feature_sets[0])
@@ -238,6 +241,7 @@ IDENTIFIER_COLUMNS = (
     "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
     "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
     "ci_method",  # "bootstrap" (patient resamples) or "analytic" (clustered DeLong, large pairs)
+    "n_replicates_dropped",  # bootstrap resamples with one class, left out of the intervals (NaN: analytic)
 )
 
 

@@ -23,7 +23,6 @@ from threadpoolctl import threadpool_limits
 
 from cxrfail.analysis.config import FULL_SCOPE, SCOPES, AnalysisConfig
 from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels, string_array
-from cxrfail.analysis.regression import adjust_within_families
 from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult, PairRefusal, PairResult
 from cxrfail.analysis.splits import patient_split
 from cxrfail.cache import TableStore, hash_frame, hash_parts
@@ -32,7 +31,7 @@ from cxrfail.errors import CohortError, PredictionsError
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
 
-CACHE_VERSION = 6  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 7  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -70,7 +69,7 @@ def run_analysis(
 
     Args:
         cohort: the study table; rows predicted by every model are analysed.
-        models: one `ModelPredictions` per model (distinct names).
+        models: one `ModelPredictions` per model (distinct names), or one.
         config: all parameters (findings, threshold rule, split, learners, ...).
         scope: "full" (every step), or "core": performance, outcomes, subgroup rates and regression only (seconds
             instead of minutes; the same numbers as the full run, without identifiers, flipping, SHAP and the
@@ -89,6 +88,8 @@ def run_analysis(
             CLI). True keeps them warm for the next run (the dashboard).
     """
     progress = progress or _no_progress
+    if isinstance(models, ModelPredictions):
+        models = [models]
     _check_inputs(cohort, models, config)
     store = TableStore(cache_dir)
     if scope not in SCOPES:
@@ -105,6 +106,10 @@ def run_analysis(
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
     return result
+
+
+#: The public name (``from cxrfail import analyze``).
+analyze = run_analysis
 
 
 def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig) -> None:
@@ -185,7 +190,7 @@ def _compute(
             progress(len(by_index) / len(tasks), f"{model} · {finding} done")
     done = [by_index[index] for index in range(len(tasks))]
     refused = {(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)}
-    pairs = adjust_regression([pair for pair in done if not isinstance(pair, PairRefusal)])
+    pairs = [pair for pair in done if not isinstance(pair, PairRefusal)]
 
     notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
     notes["coverage"] = "; ".join(
@@ -204,24 +209,6 @@ def _compute(
         notes=notes,
         refused=refused,
     ).stacked()
-
-
-def adjust_regression(pairs: Sequence[PairResult]) -> list[PairResult]:
-    """Holm and Benjamini-Hochberg q-values within each family of fits across the run: every pair's fit on all
-    its test rows is one family, every fit on the rows where a sparse covariate is known another, so no term
-    is tested twice in one family (`cxrfail.analysis.regression.adjust_within_families`).
-
-    Returns the pairs with ``q_holm``, ``q_bh`` and ``q_family`` added to their regression tables."""
-    frames = [pair.regression for pair in pairs]
-    if not frames:
-        return []
-    adjusted = adjust_within_families(pd.concat(frames, ignore_index=True), ("family",))
-    out, start = [], 0
-    for pair, frame in zip(pairs, frames):
-        stop = start + len(frame)
-        out.append(pair.with_table("regression", adjusted.iloc[start:stop].reset_index(drop=True)))
-        start = stop
-    return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ from cxrfail.cohort import Cohort, load_cohort
 from cxrfail.dashboard import limits
 from cxrfail.errors import CxrfailInputError, PredictionsError
 from cxrfail.files import bytes_sha256, cleanup_stale_uploads, file_sha256, new_upload_folder
-from cxrfail.predictions import ModelPredictions, check_coverage, load_prediction_files
+from cxrfail.predictions import ModelPredictions, check_coverage, load_predictions
 from cxrfail.reference import ReferenceLabels, findings_with_reference, load_reference_labels, match_reference
 from cxrfail.roots import data_roots, read_under_roots, resolve_under_roots
 
@@ -100,12 +100,11 @@ def demo_dataset() -> Dataset:
     from cxrfail import demo
     from cxrfail.cohort import nih_metadata_path
 
-    models = demo.load_demo_predictions()
-    cohort = demo.load_demo_cohort(models)
-    reference = demo.load_demo_reference_labels(cohort)
-    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv", *reference.sources)
-    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY, reference=reference,
-                        image_root=demo.demo_dir() / "images")
+    data = demo.load_demo()
+    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv",
+              *data.reference.sources)
+    return dataset_from(data.cohort, list(data.predictions), "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY,
+                        reference=data.reference, image_root=demo.demo_dir() / "images")
 
 
 def available() -> dict[str, Dataset]:
@@ -250,7 +249,7 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
 
 def _load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
     origins = _origins()
-    models = load_prediction_files(request.prediction_files, request.model_names)
+    models = load_predictions(request.prediction_files, request.model_names)
     cohort = load_cohort(request.kind, request.cohort_file, column_map=request.column_map,
                          uncertain_policy=request.uncertain_policy, unit=request.unit, image_dir=request.image_dir,
                          devices_csv=request.devices_csv,

@@ -25,11 +25,11 @@ from collections.abc import Callable
 import streamlit as st
 from joblib import parallel_config
 
+from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
 from cxrfail.analysis.explain import PairIdentifier, refit_pair_identifier
 from cxrfail.analysis.flip import FlipEvaluation
-from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
-from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.result import AnalysisResult
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.cache import hash_parts
 from cxrfail.dashboard import limits
 from cxrfail.dashboard.datasets import Dataset

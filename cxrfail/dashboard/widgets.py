@@ -70,9 +70,9 @@ def model_picker(sel: Selection, key: str, label: str = "Model") -> str:
 
 def rate_table(frame: pd.DataFrame, min_n: int) -> pd.DataFrame:
     """Subgroup rates for display: n and patients, misclassified, rate with its patient-clustered CI, the
-    Wilson CI and design effect; reference rows, subsets and insufficient levels marked."""
+    Wilson CI on rows, design effect and effective n; reference rows, subsets and insufficient levels marked."""
     shown = frame[["subgroup", "level", "n", "n_patients", "n_misclassified", "rate", "ci_low", "ci_high",
-                   "wilson_low", "wilson_high", "design_effect"]].copy()
+                   "wilson_low", "wilson_high", "design_effect", "effective_n"]].copy()
     status = np.where(frame["sufficient"].astype(bool), "", figures.insufficient_label(min_n))
     reference = frame["is_reference"].astype(bool).to_numpy()
     subset = [f"reference (subset {int(k):,} of {int(n):,}" + ("" if random else ", not a random sample") + ")"

@@ -7,11 +7,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
-    escape,
     PALETTE,
     apply_layout,
     empty_figure,
+    escape,
 )
+
 
 def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """One image: each model's probability against its threshold (rows of ``outcomes`` for one image and

@@ -7,15 +7,16 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
-    escape,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     fmt_value,
     vline,
 )
+
 
 def shap_importance(shap_values: pd.DataFrame) -> pd.DataFrame:
     """Mean |SHAP| per feature (columns feature, mean_abs_shap, n), largest first."""

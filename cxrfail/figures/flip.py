@@ -12,12 +12,13 @@ from cxrfail.analysis.flip import NEVER_FLIP
 from cxrfail.figures.style import (
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
     layout_dict,
 )
+
 
 def _vline_spec(x: float, color: str, *, dash: str = "solid", text: str = "",
                position: str = "top") -> tuple[dict, list[dict]]:

@@ -8,16 +8,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cxrfail.figures.style import (
-    escape,
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     finding_label,
     ordered,
 )
+
 
 def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: str, *, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
     """Identifier AUROC (predicting misclassification) beside the confidence baseline, models × findings."""

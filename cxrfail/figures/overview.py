@@ -9,16 +9,17 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
-    escape,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     finding_label,
     fmt_p,
     ordered,
 )
+
 
 def model_finding_heatmap(
     table: pd.DataFrame,
@@ -95,7 +96,7 @@ def misclassification_heatmap(overall: pd.DataFrame, *, context: FigureContext =
     hover = overall.apply(lambda r: f"{int(r['n_misclassified'])} of {int(r['n'])} {context.unit}s misclassified "
                                     f"({int(r['n_fp'])} FP, {int(r['n_fn'])} FN)", axis=1)
     return model_finding_heatmap(
-        overall, "rate", title="Misclassification rate (95% Wilson CI)", text=text, hover=hover,
+        overall, "rate", title="Misclassification rate (95% CI, patients clustered)", text=text, hover=hover,
         colorscale="Reds", zmin=0, colorbar_title="rate", notes=[context.test_split_note],
         context=context,
     )

@@ -11,7 +11,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from cxrfail.inference.cards import BACKENDS, PRECISIONS, SPEC_HELP
@@ -84,7 +83,6 @@ def run_infer(args: argparse.Namespace) -> int:
     from cxrfail.inference.cache import PredictionCache
     from cxrfail.inference.engine import InferenceEngine
     from cxrfail.inference.models import load_model
-
     from cxrfail.ray_cluster import resolve_ray_address
 
     model = load_model(args.model, allow_torchscript=args.allow_torchscript)

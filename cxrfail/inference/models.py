@@ -47,6 +47,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cxrfail.files import atomic_write_with, bytes_sha256
 from cxrfail.inference.cards import (
     CARD_SUFFIXES,
     SPEC_HELP,
@@ -54,11 +55,10 @@ from cxrfail.inference.cards import (
     TORCHVISION_ARCHITECTURES,
     ModelCard,
     Preprocessing,
-    parse_model_card,
     parse_card_text,
+    parse_model_card,
     range_normalization,
 )
-from cxrfail.files import atomic_write_with, bytes_sha256
 from cxrfail.inference.errors import InferenceError
 
 EMBEDDED_CARD = "cxrfail_card.json"
@@ -249,20 +249,6 @@ def build_torchvision_model(architecture: str, num_outputs: int, channels: int) 
     if channels == 1:
         _make_single_channel(module)
     return module
-
-
-def calibrate_batch_norm(module: nn.Module, inputs: torch.Tensor) -> nn.Module:
-    """Set every batch norm's running statistics to those of ``inputs`` (N, C, H, W; one forward pass in
-    training mode) and return the module in eval mode. Tests and benchmarks use it so that a network with
-    random weights gives unsaturated probabilities on real radiographs."""
-    for layer in module.modules():
-        if isinstance(layer, nn.BatchNorm2d):
-            layer.reset_running_stats()
-            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
-    module.train()
-    with torch.no_grad():
-        module(inputs)
-    return module.eval()
 
 
 def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = (), *,

@@ -26,7 +26,7 @@ def test_every_numeric_setting_has_a_range_and_every_named_setting_a_list():
     assert set(CHOICES) == {"threshold_method", "auroc_interval", "learners", "feature_sets"}
 
 
-@pytest.mark.parametrize("field, value", [("min_subgroup_patients", 0), ("subgroup_bootstrap", 5),
+@pytest.mark.parametrize("field, value", [("min_subgroup_patients", 0), ("min_subgroup_events", -1),
                                           ("min_calibration_flips", 0), ("min_test_patients", 1), ("seed", -1),
                                           ("learners", ()), ("feature_sets", ("own+nothing",)),
                                           ("threshold_method", "best")])

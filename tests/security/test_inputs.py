@@ -14,10 +14,11 @@ from PIL import Image
 
 from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.cli import main
-from cxrfail.cohort import read_input_csv, load_generic_csv
+from cxrfail.cohort import load_generic_csv
 from cxrfail.errors import CacheKeyError, CohortError, ConfigError, PathNotAllowedError, PredictionsError
 from cxrfail.inference.errors import InferenceError
 from cxrfail.inference.images import ImageDecodeError, decode_image, display_png, read_cohort_image
+from cxrfail.io import read_input_csv
 from cxrfail.predictions import load_predictions_csv
 from cxrfail.roots import data_roots, resolve_under_roots
 
