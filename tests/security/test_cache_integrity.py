@@ -23,12 +23,12 @@ _spec.loader.exec_module(inference_fixtures)
 
 def _small_inputs(folder: Path):
     from cxrfail.cohort import load_generic_csv
-    from cxrfail.predictions import load_prediction_files
+    from cxrfail.predictions import load_predictions
 
     (folder / "cohort.csv").write_text("id,pid,Edema\n" + "".join(f"i{n},p{n},{n % 2}\n" for n in range(80)))
     (folder / "m.csv").write_text("image_id,Edema\n" + "".join(f"i{n},{(n % 7) / 7:.3f}\n" for n in range(80)))
     cohort = load_generic_csv(folder / "cohort.csv", {"image_id": "id", "patient_id": "pid"})
-    return cohort, load_prediction_files([folder / "m.csv"], None)
+    return cohort, load_predictions([folder / "m.csv"], None)
 
 
 def _run(folder: Path, cohort, models):
