@@ -220,13 +220,13 @@ def main() -> int:
         try:
             labelled, problems, runs = asyncio.run(drive(url, args.sessions, args.actions, args.run_sessions))
         finally:
-            sampler.stop()
-            server.terminate()
+            server.terminate()  # first: nothing below may leave the server running
             try:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+            sampler.stop()
     configuration = "dashboard defaults" if args.full else "small (2 models x 2 findings, 200 replicates)"
     print(f"sessions: {args.sessions} ({args.run_sessions} starting full runs with new seeds); configuration: "
           f"{configuration}; {time.monotonic() - started:.0f} s in all")
