@@ -3,7 +3,8 @@
 Layout::
 
     <out>/manifest.json            inputs with SHA-256, package versions, seed, full config, notes
-    <out>/tables/*.csv             model_performance, subgroup_rates, regression, identifiers, flip, flip_curves
+    <out>/tables/*.csv             model_performance, subgroup_rates, regression, identifiers, flip, flip_curves,
+                                   slices
     <out>/tables/outcomes.parquet  one row per model, finding and image
     <out>/figures/*.html           every report figure; .png and .svg too where chromium is available
 
@@ -38,6 +39,7 @@ CSV_TABLES = {
     "identifiers": "identifiers",
     "flip": "flip",
     "flip_curves": "flip_curves",
+    "slices": "slices",
 }
 #: written only when the run has reference labels for an analysed finding (the label audit)
 LABEL_CSV_TABLES = {"label_agreement": "label_agreement", "label_audit": "label_audit"}

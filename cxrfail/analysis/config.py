@@ -43,6 +43,10 @@ SCOPES: tuple[str, ...] = (FULL_SCOPE, CORE_SCOPE)
 #: Radiographic findings sliced as subgroups and used as regression covariates (CheXbreak's clinical findings).
 CLINICAL_FINDINGS: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Support Devices")
 
+#: Error kinds a slice search looks for (`cxrfail.analysis.slices`): every row misclassified, positives missed,
+#: negatives called positive.
+SLICE_ERROR_KINDS: tuple[str, ...] = ("misclassified", "false_negative", "false_positive")
+
 #: Default fewest distinct test patients of a pair (fewer: the pair is refused).
 MIN_TEST_PATIENTS = 30
 #: Default fewest calibration rows a flip threshold must flip to count as a choice (fewer: "flip nothing").
@@ -72,6 +76,13 @@ class AnalysisConfig:
     subgroup_bootstrap: int = 1000  # patient-bootstrap replicates per subgroup level
     min_calibration_flips: int = MIN_CALIBRATION_FLIPS
     min_test_patients: int = MIN_TEST_PATIENTS
+    # Failure slices (`cxrfail.analysis.slices`): searched on calibration, the top K confirmed on test.
+    slice_top_k: int = 20  # candidates confirmed per pair and error kind
+    slice_min_rows: int = 50  # fewest calibration rows of a slice (at most the calibration split's rows)
+    slice_min_patients: int = 20  # fewest calibration patients of a slice
+    slice_error_kinds: tuple[str, ...] = SLICE_ERROR_KINDS  # SLICE_ERROR_KINDS searched
+    slice_max_predicates: int = 3  # most predicates in a slice
+    slice_search_rows: int = 5_000  # calibration rows the search library sees (a patient sample beyond)
 
     def __post_init__(self) -> None:
         """Refuse settings outside their ranges or names outside their lists with `ConfigError` naming the field."""
@@ -92,6 +103,11 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "subgroup_bootstrap": (100, 1_000_000, True, True),
     "min_calibration_flips": (1, math.inf, True, True),
     "min_test_patients": (2, math.inf, True, True),
+    "slice_top_k": (1, 1000, True, True),
+    "slice_min_rows": (1, math.inf, True, True),
+    "slice_min_patients": (1, math.inf, True, True),
+    "slice_max_predicates": (1, 4, True, True),
+    "slice_search_rows": (100, math.inf, True, True),
 }
 
 #: field -> the names it may take (every entry, for tuple fields).
@@ -100,6 +116,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "auroc_interval": AUROC_INTERVAL_METHODS,
     "learners": LEARNERS,
     "feature_sets": FEATURE_SETS,
+    "slice_error_kinds": SLICE_ERROR_KINDS,
 }
 
 

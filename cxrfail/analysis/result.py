@@ -25,6 +25,7 @@ from cxrfail.analysis.config import FULL_SCOPE
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
+from cxrfail.analysis.slices import SLICE_COLUMNS
 from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS
 from cxrfail.analysis.subgroups import wilson_interval
 
@@ -70,6 +71,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "label_agreement": AGREEMENT_COLUMNS,
     "label_audit": AUDIT_COLUMNS,
     "label_cases": CASE_COLUMNS,
+    # failure slices (`cxrfail.analysis.slices`): searched on calibration (n_/rate_calibration), the top K per
+    # error kind confirmed on test (rate with a patient-bootstrap CI, rate ratio vs the rest of the test
+    # population with its CI, clustered p; q_value: BH over the pair's candidates, q_value_grid: over the run)
+    "slices": ("model", "finding", *SLICE_COLUMNS),
 }
 LABEL_TABLES = ("label_agreement", "label_audit", "label_cases")
 TABLE_NAMES = tuple(TABLE_COLUMNS)
@@ -177,6 +182,12 @@ class PairResult:
     @property
     def shap_values(self) -> pd.DataFrame:
         return self.tables["shap_values"]
+
+    @property
+    def slices(self) -> pd.DataFrame:
+        """Failure slices searched on calibration and confirmed on test (columns ``TABLE_COLUMNS["slices"]``;
+        ``confirmed`` False rows are "not confirmed on held-out patients")."""
+        return self.tables["slices"]
 
     @property
     def has_label_audit(self) -> bool:
@@ -305,6 +316,7 @@ class AnalysisResult:
     outcomes = property(lambda self: self.table("outcomes"))
     identifier_scores = property(lambda self: self.table("identifier_scores"))
     shap_values = property(lambda self: self.table("shap_values"))
+    slices = property(lambda self: self.table("slices"))
 
     # --- derived tables ---------------------------------------------------------------------------------
     def _derived(self, name: str, build) -> pd.DataFrame:

@@ -1,0 +1,82 @@
+"""Slice search + confirmation for one (model, finding) pair on the bundled CheXpert training CSV at study level
+(187,641 studies of 64,540 patients), one core.
+
+The model is simulated (`cxrfail.simulate.simulated_probabilities`, seed 1, AUROC about 0.9); the threshold is
+chosen on the calibration split as a run chooses it (max F1). Timed: `cxrfail.analysis.slices.find_pair_slices`
+with the default settings (every error kind, K = 20, up to 3 predicates). Baseline in the same run: the pair's
+core analysis (`analyse_pair` in the "core" scope: threshold, outcomes, subgroup rates, regression), so the
+ratio says what slices add to a pair.
+
+Run: .venv/bin/python bench/slices_bench.py [--finding Edema] [--rows N]
+Goal: at most 10 s. Last line: ``slices_pair_s:``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from cxrfail.analysis.config import CORE_SCOPE, AnalysisConfig
+from cxrfail.analysis.outcomes import classify
+from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels
+from cxrfail.analysis.slices import find_pair_slices
+from cxrfail.analysis.splits import patient_split
+from cxrfail.analysis.thresholds import choose_threshold
+from cxrfail.cohort import chexpert_sample_path, load_chexpert
+from cxrfail.findings import COMPETITION_FINDINGS
+from cxrfail.simulate import simulated_probabilities
+
+MODEL = "sim01"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--finding", default="Edema", choices=COMPETITION_FINDINGS)
+    parser.add_argument("--rows", type=int, default=None, help="keep the first N studies (default: all)")
+    args = parser.parse_args()
+    config = AnalysisConfig()
+    cohort = load_chexpert(chexpert_sample_path(), uncertain_policy="zeros")
+    table = cohort.table if args.rows is None else cohort.table.iloc[: args.rows]
+    probabilities = simulated_probabilities(cohort, COMPETITION_FINDINGS, 1).loc[table.index]
+    split = pd.Series(patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed),
+                      index=table.index)
+    print(f"cohort: {len(table)} rows (unit: {cohort.unit}) of {table['patient_id'].nunique()} patients; finding "
+          f"{args.finding}; model {MODEL} (simulated)")
+    with threadpool_limits(limits=1):
+        inputs = PairInputs(table=table, probabilities={MODEL: probabilities}, split=split,
+                            levels=run_levels(table, config), unit=cohort.unit, scope=CORE_SCOPE)
+        started = time.perf_counter()
+        analyse_pair(inputs, MODEL, args.finding, config)
+        core_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        known = table[args.finding].notna().to_numpy()
+        rows = table.loc[known]
+        label = rows[args.finding].to_numpy(dtype=int)
+        probability = probabilities.loc[known, args.finding].to_numpy(dtype=float)
+        row_split = split.loc[known].to_numpy()
+        calibration = row_split == "calibration"
+        threshold = choose_threshold(label[calibration], probability[calibration], config.threshold_method,
+                                     config.fixed_threshold).threshold
+        prediction = classify(label, probability, threshold)["prediction"].to_numpy()
+        found = find_pair_slices(rows, args.finding, label, prediction, row_split, max_search_rows=config.slice_search_rows,
+                                 error_kinds=config.slice_error_kinds, top_k=config.slice_top_k,
+                                 min_rows=config.slice_min_rows, min_patients=config.slice_min_patients,
+                                 max_predicates=config.slice_max_predicates, extra_columns=config.extra_subgroups,
+                                 n_replicates=config.subgroup_bootstrap, seed=config.seed)
+        slices_s = time.perf_counter() - started
+    table_out = found.table
+    for kind, group in table_out.groupby("error_kind", sort=False):
+        print(f"{kind}: {len(group)} candidates, {int(group['confirmed'].sum())} confirmed on test")
+    for warning in found.warnings:
+        print(f"warning: {warning}")
+    print(f"core pair (baseline, same run): {core_s:.1f} s; slices: {slices_s:.1f} s "
+          f"({slices_s / core_s:.2f}x the core pair)")
+    print(f"slices_pair_s: {slices_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()
