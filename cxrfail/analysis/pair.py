@@ -23,7 +23,7 @@ from cxrfail.analysis.identifiers import build_features, evaluate_identifier, is
 from cxrfail.analysis.labels import audit_pair
 from cxrfail.analysis.outcomes import binary_metrics, classify
 from cxrfail.analysis.regression import fit_pair_regressions
-from cxrfail.analysis.slices import find_pair_slices
+from cxrfail.analysis.slices import find_slices_with_config
 from cxrfail.analysis.result import LABEL_TABLES, TABLE_COLUMNS, TABLE_NAMES, PairRefusal, PairResult
 from cxrfail.analysis.splits import CALIBRATION, TEST
 from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
@@ -163,11 +163,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     tables.update(_label_audit(tables, inputs.reference, finding, config))
 
     # Failure slices: searched on calibration, the top K per error kind confirmed on test (`analysis.slices`).
-    found = find_pair_slices(rows, finding, y, prediction, row_split, error_kinds=config.slice_error_kinds,
-                             top_k=config.slice_top_k, min_rows=config.slice_min_rows,
-                             min_patients=config.slice_min_patients, max_predicates=config.slice_max_predicates,
-                             max_search_rows=config.slice_search_rows, extra_columns=config.extra_subgroups,
-                             n_replicates=config.subgroup_bootstrap, seed=config.seed)
+    found = find_slices_with_config(rows, finding, y, prediction, row_split, config)
     tables["slices"] = _tagged(found.table, tag)
     return PairResult(model, finding, inputs.unit, tables, identifier=identifier,
                       warnings=check.warnings + found.warnings)

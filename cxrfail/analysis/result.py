@@ -25,7 +25,7 @@ from cxrfail.analysis.config import FULL_SCOPE
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
-from cxrfail.analysis.slices import SLICE_COLUMNS
+from cxrfail.analysis.slices import SLICE_COLUMNS, across_models
 from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS
 from cxrfail.analysis.subgroups import wilson_interval
 
@@ -389,6 +389,11 @@ class AnalysisResult:
                              float(low["rate"]), int(low["n"]), str(high["level"]), float(high["rate"]),
                              int(high["n"])))
         return pd.DataFrame(rows, columns=columns)
+
+    def slices_across_models(self) -> pd.DataFrame:
+        """Slices confirmed for two or more models of the same finding and error kind
+        (`cxrfail.analysis.slices.across_models`)."""
+        return self._derived("slices_across", lambda: across_models(self.table("slices")))
 
     def regression_terms(self) -> list[str]:
         """Every regression term of the run (no intercept), in first-seen order."""

@@ -495,6 +495,17 @@ def find_pair_slices(rows: pd.DataFrame, finding: str, label: np.ndarray, predic
     return PairSlices(table, tuple(notes))
 
 
+def find_slices_with_config(rows: pd.DataFrame, finding: str, label: np.ndarray, prediction: np.ndarray,
+                            split: np.ndarray, config) -> PairSlices:
+    """`find_pair_slices` with the settings of an `cxrfail.analysis.config.AnalysisConfig` (the slice settings,
+    ``extra_subgroups``, ``subgroup_bootstrap`` replicates and ``seed``): how a run calls it."""
+    return find_pair_slices(rows, finding, label, prediction, split, error_kinds=config.slice_error_kinds,
+                            top_k=config.slice_top_k, min_rows=config.slice_min_rows,
+                            min_patients=config.slice_min_patients, max_predicates=config.slice_max_predicates,
+                            max_search_rows=config.slice_search_rows, extra_columns=config.extra_subgroups,
+                            n_replicates=config.subgroup_bootstrap, seed=config.seed)
+
+
 def _with_verdict(table: pd.DataFrame) -> pd.DataFrame:
     """``confirmed`` (q_value < 0.05 and the rate-ratio interval above 1) and its ``status`` text."""
     q = table["q_value"].to_numpy(dtype=float)
