@@ -3,12 +3,12 @@
 
 The model is simulated (`cxrfail.simulate.simulated_probabilities`, seed 1, AUROC about 0.9); the threshold is
 chosen on the calibration split as a run chooses it (max F1). Timed: the threshold, the outcomes and
-`cxrfail.analysis.slices.find_slices_with_config` with the default settings (every error kind, K = 20, up to 3
-predicates, a 5,000-row search sample), on one thread. Baseline in the same run: the pair's
-core analysis (`analyse_pair` in the "core" scope: threshold, outcomes, subgroup rates, regression), so the
+`cxrfail.analysis.slices.find_slices_with_config` with the default settings (misclassification, K = 20, up to 3
+predicates, a 5,000-row search sample; ``--all-kinds`` adds false negatives and false positives), on one
+thread. Baseline in the same run: the pair's core analysis (`analyse_pair` in the "core" scope: threshold, outcomes, subgroup rates, regression), so the
 ratio says what slices add to a pair.
 
-Run: .venv/bin/python bench/slices_bench.py [--finding Edema] [--rows N]
+Run: .venv/bin/python bench/slices_bench.py [--finding Edema] [--rows N] [--all-kinds]
 Goal: at most 10 s. Last line: ``slices_pair_s:``, the CPU seconds of that one thread (on a shared machine the
 wall time, also printed, grows with the load).
 """
@@ -22,7 +22,7 @@ import time
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from cxrfail.analysis.config import CORE_SCOPE, AnalysisConfig
+from cxrfail.analysis.config import CORE_SCOPE, SLICE_ERROR_KINDS, AnalysisConfig
 from cxrfail.analysis.outcomes import classify
 from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels
 from cxrfail.analysis.slices import find_slices_with_config
@@ -39,8 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--finding", default="Edema", choices=COMPETITION_FINDINGS)
     parser.add_argument("--rows", type=int, default=None, help="keep the first N studies (default: all)")
+    parser.add_argument("--all-kinds", action="store_true", help="search every error kind")
     args = parser.parse_args()
-    config = AnalysisConfig()
+    config = AnalysisConfig(slice_error_kinds=SLICE_ERROR_KINDS) if args.all_kinds else AnalysisConfig()
     cohort = load_chexpert(chexpert_sample_path(), uncertain_policy="zeros")
     table = cohort.table if args.rows is None else cohort.table.iloc[: args.rows]
     probabilities = simulated_probabilities(cohort, COMPETITION_FINDINGS, 1).loc[table.index]

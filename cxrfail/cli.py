@@ -70,7 +70,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     slices.add_argument("--slice-min-patients", type=int, default=defaults.slice_min_patients,
                         help="fewest calibration patients of a slice (default %(default)s)")
     slices.add_argument("--slice-error-kinds", nargs="+", choices=SLICE_ERROR_KINDS,
-                        default=list(defaults.slice_error_kinds), help="error kinds searched (default: all)")
+                        default=list(defaults.slice_error_kinds), help="error kinds searched (default: %(default)s)")
     slices.add_argument("--slice-max-predicates", type=int, default=defaults.slice_max_predicates,
                         help="most predicates in a slice (default %(default)s)")
     slices.add_argument("--slice-search-rows", type=int, default=defaults.slice_search_rows,

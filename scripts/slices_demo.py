@@ -3,7 +3,9 @@ findings), as a run finds them: how many of the search library's raw top slices 
 patients, the slices confirmed for two or more models, and two confirmed examples with their numbers.
 
 Only the slice step runs (threshold on calibration as the run picks it, then search and confirmation with the
-default settings); the numbers equal those of `cxrfail analyze` on the demo's slices table.
+default settings and every error kind: misclassified, false negative, false positive); the numbers equal those
+of `cxrfail analyze --slice-error-kinds misclassified false_negative false_positive` on the demo's slices
+table.
 
 Run: .venv/bin/python scripts/slices_demo.py   (CXRFAIL_DEMO_DIR if the demo is not at ../shared)
 Lines of the form ``name: value`` are the numbers the docs quote.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cxrfail import demo
-from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.config import SLICE_ERROR_KINDS, AnalysisConfig
 from cxrfail.analysis.outcomes import classify
 from cxrfail.analysis.slices import across_models, adjust_slices_grid, find_slices_with_config
 from cxrfail.analysis.splits import patient_split
@@ -23,7 +25,7 @@ from cxrfail.predictions import common_ids
 
 
 def main() -> None:
-    config = AnalysisConfig()
+    config = AnalysisConfig(slice_error_kinds=SLICE_ERROR_KINDS)
     models = demo.load_demo_predictions()
     cohort = demo.load_demo_cohort(models)
     ids = common_ids(cohort, models)

@@ -46,7 +46,6 @@ from scipy.stats import norm
 
 from cxrfail.analysis.config import SLICE_ERROR_KINDS
 from cxrfail.analysis.identifiers.features import DEMOGRAPHIC_COUNT_COLUMNS, excluded_labels
-from cxrfail.analysis.regression import adjust_p_values
 from cxrfail.analysis.resampling import bootstrap_clustered_rate, patient_codes
 from cxrfail.findings import is_finding
 
@@ -489,7 +488,7 @@ def find_pair_slices(rows: pd.DataFrame, finding: str, label: np.ndarray, predic
             })
     table = pd.DataFrame(records, columns=[c for c in SLICE_COLUMNS])
     if len(table):
-        table["q_value"] = adjust_p_values(table["p_value"].to_numpy(dtype=float))[1]
+        table["q_value"] = benjamini_hochberg(table["p_value"].to_numpy(dtype=float))
         table["q_value_grid"] = np.nan
         table = _with_verdict(table)
     return PairSlices(table, tuple(notes))
@@ -514,6 +513,19 @@ def _with_verdict(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(confirmed=confirmed, status=np.where(confirmed, CONFIRMED, NOT_CONFIRMED))
 
 
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """(m,) Benjamini-Hochberg q-values of (m,) p-values (statsmodels' ``fdrcorrection``); NaN stays NaN and
+    is not part of the family."""
+    from statsmodels.stats.multitest import fdrcorrection
+
+    p = np.asarray(p_values, dtype="float64")
+    q = np.full(p.shape, np.nan)
+    known = ~np.isnan(p)
+    if known.any():
+        q[known] = fdrcorrection(p[known])[1]
+    return q
+
+
 def adjust_slices_grid(frames: Sequence[pd.DataFrame]) -> list[pd.DataFrame]:
     """``q_value_grid``: Benjamini-Hochberg over every slice candidate of the run (every pair and error kind),
     for readers who treat the whole grid as one family. The per-pair ``q_value`` (and ``confirmed``) are
@@ -522,7 +534,7 @@ def adjust_slices_grid(frames: Sequence[pd.DataFrame]) -> list[pd.DataFrame]:
     if not sum(sizes):
         return list(frames)
     p = np.concatenate([frame["p_value"].to_numpy(dtype=float) for frame in frames if len(frame)])
-    q = adjust_p_values(p)[1]
+    q = benjamini_hochberg(p)
     out, start = [], 0
     for frame, size in zip(frames, sizes):
         if size:
