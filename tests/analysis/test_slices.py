@@ -136,3 +136,19 @@ def test_grid_q_values_and_models_listed_together():
     together = across_models(pd.concat(adjusted, ignore_index=True))
     assert not together.empty and (together["n_models"] == 2).all()
     assert together["models"].iloc[0] == "a, b"
+
+
+def test_figures_show_confirmed_and_unconfirmed_against_the_overall_rate():
+    from cxrfail.figures import slice_intervals, slices_across_models
+
+    table = synthetic_cohort(4)
+    slices = _slices(table, 0).table.assign(model="a", finding=TARGET)
+    figure = slice_intervals(slices, "misclassified", title="t")
+    names = {trace.name for trace in figure.data}
+    assert "confirmed on held-out patients" in names
+    assert sum(len(trace.x) for trace in figure.data) == len(slices)
+    assert any("pair overall" in (a.text or "") for a in figure.layout.annotations)
+    assert "no slice" in slice_intervals(slices.iloc[0:0], "misclassified").layout.annotations[0].text
+    both = pd.concat([slices, slices.assign(model="b")], ignore_index=True)
+    shared = slices_across_models(both, across_models(both))
+    assert {trace.name for trace in shared.data} == {"a", "b"}
