@@ -33,7 +33,10 @@ def test_slices_page_shows_intervals_and_opens_a_slice_in_cases(app):
     opened = app.session_state[SLICE_FILTER]
     assert opened["slice"] == table["slice"].iloc[0] and opened["finding"] == TEST_FINDINGS[0]
     assert any(opened["slice"] in info.value for info in app.info)
+    goto(app, "cases")  # AppTest reruns the page it was pointed at; the session (and the slice) carry over
     app.checkbox(key="cs_with_image").uncheck().run()  # every row of the slice, radiograph on disk or not
+    assert not problems(app), problems(app)
+    assert any(opened["slice"] in info.value for info in app.info)
     header = next(m.value for m in app.markdown if " match (" in m.value)
     shown = int(header.split("**")[1].split()[0].replace(",", ""))
     cohort = demo.load_demo_cohort()  # the grid holds only rows of the slice
