@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analysis"))
-from slice_cohorts import TARGET, iou, synthetic_cohort  # noqa: E402
+from slice_cohorts import TARGET, iou, synthetic_cohort
 
-from cxrfail.analysis.config import AnalysisConfig  # noqa: E402
-from cxrfail.analysis.slices import (  # noqa: E402
+from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.slices import (
     build_search_space,
     search_sample,
     search_slices,

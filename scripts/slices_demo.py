@@ -18,7 +18,11 @@ import pandas as pd
 from cxrfail import demo
 from cxrfail.analysis.config import SLICE_ERROR_KINDS, AnalysisConfig
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.slices import across_models, adjust_slices_grid, find_slices_with_config
+from cxrfail.analysis.slices import (
+    across_models,
+    adjust_slices_grid,
+    find_slices_with_config,
+)
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.predictions import common_ids

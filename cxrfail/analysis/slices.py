@@ -23,8 +23,11 @@ studies) where the cohort has them, the labels of every *other* finding (never t
 label derived from or into the target: `cxrfail.analysis.identifiers.features.excluded_labels`), and the
 config's ``extra_subgroups``. Numeric columns with more than `MAX_CATEGORY_LEVELS` values are searched as
 ranges: each cut point ``t`` (distinct calibration quantiles, `RANGE_QUANTILES`) is a yes/no column
-``col >= t``, so a slice can hold ``age >= 70`` or, with two cuts, ``50 <= age < 70``. A row whose value of a
+``col >= t``, so a slice can hold ``age >= 70`` or, with two cuts, ``50 <= age < 70``. Another finding's label
+is searched as "positive" only (its "negative" would pair with almost every slice). A row whose value of a
 column is unknown is in no slice that constrains that column (support devices: the rows read for devices).
+The library sees a patient sample of at most ``slice_search_rows`` calibration rows (its cost grows with rows
+times candidate slices); the support, rates and merging of what it returns use every calibration row.
 Slices whose calibration rows are identical (a slice and a sub-slice with the same rows, or the same range
 written two ways) are merged into the shortest description; the others are listed in ``same_rows_as``.
 """
@@ -45,7 +48,10 @@ import pandas as pd
 from scipy.stats import norm
 
 from cxrfail.analysis.config import SLICE_ERROR_KINDS
-from cxrfail.analysis.identifiers.features import DEMOGRAPHIC_COUNT_COLUMNS, excluded_labels
+from cxrfail.analysis.identifiers.features import (
+    DEMOGRAPHIC_COUNT_COLUMNS,
+    excluded_labels,
+)
 from cxrfail.analysis.resampling import bootstrap_clustered_rate, patient_codes
 from cxrfail.findings import is_finding
 
@@ -571,7 +577,3 @@ def across_models(slices: pd.DataFrame) -> pd.DataFrame:
 def slice_table_mask(table: pd.DataFrame, predicates_text: str) -> np.ndarray:
     """(n,) bool: rows of the cohort ``table`` in the slice whose ``predicates`` column is ``predicates_text``."""
     return slice_mask(table, parse_predicates(predicates_text))
-
-
-def empty_slices() -> pd.DataFrame:
-    return pd.DataFrame(columns=list(SLICE_COLUMNS))

@@ -30,7 +30,7 @@ from cxrfail.analysis.slices import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from slice_cohorts import TARGET, iou, synthetic_cohort  # noqa: E402
+from slice_cohorts import TARGET, iou, synthetic_cohort
 
 DEFAULTS = AnalysisConfig()
 SETTINGS = dict(top_k=DEFAULTS.slice_top_k, min_rows=DEFAULTS.slice_min_rows,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
+from dashboard_helpers import TEST_FINDINGS, goto, problems
+
 from cxrfail import demo
 from cxrfail.analysis.slices import NOT_CONFIRMED, slice_table_mask
 from cxrfail.dashboard.state import SLICE_FILTER
-
-from dashboard_helpers import TEST_FINDINGS, goto, problems
 
 
 def test_slices_page_shows_intervals_and_opens_a_slice_in_cases(app):
