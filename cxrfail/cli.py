@@ -19,6 +19,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
         COHORT_KINDS,
         FEATURE_SETS,
         LEARNERS,
+        SLICE_ERROR_KINDS,
         THRESHOLD_METHODS,
         UNCERTAIN_POLICIES,
         AnalysisConfig,
@@ -63,6 +64,19 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--folds", type=int, default=defaults.n_folds)
     analysis.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap, help="bootstrap replicates")
     analysis.add_argument("--seed", type=int, default=defaults.seed)
+    slices = parser.add_argument_group("failure slices (searched on calibration, confirmed on test)")
+    slices.add_argument("--slice-top-k", type=int, default=defaults.slice_top_k,
+                        help="candidates confirmed per pair and error kind (default %(default)s)")
+    slices.add_argument("--slice-min-rows", type=int, default=defaults.slice_min_rows,
+                        help="fewest calibration rows of a slice (default %(default)s)")
+    slices.add_argument("--slice-min-patients", type=int, default=defaults.slice_min_patients,
+                        help="fewest calibration patients of a slice (default %(default)s)")
+    slices.add_argument("--slice-error-kinds", nargs="+", choices=SLICE_ERROR_KINDS,
+                        default=list(defaults.slice_error_kinds), help="error kinds searched (default: %(default)s)")
+    slices.add_argument("--slice-max-predicates", type=int, default=defaults.slice_max_predicates,
+                        help="most predicates in a slice (default %(default)s)")
+    slices.add_argument("--slice-search-rows", type=int, default=defaults.slice_search_rows,
+                        help="calibration rows the search sees; a patient sample beyond (default %(default)s)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=Path("out/report"), help="report folder (default %(default)s)")
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
@@ -128,6 +142,9 @@ def _analyze(args: argparse.Namespace) -> int:
         calibration_fraction=args.calibration_fraction, seed=args.seed, extra_subgroups=tuple(args.subgroups),
         min_subgroup_n=args.min_subgroup_n, learners=tuple(args.learners), feature_sets=tuple(args.feature_sets),
         n_folds=args.folds, n_bootstrap=args.bootstrap, min_overlap=args.min_overlap,
+        slice_top_k=args.slice_top_k, slice_min_rows=args.slice_min_rows,
+        slice_min_patients=args.slice_min_patients, slice_error_kinds=tuple(args.slice_error_kinds),
+        slice_max_predicates=args.slice_max_predicates, slice_search_rows=args.slice_search_rows,
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)

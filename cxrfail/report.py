@@ -5,7 +5,7 @@ Layout::
     <out>/manifest.json            inputs with SHA-256, package versions, seed, full config, notes
     <out>/tables/<name>.csv        every table of the run under the dashboard export's names
                                    (`cxrfail.export.result_tables`: performance, subgroup_rates, regression,
-                                   identifiers, flip, flip_curves, the per-row tables, the label audit)
+                                   identifiers, flip, flip_curves, slices, the per-row tables, the label audit)
     <out>/tables/outcomes.parquet  the outcomes again, typed (one row per model, finding and cohort row)
     <out>/figures/*.html           every report figure; .png and .svg too where chromium is available
 

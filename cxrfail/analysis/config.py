@@ -54,6 +54,9 @@ COHORT_KINDS: dict[str, str] = {
 FILE_COHORT_KINDS: tuple[str, ...] = ("chexpert", "csv")
 #: What CheXpert's -1 (uncertain) labels become: 0, 1, or dropped (NaN; the row leaves that finding only).
 UNCERTAIN_POLICIES: tuple[str, ...] = ("zeros", "ones", "drop")
+#: Error kinds a slice search looks for (`cxrfail.analysis.slices`): every row misclassified, positives missed,
+#: negatives called positive.
+SLICE_ERROR_KINDS: tuple[str, ...] = ("misclassified", "false_negative", "false_positive")
 
 #: Default fewest distinct test patients of a pair (fewer: the pair is refused).
 MIN_TEST_PATIENTS = 30
@@ -84,6 +87,15 @@ class AnalysisConfig:
     min_calibration_flips: int = MIN_CALIBRATION_FLIPS
     min_test_patients: int = MIN_TEST_PATIENTS
     min_subgroup_events: int = 5  # a subgroup level with fewer misclassified (or correct) rows is flagged insufficient
+    # Failure slices (`cxrfail.analysis.slices`): searched on calibration, the top K confirmed on test.
+    slice_top_k: int = 20  # candidates confirmed per pair and error kind
+    slice_min_rows: int = 50  # fewest calibration rows of a slice (at most the calibration split's rows)
+    slice_min_patients: int = 20  # fewest calibration patients of a slice
+    # SLICE_ERROR_KINDS searched; misclassification by default (the measure of every other step), each kind
+    # adds a search (about 1 s of CPU per pair at CheXpert scale): false_negative / false_positive on request
+    slice_error_kinds: tuple[str, ...] = ("misclassified",)
+    slice_max_predicates: int = 3  # most predicates in a slice
+    slice_search_rows: int = 5_000  # calibration rows the search library sees (a patient sample beyond)
 
     def __post_init__(self) -> None:
         """Refuse settings outside their ranges or names outside their lists with `ConfigError` naming the field."""
@@ -104,6 +116,11 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "min_calibration_flips": (1, math.inf, True, True),
     "min_test_patients": (2, math.inf, True, True),
     "min_subgroup_events": (0, math.inf, True, True),
+    "slice_top_k": (1, 1000, True, True),
+    "slice_min_rows": (1, math.inf, True, True),
+    "slice_min_patients": (1, math.inf, True, True),
+    "slice_max_predicates": (1, 4, True, True),
+    "slice_search_rows": (100, math.inf, True, True),
 }
 
 #: field -> the names it may take (every entry, for tuple fields).
@@ -112,6 +129,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "auroc_interval": AUROC_INTERVAL_METHODS,
     "learners": LEARNERS,
     "feature_sets": FEATURE_SETS,
+    "slice_error_kinds": SLICE_ERROR_KINDS,
 }
 
 

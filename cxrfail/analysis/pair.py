@@ -24,6 +24,7 @@ from cxrfail.analysis.labels import audit_pair
 from cxrfail.analysis.outcomes import binary_metrics, classify
 from cxrfail.analysis.regression import fit_pair_regressions
 from cxrfail.analysis.result import LABEL_TABLES, TABLE_COLUMNS, TABLE_NAMES, PairRefusal, PairResult
+from cxrfail.analysis.slices import find_slices_with_config
 from cxrfail.analysis.splits import CALIBRATION, TEST
 from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import choose_threshold
@@ -163,7 +164,12 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
                                          max_samples=config.shap_max_samples, seed=config.seed)
         tables["shap_values"] = to_long(attributions, model=model, finding=finding)
     tables.update(_label_audit(tables, inputs.reference, finding, config))
-    return PairResult(model, finding, inputs.unit, tables, identifier=identifier, warnings=check.warnings)
+
+    # Failure slices: searched on calibration, the top K per error kind confirmed on test (`analysis.slices`).
+    found = find_slices_with_config(rows, finding, y, prediction, row_split, config)
+    tables["slices"] = _tagged(found.table, tag)
+    return PairResult(model, finding, inputs.unit, tables, identifier=identifier,
+                      warnings=check.warnings + found.warnings)
 
 
 def _aligned_rows(frame: pd.DataFrame | pd.Series, index: pd.Index, known: np.ndarray, ids: pd.Index):

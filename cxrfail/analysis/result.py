@@ -25,6 +25,7 @@ from cxrfail.analysis.config import FULL_SCOPE
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
+from cxrfail.analysis.slices import SLICE_COLUMNS, across_models
 from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS, clustered_rate, within_patient_correlation
 
 __all__ = ["TABLE_COLUMNS", "TABLE_NAMES", "AnalysisResult", "PairResult", "PairRefusal"]
@@ -74,6 +75,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "label_agreement": AGREEMENT_COLUMNS,
     "label_audit": AUDIT_COLUMNS,
     "label_cases": CASE_COLUMNS,
+    # failure slices (`cxrfail.analysis.slices`): searched on calibration (n_/rate_calibration), the top K per
+    # error kind confirmed on test (rate with a patient-bootstrap CI, rate ratio vs the rest of the test
+    # population with its CI, clustered p; q_value: BH over the pair's candidates, q_value_grid: over the run)
+    "slices": ("model", "finding", *SLICE_COLUMNS),
 }
 LABEL_TABLES = ("label_agreement", "label_audit", "label_cases")
 TABLE_NAMES = tuple(TABLE_COLUMNS)
@@ -211,6 +216,12 @@ class PairResult:
         return self.tables["shap_values"]
 
     @property
+    def slices(self) -> pd.DataFrame:
+        """Failure slices searched on calibration and confirmed on test (columns ``TABLE_COLUMNS["slices"]``;
+        ``confirmed`` False rows are "not confirmed on held-out patients")."""
+        return self.tables["slices"]
+
+    @property
     def has_label_audit(self) -> bool:
         """True when reference labels read this pair's finding (see `cxrfail.analysis.labels`)."""
         return not self.tables["label_audit"].empty
@@ -239,14 +250,6 @@ class PairResult:
         the cohort ``label``, the ``reference_label``, the ``prediction`` and the ``verdict`` (model error,
         probable label error, ...; `cxrfail.analysis.labels.VERDICTS`). Empty without an audit."""
         return self.tables["label_cases"].drop(columns=list(_PAIR_COLUMNS))
-
-    @property
-    def slices(self) -> pd.DataFrame:
-        """The error slices of this pair: subsets of rows (conjunctions of cohort values) searched on
-        calibration and confirmed on test, with their rates, intervals and rate ratios (columns as
-        `TABLE_COLUMNS["slices"]`, with units there)."""
-        # TODO(lead, at merge): the slices helper adds TABLE_COLUMNS["slices"]; until then this raises KeyError.
-        return self.table("slices")
 
     @property
     def overall(self) -> pd.Series:
@@ -422,6 +425,7 @@ class AnalysisResult:
     outcomes = property(lambda self: self.table("outcomes"))
     identifier_scores = property(lambda self: self.table("identifier_scores"))
     shap_values = property(lambda self: self.table("shap_values"))
+    slices = property(lambda self: self.table("slices"))
 
     # --- derived tables ---------------------------------------------------------------------------------
     def _derived(self, name: str, build) -> pd.DataFrame:
@@ -481,6 +485,11 @@ class AnalysisResult:
                 for pair in self.pairs.values() for subgroup in pair.subgroups
                 if (gap := pair.difference(subgroup)) is not None]
         return pd.DataFrame(rows, columns=columns)
+
+    def slices_across_models(self) -> pd.DataFrame:
+        """Slices confirmed for two or more models of the same finding and error kind
+        (`cxrfail.analysis.slices.across_models`)."""
+        return self._derived("slices_across", lambda: across_models(self.table("slices")))
 
     def regression_terms(self) -> list[str]:
         """Every regression term of the run (no intercept), in first-seen order."""

@@ -24,10 +24,11 @@ from threadpoolctl import threadpool_limits
 from cxrfail.analysis.config import FULL_SCOPE, SCOPES, AnalysisConfig
 from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels, string_array
 from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult, PairRefusal, PairResult
+from cxrfail.analysis.slices import adjust_slices_grid
 from cxrfail.analysis.splits import patient_split
 from cxrfail.cache import TableStore, hash_frame, hash_parts
 from cxrfail.cohort import Cohort
-from cxrfail.errors import CohortError, PredictionsError
+from cxrfail.errors import CohortError, ConfigError, PredictionsError
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
 
@@ -135,6 +136,17 @@ def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: An
             )
 
 
+def _check_slice_support(config: AnalysisConfig, split: pd.Series, patients: pd.Series) -> None:
+    """Refuse a minimum slice support (rows or patients) larger than the calibration split it is searched on."""
+    calibration = (split == "calibration").to_numpy()
+    n_rows, n_patients = int(calibration.sum()), int(patients[calibration].nunique())
+    for name, value, available, what in (("slice_min_rows", config.slice_min_rows, n_rows, "rows"),
+                                         ("slice_min_patients", config.slice_min_patients, n_patients, "patients")):
+        if value > available:
+            raise ConfigError(f"setting {name} is {value}, more than the calibration split's {available} {what}",
+                              fix=f"Choose {name} of at most {available}")
+
+
 def _compute(
     cohort: Cohort,
     models: Sequence[ModelPredictions],
@@ -153,6 +165,8 @@ def _compute(
     patients = table["patient_id"].to_numpy()
     split = pd.Series(patient_split(patients, config.calibration_fraction, config.seed), index=ids)
     levels = run_levels(table, config)
+    if scope == FULL_SCOPE:
+        _check_slice_support(config, split, table["patient_id"])
 
     tasks = [(model.name, finding) for model in models for finding in config.findings]
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
@@ -190,7 +204,7 @@ def _compute(
             progress(len(by_index) / len(tasks), f"{model} · {finding} done")
     done = [by_index[index] for index in range(len(tasks))]
     refused = {(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)}
-    pairs = [pair for pair in done if not isinstance(pair, PairRefusal)]
+    pairs = adjust_slices([pair for pair in done if not isinstance(pair, PairRefusal)])
 
     notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
     notes["coverage"] = "; ".join(
@@ -209,6 +223,14 @@ def _compute(
         notes=notes,
         refused=refused,
     ).stacked()
+
+
+def adjust_slices(pairs: Sequence[PairResult]) -> list[PairResult]:
+    """Grid-wide Benjamini-Hochberg q-values of the slice candidates (``q_value_grid``: every candidate of every
+    pair and error kind is one family; `cxrfail.analysis.slices.adjust_slices_grid`). Each pair's own
+    ``q_value`` and verdict are unchanged."""
+    frames = adjust_slices_grid([pair.slices for pair in pairs])
+    return [pair.with_table("slices", frame) for pair, frame in zip(pairs, frames)]
 
 
 @functools.lru_cache(maxsize=1)

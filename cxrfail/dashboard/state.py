@@ -13,6 +13,7 @@ from cxrfail.dashboard.settings import base_config
 
 PICKED_IMAGE = "cxrfail_picked_image"  # row id chosen on Cases (or Explain)
 IDENTIFIER = "cxrfail_identifier"  # (learner, feature_set) chosen on Identifiers
+SLICE_FILTER = "cxrfail_slice"  # the slice opened from Slices: {"model", "finding", "slice", "predicates"}
 
 
 @dataclass(frozen=True)
