@@ -24,9 +24,6 @@ if sel is None:
 result = runs.analysis(sel)
 if result is None:
     st.stop()
-if result.is_core:
-    st.info("Failure slices are part of the full analysis; this is a first-screen (core) run.")
-    st.stop()
 context = widgets.context(result)
 finding = sel.finding
 

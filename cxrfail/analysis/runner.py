@@ -137,12 +137,15 @@ def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: An
 
 
 def _check_slice_support(config: AnalysisConfig, split: pd.Series, patients: pd.Series) -> None:
-    """Refuse a minimum slice support (rows or patients) larger than the calibration split it is searched on."""
+    """Refuse a minimum slice support (rows or patients) that was set above the calibration split it is searched
+    on. A default the split is too small for is no mistake of the user's: each pair then says it has too few
+    rows for any slice, and the rest of the run goes on."""
     calibration = (split == "calibration").to_numpy()
     n_rows, n_patients = int(calibration.sum()), int(patients[calibration].nunique())
+    defaults = AnalysisConfig()
     for name, value, available, what in (("slice_min_rows", config.slice_min_rows, n_rows, "rows"),
                                          ("slice_min_patients", config.slice_min_patients, n_patients, "patients")):
-        if value > available:
+        if value > available and value != getattr(defaults, name):
             raise ConfigError(f"setting {name} is {value}, more than the calibration split's {available} {what}",
                               fix=f"Choose {name} of at most {available}")
 
