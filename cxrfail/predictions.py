@@ -20,6 +20,9 @@ from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
 from cxrfail.io import in_unique_index, read_input_csv, validate_ids
 
+__all__ = ["ModelPredictions", "load_predictions", "load_predictions_csv", "parse_predictions", "Coverage",
+           "check_coverage", "common_ids", "ID_COLUMNS", "DEFAULT_MIN_OVERLAP"]
+
 ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
 DEFAULT_MIN_OVERLAP = 0.9
 MISSING_MARKERS = ("", "nan", "na", "n/a", "null", "none")
