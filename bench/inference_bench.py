@@ -129,7 +129,8 @@ def _timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: str, backend: str) -> float:
+def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: str, backend: str,
+                       repeats: int = PROCESS_REPEATS) -> float:
     """``cxrfail infer`` over `PROCESS_IMAGES` images (the ONNX export cached, the predictions not) against the
     plain loop, each a whole process; prints both and returns plain seconds / infer seconds."""
     chosen, warmup, warm_cache = scratch / "process-images", scratch / "process-warmup", scratch / "process-cache"
@@ -142,7 +143,7 @@ def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: 
     # an earlier run on other images: the export is made and cached; the timed runs start from a copy of that cache
     _timed([*cli, "--cache-dir", str(warm_cache), "--images", str(warmup), "--out", str(scratch / "warmup.csv")])
     infer_s, plain_s = [], []
-    for repeat in range(PROCESS_REPEATS):
+    for repeat in range(repeats):
         cache = scratch / f"process-cache-{repeat}"
         shutil.copytree(warm_cache, cache)
         infer_s.append(_timed([*cli, "--cache-dir", str(cache), "--images", str(chosen),
@@ -164,6 +165,8 @@ def main() -> None:
     parser.add_argument("--process", action="store_true",
                         help="also time cxrfail infer against a plain loop as whole processes")
     parser.add_argument("--process-only", action="store_true", help="only the whole-process comparison")
+    parser.add_argument("--process-repeats", type=int, default=PROCESS_REPEATS,
+                        help="runs of each process (the best counts; default %(default)s)")
     args = parser.parse_args()
     paths = [path for _, path in list_images(IMAGES)]
     naive_paths = paths if args.naive_images is None else paths[: args.naive_images]
@@ -171,7 +174,8 @@ def main() -> None:
         weights = Path(scratch) / "densenet121-seed0.pt"
         torch.save(random_xrv_densenet(paths[-8:]).state_dict(), weights)
         if args.process or args.process_only:
-            process_speedup = process_comparison(paths, weights, Path(scratch), args.device, args.backend)
+            process_speedup = process_comparison(paths, weights, Path(scratch), args.device, args.backend,
+                                                 args.process_repeats)
             if args.process_only:
                 print(f"process speedup: {process_speedup:.2f}")
                 return

@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +77,11 @@ class OnnxRunner:
         return self.session.run([_OUTPUT], {_INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
 
 
-def load_or_export(module: torch.nn.Module, path: Path, input_shape: tuple[int, int, int],
+def load_or_export(build_module: Callable[[], torch.nn.Module], path: Path, input_shape: tuple[int, int, int],
                    threads: int) -> OnnxRunner:
-    """An `OnnxRunner` for ``module`` from the export at ``path``, exporting it first when the file is missing,
-    damaged or unloadable. Raises `OnnxExportError` when the module cannot be exported faithfully."""
+    """An `OnnxRunner` from the export at ``path``; when the file is missing, damaged or unloadable, the network
+    ``build_module()`` returns (eval mode, CPU) is exported there first, so a cached export needs no network at
+    all. Raises `OnnxExportError` when the module cannot be exported faithfully."""
     if _digest_matches(path):
         try:
             return OnnxRunner(path, threads)
@@ -88,6 +90,7 @@ def load_or_export(module: torch.nn.Module, path: Path, input_shape: tuple[int, 
     elif path.exists():
         log.warning("re-exporting ONNX model %s: its checksum does not match", path)
     _remove(path)
+    module = build_module()
     _export(module, path, input_shape)
     try:
         runner = OnnxRunner(path, threads)
