@@ -20,7 +20,9 @@ Data: the 621 shared NIH ChestX-ray14 PNGs (512 x 512).
   as a command, the model's ONNX export already cached (one earlier ``cxrfail infer`` on other images made it),
   against a plain per-image torch loop as its own Python process (import torch and torchxrayvision, load the
   same weights, decode, preprocess, forward one image at a time, write a CSV). Both wall times include start-up,
-  imports and model loading: what a user waits for. Best of `PROCESS_REPEATS` runs each, alternating.
+  imports and model loading: what a user waits for. Best of `PROCESS_REPEATS` runs each, alternating. On a busy
+  machine the plain loop's default threads (one per core) lose far more to contention than the engine's
+  one-thread streams; ``--plain-threads 1`` gives the comparison with a plain loop that does not contend.
 Model loading is timed separately and is in neither. The engine's probabilities are checked against the naive
 ones, and written to ``bench/out/inference_predictions.csv`` (loadable by ``cxrfail analyze --predictions``).
 
@@ -122,17 +124,18 @@ def random_xrv_densenet(calibration_images: list[Path]) -> torch.nn.Module:
     return module.eval()
 
 
-def _timed(command: list[str]) -> float:
+def _timed(command: list[str], env: dict[str, str] | None = None) -> float:
     """Wall seconds of ``command`` as a fresh process (its output discarded; a failure stops the bench)."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     return time.perf_counter() - started
 
 
 def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: str, backend: str,
-                       repeats: int = PROCESS_REPEATS) -> float:
+                       repeats: int = PROCESS_REPEATS, plain_threads: int | None = None) -> float:
     """``cxrfail infer`` over `PROCESS_IMAGES` images (the ONNX export cached, the predictions not) against the
-    plain loop, each a whole process; prints both and returns plain seconds / infer seconds."""
+    plain loop, each a whole process; prints both and returns plain seconds / infer seconds. ``plain_threads``:
+    the plain loop's torch threads (OMP_NUM_THREADS; default torch's own choice, one per core)."""
     chosen, warmup, warm_cache = scratch / "process-images", scratch / "process-warmup", scratch / "process-cache"
     for folder, part in ((chosen, paths[:PROCESS_IMAGES]), (warmup, paths[-8:])):
         folder.mkdir()
@@ -143,16 +146,19 @@ def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: 
     # an earlier run on other images: the export is made and cached; the timed runs start from a copy of that cache
     _timed([*cli, "--cache-dir", str(warm_cache), "--images", str(warmup), "--out", str(scratch / "warmup.csv")])
     infer_s, plain_s = [], []
+    plain_env = None if plain_threads is None else {**os.environ, "OMP_NUM_THREADS": str(plain_threads)}
     for repeat in range(repeats):
         cache = scratch / f"process-cache-{repeat}"
         shutil.copytree(warm_cache, cache)
         infer_s.append(_timed([*cli, "--cache-dir", str(cache), "--images", str(chosen),
                                "--out", str(scratch / "infer.csv")]))
-        plain_s.append(_timed([sys.executable, "-c", PLAIN_LOOP, str(weights), str(chosen), str(scratch / "plain.csv")]))
+        plain_s.append(_timed([sys.executable, "-c", PLAIN_LOOP, str(weights), str(chosen), str(scratch / "plain.csv")],
+                              plain_env))
     infer, plain = min(infer_s), min(plain_s)
     print(f"whole process, {PROCESS_IMAGES} images: cxrfail infer {infer:.2f} s (runs "
           f"{', '.join(f'{s:.2f}' for s in infer_s)}; ONNX export cached, predictions not); plain per-image torch "
-          f"loop {plain:.2f} s (runs {', '.join(f'{s:.2f}' for s in plain_s)})")
+          f"loop {plain:.2f} s (runs {', '.join(f'{s:.2f}' for s in plain_s)}; torch threads: "
+          f"{plain_threads or 'default'})")
     return plain / infer
 
 
@@ -167,6 +173,8 @@ def main() -> None:
     parser.add_argument("--process-only", action="store_true", help="only the whole-process comparison")
     parser.add_argument("--process-repeats", type=int, default=PROCESS_REPEATS,
                         help="runs of each process (the best counts; default %(default)s)")
+    parser.add_argument("--plain-threads", type=int, default=None,
+                        help="torch threads of the plain loop process (default: torch's, one per core)")
     args = parser.parse_args()
     paths = [path for _, path in list_images(IMAGES)]
     naive_paths = paths if args.naive_images is None else paths[: args.naive_images]
@@ -175,7 +183,7 @@ def main() -> None:
         torch.save(random_xrv_densenet(paths[-8:]).state_dict(), weights)
         if args.process or args.process_only:
             process_speedup = process_comparison(paths, weights, Path(scratch), args.device, args.backend,
-                                                 args.process_repeats)
+                                                 args.process_repeats, args.plain_threads)
             if args.process_only:
                 print(f"process speedup: {process_speedup:.2f}")
                 return
