@@ -12,10 +12,7 @@ from cxrfail import figures
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
 
-sel = frame("Overview")
-if sel is None:
-    runs.analysis(sel)  # says what to choose
-    st.stop()
+sel = widgets.require_selection(frame("Overview"))
 cohort = sel.dataset.cohort
 unit = cohort.unit
 summary = cohort.summary()

@@ -46,6 +46,10 @@ from cxrfail.findings import (
 )
 from cxrfail.io import in_unique_index, read_input_csv, require_columns, validate_ids
 
+__all__ = ["Cohort", "load_cohort", "load_nih", "load_chexpert", "load_generic_csv", "parse_column_map",
+           "nih_metadata_path", "chexpert_sample_path", "COHORT_KINDS", "UNCERTAIN_POLICIES", "GENERIC_FIELDS",
+           "DEVICES_NOTE", "UNKNOWN_LEVEL"]
+
 MAX_PLAUSIBLE_AGE = 120.0
 DEVICES_NOTE = (
     "support devices read from the images by two non-expert readers (kappa 0.92), known for the imaged "

@@ -120,14 +120,15 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | Pat
         )
 
 
-def validate_ids(ids: pd.Series, path: str | Path, column: str) -> None:
+def validate_ids(ids: pd.Series, path: str | Path, column: str, error: type = CohortError) -> None:
+    """Refuse blank and repeated ids with ``error`` naming the file, the column and the first rows."""
     blank = ids.isna() | (ids.astype("string").str.strip() == "")
     if blank.any():
-        raise CohortError("empty ids", path=path, column=column, rows=first_rows(blank, ids.index),
-                          fix="Every row needs an id")
+        raise error("empty ids", path=path, column=column, rows=first_rows(blank, ids.index),
+                    fix="Every row needs an id")
     duplicated = ids.duplicated(keep=False)
     if duplicated.any():
-        raise CohortError(
+        raise error(
             "duplicate ids", path=path, column=column,
             rows=first_rows(duplicated, ids.index), fix="Each id must appear once; remove or merge duplicates",
         )

@@ -18,7 +18,10 @@ import pandas as pd
 from cxrfail.cohort import Cohort
 from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
-from cxrfail.io import in_unique_index, read_input_csv
+from cxrfail.io import in_unique_index, read_input_csv, validate_ids
+
+__all__ = ["ModelPredictions", "load_predictions", "load_predictions_csv", "parse_predictions", "Coverage",
+           "check_coverage", "common_ids", "ID_COLUMNS", "DEFAULT_MIN_OVERLAP"]
 
 ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
 DEFAULT_MIN_OVERLAP = 0.9
@@ -61,16 +64,7 @@ def parse_predictions(
             path=where, fix="Name the image id column image_id (or pass id_column)",
         )
     ids = frame[id_column].astype("string").str.strip()
-    blank = ids.isna() | (ids == "")
-    if blank.any():
-        raise PredictionsError("empty ids", path=where, column=id_column, rows=first_rows(blank, frame.index),
-                               fix="Every row needs an image id")
-    duplicated = ids.duplicated(keep=False)
-    if duplicated.any():
-        raise PredictionsError(
-            "duplicate ids", path=where, column=id_column,
-            rows=first_rows(duplicated, frame.index), fix="Keep one prediction row per image",
-        )
+    validate_ids(ids, where, id_column, error=PredictionsError)
     value_columns = [column for column in frame.columns if column != id_column]
     unknown = [column for column in value_columns if not is_finding(column)]
     if unknown:

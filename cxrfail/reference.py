@@ -27,6 +27,9 @@ from cxrfail.errors import CohortError, first_rows
 from cxrfail.findings import canonical_finding, is_finding
 from cxrfail.io import read_input_csv, require_columns, validate_ids
 
+__all__ = ["ReferenceLabels", "load_reference_labels", "load_google2019_labels", "match_reference",
+           "findings_with_reference", "google2019_labels_path", "ID_FIELD"]
+
 #: Field of a reference column map that names the id column (every other key is a finding).
 ID_FIELD = "image_id"
 _TRUE_WORDS = ("1", "1.0", "yes", "true", "y")

@@ -12,10 +12,7 @@ from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
 from cxrfail.dashboard.state import identifier_choice, set_identifier_choice
 
-sel = frame("Identifiers")
-if sel is None:
-    st.info("Choose a cohort and models in the sidebar.")
-    st.stop()
+sel = widgets.require_selection(frame("Identifiers"))
 
 
 def _feature_label(name: str) -> str:

@@ -12,7 +12,7 @@ from cxrfail.dashboard import datasets, widgets
 from cxrfail.dashboard.settings import base_config
 from cxrfail.dashboard.sidebar import frame
 from cxrfail.errors import CxrfailInputError
-from cxrfail.inference.ray_backend import describe_ray_plan, run_inference_on_ray
+from cxrfail.inference.ray_backend import describe_ray_plan
 from cxrfail.ray_cluster import resolve_ray_address
 from cxrfail.roots import data_roots, model_roots, resolve_under_roots
 
@@ -20,9 +20,7 @@ sel = frame("Run inference")
 flash = st.session_state.pop("inf_flash", None)
 if flash:
     st.success(flash)
-if sel is None:
-    st.info("Load a cohort first (Data page): the predictions are added to it as a new model.")
-    st.stop()
+sel = widgets.require_selection(sel, "The predictions are added to the loaded cohort as a new model.")
 
 
 @st.cache_data(show_spinner="Loading torchxrayvision's model list…")
@@ -83,11 +81,8 @@ if st.button("Run", type="primary", key="inf_run"):
         with st.status(f"Running {Path(spec).name if xrv_name is None else 'xrv:' + xrv_name} on the image folder",
                        expanded=True) as status:
             st.write("Loading the model…")
-            from cxrfail.inference import InferenceEngine, PredictionCache, load_model
-            from cxrfail.predictions import check_coverage
+            from cxrfail.inference.workflow import predict_cohort
 
-            # TorchScript runs code from the file: only from a folder the operator allowed (CXRFAIL_MODEL_ROOTS).
-            model = load_model(spec, allow_torchscript=True, roots=model_file_roots, torchscript_roots=model_roots())
             bar = st.progress(0.0, text="hashing images and reading the cache…")
 
             def progress(done: int, total: int) -> None:
@@ -96,32 +91,21 @@ if st.button("Run", type="primary", key="inf_run"):
                 except Exception:  # a worker thread without a script context: skip the update
                     pass
 
-            if cluster is None:
-                engine = InferenceEngine(model, device=device, batch_size=int(batch_size), cache=PredictionCache())
-                st.write(f"{model.name} on {engine.device} ({engine.precision}); findings: "
-                         f"{', '.join(model.findings)}")
-                result = engine.run(image_folder, progress=progress)
-            else:
-                st.write(f"{model.name} on the Ray cluster; findings: {', '.join(model.findings)}")
-                result = run_inference_on_ray(model, image_folder, cluster, cache=PredictionCache(),
-                                              batch_size=int(batch_size), progress=progress)
-            status.update(label=result.summary(), state="complete", expanded=False)
-        if result.failures:
-            st.warning(f"{len(result.failures)} images could not be used:")
-            st.dataframe(pd.DataFrame([(Path(f.path).name, f.reason) for f in result.failures],
+            # TorchScript runs code from the file: only from a folder the operator allowed (CXRFAIL_MODEL_ROOTS),
+            # checked where each file the model names is opened.
+            added = predict_cohort(
+                spec, image_folder, sel.dataset.cohort, name=name.strip() or None,
+                taken_names=sel.dataset.model_names, allow_torchscript=True, model_roots=model_file_roots,
+                torchscript_roots=model_roots(), device=device,
+                batch_size=int(batch_size), ray_address=cluster, min_overlap=base_config().min_overlap,
+                progress=progress, on_start=st.write)
+            status.update(label=added.result.summary(), state="complete", expanded=False)
+        if added.result.failures:
+            st.warning(f"{len(added.result.failures)} images could not be used:")
+            st.dataframe(pd.DataFrame([(Path(f.path).name, f.reason) for f in added.result.failures],
                                       columns=["file", "reason"]), hide_index=True)
-        if result.probabilities.empty:
-            raise CxrfailInputError("no image could be predicted",
-                                    fix="Check the folder holds readable PNG, JPEG or DICOM images")
-        predictions = result.to_predictions(name.strip() or None)
-        if predictions.name in sel.dataset.model_names:
-            raise CxrfailInputError(f"a model named {predictions.name!r} is already loaded",
-                                    fix="Give the new model another name")
-        check_coverage(sel.dataset.cohort, [predictions], base_config().min_overlap)
-        n_common = int(sel.dataset.cohort.table.index.isin(predictions.probabilities.index).sum())
-        note = (f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of "
-                f"{image_folder.name} ({result.summary()})")
-        datasets.register(sel.dataset.with_model(predictions, note=note), models=[*sel.models, predictions.name])
+        predictions, n_common = added.predictions, added.n_common
+        datasets.register(sel.dataset.with_model(predictions, note=added.note), models=[*sel.models, predictions.name])
         st.session_state["inf_flash"] = (
             f"Added **{predictions.name}** ({n_common:,} of the cohort's {sel.dataset.cohort.n_rows:,} images). "
             "The analysis uses the images every selected model has predicted, so selecting it restricts the "

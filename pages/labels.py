@@ -13,9 +13,7 @@ from cxrfail import figures
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
 
-sel = frame("Labels")
-if sel is None:
-    st.stop()
+sel = widgets.require_selection(frame("Labels"))
 reference = sel.dataset.reference
 available = sel.dataset.reference_findings
 if reference is None or not available:
@@ -35,8 +33,7 @@ result = runs.analysis(sel)
 if result is None:
     st.stop()
 context = widgets.context(result)
-audit = result.table("label_audit")
-audit = audit.loc[audit["finding"] == finding]
+audit = result.rows("label_audit", finding=finding)  # one row per model
 if audit.empty:
     st.info("No analysed row of this finding has a reference label.")
     st.stop()
@@ -44,8 +41,7 @@ for note in (n for key, n in reference.notes.items() if key == finding):
     st.caption(f"{figures.finding_label(finding)}: {note}")
 
 st.subheader("Do the two label sets agree?")
-agreement = result.table("label_agreement")
-agreement = agreement.loc[(agreement["finding"] == finding) & (agreement["model"] == sel.models[0])]
+agreement = result.pair(str(audit["model"].iloc[0]), finding).label_agreement  # the same rows for every model
 table = agreement.pivot(index="cohort_label", columns="reference_label", values="n")
 table.index = [f"cohort: {'positive' if v else 'negative'}" for v in table.index]
 table.columns = [f"reference: {'positive' if v else 'negative'}" for v in table.columns]

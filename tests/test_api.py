@@ -114,3 +114,15 @@ def test_every_table_is_reachable(notebook):
     if "slices" in TABLE_NAMES:
         assert isinstance(pair.slices, pd.DataFrame)
     assert np.isfinite(pair.threshold)
+
+
+@pytest.mark.parametrize("module", ["cxrfail.cohort", "cxrfail.io", "cxrfail.predictions", "cxrfail.reference",
+                                    "cxrfail.demo", "cxrfail.analysis.runner", "cxrfail.analysis.result",
+                                    "cxrfail.export", "cxrfail.render", "cxrfail.report",
+                                    "cxrfail.inference.workflow"])
+def test_public_modules_name_what_they_export(module):
+    import importlib
+
+    imported = importlib.import_module(module)
+    for name in imported.__all__:
+        assert hasattr(imported, name), f"{module}.__all__ names {name}, which it lacks"

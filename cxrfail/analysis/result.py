@@ -509,6 +509,15 @@ class AnalysisResult:
             table, column, min_n=config.min_subgroup_n, min_patients=config.min_subgroup_patients,
             min_events=config.min_subgroup_events)
 
+    def refit_identifier(self, model: str, finding: str, cohort, predictions):
+        """The flip identifier of (model, finding) fitted again on its calibration rows, for SHAP of any row
+        (`cxrfail.analysis.explain.PairIdentifier`). ``cohort`` and ``predictions`` (every model of the run,
+        `ModelPredictions`) are the run's inputs."""
+        from cxrfail.analysis.explain import refit_pair_identifier
+
+        probabilities = {p.name: p.probabilities for p in predictions if p.name in self.models}
+        return refit_pair_identifier(self.pair(model, finding), cohort.table, probabilities, self.config)
+
     def stacked(self) -> AnalysisResult:
         """The same result with every long table built once and each pair's tables slices of it: one copy of
         the per-row tables in memory (at 190k rows x 50 pairs, the outcomes alone are 9 million rows)."""

@@ -32,6 +32,8 @@ from cxrfail.errors import CohortError, ConfigError, PredictionsError
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
 
+__all__ = ["analyze", "run_analysis", "cache_key", "adjust_slices", "CACHE_VERSION", "ProgressCallback"]
+
 CACHE_VERSION = 7  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]

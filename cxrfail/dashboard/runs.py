@@ -26,12 +26,12 @@ import streamlit as st
 from joblib import parallel_config
 
 from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
-from cxrfail.analysis.explain import PairIdentifier, refit_pair_identifier
+from cxrfail.analysis.explain import PairIdentifier
 from cxrfail.analysis.flip import FlipEvaluation
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.cache import hash_parts
-from cxrfail.dashboard import limits
+from cxrfail.dashboard import limits, widgets
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.state import Selection
 from cxrfail.errors import CxrfailInputError
@@ -143,9 +143,7 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
     background, its progress shown. Other pages wait
     for the full run, with its progress per (model, finding) pair.
     """
-    if sel is None:
-        st.info("Choose a cohort and models in the sidebar (or load data on the Data page).")
-        return None
+    sel = widgets.require_selection(sel)
     full = _job_of(sel, FULL_SCOPE)
     try:
         if full.done:
@@ -216,8 +214,7 @@ def flip_at(token: str, model: str, finding: str, tau: float, n_bootstrap: int, 
 
 @st.cache_resource(max_entries=16, show_spinner="Refitting the identifier on the calibration split…")
 def _identifier(token: str, model: str, finding: str, _result: AnalysisResult, _dataset: Dataset) -> PairIdentifier:
-    probabilities = {name: _dataset.model(name).probabilities for name in _result.models}
-    return refit_pair_identifier(_result.pair(model, finding), _dataset.cohort.table, probabilities, _result.config)
+    return _result.refit_identifier(model, finding, _dataset.cohort, [_dataset.model(name) for name in _result.models])
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -26,6 +26,18 @@ def _figure(builder: str, args: tuple, kwargs: tuple) -> go.Figure | dict:
     return getattr(figures, builder)(*args, **dict(kwargs))
 
 
+#: What every page says when nothing is selected (no cohort or no models loaded).
+NO_SELECTION = "Choose a cohort and models in the sidebar (or load data on the Data page)."
+
+
+def require_selection(sel: Selection | None, why: str = "") -> Selection:
+    """The selection; when there is none, the one "nothing selected" message (with ``why`` after it) and the
+    page stops."""
+    if sel is None:
+        st.info(f"{NO_SELECTION} {why}".strip())
+        st.stop()
+    return sel
+
 def plot(builder, *args, key: str | None = None, **kwargs) -> None:
     """Draw ``builder(*args, **kwargs)``, a public builder of `cxrfail.figures`; the figure is cached per
     arguments (Streamlit hashes every argument, tables by content)."""

@@ -85,9 +85,11 @@ def run_infer(args: argparse.Namespace) -> int:
     from cxrfail.inference.models import load_model
     from cxrfail.ray_cluster import resolve_ray_address
 
-    model = load_model(args.model, allow_torchscript=args.allow_torchscript)
-    cache = None if args.no_cache else PredictionCache(args.cache_dir)
     address = resolve_ray_address(args.ray)
+    # lazily: with the model's ONNX export cached, the engine never builds the torch network (nor imports
+    # torchxrayvision); the Ray backend ships the network itself
+    model = load_model(args.model, allow_torchscript=args.allow_torchscript, lazy=address is None)
+    cache = None if args.no_cache else PredictionCache(args.cache_dir)
     if address is None:
         engine = InferenceEngine(model, device=args.device, batch_size=args.batch_size,
                                  num_workers=args.num_workers, cache=cache, precision=args.precision,

@@ -249,9 +249,8 @@ class InferenceEngine:
         self.num_workers = num_workers
         self.cache = cache
         self.channels_last = self.device.type in ("cpu", "cuda")  # oneDNN and cuDNN convolutions run faster
-        self.module = None if onnx_export is not None else model.module.to(self.device)
-        if self.channels_last and self.module is not None:
-            self.module = self.module.to(memory_format=torch.channels_last)
+        # the torch network on the device: built only for the torch backend (a cached ONNX export needs none)
+        self.module = self._device_module() if self.backend == "torch" else None
         self.identity = model_identity(model, self.precision)
         self.cache_key = model_cache_key(self.identity)
 
@@ -273,10 +272,12 @@ class InferenceEngine:
             self._export_scratch = tempfile.TemporaryDirectory(prefix="cxrfail-onnx-")
             folder = Path(self._export_scratch.name)
         try:
-            self._onnx_runner = load_or_export(self.module, folder / name, shape, threads, self.model.weights_digest)
+            self._onnx_runner = load_or_export(self.model.torch_module, folder / name, shape, threads,
+                                               self.model.weights_digest)
         except OnnxExportError as exc:
             log.warning("model %r runs on torch: %s", self.model.name, exc)
             self.backend = "torch"
+            self.module = self._device_module()
         return self.backend
 
     def onnx_export(self) -> bytes | None:
@@ -356,6 +357,11 @@ class InferenceEngine:
         """Torch's intra-op threads divided among the CPU streams (process-wide), as while `run` computes;
         restored on exit. A no-op off the CPU or with one stream."""
         return _intra_op_threads(self._threads_per_stream())
+
+    def _device_module(self) -> torch.nn.Module:
+        """The model's network on the engine's device (channels-last where convolutions run faster so)."""
+        module = self.model.torch_module().to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
 
     def _threads_per_stream(self) -> int | None:
         """Intra-op threads for each CPU stream while running, or None to leave torch's setting alone."""

@@ -31,6 +31,9 @@ as well. A checkpoint that needs any other object unpickled is refused.
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import io
 import json
 import os
@@ -40,8 +43,8 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -73,21 +76,30 @@ class LoadedModel:
     Attributes:
         card: labels, preprocessing and activation.
         module: the network in eval mode; input (N, channels, input_size, input_size) float32, output
-            (N, len(card.labels)) raw scores before ``card.activation``.
+            (N, len(card.labels)) raw scores before ``card.activation``. None for a model loaded lazily
+            (`load_model` with ``lazy=True``) until `torch_module` builds it.
         weights_digest: SHA-256 (hex) of the weights or TorchScript file.
         output_indices: positions of the labelled outputs, in output order.
         findings: canonical finding name of each labelled output (same order as ``output_indices``).
+        build: for a lazy model, what builds the network (reads the weights).
     """
 
     card: ModelCard
-    module: nn.Module
+    module: nn.Module | None
     weights_digest: str
     output_indices: tuple[int, ...]
     findings: tuple[str, ...]
+    build: Callable[[], nn.Module] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.card.name
+
+    def torch_module(self) -> nn.Module:
+        """The network in eval mode, built now when the model was loaded lazily (then kept)."""
+        if self.module is None:
+            object.__setattr__(self, "module", self.build().eval())
+        return self.module
 
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".pth")
@@ -130,11 +142,16 @@ class ModelFiles:
                         "(safetensors) with a model card")
 
 
-def load_model(spec: str | Path, *, allow_torchscript: bool = False, roots=None,
-               torchscript_roots=None) -> LoadedModel:
+def load_model(spec: str | Path, *, allow_torchscript: bool = False, roots=None, torchscript_roots=None,
+               lazy: bool = False) -> LoadedModel:
     """Load the model a SPEC names (see the module docstring). A TorchScript file (named directly or by a
     card) is refused unless ``allow_torchscript``: loading it runs code from the file. ``roots`` and
-    ``torchscript_roots`` confine every file read (see `ModelFiles`)."""
+    ``torchscript_roots`` confine every file read (see `ModelFiles`).
+
+    ``lazy``: for a torchxrayvision model, read and hash its weights now but build the network (which imports
+    torchxrayvision, torchvision and torch._dynamo: seconds) only when `LoadedModel.torch_module` is first
+    called; an engine serving the model's cached ONNX export never calls it. Errors in the weights file then
+    surface at that call."""
     files = ModelFiles(None if roots is None else tuple(map(Path, roots)),
                        None if torchscript_roots is None else tuple(map(Path, torchscript_roots)))
     text = str(spec)
@@ -143,7 +160,7 @@ def load_model(spec: str | Path, *, allow_torchscript: bool = False, roots=None,
     if text.startswith(XRV_PREFIX):
         name, _, weights = text[len(XRV_PREFIX):].partition("@")
         # Without @path the weights come from torchxrayvision's own cache folder: a place nobody typed.
-        return load_xrv_model(name, weights or None, files=files if weights else ModelFiles())
+        return load_xrv_model(name, weights or None, files=files if weights else ModelFiles(), lazy=lazy)
     path = Path(text)
     files.check_path(path)
     try:
@@ -307,21 +324,18 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], sour
 
 def xrv_weight_names() -> list[str]:
     """torchxrayvision weights names cxrfail can load (long form)."""
-    import torchxrayvision as xrv
-
-    return [name for name in xrv.models.model_urls if name.startswith(("densenet", "resnet"))]
+    return [name for name in xrv_weights_table() if name.startswith(("densenet", "resnet"))]
 
 
 def resolve_xrv_name(name: str) -> str:
     """The long torchxrayvision weights name for ``name`` (long, short such as ``nih``, or an alias)."""
-    import torchxrayvision as xrv
-
+    table = xrv_weights_table()
     name = XRV_ALIASES.get(name, name)
-    info = xrv.models.model_urls.get(name)
+    info = table.get(name)
     if info is None:
         raise InferenceError(f"unknown torchxrayvision model {name!r}",
                              fix=f"Use one of {', '.join(xrv_weight_names())}, or densenet121 / resnet50")
-    return next(long for long in xrv_weight_names() if xrv.models.model_urls[long] is info)
+    return next(long for long in xrv_weight_names() if table[long] is info)
 
 
 def xrv_weights_path(name: str, cache_dir: str | Path | None = None) -> Path:
@@ -329,7 +343,7 @@ def xrv_weights_path(name: str, cache_dir: str | Path | None = None) -> Path:
     (``~/.torchxrayvision/models_data``)."""
     import torchxrayvision as xrv
 
-    url = xrv.models.model_urls[resolve_xrv_name(name)]["weights_url"]
+    url = xrv_weights_table()[resolve_xrv_name(name)]["weights_url"]
     folder = Path(cache_dir) if cache_dir is not None else Path(xrv.utils.get_cache_dir())
     return folder.expanduser() / os.path.basename(url)
 
@@ -342,14 +356,12 @@ def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | 
     ``url`` overrides the official address (a mirror). The download goes to a temporary file that is renamed into
     place only once it loads as a checkpoint. Raises `InferenceError` when the network or the file fails.
     """
-    import torchxrayvision as xrv
-
     long_name = resolve_xrv_name(name)
     target = xrv_weights_path(long_name, cache_dir)
     if target.is_file():
         read_state_dict(target, _xrv_module_classes())
         return target
-    url = url or xrv.models.model_urls[long_name]["weights_url"]
+    url = url or xrv_weights_table()[long_name]["weights_url"]
     target.parent.mkdir(parents=True, exist_ok=True)
 
     def download(temporary: Path) -> None:
@@ -370,13 +382,12 @@ def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | 
 
 
 def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str | Path | None = None, *,
-                   files: ModelFiles = ModelFiles()) -> LoadedModel:
+                   files: ModelFiles = ModelFiles(), lazy: bool = False) -> LoadedModel:
     """A torchxrayvision model with the weights in ``weights`` (a state dict of ``xrv.models.DenseNet`` or
-    ``xrv.models.ResNet``, or torchxrayvision's own weights file), else from its cache folder."""
-    import torchxrayvision as xrv
-
+    ``xrv.models.ResNet``, or torchxrayvision's own weights file), else from its cache folder. ``lazy``: see
+    `load_model`."""
     long_name = resolve_xrv_name(name)
-    info = xrv.models.model_urls[long_name]
+    info = xrv_weights_table()[long_name]
     path = Path(weights) if weights is not None else xrv_weights_path(long_name, cache_dir)
     files.check_path(path)
     if not path.is_file():
@@ -385,16 +396,22 @@ def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str 
             fix=f"Run `cxrfail models pull {long_name}` where a network is available, "
                 f"or pass xrv:{long_name}@/path/to/weights.pt")
     data = _read_weights(path, files)
-    state = read_state_dict(path, _xrv_module_classes(), data=data)
-    state.pop("op_threshs", None)
     labels = tuple(info["labels"])
-    with torch.device("meta"):
-        if long_name.startswith("densenet"):
-            module = xrv.models.DenseNet(weights=None, num_classes=len(labels))
-        else:
-            module = build_torchvision_model(long_name.split("-")[0], len(labels), channels=1)
-            state = _strip_prefix(state, "model.")
-    load_weights(module, state, path)
+
+    def build() -> nn.Module:
+        import torchxrayvision as xrv
+
+        state = read_state_dict(path, _xrv_module_classes(), data=data)
+        state.pop("op_threshs", None)
+        with torch.device("meta"):
+            if long_name.startswith("densenet"):
+                module = xrv.models.DenseNet(weights=None, num_classes=len(labels))
+            else:
+                module = build_torchvision_model(long_name.split("-")[0], len(labels), channels=1)
+                state = _strip_prefix(state, "model.")
+        load_weights(module, state, path)
+        return module
+
     resolution = int(info["input_resolution"])
     mean, std = range_normalization(-1024, 1024, channels=1)
     card = ModelCard(
@@ -405,7 +422,53 @@ def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str 
         activation="sigmoid",
         weights=path,
     )
-    return _ready(card, module, bytes_sha256(data))
+    return _ready(card, None if lazy else build(), bytes_sha256(data), build)
+
+
+#: What cxrfail reads of each torchxrayvision weights entry.
+_XRV_FIELDS = ("labels", "input_resolution", "weights_url")
+
+
+@functools.cache
+def xrv_weights_table() -> dict[str, dict[str, object]]:
+    """torchxrayvision's weights table (``xrv.models.model_urls``): name → labels, input_resolution and
+    weights_url, aliases sharing one entry. Read from the package's source without importing it (importing
+    torchxrayvision imports torchvision, whose detection ops import torch._dynamo: seconds); imported when its
+    source does not have the expected form."""
+    try:
+        return _parse_xrv_weights_table()
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError, AttributeError):
+        import torchxrayvision as xrv
+
+        entries: dict[int, dict[str, object]] = {}  # one dict per entry, so that aliases stay one object
+        return {name: entries.setdefault(id(info), {key: info.get(key) for key in _XRV_FIELDS})
+                for name, info in xrv.models.model_urls.items()}
+
+
+def _parse_xrv_weights_table() -> dict[str, dict[str, object]]:
+    """``model_urls`` from torchxrayvision/models.py: its ``model_urls[NAME] = {...}`` and
+    ``model_urls[ALIAS] = model_urls[NAME]`` statements, the fields of `_XRV_FIELDS` as literals."""
+    spec = importlib.util.find_spec("torchxrayvision")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("torchxrayvision is not installed as a package")
+    source = Path(next(iter(spec.submodule_search_locations))) / "models.py"
+    table: dict[str, dict[str, object]] = {}
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target, value = node.targets[0], node.value
+        if not (isinstance(target, ast.Subscript) and getattr(target.value, "id", None) == "model_urls"):
+            continue
+        name = ast.literal_eval(target.slice)
+        if isinstance(value, ast.Dict):
+            table[name] = {ast.literal_eval(key): ast.literal_eval(item) for key, item in zip(value.keys, value.values)
+                           if isinstance(key, ast.Constant) and key.value in _XRV_FIELDS}
+        elif isinstance(value, ast.Subscript) and getattr(value.value, "id", None) == "model_urls":
+            table[name] = table[ast.literal_eval(value.slice)]
+    loadable = [entry for name, entry in table.items() if name.startswith(("densenet", "resnet"))]
+    if not loadable or any(not {"labels", "input_resolution"} <= set(entry) for entry in loadable):
+        raise ValueError("torchxrayvision's weights table has another form")
+    return table
 
 
 def _xrv_module_classes() -> list[type]:
@@ -419,7 +482,8 @@ def _xrv_module_classes() -> list[type]:
 
 # --- helpers -----------------------------------------------------------------------------------------------------
 
-def _ready(card: ModelCard, module: nn.Module, weights_digest: str) -> LoadedModel:
+def _ready(card: ModelCard, module: nn.Module | None, weights_digest: str,
+           build: Callable[[], nn.Module] | None = None) -> LoadedModel:
     from cxrfail.findings import canonical_finding
 
     indices, findings, seen = [], [], {}
@@ -438,8 +502,8 @@ def _ready(card: ModelCard, module: nn.Module, weights_digest: str) -> LoadedMod
         seen[finding] = label
         indices.append(position)
         findings.append(finding)
-    return LoadedModel(card=card, module=module.eval(), weights_digest=weights_digest,
-                       output_indices=tuple(indices), findings=tuple(findings))
+    return LoadedModel(card=card, module=None if module is None else module.eval(), weights_digest=weights_digest,
+                       output_indices=tuple(indices), findings=tuple(findings), build=build)
 
 
 def _is_torchscript(data: bytes) -> bool:

@@ -6,10 +6,10 @@ The export is stored beside the prediction cache, in the model's cache folder, a
 ``<architecture>-<weights SHA-256 prefix>-<C>x<H>x<W>.onnx`` with a ``.sha256`` file holding a digest keyed by
 the model's full weights digest (`export_digest`: SHA-256 over the weights digest and the ONNX file's bytes), so
 another model's export copied into place with its own ``.sha256`` does not match. A file whose keyed digest
-does not match, or that ONNX Runtime cannot load, is deleted and exported again. Every export, fresh or cached,
-is checked against the torch module on a fixed input before use: outputs must agree within
-`EXPORT_TOLERANCE`, otherwise a cached file is exported again and a fresh one leaves the engine on torch. A
-cache folder that cannot be written (read-only, full) does not stop inference: the export is made in memory.
+does not match, or that ONNX Runtime cannot load, is exported again. A cached export whose keyed digest
+matches runs without building the torch network (seconds saved per process). Every fresh export is checked
+against the torch module on a fixed input before use: outputs must agree within `EXPORT_TOLERANCE`, otherwise
+the engine stays on torch. A cache folder that cannot be written (read-only, full) does not stop inference: the export is made in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import importlib.util
 import io
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,29 +85,29 @@ def export_digest(weights_digest: str, onnx_bytes: bytes) -> str:
     return bytes_sha256(weights_digest.encode() + b"\0" + onnx_bytes)
 
 
-def load_or_export(module: torch.nn.Module, path: Path, input_shape: tuple[int, int, int],
+def load_or_export(build_module: Callable[[], torch.nn.Module], path: Path, input_shape: tuple[int, int, int],
                    threads: int, weights_digest: str) -> OnnxRunner:
-    """An `OnnxRunner` for ``module`` (whose weights have SHA-256 ``weights_digest``) from the export at
-    ``path``, exporting it first when the file is missing, damaged, another model's, unloadable or unfaithful.
-    When ``path``'s folder cannot be written, the export is made and run in memory. Raises `OnnxExportError`
-    when the module cannot be exported faithfully."""
+    """An `OnnxRunner` for the model whose weights have SHA-256 ``weights_digest``: from the export at ``path``
+    when its keyed digest matches (no network is built: a cached export needs none), else the network
+    ``build_module()`` returns (eval mode, CPU) is exported, checked against torch and written there. When
+    ``path``'s folder cannot be written, the export is made and run in memory. Raises `OnnxExportError` when
+    the module cannot be exported faithfully."""
     cached = _read_if_keyed(path, weights_digest)
     if cached is not None:
         try:
-            runner = OnnxRunner(cached, threads)
-            _check_against_torch(module, runner, input_shape)
-            return runner
-        except Exception as exc:  # noqa: BLE001 - any load or check failure means: export again
-            log.warning("re-exporting ONNX model %s (%s)", path, exc)
+            return OnnxRunner(cached, threads)
+        except Exception as exc:  # noqa: BLE001 - any load failure means: export again
+            log.warning("re-exporting unloadable ONNX model %s (%s)", path, exc)
     elif path.exists():
         log.warning("re-exporting ONNX model %s: it is not this model's export", path)
+    module = build_module()
     onnx_bytes = _export(module, input_shape)
     try:
         runner = OnnxRunner(onnx_bytes, threads)
         _check_against_torch(module, runner, input_shape)
     except OnnxExportError:
         raise
-    except Exception as exc:  # an export ONNX Runtime cannot run as traced is not used
+    except Exception as exc:  # noqa: BLE001 - an export ONNX Runtime cannot run as traced is not used
         raise OnnxExportError(f"ONNX Runtime cannot run the export: {exc}") from exc
     try:
         _remove(path)

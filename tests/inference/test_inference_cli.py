@@ -81,3 +81,31 @@ def test_infer_refuses_an_unavailable_device_and_an_empty_folder(tmp_path, card_
     if not torch.cuda.is_available():
         assert main([*common, "--images", str(empty), "--device", "cuda"]) == 2
         assert "device 'cuda' is not available" in _error_line(capsys)
+
+
+def test_infer_with_a_cached_export_imports_no_torchvision(tmp_path, nih_images, xrv_densenet_weights):
+    """With the model's ONNX export cached, ``cxrfail infer`` runs it without building the torch network: it
+    imports neither torchxrayvision nor torchvision, nor the torch._dynamo that torchvision's ops pull in."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    folders = [tmp_path / "first", tmp_path / "second"]
+    for folder, part in zip(folders, (nih_images[:2], nih_images[2:3])):
+        folder.mkdir()
+        for path in part:
+            shutil.copy(path, folder / path.name)
+    command = [sys.executable, "-X", "importtime", "-m", "cxrfail.cli", "infer", "--model",
+               f"xrv:densenet121@{xrv_densenet_weights}", "--cache-dir", str(tmp_path / "cache"), "--num-workers",
+               "0", "--backend", "onnxruntime", "--device", "cpu"]
+    runs = [subprocess.run([*command, "--images", str(folder), "--out", str(tmp_path / f"{folder.name}.csv")],
+                           capture_output=True, text=True, timeout=600) for folder in folders]
+    for completed in runs:
+        assert completed.returncode == 0, completed.stderr[-2000:]
+
+    def imported(completed) -> set[str]:
+        return {line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines()
+                if line.startswith("import time:")}
+
+    assert "torchxrayvision" in imported(runs[0])  # the first run builds and exports the network
+    assert not {"torchxrayvision", "torchvision", "torch._dynamo"} & imported(runs[1])

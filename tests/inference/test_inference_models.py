@@ -225,3 +225,26 @@ def test_half_precision_weights_load_as_float32(tmp_path, make_card_model):
     x = _probe(3, 64)
     with torch.inference_mode():
         torch.testing.assert_close(model.module(x), reference(x), atol=5e-2, rtol=5e-2)
+
+
+def test_xrv_weights_table_read_without_import_matches_torchxrayvision():
+    import torchxrayvision as xrv
+
+    from cxrfail.inference.models import _parse_xrv_weights_table
+
+    table = _parse_xrv_weights_table()
+    assert set(table) == set(xrv.models.model_urls)
+    for name, info in xrv.models.model_urls.items():
+        for key in ("labels", "input_resolution", "weights_url"):
+            assert table[name].get(key) == info.get(key), (name, key)
+    assert table["densenet121-res224-nih"] is table["nih"]  # aliases stay one entry
+
+
+def test_lazy_xrv_model_builds_the_same_network_only_when_asked(xrv_densenet_weights):
+    eager = load_model(f"xrv:densenet121@{xrv_densenet_weights}")
+    lazy = load_model(f"xrv:densenet121@{xrv_densenet_weights}", lazy=True)
+    assert lazy.module is None and lazy.card == eager.card and lazy.weights_digest == eager.weights_digest
+    x = torch.randn(2, 1, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(lazy.torch_module()(x), eager.module(x))
+    assert lazy.module is lazy.torch_module()  # built once

@@ -99,7 +99,8 @@ class _RoundTripsThroughNumpy(torch.nn.Module):
 
 
 def test_unfaithful_export_falls_back_to_torch(loaded_card_model, nih_images, tmp_path):
-    model = dataclasses.replace(loaded_card_model, module=_RoundTripsThroughNumpy(loaded_card_model.module))
+    # eval, as a loaded model is: the export restores the wrapper's mode on the shared network it wraps
+    model = dataclasses.replace(loaded_card_model, module=_RoundTripsThroughNumpy(loaded_card_model.module).eval())
     cache = PredictionCache(tmp_path / "cache")
     engine = InferenceEngine(model, device="cpu", cache=cache)
     result = engine.run(nih_images[:2])
