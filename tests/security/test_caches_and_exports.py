@@ -86,27 +86,32 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
-def test_report_on_a_full_disk_exits_2_with_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
-    from cxrfail.cli import main
+def test_report_on_a_full_disk_exits_2_with_one_line_and_leaves_no_folder(tmp_path):
+    """A real write failure: the CLI runs with a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored), so writing
+    the first table larger than 4 KB fails with EFBIG, as on a full disk."""
+    import resource
+    import signal
+    import subprocess
+    import sys
 
     (tmp_path / "cohort.csv").write_text("id,pid,Edema\n" + "".join(f"i{n},p{n},{n % 2}\n" for n in range(80)))
     (tmp_path / "m.csv").write_text("image_id,Edema\n" + "".join(f"i{n},{(n % 7) / 7:.3f}\n" for n in range(80)))
-    real_to_csv = pd.DataFrame.to_csv
-
-    def full_disk_after_two(self, path=None, *args, **kwargs):
-        if path is not None and str(path).endswith("flip.csv"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_to_csv(self, path, *args, **kwargs)
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk_after_two)
     out = tmp_path / "out"
     argv = ["analyze", "--cohort", "csv", "--cohort-file", str(tmp_path / "cohort.csv"), "--column-map",
             "image_id=id", "patient_id=pid", "--predictions", str(tmp_path / "m.csv"), "--findings", "Edema",
             "--feature-sets", "own", "--bootstrap", "100", "--folds", "2", "--min-subgroup-n", "5",
             "--no-figures", "--no-cache", "--out", str(out)]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("cxrfail: error: ") and "could not be written" in err[-1]
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    completed = subprocess.run([sys.executable, "-m", "cxrfail.cli", *argv], capture_output=True, text=True,
+                               preexec_fn=small_files, timeout=600)
+    assert completed.returncode == 2, completed.stderr
+    err = completed.stderr.strip().splitlines()
+    assert err[-1].startswith("cxrfail: error: ") and "could not be written" in err[-1], err[-1]
+    assert "Traceback" not in completed.stderr
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv", "m.csv"]
 
 
