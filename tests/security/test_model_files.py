@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 import torch
 
 from cxrfail.cli import main
@@ -74,8 +75,11 @@ def test_a_card_under_a_data_root_cannot_probe_server_paths(roots):
 def test_a_text_file_as_xrv_weights_is_one_line_and_exit_2(tmp_path, capsys):
     weird = tmp_path / "weird.pt"
     weird.write_text("just some text\n" * 20)
-    status = main(["infer", "--model", f"xrv:densenet121@{weird}", "--images", str(tmp_path),
-                   "--out", str(tmp_path / "out.csv")])
+    images = tmp_path / "images"  # an image to predict: the weights are read when the network is first needed
+    images.mkdir()
+    Image.new("L", (64, 64), 128).save(images / "one.png")
+    status = main(["infer", "--model", f"xrv:densenet121@{weird}", "--images", str(images),
+                   "--out", str(tmp_path / "out.csv"), "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
     assert err[-1].startswith("cxrfail: error: ") and "not a readable checkpoint" in err[-1]
