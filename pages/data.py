@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from cxrfail import figures
 from cxrfail.cohort import parse_column_map
 from cxrfail.dashboard import datasets, widgets
 from cxrfail.dashboard.settings import base_config
@@ -28,7 +29,7 @@ if flash:
     st.success(flash)
 if current is not None:
     st.info(f"Loaded now: **{current.dataset.label}**: {current.dataset.cohort.n_rows:,} "
-            f"{current.dataset.cohort.unit}s, models {', '.join(current.dataset.model_names)}.")
+            f"{figures.plural(current.dataset.cohort.unit)}, models {', '.join(current.dataset.model_names)}.")
 
 with st.form("data_form"):
     st.subheader("Predictions")
@@ -110,7 +111,7 @@ if submitted:
     else:
         datasets.register(dataset)
         st.session_state["data_flash"] = (
-            f"Loaded **{dataset.label}**: {dataset.cohort.n_rows:,} {dataset.cohort.unit}s of "
+            f"Loaded **{dataset.label}**: {dataset.cohort.n_rows:,} {figures.plural(dataset.cohort.unit)} of "
             f"{dataset.cohort.n_patients:,} patients; models {', '.join(dataset.model_names)}; findings "
             f"{', '.join(dataset.findings())}. It is now selected in the sidebar.")
         st.rerun()
@@ -120,7 +121,7 @@ if loaded:
     st.subheader("Loaded in this session")
     for key, dataset in list(loaded.items()):
         left, right = st.columns([5, 1])
-        left.markdown(f"**{dataset.label}**: {dataset.cohort.n_rows:,} {dataset.cohort.unit}s, models "
+        left.markdown(f"**{dataset.label}**: {dataset.cohort.n_rows:,} {figures.plural(dataset.cohort.unit)}, models "
                       f"{', '.join(dataset.model_names)}" + ("".join(f"  \n_{n}_" for n in dataset.notes)))
         if right.button("Remove", key=f"data_remove_{key}"):
             datasets.remove(key)

@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
+    plural,
     escape,
     DEFAULT_CONTEXT,
     FigureContext,
@@ -39,7 +40,7 @@ def shap_bar(shap_values: pd.DataFrame, *, title: str | None = None, top: int = 
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title="mean |SHAP value| (log-odds of misclassification)")
     n = int(shap_values["image_id"].nunique())
-    notes = [f"a sample of {n:,} {context.unit}s"] + context.caveats(shap_values.get("finding", pd.Series(dtype=str)).unique(),
+    notes = [f"a sample of {n:,} {plural(context.unit)}"] + context.caveats(shap_values.get("finding", pd.Series(dtype=str)).unique(),
                                                     importance["feature"], oracle=oracle)
     return apply_layout(fig, title, height=150 + 26 * len(importance), notes=notes)
 
@@ -75,7 +76,7 @@ def shap_beeswarm(shap_values: pd.DataFrame, *, title: str | None = None, top: i
                      range=[len(features) - 0.5, -0.5])
     vline(fig, 0.0, "#52606d")
     fig.update_xaxes(title="SHAP value (impact on log-odds of misclassification)")
-    notes = [f"a sample of {int(shap_values['image_id'].nunique()):,} {context.unit}s"] + context.caveats(
+    notes = [f"a sample of {int(shap_values['image_id'].nunique()):,} {plural(context.unit)}"] + context.caveats(
         shap_values.get("finding", pd.Series(dtype=str)).unique(), features, oracle=oracle)
     return apply_layout(fig, title, height=150 + 30 * len(features), notes=notes)
 

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cxrfail.figures.style import (
+    plural,
     escape,
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
@@ -58,7 +59,7 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(showticklabels=False, row=1, col=2)
     n = int(rows["n"].max())
-    notes = [f"patient-grouped out-of-fold probabilities over the whole cohort (n up to {n:,} {context.unit}s); "
+    notes = [f"patient-grouped out-of-fold probabilities over the whole cohort (n up to {n:,} {plural(context.unit)}); "
              f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% CI in brackets"]
     notes += context.caveats(finding_order, oracle=oracle)
     return apply_layout(fig, title, height=max(300, 130 + 60 * len(model_order)), notes=notes)
@@ -95,6 +96,6 @@ def roc_figure(scores: pd.DataFrame, *, title: str | None = None, oracle: bool =
     fig.update_xaxes(title="false positive rate", range=[0, 1], constrain="domain")
     fig.update_yaxes(title="true positive rate", range=[0, 1], scaleanchor="x", scaleratio=1)
     fig.update_layout(legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"))
-    notes = [f"n={len(y):,} {context.unit}s ({int(y.sum()):,} misclassified); out-of-fold, patient-grouped"]
+    notes = [f"n={len(y):,} {plural(context.unit)} ({int(y.sum()):,} misclassified); out-of-fold, patient-grouped"]
     notes += context.caveats(scores.get("finding", pd.Series(dtype=str)).unique(), oracle=oracle)
     return apply_layout(fig, title, height=520, notes=notes)

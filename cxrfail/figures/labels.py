@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
+    plural,
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
     PALETTE,
@@ -39,9 +40,9 @@ def label_error_bars(audit: pd.DataFrame, *, title: str | None = None,
                                 f"{row.label_error_ci_high:.0%}] of {int(row.n_misclassified)}")
     fig.update_layout(barmode="stack", legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title=f"misclassified {context.unit}s (by the cohort label), test split")
+    fig.update_xaxes(title=f"misclassified {plural(context.unit)} (by the cohort label), test split")
     first = audit.iloc[0]
-    notes = [f"{int(first['n_split_rows']):,} test {context.unit}s of {int(first['n_split_patients']):,} patients "
+    notes = [f"{int(first['n_split_rows']):,} test {plural(context.unit)} of {int(first['n_split_patients']):,} patients "
              "have both labels; share CIs resample patients"] + context.caveats(audit["finding"].unique())
     fig = apply_layout(fig, title, height=200 + 50 * len(models), notes=notes)
     fig.update_layout(margin=dict(r=260))
@@ -73,7 +74,7 @@ def label_set_comparison(audit: pd.DataFrame, *, title: str | None = None,
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.08, x=1, xanchor="right", yanchor="bottom"))
     fig.update_yaxes(range=[0, 1.05])
     first = audit.iloc[0]
-    notes = [f"AUROC on the {int(first['n_rows']):,} {context.unit}s with both labels (both splits; it needs no "
-             f"threshold); F1 on the {int(first['n_split_rows']):,} test {context.unit}s among them"]
+    notes = [f"AUROC on the {int(first['n_rows']):,} {plural(context.unit)} with both labels (both splits; it needs no "
+             f"threshold); F1 on the {int(first['n_split_rows']):,} test {plural(context.unit)} among them"]
     notes += context.caveats(audit["finding"].unique())
     return apply_layout(fig, title, height=460, notes=notes)

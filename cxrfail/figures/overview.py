@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
+    plural,
     escape,
     DEFAULT_CONTEXT,
     FigureContext,
@@ -92,7 +93,7 @@ def misclassification_heatmap(overall: pd.DataFrame, *, context: FigureContext =
     if overall.empty:
         return empty_figure("Misclassification rate", "no test rows")
     text = overall.apply(lambda r: f"{r['rate']:.1%}<br>[{r['ci_low']:.1%}, {r['ci_high']:.1%}]", axis=1)
-    hover = overall.apply(lambda r: f"{int(r['n_misclassified'])} of {int(r['n'])} {context.unit}s misclassified "
+    hover = overall.apply(lambda r: f"{int(r['n_misclassified'])} of {int(r['n'])} {plural(context.unit)} misclassified "
                                     f"({int(r['n_fp'])} FP, {int(r['n_fn'])} FN)", axis=1)
     return model_finding_heatmap(
         overall, "rate", title="Misclassification rate (95% Wilson CI)", text=text, hover=hover,
@@ -126,7 +127,7 @@ def age_histogram(ages: pd.Series, *, title: str = "Age", context: FigureContext
     fig = go.Figure(go.Histogram(x=values, xbins=dict(size=5), marker_color=PALETTE[0],
                                  hovertemplate="%{x} years: %{y} " + context.unit + "s<extra></extra>"))
     fig.update_xaxes(title="age (years)")
-    fig.update_yaxes(title=f"{context.unit}s")
+    fig.update_yaxes(title=f"{plural(context.unit)}")
     return apply_layout(fig, f"{title} (n={len(values):,})", height=300)
 
 

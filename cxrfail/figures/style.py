@@ -69,7 +69,7 @@ class FigureContext:
                 if row.subgroup not in subsets:
                     subsets[row.subgroup] = (
                         f"{row.subgroup}: known for {int(row.subset_n):,} of {int(row.population_n):,} test "
-                        f"{unit}s (a subset" + ("" if row.random_sample else ", not a random sample")
+                        f"{plural(unit)} (a subset" + ("" if row.random_sample else ", not a random sample")
                         + "; its levels compare with the subset's own rate)")
         return cls(unit=unit, notes=notes, subsets=subsets)
 
@@ -103,6 +103,13 @@ DEFAULT_CONTEXT = FigureContext()
 
 def insufficient_label(min_n: int) -> str:
     return f"insufficient (n < {min_n})"
+
+
+def plural(unit: str, n: int | None = None) -> str:
+    """``unit`` for a count of ``n`` (None: several): "image"/"images", "study"/"studies"."""
+    if n == 1:
+        return unit
+    return unit[:-1] + "ies" if unit.endswith("y") and unit[-2:-1] not in "aeiou" else unit + "s"
 
 
 def finding_label(finding: str) -> str:

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from cxrfail.analysis.regression import ALL_ROWS_FAMILY
 from cxrfail.figures.overview import model_finding_heatmap
 from cxrfail.figures.style import (
+    plural,
     BASELINE_COLOR,
     escape,
     DEFAULT_CONTEXT,
@@ -125,7 +126,7 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
     notes = [f"{context.test_split_note}; red: q (BH) < {alpha}; * q<{alpha}, ** q<{alpha / 5:g}, *** q<{alpha / 50:g}"]
     for sample, group in (rows.groupby("family", sort=False) if "family" in rows else [("", rows)]):
         n = int(group["n"].iloc[0]) if "n" in group and len(group) else 0
-        notes.append(f"{sample or 'fit'}: n={n:,} {context.unit}s" + (f", {int(group['n_events'].iloc[0]):,} misclassified"
+        notes.append(f"{sample or 'fit'}: n={n:,} {plural(context.unit)}" + (f", {int(group['n_events'].iloc[0]):,} misclassified"
                                                               if "n_events" in group else ""))
     not_converged = "converged" in rows and not rows["converged"].astype(bool).all()
     if not_converged:
