@@ -17,6 +17,8 @@ from cxrfail.figures.style import (
     apply_layout,
     empty_figure,
     layout_dict,
+    legend_under_title,
+    put_legend_under_title,
 )
 
 def _vline_spec(x: float, color: str, *, dash: str = "solid", text: str = "",
@@ -68,10 +70,11 @@ def flip_curve_spec(curve: pd.DataFrame, *, chosen_tau: float | None = None, cur
     notes += context.caveats(curve.get("finding", pd.Series(dtype=str)).unique())
     layout = layout_dict(title, height=440, notes=notes)
     layout["annotations"] = annotations + layout.get("annotations", [])
+    legend, top = legend_under_title(layout["height"], len(data), top_labels=True)  # the tau label: above the plot
+    layout["margin"] = {**layout["margin"], "t": top}
     layout.update(
         shapes=shapes, xaxis=dict(title=dict(text="flip threshold tau (identifier probability)")),
-        yaxis=dict(title=dict(text="ΔF1"), zeroline=False),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        yaxis=dict(title=dict(text="ΔF1"), zeroline=False), legend=legend,
     )
     return {"data": data, "layout": layout}
 
@@ -97,4 +100,5 @@ def flip_summary_figure(evaluation: Mapping[str, float], *, title: str | None = 
     fig.update_layout(barmode="group")
     delta = (f"ΔF1 {float(evaluation['delta_f1']):+.4f} [{float(evaluation['ci_low']):+.4f}, "
              f"{float(evaluation['ci_high']):+.4f}], {int(evaluation['n_flips'])} flips")
-    return apply_layout(fig, title, height=380, notes=[delta, context.test_split_note])
+    fig = apply_layout(fig, title, height=380, notes=[delta, context.test_split_note])
+    return put_legend_under_title(fig)

@@ -8,6 +8,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cxrfail.figures.style import (
+    CELL_FONT,
+    HOVER_NOTE,
+    TITLE_PX,
+    TOP_LABEL_PX,
     plural,
     escape,
     BASELINE_COLOR,
@@ -31,38 +35,46 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
         return empty_figure(title, "this learner and feature set were not run")
     model_order = ordered(rows["model"])
     finding_order = ordered(rows["finding"])
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+    # stacked, not side by side: each panel gets the full width, so cells keep 12 px text at 1024 px
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16, shared_xaxes=False,
                         subplot_titles=(f"identifier{tag}", "baseline: model confidence"))
     for col, (value, low, high) in enumerate((("auroc", "ci_low", "ci_high"),
                                                ("baseline_auroc", "baseline_ci_low", "baseline_ci_high")), 1):
         keyed = rows.set_index(["model", "finding"])
-        z, text = [], []
+        z, text, hover = [], [], []
         for model in model_order:
-            z_row, t_row = [], []
+            z_row, t_row, h_row = [], [], []
             for finding in finding_order:
                 if (model, finding) in keyed.index:
                     r = keyed.loc[(model, finding)]
                     r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
                     z_row.append(float(r[value]))
-                    t_row.append(f"{r[value]:.3f}<br>[{r[low]:.2f}, {r[high]:.2f}]")
+                    t_row.append(f"{r[value]:.3f}")
+                    h_row.append(f"[{r[low]:.3f}, {r[high]:.3f}]")
                 else:
                     z_row.append(None)
                     t_row.append("")
+                    h_row.append("not run")
             z.append(z_row)
             text.append(t_row)
+            hover.append(h_row)
         fig.add_trace(go.Heatmap(
-            z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=text, texttemplate="%{text}",
-            colorscale="Viridis", zmin=0.5, zmax=1.0, showscale=col == 2, xgap=2, ygap=2,
+            z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=text,
+            texttemplate="%{text}", textfont=CELL_FONT, customdata=hover,
+            colorscale="Viridis", zmin=0.5, zmax=1.0, showscale=col == 1, xgap=2, ygap=2,
             colorbar=dict(title=dict(text="AUROC")),
-            hovertemplate="%{y} · %{x}<br>AUROC %{text}<extra></extra>",
-        ), row=1, col=col)
+            hovertemplate="%{y} · %{x}<br>AUROC %{text} (95% CI %{customdata})<extra></extra>",
+        ), row=col, col=1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    fig.update_xaxes(tickangle=0 if len(finding_order) <= 4 else -30)
     n = int(rows["n"].max())
     notes = [f"patient-grouped out-of-fold probabilities over the whole cohort (n up to {n:,} {plural(context.unit)}); "
-             f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% CI in brackets"]
+             f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% CIs: {HOVER_NOTE}, "
+             "or the identifier table"]
     notes += context.caveats(finding_order, oracle=oracle)
-    return apply_layout(fig, title, height=max(300, 130 + 60 * len(model_order)), notes=notes)
+    fig = apply_layout(fig, title, height=max(420, 200 + 2 * 50 * len(model_order)), notes=notes)
+    fig.update_layout(margin=dict(t=TITLE_PX + 16 + TOP_LABEL_PX))  # room for the first panel's title
+    return fig
 
 
 def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

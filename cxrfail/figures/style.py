@@ -136,6 +136,11 @@ def slug(*parts: object) -> str:
 
 
 NOTE_WIDTH = 64  # characters per footnote line (fits a half-width column at 1440 px, y-axis labels included)
+HOVER_NOTE = "hover a cell"  # where values that do not fit a cell at 1024 px are
+CELL_FONT = dict(size=12)  # heatmap cell text: fixed (plotly shrinks fitted text to ~6 px in small cells)
+TITLE_PX = 44  # the title band at the top of every figure (the title sits in it, never below)
+LEGEND_ROW_PX = 21  # one entry of a vertical legend
+TOP_LABEL_PX = 22  # a band for labels drawn just above the plot (subplot titles, vertical-line labels)
 
 
 def wrap_notes(notes: Sequence[str], width: int = NOTE_WIDTH) -> list[str]:
@@ -146,15 +151,16 @@ def wrap_notes(notes: Sequence[str], width: int = NOTE_WIDTH) -> list[str]:
 
 
 def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] = ()) -> dict:
-    """The shared layout: title, template, margins and the caveat footnotes (wrapped; the figure grows by
-    the lines they take)."""
+    """The shared layout: title pinned to the top band (`TITLE_PX`), template, margins and the caveat footnotes
+    (wrapped; the figure grows by the lines they take)."""
     notes = wrap_notes(notes)
     bottom = 80 + 16 * len(notes)
     layout = dict(
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
+        title=dict(text=title, x=0.0, xanchor="left", xref="container", y=1.0, yanchor="top", yref="container",
+                   pad=dict(t=14, l=10), font=dict(size=16)),
         template=template(),
         font=FONT,
-        margin=dict(l=70, r=30, t=70, b=bottom),
+        margin=dict(l=70, r=30, t=TITLE_PX + 16, b=bottom),
         height=None if height is None else height + 16 * len(notes),
         hoverlabel=dict(namelength=-1),
     )
@@ -164,6 +170,34 @@ def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] =
             xanchor="left", yanchor="bottom", showarrow=False, align="left", font=dict(size=11, color="#52606d"),
         )]
     return layout
+
+
+def legend_under_title(height: float, n_entries: int, *, top_labels: bool = False) -> tuple[dict, int]:
+    """(legend, top margin) for a legend listed under the title, above the plot: one entry a line, so it takes
+    the same room at any width and never reaches the title or the plot. ``height``: the figure's height in
+    px; ``top_labels``: leave a band for labels drawn just above the plot."""
+    legend = dict(orientation="v", xref="container", x=0.0, xanchor="left", yref="container",
+                  y=1.0 - TITLE_PX / height, yanchor="top", bgcolor="rgba(255,255,255,0)")
+    return legend, TITLE_PX + LEGEND_ROW_PX * n_entries + 10 + (TOP_LABEL_PX if top_labels else 0)
+
+
+def put_legend_under_title(fig: go.Figure, *, top_labels: bool = False) -> go.Figure:
+    """`legend_under_title` for a figure laid out by `apply_layout` (its height set)."""
+    entries = sum(1 for trace in fig.data if trace.showlegend is not False and trace.name)
+    legend, top = legend_under_title(fig.layout.height or 450, entries, top_labels=top_labels)
+    fig.update_layout(legend=legend, margin=dict(t=top))
+    return fig
+
+
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Tick values and their labels for a log axis covering [low, high] (both > 0): 1-2-5 steps from the
+    step at or below ``low`` to the step at or above ``high``, written as decimals (0.2, 0.5, 1, 2, 5), never
+    plotly's abbreviated "2", "5" below 1."""
+    values = [round(m * 10.0 ** e, 6) for e in range(-4, 5) for m in (1, 2, 5)]
+    first = max([v for v in values if v <= low] or values[:1])
+    last = min([v for v in values if v >= high] or values[-1:])
+    shown = [v for v in values if first <= v <= last]
+    return shown, [f"{v:g}" for v in shown]
 
 
 def apply_layout(fig: go.Figure, title: str, *, height: int | None = None, notes: Sequence[str] = ()) -> go.Figure:
