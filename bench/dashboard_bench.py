@@ -6,6 +6,10 @@
 2. Server time of switching pages (AppTest switch_page + run), per page.
 3. Time from `streamlit run` to the first rendered Overview in headless chromium, with an empty disk cache
    (``cold_first_screen_s:``) and a warm one (skipped when /usr/bin/chromium or playwright is missing).
+4. ``--during-run``: server time of page switches while a full run computes in the background (a seed no
+   run has used), against the same switches once it is done: ``switch_during_run_s: median M worst W``.
+5. The Flip slider's round trip in the browser: key press on the slider → the new ΔF1 drawn, per move
+   (``slider_browser_ms: <median>``; skipped without chromium).
 
 The first AppTest run warms the caches: with a cold disk cache it runs the analysis (minutes on the full demo).
 The full demo (4 models × 5 findings, the app's defaults) is measured unless ``--quick`` picks the test subset
@@ -13,6 +17,8 @@ The full demo (4 models × 5 findings, the app's defaults) is measured unless ``
 
     .venv/bin/python bench/dashboard_bench.py [--quick] [--moves 15] [--no-browser]
     .venv/bin/python bench/dashboard_bench.py --cold 5    # only the cold first screen, 5 times; last line its median
+    .venv/bin/python bench/dashboard_bench.py --quick --during-run   # page switches during a full run
+    .venv/bin/python bench/dashboard_bench.py --quick --slider-browser   # the slider's round trip in chromium
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ def _check(app, where: str) -> None:
 def apptest_bench(moves: int) -> dict[str, object]:
     from streamlit.testing.v1 import AppTest
 
+    os.environ["CXRFAIL_INLINE_WAIT_S"] = "3600"  # every page waits for its run: steady-state timings
     start = time.perf_counter()
     app = AppTest.from_file(str(OVERVIEW), default_timeout=3600).run()
     _check(app, "first run")
@@ -116,6 +123,132 @@ def apptest_bench(moves: int) -> dict[str, object]:
         "pages_first_ms": {page: _ms(times[0]) for page, times in page_times.items()},
         "pages_ms": {page: _ms(_median(times[1:])) for page, times in page_times.items()},
     }
+
+
+def _wait_for_runs(timeout_s: float = 3600) -> None:
+    from cxrfail.dashboard import runs
+
+    deadline = time.monotonic() + timeout_s
+    while runs.running_jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def during_run_bench(min_switches: int = 12) -> int:
+    """Page switches while a full run computes (a fresh seed: nothing cached), then the same switches with
+    the run done (the baseline). Every switch is an AppTest rerun on the page: the server time to draw it."""
+    from streamlit.testing.v1 import AppTest
+
+    from cxrfail.dashboard import runs
+
+    os.environ.pop("CXRFAIL_INLINE_WAIT_S", None)  # the dashboard's own short wait, as a visitor has it
+    app = AppTest.from_file(str(OVERVIEW), default_timeout=3600).run()
+    _wait_for_runs()
+    app.run()
+    _check(app, "first run")
+    seed = 100_000 + int(time.time()) % 1_000_000  # a seed no run has used: the full run computes
+    start = time.perf_counter()
+    app.sidebar.number_input(key="sel_seed").set_value(seed)
+    first = _timed(app.run)  # the Overview: the quick first run of one finding, then the full run's panel
+    _check(app, "seed change")
+    if not runs.running_jobs():
+        raise SystemExit("the full run is not computing after the seed change (was this seed cached?)")
+    during: list[tuple[str, float]] = []
+    while runs.running_jobs() or len(during) < min_switches:
+        if not runs.running_jobs():
+            break
+        page = PAGES[len(during) % len(PAGES)]
+        app.switch_page(_script(page))
+        during.append((page, _timed(app.run)))
+        _check(app, f"{page} during the run")
+    _wait_for_runs()
+    run_s = time.perf_counter() - start
+    after = []
+    for page, _ in during:
+        app.switch_page(_script(page))
+        after.append(_timed(app.run))
+        _check(app, f"{page} after the run")
+    times = [t for _, t in during]
+    worst_page, worst = max(during, key=lambda item: item[1])
+    print(f"page switches during a full run (seed {seed}; the run took {run_s:.1f} s; Overview after the seed "
+          f"change {first:.1f} s), AppTest server time per switch")
+    for page in PAGES:
+        mine = [t for p, t in during if p == page]
+        if mine:
+            print(f"  {page:<12} during: median {_median(mine):.2f} s over {len(mine)}")
+    print(f"same switches after the run: median {_median(after):.2f} s, worst {max(after):.2f} s")
+    print(f"worst during the run: {worst_page} {worst:.2f} s; ratio of medians during/after "
+          f"{_median(times) / max(_median(after), 1e-9):.1f}x")
+    print(f"switch_during_run_s: median {_median(times):.2f} worst {worst:.2f}")
+    return 0
+
+
+def slider_browser_bench(moves: int = 12) -> int:
+    """The Flip slider's round trip in chromium: a key press on the slider (a new tau) until the ΔF1 metric
+    shows a new value, per move, on a warm server."""
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = Path("/nonexistent")
+    if not chromium.exists():
+        print("slider_browser_ms: skipped (needs /usr/bin/chromium and playwright)")
+        return 1
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "CXRFAIL_INLINE_WAIT_S": "3600"}, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+            if process.poll() is not None or time.perf_counter() - started > 120:
+                raise SystemExit("streamlit did not start")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.set_default_timeout(1_800_000)
+            page.goto(f"{url}/flip")
+            metric = page.locator("[data-testid='stMetric']").filter(has_text="ΔF1 (95% CI)")
+            value = metric.locator("[data-testid='stMetricValue']")
+            value.wait_for()
+            slider = page.get_by_role("slider").first
+            slider.focus()
+            for _ in range(3):  # warm the page's caches; each press is a tau not seen before
+                before = value.inner_text()
+                slider.press("ArrowLeft")
+                while value.inner_text() == before:
+                    time.sleep(0.005)
+            times = []
+            for index in range(moves):
+                before = value.inner_text()
+                start = time.perf_counter()
+                slider.press("ArrowLeft" if index % 4 else "PageDown")
+                deadline = start + 30
+                while value.inner_text() == before and time.perf_counter() < deadline:
+                    time.sleep(0.002)
+                times.append(time.perf_counter() - start)
+            browser.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        _kill_group(process.pid)
+    print(f"Flip slider in chromium, key press -> new ΔF1 drawn, {moves} moves: "
+          + ", ".join(f"{_ms(t):.0f}" for t in times) + " ms")
+    print(f"slider_browser_ms: {_ms(_median(times)):.0f}")
+    return 0
 
 
 def _free_port() -> int:
@@ -207,12 +340,20 @@ def main() -> int:
     parser.add_argument("--no-browser", action="store_true", help="skip the streamlit-run-to-Overview timing")
     parser.add_argument("--cold", type=int, metavar="N", help="only the cold first screen, N times (each on its own "
                         "empty cache); prints every time and their median as cold_first_screen_s")
+    parser.add_argument("--during-run", action="store_true",
+                        help="only page switches while a full run computes (switch_during_run_s)")
+    parser.add_argument("--slider-browser", action="store_true",
+                        help="only the Flip slider's round trip in chromium (slider_browser_ms)")
     args = parser.parse_args()
     if args.quick:
         os.environ.update(QUICK_ENV)
     sys.path.insert(0, str(ROOT))
     if args.cold:
         return cold_only(args.cold)
+    if args.during_run:
+        return during_run_bench()
+    if args.slider_browser:
+        return slider_browser_bench(args.moves)
 
     cold = None
     if not args.no_browser:

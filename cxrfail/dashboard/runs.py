@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import streamlit as st
@@ -49,6 +50,9 @@ WORKER_NICENESS = 10  # the run's worker processes yield the CPU to the server a
 log = logging.getLogger("cxrfail.dashboard")
 
 
+_JOBS: weakref.WeakSet = weakref.WeakSet()  # every AnalysisJob of this process (see `running_jobs`)
+
+
 class RunCancelled(Exception):
     """Raised inside a run's progress callback when a visitor pressed Cancel: the run stops after the pair it
     is on (pairs not started are dropped)."""
@@ -74,6 +78,7 @@ class AnalysisJob:
         self.pairs_done: dict[tuple[str, str], float] = {}
         self.started_at: float | None = None
         self.finished_at: float | None = None
+        _JOBS.add(self)
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -182,6 +187,11 @@ class AnalysisJob:
             self._finished.set()
 
 
+def running_jobs() -> list[AnalysisJob]:
+    """The runs of this server process computing now (for benchmarks and tests that wait for them)."""
+    return [job for job in list(_JOBS) if job.running]
+
+
 def _worker_priority():
     """joblib setting for a run's worker processes: each lowers its own CPU priority as it starts (``os.nice``,
     where the system has it), so a run in the background yields the CPU to the server and the browser. Results
@@ -231,7 +241,9 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
                 result = core.result()
                 _progress_panel(full, sel, first_screen=True)
                 return result
-        if full.wait(inline_wait_s(), _keep_alive):
+        # a run that just started may be a read from the disk cache (a second or so): worth a short wait; one
+        # that has been computing for longer is not waited for (the panel shows where it is)
+        if full.wait(max(0.0, inline_wait_s() - full.elapsed_s()), _keep_alive):
             return full.result()
         _progress_panel(full, sel)
         return None
