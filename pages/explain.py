@@ -28,13 +28,11 @@ if shap.empty:
     st.info("This run has no SHAP values for this model and finding.")
     st.stop()
 
-left, right = st.columns(2)
-with left:
-    widgets.plot(figures.shap_bar, shap, title=f"Global importance: {label}", oracle=oracle, context=context,
-                 key="ex_bar")
-with right:
-    widgets.plot(figures.shap_beeswarm, shap, title=f"SHAP per {result.unit}: {label}", seed=sel.seed, oracle=oracle,
-                 context=context, key="ex_swarm")
+# one under the other: side by side, each would be too narrow for its labels in a 1024 px window
+widgets.plot(figures.shap_bar, shap, title=f"Global importance: {label}", oracle=oracle, context=context,
+             key="ex_bar")
+widgets.plot(figures.shap_beeswarm, shap, title=f"SHAP per {result.unit}: {label}", seed=sel.seed, oracle=oracle,
+             context=context, key="ex_swarm")
 
 st.subheader(f"One {result.unit}")
 outcomes = pair.outcomes

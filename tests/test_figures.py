@@ -227,7 +227,7 @@ def test_legends_sit_under_the_title_and_above_the_plot(result):
                                  & (result.subgroup_rates["finding"] == "Edema")]
     fig = figures.subgroup_rates_figure(rows, min_n=30)
     legend, margin, title = fig.layout.legend, fig.layout.margin, fig.layout.title
-    assert title.yref == "container" and title.y == 1.0 and title.yanchor == "top"
+    assert title.yref == "container" and title.y > 0.95 and title.yanchor == "top"  # in the top band
     entries = sum(1 for t in fig.data if t.showlegend is not False)
     legend_top_px = (1 - legend.y) * fig.layout.height
     assert legend.orientation == "v" and legend_top_px >= figures.style.TITLE_PX

@@ -104,8 +104,8 @@ def shap_waterfall(shap_values: pd.DataFrame, image_id: str, *, base_value: floa
         hovertemplate="%{y}: %{x:.4f}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title="log-odds of misclassification" + ("" if base_value is not None
-                                                              else " (relative to the base value)"))
-    notes = ["red: pushes towards 'misclassified', blue: away"] + context.caveats(
+    fig.update_xaxes(title="log-odds")  # short: the plot beside a radiograph is narrow at 1024 px
+    notes = ["x: log-odds of misclassification" + ("" if base_value is not None else ", relative to the base value")
+             + "; red: pushes towards 'misclassified', blue: away"] + context.caveats(
         rows.get("finding", pd.Series(dtype=str)).unique(), rows["feature"])
     return apply_layout(fig, title, height=190 + 28 * (len(labels) + 2), notes=notes)

@@ -10,8 +10,8 @@ from plotly.subplots import make_subplots
 from cxrfail.figures.style import (
     CELL_FONT,
     HOVER_NOTE,
-    TITLE_PX,
     TOP_LABEL_PX,
+    title_band_px,
     plural,
     escape,
     BASELINE_COLOR,
@@ -36,7 +36,7 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
     model_order = ordered(rows["model"])
     finding_order = ordered(rows["finding"])
     # stacked, not side by side: each panel gets the full width, so cells keep 12 px text at 1024 px
-    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16, shared_xaxes=False,
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.14, shared_xaxes=True,
                         subplot_titles=(f"identifier{tag}", "baseline: model confidence"))
     for col, (value, low, high) in enumerate((("auroc", "ci_low", "ci_high"),
                                                ("baseline_auroc", "baseline_ci_low", "baseline_ci_high")), 1):
@@ -73,7 +73,7 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
              "or the identifier table"]
     notes += context.caveats(finding_order, oracle=oracle)
     fig = apply_layout(fig, title, height=max(420, 200 + 2 * 50 * len(model_order)), notes=notes)
-    fig.update_layout(margin=dict(t=TITLE_PX + 16 + TOP_LABEL_PX))  # room for the first panel's title
+    fig.update_layout(margin=dict(t=title_band_px(fig.layout.title.text) + 16 + TOP_LABEL_PX))  # 1st panel's title
     return fig
 
 

@@ -41,7 +41,7 @@ def label_error_bars(audit: pd.DataFrame, *, title: str | None = None,
                                 f"{row.label_error_ci_high:.0%}] of {int(row.n_misclassified)}")
     fig.update_layout(barmode="stack")
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title=f"misclassified {plural(context.unit)} (by the cohort label), test split")
+    fig.update_xaxes(title=f"misclassified {plural(context.unit)} (cohort label)", nticks=5)
     first = audit.iloc[0]
     notes = [f"{int(first['n_split_rows']):,} test {plural(context.unit)} of {int(first['n_split_patients']):,} patients "
              "have both labels; right: share of probable label errors [95% CI, patients resampled] of the "
@@ -61,7 +61,7 @@ def label_set_comparison(audit: pd.DataFrame, *, title: str | None = None,
     from plotly.subplots import make_subplots
 
     models = [escape(m) for m in audit["model"]]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("AUROC (95% CI)", "F1 at the operating threshold"),
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("AUROC (95% CI)", "F1 at the threshold"),
                         horizontal_spacing=0.06, shared_yaxes=True)
     for labels, color in (("cohort", BASELINE_COLOR), ("reference", PALETTE[0])):
         name = "cohort labels" if labels == "cohort" else "reference labels"
@@ -81,4 +81,4 @@ def label_set_comparison(audit: pd.DataFrame, *, title: str | None = None,
              f"threshold); F1 on the {int(first['n_split_rows']):,} test {plural(context.unit)} among them"]
     notes += context.caveats(audit["finding"].unique())
     fig = apply_layout(fig, title, height=220 + 70 * len(models), notes=notes)
-    return put_legend_under_title(fig, top_labels=True)  # the panel titles sit between the legend and the bars
+    return put_legend_under_title(fig, top_bands=1)  # the panel titles sit between the legend and the bars

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +30,9 @@ from cxrfail.figures.style import (
     stars,
     vline,
 )
+
+TERM_LABEL_WIDTH = 28  # characters per line of a forest plot's row label (long subset names wrap)
+
 
 def subgroup_rates_figure(
     rates: pd.DataFrame, *, title: str | None = None, min_n: int = 30, subgroups: Sequence[str] = (),
@@ -103,7 +107,8 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
         return empty_figure(title or "Odds ratios", "no estimable terms")
     significant = (rows["q_bh"].astype(float) < alpha).to_numpy()
     colors = np.where(significant, PALETTE[1], SUFFICIENT_COLOR)
-    labels = [escape(label) for label in _term_labels(rows)]
+    terms = _term_labels(rows)
+    labels = ["<br>".join(escape(line) for line in textwrap.wrap(term, width=TERM_LABEL_WIDTH)) for term in terms]
     text = [f"{o:.2f} [{lo:.2f}, {hi:.2f}]{stars(q, alpha)}"
             for o, lo, hi, q in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["q_bh"])]
     hover = [f"OR {o:.3f} [{lo:.3f}, {hi:.3f}]<br>p={fmt_p(p)}, q (Holm)={fmt_p(qh)}, q (BH)={fmt_p(qb)}"
@@ -121,9 +126,11 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
                            font=dict(size=11), xshift=8)
     bounds = pd.concat([rows["ci_low"], rows["ci_high"], rows["odds_ratio"]]).astype(float)
     bounds = bounds[np.isfinite(bounds) & (bounds > 0)]
-    tickvals, ticktext = log_ticks(min(float(bounds.min()), 1.0), max(float(bounds.max()), 1.0))
+    low, high = min(float(bounds.min()), 1.0), max(float(bounds.max()), 1.0)
+    tickvals, ticktext = log_ticks(low, high)
     fig.update_xaxes(type="log", title="odds ratio of misclassification (log scale)", tickvals=tickvals,
-                     ticktext=ticktext, range=[np.log10(tickvals[0]) - 0.05, np.log10(tickvals[-1]) + 0.05])
+                     ticktext=ticktext, range=[np.log10(min(low, tickvals[0])) - 0.05,
+                                               np.log10(max(high, tickvals[-1])) + 0.05])
     fig.update_yaxes(autorange="reversed", type="category")
     notes = [f"{context.test_split_note}; right: OR [95% CI]; red: q (BH) < {alpha}; * q<{alpha}, "
              f"** q<{alpha / 5:g}, *** q<{alpha / 50:g}; p and q of each term: hover, or the regression table"]
@@ -134,9 +141,9 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
     not_converged = "converged" in rows and not rows["converged"].astype(bool).all()
     if not_converged:
         notes.append("warning: the regression did not converge; treat these estimates with caution")
-    notes += context.caveats(regression.get("finding", pd.Series(dtype=str)).unique(), labels)
-    fig = apply_layout(fig, title or "Odds ratios of misclassification", height=170 + 32 * len(labels),
-                  notes=notes)
+    notes += context.caveats(regression.get("finding", pd.Series(dtype=str)).unique(), terms)
+    row_px = sum(16 + 16 * (label.count("<br>") + 1) for label in labels)  # wrapped labels take more lines
+    fig = apply_layout(fig, title or "Odds ratios of misclassification", height=170 + row_px, notes=notes)
     fig.update_layout(margin=dict(r=150))
     return fig
 

@@ -39,6 +39,7 @@ COLLECT_JS = """
     const text = (el.textContent || '').trim();
     if (r.width > 0 && r.height > 0 && text) items.push({kind, group, text: text.slice(0, 60), box: box(el)});
   };
+  if (!plot.offsetParent) return null;  // hidden (a closed expander): nothing to lay out
   plot.querySelectorAll('.g-gtitle text.gtitle').forEach((el) => add('title', el, 'title'));
   plot.querySelectorAll('g.legend').forEach((el) => add('legend', el, 'legend'));
   plot.querySelectorAll('.infolayer > g[class$="title"]:not(.g-gtitle) text').forEach(
@@ -67,7 +68,7 @@ def _outside(box: list[float], frame: list[float]) -> bool:
 def layout_problems(figures: list[dict]) -> list[str]:
     """Overlapping or clipped text, and heatmap text below `MIN_CELL_TEXT_PX`, in the collected figures."""
     found = []
-    for fig in figures:
+    for fig in filter(None, figures):
         name = f"figure {fig['index']} ({fig['title'][:50]!r})"
         items = fig["items"]
         for item in items:
@@ -96,8 +97,13 @@ def browser(server):  # noqa: F811 (the fixture imported above)
 
 
 def _check(tab, where: str, shot: str) -> list[str]:
+    """Layout problems of the page's figures; a screenshot of the window and of each figure."""
     tab.wait_for_timeout(600)  # plotly's automargin settles after the first draw
-    tab.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{shot}.png"))
+    plots = tab.locator(".js-plotly-plot")
+    for index in range(plots.count()):
+        if plots.nth(index).is_visible():  # not those in a closed expander
+            plots.nth(index).screenshot(path=str(ARTIFACTS / f"{shot}_figure{index}.png"), timeout=30_000)
     return [f"{where}: {p}" for p in layout_problems(tab.evaluate(COLLECT_JS))]
 
 
