@@ -252,7 +252,8 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
         st.error(f"**The analysis cannot run on this selection.** {exc}")
         return None
     except RunCancelled:
-        return None  # the panel below says so and offers to start it again
+        _progress_panel(full, sel)  # says so and offers to start it again
+        return None
 
 
 def _keep_alive() -> None:
@@ -295,7 +296,7 @@ def _progress_panel(job: AnalysisJob, sel: Selection, *, first_screen: bool = Fa
             "flipping, SHAP, label audit) runs in the background" if first_screen
             else "Running the analysis this page needs")
 
-    @st.fragment(run_every=PROGRESS_REFRESH_S)
+    @st.fragment(run_every=None if job.cancelled else PROGRESS_REFRESH_S)
     def panel() -> None:
         if job.done and not job.cancelled:
             st.rerun()  # the whole page, now with its result
@@ -310,7 +311,8 @@ def _progress_panel(job: AnalysisJob, sel: Selection, *, first_screen: bool = Fa
             fraction, message = job.progress
             st.progress(float(min(max(fraction, 0.0), 1.0)), text=message)
             st.caption(progress_text(job, sel.finding))
-            if st.button("Cancel", key="run_cancel", help="Stops the run after the pair it is on"):
+            if st.button("Cancel", key="run_cancel", help="Stops the run after the pair it is on (for every "
+                                                          "visitor of this selection: runs are shared)"):
                 job.cancel()
 
     panel()
