@@ -23,7 +23,8 @@ import time
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-from cxrfail.analysis.bootstrap import bootstrap_auroc, paired_bootstrap_f1_change
+from cxrfail.analysis.auroc_intervals import bootstrap_auroc
+from cxrfail.analysis.resampling import paired_bootstrap_f1_change
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.demo import load_demo_cohort, load_demo_predictions
 

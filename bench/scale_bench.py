@@ -100,7 +100,8 @@ def time_pairs(cohort, predictions: list[Path]) -> None:
     """CPU and wall seconds of `analyse_pair` per competition finding of the second model, one thread."""
     from threadpoolctl import threadpool_limits
 
-    from cxrfail.analysis.pipeline import AnalysisConfig, PairInputs, analyse_pair, run_levels
+    from cxrfail.analysis.config import AnalysisConfig
+    from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels
     from cxrfail.analysis.splits import patient_split
     from cxrfail.predictions import load_prediction_files
 

@@ -14,9 +14,7 @@ EXIT_INPUT_ERROR = 2
 
 
 def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
-    from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS
-    from cxrfail.analysis.pipeline import AnalysisConfig
-    from cxrfail.analysis.thresholds import THRESHOLD_METHODS
+    from cxrfail.analysis.config import AnalysisConfig, FEATURE_SETS, LEARNERS, THRESHOLD_METHODS
     from cxrfail.cohort import UNCERTAIN_POLICIES
 
     defaults = AnalysisConfig()
@@ -106,7 +104,8 @@ def _load_reference(args: argparse.Namespace, cohort):
 def _analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
+    from cxrfail.analysis.config import AnalysisConfig
+    from cxrfail.analysis.runner import run_analysis
     from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.files import staged_folder
     from cxrfail.ray_cluster import resolve_ray_address

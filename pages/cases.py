@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from cxrfail import figures
-from cxrfail.analysis.pipeline import run_levels
+from cxrfail.analysis.pair import run_levels
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
 from cxrfail.dashboard.state import PICKED_IMAGE, remember, restore, synced

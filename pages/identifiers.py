@@ -6,7 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from cxrfail import figures
-from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, is_oracle
+from cxrfail.analysis.config import FEATURE_SETS, LEARNERS
+from cxrfail.analysis.identifiers import is_oracle
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
 from cxrfail.dashboard.state import identifier_choice, set_identifier_choice

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from cxrfail import figures
-from cxrfail.analysis.pipeline import AnalysisConfig
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.analysis.subgroups import wilson_interval
 

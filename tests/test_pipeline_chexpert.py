@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
+from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.cohort import chexpert_sample_path, load_chexpert
 from cxrfail.predictions import parse_predictions
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cxrfail.analysis.config import MIN_TEST_PATIENTS
 from cxrfail.analysis.splits import CALIBRATION, TEST
 from cxrfail.analysis.validation import as_binary
 
-#: default minimum number of distinct patients in the test split
-MIN_TEST_PATIENTS = 30
 #: default: fewer positives or negatives than this in a split gives a warning
 MIN_CLASS_ROWS = 10
 #: default: a test split with fewer patients than this gives a warning

@@ -1,7 +1,7 @@
 """The analysis grid on a Ray cluster: any picklable function over argument tuples, as Ray tasks.
 
 `map_on_ray` is the Ray counterpart of joblib's ``Parallel(return_as="generator_unordered")`` in
-`cxrfail.analysis.pipeline`: the same calls, the same outputs, on every node of a cluster. An argument object
+`cxrfail.analysis.runner`: the same calls, the same outputs, on every node of a cluster. An argument object
 shared by several tuples (the cohort table, the probabilities) goes into the object store once, not once per
 task. A task whose worker process dies is run again (up to ``max_retries`` times); an exception the function
 raises is not retried and propagates.

@@ -14,7 +14,7 @@ A row is *flipped* (prediction := 1 - prediction) when its identifier probabilit
    gives the test tau). Ranks, not raw probabilities, cross from one model to the other; both splits are
    random patient halves of one cohort, so the share of errors they hold is the same up to sampling.
 3. test split: F1, precision and recall before and after, the number of flips and a paired patient-bootstrap
-   95% CI of the F1 change (`cxrfail.analysis.bootstrap.paired_bootstrap_f1_change`). A change whose CI
+   95% CI of the F1 change (`cxrfail.analysis.resampling.paired_bootstrap_f1_change`). A change whose CI
    reaches zero is not an improvement: ``improved = ci_low > 0``. This verdict exists only at the tau chosen
    on calibration: `evaluate_flip` at any other tau is *exploratory* (tau chosen after seeing test data) and
    its ``improved`` is None.
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cxrfail.analysis.bootstrap import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
+from cxrfail.analysis.config import MIN_CALIBRATION_FLIPS
+from cxrfail.analysis.resampling import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
 from cxrfail.analysis.identifiers import (
     SplitIdentifier,
     feature_frame,
@@ -48,9 +49,6 @@ NEVER_FLIP: float = float(np.nextafter(1.0, 2.0))
 #: quantile levels of the default tau grid of `choose_flip_threshold`.
 GRID_LEVELS = np.linspace(0.0, 1.0, 201)
 CURVE_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high")
-#: default minimum number of calibration rows a tau must flip to count as a choice: below it, a gain in F1
-#: rests on a handful of rows (noise), and the choice is "flip nothing".
-MIN_CALIBRATION_FLIPS = 20
 
 
 def _probability(values, name: str, n: int) -> np.ndarray:

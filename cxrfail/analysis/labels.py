@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cxrfail.analysis.bootstrap import bootstrap_auroc, bootstrap_ratios, paired_bootstrap_f1_change
+from cxrfail.analysis.auroc_intervals import bootstrap_auroc
+from cxrfail.analysis.resampling import bootstrap_ratios, paired_bootstrap_f1_change
 from cxrfail.analysis.outcomes import binary_metrics
 from cxrfail.analysis.validation import as_binary
 

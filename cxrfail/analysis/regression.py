@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from cxrfail.analysis.config import CLINICAL_FINDINGS
 from cxrfail.analysis.subgroups import natural_sort
 from cxrfail.findings import derived_from, is_finding
 
 REGRESSION_COLUMNS = ("term", "odds_ratio", "ci_low", "ci_high", "p_value")
 #: finding covariates of `fit_pair_regressions`, besides age, sex and view
-REGRESSION_FINDINGS = ("Lung Lesion", "Pneumothorax", "Support Devices")
 #: a finding covariate known on fewer than this share of rows gets its own fit on those rows
 SPARSE_COVARIATE_SHARE = 0.5
 #: family of the fit on every row given to `fit_pair_regressions`
@@ -346,10 +346,10 @@ def adjust_p_values(p_values) -> tuple[np.ndarray, np.ndarray]:
 
 
 def regression_covariates(finding: str, available: pd.Index) -> list[str]:
-    """The `REGRESSION_FINDINGS` usable as covariates for ``finding``: present in ``available`` and neither
+    """The `CLINICAL_FINDINGS` usable as covariates for ``finding``: present in ``available`` and neither
     the target nor derived from it (`cxrfail.findings.derived_from`: no Lung Lesion for a Mass target)."""
     excluded = {finding} | (derived_from(finding) if is_finding(finding) else set())
-    return [covariate for covariate in REGRESSION_FINDINGS if covariate in available and covariate not in excluded]
+    return [covariate for covariate in CLINICAL_FINDINGS if covariate in available and covariate not in excluded]
 
 
 def fit_pair_regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: str) -> pd.DataFrame:

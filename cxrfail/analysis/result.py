@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cxrfail.analysis.config import FULL_SCOPE
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
@@ -91,7 +92,7 @@ class PairResult:
         tables: name → frame for every name of `TABLE_NAMES` (columns as `TABLE_COLUMNS`).
         identifier: (learner, feature set) of the identifier used for flipping and SHAP.
         scope: "full", or "core" (performance, outcomes, subgroup rates and regression only; see
-            `cxrfail.analysis.pipeline.run_analysis`).
+            `cxrfail.analysis.runner.run_analysis`).
         warnings: one-line warnings of a pair that runs on small splits (`cxrfail.analysis.checks`).
     """
 
@@ -100,7 +101,7 @@ class PairResult:
     unit: str
     tables: Mapping[str, pd.DataFrame] = field(repr=False)
     identifier: tuple[str, str] = ("hist_gradient_boosting", "own+demographics")
-    scope: str = "full"
+    scope: str = FULL_SCOPE
     warnings: tuple[str, ...] = ()
 
     def table(self, name: str) -> pd.DataFrame:
@@ -267,7 +268,7 @@ class AnalysisResult:
     @property
     def is_core(self) -> bool:
         """True for a first-screen run (`scope` "core": no identifiers, flipping, SHAP or label audit)."""
-        return any(pair.scope != "full" for pair in self.pairs.values())
+        return any(pair.scope != FULL_SCOPE for pair in self.pairs.values())
 
     @property
     def findings(self) -> tuple[str, ...]:

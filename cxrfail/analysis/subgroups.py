@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from cxrfail.analysis.bootstrap import bootstrap_clustered_rate
+from cxrfail.analysis.resampling import bootstrap_clustered_rate
+from cxrfail.analysis.config import CLINICAL_FINDINGS
 from cxrfail.errors import CohortError
 from cxrfail.findings import canonical_finding, derived_from, is_finding
 
@@ -150,7 +151,7 @@ def subgroup_levels(
     table: pd.DataFrame,
     *,
     age_edges: Sequence[float] = (40, 60, 80),
-    finding_subgroups: Sequence[str] = ("Lung Lesion", "Pneumothorax", "Support Devices"),
+    finding_subgroups: Sequence[str] = CLINICAL_FINDINGS,
     extra_columns: Sequence[str] = (),
     target: str | None = None,
 ) -> pd.DataFrame:
@@ -218,7 +219,7 @@ def subgroup_rates(
     """Misclassification rate per subgroup level, with patient-clustered bootstrap intervals.
 
     Rows of one patient are not independent, so ``ci_low``/``ci_high`` come from a patient-level bootstrap
-    (`cxrfail.analysis.bootstrap.bootstrap_clustered_rate`): within each level the patients with a row in
+    (`cxrfail.analysis.resampling.bootstrap_clustered_rate`): within each level the patients with a row in
     that level are resampled with replacement. ``design_effect`` is the bootstrap variance over the binomial
     variance rate (1 - rate) / n (about 1 when every patient has one row; NaN when the rate is 0 or 1). The
     Wilson interval, which treats rows as independent, is kept as ``wilson_low``/``wilson_high``.

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cxrfail.analysis.config import THRESHOLD_METHODS
 from cxrfail.analysis.validation import as_binary, as_probability
-
-THRESHOLD_METHODS = ("max_f1", "youden", "fixed")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from joblib import parallel_config
 
 from cxrfail.analysis.explain import PairIdentifier, refit_pair_identifier
 from cxrfail.analysis.flip import FlipEvaluation
-from cxrfail.analysis.pipeline import run_analysis
+from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.cache import hash_parts
 from cxrfail.dashboard.datasets import Dataset
@@ -40,11 +41,10 @@ from cxrfail.errors import CxrfailInputError
 from cxrfail.figures.style import plural
 
 RUN_CACHE_SIZE = 6
-FULL, CORE = "full", "core"  # run scopes (`cxrfail.analysis.pipeline.run_analysis`)
 WAIT_POLL_S = 0.25
 CORE_INLINE_WAIT_S = 60.0  # the first screen's quick run (seconds; ~12 s at CheXpert scale) is waited for
 PROGRESS_REFRESH_S = 1.0  # the waiting panel redraws itself this often (`st.fragment(run_every=...)`)
-#: the run's progress message as each pair finishes: "{model} · {finding} done" (`run_analysis`)
+#: the run's progress message as each pair finishes: "{model} · {finding} done" (`cxrfail.analysis.runner.run_analysis`)
 PAIR_DONE_SUFFIX = " done"
 WORKER_NICENESS = 10  # the run's worker processes yield the CPU to the server and the browser
 log = logging.getLogger("cxrfail.dashboard")
@@ -175,7 +175,7 @@ class AnalysisJob:
             with _worker_priority():
                 self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
                                             reference=self.dataset.reference, progress=report,
-                                            n_jobs=1 if self.scope == CORE else None)
+                                            n_jobs=1 if self.scope == CORE_SCOPE else None)
         except (CxrfailInputError, RunCancelled) as exc:  # kept: the page that needs the result shows it
             log.info("analysis not finished: %s", exc)
             self._error = exc
@@ -201,7 +201,7 @@ def _worker_priority():
     return parallel_config(backend="loky", initializer=os.nice, initargs=(WORKER_NICENESS,))
 
 
-def run_token(sel: Selection, scope: str = FULL) -> str:
+def run_token(sel: Selection, scope: str = FULL_SCOPE) -> str:
     """Identifies a run: the dataset's content key, the models, every config value and the scope."""
     return hash_parts(sel.dataset.key, list(sel.models), dataclasses.asdict(sel.config), scope)
 
@@ -228,14 +228,14 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
     if sel is None:
         st.info("Choose a cohort and models in the sidebar (or load data on the Data page).")
         return None
-    full = _job_of(sel, FULL)
+    full = _job_of(sel, FULL_SCOPE)
     full.start()
     try:
         if full.done:
             return full.result()
         if first_screen:
             shown = dataclasses.replace(sel, findings=(sel.finding,))  # the sidebar's finding first
-            core = _job_of(shown, CORE)
+            core = _job_of(shown, CORE_SCOPE)
             core.start()
             if core.wait(CORE_INLINE_WAIT_S, _keep_alive) and not full.done:
                 result = core.result()

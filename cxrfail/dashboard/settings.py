@@ -16,7 +16,7 @@ import functools
 import json
 import os
 
-from cxrfail.analysis.pipeline import AnalysisConfig
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.errors import CxrfailInputError
 
 DEFAULT_FLIP_BOOTSTRAP = 2000

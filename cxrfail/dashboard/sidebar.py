@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from cxrfail.analysis.config import THRESHOLD_METHODS
 from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, is_oracle
 from cxrfail.dashboard import datasets as data
 from cxrfail.dashboard.settings import base_config, env_list
@@ -43,7 +44,6 @@ NAVIGATION = {
         ("pages/export.py", "Export", ":material/download:"),
     ),
 }
-THRESHOLD_METHODS = ("max_f1", "youden", "fixed")
 #: The sidebar's widget keys. Streamlit drops a widget's value when a page without that widget runs; each page
 #: draws the same sidebar, and re-assigning these keys first (Streamlit's documented way to keep widget values
 #: across pages) carries the choice from page to page.

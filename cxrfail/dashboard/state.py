@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from cxrfail.analysis.pipeline import AnalysisConfig
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.settings import base_config
 from cxrfail.predictions import ModelPredictions

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from cxrfail.analysis.explain import LONG_COLUMNS, explained_output, shap_attributions, to_long
-from cxrfail.analysis.identifiers import LEARNERS, ConstantIdentifier, fit_identifier
+from cxrfail.analysis.config import LEARNERS
+from cxrfail.analysis.identifiers import ConstantIdentifier, fit_identifier
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
+from cxrfail.analysis.config import FEATURE_SETS, LEARNERS
 from cxrfail.analysis.identifiers import (
     DEFAULT_FINDING_FEATURES,
-    FEATURE_SETS,
-    LEARNERS,
     ConstantIdentifier,
     build_features,
     confidence_baseline,

@@ -22,7 +22,8 @@ from cxrfail.analysis.labels import (
     cohen_kappa,
 )
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
+from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.demo import load_demo_reference_labels

@@ -19,16 +19,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from cxrfail.analysis.bootstrap import (
-    bootstrap_auroc_set,
-    clustered_auroc_set,
-    patient_weights,
-    resample_patterns,
-)
+from cxrfail.analysis.auroc_intervals import bootstrap_auroc_set, clustered_auroc_set
+from cxrfail.analysis.resampling import patient_weights, resample_patterns
 from cxrfail.analysis.flip import run_flipping
 from cxrfail.analysis.identifiers import FillEmptyColumns, build_features, evaluate_identifier
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.pipeline import AnalysisConfig, run_analysis
+from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
 

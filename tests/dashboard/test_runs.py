@@ -9,7 +9,7 @@ import os
 import pytest
 from joblib import Parallel, delayed
 
-from cxrfail.analysis.pipeline import AnalysisConfig
+from cxrfail.analysis.config import CORE_SCOPE, AnalysisConfig
 from cxrfail.dashboard import runs
 from cxrfail.dashboard.datasets import dataset_from
 
@@ -25,7 +25,7 @@ def test_core_run_computes_in_the_server_process(demo_cohort, demo_models, tmp_p
     dataset = dataset_from(demo_cohort, [m for m in demo_models if m.name in MODELS], "demo subset", key="t")
     config = dataclasses.replace(AnalysisConfig(), findings=("Edema",), subgroup_bootstrap=50)
     messages = []
-    result = runs.AnalysisJob(dataset, MODELS, config, runs.CORE).result(lambda f, message: messages.append(message))
+    result = runs.AnalysisJob(dataset, MODELS, config, CORE_SCOPE).result(lambda f, message: messages.append(message))
     assert "on 1 process(es)" in messages[0]
     assert set(result.performance["model"]) == set(MODELS)
     assert result.performance["auroc"].between(0.5, 1.0).all()

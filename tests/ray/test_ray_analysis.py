@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from cxrfail.analysis.distributed import map_on_ray
-from cxrfail.analysis.pipeline import TABLE_NAMES, AnalysisConfig, run_analysis
+from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.result import TABLE_NAMES
+from cxrfail.analysis.runner import run_analysis
 from cxrfail.cli import main
 
 pytestmark = pytest.mark.ray

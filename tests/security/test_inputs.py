@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrfail.analysis.pipeline import AnalysisConfig
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.cli import main
 from cxrfail.cohort import read_input_csv, load_generic_csv
 from cxrfail.errors import CacheKeyError, CohortError, ConfigError, PathNotAllowedError, PredictionsError

@@ -7,16 +7,22 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from cxrfail.analysis import bootstrap
-from cxrfail.analysis.bootstrap import (
+from cxrfail.analysis import resampling
+from cxrfail.analysis.auroc_intervals import bootstrap_auroc, bootstrap_auroc_set
+from cxrfail.analysis.resampling import (
     BootstrapInterval,
-    bootstrap_auroc,
-    bootstrap_ratio,
     bootstrap_clustered_rate,
-    paired_bootstrap_auroc_difference,
+    bootstrap_ratio,
     paired_bootstrap_f1_change,
-    weighted_auroc,
 )
+
+
+def paired_auroc_difference(y, score, other, groups, **kwargs):
+    """AUROC(score) - AUROC(other) from one set of patient draws (NaN interval with one class)."""
+    replicates = bootstrap_auroc_set(y, {"score": score, "other": other}, groups, **kwargs)
+    if replicates is None:
+        return BootstrapInterval(float("nan"), float("nan"), float("nan"), 0)
+    return replicates.difference("score", "other")
 
 
 def _data(n_patients: int, seed: int, prevalence: float = 0.2):
@@ -116,25 +122,12 @@ def test_small_memory_budget_still_works(monkeypatch):
     y, score, before, after, groups = _data(150, seed=9)
     full = paired_bootstrap_f1_change(y, before, after, groups, n_replicates=1000, seed=0)
     auroc_full = bootstrap_auroc(y, score, groups, n_replicates=300, seed=0)
-    monkeypatch.setattr(bootstrap, "MEMORY_BUDGET", 20_000)  # a few replicates per chunk
+    monkeypatch.setattr(resampling, "MEMORY_BUDGET", 20_000)  # a few replicates per chunk
     small = paired_bootstrap_f1_change(y, before, after, groups, n_replicates=1000, seed=0)
     assert small.estimate == full.estimate
     assert small.replicates.std() == pytest.approx(full.replicates.std(), rel=0.15)
     auroc_small = bootstrap_auroc(y, score, groups, n_replicates=300, seed=0)
     np.testing.assert_array_equal(auroc_small.replicates, auroc_full.replicates)  # draws do not depend on chunks
-
-
-def test_weighted_auroc_equals_sklearn_with_ties_and_weights():
-    y, score, _, _, _ = _data(300, seed=10)
-    weights = np.vstack([np.ones(len(y)), np.random.default_rng(0).integers(0, 4, len(y))])
-    values = weighted_auroc(y, score, weights)
-    assert abs(values[0] - roc_auc_score(y, score)) < 1e-12
-    assert abs(values[1] - roc_auc_score(y, score, sample_weight=weights[1])) < 1e-12
-    # scores tied across classes, and ties at the extremes
-    y_ties = np.array([0, 1, 0, 1, 1, 0, 0, 1])
-    s_ties = np.array([0.0, 0.0, 0.5, 0.5, 0.5, 1.0, 0.2, 1.0])
-    assert abs(weighted_auroc(y_ties, s_ties, np.ones((1, 8)))[0] - roc_auc_score(y_ties, s_ties)) < 1e-12
-    assert np.isnan(weighted_auroc(np.zeros(3), [0.1, 0.2, 0.3], np.ones((1, 3)))).all()
 
 
 def test_bootstrap_auroc_replicates_equal_the_auroc_of_the_resampled_rows():
@@ -154,7 +147,7 @@ def test_paired_auroc_difference_replicates_use_one_draw_for_both_scores():
     """Each replicate equals sklearn's AUROC(a) - AUROC(b) on the rows of one patient resample."""
     y, score, _, _, groups = _data(40, seed=13)
     other = np.clip(score + np.random.default_rng(0).normal(0, 0.2, len(y)), 0, 1).round(2)
-    result = paired_bootstrap_auroc_difference(y, score, other, groups, n_replicates=5, seed=4)
+    result = paired_auroc_difference(y, score, other, groups, n_replicates=5, seed=4)
     assert result.estimate == pytest.approx(roc_auc_score(y, score) - roc_auc_score(y, other))
     draws = np.random.default_rng(4).integers(0, 40, size=(5, 40), dtype=np.int32)
     rows_of = [np.flatnonzero(groups == p) for p in range(40)]
@@ -163,9 +156,9 @@ def test_paired_auroc_difference_replicates_use_one_draw_for_both_scores():
         rows = np.concatenate([rows_of[p] for p in draw])
         expected.append(roc_auc_score(y[rows], score[rows]) - roc_auc_score(y[rows], other[rows]))
     np.testing.assert_allclose(result.replicates, expected, atol=1e-12)
-    same = paired_bootstrap_auroc_difference(y, score, score, groups, n_replicates=50)
+    same = paired_auroc_difference(y, score, score, groups, n_replicates=50)
     assert same.estimate == same.ci_low == same.ci_high == 0.0
-    assert np.isnan(paired_bootstrap_auroc_difference(np.zeros(5), score[:5], other[:5], groups[:5]).estimate)
+    assert np.isnan(paired_auroc_difference(np.zeros(5), score[:5], other[:5], groups[:5]).estimate)
 
 
 def test_clustered_rate_replicates_equal_the_rate_of_the_resampled_rows():

@@ -1,0 +1,135 @@
+"""Every analysis setting, its default and its allowed range: the one home of the run's parameters.
+
+`AnalysisConfig` is checked when it is made, so the CLI, the dashboard and library callers all get the same
+`ConfigError` naming the field and its range. The names that settings take (threshold methods, learners,
+feature sets, interval methods, run scopes) are declared here once and imported by the modules that use them.
+This module imports nothing heavy: building a config (or a command-line parser) loads no analysis code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cxrfail.errors import ConfigError
+from cxrfail.findings import COMPETITION_FINDINGS
+
+#: How the operating threshold is chosen on the calibration split (`cxrfail.analysis.thresholds`).
+THRESHOLD_METHODS: tuple[str, ...] = ("max_f1", "youden", "fixed")
+
+#: Identifier learners (`cxrfail.analysis.identifiers.make_learner`).
+LEARNERS: tuple[str, ...] = ("logistic", "random_forest", "hist_gradient_boosting")
+
+#: Identifier feature sets: ``+``-joined parts (`FEATURE_PARTS`); see `cxrfail.analysis.identifiers`.
+FEATURE_SETS: tuple[str, ...] = (
+    "own",
+    "own+demographics",
+    "all_models+demographics",
+    "all_models+demographics+findings",
+)
+FEATURE_PARTS: tuple[str, ...] = ("own", "all_models", "demographics", "findings")
+#: The part built from ground-truth labels: a feature set with it is an oracle.
+ORACLE_PART = "findings"
+
+#: Identifier AUROC interval methods: patient bootstrap, clustered DeLong, or "auto" (analytic above
+#: `ANALYTIC_AUROC_MIN_ROWS` rows).
+AUROC_INTERVAL_METHODS: tuple[str, ...] = ("auto", "bootstrap", "analytic")
+ANALYTIC_AUROC_MIN_ROWS = 50_000
+
+#: Run scopes: "full" (every step) or "core" (performance, outcomes, subgroup rates and regression only).
+FULL_SCOPE, CORE_SCOPE = "full", "core"
+SCOPES: tuple[str, ...] = (FULL_SCOPE, CORE_SCOPE)
+
+#: Radiographic findings sliced as subgroups and used as regression covariates (CheXbreak's clinical findings).
+CLINICAL_FINDINGS: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Support Devices")
+
+#: Default fewest distinct test patients of a pair (fewer: the pair is refused).
+MIN_TEST_PATIENTS = 30
+#: Default fewest calibration rows a flip threshold must flip to count as a choice (fewer: "flip nothing").
+MIN_CALIBRATION_FLIPS = 20
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Every parameter of an analysis run; hashed (with the input files) into the on-disk cache key."""
+
+    findings: tuple[str, ...] = COMPETITION_FINDINGS
+    threshold_method: str = "max_f1"  # one of THRESHOLD_METHODS
+    fixed_threshold: float = 0.5  # probability, used when threshold_method is "fixed"
+    calibration_fraction: float = 0.5  # share of patients in the calibration split
+    seed: int = 0
+    age_bins: tuple[float, ...] = (40.0, 60.0, 80.0)  # edges in years: <40, 40-59, 60-79, >=80
+    min_subgroup_n: int = 30  # rows: a subgroup level with fewer is flagged insufficient
+    extra_subgroups: tuple[str, ...] = ()  # further cohort columns to slice by
+    learners: tuple[str, ...] = ("hist_gradient_boosting",)  # LEARNERS names; the first is the run's identifier
+    feature_sets: tuple[str, ...] = ("own+demographics",)  # FEATURE_SETS; the first non-oracle one flips
+    n_folds: int = 5  # identifier folds within calibration
+    n_bootstrap: int = 2000  # patient-bootstrap replicates of AUROC and F1-change intervals
+    auroc_interval: str = "auto"  # one of AUROC_INTERVAL_METHODS
+    shap_max_samples: int = 500  # test rows explained per pair
+    min_overlap: float = 0.9  # share of a model's predicted ids that must be in the cohort
+    min_subgroup_patients: int = 10  # a subgroup level with fewer patients is flagged insufficient
+    subgroup_bootstrap: int = 1000  # patient-bootstrap replicates per subgroup level
+    min_calibration_flips: int = MIN_CALIBRATION_FLIPS
+    min_test_patients: int = MIN_TEST_PATIENTS
+
+    def __post_init__(self) -> None:
+        """Refuse settings outside their ranges or names outside their lists with `ConfigError` naming the field."""
+        check_config(self)
+
+
+#: numeric field -> (lowest, highest, whether the bounds themselves are allowed, integer only).
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "fixed_threshold": (0.0, 1.0, True, False),
+    "calibration_fraction": (0.0, 1.0, False, False),
+    "seed": (0, 2**32 - 1, True, True),
+    "min_subgroup_n": (1, math.inf, True, True),
+    "n_folds": (2, 100, True, True),
+    "n_bootstrap": (100, 1_000_000, True, True),
+    "shap_max_samples": (1, 1_000_000, True, True),
+    "min_overlap": (0.0, 1.0, True, False),
+    "min_subgroup_patients": (1, math.inf, True, True),
+    "subgroup_bootstrap": (20, 1_000_000, True, True),
+    "min_calibration_flips": (1, math.inf, True, True),
+    "min_test_patients": (2, math.inf, True, True),
+}
+
+#: field -> the names it may take (every entry, for tuple fields).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "threshold_method": THRESHOLD_METHODS,
+    "auroc_interval": AUROC_INTERVAL_METHODS,
+    "learners": LEARNERS,
+    "feature_sets": FEATURE_SETS,
+}
+
+
+def _range_text(low: float, high: float, inclusive: bool) -> str:
+    if high == math.inf:
+        return f"at least {low:g}"
+    return f"from {low:g} to {high:g}" if inclusive else f"between {low:g} and {high:g}, exclusive"
+
+
+def check_config(config: AnalysisConfig) -> None:
+    """Raise `ConfigError` for the first field of ``config`` outside `RANGES` or `CHOICES`, for a non-number,
+    for an empty list, and for age bins that do not increase."""
+    for name, (low, high, inclusive, integer) in RANGES.items():
+        value = getattr(config, name)
+        wrong_type = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+        if wrong_type or not math.isfinite(value):
+            raise ConfigError(f"setting {name} must be {'an integer' if integer else 'a number'}, not {value!r}")
+        inside = low <= value <= high if inclusive else low < value < high
+        if not inside:
+            raise ConfigError(f"setting {name} is {value!r}; it must be {_range_text(low, high, inclusive)}",
+                              fix=f"Choose {name} in range")
+    for name, allowed in CHOICES.items():
+        value = getattr(config, name)
+        for entry in (value,) if isinstance(value, str) else tuple(value):
+            if entry not in allowed:
+                raise ConfigError(f"setting {name} has unknown value {entry!r}", fix=f"Use one of {', '.join(allowed)}")
+        if not value:
+            raise ConfigError(f"setting {name} is empty", fix=f"Give at least one of {', '.join(allowed)}")
+    bins = list(config.age_bins)
+    if any(later <= earlier for earlier, later in zip(bins, bins[1:])):
+        raise ConfigError(f"setting age_bins {bins} must increase", fix="List the bin edges in years, ascending")
+    if not config.findings:
+        raise ConfigError("setting findings is empty", fix="Analyse at least one finding")

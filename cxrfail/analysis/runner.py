@@ -1,0 +1,271 @@
+"""Run the whole analysis for several models and findings: the tables the CLI report and the dashboard show.
+
+`run_analysis` checks the inputs, serves an unchanged run from the on-disk cache, and otherwise analyses every
+(model, finding) pair (`cxrfail.analysis.pair.analyse_pair`) in local worker processes, in this process, or
+as Ray tasks (`cxrfail.analysis.distributed`): the same results in every case.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
+from threadpoolctl import threadpool_limits
+
+from cxrfail.analysis.config import FULL_SCOPE, SCOPES, AnalysisConfig
+from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels, string_array
+from cxrfail.analysis.regression import adjust_within_families
+from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult, PairRefusal, PairResult
+from cxrfail.analysis.splits import patient_split
+from cxrfail.cache import TableStore, hash_frame, hash_parts
+from cxrfail.cohort import Cohort
+from cxrfail.errors import CohortError, PredictionsError
+from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
+from cxrfail.reference import ReferenceLabels
+
+CACHE_VERSION = 6  # bump when a change alters results for unchanged inputs
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    return None
+
+
+def cache_key(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig,
+              reference: ReferenceLabels | None = None) -> str:
+    """Hash of the cohort table, every model's probabilities and name, the config, the reference labels (when
+    given) and the code version."""
+    parts = [CACHE_VERSION, hash_frame(cohort.table), cohort.unit,
+             [(model.name, hash_frame(model.probabilities)) for model in models], asdict(config)]
+    if reference is not None:
+        parts.append(["reference", reference.name, hash_frame(reference.table)])
+    return hash_parts(*parts)
+
+
+def run_analysis(
+    cohort: Cohort,
+    models: Sequence[ModelPredictions],
+    config: AnalysisConfig = AnalysisConfig(),
+    *,
+    reference: ReferenceLabels | None = None,
+    scope: str = FULL_SCOPE,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: ProgressCallback | None = None,
+    n_jobs: int | None = None,
+    ray_address: str | None = None,
+    keep_workers: bool = True,
+) -> AnalysisResult:
+    """Run every step for every (model, finding); serve from the on-disk cache when inputs are unchanged.
+
+    Args:
+        cohort: the study table; rows predicted by every model are analysed.
+        models: one `ModelPredictions` per model (distinct names).
+        config: all parameters (findings, threshold rule, split, learners, ...).
+        scope: "full" (every step), or "core": performance, outcomes, subgroup rates and regression only (seconds
+            instead of minutes; the same numbers as the full run, without identifiers, flipping, SHAP and the
+            label audit), for a first screen.
+        reference: a second (expert) label set; each pair whose finding it reads gets the label audit
+            (`cxrfail.analysis.labels`: tables ``label_agreement``, ``label_audit``, ``label_cases``).
+        cache_dir: root of the on-disk cache (default ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``).
+        use_cache: False to neither read nor write the cache.
+        progress: called with (fraction done in [0, 1], message) as steps finish.
+        n_jobs: worker processes for the (model, finding) pairs (default: one per CPU core); results are the
+            same for any value.
+        ray_address: run the pairs as tasks on this Ray cluster instead (`cxrfail.analysis.distributed`);
+            the same results.
+        keep_workers: False stops the worker processes once the pairs are done, so that their memory (each
+            holds the run's inputs) is free before the tables are stacked and saved: for one-shot runs (the
+            CLI). True keeps them warm for the next run (the dashboard).
+    """
+    progress = progress or _no_progress
+    _check_inputs(cohort, models, config)
+    store = TableStore(cache_dir)
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+    key = cache_key(cohort, models, config, reference) if scope == FULL_SCOPE else hash_parts(
+        cache_key(cohort, models, config, reference), scope)
+    if use_cache:
+        cached = store.load(key)
+        if cached is not None:
+            progress(1.0, "loaded from cache")
+            return AnalysisResult.from_tables(config, key, *cached)
+    result = _compute(cohort, models, config, reference, scope, progress, n_jobs, ray_address, keep_workers)
+    result.cache_key = key
+    if use_cache:
+        store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
+    return result
+
+
+def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig) -> None:
+    """Refuse inputs that do not fit together: no models, repeated model names, findings the cohort or a model
+    lacks (the config's own ranges are checked when it is made: `cxrfail.analysis.config.check_config`)."""
+    if not models:
+        raise PredictionsError("no prediction files given", fix="Pass at least one model's predictions")
+    names = [model.name for model in models]
+    if len(set(names)) != len(names):
+        raise PredictionsError(f"model names repeat: {', '.join(names)}", fix="Give each model its own name")
+    missing_labels = [finding for finding in config.findings if finding not in cohort.table.columns]
+    if missing_labels:
+        raise CohortError(
+            f"the cohort has no labels for {', '.join(missing_labels)}", path=", ".join(cohort.sources) or None,
+            fix=f"Choose among the cohort's findings: {', '.join(cohort.findings)}",
+        )
+    for model in models:
+        absent = [finding for finding in config.findings if finding not in model.probabilities.columns]
+        if absent:
+            raise PredictionsError(
+                f"model {model.name!r} has no probabilities for {', '.join(absent)}",
+                path=model.source or model.name, fix="Choose findings that every model predicts",
+            )
+
+
+def _compute(
+    cohort: Cohort,
+    models: Sequence[ModelPredictions],
+    config: AnalysisConfig,
+    reference: ReferenceLabels | None,
+    scope: str,
+    progress: ProgressCallback,
+    n_jobs: int | None,
+    ray_address: str | None = None,
+    keep_workers: bool = True,
+) -> AnalysisResult:
+    coverage = check_coverage(cohort, models, config.min_overlap)
+    ids = common_ids(cohort, models)
+    table = cohort.table.loc[ids]
+    probabilities = {model.name: model.probabilities.loc[ids] for model in models}
+    patients = table["patient_id"].to_numpy()
+    split = pd.Series(patient_split(patients, config.calibration_fraction, config.seed), index=ids)
+    levels = run_levels(table, config)
+
+    tasks = [(model.name, finding) for model in models for finding in config.findings]
+    n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
+    progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
+    inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit,
+                        reference=None if reference is None else reference.table.reindex(ids), scope=scope,
+                        non_random_subsets=cohort.non_random_subsets)
+    by_index: dict[int, PairResult] = {}
+    with ExitStack() as scratch:
+        if ray_address is not None:
+            from cxrfail.analysis.distributed import map_on_ray
+
+            arguments = [(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)]
+            outputs = (output for _, output in map_on_ray(_analyse_pair_at, arguments, ray_address))
+        elif n_jobs > 1:
+            # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not
+            # threads): the learners' OpenMP threads slow down many-fold when several fits share 2 cores. The
+            # shared inputs are pickled once into a private file that each worker reads once
+            # (`_inputs_from_file`), not once per pair (~1.5 s per pair at 190k rows).
+            folder = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="cxrfail-pairs-")))
+            inputs_file = folder / "inputs.pickle"
+            with inputs_file.open("wb") as handle:  # streamed: no second in-memory copy of the inputs
+                pickle.dump(inputs, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            jobs = (delayed(_analyse_pair_from_file)(i, str(inputs_file), m, f, config)
+                    for i, (m, f) in enumerate(tasks))
+            outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+            if not keep_workers:
+                scratch.callback(lambda: get_reusable_executor().shutdown(wait=True))
+        else:
+            outputs = (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks))
+        shared_ids: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]] = {}
+        for index, pair in outputs:
+            by_index[index] = _share_row_ids(pair, table, shared_ids)
+            model, finding = tasks[index]
+            progress(len(by_index) / len(tasks), f"{model} · {finding} done")
+    done = [by_index[index] for index in range(len(tasks))]
+    refused = {(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)}
+    pairs = adjust_regression([pair for pair in done if not isinstance(pair, PairRefusal)])
+
+    notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
+    notes["coverage"] = "; ".join(
+        f"{c.model}: {c.n_matched} of {c.n_predictions} predicted images in the cohort" for c in coverage
+    )
+    if reference is not None:
+        notes["reference labels"] = f"{reference.name}: {reference.selection}"
+        notes.update({f"reference: {finding}": note for finding, note in reference.notes.items()})
+    notes["unit"] = f"one row = one {cohort.unit}; {len(ids)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
+    return AnalysisResult(  # stacked: one copy of the per-row tables (`AnalysisResult.stacked`)
+        config=config,
+        cohort_summary={**cohort.summary(), "name": cohort.name, "n_analysed": len(ids),
+                        "n_calibration": int((split == "calibration").sum()), "n_test": int((split == "test").sum())},
+        models=tuple(model.name for model in models),
+        pairs={(pair.model, pair.finding): pair for pair in pairs},
+        notes=notes,
+        refused=refused,
+    ).stacked()
+
+
+def adjust_regression(pairs: Sequence[PairResult]) -> list[PairResult]:
+    """Holm and Benjamini-Hochberg q-values within each family of fits across the run: every pair's fit on all
+    its test rows is one family, every fit on the rows where a sparse covariate is known another, so no term
+    is tested twice in one family (`cxrfail.analysis.regression.adjust_within_families`).
+
+    Returns the pairs with ``q_holm``, ``q_bh`` and ``q_family`` added to their regression tables."""
+    frames = [pair.regression for pair in pairs]
+    if not frames:
+        return []
+    adjusted = adjust_within_families(pd.concat(frames, ignore_index=True), ("family",))
+    out, start = [], 0
+    for pair, frame in zip(pairs, frames):
+        stop = start + len(frame)
+        out.append(pair.with_table("regression", adjusted.iloc[start:stop].reset_index(drop=True)))
+        start = stop
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _inputs_from_file(path: str, stamp: tuple[int, int]) -> PairInputs:
+    """The run's `PairInputs`, read once per worker process (``stamp``: the file's size and mtime, so a new
+    file at a reused path is read again)."""
+    return pickle.loads(Path(path).read_bytes())
+
+
+def _analyse_pair_from_file(index: int, inputs_file: str, *args) -> tuple[int, PairResult]:
+    """`_analyse_pair_at` with the shared inputs read from the run's private inputs file."""
+    stat = os.stat(inputs_file)
+    return _analyse_pair_at(index, _inputs_from_file(inputs_file, (stat.st_size, stat.st_mtime_ns)), *args)
+
+
+def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
+    """`analyse_pair` tagged with the task's position, for out-of-order completion."""
+    with threadpool_limits(limits=1):
+        return index, analyse_pair(*args)
+
+
+def _share_row_ids(pair: PairResult | PairRefusal, table: pd.DataFrame,
+                   shared: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]]) -> PairResult | PairRefusal:
+    """``pair`` with the ``image_id`` and ``patient_id`` columns of its per-row tables (outcomes, identifier
+    scores) replaced by arrays shared by every pair of the same finding (``shared``: finding -> (ids, patients)
+    of the rows whose label is known, filled on first use), when they hold exactly those rows in that order, as
+    `analyse_pair` builds them.
+
+    A pair that comes back from a worker process has its own unpickled copy of these strings (at 190k rows,
+    ~20 MB a pair, 1 GB over 50 pairs); sharing keeps one copy per finding in the collecting process."""
+    if isinstance(pair, PairRefusal):
+        return pair
+    if pair.finding not in shared:
+        known = table[pair.finding].notna().to_numpy()
+        shared[pair.finding] = (string_array(table.index[known]), string_array(table["patient_id"].loc[known]))
+    ids, patients = shared[pair.finding]
+    for name, columns in (("outcomes", {"image_id": ids, "patient_id": patients}),
+                          ("identifier_scores", {"image_id": ids})):
+        frame = pair.table(name)
+        repeats = len(frame) // len(ids) if len(ids) else 0
+        if not repeats or len(frame) != repeats * len(ids):
+            continue
+        replaced = {column: pd.concat([pd.Series(values)] * repeats, ignore_index=True).array  # chunks, not copies
+                    for column, values in columns.items()}
+        if all(frame[column].array.equals(values) for column, values in replaced.items()):
+            pair = pair.with_table(name, frame.assign(**replaced))
+    return pair

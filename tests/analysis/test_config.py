@@ -1,0 +1,49 @@
+"""The analysis settings have one home (`cxrfail.analysis.config`): every numeric setting has a range, every
+named choice a list, and no other module declares those names again."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from cxrfail.analysis import config as config_module
+from cxrfail.analysis.config import CHOICES, RANGES, AnalysisConfig
+from cxrfail.errors import ConfigError
+
+PACKAGE = Path(config_module.__file__).resolve().parents[1]
+PROJECT = PACKAGE.parent
+SHARED_CONSTANTS = ("THRESHOLD_METHODS", "LEARNERS", "FEATURE_SETS", "FEATURE_PARTS", "ORACLE_PART",
+                    "AUROC_INTERVAL_METHODS", "ANALYTIC_AUROC_MIN_ROWS", "SCOPES", "FULL_SCOPE", "CORE_SCOPE",
+                    "CLINICAL_FINDINGS", "MIN_TEST_PATIENTS", "MIN_CALIBRATION_FLIPS")
+
+
+def test_every_numeric_setting_has_a_range_and_every_named_setting_a_list():
+    for field in dataclasses.fields(AnalysisConfig):
+        default = field.default
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert field.name in RANGES, f"{field.name} has no range"
+    assert set(CHOICES) == {"threshold_method", "auroc_interval", "learners", "feature_sets"}
+
+
+@pytest.mark.parametrize("field, value", [("min_subgroup_patients", 0), ("subgroup_bootstrap", 5),
+                                          ("min_calibration_flips", 0), ("min_test_patients", 1), ("seed", -1),
+                                          ("learners", ()), ("feature_sets", ("own+nothing",)),
+                                          ("threshold_method", "best")])
+def test_bad_values_are_refused_naming_the_setting(field, value):
+    with pytest.raises(ConfigError, match=field):
+        AnalysisConfig(**{field: value})
+
+
+def test_shared_constants_are_declared_only_in_the_config():
+    for path in [*PACKAGE.rglob("*.py"), *(PROJECT / "pages").glob("*.py")]:
+        if path.name == "config.py" and path.parent.name == "analysis":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AnnAssign) else []
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        assert name.id not in SHARED_CONSTANTS, f"{path}: declares {name.id} again"
