@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from cxrfail.analysis.config import THRESHOLD_METHODS
-from cxrfail.analysis.identifiers import FEATURE_SETS, LEARNERS, is_oracle
+from cxrfail.analysis.config import FEATURE_SETS, LEARNERS, THRESHOLD_METHODS
+from cxrfail.analysis.identifiers import is_oracle
 from cxrfail.dashboard import datasets as data
 from cxrfail.dashboard.settings import base_config, env_list
 from cxrfail.dashboard.state import IDENTIFIER, Selection, identifier_choice, remember, restore
