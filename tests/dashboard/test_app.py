@@ -266,7 +266,7 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir, monkeypatch):
     goto(app, "inference")
     app.radio(key="inf_source").set_value("local model file").run()
     app.text_input(key="inf_path").input(str(tmp_path / "missing.pt"))
-    app.text_input(key="inf_folder").input(str(images))
+    app.text_input(key="inf_folder").input(str(images)).run()  # a model file is given: Run is enabled
     app.button(key="inf_run").click().run()
     assert app.error and "model file not found" in app.error[0].value
     assert not app.exception
@@ -280,6 +280,31 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir, monkeypatch):
     assert not problems(app), problems(app)
     assert any("Added **tiny**" in s.value for s in app.success)
     assert "tiny" in app.sidebar.multiselect(key="sel_models").options
+
+
+def test_inference_opens_on_a_choice_that_can_run_or_says_what_is_missing(app):
+    goto(app, "inference")
+    assert not problems(app), problems(app)
+    installed = []
+    try:
+        from cxrfail.inference.models import xrv_weight_names, xrv_weights_path
+
+        installed = [name for name in xrv_weight_names() if xrv_weights_path(name).is_file()]
+    except ImportError:
+        pass
+    source = app.radio(key="inf_source").value
+    if installed:
+        assert source == "torchxrayvision model" and app.selectbox(key="inf_xrv").value in installed
+        assert not app.button(key="inf_run").disabled
+    else:  # nothing installed: it opens on a local file and says, before running, what to give
+        assert source == "local model file"
+        assert app.button(key="inf_run").disabled
+        assert any("Give a model file" in w.value for w in app.warning)
+        app.radio(key="inf_source").set_value("torchxrayvision model").run()
+        if app.selectbox(key="inf_xrv") is not None:
+            assert any("not installed on this server" in w.value and "'Weights file'" in w.value
+                       for w in app.warning)
+        assert app.button(key="inf_run").disabled
 
 
 def chart_titles(app) -> list[str]:
