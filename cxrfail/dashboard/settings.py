@@ -1,7 +1,8 @@
 """What the dashboard reads from the environment (all optional).
 
 - ``CXRFAIL_DEMO_MODELS``: comma-separated demo model names selected at start (default: all four).
-- ``CXRFAIL_DEMO_FINDINGS``: comma-separated findings analysed at start (default: the five competition tasks).
+- ``CXRFAIL_DEMO_FINDINGS``: comma-separated findings analysed at start (default: the five competition tasks
+  and the findings the dataset's reference labels read; see `sidebar.default_findings`).
 - ``CXRFAIL_DEMO_CONFIG``: JSON object of `AnalysisConfig` overrides for every run, e.g.
   ``{"n_bootstrap": 200, "shap_max_samples": 100}`` (tests and quick looks).
 - ``CXRFAIL_FLIP_BOOTSTRAP``: bootstrap replicates of the live flip evaluation (default 2000).

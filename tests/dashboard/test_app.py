@@ -308,7 +308,9 @@ def test_inference_opens_on_a_choice_that_can_run_or_says_what_is_missing(app):
 
 
 def chart_titles(app) -> list[str]:
-    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in charts(app)]
+    """Chart titles as read (wrapped lines joined)."""
+    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "").replace("<br>", " ")
+            for chart in charts(app)]
 
 
 @pytest.mark.parametrize("page", ["subgroups", "identifiers", "explain", "flip"])
