@@ -229,18 +229,22 @@ def analysis(sel: Selection | None, *, first_screen: bool = False) -> AnalysisRe
         st.info("Choose a cohort and models in the sidebar (or load data on the Data page).")
         return None
     full = _job_of(sel, FULL_SCOPE)
-    full.start()
     try:
         if full.done:
             return full.result()
         if first_screen:
+            # the quick run first, before the full run starts: the full run's start (pickling its inputs for the
+            # worker processes) holds the server's GIL for seconds at CheXpert scale and would delay these numbers
             shown = dataclasses.replace(sel, findings=(sel.finding,))  # the sidebar's finding first
             core = _job_of(shown, CORE_SCOPE)
             core.start()
-            if core.wait(CORE_INLINE_WAIT_S, _keep_alive) and not full.done:
+            finished = core.wait(CORE_INLINE_WAIT_S, _keep_alive)
+            full.start()
+            if finished and not full.done:
                 result = core.result()
                 _progress_panel(full, sel, first_screen=True)
                 return result
+        full.start()
         # a run that just started may be a read from the disk cache (a second or so): worth a short wait; one
         # that has been computing for longer is not waited for (the panel shows where it is)
         if full.wait(max(0.0, inline_wait_s() - full.elapsed_s()), _keep_alive):

@@ -126,12 +126,15 @@ def _selection() -> Selection | None:
             or not set(st.session_state["sel_findings"]) <= set(findings_available)):
         st.session_state["sel_findings"] = default_findings(dataset, models)
     findings_chosen = st.session_state["sel_findings"] or default_findings(dataset, models)
-    asked = st.session_state.get("sel_finding")
-    if asked in findings_available and asked not in findings_chosen:  # e.g. a link to a finding not analysed
-        findings_chosen = st.session_state["sel_findings"] = [*findings_chosen, asked]
-    if st.session_state.get("sel_finding") not in findings_chosen:
+    if st.session_state.get("sel_finding") not in findings_available:
         st.session_state["sel_finding"] = findings_chosen[0]
-    finding = st.selectbox("Finding", findings_chosen, key="sel_finding", format_func=finding_label)
+    # every finding the cohort and the chosen models share, one click away: one not analysed yet is added to
+    # the analysed findings (Analysis settings), which starts its run
+    finding = st.selectbox("Finding", findings_available, key="sel_finding",
+                           format_func=lambda f: finding_label(f) + ("" if f in findings_chosen else " (adds it)"),
+                           help="A finding marked 'adds it' is added to the findings analysed")
+    if finding not in findings_chosen:
+        findings_chosen = st.session_state["sel_findings"] = [*findings_chosen, finding]
     st.session_state.setdefault("sel_seed", int(base_config().seed))
     st.session_state.setdefault("sel_threshold", base_config().threshold_method)
     seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="sel_seed",

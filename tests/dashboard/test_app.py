@@ -63,6 +63,15 @@ def test_sidebar_finding_changes_the_pages(app):
     assert any(TEST_FINDINGS[1] in c.value for c in app.caption)
 
 
+def test_every_shared_finding_is_one_click_away(app):
+    box = app.sidebar.selectbox(key="sel_finding")
+    assert "Pneumothorax (adds it)" in box.options  # offered though not analysed yet
+    box.set_value("Pneumothorax").run(timeout=900)
+    assert not problems(app), problems(app)
+    assert app.session_state["sel_findings"] == [*TEST_FINDINGS, "Pneumothorax"]
+    assert app.sidebar.selectbox(key="sel_finding").value == "Pneumothorax"
+
+
 def test_page_model_choice_changes_results(app):
     goto(app, "subgroups")
     before = app.dataframe[0].value.copy()
