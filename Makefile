@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := chromium fonts-liberation
 PORT ?= 8501
-# Loopback by default; `make run ADDRESS=0.0.0.0` serves to the network (README "Serving it").
+# Loopback by default; `make run ADDRESS=0.0.0.0` serves to the network (docs/serving.md).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test analyze bench system-deps clean-cache
+.PHONY: run test docs analyze bench system-deps clean-cache
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,14 +29,32 @@ system-deps:
 run: $(STAMP) system-deps
 	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
+# ruff check runs now. `ruff format --check` joins once the lead has run `ruff format` over the merged tree
+# (formatting every branch separately would conflict): then set RUFF_FORMAT_CHECK ?= 1 here.
+RUFF_FORMAT_CHECK ?=
 test: $(STAMP) system-deps
+	$(BIN)/ruff check .
+	$(if $(RUFF_FORMAT_CHECK),$(BIN)/ruff format --check .)
 	$(BIN)/python -m pytest
+	$(MAKE) docs
+
+# The documentation site (docs/, mkdocs.yml) into site/, warnings as errors; the tutorial runs on the demo.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 analyze: $(STAMP) system-deps
 	$(BIN)/cxrfail analyze
 
+# Each benchmark's output is kept in bench/results/NAME.txt (docs/performance.md quotes its result lines:
+# scripts/readme_numbers.py).
 bench: $(STAMP)
-	for b in bench/*_bench.py; do $(BIN)/python $$b || exit 1; done
+	mkdir -p bench/results
+	for b in bench/*_bench.py; do \
+	  out=bench/results/$$(basename $$b .py).txt; \
+	  echo "# recorded $$(date -u +%Y-%m-%d), $$(nproc) cores, load $$(cut -d' ' -f1 /proc/loadavg)" > $$out.new; \
+	  $(BIN)/python $$b >> $$out.new || { cat $$out.new; rm -f $$out.new; exit 1; }; \
+	  mv $$out.new $$out; cat $$out; \
+	done
 
 clean-cache:
 	rm -rf $${CXRFAIL_CACHE_DIR:-$$HOME/.cache/cxrfail}

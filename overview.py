@@ -54,14 +54,15 @@ widgets.plot(figures.auroc_heatmap, result.performance, context=context, key="ov
 widgets.plot(figures.misclassification_heatmap, result.overall_misclassification(), context=context,
              key="ov_miscls")
 widgets.scope_caption(result, f"Misclassification at the operating threshold chosen on calibration "
-                              f"({sel.threshold_method}).")
+                              f"({sel.threshold_method}), with patient-clustered 95% intervals.")
 
 st.subheader("Where is the action?")
 widgets.plot(figures.effects_heatmap, result.effect_summary(), context=context, key="ov_effects")
 gaps = result.subgroup_gaps()
 if not gaps.empty:
     st.markdown(f"**Largest gaps in misclassification rate between subgroup levels** "
-                f"(levels with n ≥ {result.config.min_subgroup_n} only)")
+                f"(sufficient levels only: effective n ≥ {result.config.min_subgroup_n}, "
+                f"≥ {result.config.min_subgroup_patients} patients, ≥ {result.config.min_subgroup_events} errors)")
     st.dataframe(gaps.sort_values("spread", ascending=False).head(10), hide_index=True, width="stretch",
                  column_config=widgets.percent_columns(["min_rate", "max_rate", "spread"]))
 widgets.caveat_lines(result, sel.findings, list(result.subgroup_rates["subgroup"].unique()))

@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cxrfail.demo import demo_location
 from cxrfail.inference import InferenceEngine, PredictionCache, list_images, load_model, preprocess, read_image
 from cxrfail.inference.cards import Preprocessing, range_normalization
-from cxrfail.inference.models import calibrate_batch_norm
 
-IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-chexnet" / "images"
+IMAGES = demo_location() / "images"
 OUT = Path(__file__).resolve().parent / "out"
 #: Images decoded beforehand for the forward-passes-alone rate.
 FORWARD_IMAGES = 64
@@ -76,7 +76,14 @@ def random_xrv_densenet(calibration_images: list[Path]) -> torch.nn.Module:
     module = xrv.models.DenseNet(weights=None, num_classes=18)
     xrv_input = Preprocessing(224, 224, 1, *range_normalization(-1024, 1024, channels=1))
     sample = torch.stack([preprocess(read_image(path), xrv_input) for path in calibration_images])
-    return calibrate_batch_norm(module, sample)
+    for layer in module.modules():  # batch norm statistics of the sample: unsaturated outputs on radiographs
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
+    module.train()
+    with torch.no_grad():
+        module(sample)
+    return module.eval()
 
 
 def main() -> None:

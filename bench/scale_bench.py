@@ -103,10 +103,10 @@ def time_pairs(cohort, predictions: list[Path]) -> None:
     from cxrfail.analysis.config import AnalysisConfig
     from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels
     from cxrfail.analysis.splits import patient_split
-    from cxrfail.predictions import load_prediction_files
+    from cxrfail.predictions import load_predictions
 
     config = AnalysisConfig()
-    models = load_prediction_files(predictions)
+    models = load_predictions(predictions)
     table = cohort.table
     split = pd.Series(patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed),
                       index=table.index)

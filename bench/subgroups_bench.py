@@ -2,10 +2,11 @@
 
 Data: the NIH demo, model densenet121_jrzech, each of Atelectasis, Consolidation and Pleural Effusion;
 threshold max-F1 on the calibration half (patient split, seed 0), rates on the test half, the default
-subgroups (age, sex, view, Lung Lesion, Pneumothorax, Support Devices), 1,000 replicates per level.
+subgroups (age, sex, view, Lung Lesion, Pneumothorax, Support Devices); intervals analytic (Wilson at the
+effective sample size, `cxrfail.analysis.subgroups.clustered_rate`).
 
 Baseline (same process): the Wilson-only table the dashboard drew before (counts and `wilson_interval`), timed
-on the same rows. Also printed: the largest design effects (clustered variance / binomial variance) and the
+on the same rows. Also printed: the largest design effects (clustered linearisation variance / binomial variance) and the
 ratio of the clustered to the Wilson interval width.
 
 Run: .venv/bin/python bench/subgroups_bench.py
@@ -69,7 +70,7 @@ def main() -> None:
                   f"patients={row['n_patients']:5d} rate={row['rate']:.3f} design_effect={row['design_effect']:.1f} "
                   f"width_vs_wilson={width:.2f}")
     clustered, wilson = np.median(clustered_times), np.median(wilson_times)
-    print(f"subgroup_rates (clustered, 1000 replicates per level): median {1000 * clustered:.0f} ms; "
+    print(f"subgroup_rates (patient-clustered, effective-n intervals): median {1000 * clustered:.0f} ms; "
           f"Wilson-only {1000 * wilson:.1f} ms")
     print(f"slowdown: {clustered / wilson:.1f} ({1000 * clustered:.0f} ms)")
 

@@ -1,8 +1,9 @@
 """On-disk cache of analysis results, keyed by a hash of every input and parameter.
 
-A cached result is a folder of Parquet tables plus ``meta.json`` (with each table's SHA-256), written to a
-temporary folder and renamed into place, so a reader never sees half a result; a folder that fails to read
-or to match its checksums is dropped and recomputed. The location is ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``.
+A cached result is a folder of Parquet tables plus ``meta.json`` (with each table's SHA-256, and a SHA-256 of
+its own content: `sealed_json`), written to a temporary folder and renamed into place, so a reader never sees
+half a result; a folder with any file that fails to read or to match its checksum (metadata included) is
+dropped and recomputed, never served. The location is ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from pyarrow import ArrowException
 
 from cxrfail.errors import CacheKeyError
 from cxrfail.files import bytes_sha256, staged_folder
-
 from cxrfail.manifest import jsonable
 
 log = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
 CHECKSUMS_KEY = "sha256"
+#: Key of a sealed JSON file's own checksum (`sealed_json`).
+SEAL_KEY = "content_sha256"
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _WARNED: set[tuple[str, str]] = set()
 #: Sub-folders of the cache root holding analysis results and rendered report figure packs.
@@ -67,6 +69,30 @@ def validate_cache_key(key: str) -> str:
     return key
 
 
+def sealed_json(payload: Mapping[str, object]) -> str:
+    """``payload`` (a JSON-ready mapping) as JSON text with `SEAL_KEY`: the SHA-256 of its canonical form, so
+    that any change to the file (a flipped bit, an edited value, a renamed key) is detected by `open_sealed`."""
+    body = dict(payload)
+    body.pop(SEAL_KEY, None)
+    return json.dumps({**body, SEAL_KEY: _canonical_sha256(body)}, indent=1, default=str)
+
+
+def open_sealed(text: str) -> dict:
+    """The mapping in a `sealed_json` text, without its seal; `ValueError` when it is not valid JSON, not a
+    mapping, unsealed, or its content does not match the seal."""
+    payload = json.loads(text)
+    if not isinstance(payload, dict) or not isinstance(payload.get(SEAL_KEY), str):
+        raise ValueError("not a sealed index")
+    seal = payload.pop(SEAL_KEY)
+    if _canonical_sha256(payload) != seal:
+        raise ValueError("the index does not match its checksum")
+    return payload
+
+
+def _canonical_sha256(body: Mapping[str, object]) -> str:
+    return bytes_sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode())
+
+
 def warn_cache_unwritable(folder: Path, exc: OSError) -> None:
     """Log (once per folder and reason) that the cache cannot be written; the run goes on without it."""
     reason = exc.strerror or type(exc).__name__
@@ -98,7 +124,7 @@ class TableStore:
         if not (folder / META_FILE).exists():
             return None
         try:
-            meta = json.loads((folder / META_FILE).read_text())
+            meta = open_sealed((folder / META_FILE).read_text())
             checksums = meta[CHECKSUMS_KEY]
             tables = {}
             for name in meta["tables"]:
@@ -106,12 +132,17 @@ class TableStore:
                 if bytes_sha256(data) != checksums[name]:
                     raise ValueError(f"checksum mismatch in {name}.parquet")
                 tables[name] = pd.read_parquet(io.BytesIO(data))
-        except (OSError, ValueError, KeyError, TypeError, ArrowException) as exc:
-            log.warning("dropping damaged cache entry %s (%s: %s); it will be recomputed", folder,
-                        type(exc).__name__, exc)
-            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ArrowException) as exc:
+            self.drop(key, f"{type(exc).__name__}: {exc}")
             return None
         return tables, meta
+
+    def drop(self, key: str, reason: str) -> None:
+        """Remove the entry under ``key`` (damaged, or unusable by its reader), logged with ``reason``; a cache
+        that cannot be written keeps it (the next reader finds it damaged again and recomputes)."""
+        folder = self.path(key)
+        log.warning("dropping damaged cache entry %s (%s); it will be recomputed", folder, reason)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def save(self, key: str, tables: Mapping[str, pd.DataFrame], meta: Mapping[str, object]) -> Path | None:
         """Write atomically (a staging folder renamed to ``key``); returns the entry's folder, or None when the
@@ -127,7 +158,7 @@ class TableStore:
                     (staging / f"{name}.parquet").write_bytes(data)
                     checksums[name] = bytes_sha256(data)
                 payload = {**jsonable(dict(meta)), "tables": list(tables), CHECKSUMS_KEY: checksums}
-                (staging / META_FILE).write_text(json.dumps(payload, indent=1, default=str))
+                (staging / META_FILE).write_text(sealed_json(payload))
         except OSError as exc:
             warn_cache_unwritable(self.folder, exc)
             return None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,15 @@ EXIT_INPUT_ERROR = 2
 
 
 def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
-    from cxrfail.analysis.config import AnalysisConfig, FEATURE_SETS, LEARNERS, THRESHOLD_METHODS
-    from cxrfail.cohort import UNCERTAIN_POLICIES
+    from cxrfail.analysis.config import (
+        COHORT_KINDS,
+        FEATURE_SETS,
+        LEARNERS,
+        SLICE_ERROR_KINDS,
+        THRESHOLD_METHODS,
+        UNCERTAIN_POLICIES,
+        AnalysisConfig,
+    )
 
     defaults = AnalysisConfig()
     parser = subparsers.add_parser(
@@ -23,7 +31,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
         description="With no arguments: the NIH demo cohort with every shared prediction file.",
     )
     cohort = parser.add_argument_group("cohort")
-    cohort.add_argument("--cohort", choices=["demo", "nih", "chexpert", "csv"], default="demo",
+    cohort.add_argument("--cohort", choices=list(COHORT_KINDS), default="demo",
                         help="demo: NIH test split from ../shared (default); nih: NIH metadata (torchxrayvision's "
                              "bundled copy unless --cohort-file); chexpert / csv: --cohort-file")
     cohort.add_argument("--cohort-file", type=Path, help="the cohort CSV")
@@ -56,6 +64,19 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--folds", type=int, default=defaults.n_folds)
     analysis.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap, help="bootstrap replicates")
     analysis.add_argument("--seed", type=int, default=defaults.seed)
+    slices = parser.add_argument_group("failure slices (searched on calibration, confirmed on test)")
+    slices.add_argument("--slice-top-k", type=int, default=defaults.slice_top_k,
+                        help="candidates confirmed per pair and error kind (default %(default)s)")
+    slices.add_argument("--slice-min-rows", type=int, default=defaults.slice_min_rows,
+                        help="fewest calibration rows of a slice (default %(default)s)")
+    slices.add_argument("--slice-min-patients", type=int, default=defaults.slice_min_patients,
+                        help="fewest calibration patients of a slice (default %(default)s)")
+    slices.add_argument("--slice-error-kinds", nargs="+", choices=SLICE_ERROR_KINDS,
+                        default=list(defaults.slice_error_kinds), help="error kinds searched (default: %(default)s)")
+    slices.add_argument("--slice-max-predicates", type=int, default=defaults.slice_max_predicates,
+                        help="most predicates in a slice (default %(default)s)")
+    slices.add_argument("--slice-search-rows", type=int, default=defaults.slice_search_rows,
+                        help="calibration rows the search sees; a patient sample beyond (default %(default)s)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=Path("out/report"), help="report folder (default %(default)s)")
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
@@ -69,13 +90,14 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
 
 def _load_inputs(args: argparse.Namespace):
     from cxrfail import demo
+    from cxrfail.analysis.config import FILE_COHORT_KINDS
     from cxrfail.cohort import load_cohort, parse_column_map
-    from cxrfail.predictions import load_prediction_files
+    from cxrfail.predictions import load_predictions
 
-    if args.cohort in ("chexpert", "csv") and args.cohort_file is None:
+    if args.cohort in FILE_COHORT_KINDS and args.cohort_file is None:
         raise CxrfailInputError(f"--cohort {args.cohort} needs --cohort-file", fix="Pass the cohort CSV")
     prediction_files = list(args.predictions) if args.predictions else demo.demo_prediction_files()
-    models = load_prediction_files(prediction_files, args.model_names)
+    models = load_predictions(prediction_files, args.model_names)
     # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
     cohort = load_cohort(
         args.cohort, args.cohort_file, column_map=parse_column_map(args.column_map, "--column-map"),
@@ -106,8 +128,8 @@ def _analyze(args: argparse.Namespace) -> int:
 
     from cxrfail.analysis.config import AnalysisConfig
     from cxrfail.analysis.runner import run_analysis
-    from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.files import staged_folder
+    from cxrfail.findings import COMPETITION_FINDINGS, canonical_finding
     from cxrfail.ray_cluster import resolve_ray_address
     from cxrfail.report import write_report
 
@@ -120,6 +142,9 @@ def _analyze(args: argparse.Namespace) -> int:
         calibration_fraction=args.calibration_fraction, seed=args.seed, extra_subgroups=tuple(args.subgroups),
         min_subgroup_n=args.min_subgroup_n, learners=tuple(args.learners), feature_sets=tuple(args.feature_sets),
         n_folds=args.folds, n_bootstrap=args.bootstrap, min_overlap=args.min_overlap,
+        slice_top_k=args.slice_top_k, slice_min_rows=args.slice_min_rows,
+        slice_min_patients=args.slice_min_patients, slice_error_kinds=tuple(args.slice_error_kinds),
+        slice_max_predicates=args.slice_max_predicates, slice_search_rows=args.slice_search_rows,
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)
@@ -171,10 +196,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from cxrfail.files import use_private_temp_root
+
+    use_private_temp_root()  # temporary patient data goes with this process, SIGTERM included
     try:
         return args.handler(args)
     except CxrfailInputError as exc:
         print(f"cxrfail: error: {exc}", file=sys.stderr)
+        if getattr(exc, "connection_left_hanging", False):  # a Ray connection cannot be cancelled: end here,
+            from cxrfail.files import release_private_temp_root  # before its retries print more lines
+
+            release_private_temp_root()
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(EXIT_INPUT_ERROR)
         return EXIT_INPUT_ERROR
     except OSError as exc:  # a file or folder the user named cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""

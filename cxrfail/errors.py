@@ -62,6 +62,10 @@ class PathNotAllowedError(CxrfailInputError):
     exists, and never shows anything read from it."""
 
 
+class FileTooLargeError(CxrfailInputError):
+    """A file is larger than the limit for its kind (an image, an upload); nothing of it was decoded."""
+
+
 class ConfigError(CxrfailInputError):
     """An analysis or serving setting is outside its allowed range; the message names the setting and range."""
 

@@ -1,37 +1,41 @@
 """Export figures and tables: single files (HTML, PNG, SVG, CSV), a figure pack folder or one zip, each with a
 ``manifest.json`` that says what produced it (inputs with SHA-256 hashes, package versions, seed, config).
 
-HTML needs nothing beyond plotly. PNG and SVG are rendered by kaleido 1.x, which drives a Chromium-family
-browser: ``$BROWSER_PATH`` when set, else the first of ``chromium``, ``chromium-browser``, ``google-chrome``
-on ``PATH`` (Debian's ``chromium`` package installs ``/usr/bin/chromium``). Without one, `figure_bytes`
-raises `StaticExportUnavailable` with what to install, and the pack writers skip the static formats and say
-so in the manifest.
+HTML needs nothing beyond plotly. PNG and SVG are rendered by `cxrfail.render` (kaleido and a Chromium-family
+browser); without a browser, `figure_bytes` raises `StaticExportUnavailable` with what to install, and the
+pack writers skip the static formats and say so in the manifest.
+
+The tables of a run are exported one way everywhere (the CLI report, the dashboard's Export page, the zip):
+`result_tables` names them and `table_bytes` writes each as ``<name>.csv``, formula-inert.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import concurrent.futures
 import dataclasses
 import io
 import json
-import os
-import shutil
-import threading
 import zipfile
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from cxrfail.files import bytes_sha256
 from cxrfail.manifest import jsonable, package_versions
+from cxrfail.render import STATIC_FORMATS, StaticExportUnavailable, render_static
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from cxrfail.analysis.result import AnalysisResult
+
+__all__ = ["FIGURE_FORMATS", "MIME_TYPES", "PER_ROW_TABLES", "FigurePack", "StaticExportUnavailable",
+           "figure_bytes", "figure_html", "inert_csv_frame", "result_tables", "table_bytes", "write_figure_pack",
+           "write_tables", "zip_bundle"]
 
 FIGURE_FORMATS = ("html", "png", "svg")
-STATIC_FORMATS = ("png", "svg")
 MIME_TYPES = {
     "html": "text/html",
     "png": "image/png",
@@ -40,178 +44,6 @@ MIME_TYPES = {
     "zip": "application/zip",
     "json": "application/json",
 }
-BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-DEFAULT_WIDTH = 1000
-DEFAULT_HEIGHT = 600
-PNG_SCALE = 2.0
-RENDER_TIMEOUT_S = 120.0
-RENDER_TABS = max(1, min(2, os.cpu_count() or 1))  # browser tabs rendering at once
-BROWSER_START_TIMEOUT_S = 60.0
-
-
-class StaticExportUnavailable(RuntimeError):
-    """PNG/SVG export needs a Chromium-family browser that kaleido can drive, and none was found."""
-
-
-# -------------------------------------------------------------------------------------------- browser
-
-
-def find_browser() -> str | None:
-    """Path of the browser kaleido will use: ``$BROWSER_PATH`` if set (even if wrong, so the error names
-    it), else the first browser on PATH, else None."""
-    configured = os.environ.get("BROWSER_PATH")
-    if configured:
-        return configured
-    for name in BROWSER_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def static_export_status() -> tuple[bool, str]:
-    """(available, message): whether PNG/SVG export can run here, and a sentence for the user."""
-    browser = find_browser()
-    if browser is None:
-        return False, ("PNG and SVG export need Chromium, which was not found. Install it (Debian: "
-                       "`apt-get install chromium`) or set BROWSER_PATH to a Chrome/Chromium binary; "
-                       "HTML and CSV export work without it.")
-    if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
-        return False, (f"BROWSER_PATH={browser!r} is not an executable file. Point it at a Chrome/Chromium "
-                       "binary (Debian: /usr/bin/chromium) or unset it; HTML and CSV export work without it.")
-    return True, f"PNG and SVG are rendered with {browser}"
-
-
-def _require_browser() -> str:
-    available, message = static_export_status()
-    if not available:
-        raise StaticExportUnavailable(message)
-    return find_browser()  # type: ignore[return-value]
-
-
-def _run_coroutine(factory) -> object:
-    """Run ``factory()``'s coroutine to completion on a fresh event loop in a worker thread, so it works the
-    same from a script, a Streamlit session or a notebook with a running loop."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
-def _image_options(fig: go.Figure, fmt: str, width: int | None, height: int | None, scale: float | None) -> dict:
-    layout = fig.layout
-    return {
-        "format": fmt,
-        "width": int(width or layout.width or DEFAULT_WIDTH),
-        "height": int(height or layout.height or DEFAULT_HEIGHT),
-        "scale": float(scale if scale is not None else (PNG_SCALE if fmt == "png" else 1.0)),
-    }
-
-
-async def _render_all(engine, figures: Mapping[str, go.Figure], fmt: str, width, height, scale) -> dict[str, bytes]:
-    names = list(figures)
-    images = await asyncio.gather(*(  # the engine's tabs render in parallel
-        engine.calc_fig(figures[name].to_plotly_json(), opts=_image_options(figures[name], fmt, width, height, scale))
-        for name in names))
-    return dict(zip(names, images))
-
-
-class _BrowserSession:
-    """A kaleido engine kept open on its own event-loop thread, so a long-lived process (the dashboard) pays
-    Chromium's start-up (~4 s) once instead of on every export. Calls wait with a timeout, never forever."""
-
-    def __init__(self, browser: str) -> None:
-        import kaleido
-
-        self.browser = browser
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="cxrfail-kaleido", daemon=True)
-        self.thread.start()
-        self.engine = kaleido.Kaleido(n=RENDER_TABS, timeout=RENDER_TIMEOUT_S, path=browser, mathjax=False)
-        try:
-            self._call(self.engine.__aenter__(), timeout=BROWSER_START_TIMEOUT_S)
-        except BaseException:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            raise
-
-    def _call(self, coroutine, timeout: float):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
-
-    def render(self, figures: Mapping[str, go.Figure], fmt: str, width, height, scale) -> dict[str, bytes]:
-        return self._call(_render_all(self.engine, figures, fmt, width, height, scale),
-                          timeout=RENDER_TIMEOUT_S * max(1, len(figures)))
-
-    def close(self) -> None:
-        try:
-            self._call(self.engine.__aexit__(None, None, None), timeout=30)
-        except Exception:  # already gone: nothing left to close
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-_SESSION_LOCK = threading.Lock()
-_SESSION: _BrowserSession | None = None
-_KEEP_BROWSER = False
-
-
-def keep_browser_open(enabled: bool = True) -> None:
-    """Keep one browser running between static exports (for long-lived processes such as the dashboard);
-    ``False`` closes it. Off by default: a CLI run starts and stops its own browser."""
-    global _KEEP_BROWSER, _SESSION
-    with _SESSION_LOCK:
-        _KEEP_BROWSER = enabled
-        if not enabled and _SESSION is not None:
-            _SESSION.close()
-            _SESSION = None
-
-
-def _close_session() -> None:
-    keep_browser_open(False)
-
-
-atexit.register(_close_session)
-
-
-def render_static(
-    figures: Mapping[str, go.Figure], fmt: str, *, width: int | None = None, height: int | None = None,
-    scale: float | None = None,
-) -> dict[str, bytes]:
-    """Render several figures to PNG or SVG in one browser session (starting Chromium takes seconds; see
-    `keep_browser_open`)."""
-    global _SESSION
-    if fmt not in STATIC_FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(STATIC_FORMATS)}, not {fmt!r}")
-    if not figures:
-        return {}
-    browser = _require_browser()
-    try:
-        if _KEEP_BROWSER:
-            with _SESSION_LOCK:  # one render at a time on the shared browser
-                if _SESSION is None or _SESSION.browser != browser:
-                    _SESSION = _BrowserSession(browser)
-                try:
-                    return _SESSION.render(figures, fmt, width, height, scale)
-                except BaseException:
-                    _SESSION.close()  # a broken session is not reused
-                    _SESSION = None
-                    raise
-
-        import kaleido
-
-        async def render() -> dict[str, bytes]:
-            async with kaleido.Kaleido(n=min(RENDER_TABS, len(figures)), timeout=RENDER_TIMEOUT_S, path=browser,
-                                       mathjax=False) as engine:
-                return await _render_all(engine, figures, fmt, width, height, scale)
-
-        return _run_coroutine(render)  # type: ignore[return-value]
-    except StaticExportUnavailable:
-        raise
-    except Exception as exc:  # kaleido/choreographer errors: browser failed to start or to render
-        if type(exc).__name__ in ("ChromeNotFoundError", "BrowserFailedError", "BrowserClosedError", "TimeoutError"):
-            raise StaticExportUnavailable(
-                f"the browser at {browser} could not render ({type(exc).__name__}: {exc}). Check that it starts "
-                "headless (Debian: apt-get install chromium); HTML export works without it.") from exc
-        raise
-
-
 def figure_html(fig: go.Figure, *, include_plotlyjs: bool | str = True) -> str:
     """A standalone HTML page (plotly.js embedded by default, so it opens offline)."""
     return fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True,
@@ -259,6 +91,33 @@ def inert_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def table_bytes(table: pd.DataFrame, *, index: bool = False) -> bytes:
     """A table as UTF-8 CSV, formula-inert (see `inert_csv_frame`)."""
     return inert_csv_frame(table).to_csv(index=index).encode("utf-8")
+
+
+#: Tables with one row per cohort row (or per row and identifier): large, so the dashboard builds their CSV
+#: when asked; the report always writes them.
+PER_ROW_TABLES = ("outcomes", "identifier_scores", "shap_values", "label_cases")
+
+
+def result_tables(result: AnalysisResult, *, per_row: bool = True) -> dict[str, pd.DataFrame]:
+    """The run's tables to export, name → long table (every pair stacked; columns as
+    `cxrfail.analysis.result.TABLE_COLUMNS`), in report order; each is written as ``<name>.csv``.
+
+    The label-audit tables are left out when no reference labels read an analysed finding (they would be
+    empty); ``per_row=False`` leaves out `PER_ROW_TABLES`."""
+    from cxrfail.analysis.result import LABEL_TABLES, TABLE_NAMES
+
+    audited = not result.table("label_audit").empty
+    return {name: result.table(name) for name in TABLE_NAMES
+            if (per_row or name not in PER_ROW_TABLES) and (audited or name not in LABEL_TABLES)}
+
+
+def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | Path) -> list[str]:
+    """Write each table as ``<folder>/<name>.csv`` (`table_bytes`); the file names written, sorted."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        (folder / f"{name}.csv").write_bytes(table_bytes(table))
+    return sorted(f"{name}.csv" for name in tables)
 
 
 # ------------------------------------------------------------------------------------------ pack / zip
@@ -319,7 +178,7 @@ def _figure_files(
 
 def _manifest_bytes(manifest: Mapping[str, object] | None, files: Mapping[str, bytes], notes: list[str]) -> bytes:
     final = dict(manifest or {})
-    final.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    final.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
     final.setdefault("versions", package_versions())
     final["files"] = [{"path": path, "bytes": len(data), "sha256": bytes_sha256(data)}
                       for path, data in sorted(files.items())]

@@ -86,7 +86,8 @@ def build_manifest(
     """A JSON-ready manifest: each input with its size and SHA-256, versions, seed, config, time, generator.
 
     Args:
-        inputs: file paths, or ``(name, bytes)`` of an uploaded file (recorded as ``upload:<name>``).
+        inputs: file paths, ``(name, bytes)`` of an uploaded file (recorded as ``upload:<name>``), or records
+            already made (mappings with ``path``, ``bytes``, ``sha256``: the dashboard's, which name no server path).
         config: a dataclass or mapping (e.g. `AnalysisConfig`); ``seed`` defaults to its ``seed``.
         generator: what wrote it ("cxrfail analyze", "cxrfail dashboard").
         extra: further JSON-ready entries.
@@ -98,6 +99,9 @@ def build_manifest(
         seed = config_json.get("seed")
     files = []
     for item in inputs:
+        if isinstance(item, Mapping):
+            files.append({"path": str(item["path"]), "bytes": item.get("bytes"), "sha256": item.get("sha256")})
+            continue
         if isinstance(item, tuple):
             name, data = item
             files.append({"path": f"upload:{name}", "bytes": len(data), "sha256": bytes_sha256(data)})

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.cohort import Cohort, in_unique_index, read_input_csv
+from cxrfail.cohort import Cohort
 from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
+from cxrfail.io import in_unique_index, read_input_csv
 
 ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
 DEFAULT_MIN_OVERLAP = 0.9
@@ -136,11 +137,16 @@ def load_predictions_csv(
     return parse_predictions(frame, name=name or path.stem, source=path, id_column=id_column)
 
 
-def load_prediction_files(
-    paths: Sequence[str | Path], names: Sequence[str] | None = None, id_column: str | None = None
+def load_predictions(
+    paths: str | Path | Sequence[str | Path], names: Sequence[str] | None = None, id_column: str | None = None
 ) -> list[ModelPredictions]:
-    """Read several prediction files (one model each, ids in ``id_column`` or a usual id column); model names
-    must be distinct."""
+    """Read prediction files, one model each: a path or a list of paths; each model is named after its file
+    stem unless ``names`` (one per file) are given; ids in ``id_column`` (default: a usual id column). Model
+    names must be distinct.
+
+    Each `ModelPredictions` holds probabilities in [0, 1] per image id (rows) and canonical finding (columns).
+    """
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if names is not None and len(names) != len(paths):
         raise PredictionsError(f"{len(paths)} prediction files but {len(names)} names",
                                fix="Give one name per file, or none")

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.cohort import Cohort, read_input_csv, require_columns, validate_ids, xrv_data_file
+from cxrfail.cohort import Cohort, xrv_data_file
 from cxrfail.errors import CohortError, first_rows
 from cxrfail.findings import canonical_finding, is_finding
+from cxrfail.io import read_input_csv, require_columns, validate_ids
 
 #: Field of a reference column map that names the id column (every other key is a finding).
 ID_FIELD = "image_id"
@@ -124,8 +125,9 @@ def load_reference_labels(
         notes: caveats per canonical finding.
 
     Raises:
-        CohortError naming the file, column and first rows: missing file or columns, unknown finding names in
-        the map, empty or duplicate ids, cells other than 1/0, yes/no, true/false or blank, no finding columns.
+        CohortError: naming the file, column and first rows: missing file or columns, unknown finding names
+            in the map, empty or duplicate ids, cells other than 1/0, yes/no, true/false or blank, no finding
+            columns.
     """
     path = Path(path)
     raw = read_input_csv(path, dtype=str, keep_default_na=False)

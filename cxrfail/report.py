@@ -3,8 +3,10 @@
 Layout::
 
     <out>/manifest.json            inputs with SHA-256, package versions, seed, full config, notes
-    <out>/tables/*.csv             model_performance, subgroup_rates, regression, identifiers, flip, flip_curves
-    <out>/tables/outcomes.parquet  one row per model, finding and image
+    <out>/tables/<name>.csv        every table of the run under the dashboard export's names
+                                   (`cxrfail.export.result_tables`: performance, subgroup_rates, regression,
+                                   identifiers, flip, flip_curves, slices, the per-row tables, the label audit)
+    <out>/tables/outcomes.parquet  the outcomes again, typed (one row per model, finding and cohort row)
     <out>/figures/*.html           every report figure; .png and .svg too where chromium is available
 
 Rendering a few hundred static figures takes minutes, so a figure pack is cached beside the analysis result
@@ -21,26 +23,16 @@ from pathlib import Path
 
 import cxrfail
 from cxrfail.analysis.result import AnalysisResult
-from cxrfail.cache import default_cache_dir, hash_parts, warn_cache_unwritable
-from cxrfail.export import inert_csv_frame
+from cxrfail.cache import default_cache_dir, hash_parts, open_sealed, sealed_json, warn_cache_unwritable
+from cxrfail.export import result_tables, write_tables
 from cxrfail.files import file_sha256, staged_folder
 from cxrfail.manifest import build_manifest
 
 log = logging.getLogger(__name__)
 
-PACK_INDEX = "pack.json"
+__all__ = ["write_report"]
 
-#: CSV file name -> AnalysisResult attribute.
-CSV_TABLES = {
-    "model_performance": "performance",
-    "subgroup_rates": "subgroup_rates",
-    "regression": "regression",
-    "identifiers": "identifiers",
-    "flip": "flip",
-    "flip_curves": "flip_curves",
-}
-#: written only when the run has reference labels for an analysed finding (the label audit)
-LABEL_CSV_TABLES = {"label_agreement": "label_agreement", "label_audit": "label_audit"}
+PACK_INDEX = "pack.json"
 
 
 def write_report(
@@ -56,12 +48,7 @@ def write_report(
     replaced; each table is written whole before the manifest, which is written last."""
     out = Path(out_dir)
     tables_dir = out / "tables"
-    tables_dir.mkdir(parents=True, exist_ok=True)
-    written = dict(CSV_TABLES)
-    if not result.table("label_audit").empty:
-        written.update(LABEL_CSV_TABLES)
-    for file_name, name in written.items():
-        inert_csv_frame(result.table(name)).to_csv(tables_dir / f"{file_name}.csv", index=False)
+    written = write_tables(result_tables(result), tables_dir)
     result.outcomes.to_parquet(tables_dir / "outcomes.parquet", index=False)
     figure_files: dict[str, list[str]] = {}
     figure_note = None
@@ -75,7 +62,7 @@ def write_report(
                "refused_pairs": [{"model": m, "finding": f, "reason": reason} for (m, f), reason in result.refused.items()],
                "pair_warnings": [{"model": p.model, "finding": p.finding, "warning": w} for p in result
                                  for w in p.warnings],
-               "tables": sorted(f"tables/{name}.csv" for name in written) + ["tables/outcomes.parquet"],
+               "tables": [f"tables/{name}" for name in written] + ["tables/outcomes.parquet"],
                "figures": figure_files, "figure_note": figure_note},
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
@@ -84,7 +71,7 @@ def write_report(
 
 def _figure_code_hash() -> str:
     package = Path(cxrfail.__file__).parent
-    sources = sorted((package / "figures").glob("*.py")) + [package / "export.py"]
+    sources = sorted((package / "figures").glob("*.py")) + [package / "export.py", package / "render.py"]
     return hash_parts(*(file_sha256(path) for path in sources))
 
 
@@ -95,7 +82,7 @@ def _render_pack(result: AnalysisResult, folder: Path) -> tuple[dict[str, list[s
     pack = write_figure_pack(report_figures(result), folder)
     checksums = {path.relative_to(folder).as_posix(): file_sha256(path)
                  for path in sorted(folder.rglob("*")) if path.is_file()}
-    (folder / PACK_INDEX).write_text(json.dumps({"files": pack.files, "note": pack.note, "sha256": checksums}))
+    (folder / PACK_INDEX).write_text(sealed_json({"files": pack.files, "note": pack.note, "sha256": checksums}))
     return pack.files, pack.note
 
 
@@ -105,7 +92,7 @@ def _verified_pack(folder: Path) -> dict | None:
     if not (folder / PACK_INDEX).exists():
         return None
     try:
-        index = json.loads((folder / PACK_INDEX).read_text())
+        index = open_sealed((folder / PACK_INDEX).read_text())
         files, note, checksums = index["files"], index["note"], index["sha256"]
         for relative, expected in checksums.items():
             if file_sha256(folder / relative) != expected:
@@ -140,6 +127,6 @@ def _figures(
             files, note = _render_pack(result, target)
             (target / PACK_INDEX).unlink(missing_ok=True)
             return files, note
-        index = json.loads((cached / PACK_INDEX).read_text())
+        index = open_sealed((cached / PACK_INDEX).read_text())
     shutil.copytree(cached, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(PACK_INDEX))
     return index["files"], index["note"]

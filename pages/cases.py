@@ -11,9 +11,10 @@ import streamlit as st
 
 from cxrfail import figures
 from cxrfail.analysis.pair import run_levels
+from cxrfail.analysis.slices import slice_table_mask
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
-from cxrfail.dashboard.state import PICKED_IMAGE, remember, restore, synced
+from cxrfail.dashboard.state import PICKED_IMAGE, SLICE_FILTER, remember, restore, synced
 
 PAGE_SIZE = 12
 OUTCOMES = ("all", "misclassified", "false positive", "false negative", "correct")
@@ -78,6 +79,14 @@ if with_image:
     mask &= paths.notna().to_numpy()
 if level is not None:
     mask &= (levels[subgroup].reindex(ids) == level).fillna(False).to_numpy(dtype=bool)
+opened = st.session_state.get(SLICE_FILTER)  # a slice opened from the Slices page
+if opened is not None and opened["finding"] == finding:
+    note, clear = st.columns([5, 1])
+    note.info(f"Slice: **{opened['slice']}** (opened from Slices; {opened['model']}, {opened['error_kind']})")
+    if clear.button("Clear slice", key="cs_clear_slice"):
+        st.session_state.pop(SLICE_FILTER, None)
+        st.rerun()
+    mask &= slice_table_mask(table.reindex(ids), opened["predicates"])
 found = rows.loc[mask]
 
 n_pages = max(1, math.ceil(len(found) / PAGE_SIZE))

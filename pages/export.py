@@ -8,21 +8,17 @@ from datetime import datetime
 
 import streamlit as st
 
-from cxrfail import export, figures
-from cxrfail.analysis.result import TABLE_NAMES
+from cxrfail import export, figures, render
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import ATTRIBUTION, frame
 from cxrfail.manifest import build_manifest
-
-PER_IMAGE_TABLES = ("outcomes", "identifier_scores", "shap_values", "label_cases")
-TABLES = tuple(name for name in TABLE_NAMES if name not in PER_IMAGE_TABLES)
 
 sel = frame("Export")
 result = runs.analysis(sel)
 if result is None:
     st.stop()
-static_ok, static_message = export.static_export_status()
-export.keep_browser_open(True)  # the first PNG/SVG starts Chromium; later ones reuse it
+static_ok, static_message = render.static_export_status()
+render.keep_browser_open(True)  # the first PNG/SVG starts Chromium; later ones reuse it
 if not static_ok:
     st.warning(static_message)
 unit = result.unit
@@ -75,12 +71,11 @@ with st.expander("Preview"):
 
 st.subheader("Tables (CSV)")
 columns = st.columns(3)
-for index, table_name in enumerate(TABLES + PER_IMAGE_TABLES):
-    table = result.table(table_name)
+for index, (table_name, table) in enumerate(export.result_tables(result).items()):
     with columns[index % 3]:
         st.download_button(
             f"{table_name}.csv ({len(table):,} rows)",
-            data=(lambda t=table: export.table_bytes(t)) if table_name in PER_IMAGE_TABLES
+            data=(lambda t=table: export.table_bytes(t)) if table_name in export.PER_ROW_TABLES
             else export.table_bytes(table),
             file_name=f"{table_name}.csv", mime="text/csv", key=f"ex_table_{table_name}", on_click="ignore",
         )
@@ -94,7 +89,7 @@ formats = middle.multiselect("Figure formats", export.FIGURE_FORMATS,
 per_image = right.checkbox(f"Include the per-{unit} tables", value=False, key="ex_bundle_per_image")
 if st.button("Build the zip", type="primary", key="ex_build"):
     chosen = chosen_figures(bundle_scope)
-    tables = {n: result.table(n) for n in TABLES + (PER_IMAGE_TABLES if per_image else ())}
+    tables = export.result_tables(result, per_row=per_image)
     caveats = widgets.context(result).caveats(sel.findings, list(result.subgroup_rates["subgroup"].unique()))
     with st.status(f"Building the zip: {len(chosen)} figures × {len(formats)} formats, {len(tables)} tables",
                    expanded=True) as status:

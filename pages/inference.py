@@ -14,7 +14,7 @@ from cxrfail.dashboard.sidebar import frame
 from cxrfail.errors import CxrfailInputError
 from cxrfail.inference.ray_backend import describe_ray_plan, run_inference_on_ray
 from cxrfail.ray_cluster import resolve_ray_address
-from cxrfail.roots import is_under, model_roots
+from cxrfail.roots import data_roots, model_roots, resolve_under_roots
 
 sel = frame("Run inference")
 flash = st.session_state.pop("inf_flash", None)
@@ -75,9 +75,8 @@ else:
         missing = ("Give a model file: a model card (JSON/YAML naming the architecture, labels, preprocessing and "
                    "weights) or a TorchScript file from the folders the operator allowed (CXRFAIL_MODEL_ROOTS)"
                    + (f"; or choose 'torchxrayvision model' (installed: {', '.join(ready)})" if ready else "") + ".")
-paths = sel.dataset.cohort.table["image_path"].dropna()
-folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)",
-                       value=str(Path(paths.iloc[0]).parent) if len(paths) else "", key="inf_folder")
+folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)", key="inf_folder",
+                       placeholder="empty: the dataset's image folder" if sel.dataset.image_root else "")
 left, middle, right = st.columns(3)
 name = left.text_input("Model name in the dashboard (default: the model's)", key="inf_name")
 device = middle.selectbox("Device", ("auto", "cpu", "cuda"), key="inf_device")
@@ -102,11 +101,14 @@ if missing:
     st.warning(missing)
 if st.button("Run", type="primary", key="inf_run", disabled=bool(missing)):
     try:
-        resolved = datasets.server_path(model_file) if model_file else None
+        # One rule for every file the model names (the card, its weights, TorchScript): inside the data or model
+        # roots when opened; TorchScript only from CXRFAIL_MODEL_ROOTS (it runs code from the file).
+        model_file_roots = (*data_roots(), *model_roots())
+        resolved = resolve_under_roots(model_file, model_file_roots) if model_file else None
         if xrv_name is None and resolved is None:
             raise CxrfailInputError("no model given", fix="Pick a torchxrayvision model or give a model file path")
         spec = f"xrv:{xrv_name}" + (f"@{resolved}" if resolved else "") if xrv_name is not None else str(resolved)
-        image_folder = datasets.server_path(folder)
+        image_folder = datasets.server_path(folder) if folder.strip() else sel.dataset.image_root
         if image_folder is None or not image_folder.is_dir():
             raise CxrfailInputError("no image folder", fix="Give a folder of images under the allowed roots")
         with st.status(f"Running {Path(spec).name if xrv_name is None else 'xrv:' + xrv_name} on the image folder",
@@ -116,7 +118,7 @@ if st.button("Run", type="primary", key="inf_run", disabled=bool(missing)):
             from cxrfail.predictions import check_coverage
 
             # TorchScript runs code from the file: only from a folder the operator allowed (CXRFAIL_MODEL_ROOTS).
-            model = load_model(spec, allow_torchscript=resolved is not None and is_under(resolved, model_roots()))
+            model = load_model(spec, allow_torchscript=True, roots=model_file_roots, torchscript_roots=model_roots())
             bar = st.progress(0.0, text="hashing images and reading the cache…")
 
             def progress(done: int, total: int) -> None:

@@ -45,10 +45,13 @@ widgets.plot(figures.subgroup_rates_figure, shown, title=f"Misclassification by 
              subgroups=tuple(chosen), context=context, key="sg_rates")
 st.dataframe(widgets.rate_table(shown, min_n), hide_index=True, width="stretch",
              column_config=widgets.percent_columns(["rate", "ci_low", "ci_high"]))
-widgets.scope_caption(result, f"Rates with 95% intervals that resample patients (several {figures.plural(result.unit)} of one "
-                              "patient are not independent; the Wilson interval, which assumes they are, and the "
-                              f"design effect are in the table). Levels with fewer than {min_n} {figures.plural(result.unit)} or "
-                              f"{result.config.min_subgroup_patients} patients are shown as insufficient. Each "
+widgets.scope_caption(result, f"Rates with patient-clustered 95% intervals (several {figures.plural(result.unit)} of one "
+                              "patient are not independent: Wilson's interval at the level's effective sample size, "
+                              "or, with no error, a bound on its patients; the Wilson interval on rows, which "
+                              f"assumes independence, and the design effect are in the table). Levels with an "
+                              f"effective n below {min_n}, fewer than {result.config.min_subgroup_patients} patients "
+                              f"or fewer than {result.config.min_subgroup_events} errors (or correct {figures.plural(result.unit)}) "
+                              "are shown as insufficient. Each "
                               "subgroup's reference row is the rate where it is known: a subset's levels compare "
                               "with the subset's own rate.")
 widgets.caveat_lines(result, [finding], list(shown["subgroup"].unique()))
@@ -62,9 +65,9 @@ with st.expander("Regression table (raw p; Holm and Benjamini-Hochberg q within 
 for note in [n for n in regression["note"].dropna().unique() if str(n)]:
     st.caption(f"Note: {note}")
 st.caption("Odds ratios with 95% CIs (standard errors clustered by patient). q-values adjust the p-values "
-           "within a family: the fits on every test row of every pair of the run, or the fits on the rows "
-           "where a sparse covariate is known; no term is tested twice in a family. Covariates derived from "
-           "the target (Lung Lesion for Mass or Nodule) are left out.")
+           "within one fit of this model and finding (q_family): the fit on every test row, or the fit on the "
+           "rows where a sparse covariate is known; they do not depend on the other pairs of the run. "
+           "Covariates derived from the target (Lung Lesion for Mass or Nodule) are left out.")
 
 st.subheader("One term across models and findings")
 terms = result.regression_terms()

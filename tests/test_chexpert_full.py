@@ -46,7 +46,7 @@ def test_whole_bundled_chexpert_file_gives_a_complete_report(policy, simulated_m
     study = raw["Path"].str.extract(r"(patient[^/]+/study[^/]+)/")[0]
     # Under "drop" a study leaves the analysis when every image's label is uncertain (blank counts as 0).
     dropped = (raw[FINDING] == -1).groupby(study).all().sum()
-    performance = pd.read_csv(out / "tables" / "model_performance.csv")
+    performance = pd.read_csv(out / "tables" / "performance.csv")
     assert performance["n"].tolist() == [N_STUDIES - dropped if policy == "drop" else N_STUDIES]
     assert 0.7 < performance["auroc"].iloc[0] < 0.95
     identifiers = pd.read_csv(out / "tables" / "identifiers.csv")

@@ -34,10 +34,10 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
                         "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--out", out,
                         "--cache-dir", tmp_path / "cache")
     assert completed.returncode == 0, completed.stderr
-    performance = pd.read_csv(out / "tables" / "model_performance.csv")
+    performance = pd.read_csv(out / "tables" / "performance.csv")
     assert list(performance.columns[:7]) == ["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
     assert performance[["model", "finding"]].values.tolist() == [["densenet121_nih25", "Edema"]]
-    for name in ("subgroup_rates", "regression", "identifiers", "flip"):
+    for name in ("subgroup_rates", "regression", "identifiers", "flip", "outcomes", "identifier_scores"):
         assert len(pd.read_csv(out / "tables" / f"{name}.csv")) > 0
     outcomes = pd.read_parquet(out / "tables" / "outcomes.parquet")
     assert len(outcomes) == 22433
@@ -147,7 +147,7 @@ def test_degenerate_pairs_are_refused_with_a_reason_and_the_rest_runs(tmp_path):
     assert completed.returncode == 0, completed.stderr
     refused = [line for line in completed.stderr.splitlines() if " refused: " in line]
     assert len(refused) == 1 and refused[0].startswith("cxrfail: model · Cardiomegaly refused: no positives")
-    performance = pd.read_csv(out / "tables" / "model_performance.csv")
+    performance = pd.read_csv(out / "tables" / "performance.csv")
     assert performance["finding"].tolist() == ["Edema"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(r["model"], r["finding"]) for r in manifest["refused_pairs"]] == [("model", "Cardiomegaly")]
@@ -159,3 +159,32 @@ def test_one_patient_owning_most_images_is_refused_not_reported(tmp_path):
     assert_clean_input_error(completed, "every model × finding pair was refused")
     assert "cxrfail: model · Edema refused: 5 patient(s) in the test split, fewer than the minimum 30" \
         in completed.stderr.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragments"),
+    [
+        (["--slice-top-k", "0"], ["setting slice_top_k is 0", "from 1 to 1000"]),
+        (["--slice-min-rows", "5000"], ["setting slice_min_rows is 5000", "calibration split's"]),
+        (["--slice-min-patients", "5000"], ["setting slice_min_patients is 5000", "calibration split's"]),
+        (["--subgroups", "Scanner"], ["Scanner"]),
+    ],
+)
+def test_bad_slice_settings_exit_2_with_one_line(tmp_path, flags, fragments):
+    completed = run_cli("analyze", *_synthetic_cohort(tmp_path), *flags, "--out", tmp_path / "report")
+    assert_clean_input_error(completed, *fragments)
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_pair_too_small_for_slices_says_so_and_the_run_goes_on(tmp_path):
+    out = tmp_path / "report"
+    completed = run_cli("analyze", *_synthetic_cohort(tmp_path), "--slice-min-rows", "150", "--slice-error-kinds",
+                        "misclassified", "false_negative", "false_positive", "--out", out)
+    assert completed.returncode == 0, completed.stderr
+    said = [line for line in completed.stderr.splitlines() if "slices (false negative)" in line]
+    assert said and "fewer than the minimum slice support of 150" in said[0]
+    slices = pd.read_csv(out / "tables" / "slices.csv")
+    assert {"model", "finding", "error_kind", "slice", "predicates", "n_calibration", "rate_calibration", "n_test",
+            "n_patients_test", "rate_test", "ci_low", "ci_high", "rate_ratio", "rr_ci_low", "rr_ci_high", "p_value",
+            "q_value", "q_value_grid", "confirmed"} <= set(slices.columns)
+    assert "false_negative" not in set(slices["error_kind"])

@@ -12,11 +12,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from cxrfail import export
+from cxrfail import export, render
 from cxrfail.files import bytes_sha256, file_sha256
 from cxrfail.manifest import build_manifest
 
-HAS_CHROMIUM = os.path.exists("/usr/bin/chromium") or export.find_browser() is not None
+HAS_CHROMIUM = os.path.exists("/usr/bin/chromium") or render.find_browser() is not None
 needs_browser = pytest.mark.skipif(
     not HAS_CHROMIUM, reason="PNG/SVG export needs Chromium (Debian: apt-get install chromium); not installed here"
 )
@@ -54,7 +54,7 @@ def test_unknown_format_is_rejected(fig):
 
 @needs_browser
 def test_png_and_svg_render_with_chromium(fig):
-    images = export.render_static({"one": fig, "two": fig}, "png")
+    images = render.render_static({"one": fig, "two": fig}, "png")
     assert set(images) == {"one", "two"}
     assert images["one"].startswith(b"\x89PNG")
     svg = export.figure_bytes(fig, "svg")
@@ -63,9 +63,9 @@ def test_png_and_svg_render_with_chromium(fig):
 
 def test_missing_browser_gives_a_clear_error(fig, monkeypatch, tmp_path):
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
-    available, message = export.static_export_status()
+    available, message = render.static_export_status()
     assert not available and "BROWSER_PATH" in message
-    with pytest.raises(export.StaticExportUnavailable, match="HTML and CSV export work without it"):
+    with pytest.raises(render.StaticExportUnavailable, match="HTML and CSV export work without it"):
         export.figure_bytes(fig, "png")
     pack = export.write_figure_pack({"bar": fig}, tmp_path / "pack", manifest={"seed": 1})
     assert (tmp_path / "pack" / "bar.html").exists()
@@ -77,8 +77,8 @@ def test_missing_browser_gives_a_clear_error(fig, monkeypatch, tmp_path):
 
 def test_no_browser_on_path(monkeypatch):
     monkeypatch.delenv("BROWSER_PATH", raising=False)
-    monkeypatch.setattr(export.shutil, "which", lambda name: None)
-    available, message = export.static_export_status()
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    available, message = render.static_export_status()
     assert not available and "apt-get install chromium" in message
 
 
@@ -147,14 +147,14 @@ def test_zip_bundle_has_every_format_and_a_manifest(fig, tables):
 def test_kept_browser_renders_later_exports_without_restarting(fig):
     import time
 
-    export.keep_browser_open(True)
+    render.keep_browser_open(True)
     try:
         first = export.figure_bytes(fig, "png")
         started = time.perf_counter()
-        again = export.render_static({"a": fig, "b": fig}, "svg")
+        again = render.render_static({"a": fig, "b": fig}, "svg")
         elapsed = time.perf_counter() - started
         assert first.startswith(b"\x89PNG") and b"<svg" in again["b"][:500]
         assert elapsed < 4.0  # no browser start-up (that alone takes ~4 s here)
     finally:
-        export.keep_browser_open(False)
-    assert export._SESSION is None
+        render.keep_browser_open(False)
+    assert render._SESSION is None

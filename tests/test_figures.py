@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -184,7 +185,7 @@ def test_subgroup_figure_marks_insufficient_levels_and_device_caveat(result):
     n_levels = len(rows)
     assert sum(len(trace.y) for trace in fig.data) == n_levels
     if (~rows["sufficient"]).any():
-        assert "insufficient (n < 30)" in text
+        assert "insufficient (effective n < 30" in text
     assert DEVICES_NOTE in text  # the cohort note on how the subgroup was read
     assert "non-radiologist" not in _text(figures.subgroup_rates_figure(rows, min_n=30))  # no demo constants
     assert re.search(r"n=\d", text)

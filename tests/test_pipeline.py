@@ -40,6 +40,10 @@ def test_every_table_covers_every_model_and_finding(light_result, two_models):
         table = getattr(light_result, name)
         assert set(zip(table["model"], table["finding"])) == pairs, name
     assert light_result.progress_messages[-1][0] == 1.0
+    # bootstrap resamples left out of the identifier intervals (one class) are counted beside them
+    identifiers = light_result.identifiers
+    assert (identifiers["ci_method"] == "bootstrap").all()
+    assert identifiers["n_replicates_dropped"].between(0, LIGHT.n_bootstrap).all()
     fractions = [fraction for fraction, _ in light_result.progress_messages]
     assert fractions == sorted(fractions)
 
@@ -60,7 +64,7 @@ def test_threshold_is_chosen_on_calibration_and_f1_reported_on_test(light_result
         test = rows[rows["split"] == "test"]
         expected = choose_threshold(calibration["label"].to_numpy(), calibration["probability"].to_numpy()).threshold
         assert rows["threshold"].unique().tolist() == [expected]
-        f1 = light_result.performance.query("model == @model and finding == @finding")["f1"].item()
+        f1 = light_result.rows("performance", model=model, finding=finding)["f1"].item()
         assert f1 == pytest.approx(f1_score(test["label"], test["prediction"]))
         assert (rows["misclassified"] == (rows["prediction"] != rows["label"])).all()
 
@@ -88,30 +92,51 @@ def test_subgroups_are_on_test_rows_and_devices_only_on_annotated_images(light_r
         assert own["n"] == annotated and own["is_subset"] and not own["random_sample"]
         assert own["rate"] == pytest.approx(devices["n_misclassified"].sum() / annotated)
         assert (rows["ci_low"] <= rows["rate"]).all() and (rows["rate"] <= rows["ci_high"]).all()
-        assert (rows["sufficient"] == ((rows["n"] >= LIGHT.min_subgroup_n)
-                                       & (rows["n_patients"] >= LIGHT.min_subgroup_patients))).all()
+        assert (with_reference["ci_high"] > with_reference["ci_low"]).all()  # no zero-width interval anywhere
+        events = np.minimum(rows["n_misclassified"], rows["n"] - rows["n_misclassified"])
+        assert (rows["sufficient"] == ((rows["effective_n"] >= LIGHT.min_subgroup_n)
+                                       & (rows["n_patients"] >= LIGHT.min_subgroup_patients)
+                                       & (events >= LIGHT.min_subgroup_events))).all()
+        # the oldest patients (74 test images of 28 patients, one with 22) are too few to read a rate from
+        oldest = rows.query("subgroup == 'age' and level == '>=80'").iloc[0]
+        assert oldest["n_patients"] == 28 and not oldest["sufficient"]
+        if finding == "Edema":  # no Edema error among them: the bound on 28 patients, not [0, 0]
+            assert oldest["n_misclassified"] == 0 and oldest["ci_high"] == pytest.approx(1 - 0.025 ** (1 / 28))
 
 
-def test_regression_adjusts_across_the_grid_and_fits_devices_on_annotated_rows(light_result):
+def test_regression_adjusts_within_each_fit_and_fits_devices_on_annotated_rows(light_result):
     regression = light_result.regression.dropna(subset=["p_value"])
     assert (regression["q_holm"] >= regression["p_value"] - 1e-15).all()
     assert (regression["q_bh"] >= regression["p_value"] - 1e-15).all()
     assert (regression["q_holm"] >= regression["q_bh"] - 1e-15).all()
     devices = light_result.regression[light_result.regression["family"].str.contains("Support Devices")]
     assert not devices.empty and (devices["n"] < 621).all()
-    # each family is adjusted once across the grid: no term is tested twice within a family
-    for _, family in regression.groupby("q_family"):
+    # each family is one fit of one pair, named in full: no term is tested twice within a family
+    for name, family in regression.groupby("q_family"):
         assert not family.duplicated(["model", "finding", "term"]).any()
+        (model, finding, fit), = family[["model", "finding", "family"]].drop_duplicates().itertuples(index=False)
+        assert name == f"{model} · {finding} · test split, {fit}"
     assert "age (per 10 years)" in set(light_result.regression["term"])
+
+
+def test_q_values_of_a_pair_do_not_depend_on_the_rest_of_the_run(light_result, demo_cohort, two_models, tmp_path):
+    # the dashboard's first screen runs one finding ("core" scope); its q-values are the full run's
+    alone = run_analysis(demo_cohort, two_models, replace(LIGHT, findings=("Consolidation",)), scope="core",
+                         cache_dir=tmp_path, n_jobs=1)
+    for model in two_models:
+        for name in ("regression", "subgroup_rates"):
+            mine, full = (run.pair(model.name, "Consolidation").table(name).reset_index(drop=True)
+                          for run in (alone, light_result))
+            pd.testing.assert_frame_equal(mine, full)
 
 
 def test_flip_outcomes_follow_tau_on_test_rows(light_result):
     for (model, finding), rows in light_result.outcomes.groupby(["model", "finding"]):
-        tau = light_result.flip.query("model == @model and finding == @finding")["test_tau"].item()
+        tau = light_result.rows("flip", model=model, finding=finding)["test_tau"].item()
         test = rows[rows["split"] == "test"]
         flipped = test["identifier_probability"] >= tau
         assert (test["flipped_prediction"] == np.where(flipped, 1 - test["prediction"], test["prediction"])).all()
-        row = light_result.flip.query("model == @model and finding == @finding").iloc[0]
+        row = light_result.rows("flip", model=model, finding=finding).iloc[0]
         assert row["n_flips"] == flipped.sum()
         assert row["delta_f1"] == pytest.approx(
             f1_score(test["label"], test["flipped_prediction"]) - f1_score(test["label"], test["prediction"]))
@@ -153,10 +178,21 @@ def test_pair_results_answer_per_pair_and_stack_into_the_long_tables(light_resul
     test = pair.outcomes_in("test")
     assert overall["n"] == len(test) and overall["n_misclassified"] == int(test["misclassified"].sum())
     assert overall["n_fp"] + overall["n_fn"] == overall["n_misclassified"]
-    assert pair.flip["tau"] == pair.chosen_tau
-    # the verdict row is the live evaluation at the chosen tau, with the run's seed and bootstrap
-    live = light_result.evaluate_flip(pair.model, pair.finding, pair.chosen_tau)
-    assert live.delta_f1 == pytest.approx(pair.flip["delta_f1"]) and live.n_flips == pair.flip["n_flips"]
+    # the headline rate carries the patient-clustered interval of every subgroup rate (the view reference row is
+    # the same rows), wider than Wilson's on rows
+    view = pair.subgroup_rates.query("subgroup == 'view' and is_reference").iloc[0]
+    assert view["n"] == overall["n"]
+    assert (overall["ci_low"], overall["ci_high"]) == pytest.approx((view["ci_low"], view["ci_high"]), abs=1e-12)
+    assert overall["ci_high"] - overall["ci_low"] > view["wilson_high"] - view["wilson_low"]
+    # every pair's verdict row is the live evaluation at the chosen tau (on the test identifier's scale), with
+    # the run's seed and bootstrap: a verdict, not exploratory, whether the choice flips rows or nothing
+    for each in light_result:
+        flip = each.flip
+        assert each.chosen_tau == flip["test_tau"]
+        live = light_result.evaluate_flip(each.model, each.finding, each.chosen_tau)
+        assert not live.exploratory and live.improved == flip["improved"]
+        assert live.delta_f1 == pytest.approx(flip["delta_f1"]) and live.n_flips == flip["n_flips"]
+        assert (live.n_flips == 0) == each.flips_nothing
     with pytest.raises(KeyError, match="no pair"):
         light_result.pair("absent", "Edema")
 

@@ -10,7 +10,7 @@ from cxrfail.errors import PredictionsError
 from cxrfail.predictions import (
     check_coverage,
     common_ids,
-    load_prediction_files,
+    load_predictions,
     load_predictions_csv,
 )
 
@@ -81,5 +81,5 @@ def test_model_names_must_be_distinct(tmp_path):
     (tmp_path / "sub").mkdir()
     b = _write(tmp_path / "sub", "image_id,Edema\nx,0.1\n", "a.csv")
     with pytest.raises(PredictionsError, match="model name 'a'"):
-        load_prediction_files([a, b])
-    assert [m.name for m in load_prediction_files([a, b], ["one", "two"])] == ["one", "two"]
+        load_predictions([a, b])
+    assert [m.name for m in load_predictions([a, b], ["one", "two"])] == ["one", "two"]

@@ -73,8 +73,15 @@ class AurocReplicates:
     estimates: dict[str, float]
     replicates: dict[str, np.ndarray] = field(repr=False)
 
+    @property
+    def n_dropped(self) -> int:
+        """Replicates left out of every interval: resamples with one class, where no AUROC is defined (the same
+        resamples for every score, as all share the draws)."""
+        first = next(iter(self.replicates.values()), np.empty(0))
+        return int(np.isnan(first).sum())
+
     def interval(self, which: str, confidence: float = 0.95) -> BootstrapInterval:
-        """The percentile interval of score ``which``'s AUROC."""
+        """The percentile interval of score ``which``'s AUROC (``n_dropped``: resamples with one class)."""
         return percentile_interval(self.estimates[which], self.replicates[which], confidence)
 
     def difference(self, which: str, reference: str, confidence: float = 0.95) -> BootstrapInterval:
@@ -265,7 +272,8 @@ def bootstrap_auroc(
 
     Returns:
         `BootstrapInterval`: ``estimate`` = scikit-learn's ``roc_auc_score`` on the full data; ``n_replicates``
-        the replicates kept. With one class only, every field is NaN (and ``n_replicates`` 0).
+        the replicates kept, ``n_dropped`` those left out (one class). With one class only, every field is NaN
+        (``n_replicates`` 0, nothing drawn).
 
     Cost: one sort, then per chunk of replicates an (R x P) @ (P x (3K + 1)) sparse product with at most n
     non-zeros (K = distinct positive scores): O(R (P + n)).

@@ -43,6 +43,21 @@ SCOPES: tuple[str, ...] = (FULL_SCOPE, CORE_SCOPE)
 #: Radiographic findings sliced as subgroups and used as regression covariates (CheXbreak's clinical findings).
 CLINICAL_FINDINGS: tuple[str, ...] = ("Lung Lesion", "Pneumothorax", "Support Devices")
 
+#: Cohort formats `cxrfail.cohort.load_cohort` reads (CLI ``--cohort``, the dashboard's Data page), with a line
+#: each; `FILE_COHORT_KINDS` need the cohort's CSV file.
+COHORT_KINDS: dict[str, str] = {
+    "demo": "the NIH demo: the test split of the shared prediction files, with their radiographs",
+    "nih": "NIH ChestX-ray14 metadata (torchxrayvision's bundled copy unless a file is given)",
+    "chexpert": "a CheXpert-format CSV",
+    "csv": "any CSV with a column map",
+}
+FILE_COHORT_KINDS: tuple[str, ...] = ("chexpert", "csv")
+#: What CheXpert's -1 (uncertain) labels become: 0, 1, or dropped (NaN; the row leaves that finding only).
+UNCERTAIN_POLICIES: tuple[str, ...] = ("zeros", "ones", "drop")
+#: Error kinds a slice search looks for (`cxrfail.analysis.slices`): every row misclassified, positives missed,
+#: negatives called positive.
+SLICE_ERROR_KINDS: tuple[str, ...] = ("misclassified", "false_negative", "false_positive")
+
 #: Default fewest distinct test patients of a pair (fewer: the pair is refused).
 MIN_TEST_PATIENTS = 30
 #: Default fewest calibration rows a flip threshold must flip to count as a choice (fewer: "flip nothing").
@@ -59,7 +74,7 @@ class AnalysisConfig:
     calibration_fraction: float = 0.5  # share of patients in the calibration split
     seed: int = 0
     age_bins: tuple[float, ...] = (40.0, 60.0, 80.0)  # edges in years: <40, 40-59, 60-79, >=80
-    min_subgroup_n: int = 30  # rows: a subgroup level with fewer is flagged insufficient
+    min_subgroup_n: int = 30  # effective rows (n / design effect): a subgroup level with fewer is flagged insufficient
     extra_subgroups: tuple[str, ...] = ()  # further cohort columns to slice by
     learners: tuple[str, ...] = ("hist_gradient_boosting",)  # LEARNERS names; the first is the run's identifier
     feature_sets: tuple[str, ...] = ("own+demographics",)  # FEATURE_SETS; the first non-oracle one flips
@@ -69,9 +84,18 @@ class AnalysisConfig:
     shap_max_samples: int = 500  # test rows explained per pair
     min_overlap: float = 0.9  # share of a model's predicted ids that must be in the cohort
     min_subgroup_patients: int = 10  # a subgroup level with fewer patients is flagged insufficient
-    subgroup_bootstrap: int = 1000  # patient-bootstrap replicates per subgroup level
     min_calibration_flips: int = MIN_CALIBRATION_FLIPS
     min_test_patients: int = MIN_TEST_PATIENTS
+    min_subgroup_events: int = 5  # a subgroup level with fewer misclassified (or correct) rows is flagged insufficient
+    # Failure slices (`cxrfail.analysis.slices`): searched on calibration, the top K confirmed on test.
+    slice_top_k: int = 20  # candidates confirmed per pair and error kind
+    slice_min_rows: int = 50  # fewest calibration rows of a slice (at most the calibration split's rows)
+    slice_min_patients: int = 20  # fewest calibration patients of a slice
+    # SLICE_ERROR_KINDS searched; misclassification by default (the measure of every other step), each kind
+    # adds a search (about 1 s of CPU per pair at CheXpert scale): false_negative / false_positive on request
+    slice_error_kinds: tuple[str, ...] = ("misclassified",)
+    slice_max_predicates: int = 3  # most predicates in a slice
+    slice_search_rows: int = 5_000  # calibration rows the search library sees (a patient sample beyond)
 
     def __post_init__(self) -> None:
         """Refuse settings outside their ranges or names outside their lists with `ConfigError` naming the field."""
@@ -89,9 +113,14 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "shap_max_samples": (1, 1_000_000, True, True),
     "min_overlap": (0.0, 1.0, True, False),
     "min_subgroup_patients": (1, math.inf, True, True),
-    "subgroup_bootstrap": (20, 1_000_000, True, True),
     "min_calibration_flips": (1, math.inf, True, True),
     "min_test_patients": (2, math.inf, True, True),
+    "min_subgroup_events": (0, math.inf, True, True),
+    "slice_top_k": (1, 1000, True, True),
+    "slice_min_rows": (1, math.inf, True, True),
+    "slice_min_patients": (1, math.inf, True, True),
+    "slice_max_predicates": (1, 4, True, True),
+    "slice_search_rows": (100, math.inf, True, True),
 }
 
 #: field -> the names it may take (every entry, for tuple fields).
@@ -100,6 +129,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "auroc_interval": AUROC_INTERVAL_METHODS,
     "learners": LEARNERS,
     "feature_sets": FEATURE_SETS,
+    "slice_error_kinds": SLICE_ERROR_KINDS,
 }
 
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
-
 from threadpoolctl import threadpool_limits
 
 from cxrfail.analysis.identifiers import OPENMP_THREADS, ConstantIdentifier, feature_frame

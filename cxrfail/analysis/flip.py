@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.config import MIN_CALIBRATION_FLIPS
-from cxrfail.analysis.resampling import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
 from cxrfail.analysis.identifiers import (
     SplitIdentifier,
     feature_frame,
@@ -41,6 +40,7 @@ from cxrfail.analysis.identifiers import (
     refuse_oracle_for_flipping,
 )
 from cxrfail.analysis.outcomes import binary_metrics, f1_from_counts
+from cxrfail.analysis.resampling import paired_bootstrap_f1_change, paired_bootstrap_f1_changes
 from cxrfail.analysis.splits import calibration_rows
 from cxrfail.analysis.validation import as_binary
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.auroc_intervals import bootstrap_auroc
-from cxrfail.analysis.resampling import bootstrap_ratios, paired_bootstrap_f1_change
 from cxrfail.analysis.outcomes import binary_metrics
+from cxrfail.analysis.resampling import bootstrap_ratios, paired_bootstrap_f1_change
 from cxrfail.analysis.validation import as_binary
 
 CORRECT = "correct by both labels"
@@ -59,6 +59,8 @@ AUDIT_COLUMNS = (
     "n_label_error_false_positive", "n_label_error_false_negative", "n_reference_only_error",
     "n_flips", "flip_delta_f1_cohort", "flip_cohort_ci_low", "flip_cohort_ci_high",
     "flip_delta_f1_reference", "flip_reference_ci_low", "flip_reference_ci_high",
+    "n_bootstrap", "auroc_cohort_n_dropped", "auroc_reference_n_dropped", "identifier_auroc_cohort_n_dropped",
+    "identifier_auroc_reference_n_dropped", "error_share_n_dropped",
 )
 """Columns of `LabelAudit.audit` (``label_audit.csv``), one row per (model, finding).
 
@@ -76,6 +78,12 @@ label set); ``n_misclassified`` (by the cohort label) = ``n_model_error`` + ``n_
 ``..._false_negative``; ``n_reference_only_error`` (wrong by the reference, right by the cohort label);
 ``n_flips``, ``flip_delta_f1_cohort`` and ``flip_delta_f1_reference``: F1 after minus before flipping, against
 each label set, with paired patient-bootstrap 95% CIs (NaN without flipped predictions).
+
+Resampling: every interval draws ``n_bootstrap`` patient resamples. Those on which the statistic is undefined
+are left out of its interval and counted: ``<auroc>_n_dropped`` for each AUROC (resamples with one class),
+``error_share_n_dropped`` for the two error shares (resamples without a misclassified row; one count, as both
+shares come from the same resamples). The F1 changes are defined on every resample (F1 = 0 when undefined).
+NaN where the interval is not computed.
 """
 
 CASE_COLUMNS = ("model", "finding", "image_id", "patient_id", "split", "label", "reference_label", "prediction",
@@ -128,6 +136,11 @@ def _interval_columns(result, prefix: str) -> dict[str, float]:
     if result is None:
         return {prefix: np.nan, f"{prefix}_ci_low": np.nan, f"{prefix}_ci_high": np.nan}
     return {prefix: result.estimate, f"{prefix}_ci_low": result.ci_low, f"{prefix}_ci_high": result.ci_high}
+
+
+def _dropped(result) -> float:
+    """Replicates a `BootstrapInterval` left out (NaN for None, the interval not computed)."""
+    return np.nan if result is None else float(result.n_dropped)
 
 
 def _single_value(outcomes: pd.DataFrame, column: str) -> str:
@@ -239,7 +252,7 @@ def audit_pair(
 
     def auroc(truth, values, prefix: str) -> dict[str, float]:
         result = None if values is None else bootstrap_auroc(truth, values, patients, **bootstrap)
-        return _interval_columns(result, prefix)
+        return {**_interval_columns(result, prefix), f"{prefix}_n_dropped": _dropped(result)}
 
     def share(result, prefix: str) -> dict[str, float]:
         columns = _interval_columns(result, prefix)
@@ -265,6 +278,7 @@ def audit_pair(
         "n_label_error_false_negative": int(np.sum((label_error_s == 1) & (pred_s == 0))),
         "n_reference_only_error": int(np.sum(verdict_s == REFERENCE_ONLY_ERROR)),
         **flip_columns,
+        "n_bootstrap": int(n_bootstrap), "error_share_n_dropped": _dropped(model_share),
     }], columns=list(AUDIT_COLUMNS))
 
     cases = pd.DataFrame({

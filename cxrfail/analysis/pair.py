@@ -24,10 +24,12 @@ from cxrfail.analysis.labels import audit_pair
 from cxrfail.analysis.outcomes import binary_metrics, classify
 from cxrfail.analysis.regression import fit_pair_regressions
 from cxrfail.analysis.result import LABEL_TABLES, TABLE_COLUMNS, TABLE_NAMES, PairRefusal, PairResult
+from cxrfail.analysis.slices import find_slices_with_config
 from cxrfail.analysis.splits import CALIBRATION, TEST
 from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.findings import derived_from
+
 
 @dataclass(frozen=True)
 class PairInputs:
@@ -52,9 +54,10 @@ def run_levels(table: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
 
 
 def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisConfig) -> PairResult | PairRefusal:
-    """Every step for one (model, finding) on the rows whose label is known; regression q-values are added
-    by `cxrfail.analysis.runner.adjust_regression`. A pair whose splits cannot support the analysis (a split without
-    positives or negatives, too few test patients: `cxrfail.analysis.checks`) is refused with its reason."""
+    """Every step for one (model, finding) on the rows whose label is known; nothing depends on the other pairs
+    of a run (regression q-values are adjusted within each fit of this pair). A pair whose splits cannot support
+    the analysis (a split without positives or negatives, too few test patients: `cxrfail.analysis.checks`) is
+    refused with its reason."""
     table, probabilities, split, levels = inputs.table, inputs.probabilities, inputs.split, inputs.levels
     known = table[finding].notna().to_numpy()
     rows = table.loc[known]
@@ -95,9 +98,10 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     test_rows = rows.loc[test]
     rates = _tagged(subgroup_rates(
         wrong_test, pair_levels, test_rows["patient_id"], min_n=config.min_subgroup_n,
-        min_patients=config.min_subgroup_patients, n_replicates=config.subgroup_bootstrap, seed=config.seed,
+        min_patients=config.min_subgroup_patients, min_events=config.min_subgroup_events,
         not_random_samples=inputs.non_random_subsets), tag)
-    regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding), tag)
+    regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding, model=model, rows_name="test split"),
+                         tag)
 
     flip_set = next((fs for fs in config.feature_sets if not is_oracle(fs)), None)
     identifier = (config.learners[0], flip_set or config.feature_sets[0])
@@ -160,7 +164,12 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
                                          max_samples=config.shap_max_samples, seed=config.seed)
         tables["shap_values"] = to_long(attributions, model=model, finding=finding)
     tables.update(_label_audit(tables, inputs.reference, finding, config))
-    return PairResult(model, finding, inputs.unit, tables, identifier=identifier, warnings=check.warnings)
+
+    # Failure slices: searched on calibration, the top K per error kind confirmed on test (`analysis.slices`).
+    found = find_slices_with_config(rows, finding, y, prediction, row_split, config)
+    tables["slices"] = _tagged(found.table, tag)
+    return PairResult(model, finding, inputs.unit, tables, identifier=identifier,
+                      warnings=check.warnings + found.warnings)
 
 
 def _aligned_rows(frame: pd.DataFrame | pd.Series, index: pd.Index, known: np.ndarray, ids: pd.Index):
@@ -238,6 +247,7 @@ IDENTIFIER_COLUMNS = (
     "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
     "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
     "ci_method",  # "bootstrap" (patient resamples) or "analytic" (clustered DeLong, large pairs)
+    "n_replicates_dropped",  # bootstrap resamples with one class, left out of the intervals (NaN: analytic)
 )
 
 

@@ -38,7 +38,7 @@ SPARSE_COVARIATE_SHARE = 0.5
 #: family of the fit on every row given to `fit_pair_regressions`
 ALL_ROWS_FAMILY = "all rows"
 PAIR_REGRESSION_COLUMNS = ("family", "term", "odds_ratio", "ci_low", "ci_high", "p_value", "n", "n_events",
-                           "converged", "note")
+                           "converged", "note", "q_holm", "q_bh", "q_family")
 AGE_COLUMN = "age"
 AGE_UNIT_YEARS = 10.0
 #: |log odds ratio| and standard error above which an estimate is treated as a sign of separation
@@ -352,25 +352,34 @@ def regression_covariates(finding: str, available: pd.Index) -> list[str]:
     return [covariate for covariate in CLINICAL_FINDINGS if covariate in available and covariate not in excluded]
 
 
-def fit_pair_regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: str) -> pd.DataFrame:
-    """Logistic regressions of misclassification for one (model, finding) pair, one per family of terms.
+def fit_pair_regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: str, *, model: str = "",
+                         rows_name: str = "test split") -> pd.DataFrame:
+    """Logistic regressions of misclassification for one (model, finding) pair, one per family of terms, with
+    Holm and Benjamini-Hochberg q-values within each fit.
 
     The first fit uses every row (family `ALL_ROWS_FAMILY`): age, sex, view and the finding covariates known
     on at least `SPARSE_COVARIATE_SHARE` of the rows. Each sparser finding covariate (on NIH: support devices,
     read on 621 images) gets its own fit on the rows where it is known (family "rows with <covariate>
     known"), with the same covariates plus itself. Covariates derived from the target are left out
-    (`regression_covariates`). Each fit is its own family of hypotheses: adjust with `adjust_within_families`
-    so that age, which appears in both fits, is never counted twice in one family.
+    (`regression_covariates`).
+
+    Each fit is its own family of hypotheses: its terms' p-values are adjusted together (`adjust_p_values`),
+    and nothing else is, so a pair's q-values never depend on which other pairs a run holds, and age, which
+    appears in both fits, is never counted twice in one family. ``q_family`` names the family in full, e.g.
+    "densenet121_jrzech · Edema · test split, all rows".
 
     Args:
         rows: cohort rows (e.g. the test split), index = row id, with ``patient_id``, ``age`` (years), ``sex``,
             ``view`` and finding columns (1/0/NaN).
         misclassified: 0/1 Series on the same index (a subset of ``rows.index`` is not allowed).
         finding: the target finding.
+        model: the model's name, for ``q_family``.
+        rows_name: what ``rows`` are, for ``q_family``.
 
     Returns:
         DataFrame with columns `PAIR_REGRESSION_COLUMNS` (``family`` names the fit; ``n``/``n_events`` are its
-        rows and misclassified rows); a fit with no estimable term gives one row with term None and NaNs.
+        rows and misclassified rows; ``q_holm``/``q_bh`` NaN where ``p_value`` is); a fit with no estimable
+        term gives one row with term None and NaNs.
     """
     missing = [column for column in ("patient_id", "age", "sex", "view") if column not in rows.columns]
     if missing:
@@ -398,33 +407,7 @@ def fit_pair_regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: 
                                    "p_value": np.nan}])
         frame.insert(0, "family", family)
         frame["n"], frame["n_events"], frame["converged"], frame["note"] = fit.n, fit.n_events, fit.converged, fit.note
+        frame["q_holm"], frame["q_bh"] = adjust_p_values(frame["p_value"].to_numpy(dtype=float))
+        frame["q_family"] = " · ".join(part for part in (model, finding, f"{rows_name}, {family}") if part)
         frames.append(frame[list(PAIR_REGRESSION_COLUMNS)])
     return pd.concat(frames, ignore_index=True)
-
-
-def adjust_within_families(frame: pd.DataFrame, family_columns) -> pd.DataFrame:
-    """Holm and Benjamini-Hochberg q-values of ``p_value`` computed separately within each family.
-
-    Args:
-        frame: a table with a ``p_value`` column (e.g. `fit_pair_regressions` rows of the whole grid, with
-            model and finding columns added).
-        family_columns: the columns whose values define a family, e.g. ``("family",)`` to adjust each kind of
-            fit across the whole grid, or ``("model", "finding", "family")`` to adjust each fit on its own.
-
-    Returns:
-        A copy with ``q_holm``, ``q_bh`` (NaN where ``p_value`` is NaN) and ``q_family``, the family as text
-        ("Edema | all rows"), so the table says which family each q-value belongs to.
-    """
-    columns = list(family_columns)
-    unknown = [column for column in columns + ["p_value"] if column not in frame.columns]
-    if not columns or unknown:
-        raise ValueError(f"family_columns must be non-empty columns of frame; missing: {unknown}")
-    out = frame.copy()
-    out["q_holm"] = np.nan
-    out["q_bh"] = np.nan
-    out["q_family"] = out[columns].astype(str).agg(" | ".join, axis=1)
-    for _, members in out.groupby("q_family", sort=False):
-        holm, bh = adjust_p_values(members["p_value"].to_numpy(dtype=float))
-        out.loc[members.index, "q_holm"] = holm
-        out.loc[members.index, "q_bh"] = bh
-    return out

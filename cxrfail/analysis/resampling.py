@@ -1,10 +1,11 @@
 """Patient-level (cluster) bootstrap of statistics that depend on patients through a few counts: the change in
-F1 from flipping predictions, rates and ratios (shares). AUROC intervals: `cxrfail.analysis.auroc_intervals`.
+F1 from flipping predictions and ratios (shares). AUROC intervals: `cxrfail.analysis.auroc_intervals`; subgroup
+misclassification rates: `cxrfail.analysis.subgroups.clustered_rate` (analytic, it covers at small n).
 
 All resample *patients* with replacement (rows of one patient are not independent, so the row is the wrong
 unit to resample) and never gather rows per replicate:
 
-* F1 depends only on the confusion counts (tp, fp, fn), a rate or a share of rows on two row sums. Each
+* F1 depends only on the confusion counts (tp, fp, fn), a share of rows on two row sums. Each
   patient is summarised by those counts (P x C), and a resample of P patients by the sums of its drawn
   patients' rows. Patients with the same counts are interchangeable, so a resample is a multinomial draw over
   the U distinct count rows (`resample_patterns`): exactly the distribution of a full resample, at O(R U)
@@ -39,6 +40,8 @@ class BootstrapInterval:
         ci_low, ci_high: percentile interval of the replicates (NaN when there are none).
         n_replicates: replicates the interval is based on (those where the statistic is defined).
         replicates: (n_replicates,) the replicate values (not compared, not shown in repr).
+        n_dropped: replicates drawn but left out because the statistic is undefined on them (an AUROC of a
+            resample with one class, a ratio whose resampled denominator is 0); drawn = n_replicates + n_dropped.
     """
 
     estimate: float
@@ -46,6 +49,7 @@ class BootstrapInterval:
     ci_high: float
     n_replicates: int
     replicates: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+    n_dropped: int = 0
 
     @property
     def spans_zero(self) -> bool:
@@ -257,48 +261,12 @@ def paired_bootstrap_f1_changes(
 
 
 def percentile_interval(estimate: float, values: np.ndarray, confidence: float) -> BootstrapInterval:
-    """The percentile interval of the replicates that are defined (NaN replicates dropped)."""
-    values = values[~np.isnan(values)]
-    low, high = _percentile(values, confidence)
-    return BootstrapInterval(estimate, low, high, int(len(values)), values)
-
-
-def bootstrap_clustered_rate(
-    events_per_patient,
-    rows_per_patient,
-    *,
-    n_replicates: int = 1000,
-    rng: np.random.Generator,
-    confidence: float = 0.95,
-) -> BootstrapInterval:
-    """A proportion (sum of events / sum of rows) with a patient-level percentile bootstrap interval.
-
-    Each patient is a cluster: a replicate draws P patients with replacement and takes the ratio of the drawn
-    events to the drawn rows (a ratio estimator, so patients with many rows weigh as many rows). Only the
-    (P,) per-patient counts are used, and patients with the same (events, rows) are interchangeable
-    (`resample_patterns`). Cost O(R U), U = distinct (events, rows) pairs.
-
-    Args:
-        events_per_patient: (P,) events (e.g. misclassified rows) per patient, >= 0.
-        rows_per_patient: (P,) rows per patient, >= 1.
-        n_replicates: bootstrap replicates R.
-        rng: numpy Generator the draws come from (the caller seeds it).
-        confidence: coverage of the interval.
-
-    Returns:
-        `BootstrapInterval` of the proportion (in [0, 1]); every replicate has rows, so ``n_replicates`` = R.
-    """
-    events = np.asarray(events_per_patient, dtype="int64")
-    rows = np.asarray(rows_per_patient, dtype="int64")
-    if events.shape != rows.shape or events.ndim != 1 or len(rows) == 0:
-        raise ValueError("events_per_patient and rows_per_patient must be (P,) arrays with P >= 1")
-    if np.any(rows < 1) or np.any(events < 0) or np.any(events > rows):
-        raise ValueError("each patient needs rows >= 1 and 0 <= events <= rows")
-    check_confidence(confidence, n_replicates)
-    drawn = resample_patterns(np.column_stack([events, rows]), int(n_replicates), rng)
-    values = drawn[:, 0] / drawn[:, 1]
-    low, high = _percentile(values, confidence)
-    return BootstrapInterval(float(events.sum() / rows.sum()), low, high, int(n_replicates), values)
+    """The percentile interval of the replicates that are defined (NaN replicates dropped and counted in
+    ``n_dropped``)."""
+    defined = values[~np.isnan(values)]
+    low, high = _percentile(defined, confidence)
+    return BootstrapInterval(estimate, low, high, int(len(defined)), defined,
+                             n_dropped=int(len(values) - len(defined)))
 
 
 def bootstrap_ratio(
@@ -323,7 +291,8 @@ def bootstrap_ratio(
         confidence: coverage of the interval.
 
     Returns:
-        `BootstrapInterval` of the ratio; every field NaN (``n_replicates`` 0) when sum(denominator) is 0.
+        `BootstrapInterval` of the ratio (``n_dropped``: replicates whose denominator sum is 0); every field
+        NaN (``n_replicates`` 0, nothing drawn) when sum(denominator) is 0.
     """
     return bootstrap_ratios({"ratio": numerator}, denominator, groups, n_replicates=n_replicates, seed=seed,
                             confidence=confidence)["ratio"]
@@ -373,5 +342,5 @@ def bootstrap_ratios(
         values = replicate[defined, column] / replicate[defined, 0]
         low, high = _percentile(values, confidence)
         out[name] = BootstrapInterval(float(sums[:, column].sum() / sums[:, 0].sum()), low, high, int(len(values)),
-                                      values)
+                                      values, n_dropped=int((~defined).sum()))
     return out

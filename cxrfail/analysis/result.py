@@ -25,8 +25,10 @@ from cxrfail.analysis.config import FULL_SCOPE
 from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
-from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS
-from cxrfail.analysis.subgroups import wilson_interval
+from cxrfail.analysis.slices import SLICE_COLUMNS, across_models
+from cxrfail.analysis.subgroups import SUBGROUP_RATE_COLUMNS, clustered_rate, within_patient_correlation
+
+__all__ = ["TABLE_COLUMNS", "TABLE_NAMES", "AnalysisResult", "PairResult", "PairRefusal"]
 
 # The long tables of a run, in report order, with their columns (the contract of the report CSVs, the cache
 # and the dashboard). Per pair, each table holds that pair's rows only.
@@ -34,21 +36,24 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # auroc over every row; threshold chosen on calibration; f1/precision/recall and the rate on test
     "performance": ("model", "finding", "n", "n_pos", "auroc", "threshold", "f1", "precision", "recall", "n_test",
                     "misclassification_rate", "threshold_note"),
-    # test split; ci_low/ci_high resample patients (Wilson kept as wilson_*); `sufficient` False below the
-    # minimum rows or patients (rate still shown); one reference row per subgroup (`is_reference`, level
-    # "all known"): the rate over the rows where the subgroup is known (a subset's own rate)
+    # test split; ci_low/ci_high patient-clustered (Wilson at effective_n, or Clopper-Pearson on patients at a
+    # rate of 0 or 1: ci_method; row-level Wilson kept as wilson_*); `sufficient` False below the minimum
+    # effective rows, patients or events (rate still shown); one reference row per subgroup (`is_reference`,
+    # level "all known"): the rate over the rows where the subgroup is known (a subset's own rate)
     "subgroup_rates": ("model", "finding", *SUBGROUP_RATE_COLUMNS),
-    # test split; SEs clustered by patient; q-values within the family named in q_family (`adjust_regression`)
-    "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS, "q_holm", "q_bh", "q_family"),
+    # test split; SEs clustered by patient; q-values within one fit of one pair, the family named in q_family
+    # (`cxrfail.analysis.regression.fit_pair_regressions`)
+    "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS),
     # held-out identifier AUROC (calibration out-of-fold, test from the fit on calibration) against the
     # confidence baseline and the 0/1 prediction, and the paired differences with patient-clustered CIs
-    # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs)
+    # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs; n_replicates_dropped: bootstrap
+    # resamples with one class, left out of the intervals, NaN for analytic)
     "identifiers": ("model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high",
                     "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "n", "n_misclassified",
                     "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
                     "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
                     "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
-                    "ci_method"),
+                    "ci_method", "n_replicates_dropped"),
     # test split at the flip threshold chosen on calibration: tau (calibration out-of-fold scale), test_tau
     # (the same flip fraction on the test identifier's scale), the one verdict `improved`; the identifier used
     "flip": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high",
@@ -70,9 +75,17 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "label_agreement": AGREEMENT_COLUMNS,
     "label_audit": AUDIT_COLUMNS,
     "label_cases": CASE_COLUMNS,
+    # failure slices (`cxrfail.analysis.slices`): searched on calibration (n_/rate_calibration), the top K per
+    # error kind confirmed on test (rate with a patient-bootstrap CI, rate ratio vs the rest of the test
+    # population with its CI, clustered p; q_value: BH over the pair's candidates, q_value_grid: over the run)
+    "slices": ("model", "finding", *SLICE_COLUMNS),
 }
 LABEL_TABLES = ("label_agreement", "label_audit", "label_cases")
 TABLE_NAMES = tuple(TABLE_COLUMNS)
+#: Columns that say which pair (and which subgroup) a row belongs to: dropped by the per-pair views.
+_PAIR_COLUMNS = ("model", "finding")
+
+
 @dataclass(frozen=True)
 class PairRefusal:
     """A (model, finding) pair the analysis refused (`cxrfail.analysis.checks`), with its one-line reason."""
@@ -85,6 +98,20 @@ class PairRefusal:
 @dataclass(frozen=True)
 class PairResult:
     """Everything computed for one model on one finding. Tables hold only this pair's rows, tagged.
+
+    Modelled on Fairlearn's ``MetricFrame``: the metric is misclassification (a row whose thresholded
+    prediction disagrees with its label), on the held-out test split, with one row per unit (`unit`).
+
+    - `overall`: the misclassification rate of the pair with its n and 95% interval.
+    - `by_group` (subgroup): the rate per level of a subgroup (age bin, sex, view, ...), with n, patients and
+      patient-clustered intervals; `difference` (subgroup): the spread between its lowest and highest level.
+    - `identifiers`: how well each identifier predicts misclassification (held-out AUROC with intervals).
+    - `flip`: the flip run at the tau chosen on calibration (the one verdict); `evaluate_flip` (tau): the same
+      rule at any tau, live (exploratory unless tau is the chosen one).
+    - `label_audit`, `label_agreement`, `label_cases`: model errors against probable label errors, where
+      reference labels read the finding.
+    - `slices`: the error slices searched on calibration and confirmed on test.
+    - `table` (name): any of this pair's long tables (`TABLE_COLUMNS`).
 
     Attributes:
         model, finding: the pair.
@@ -140,6 +167,11 @@ class PairResult:
 
     @property
     def identifiers(self) -> pd.DataFrame:
+        """One row per (learner, feature set) evaluated: how well it predicts which test rows the model gets
+        wrong. Columns as `TABLE_COLUMNS["identifiers"]`: ``auroc`` (held-out AUROC, in [0, 1], 0.5 = chance)
+        with its 95% interval (patients resampled, or clustered DeLong: ``ci_method``), the confidence
+        baseline and the paired differences to it, ``n`` and ``n_misclassified`` (rows), ``oracle`` (True when
+        the features include ground-truth labels: never used for flipping)."""
         return self.tables["identifiers"]
 
     def identifier_scores(self, learner: str, feature_set: str) -> pd.DataFrame:
@@ -152,10 +184,15 @@ class PairResult:
         return None if rows.empty else rows.iloc[0].to_dict()
 
     @property
-    def flip(self) -> dict | None:
-        """The flip result at the tau chosen on calibration (the one verdict), or None when not run."""
+    def flip(self) -> pd.Series | None:
+        """The flip result on the test split at the tau chosen on calibration (the one verdict), or None when
+        flipping was not run (a "core" run). A Series over `TABLE_COLUMNS["flip"]`: ``tau`` (identifier
+        probability, calibration scale), ``test_tau`` (the same flip fraction on the test scale),
+        ``n_flips`` (rows), ``f1_before``/``f1_after``/``delta_f1`` (F1 in [0, 1] and its change) with the
+        paired 95% interval ``ci_low``/``ci_high`` (patients resampled), ``improved`` (the verdict), the
+        identifier used (``learner``, ``feature_set``)."""
         rows = self.tables["flip"]
-        return None if rows.empty else rows.iloc[0].to_dict()
+        return None if rows.empty else rows.iloc[0].rename("flip")
 
     @property
     def chosen_tau(self) -> float | None:
@@ -179,38 +216,110 @@ class PairResult:
         return self.tables["shap_values"]
 
     @property
+    def slices(self) -> pd.DataFrame:
+        """Failure slices searched on calibration and confirmed on test (columns ``TABLE_COLUMNS["slices"]``;
+        ``confirmed`` False rows are "not confirmed on held-out patients")."""
+        return self.tables["slices"]
+
+    @property
     def has_label_audit(self) -> bool:
         """True when reference labels read this pair's finding (see `cxrfail.analysis.labels`)."""
         return not self.tables["label_audit"].empty
 
     @property
-    def label_audit(self) -> dict | None:
-        """The audit row (model errors vs probable label errors, AUROC/F1/flip against each label set)."""
+    def label_audit(self) -> pd.Series | None:
+        """The label audit on the rows that reference labels read, or None when none read this finding. A
+        Series over `TABLE_COLUMNS["label_audit"]`: ``n_rows``/``n_patients`` with both labels, Cohen's
+        ``kappa``, test misclassifications split into ``n_model_error`` and ``n_label_error`` (rows) with their
+        shares (proportions) and 95% intervals (patients resampled), AUROC, F1 and the flip's ΔF1 against each
+        label set (``*_cohort``, ``*_reference``). The reference rows are not a random sample of the cohort."""
         rows = self.tables["label_audit"]
-        return None if rows.empty else rows.iloc[0].to_dict()
+        return None if rows.empty else rows.iloc[0].rename("label_audit")
 
     @property
-    def overall(self) -> dict:
-        """Misclassification on the test split: n, n_misclassified, rate, Wilson CI, n_fp, n_fn."""
-        return _misclassification_summary(self.outcomes_in("test"))
+    def label_agreement(self) -> pd.DataFrame:
+        """The 2 x 2 table of cohort label by reference label on the rows with both: one row per cell
+        (``cohort_label``, ``reference_label`` in {0, 1}; ``n`` rows, ``share`` of ``n_rows``), with
+        ``n_rows``, ``n_patients`` and Cohen's ``kappa`` of the whole table on every row. Empty without an
+        audit."""
+        return self.tables["label_agreement"].drop(columns=list(_PAIR_COLUMNS))
+
+    @property
+    def label_cases(self) -> pd.DataFrame:
+        """One row per row with both labels (every split: filter on ``split``): ``image_id``, ``patient_id``,
+        the cohort ``label``, the ``reference_label``, the ``prediction`` and the ``verdict`` (model error,
+        probable label error, ...; `cxrfail.analysis.labels.VERDICTS`). Empty without an audit."""
+        return self.tables["label_cases"].drop(columns=list(_PAIR_COLUMNS))
+
+    @property
+    def overall(self) -> pd.Series:
+        """Misclassification over the pair's test rows (Fairlearn's ``MetricFrame.overall``).
+
+        A Series: ``n`` (test rows, the pair's unit), ``n_misclassified`` (rows), ``rate`` (proportion in
+        [0, 1]), ``ci_low``/``ci_high`` (its patient-clustered 95% interval, proportions: `cxrfail.analysis.
+        subgroups.clustered_rate`, as every subgroup rate), ``n_fp``/``n_fn`` (false positives and false
+        negatives, rows)."""
+        return pd.Series(_misclassification_summary(self.outcomes_in("test")), name="overall")
+
+    def by_group(self, subgroup: str, *, reference: bool = False) -> pd.DataFrame:
+        """Misclassification rates of the test split by the levels of ``subgroup`` (a name of `subgroups`).
+
+        One row per level (index ``level``, in natural order: age bins by age), columns as the
+        ``subgroup_rates`` table without model, finding and subgroup: ``n`` and ``n_patients`` (rows and
+        patients of the level), ``n_misclassified``, ``rate`` (proportion), ``ci_low``/``ci_high`` (95%,
+        patient-clustered), ``sufficient`` (False below the run's minimum rows or patients: shown, not to be
+        compared), and the subset columns. ``reference=True`` keeps the subgroup's reference row (level
+        "all known": the rate over the rows whose level is known, the overall rate of a subset)."""
+        rates = self.subgroup_rates
+        rows = rates.loc[rates["subgroup"].to_numpy() == subgroup]
+        if rows.empty:
+            raise KeyError(f"no subgroup {subgroup!r} for {self.model} · {self.finding}; subgroups are "
+                           f"{', '.join(self.subgroups) or 'none'}")
+        if not reference:
+            rows = rows.loc[~rows["is_reference"].astype(bool).to_numpy()]
+        return rows.drop(columns=[*_PAIR_COLUMNS, "subgroup"]).set_index("level")
+
+    @property
+    def subgroups(self) -> tuple[str, ...]:
+        """The subgroups with rates (age bin, sex, view, the clinical findings, extra columns), in run order."""
+        return tuple(dict.fromkeys(self.subgroup_rates["subgroup"].astype(str)))
+
+    def difference(self, subgroup: str) -> pd.Series | None:
+        """The spread of misclassification between the lowest and the highest sufficient level of
+        ``subgroup`` (Fairlearn's ``MetricFrame.difference``); None when fewer than two levels are sufficient.
+
+        A Series: ``spread`` (highest rate minus lowest rate, proportion points), ``lowest``/``highest`` (the
+        levels), ``min_rate``/``max_rate`` (proportions), ``n_lowest``/``n_highest`` (their test rows). A
+        description, not a test: compare the levels' own intervals in `by_group`."""
+        levels = self.by_group(subgroup)
+        usable = levels.loc[levels["sufficient"].astype(bool).to_numpy()]
+        if len(usable) < 2:
+            return None
+        low, high = usable["rate"].idxmin(), usable["rate"].idxmax()
+        return pd.Series({"spread": float(usable.at[high, "rate"] - usable.at[low, "rate"]), "lowest": str(low),
+                          "min_rate": float(usable.at[low, "rate"]), "n_lowest": int(usable.at[low, "n"]),
+                          "highest": str(high), "max_rate": float(usable.at[high, "rate"]),
+                          "n_highest": int(usable.at[high, "n"])}, name=subgroup)
 
     # --- live operations --------------------------------------------------------------------------------
     def evaluate_flip(self, tau: float, *, n_bootstrap: int = 2000, seed: int = 0) -> FlipEvaluation:
-        """Flip the test predictions whose identifier probability is ≥ ``tau``; F1 change with its paired
-        patient-bootstrap CI. Only the calibration-chosen tau (`flip`) is a verdict: any other tau is a
-        look at test data, exploratory."""
+        """Flip the test predictions whose identifier probability is ≥ ``tau`` (a probability in [0, 1], on
+        the test identifier's scale: `chosen_tau` is the chosen one there); F1 before and after, its change
+        and the paired 95% interval over ``n_bootstrap`` patient resamples, precision and recall, the number
+        of flipped rows: a `FlipEvaluation`. Only the calibration-chosen tau (`flip`) is a verdict: any other
+        tau is a look at test data, exploratory (``improved`` is None)."""
         test = self.outcomes_in("test")
         return evaluate_flip(test["label"].to_numpy(dtype=int), test["prediction"].to_numpy(dtype=int),
                              test["identifier_probability"].to_numpy(dtype=float), test["patient_id"].to_numpy(),
                              float(tau), chosen_tau=self.chosen_tau, n_bootstrap=n_bootstrap, seed=seed)
 
-    def rates_by(self, table: pd.DataFrame, column: str, *, min_n: int, min_patients: int, n_replicates: int,
-                 seed: int) -> pd.DataFrame:
+    def rates_by(self, table: pd.DataFrame, column: str, *, min_n: int, min_patients: int, min_events: int
+                 ) -> pd.DataFrame:
         """Misclassification rates on the test split by any cohort column, cut on the fly (findings as
         present/absent, numbers with many values into quartiles, anything else by value); columns as
         ``subgroup_rates`` (patient-clustered intervals, as the run's). ``table`` is the cohort table (indexed by
         row id); the other arguments as the run's config (`min_subgroup_n`, `min_subgroup_patients`,
-        `subgroup_bootstrap`, `seed`)."""
+        `min_subgroup_events`)."""
         from cxrfail.analysis.subgroups import subgroup_levels, subgroup_rates
 
         test = self.outcomes_in("test")
@@ -218,13 +327,13 @@ class PairResult:
         levels = subgroup_levels(rows, finding_subgroups=(), extra_columns=[column])[[column]]
         wrong = pd.Series(test["misclassified"].to_numpy(dtype=bool), index=rows.index)
         frame = subgroup_rates(wrong, levels, test["patient_id"].set_axis(rows.index), min_n=min_n,
-                               min_patients=min_patients, n_replicates=n_replicates, seed=seed)
+                               min_patients=min_patients, min_events=min_events)
         frame.insert(0, "finding", self.finding)
         frame.insert(0, "model", self.model)
         return frame
 
     def with_table(self, name: str, frame: pd.DataFrame) -> PairResult:
-        """A copy with table ``name`` replaced (e.g. regression q-values adjusted across the run)."""
+        """A copy with table ``name`` replaced (e.g. its row ids swapped for arrays shared across pairs)."""
         return dataclasses.replace(self, tables={**self.tables, name: frame})
 
 
@@ -233,7 +342,13 @@ def _misclassification_summary(rows: pd.DataFrame) -> dict:
     wrong = rows["misclassified"].to_numpy(dtype=bool)
     label = rows["label"].to_numpy()
     k = int(wrong.sum())
-    low, high = wilson_interval(k, n) if n else (np.nan, np.nan)
+    low = high = np.nan
+    if n:
+        per_patient = pd.DataFrame({"patient": rows["patient_id"].to_numpy(), "wrong": wrong}).groupby(
+            "patient", sort=False)["wrong"].agg(["sum", "size"])
+        events, sizes = per_patient["sum"].to_numpy(), per_patient["size"].to_numpy()
+        rate = clustered_rate(events, sizes, correlation=within_patient_correlation(events, sizes))
+        low, high = rate.ci_low, rate.ci_high
     return {"n": n, "n_misclassified": k, "rate": k / n if n else np.nan, "ci_low": float(low),
             "ci_high": float(high), "n_fp": int((wrong & (label == 0)).sum()), "n_fn": int((wrong & (label == 1)).sum())}
 
@@ -266,11 +381,6 @@ class AnalysisResult:
         return str(self.cohort_summary.get("unit", "image"))
 
     @property
-    def is_core(self) -> bool:
-        """True for a first-screen run (`scope` "core": no identifiers, flipping, SHAP or label audit)."""
-        return any(pair.scope != FULL_SCOPE for pair in self.pairs.values())
-
-    @property
     def findings(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(finding for _, finding in self.pairs))
 
@@ -295,6 +405,16 @@ class AnalysisResult:
                                 else pd.DataFrame(columns=list(TABLE_COLUMNS[name])))
         return self._long[name]
 
+    def rows(self, name: str, *, model: str | None = None, finding: str | None = None) -> pd.DataFrame:
+        """The rows of the long table ``name`` of one model and/or one finding (every pair's when both are
+        None), e.g. ``rows("label_audit", finding="Pneumothorax")``: one audit row per model."""
+        frame = self.table(name)
+        keep = np.ones(len(frame), dtype=bool)
+        for column, value in (("model", model), ("finding", finding)):
+            if value is not None:
+                keep &= frame[column].to_numpy() == value
+        return frame.loc[keep]
+
     # The long tables by name, for readers of the report's columns.
     performance = property(lambda self: self.table("performance"))
     subgroup_rates = property(lambda self: self.table("subgroup_rates"))
@@ -305,6 +425,7 @@ class AnalysisResult:
     outcomes = property(lambda self: self.table("outcomes"))
     identifier_scores = property(lambda self: self.table("identifier_scores"))
     shap_values = property(lambda self: self.table("shap_values"))
+    slices = property(lambda self: self.table("slices"))
 
     # --- derived tables ---------------------------------------------------------------------------------
     def _derived(self, name: str, build) -> pd.DataFrame:
@@ -314,19 +435,15 @@ class AnalysisResult:
             self._long[key] = build()
         return self._long[key]
 
-    def analysed_ids(self) -> pd.Index:
-        """Every row id analysed in at least one pair."""
-        return self._derived("ids", lambda: pd.Index(pd.unique(self.table("outcomes")["image_id"])))
-
     def overall_misclassification(self) -> pd.DataFrame:
-        """Per (model, finding): test-split misclassification with a Wilson 95% CI.
+        """Per (model, finding): test-split misclassification with its patient-clustered 95% CI (`PairResult.overall`).
 
         Columns: model, finding, n, n_misclassified, rate, ci_low, ci_high, n_fp, n_fn."""
         return self._derived("overall", self._overall_misclassification)
 
     def _overall_misclassification(self) -> pd.DataFrame:
         columns = ["model", "finding", "n", "n_misclassified", "rate", "ci_low", "ci_high", "n_fp", "n_fn"]
-        rows = [{"model": p.model, "finding": p.finding, **p.overall} for p in self.pairs.values()]
+        rows = [{"model": p.model, "finding": p.finding, **p.overall.to_dict()} for p in self.pairs.values()]
         return pd.DataFrame(rows, columns=columns)
 
     def effect_summary(self, *, q_column: str = "q_bh", alpha: float = 0.05) -> pd.DataFrame:
@@ -364,19 +481,15 @@ class AnalysisResult:
     def _subgroup_gaps(self) -> pd.DataFrame:
         columns = ["model", "finding", "subgroup", "spread", "lowest", "min_rate", "n_lowest", "highest",
                    "max_rate", "n_highest"]
-        rows = []
-        for pair in self.pairs.values():
-            rates = pair.subgroup_rates
-            usable = rates.loc[rates["sufficient"].astype(bool) & ~rates["is_reference"].astype(bool)] \
-                if len(rates) else rates
-            for subgroup, group in usable.groupby("subgroup", sort=False):
-                if len(group) < 2:
-                    continue
-                low, high = group.loc[group["rate"].idxmin()], group.loc[group["rate"].idxmax()]
-                rows.append((pair.model, pair.finding, subgroup, float(high["rate"] - low["rate"]), str(low["level"]),
-                             float(low["rate"]), int(low["n"]), str(high["level"]), float(high["rate"]),
-                             int(high["n"])))
+        rows = [{"model": pair.model, "finding": pair.finding, "subgroup": subgroup, **gap.to_dict()}
+                for pair in self.pairs.values() for subgroup in pair.subgroups
+                if (gap := pair.difference(subgroup)) is not None]
         return pd.DataFrame(rows, columns=columns)
+
+    def slices_across_models(self) -> pd.DataFrame:
+        """Slices confirmed for two or more models of the same finding and error kind
+        (`cxrfail.analysis.slices.across_models`)."""
+        return self._derived("slices_across", lambda: across_models(self.table("slices")))
 
     def regression_terms(self) -> list[str]:
         """Every regression term of the run (no intercept), in first-seen order."""
@@ -390,11 +503,11 @@ class AnalysisResult:
         return self.pair(model, finding).evaluate_flip(tau, n_bootstrap=n, seed=int(self.config.seed))
 
     def rates_by(self, model: str, finding: str, table: pd.DataFrame, column: str) -> pd.DataFrame:
-        """`PairResult.rates_by` with the run's subgroup settings (rows, patients, replicates, seed)."""
+        """`PairResult.rates_by` with the run's subgroup settings (effective rows, patients, events)."""
         config = self.config
         return self.pair(model, finding).rates_by(
             table, column, min_n=config.min_subgroup_n, min_patients=config.min_subgroup_patients,
-            n_replicates=config.subgroup_bootstrap, seed=config.seed)
+            min_events=config.min_subgroup_events)
 
     def stacked(self) -> AnalysisResult:
         """The same result with every long table built once and each pair's tables slices of it: one copy of

@@ -23,16 +23,16 @@ from threadpoolctl import threadpool_limits
 
 from cxrfail.analysis.config import FULL_SCOPE, SCOPES, AnalysisConfig
 from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels, string_array
-from cxrfail.analysis.regression import adjust_within_families
 from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult, PairRefusal, PairResult
+from cxrfail.analysis.slices import adjust_slices_grid
 from cxrfail.analysis.splits import patient_split
 from cxrfail.cache import TableStore, hash_frame, hash_parts
 from cxrfail.cohort import Cohort
-from cxrfail.errors import CohortError, PredictionsError
+from cxrfail.errors import CohortError, ConfigError, PredictionsError
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
 
-CACHE_VERSION = 6  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 7  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -70,7 +70,7 @@ def run_analysis(
 
     Args:
         cohort: the study table; rows predicted by every model are analysed.
-        models: one `ModelPredictions` per model (distinct names).
+        models: one `ModelPredictions` per model (distinct names), or one.
         config: all parameters (findings, threshold rule, split, learners, ...).
         scope: "full" (every step), or "core": performance, outcomes, subgroup rates and regression only (seconds
             instead of minutes; the same numbers as the full run, without identifiers, flipping, SHAP and the
@@ -89,6 +89,8 @@ def run_analysis(
             CLI). True keeps them warm for the next run (the dashboard).
     """
     progress = progress or _no_progress
+    if isinstance(models, ModelPredictions):
+        models = [models]
     _check_inputs(cohort, models, config)
     store = TableStore(cache_dir)
     if scope not in SCOPES:
@@ -105,6 +107,10 @@ def run_analysis(
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
     return result
+
+
+#: The public name (``from cxrfail import analyze``).
+analyze = run_analysis
 
 
 def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig) -> None:
@@ -130,6 +136,20 @@ def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: An
             )
 
 
+def _check_slice_support(config: AnalysisConfig, split: pd.Series, patients: pd.Series) -> None:
+    """Refuse a minimum slice support (rows or patients) that was set above the calibration split it is searched
+    on. A default the split is too small for is no mistake of the user's: each pair then says it has too few
+    rows for any slice, and the rest of the run goes on."""
+    calibration = (split == "calibration").to_numpy()
+    n_rows, n_patients = int(calibration.sum()), int(patients[calibration].nunique())
+    defaults = AnalysisConfig()
+    for name, value, available, what in (("slice_min_rows", config.slice_min_rows, n_rows, "rows"),
+                                         ("slice_min_patients", config.slice_min_patients, n_patients, "patients")):
+        if value > available and value != getattr(defaults, name):
+            raise ConfigError(f"setting {name} is {value}, more than the calibration split's {available} {what}",
+                              fix=f"Choose {name} of at most {available}")
+
+
 def _compute(
     cohort: Cohort,
     models: Sequence[ModelPredictions],
@@ -148,6 +168,8 @@ def _compute(
     patients = table["patient_id"].to_numpy()
     split = pd.Series(patient_split(patients, config.calibration_fraction, config.seed), index=ids)
     levels = run_levels(table, config)
+    if scope == FULL_SCOPE:
+        _check_slice_support(config, split, table["patient_id"])
 
     tasks = [(model.name, finding) for model in models for finding in config.findings]
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
@@ -185,7 +207,7 @@ def _compute(
             progress(len(by_index) / len(tasks), f"{model} · {finding} done")
     done = [by_index[index] for index in range(len(tasks))]
     refused = {(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)}
-    pairs = adjust_regression([pair for pair in done if not isinstance(pair, PairRefusal)])
+    pairs = adjust_slices([pair for pair in done if not isinstance(pair, PairRefusal)])
 
     notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
     notes["coverage"] = "; ".join(
@@ -206,22 +228,12 @@ def _compute(
     ).stacked()
 
 
-def adjust_regression(pairs: Sequence[PairResult]) -> list[PairResult]:
-    """Holm and Benjamini-Hochberg q-values within each family of fits across the run: every pair's fit on all
-    its test rows is one family, every fit on the rows where a sparse covariate is known another, so no term
-    is tested twice in one family (`cxrfail.analysis.regression.adjust_within_families`).
-
-    Returns the pairs with ``q_holm``, ``q_bh`` and ``q_family`` added to their regression tables."""
-    frames = [pair.regression for pair in pairs]
-    if not frames:
-        return []
-    adjusted = adjust_within_families(pd.concat(frames, ignore_index=True), ("family",))
-    out, start = [], 0
-    for pair, frame in zip(pairs, frames):
-        stop = start + len(frame)
-        out.append(pair.with_table("regression", adjusted.iloc[start:stop].reset_index(drop=True)))
-        start = stop
-    return out
+def adjust_slices(pairs: Sequence[PairResult]) -> list[PairResult]:
+    """Grid-wide Benjamini-Hochberg q-values of the slice candidates (``q_value_grid``: every candidate of every
+    pair and error kind is one family; `cxrfail.analysis.slices.adjust_slices_grid`). Each pair's own
+    ``q_value`` and verdict are unchanged."""
+    frames = adjust_slices_grid([pair.slices for pair in pairs])
+    return [pair.with_table("slices", frame) for pair, frame in zip(pairs, frames)]
 
 
 @functools.lru_cache(maxsize=1)

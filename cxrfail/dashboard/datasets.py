@@ -3,6 +3,8 @@ session (`st.cache_resource`); what a visitor loads or infers lives in their ses
 
 from __future__ import annotations
 
+import shutil
+import weakref
 from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
@@ -13,16 +15,18 @@ import streamlit as st
 
 from cxrfail.cache import hash_frame, hash_parts
 from cxrfail.cohort import Cohort, load_cohort
+from cxrfail.dashboard import limits
 from cxrfail.errors import CxrfailInputError, PredictionsError
-from cxrfail.files import cleanup_stale_uploads, new_upload_folder
-from cxrfail.predictions import ModelPredictions, check_coverage, load_prediction_files
+from cxrfail.files import bytes_sha256, cleanup_stale_uploads, file_sha256, new_upload_folder
+from cxrfail.predictions import ModelPredictions, check_coverage, load_predictions
 from cxrfail.reference import ReferenceLabels, findings_with_reference, load_reference_labels, match_reference
-from cxrfail.roots import resolve_under_roots
+from cxrfail.roots import data_roots, read_under_roots, resolve_under_roots
 
 DEMO_KEY = "demo"
 LOADED = "cxrfail_datasets"  # session_state: dict key -> Dataset loaded in this session
 PENDING = "cxrfail_pending_dataset"  # session_state: (dataset key, model names) to select on the next run
-UPLOAD_DIR = "cxrfail_upload_dir"  # session_state: this session's folder of uploaded files
+UPLOAD_DIR = "cxrfail_upload_dir"  # session_state: this session's folder of uploaded files (a `_SessionFolder`)
+ORIGINS = "cxrfail_file_origins"  # session_state: private copy path -> (server path it was read from, shown name)
 DEMO_ERROR = "cxrfail_demo_error"
 
 
@@ -30,7 +34,8 @@ DEMO_ERROR = "cxrfail_demo_error"
 class Dataset:
     """A cohort with the models predicted on it; immutable, identified by a content hash (``key``).
 
-    ``inputs``: files it was read from (paths, or (name, bytes) of uploads) for export manifests.
+    ``inputs``: files it was read from, as manifest records (``{"path", "bytes", "sha256"}``, `input_record`):
+    names the browser may see (``upload:<name>``, ``server:<path under its root>``), never a server path.
     ``reference``: a second (expert) label set for some of its rows, or None (see `cxrfail.reference`).
     ``image_root``: the folder every ``image_path`` of the cohort lies in (images are shown from there only).
     """
@@ -82,8 +87,11 @@ def dataset_from(cohort: Cohort, models: Sequence[ModelPredictions], label: str,
     key = key or hash_parts(hash_frame(cohort.table), cohort.unit,
                             [(m.name, hash_frame(m.probabilities)) for m in models],
                             None if reference is None else hash_frame(reference.table))[:16]
+    inputs = [item if isinstance(item, dict) else input_record(item) for item in inputs]
+    # The image folder as accepted now (resolved once): images are opened only if they really lie inside it,
+    # so a folder swapped for a symlink later is refused (`cxrfail.inference.images.read_cohort_image`).
     return Dataset(key=key, label=label, cohort=cohort, models=tuple(models), inputs=tuple(inputs),
-                   reference=reference, image_root=image_root)
+                   reference=reference, image_root=None if image_root is None else Path(image_root).resolve())
 
 
 @st.cache_resource(show_spinner="Loading the demo data (NIH ChestX-ray14 test split)…")
@@ -93,12 +101,11 @@ def demo_dataset() -> Dataset:
     from cxrfail import demo
     from cxrfail.cohort import nih_metadata_path
 
-    models = demo.load_demo_predictions()
-    cohort = demo.load_demo_cohort(models)
-    reference = demo.load_demo_reference_labels(cohort)
-    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv", *reference.sources)
-    return dataset_from(cohort, models, "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY, reference=reference,
-                        image_root=demo.demo_dir() / "images")
+    data = demo.load_demo()
+    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv",
+              *data.reference.sources)
+    return dataset_from(data.cohort, list(data.predictions), "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY,
+                        reference=data.reference, image_root=demo.demo_dir() / "images")
 
 
 def available() -> dict[str, Dataset]:
@@ -131,22 +138,79 @@ def clear_stale_uploads() -> int:
     return cleanup_stale_uploads(older_than_s=0)
 
 
+class _SessionFolder:
+    """A session's private folder; removed when the session's state is dropped (the session ended), and with
+    the server's private temporary folder at the latest (`cxrfail.files.use_private_temp_root`)."""
+
+    def __init__(self) -> None:
+        self.path = new_upload_folder()
+        weakref.finalize(self, shutil.rmtree, self.path, True)
+
+    def usage(self) -> tuple[int, int]:
+        """(files, bytes) this session holds."""
+        files = [f for f in self.path.rglob("*") if f.is_file()]
+        return len(files), sum(f.stat().st_size for f in files)
+
+
+def _session_folder() -> _SessionFolder:
+    if not isinstance(st.session_state.get(UPLOAD_DIR), _SessionFolder):
+        st.session_state[UPLOAD_DIR] = _SessionFolder()
+    return st.session_state[UPLOAD_DIR]
+
+
 def upload_dir() -> Path:
-    """A private folder for this session's uploaded files (loaders read paths); it goes with the session's
-    state and is removed at the next start of the server."""
-    if UPLOAD_DIR not in st.session_state:
-        st.session_state[UPLOAD_DIR] = str(new_upload_folder())
-    return Path(st.session_state[UPLOAD_DIR])
+    """A private folder for this session's uploaded files (loaders read paths); it goes with the session."""
+    return _session_folder().path
 
 
-def save_upload(upload) -> tuple[Path, tuple[str, bytes]]:
-    """Write an uploaded file into this session's folder; return its path and (name, bytes) for manifests."""
-    data = upload.getvalue()
-    folder = upload_dir() / hash_parts(upload.name, len(data), hash_parts(data[:4096].hex()))[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / Path(upload.name).name
+def _keep(name: str, data: bytes) -> Path:
+    """Write ``data`` as ``name`` into this session's folder, within the session's upload bounds
+    (`limits.check_upload`); the path of the copy."""
+    folder = _session_folder()
+    limits.check_upload(*folder.usage(), len(data))
+    target = folder.path / hash_parts(name, len(data), bytes_sha256(data))[:16]
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / Path(name).name
     path.write_bytes(data)
-    return path, (upload.name, data)
+    return path
+
+
+def save_upload(upload) -> tuple[Path, dict]:
+    """Write an uploaded file into this session's folder; return its path and its manifest record."""
+    data = upload.getvalue()
+    return _keep(upload.name, data), {"path": f"upload:{upload.name}", "bytes": len(data),
+                                      "sha256": bytes_sha256(data)}
+
+
+def _shown_name(path: Path) -> str:
+    """How a server file is named to the browser: relative to the data root it lies under, else its name."""
+    for root in data_roots():
+        if path.is_relative_to(root):
+            return f"{root.name}/{path.relative_to(root).as_posix()}"
+    return path.name
+
+
+def input_record(item) -> dict:
+    """A manifest record for an input: a server path (named by `_shown_name`; this session's private copies by
+    the file they copy) or ``(name, bytes)`` of an upload."""
+    if isinstance(item, tuple):
+        name, data = item
+        return {"path": f"upload:{name}", "bytes": len(data), "sha256": bytes_sha256(data)}
+    path = Path(item)
+    origins = _origins() if _in_session() else {}
+    shown = origins[str(path)][1] if str(path) in origins else _shown_name(path.resolve())
+    try:
+        return {"path": f"server:{shown}", "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    except OSError:
+        return {"path": f"server:{shown}", "bytes": None, "sha256": None}
+
+
+def _in_session() -> bool:
+    return limits.session_id() != "server"
+
+
+def _origins() -> dict[str, tuple[Path, str]]:
+    return st.session_state.setdefault(ORIGINS, {})
 
 
 def missing_findings(dataset: Dataset, model_names: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -166,7 +230,7 @@ def add_models(dataset: Dataset, files: Sequence[Path], names: Sequence[str] | N
     reference labels kept). Refused, with the reason, when a name is taken or too few ids are in its cohort."""
     if not files:
         raise PredictionsError("no prediction files given", fix="Upload at least one prediction CSV or give a path")
-    models = load_prediction_files(files, names, id_column)
+    models = load_predictions(list(files), names, id_column)
     taken = [m.name for m in models if m.name in dataset.model_names]
     if taken:
         raise PredictionsError(f"{dataset.label} already has a model named {', '.join(map(repr, taken))}",
@@ -204,7 +268,20 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
     the server must already be resolved under the data roots (`server_path`)."""
     if not request.prediction_files:
         raise PredictionsError("no prediction files given", fix="Upload at least one prediction CSV or give a path")
-    models = load_prediction_files(request.prediction_files, request.model_names, request.id_column)
+    try:
+        return _load_dataset(request, min_overlap)
+    except CxrfailInputError as exc:  # name typed files' private copies as typed (the page names uploads)
+        text = str(exc)
+        for copy, (_, shown) in _origins().items():
+            text = text.replace(copy, shown)
+        if text == str(exc):
+            raise
+        raise type(exc)(text) from None
+
+
+def _load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
+    origins = _origins()
+    models = load_predictions(request.prediction_files, request.model_names, request.id_column)
     cohort = load_cohort(request.kind, request.cohort_file, column_map=request.column_map,
                          uncertain_policy=request.uncertain_policy, unit=request.unit, image_dir=request.image_dir,
                          devices_csv=request.devices_csv,
@@ -214,8 +291,13 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
     if request.reference_file is not None:
         reference = match_reference(load_reference_labels(request.reference_file,
                                                           column_map=request.reference_column_map), cohort)
-    inputs = (*request.inputs, *cohort.sources)
-    image_root = request.image_dir or (request.cohort_file.parent if request.cohort_file is not None else None)
+    inputs = [item if isinstance(item, dict) else input_record(item) for item in request.inputs]
+    private = upload_dir()
+    sources = [source for source in cohort.sources  # an upload is recorded already, by its upload name
+               if source in origins or not Path(source).is_relative_to(private)]
+    inputs += [record for record in map(input_record, sources) if record not in inputs]
+    cohort_origin = origins.get(str(request.cohort_file), (request.cohort_file, None))[0]
+    image_root = request.image_dir or (cohort_origin.parent if cohort_origin is not None else None)
     dataset = dataset_from(cohort, models, request.label or f"{cohort.name} ({len(models)} models)", inputs,
                            reference=reference, image_root=image_root)
     if not dataset.findings():
@@ -227,6 +309,26 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
 
 
 def server_path(text: str) -> Path | None:
-    """A path typed in the dashboard, resolved; it must lie under the data roots (`cxrfail.roots`), else
-    `PathNotAllowedError` before anything is opened. None for an empty field."""
-    return resolve_under_roots(text.strip()) if text.strip() else None
+    """A path typed in the dashboard; it must lie under the data roots (`cxrfail.roots`), else
+    `PathNotAllowedError` before anything is opened. None for an empty field.
+
+    A folder is returned resolved (the files in it are checked again when opened). A file is read once, through
+    a descriptor checked against the roots (`cxrfail.roots.read_under_roots`), into this session's private
+    folder, and that copy is returned: the loaders read exactly the bytes that were checked, so a folder
+    swapped for a symlink after the check cannot redirect the read."""
+    if not text.strip():
+        return None
+    resolved = resolve_under_roots(text.strip())
+    if resolved.is_dir():
+        return resolved
+    try:
+        data = read_under_roots(resolved, data_roots(), max_bytes=limits.max_upload_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        raise CxrfailInputError("file not found", path=text.strip(),
+                                fix="Check the path (it is read on the server)") from None
+    except OSError as exc:
+        raise CxrfailInputError(f"cannot read the file ({exc.strerror or type(exc).__name__})",
+                                path=text.strip()) from None
+    copy = _keep(resolved.name, data)
+    _origins()[str(copy)] = (resolved, _shown_name(resolved))
+    return copy

@@ -34,6 +34,7 @@ from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.cache import hash_parts
+from cxrfail.dashboard import limits
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.settings import inline_wait_s
 from cxrfail.dashboard.state import Selection
@@ -126,11 +127,17 @@ class AnalysisJob:
         return self._result
 
     def start(self) -> None:
-        """Compute in a background thread (once); pages read `progress` and `pairs_done` meanwhile."""
+        """Compute in a background thread (once), as the calling session (a full run takes a slot of
+        `limits.RUNS` for it); pages read `progress` and `pairs_done` meanwhile. A run the load limits refused
+        is tried again."""
         with self._lock:
+            if isinstance(self._error, limits.LoadLimitError) and not self.running:  # not kept: try again
+                self._thread, self._error = None, None
+                self._finished.clear()
             if self._thread is not None or self.done:
                 return
-            self._thread = threading.Thread(target=self._compute, name="cxrfail-analysis", daemon=True)
+            self._thread = threading.Thread(target=self._compute, kwargs={"session": limits.session_id()},
+                                            name="cxrfail-analysis", daemon=True)
             self._thread.start()
 
     def cancel(self) -> None:
@@ -158,8 +165,10 @@ class AnalysisJob:
             tick()
         return True
 
-    def _compute(self, progress: Callable[[float, str], None] = lambda fraction, message: None) -> None:
+    def _compute(self, progress: Callable[[float, str], None] = lambda fraction, message: None,
+                 session: str | None = None) -> None:
         self.started_at = time.monotonic()
+        session = limits.session_id() if session is None else session
 
         def report(fraction: float, message: str) -> None:
             self.progress = (fraction, message)
@@ -171,11 +180,16 @@ class AnalysisJob:
                 raise RunCancelled("cancelled by a visitor")
 
         models = [self.dataset.model(name) for name in self.models]
+        gate = (contextlib.nullcontext() if self.scope == CORE_SCOPE  # seconds, in the server process
+                else limits.RUNS.slot(session, lambda position: report(0.0, limits.wait_message(position))))
         try:
-            with _worker_priority():
+            with gate, _worker_priority():
                 self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
                                             reference=self.dataset.reference, progress=report,
                                             n_jobs=1 if self.scope == CORE_SCOPE else None)
+        except limits.LoadLimitError as exc:  # refused by the load limits: shown, and tried again (`start`)
+            self.progress = (0.0, f"not started: {exc}")
+            self._error = exc
         except (CxrfailInputError, RunCancelled) as exc:  # kept: the page that needs the result shows it
             log.info("analysis not finished: %s", exc)
             self._error = exc

@@ -35,6 +35,7 @@ NAVIGATION = {
         ("pages/identifiers.py", "Identifiers", ":material/troubleshoot:"),
         ("pages/explain.py", "Explain", ":material/insights:"),
         ("pages/flip.py", "Flip", ":material/swap_horiz:"),
+        ("pages/slices.py", "Slices", ":material/filter_alt:"),
         ("pages/cases.py", "Cases", ":material/image_search:"),
         ("pages/labels.py", "Labels", ":material/fact_check:"),
     ),

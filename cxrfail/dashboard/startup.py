@@ -22,10 +22,18 @@ SCRIPT_CONTEXT_LOGGER = "streamlit.runtime.scriptrunner_utils.script_run_context
 
 @contextlib.asynccontextmanager
 async def lifespan(app):
-    """Start the preload and serve at once (nothing to undo at shutdown)."""
+    """Give the server a private temporary folder (`cxrfail.files.use_private_temp_root`: uploads and the
+    analysis workers' inputs live there and go with the server, SIGTERM included), start the preload and serve;
+    at shutdown stop the worker processes and remove the folder."""
+    from cxrfail.files import release_private_temp_root, use_private_temp_root
+
+    use_private_temp_root()
     logging.getLogger(SCRIPT_CONTEXT_LOGGER).addFilter(_not_from_preload)
     threading.Thread(target=preload, name=PRELOAD_THREAD, daemon=True).start()
-    yield
+    try:
+        yield
+    finally:
+        release_private_temp_root()
 
 
 def preload() -> None:

@@ -17,10 +17,10 @@ import streamlit as st
 from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.settings import base_config
-from cxrfail.predictions import ModelPredictions
 
 PICKED_IMAGE = "cxrfail_picked_image"  # row id chosen on Cases (or Explain)
 IDENTIFIER = "cxrfail_identifier"  # (learner, feature_set) chosen on Identifiers
+SLICE_FILTER = "cxrfail_slice"  # the slice opened from Slices: {"model", "finding", "slice", "predicates"}
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,6 @@ class Selection:
             base_config(), findings=self.findings, seed=self.seed, learners=(self.learner,),
             feature_sets=(self.feature_set,), threshold_method=self.threshold_method,
         )
-
-    @property
-    def model_objects(self) -> tuple[ModelPredictions, ...]:
-        return tuple(self.dataset.model(name) for name in self.models)
 
 
 def identifier_choice() -> tuple[str, str]:

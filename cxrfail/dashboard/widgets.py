@@ -12,6 +12,7 @@ import streamlit as st
 
 from cxrfail import figures
 from cxrfail.analysis.result import AnalysisResult
+from cxrfail.dashboard import limits
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.state import Selection, synced
 from cxrfail.errors import PathNotAllowedError
@@ -87,9 +88,9 @@ def model_picker(sel: Selection, key: str, result: AnalysisResult | None = None,
 
 def rate_table(frame: pd.DataFrame, min_n: int) -> pd.DataFrame:
     """Subgroup rates for display: n and patients, misclassified, rate with its patient-clustered CI, the
-    Wilson CI and design effect; reference rows, subsets and insufficient levels marked."""
+    Wilson CI on rows, design effect and effective n; reference rows, subsets and insufficient levels marked."""
     shown = frame[["subgroup", "level", "n", "n_patients", "n_misclassified", "rate", "ci_low", "ci_high",
-                   "wilson_low", "wilson_high", "design_effect"]].copy()
+                   "wilson_low", "wilson_high", "design_effect", "effective_n"]].copy()
     status = np.where(frame["sufficient"].astype(bool), "", figures.insufficient_label(min_n))
     reference = frame["is_reference"].astype(bool).to_numpy()
     subset = [f"reference (subset {int(k):,} of {int(n):,}" + ("" if random else ", not a random sample") + ")"
@@ -104,7 +105,7 @@ def percent_columns(columns: Sequence[str]) -> dict:
     return {c: st.column_config.NumberColumn(c, format="percent") for c in columns}
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
+@limits.byte_cached(limits.image_cache_bytes)  # bounded in bytes, not entries
 def _png(path: str, image_root: str, max_side: int) -> bytes:
     from cxrfail.inference.images import display_png  # imports torch: only once an image is shown
 
@@ -122,8 +123,8 @@ def radiograph(path: object, dataset: Dataset, *, max_side: int = THUMBNAIL_PX, 
     try:
         st.image(_png(path, str(dataset.image_root), max_side), caption=caption, width="stretch")
     except (PathNotAllowedError, ImageDecodeError) as exc:
-        log.info("image not shown: %s", exc)
-        st.caption(f"This radiograph cannot be shown: {exc}")
+        log.info("image not shown: %s", exc)  # the message without the image's server path
+        st.caption(f"This radiograph cannot be shown: {getattr(exc, 'problem', exc)}")
 
 
 def input_error(what: str, exc: Exception) -> None:

@@ -1,7 +1,7 @@
 """Plotly figure builders, one module per dashboard page, plus the shared style and the report catalogue.
 
 - `style`: palette, template, layout with caveat footnotes, `FigureContext` (unit, subsets, cohort notes).
-- `overview`, `subgroups`, `identifiers`, `explain`, `flip`, `cases`, `labels`: the figures of that page.
+- `overview`, `subgroups`, `identifiers`, `explain`, `flip`, `cases`, `labels`, `slices`: the figures of that page.
 - `catalogue`: `report_figures(result)`, the standard set with file-safe names for the report and export.
 
 Every builder is pure (no streamlit, no file I/O): tables of a `cxrfail.analysis.result.PairResult` or
@@ -22,6 +22,7 @@ from cxrfail.figures.overview import (
     misclassification_heatmap,
     model_finding_heatmap,
 )
+from cxrfail.figures.slices import slice_intervals, slices_across_models
 from cxrfail.figures.style import (
     DEFAULT_CONTEXT,
     FigureContext,
@@ -38,5 +39,5 @@ __all__ = [
     "effects_heatmap", "escape", "finding_label", "flip_curve", "flip_curve_spec", "flip_summary_figure",
     "forest_plot", "identifier_heatmaps", "insufficient_label", "label_error_bars", "label_set_comparison", "misclassification_heatmap",
     "model_finding_heatmap", "pair_label", "plural", "report_figures", "roc_figure", "shap_bar", "shap_beeswarm",
-    "shap_importance", "shap_waterfall", "slug", "subgroup_rates_figure", "term_heatmap",
+    "shap_importance", "shap_waterfall", "slice_intervals", "slices_across_models", "slug", "subgroup_rates_figure", "term_heatmap",
 ]

@@ -8,11 +8,12 @@ import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
     put_legend_under_title,
-    escape,
     PALETTE,
     apply_layout,
     empty_figure,
+    escape,
 )
+
 
 def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """One image: each model's probability against its threshold (rows of ``outcomes`` for one image and

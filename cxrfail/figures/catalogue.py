@@ -11,6 +11,7 @@ from cxrfail.figures.explain import shap_bar
 from cxrfail.figures.flip import flip_curve
 from cxrfail.figures.identifiers import identifier_heatmaps, roc_figure
 from cxrfail.figures.overview import auroc_heatmap, effects_heatmap, misclassification_heatmap
+from cxrfail.figures.slices import slice_intervals, slices_across_models
 from cxrfail.figures.style import FigureContext, escape, finding_label, slug
 from cxrfail.figures.subgroups import forest_plot, subgroup_rates_figure, term_heatmap
 
@@ -28,8 +29,9 @@ def report_figures(result, *, max_pairs: int | None = None, findings: Sequence[s
     regression term (``or_heatmap_<term>``), the identifier heatmap per learner × feature set
     (``identifier_auroc_<learner>_<feature_set>``) and per model × finding (first ``max_pairs`` pairs, all by
     default): ``subgroups_<model>_<finding>``, ``forest_<model>_<finding>``, ``roc_<model>_<finding>``,
-    ``shap_bar_<model>_<finding>``, ``flip_curve_<model>_<finding>``. ``findings`` / ``models`` restrict the
-    per-pair figures to those.
+    ``shap_bar_<model>_<finding>``, ``flip_curve_<model>_<finding>``, ``slices_<model>_<finding>_<error kind>``;
+    and ``slices_across_models`` when a slice is confirmed for several models. ``findings`` / ``models``
+    restrict the per-pair figures to those.
     """
     context = FigureContext.from_result(result)
     min_n = int(result.config.min_subgroup_n)
@@ -45,6 +47,9 @@ def report_figures(result, *, max_pairs: int | None = None, findings: Sequence[s
         for learner, feature_set in identifiers[["learner", "feature_set"]].drop_duplicates().itertuples(index=False):
             figures[slug("identifier_auroc", learner, feature_set)] = identifier_heatmaps(
                 identifiers, learner, feature_set, context=context)
+    together = result.slices_across_models()
+    if not together.empty:
+        figures["slices_across_models"] = slices_across_models(result.slices, together, context=context)
     chosen = [pair for pair in result if (findings is None or pair.finding in findings)
               and (models is None or pair.model in models)]
     for pair in chosen[:max_pairs]:
@@ -63,6 +68,9 @@ def report_figures(result, *, max_pairs: int | None = None, findings: Sequence[s
         if not pair.shap_values.empty:
             figures[slug("shap_bar", pair.model, pair.finding)] = shap_bar(
                 pair.shap_values, title=f"SHAP importance: {label}", oracle=oracle, context=context)
+        for kind in dict.fromkeys(pair.slices["error_kind"]):
+            figures[slug("slices", pair.model, pair.finding, kind)] = slice_intervals(
+                pair.slices, kind, title=f"Failure slices ({kind.replace('_', ' ')}): {label}", context=context)
         if not pair.flip_curve.empty:
             figures[slug("flip_curve", pair.model, pair.finding)] = flip_curve(
                 pair.flip_curve, chosen_tau=pair.chosen_tau, title=f"Flipping: {label}", context=context)

@@ -8,15 +8,16 @@ import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
     plural,
-    escape,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     fmt_value,
     vline,
 )
+
 
 def shap_importance(shap_values: pd.DataFrame) -> pd.DataFrame:
     """Mean |SHAP| per feature (columns feature, mean_abs_shap, n), largest first."""

@@ -12,8 +12,8 @@ from cxrfail.analysis.flip import NEVER_FLIP
 from cxrfail.figures.style import (
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
     layout_dict,

@@ -13,16 +13,17 @@ from cxrfail.figures.style import (
     TOP_LABEL_PX,
     title_band_px,
     plural,
-    escape,
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     finding_label,
     ordered,
 )
+
 
 def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: str, *, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
     """Identifier AUROC (predicting misclassification) beside the confidence baseline, models × findings."""

@@ -12,16 +12,17 @@ from cxrfail.figures.style import (
     CELL_FONT,
     HOVER_NOTE,
     plural,
-    escape,
     DEFAULT_CONTEXT,
-    FigureContext,
     PALETTE,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     finding_label,
     fmt_p,
     ordered,
 )
+
 
 def model_finding_heatmap(
     table: pd.DataFrame,
@@ -96,13 +97,13 @@ def misclassification_heatmap(overall: pd.DataFrame, *, context: FigureContext =
     if overall.empty:
         return empty_figure("Misclassification rate", "no test rows")
     text = overall.apply(lambda r: f"{r['rate']:.1%}", axis=1)
-    hover = overall.apply(lambda r: f"95% Wilson CI [{r['ci_low']:.1%}, {r['ci_high']:.1%}]<br>"
+    hover = overall.apply(lambda r: f"95% CI [{r['ci_low']:.1%}, {r['ci_high']:.1%}] (patients clustered)<br>"
                                     f"{int(r['n_misclassified'])} of {int(r['n'])} {plural(context.unit)} "
                                     f"misclassified ({int(r['n_fp'])} FP, {int(r['n_fn'])} FN)", axis=1)
     return model_finding_heatmap(
         overall, "rate", title="Misclassification rate", text=text, hover=hover,
         colorscale="Reds", zmin=0, colorbar_title="rate",
-        notes=[context.test_split_note, f"95% Wilson CIs and counts: {HOVER_NOTE}"],
+        notes=[context.test_split_note, f"95% CIs (patients clustered) and counts: {HOVER_NOTE}"],
         context=context,
     )
 
@@ -111,6 +112,7 @@ def effects_heatmap(summary: pd.DataFrame, *, q_column: str = "q_bh", alpha: flo
     """Where the action is: number of significant regression terms per model × finding, with the strongest."""
     if summary.empty:
         return empty_figure("Subgroup effects", "no regression results")
+    # Term names carry cohort values (subgroup levels such as a View value): escaped, never rendered as HTML.
     text = summary["n_significant"].astype(int).astype(str)
     hover = summary.apply(
         lambda r: (f"strongest term {escape(r['top_term'])}: OR {r['top_odds_ratio']:.2f} (q={fmt_p(r['top_q'])})"

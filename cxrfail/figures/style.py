@@ -102,7 +102,8 @@ DEFAULT_CONTEXT = FigureContext()
 
 
 def insufficient_label(min_n: int) -> str:
-    return f"insufficient (n < {min_n})"
+    """The flag of a subgroup level below the sufficiency rule (`cxrfail.analysis.subgroups.subgroup_rates`)."""
+    return f"insufficient (effective n < {min_n}, or too few patients or events)"
 
 
 def plural(unit: str, n: int | None = None) -> str:
@@ -259,11 +260,6 @@ def vline(fig: go.Figure, x: float, color: str, *, dash: str = "solid", text: st
         fig.add_annotation(x=x, y=1.0 if position == "top" else 0.0, xref="x", yref="paper", text=text,
                            showarrow=False, xanchor="right" if position == "top" else "left",
                            yanchor="bottom" if position == "top" else "top", font=dict(size=11, color=color))
-
-
-def hline(fig: go.Figure, y: float, color: str = "#52606d", dash: str = "dot") -> None:
-    fig.add_shape(type="line", x0=0, x1=1, y0=y, y1=y, xref="paper", yref="y",
-                  line=dict(color=color, width=1, dash=dash))
 
 
 def empty_figure(title: str, message: str) -> go.Figure:

@@ -14,14 +14,14 @@ from cxrfail.figures.overview import model_finding_heatmap
 from cxrfail.figures.style import (
     plural,
     BASELINE_COLOR,
-    escape,
     DEFAULT_CONTEXT,
-    FigureContext,
     INSUFFICIENT_COLOR,
     PALETTE,
     SUFFICIENT_COLOR,
+    FigureContext,
     apply_layout,
     empty_figure,
+    escape,
     fmt_p,
     insufficient_label,
     log_ticks,
@@ -43,7 +43,7 @@ def subgroup_rates_figure(
     ``rates``: rows of ``subgroup_rates``. Each subgroup's block starts with its reference row (the rate over
     the rows where the subgroup is known: for a subset, the subset's own rate, the one its levels compare
     with), drawn as a grey diamond and labelled with the subset's size. Levels flagged insufficient (too few
-    rows or patients) are greyed out.
+    effective rows, patients or events) are greyed out.
     """
     if rates.empty:
         return empty_figure(title or "Misclassification by subgroup", "no subgroup rows")
@@ -61,16 +61,16 @@ def subgroup_rates_figure(
             text.append(f"{r:.1%} (n={int(row.subset_n):,})" if row.is_subset else f"{r:.1%} (all)")
         else:
             text.append(f"{r:.1%} (n={n:,})" if ok else f"n={n}: too few")
-    hover = [f"{k:,} of {n:,} misclassified ({p:,} patients)<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}] (patient "
-             f"bootstrap)<br>Wilson [{wl:.1%}, {wh:.1%}], design effect {d:.1f}"
+    hover = [f"{k:,} of {n:,} misclassified ({p:,} patients)<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}] (patients "
+             f"clustered)<br>Wilson on rows [{wl:.1%}, {wh:.1%}], design effect {d:.1f}"
              for k, n, p, r, lo, hi, wl, wh, d in zip(
                  rows["n_misclassified"].astype(int), rows["n"].astype(int), rows["n_patients"].astype(int),
                  rows["rate"], rows["ci_low"], rows["ci_high"], rows["wilson_low"], rows["wilson_high"],
                  rows["design_effect"].astype(float))]
     fig = go.Figure()
     kinds = ((reference, "reference: rate where the subgroup is known", BASELINE_COLOR, "diamond"),
-             (~reference & sufficient, "rate (95% CI, patients resampled)", SUFFICIENT_COLOR, "circle"),
-             (~reference & ~sufficient, "insufficient (too few rows or patients)", INSUFFICIENT_COLOR,
+             (~reference & sufficient, "rate (95% CI, patients clustered)", SUFFICIENT_COLOR, "circle"),
+             (~reference & ~sufficient, "insufficient (too few effective rows, patients or events)", INSUFFICIENT_COLOR,
               "circle-open"))
     for mask, name, color, symbol in kinds:
         if not mask.any():

@@ -17,6 +17,7 @@ The default root is ``$CXRFAIL_CACHE_DIR/inference`` (``~/.cache/cxrfail/inferen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -160,7 +161,8 @@ class PredictionCache:
                     vanished = True  # merged away by a concurrent compaction: read the listing again
                 except (OSError, pa.ArrowException, ValueError) as exc:
                     log.warning("discarding corrupt prediction cache part %s (%s)", part, exc)
-                    part.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):  # a read-only cache keeps it; it is never served
+                        part.unlink(missing_ok=True)
             if not vanished:
                 break
         if not tables:

@@ -137,9 +137,18 @@ def read_card_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping in a JSON or YAML card file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InferenceError(f"cannot read the model card ({exc.strerror or exc})", path=path) from None
+    return card_mapping(data, path)
+
+
+def card_mapping(data: bytes, path: Path) -> dict[str, Any]:
+    """The raw mapping in a card file's bytes (``path`` names it and gives its format by suffix)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InferenceError("the model card is not UTF-8 text", path=path) from None
     try:
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -156,6 +165,11 @@ def load_model_card(path: str | Path) -> ModelCard:
     """Read and validate a JSON or YAML model card; ``weights`` is resolved relative to the card's folder."""
     path = Path(path)
     return parse_model_card(read_card_file(path), source=path)
+
+
+def parse_card_text(data: bytes, path: Path) -> ModelCard:
+    """Validate a card from its file's bytes (read by the caller, e.g. through a confined descriptor)."""
+    return parse_model_card(card_mapping(data, path), source=path)
 
 
 def parse_model_card(raw: dict[str, Any], *, source: Path, default_architecture: str | None = None) -> ModelCard:
@@ -192,6 +206,8 @@ def parse_model_card(raw: dict[str, Any], *, source: Path, default_architecture:
             raise
         raise InferenceError(exc.problem, path=source) from None
     weights = raw.get("weights")
+    if weights is not None and (not isinstance(weights, str) or "\0" in weights or not weights.strip()):
+        raise InferenceError("weights must be a file name or path", path=source)
     if weights is None and source.suffix.lower() in CARD_SUFFIXES:
         raise InferenceError("the model card names no weights file", path=source,
                              fix="Add weights: <file> (a state dict or TorchScript file, relative to the card)")

@@ -11,7 +11,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from cxrfail.inference.cards import BACKENDS, PRECISIONS, SPEC_HELP
@@ -71,7 +70,7 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_cache_dir(listing)
     listing.set_defaults(handler=run_cache_ls)
     clear = cache.add_parser("clear", help="remove cached predictions, and (without --key) analysis results "
-                                           "and figure packs in $CXRFAIL_CACHE_DIR")
+                                           "and figure packs: in $CXRFAIL_CACHE_DIR, or only in --cache-dir")
     _add_cache_dir(clear)
     clear.add_argument("--key", default=None, help="remove only this model key (see `cxrfail cache ls`)")
     clear.set_defaults(handler=run_cache_clear)
@@ -84,7 +83,6 @@ def run_infer(args: argparse.Namespace) -> int:
     from cxrfail.inference.cache import PredictionCache
     from cxrfail.inference.engine import InferenceEngine
     from cxrfail.inference.models import load_model
-
     from cxrfail.ray_cluster import resolve_ray_address
 
     model = load_model(args.model, allow_torchscript=args.allow_torchscript)
@@ -157,21 +155,32 @@ def _print_result_caches() -> None:
 
 
 def run_cache_clear(args: argparse.Namespace) -> int:
-    """``cxrfail cache clear``: remove all cached predictions, or one model's."""
+    """``cxrfail cache clear``: remove all cached predictions, or one model's (``--key``), and without ``--key``
+    the analysis results and figure packs. With ``--cache-dir DIR`` only what is in DIR is touched: DIR as a
+    prediction cache folder, and DIR as a cache root (``DIR/inference``, ``DIR/analysis``, ``DIR/figures``:
+    what ``cxrfail analyze --cache-dir DIR`` writes); the default cache is left alone."""
+    from cxrfail.cache import clear_result_caches, default_cache_dir, validate_cache_key
     from cxrfail.inference.cache import PredictionCache
 
-    from cxrfail.cache import validate_cache_key
-
-    cache = PredictionCache(args.cache_dir)
-    removed = cache.clear(None if args.key is None else validate_cache_key(args.key))
-    if args.key is not None and removed == 0:
-        raise InferenceError(f"no cached model with key {args.key!r}", path=cache.root,
+    key = None if args.key is None else validate_cache_key(args.key)
+    if args.cache_dir is None:
+        prediction_folders, result_root = [PredictionCache().root], default_cache_dir()
+    else:
+        prediction_folders, result_root = [args.cache_dir, args.cache_dir / "inference"], args.cache_dir
+    removed = 0
+    for folder in prediction_folders:
+        cache = PredictionCache(folder)
+        count = cache.clear(key)
+        removed += count
+        if count:
+            print(f"removed {count} cached models from {cache.root}")
+    if key is not None and removed == 0:
+        raise InferenceError(f"no cached model with key {args.key!r}", path=prediction_folders[0],
                              fix="See `cxrfail cache ls` for the keys")
-    print(f"removed {removed} cached models from {cache.root}")
-    if args.key is None:
-        from cxrfail.cache import clear_result_caches, default_cache_dir
-
-        print(f"removed {clear_result_caches()} analysis results and figure packs from {default_cache_dir()}")
+    if removed == 0:
+        print(f"no cached models in {prediction_folders[0]}")
+    if key is None:
+        print(f"removed {clear_result_caches(result_root)} analysis results and figure packs from {result_root}")
     return 0
 
 

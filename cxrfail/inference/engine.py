@@ -92,11 +92,15 @@ class InferenceResult:
         return self.probabilities.reset_index()
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the prediction table (see `to_frame`) atomically; probabilities with 9 significant digits."""
+        """Write the prediction table (see `to_frame`) atomically; probabilities with 9 significant digits.
+        Formula-inert (`cxrfail.export.inert_csv_frame`): an image id that a spreadsheet would run as a formula
+        (``=HYPERLINK(...).png``) gets a leading apostrophe."""
+        from cxrfail.export import inert_csv_frame
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write_with(path, lambda temporary: self.to_frame().to_csv(temporary, index=False,
-                                                                                 float_format="%.9g"))
+        return atomic_write_with(path, lambda temporary: inert_csv_frame(self.to_frame()).to_csv(
+            temporary, index=False, float_format="%.9g"))
 
     def to_predictions(self, name: str | None = None) -> ModelPredictions:
         """The same `ModelPredictions` that importing the CSV from `to_csv` gives (validated the same way)."""
@@ -269,7 +273,7 @@ class InferenceEngine:
             self._export_scratch = tempfile.TemporaryDirectory(prefix="cxrfail-onnx-")
             folder = Path(self._export_scratch.name)
         try:
-            self._onnx_runner = load_or_export(self.module, folder / name, shape, threads)
+            self._onnx_runner = load_or_export(self.module, folder / name, shape, threads, self.model.weights_digest)
         except OnnxExportError as exc:
             log.warning("model %r runs on torch: %s", self.model.name, exc)
             self.backend = "torch"

@@ -10,9 +10,12 @@ Every decoder returns a float32 tensor of shape (C, H, W), C = 1 (grayscale) or 
   range maps onto [0, 1]; without a VOI transform the range the stored bits allow (after rescaling) maps onto
   [0, 1]. MONOCHROME1 images are inverted. Multi-frame images use their first frame.
 
-Every decoder refuses an image of more than `max_pixels` pixels (rows x columns x frames for DICOM, read from
-the header before any pixel is decoded; PIL's decompression-bomb warning is an error), so a small compressed
-file cannot make the process allocate gigabytes.
+Every decoder refuses an image of more than `max_pixels` pixels before any pixel is decoded: PNG/JPEG by the
+size in their header (Pillow's own decompression-bomb cap is set to the same limit, so ``CXRFAIL_MAX_PIXELS``
+decides, above or below Pillow's default); DICOM by rows x columns x frames in its header and, for compressed
+transfer syntaxes, by the size the embedded JPEG / JPEG-LS / JPEG 2000 codestream declares (which must equal
+the header's), so a small file cannot make the process allocate gigabytes. Only the first frame is decoded.
+A file larger than `max_image_bytes` is refused before it is read.
 
 Anything a decoder cannot read raises `ImageDecodeError` with the reason; the engine records it as a failure.
 """
@@ -39,6 +42,9 @@ DECODER_VERSION = 1
 #: Default limit on pixels per image (rows x columns x frames): 100 megapixels, far above any radiograph
 #: (CheXpert/NIH: 1024 x 1024 to about 4,300 x 3,500). ``$CXRFAIL_MAX_PIXELS`` overrides it.
 MAX_PIXELS = 100_000_000
+#: Default limit on an image file's size: 256 MB (an uncompressed 4,300 x 3,500 16-bit DICOM is about 30 MB).
+#: ``$CXRFAIL_MAX_IMAGE_MB`` overrides it (megabytes).
+MAX_IMAGE_BYTES = 256_000_000
 
 _LUMINANCE = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
@@ -50,6 +56,19 @@ class ImageDecodeError(ValueError):
 def max_pixels() -> int:
     """Most pixels one image may have: ``$CXRFAIL_MAX_PIXELS`` or `MAX_PIXELS`."""
     return int(os.environ.get("CXRFAIL_MAX_PIXELS") or MAX_PIXELS)
+
+
+def max_image_bytes() -> int:
+    """Largest image file accepted, in bytes: ``$CXRFAIL_MAX_IMAGE_MB`` x 10^6 or `MAX_IMAGE_BYTES`."""
+    configured = os.environ.get("CXRFAIL_MAX_IMAGE_MB")
+    return int(float(configured) * 1_000_000) if configured else MAX_IMAGE_BYTES
+
+
+def _check_file_size(size: int) -> None:
+    limit = max_image_bytes()
+    if size > limit:
+        raise ImageDecodeError(f"image file of {size / 1e6:.1f} MB is above the limit of {limit / 1e6:.1f} MB "
+                               "(CXRFAIL_MAX_IMAGE_MB)")
 
 
 def _check_pixels(count: int, shape: str) -> None:
@@ -86,6 +105,7 @@ def decode_image(data: bytes, suffix: str = "") -> torch.Tensor:
     """
     if not data:
         raise ImageDecodeError("empty file")
+    _check_file_size(len(data))
     is_dicom = data[128:132] == b"DICM" or suffix.lower() in DICOM_SUFFIXES
     try:
         array = _decode_dicom(data) if is_dicom else _decode_pillow(data)
@@ -107,18 +127,33 @@ def read_image(path: str | Path) -> torch.Tensor:
     """Read and decode one image file; see `decode_image`."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            return decode_image(_read_limited(handle), path.suffix)
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from exc
-    return decode_image(data, path.suffix)
+
+
+def _read_limited(handle) -> bytes:
+    """The bytes of an open image file, refused (`ImageDecodeError`) when larger than `max_image_bytes`."""
+    _check_file_size(os.fstat(handle.fileno()).st_size)
+    data = handle.read(max_image_bytes() + 1)
+    _check_file_size(len(data))
+    return data
 
 
 def read_cohort_image(path: str | Path, image_root: str | Path) -> torch.Tensor:
     """`read_image` for a path taken from a cohort: it must resolve (symlinks, ``..``) inside ``image_root``,
-    else `PathNotAllowedError` before the file is opened."""
-    from cxrfail.roots import resolve_inside
+    else `PathNotAllowedError` before the file is opened; the file actually opened is checked again by its
+    descriptor, so an image folder swapped for a symlink after the cohort was loaded is refused, not followed.
+    ``image_root`` is the folder as it was accepted (resolved then; not resolved again here)."""
+    from cxrfail.roots import open_under_roots, resolve_inside
 
-    return read_image(resolve_inside(path, image_root))
+    resolved = resolve_inside(path, image_root)
+    try:
+        with open_under_roots(resolved, (image_root,)) as handle:
+            return decode_image(_read_limited(handle), resolved.suffix)
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 def display_png(path: str | Path, image_root: str | Path, max_side: int = 1024) -> bytes:
@@ -159,6 +194,10 @@ def preprocess(image: torch.Tensor, preprocessing: Preprocessing) -> torch.Tenso
 
 
 def _decode_pillow(data: bytes) -> np.ndarray:
+    limit = max_pixels()
+    # Pillow's own cap (a warning above it, an error above twice it) is made cxrfail's limit, so that
+    # CXRFAIL_MAX_PIXELS decides; the header size is checked by `_check_pixels` before any pixel is decoded.
+    Image.MAX_IMAGE_PIXELS = limit
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -166,8 +205,8 @@ def _decode_pillow(data: bytes) -> np.ndarray:
                 _check_pixels(image.width * image.height, f"{image.width} x {image.height}")
                 image.load()
                 return _pillow_array(image)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise ImageDecodeError(f"refused as a decompression bomb ({exc})") from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ImageDecodeError(f"image is above the limit of {limit:,} pixels (CXRFAIL_MAX_PIXELS)") from None
 
 
 def _pillow_array(image: Image.Image) -> np.ndarray:
@@ -193,9 +232,11 @@ def _decode_dicom(data: bytes) -> np.ndarray:
     rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
     _check_pixels(rows * columns * max(frames, 1), f"{rows} x {columns} x {frames} frame(s)")
-    pixels = dataset.pixel_array
-    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-        pixels = pixels[0]
+    if dataset.file_meta.get("TransferSyntaxUID") is not None and dataset.file_meta.TransferSyntaxUID.is_compressed:
+        _check_embedded_size(dataset, rows, columns, frames)
+    from pydicom.pixels import pixel_array
+
+    pixels = pixel_array(dataset, index=0 if frames > 1 else None)
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
     if int(dataset.get("SamplesPerPixel", 1)) == 3:  # pydicom converts YBR to RGB
         return pixels.astype(np.float32).transpose(2, 0, 1) / float(2 ** int(dataset.BitsStored) - 1)
@@ -213,6 +254,58 @@ def _decode_dicom(data: bytes) -> np.ndarray:
         scaled = (values - low) / (high - low)
     scaled = np.clip(scaled, 0.0, 1.0)
     return 1.0 - scaled if photometric == "MONOCHROME1" else scaled
+
+
+def _check_embedded_size(dataset, rows: int, columns: int, frames: int) -> None:
+    """Refuse (`ImageDecodeError`) a compressed DICOM whose first frame's codestream declares another size than
+    the header's rows x columns, before it is decoded: the decoder would allocate what the codestream says."""
+    from pydicom.encaps import get_frame
+
+    frame = get_frame(dataset.PixelData, 0, number_of_frames=frames)
+    declared = codestream_size(frame)
+    if declared is None:
+        return  # RLE and other codecs decode to the header's size
+    height, width = declared
+    if (height, width) != (rows, columns):
+        _check_pixels(height * width, f"{width} x {height} (embedded)")
+        raise ImageDecodeError(f"DICOM header says {columns} x {rows} but its embedded image is {width} x {height}")
+
+
+#: JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic; JPEG-LS is 0xF7).
+_JPEG_SOF = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0), 0xF7})
+
+
+def codestream_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) a JPEG, JPEG-LS or JPEG 2000 codestream declares in its header (SOF or SIZ marker),
+    read without decoding; None when ``data`` is none of these. Raises `ImageDecodeError` for a JPEG or JPEG
+    2000 stream whose header cannot be read."""
+    siz = data.find(b"\xff\x4f\xff\x51")  # JPEG 2000: SOC then SIZ (also inside a JP2 file's codestream box)
+    if data[:2] != b"\xff\xd8" and siz >= 0:
+        header = data[siz + 4: siz + 4 + 20]
+        if len(header) < 20:
+            raise ImageDecodeError("truncated JPEG 2000 header")
+        x_size, y_size, x_offset, y_offset = np.frombuffer(header[4:20], dtype=">u4").tolist()
+        return y_size - y_offset, x_size - x_offset
+    if data[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            raise ImageDecodeError("malformed JPEG header")
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2: position + 4], "big")
+        if marker in _JPEG_SOF:
+            segment = data[position + 4: position + 9]
+            if len(segment) < 5:
+                break
+            return int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big")
+        if marker == 0xDA:  # start of scan before any frame header
+            break
+        position += 2 + length
+    raise ImageDecodeError("JPEG header has no frame size")
 
 
 def _first(value: object) -> float:

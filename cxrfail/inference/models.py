@@ -18,6 +18,12 @@ A model SPEC (the CLI's ``--model``) is one of:
 - a model card (``.json``, ``.yaml``, ``.yml``; see `cxrfail.inference.cards`) naming a state dict or a
   TorchScript file.
 
+Confinement (the dashboard): with ``roots``, every file a SPEC or card names (the card, its ``weights:``, a
+TorchScript file) must lie inside one of ``roots`` when it is opened, checked on the open file descriptor
+(`cxrfail.roots.open_under_roots`); with ``torchscript_roots``, TorchScript loads only from a file inside those.
+A refused path gets the same message whether or not it exists, and nothing is read from it. Each file is read
+once: the weights digest is of the bytes that were loaded.
+
 Checkpoints are read with ``torch.load(..., weights_only=True)`` or safetensors. torchxrayvision's own weights
 files pickle whole modules; for them, and only them, torchxrayvision's and torch.nn's layer classes are allowed
 as well. A checkpoint that needs any other object unpickled is refused.
@@ -25,6 +31,7 @@ as well. A checkpoint that needs any other object unpickled is refused.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -40,6 +47,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cxrfail.files import atomic_write_with, bytes_sha256
 from cxrfail.inference.cards import (
     CARD_SUFFIXES,
     SPEC_HELP,
@@ -47,11 +55,10 @@ from cxrfail.inference.cards import (
     TORCHVISION_ARCHITECTURES,
     ModelCard,
     Preprocessing,
-    load_model_card,
+    parse_card_text,
     parse_model_card,
     range_normalization,
 )
-from cxrfail.files import atomic_write_with, file_sha256
 from cxrfail.inference.errors import InferenceError
 
 EMBEDDED_CARD = "cxrfail_card.json"
@@ -86,39 +93,107 @@ class LoadedModel:
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".pth")
 
 
-def load_model(spec: str | Path, *, allow_torchscript: bool = False) -> LoadedModel:
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where model files may be read from. ``roots``: None (anywhere: the command line) or the folders every
+    file must lie in when opened; ``torchscript_roots``: None (anywhere, with the opt-in) or the only folders
+    TorchScript may load from."""
+
+    roots: tuple[Path, ...] | None = None
+    torchscript_roots: tuple[Path, ...] | None = None
+
+    def read(self, path: Path) -> bytes:
+        """The file's bytes, opened inside ``roots`` (checked on the descriptor) when they are set."""
+        if self.roots is None:
+            return path.read_bytes()
+        from cxrfail.roots import read_under_roots
+
+        return read_under_roots(path, self.roots)
+
+    def check_path(self, path: Path) -> None:
+        """Refuse, before anything is opened, a path outside ``roots`` (the same message whether or not it
+        exists)."""
+        if self.roots is not None:
+            from cxrfail.roots import resolve_under_roots
+
+            resolve_under_roots(path, self.roots)
+
+    def check_torchscript(self, path: Path) -> None:
+        if self.torchscript_roots is not None:
+            from cxrfail.roots import MODEL_ROOTS_VARIABLE, is_under
+
+            if not is_under(path, self.torchscript_roots):
+                raise InferenceError(
+                    "refused: TorchScript runs code from the file, and this file is outside the folders the "
+                    "operator allowed for it", path=path,
+                    fix=f"Ask the operator to put it in a folder of {MODEL_ROOTS_VARIABLE}, or use a state dict "
+                        "(safetensors) with a model card")
+
+
+def load_model(spec: str | Path, *, allow_torchscript: bool = False, roots=None,
+               torchscript_roots=None) -> LoadedModel:
     """Load the model a SPEC names (see the module docstring). A TorchScript file (named directly or by a
-    card) is refused unless ``allow_torchscript``: loading it runs code from the file."""
+    card) is refused unless ``allow_torchscript``: loading it runs code from the file. ``roots`` and
+    ``torchscript_roots`` confine every file read (see `ModelFiles`)."""
+    files = ModelFiles(None if roots is None else tuple(map(Path, roots)),
+                       None if torchscript_roots is None else tuple(map(Path, torchscript_roots)))
     text = str(spec)
+    if "\0" in text:
+        raise InferenceError("a model path cannot contain a NUL character", fix=SPEC_HELP)
     if text.startswith(XRV_PREFIX):
         name, _, weights = text[len(XRV_PREFIX):].partition("@")
-        return load_xrv_model(name, weights or None)
+        # Without @path the weights come from torchxrayvision's own cache folder: a place nobody typed.
+        return load_xrv_model(name, weights or None, files=files if weights else ModelFiles())
     path = Path(text)
-    if not path.is_file():
-        raise InferenceError("model file not found", path=path, fix=SPEC_HELP)
+    files.check_path(path)
+    try:
+        data = files.read(path)
+    except (IsADirectoryError, FileNotFoundError, NotADirectoryError):
+        raise InferenceError("model file not found", path=path, fix=SPEC_HELP) from None
+    except OSError as exc:
+        raise InferenceError(f"cannot read the model file ({exc.strerror or type(exc).__name__})", path=path) from None
     if path.suffix.lower() in CARD_SUFFIXES:
-        return load_card_model(path, allow_torchscript=allow_torchscript)
-    if _is_torchscript(path):
-        return load_torchscript_model(path, allow_torchscript=allow_torchscript)
+        return load_card_model(path, allow_torchscript=allow_torchscript, files=files, text=data)
+    if _is_torchscript(data):
+        return load_torchscript_model(path, allow_torchscript=allow_torchscript, files=files, data=data)
     raise InferenceError(
         "neither a model card nor a TorchScript file", path=path,
         fix="A state dict needs a model card naming its architecture, labels and preprocessing; " + SPEC_HELP)
 
 
-def load_card_model(card_path: str | Path, *, allow_torchscript: bool = False) -> LoadedModel:
+def load_card_model(card_path: str | Path, *, allow_torchscript: bool = False, files: ModelFiles = ModelFiles(),
+                    text: bytes | None = None) -> LoadedModel:
     """Load the model a card file describes: a state dict for a torchvision architecture, or (only with
-    ``allow_torchscript``, since it runs code from the file) a TorchScript file."""
-    card = load_model_card(card_path)
+    ``allow_torchscript``, since it runs code from the file) a TorchScript file. The card's ``weights`` path
+    is confined like the card (``files``)."""
+    card_path = Path(card_path)
+    if text is None:
+        files.check_path(card_path)
+        text = files.read(card_path)
+    card = parse_card_text(text, card_path)
     if card.architecture == TORCHSCRIPT:
-        return load_torchscript_model(card.weights, card, allow_torchscript=allow_torchscript)
+        return load_torchscript_model(card.weights, card, allow_torchscript=allow_torchscript, files=files)
+    data = _read_weights(card.weights, files)
     with torch.device("meta"):
         module = build_torchvision_model(card.architecture, len(card.labels), card.preprocessing.channels)
-    load_weights(module, read_state_dict(card.weights), card.weights)
-    return _ready(card, module)
+    load_weights(module, read_state_dict(card.weights, data=data), card.weights)
+    return _ready(card, module, bytes_sha256(data))
+
+
+def _read_weights(path: Path, files: ModelFiles, what: str = "weights file") -> bytes:
+    """The bytes of a weights (or TorchScript) file, confined by ``files``; `InferenceError` when missing."""
+    files.check_path(path)
+    try:
+        return files.read(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise InferenceError(f"{what} not found", path=path) from None
+    except OSError as exc:
+        raise InferenceError(f"cannot read the {what} ({exc.strerror or type(exc).__name__})", path=path) from None
 
 
 def load_torchscript_model(path: str | Path, card: ModelCard | None = None, *,
-                           allow_torchscript: bool = False) -> LoadedModel:
+                           allow_torchscript: bool = False, files: ModelFiles = ModelFiles(),
+                           data: bytes | None = None) -> LoadedModel:
     """Load a TorchScript file; its card is ``card`` or the one embedded as ``cxrfail_card.json``.
 
     Loading TorchScript executes code stored in the file (any method, ``__setstate__`` included, can do what
@@ -135,14 +210,16 @@ def load_torchscript_model(path: str | Path, card: ModelCard | None = None, *,
         raise InferenceError(
             f"refused: a TorchScript file must be named {', '.join(TORCHSCRIPT_SUFFIXES)}", path=path,
             fix="Rename it so that what it is stays visible")
-    if not path.is_file():
-        raise InferenceError("TorchScript file not found", path=path)
+    files.check_path(path)
+    files.check_torchscript(path)
+    if data is None:
+        data = _read_weights(path, files, "TorchScript file")
     extra_files = {EMBEDDED_CARD: ""}
     try:
         with warnings.catch_warnings():  # torch's notice that TorchScript is deprecated is not for our users
             warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning)
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
-    except (RuntimeError, ValueError) as exc:
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra_files)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file is one unreadable model
         raise InferenceError(f"not a readable TorchScript file ({_first_line(exc)})", path=path) from None
     if card is None:
         if not extra_files[EMBEDDED_CARD]:
@@ -156,7 +233,7 @@ def load_torchscript_model(path: str | Path, card: ModelCard | None = None, *,
         if not isinstance(raw, dict):
             raise InferenceError(f"the embedded {EMBEDDED_CARD} is not a mapping of fields", path=path)
         card = parse_model_card({**raw, "weights": path.name}, source=path, default_architecture=TORCHSCRIPT)
-    return _ready(card, module)
+    return _ready(card, module, bytes_sha256(data))
 
 
 def build_torchvision_model(architecture: str, num_outputs: int, channels: int) -> nn.Module:
@@ -174,41 +251,29 @@ def build_torchvision_model(architecture: str, num_outputs: int, channels: int) 
     return module
 
 
-def calibrate_batch_norm(module: nn.Module, inputs: torch.Tensor) -> nn.Module:
-    """Set every batch norm's running statistics to those of ``inputs`` (N, C, H, W; one forward pass in
-    training mode) and return the module in eval mode. Tests and benchmarks use it so that a network with
-    random weights gives unsaturated probabilities on real radiographs."""
-    for layer in module.modules():
-        if isinstance(layer, nn.BatchNorm2d):
-            layer.reset_running_stats()
-            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
-    module.train()
-    with torch.no_grad():
-        module(inputs)
-    return module.eval()
-
-
-def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = ()) -> dict[str, torch.Tensor]:
-    """Read a state dict (parameter name -> tensor) from a ``.safetensors`` file or a ``torch.save`` file.
+def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = (), *,
+                    data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """Read a state dict (parameter name -> tensor) from a ``.safetensors`` file or a ``torch.save`` file
+    (``data``: its bytes, already read; ``path`` then only names it).
 
     ``torch.save`` files are read with ``weights_only=True``; ``allowed_classes`` (module classes) may
     additionally be reconstructed, for checkpoints that pickle a whole module. A nested state dict
-    (``{"state_dict": ...}``, ``{"model": ...}``) and a ``module.`` prefix (DataParallel) are unwrapped.
+    (``{"state_dict": ...}``, ``{"model": ...}``) and a ``module.`` prefix (DataParallel) are unwrapped. A file
+    that is not a checkpoint raises `InferenceError` (one line), whatever the reader's own error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InferenceError("weights file not found", path=path)
+    if data is None:
+        data = _read_weights(path, ModelFiles())
     if path.suffix.lower() == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load as load_safetensors
 
         try:
-            return _strip_prefix(load_file(str(path), device="cpu"), "module.")
-        except (SafetensorError, OSError) as exc:
+            return _strip_prefix(load_safetensors(data), "module.")
+        except Exception as exc:  # noqa: BLE001 - any failure to parse is one unreadable file
             raise InferenceError(f"not a readable safetensors file ({_first_line(exc)})", path=path) from None
     try:
         with torch.serialization.safe_globals(list(allowed_classes)):
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL (\S+)", str(exc))
         culprit = f" (it references {found.group(1)})" if found else ""
@@ -217,8 +282,9 @@ def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = ()) -> d
             path=path,
             fix="Re-save only the weights: torch.save(model.state_dict(), path) or safetensors.torch.save_file",
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise InferenceError(f"not a readable checkpoint ({_first_line(exc)})", path=path) from None
+    except Exception as exc:  # noqa: BLE001 - a text file gives IndexError, others KeyError, ...: all unreadable
+        raise InferenceError(f"not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})",
+                             path=path) from None
     return _strip_prefix(_state_dict_of(loaded, path), "module.")
 
 
@@ -303,7 +369,8 @@ def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | 
     return target
 
 
-def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> LoadedModel:
+def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str | Path | None = None, *,
+                   files: ModelFiles = ModelFiles()) -> LoadedModel:
     """A torchxrayvision model with the weights in ``weights`` (a state dict of ``xrv.models.DenseNet`` or
     ``xrv.models.ResNet``, or torchxrayvision's own weights file), else from its cache folder."""
     import torchxrayvision as xrv
@@ -311,12 +378,14 @@ def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str 
     long_name = resolve_xrv_name(name)
     info = xrv.models.model_urls[long_name]
     path = Path(weights) if weights is not None else xrv_weights_path(long_name, cache_dir)
+    files.check_path(path)
     if not path.is_file():
         raise InferenceError(
             f"no weights file for {long_name}", path=path,
             fix=f"Run `cxrfail models pull {long_name}` where a network is available, "
                 f"or pass xrv:{long_name}@/path/to/weights.pt")
-    state = read_state_dict(path, _xrv_module_classes())
+    data = _read_weights(path, files)
+    state = read_state_dict(path, _xrv_module_classes(), data=data)
     state.pop("op_threshs", None)
     labels = tuple(info["labels"])
     with torch.device("meta"):
@@ -336,7 +405,7 @@ def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str 
         activation="sigmoid",
         weights=path,
     )
-    return _ready(card, module)
+    return _ready(card, module, bytes_sha256(data))
 
 
 def _xrv_module_classes() -> list[type]:
@@ -350,7 +419,7 @@ def _xrv_module_classes() -> list[type]:
 
 # --- helpers -----------------------------------------------------------------------------------------------------
 
-def _ready(card: ModelCard, module: nn.Module) -> LoadedModel:
+def _ready(card: ModelCard, module: nn.Module, weights_digest: str) -> LoadedModel:
     from cxrfail.findings import canonical_finding
 
     indices, findings, seen = [], [], {}
@@ -369,15 +438,19 @@ def _ready(card: ModelCard, module: nn.Module) -> LoadedModel:
         seen[finding] = label
         indices.append(position)
         findings.append(finding)
-    return LoadedModel(card=card, module=module.eval(), weights_digest=file_sha256(card.weights),
+    return LoadedModel(card=card, module=module.eval(), weights_digest=weights_digest,
                        output_indices=tuple(indices), findings=tuple(findings))
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
+def _is_torchscript(data: bytes) -> bool:
+    buffer = io.BytesIO(data)
+    if not zipfile.is_zipfile(buffer):
         return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in member for member in archive.namelist())
+    try:
+        with zipfile.ZipFile(buffer) as archive:
+            return any("/code/" in member for member in archive.namelist())
+    except zipfile.BadZipFile:
+        return False
 
 
 def _state_dict_of(loaded: object, path: Path) -> dict[str, torch.Tensor]:

@@ -3,25 +3,28 @@ ONNX Runtime's CPU execution provider (its fused, layout-optimised convolutions,
 DenseNet-121 at about 64 ms an image a core, 2.1-2.5x a per-image eager torch loop on 2 cores).
 
 The export is stored beside the prediction cache, in the model's cache folder, as
-``<architecture>-<weights SHA-256 prefix>-<C>x<H>x<W>.onnx`` with a ``.sha256`` file holding the ONNX file's
-own digest; a file whose digest does not match, or that ONNX Runtime cannot load, is deleted and exported again.
-Every export is checked against the torch module on a fixed input before use: outputs must agree within
-`EXPORT_TOLERANCE`, otherwise the engine keeps torch.
+``<architecture>-<weights SHA-256 prefix>-<C>x<H>x<W>.onnx`` with a ``.sha256`` file holding a digest keyed by
+the model's full weights digest (`export_digest`: SHA-256 over the weights digest and the ONNX file's bytes), so
+another model's export copied into place with its own ``.sha256`` does not match. A file whose keyed digest
+does not match, or that ONNX Runtime cannot load, is deleted and exported again. Every export, fresh or cached,
+is checked against the torch module on a fixed input before use: outputs must agree within
+`EXPORT_TOLERANCE`, otherwise a cached file is exported again and a fresh one leaves the engine on torch. A
+cache folder that cannot be written (read-only, full) does not stop inference: the export is made in memory.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cxrfail.files import file_sha256
+from cxrfail.cache import warn_cache_unwritable
+from cxrfail.files import atomic_write_bytes, bytes_sha256
 
 log = logging.getLogger(__name__)
 
@@ -76,52 +79,70 @@ class OnnxRunner:
         return self.session.run([_OUTPUT], {_INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
 
 
+def export_digest(weights_digest: str, onnx_bytes: bytes) -> str:
+    """The keyed digest stored beside an export: SHA-256 over the model's weights digest and the ONNX bytes."""
+    return bytes_sha256(weights_digest.encode() + b"\0" + onnx_bytes)
+
+
 def load_or_export(module: torch.nn.Module, path: Path, input_shape: tuple[int, int, int],
-                   threads: int) -> OnnxRunner:
-    """An `OnnxRunner` for ``module`` from the export at ``path``, exporting it first when the file is missing,
-    damaged or unloadable. Raises `OnnxExportError` when the module cannot be exported faithfully."""
-    if _digest_matches(path):
+                   threads: int, weights_digest: str) -> OnnxRunner:
+    """An `OnnxRunner` for ``module`` (whose weights have SHA-256 ``weights_digest``) from the export at
+    ``path``, exporting it first when the file is missing, damaged, another model's, unloadable or unfaithful.
+    When ``path``'s folder cannot be written, the export is made and run in memory. Raises `OnnxExportError`
+    when the module cannot be exported faithfully."""
+    cached = _read_if_keyed(path, weights_digest)
+    if cached is not None:
         try:
-            return OnnxRunner(path, threads)
-        except Exception as exc:  # noqa: BLE001 - any load failure means: export again
-            log.warning("re-exporting unloadable ONNX model %s (%s)", path, exc)
+            runner = OnnxRunner(cached, threads)
+            _check_against_torch(module, runner, input_shape)
+            return runner
+        except Exception as exc:  # noqa: BLE001 - any load or check failure means: export again
+            log.warning("re-exporting ONNX model %s (%s)", path, exc)
     elif path.exists():
-        log.warning("re-exporting ONNX model %s: its checksum does not match", path)
-    _remove(path)
-    _export(module, path, input_shape)
+        log.warning("re-exporting ONNX model %s: it is not this model's export", path)
+    onnx_bytes = _export(module, input_shape)
     try:
-        runner = OnnxRunner(path, threads)
+        runner = OnnxRunner(onnx_bytes, threads)
         _check_against_torch(module, runner, input_shape)
     except OnnxExportError:
-        _remove(path)
         raise
-    except Exception as exc:  # noqa: BLE001 - an export ONNX Runtime cannot run as traced is not used
-        _remove(path)
+    except Exception as exc:  # an export ONNX Runtime cannot run as traced is not used
         raise OnnxExportError(f"ONNX Runtime cannot run the export: {exc}") from exc
+    try:
+        _remove(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, onnx_bytes)
+        atomic_write_bytes(_digest_path(path), export_digest(weights_digest, onnx_bytes).encode())
+    except OSError as exc:
+        warn_cache_unwritable(path.parent, exc)  # the export runs from memory this time
     return runner
 
 
-def _export(module: torch.nn.Module, path: Path, input_shape: tuple[int, int, int]) -> None:
-    """Trace ``module`` (eval, CPU, fp32) to ONNX with a dynamic batch axis; atomic write plus digest file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _read_if_keyed(path: Path, weights_digest: str) -> bytes | None:
+    """The export's bytes when its keyed digest file matches them and ``weights_digest``; else None."""
+    try:
+        data = path.read_bytes()
+        expected = _digest_path(path).read_text().strip()
+    except OSError:
+        return None
+    return data if export_digest(weights_digest, data) == expected else None
+
+
+def _export(module: torch.nn.Module, input_shape: tuple[int, int, int]) -> bytes:
+    """Trace ``module`` (eval, CPU, fp32) to ONNX with a dynamic batch axis; the ONNX file's bytes."""
     example = torch.zeros((_CHECK_BATCH, *input_shape), dtype=torch.float32)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer and deprecation notices are not for users
             torch.onnx.export(
-                module, (example,), temporary, input_names=[_INPUT], output_names=[_OUTPUT],
+                module, (example,), buffer, input_names=[_INPUT], output_names=[_OUTPUT],
                 dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}}, opset_version=ONNX_OPSET,
                 dynamo=False,
             )
-        digest = file_sha256(Path(temporary))
-        os.replace(temporary, path)
-        _digest_path(path).write_text(digest)
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the caller falls back to torch
+    except Exception as exc:  # the exporter raises many types; the caller falls back to torch
         raise OnnxExportError(f"cannot export to ONNX: {exc}") from exc
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    return buffer.getvalue()
 
 
 def _check_against_torch(module: torch.nn.Module, runner: OnnxRunner, input_shape: tuple[int, int, int]) -> None:
@@ -139,13 +160,6 @@ def _check_against_torch(module: torch.nn.Module, runner: OnnxRunner, input_shap
 
 def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
-
-
-def _digest_matches(path: Path) -> bool:
-    try:
-        return path.is_file() and _digest_path(path).read_text().strip() == file_sha256(path)
-    except OSError:
-        return False
 
 
 def _remove(path: Path) -> None:

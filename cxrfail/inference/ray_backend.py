@@ -57,6 +57,7 @@ from cxrfail.inference.errors import InferenceError
 from cxrfail.inference.models import LoadedModel, load_model
 from cxrfail.ray_cluster import cluster_summary, ray_session
 
+
 def run_inference_on_ray(model: LoadedModel | str | Path, images: str | Path | Sequence[str | Path], address: str,
                          *, root: str | Path | None = None, cache: PredictionCache | None = None,
                          batch_size: int | None = None, precision: str = "auto", num_actors: int | None = None,

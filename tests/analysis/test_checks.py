@@ -1,4 +1,5 @@
-"""Pair checks on the degenerate cohorts of issue 8: refused with a reason; small but valid ones warn."""
+"""Pair checks on degenerate cohorts (one class in a split, too few test patients): refused with a reason;
+small but valid ones warn."""
 
 from __future__ import annotations
 
@@ -38,12 +39,16 @@ def test_one_class_in_the_test_split_only_is_refused():
     assert check_pair(y, split, patients).reason.startswith("refused: no positives in the test split")
 
 
-def test_one_patient_owning_390_of_400_images_is_refused():
+def test_many_test_rows_of_few_patients_are_refused_for_the_patients():
+    """One patient owns 390 of 400 rows (11 patients in all): where that patient is in the test split, the
+    split has hundreds of rows but far fewer patients than the minimum, and the count that refuses it is the
+    patients', not the rows'."""
     rng = np.random.default_rng(1)
     patients = np.r_[np.repeat("big", 390), [f"p{i}" for i in range(10)]].astype(object)
     y = rng.binomial(1, 0.3, 400)
     y[:2], y[2:4] = 1, 0  # both classes on the big patient's side
-    for seed in range(5):
+    checked_with_big_in_test = 0
+    for seed in range(10):  # the big patient is in the test split at seeds 5, 6 and 9
         split = patient_split(patients, 0.5, seed=seed)
         y_seed = y.copy()
         test = np.flatnonzero(split == "test")
@@ -52,6 +57,10 @@ def test_one_patient_owning_390_of_400_images_is_refused():
         y_seed[calibration[:1]], y_seed[calibration[-1:]] = 1, 0
         check = check_pair(y_seed, split, patients)
         assert check.refused and "patient(s) in the test split, fewer than the minimum 30" in check.reason
+        if split[0] == "test":
+            assert check.counts["test"]["rows"] >= 390 and check.counts["test"]["patients"] <= 11
+            checked_with_big_in_test += 1
+    assert checked_with_big_in_test > 0
 
 
 def test_small_but_valid_splits_run_with_warnings():

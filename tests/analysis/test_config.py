@@ -23,13 +23,15 @@ def test_every_numeric_setting_has_a_range_and_every_named_setting_a_list():
         default = field.default
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             assert field.name in RANGES, f"{field.name} has no range"
-    assert set(CHOICES) == {"threshold_method", "auroc_interval", "learners", "feature_sets"}
+    assert set(CHOICES) == {"threshold_method", "auroc_interval", "learners", "feature_sets", "slice_error_kinds"}
 
 
-@pytest.mark.parametrize("field, value", [("min_subgroup_patients", 0), ("subgroup_bootstrap", 5),
+@pytest.mark.parametrize("field, value", [("min_subgroup_patients", 0), ("min_subgroup_events", -1),
                                           ("min_calibration_flips", 0), ("min_test_patients", 1), ("seed", -1),
                                           ("learners", ()), ("feature_sets", ("own+nothing",)),
-                                          ("threshold_method", "best")])
+                                          ("threshold_method", "best"), ("slice_top_k", 0),
+                                          ("slice_min_rows", 0), ("slice_max_predicates", 5),
+                                          ("slice_error_kinds", ("errors",)), ("slice_error_kinds", ())])
 def test_bad_values_are_refused_naming_the_setting(field, value):
     with pytest.raises(ConfigError, match=field):
         AnalysisConfig(**{field: value})

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrfail.analysis.explain import LONG_COLUMNS, explained_output, shap_attributions, to_long
 from cxrfail.analysis.config import LEARNERS
+from cxrfail.analysis.explain import LONG_COLUMNS, explained_output, shap_attributions, to_long
 from cxrfail.analysis.identifiers import ConstantIdentifier, fit_identifier
 
 

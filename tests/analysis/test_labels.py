@@ -1,5 +1,5 @@
 """Label audit: exact verdicts on a synthetic cohort with known flipped labels, and the demo's agreement
-with Google's expert labels (the counts of issue 12)."""
+with Google's expert labels (the 2 x 2 counts)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
 
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.labels import (
-    LabelAudit,
     AGREEMENT_COLUMNS,
     AUDIT_COLUMNS,
     CASE_COLUMNS,
@@ -17,12 +17,12 @@ from cxrfail.analysis.labels import (
     LABEL_ERROR,
     MODEL_ERROR,
     REFERENCE_ONLY_ERROR,
+    LabelAudit,
     agreement_counts,
     audit_pair,
     cohen_kappa,
 )
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
@@ -95,6 +95,23 @@ def test_audit_finds_exactly_the_flipped_labels():
     assert agreement.sum() == len(outcomes) and agreement[(0, 1)] + agreement[(1, 0)] == 30
 
 
+def test_dropped_replicates_are_counted_beside_the_intervals():
+    outcomes, reference, _, _ = _synthetic(n_patients=20, seed=4)
+    # the model errs on one image only, of one test patient of 10
+    test_rows = np.flatnonzero((outcomes["split"] == "test").to_numpy())
+    prediction = outcomes["label"].to_numpy().copy()
+    prediction[test_rows[0]] = 1 - prediction[test_rows[0]]
+    outcomes = outcomes.assign(prediction=prediction, misclassified=(prediction != outcomes["label"]).astype(int))
+    row = audit_pair(outcomes, reference, n_bootstrap=400).audit.iloc[0]
+    assert row["n_bootstrap"] == 400
+    for prefix in ("auroc_cohort", "auroc_reference"):
+        assert 0 <= row[f"{prefix}_n_dropped"] < 400
+    assert np.isnan(row["identifier_auroc_cohort_n_dropped"])  # no identifier score: no interval
+    # the error shares: resamples without that patient have no misclassified row, (9/10)^10 = 35% of them
+    assert row["n_misclassified"] == 1
+    assert row["error_share_n_dropped"] == pytest.approx(400 * 0.9**10, abs=40)
+
+
 def test_verdicts_use_the_split_and_rows_without_reference_are_left_out():
     outcomes, reference, flipped, model_wrong = _synthetic(seed=2)
     partial = reference.copy()
@@ -150,7 +167,7 @@ def _demo_outcomes(cohort, model, findings):
 
 
 def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
-    """Issue 12's table: on the 935 demo test images (353 patients) with expert labels, NIH Pneumothorax vs
+    """The agreement table: on the 935 demo test images (353 patients) with expert labels, NIH Pneumothorax vs
     expert Pneumothorax and NIH Mass or Nodule vs expert Nodule or mass; findings without expert labels are
     skipped."""
     reference = load_demo_reference_labels(demo_cohort)

@@ -12,12 +12,11 @@ from scipy.stats import norm
 from statsmodels.stats.multitest import multipletests
 
 from cxrfail.analysis.regression import (
-    REGRESSION_COLUMNS,
     ALL_ROWS_FAMILY,
     PAIR_REGRESSION_COLUMNS,
+    REGRESSION_COLUMNS,
     RegressionResult,
     adjust_p_values,
-    adjust_within_families,
     fit_misclassification_regression,
     fit_pair_regressions,
 )
@@ -199,17 +198,19 @@ def test_covariates_derived_from_the_target_are_absent():
     assert fit_pair_regressions(rows, wrong, "Edema")["term"].dropna().str.startswith("Lung Lesion").any()
 
 
-def test_adjust_within_families_adjusts_each_family_once_and_names_it():
+def test_q_values_are_adjusted_within_each_fit_and_name_it():
     rows, wrong = _pair_rows(seed=2)
-    table = fit_pair_regressions(rows, wrong, "Edema").assign(model="m", finding="Edema")
-    adjusted = adjust_within_families(table, ("model", "finding", "family"))
-    for family, members in adjusted.groupby("family"):
+    table = fit_pair_regressions(rows, wrong, "Edema", model="m", rows_name="test split")
+    for family, members in table.groupby("family"):
         holm, bh = adjust_p_values(members["p_value"].to_numpy(dtype=float))
         np.testing.assert_allclose(members["q_holm"], holm)
         np.testing.assert_allclose(members["q_bh"], bh)
-        assert (members["q_family"] == f"m | Edema | {family}").all()
-    # the age term appears in both fits, but once per family
-    age = adjusted[adjusted["term"] == "age (per 10 years)"]
+        assert (members["q_family"] == f"m · Edema · test split, {family}").all()
+    # the age term appears in both fits, but once per family; q >= p, Holm >= BH
+    age = table[table["term"] == "age (per 10 years)"]
     assert len(age) == 2 and age["q_family"].nunique() == 2
-    with pytest.raises(ValueError, match="family_columns"):
-        adjust_within_families(table, ("nope",))
+    known = table.dropna(subset=["p_value"])
+    assert (known["q_holm"] >= known["q_bh"] - 1e-15).all() and (known["q_bh"] >= known["p_value"] - 1e-15).all()
+    # a fit's q-values depend on its own p-values only: the same rows give the same q-values
+    again = fit_pair_regressions(rows, wrong, "Edema", model="m", rows_name="test split")
+    pd.testing.assert_frame_equal(table, again)

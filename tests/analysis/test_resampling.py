@@ -11,7 +11,6 @@ from cxrfail.analysis import resampling
 from cxrfail.analysis.auroc_intervals import bootstrap_auroc, bootstrap_auroc_set
 from cxrfail.analysis.resampling import (
     BootstrapInterval,
-    bootstrap_clustered_rate,
     bootstrap_ratio,
     paired_bootstrap_f1_change,
 )
@@ -161,17 +160,6 @@ def test_paired_auroc_difference_replicates_use_one_draw_for_both_scores():
     assert np.isnan(paired_auroc_difference(np.zeros(5), score[:5], other[:5], groups[:5]).estimate)
 
 
-def test_clustered_rate_replicates_equal_the_rate_of_the_resampled_rows():
-    rng = np.random.default_rng(5)
-    events, rows = rng.integers(0, 4, 30), rng.integers(4, 9, 30)
-    result = bootstrap_clustered_rate(events, rows, n_replicates=6, rng=np.random.default_rng(8))
-    draws = np.random.default_rng(8).integers(0, 30, size=(6, 30), dtype=np.int32)
-    np.testing.assert_allclose(result.replicates, [events[d].sum() / rows[d].sum() for d in draws], atol=1e-15)
-    assert result.estimate == events.sum() / rows.sum()
-    with pytest.raises(ValueError, match="events <= rows"):
-        bootstrap_clustered_rate([3], [2], rng=np.random.default_rng(0))
-
-
 def test_bootstrap_auroc_estimate_interval_and_degenerate_cases():
     y, score, _, _, groups = _data(300, seed=11)
     result = bootstrap_auroc(y, score, groups, n_replicates=500, seed=0)
@@ -186,6 +174,7 @@ def test_bootstrap_auroc_estimate_interval_and_degenerate_cases():
     rare = bootstrap_auroc(y_rare, np.linspace(1, 0, 10), np.arange(10), n_replicates=400, seed=0)
     assert 0 < rare.n_replicates < 400
     assert rare.n_replicates == pytest.approx(400 * (1 - 0.9**10), abs=60)
+    assert rare.n_replicates + rare.n_dropped == 400  # the one-class resamples are counted, not lost
     assert (rare.replicates == 1.0).all()
 
 
@@ -233,3 +222,14 @@ def test_bootstrap_ratio_interval_is_wider_when_patients_cluster():
     assert clustered.estimate == independent.estimate
     assert clustered.ci_low <= clustered.estimate <= clustered.ci_high
     assert (clustered.ci_high - clustered.ci_low) > 1.8 * (independent.ci_high - independent.ci_low)
+
+
+def test_ratio_replicates_with_a_zero_denominator_are_counted():
+    # one patient of 12 has the only denominator rows: (11/12)^12 = 35% of resamples leave it out
+    groups = np.repeat(np.arange(12), 3)
+    denominator = (groups == 0).astype(float)
+    numerator = denominator * np.array([1, 0, 1] * 12)
+    result = bootstrap_ratio(numerator, denominator, groups, n_replicates=2000, seed=5)
+    assert result.n_replicates + result.n_dropped == 2000
+    assert result.n_dropped == pytest.approx(2000 * (11 / 12) ** 12, rel=0.1)
+    assert bootstrap_ratio(np.ones(36), np.ones(36), groups, n_replicates=50).n_dropped == 0

@@ -1,5 +1,5 @@
-"""The per-pair speed work (issue 10) changed how some numbers are computed, not what they estimate. These
-tests compute the earlier way with the library's own functions and check, on the real demo, that the new
+"""Faster per-pair computations changed how some numbers are computed, not what they estimate. These tests
+compute the earlier way with the library's own functions and check, on the real demo, that the new
 numbers stay within the earlier ones' own 95% CIs (and the model's AUROC exactly):
 
 - identifiers: held-out scores from fits on the calibration split (out-of-fold within calibration, the fit on
@@ -20,11 +20,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from cxrfail.analysis.auroc_intervals import bootstrap_auroc_set, clustered_auroc_set
-from cxrfail.analysis.resampling import patient_weights, resample_patterns
+from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.analysis.flip import run_flipping
 from cxrfail.analysis.identifiers import FillEmptyColumns, build_features, evaluate_identifier
 from cxrfail.analysis.outcomes import classify
-from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.resampling import patient_weights, resample_patterns
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold

@@ -1,4 +1,5 @@
-"""Subgroup levels and misclassification rates with patient-clustered and Wilson intervals."""
+"""Subgroup levels and misclassification rates with patient-clustered intervals that cover at small n (checked
+by a small simulation), and the row-level Wilson interval."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from cxrfail.analysis.subgroups import (
+    EFFECTIVE_N_WILSON,
+    PATIENT_CLOPPER_PEARSON,
     REFERENCE_LEVEL,
     SUBGROUP_RATE_COLUMNS,
     age_bin_labels,
+    clustered_rate,
+    own_design_effect,
     subgroup_levels,
     subgroup_rates,
     wilson_interval,
@@ -118,7 +123,9 @@ def test_subgroup_rates_counts_order_and_flags(table):
         assert row["ci_low"] <= row["rate"] <= row["ci_high"]
         assert row["wilson_low"] <= row["rate"] <= row["wilson_high"]
         assert row["n_patients"] == table.loc[mask.fillna(False).to_numpy(), "patient_id"].nunique()
-        assert row["sufficient"] == (row["n"] >= 30)
+        assert row["ci_high"] > row["ci_low"] and row["effective_n"] <= row["n"]
+        events = min(row["n_misclassified"], row["n"] - row["n_misclassified"])
+        assert row["sufficient"] == (row["effective_n"] >= 30 and events >= 5)
     assert not rates["sufficient"].all()  # e.g. Pneumothorax present: shown, flagged
 
 
@@ -129,8 +136,11 @@ def test_subgroup_rates_on_a_subset_and_degenerate_levels(table):
     patients = table["patient_id"]
     rates = subgroup_rates(wrong, levels, patients, min_n=5)
     assert rates.loc[(rates["subgroup"] == "view") & ~rates["is_reference"], "n"].sum() == 20
-    # no misclassification: rate 0; the bootstrap interval collapses to 0, Wilson's stays open above
-    assert (rates["rate"] == 0).all() and (rates["ci_high"] == 0).all() and (rates["wilson_high"] > 0).all()
+    # no misclassification: rate 0; the interval is the Clopper-Pearson bound on the level's patients, never [0, 0]
+    assert (rates["rate"] == 0).all() and (rates["ci_low"] == 0).all() and (rates["wilson_high"] > 0).all()
+    expected = 1 - 0.025 ** (1 / rates["n_patients"])
+    np.testing.assert_allclose(rates["ci_high"], expected)
+    assert (rates["ci_method"] == PATIENT_CLOPPER_PEARSON).all() and not rates["sufficient"].any()
     assert rates["design_effect"].isna().all()
     # a level with no rows in the subset does not appear; an empty population gives an empty table
     empty = subgroup_rates(pd.Series([], dtype=int), levels, patients)
@@ -154,9 +164,9 @@ def _naive_patient_bootstrap(y: np.ndarray, patient: np.ndarray, n_replicates: i
     return np.asarray(rates)
 
 
-def test_clustered_interval_matches_a_naive_patient_loop_with_known_design_effect():
+def test_design_effect_matches_a_naive_patient_loop_and_widens_the_interval():
     # 300 patients with 8 rows each; all rows of a patient share the outcome: design effect = 8 exactly
-    # (in expectation), and the Wilson interval is sqrt(8) = 2.8 times too narrow
+    # (in expectation), and the Wilson interval on rows is sqrt(8) = 2.8 times too narrow
     rng = np.random.default_rng(3)
     n_patients, per_patient = 300, 8
     outcome = rng.binomial(1, 0.3, n_patients)
@@ -164,19 +174,19 @@ def test_clustered_interval_matches_a_naive_patient_loop_with_known_design_effec
     y = np.repeat(outcome, per_patient)
     index = pd.Index([f"img{i}" for i in range(len(y))])
     levels = pd.DataFrame({"everyone": pd.array(["all"] * len(y), dtype="string")}, index=index)
-    rates = subgroup_rates(pd.Series(y, index=index), levels, pd.Series(patient, index=index),
-                           n_replicates=4000, seed=1)
+    rates = subgroup_rates(pd.Series(y, index=index), levels, pd.Series(patient, index=index))
     row = rates[~rates["is_reference"]].iloc[0]
     naive = _naive_patient_bootstrap(y, patient, 2000, seed=2)
-    low, high = np.quantile(naive, [0.025, 0.975])
-    assert row["ci_low"] == pytest.approx(low, abs=0.01)
-    assert row["ci_high"] == pytest.approx(high, abs=0.01)
     rate = y.mean()
     assert row["design_effect"] == pytest.approx(np.var(naive) / (rate * (1 - rate) / len(y)), rel=0.15)
-    assert row["design_effect"] == pytest.approx(per_patient, rel=0.15)
+    assert row["design_effect"] == pytest.approx(per_patient, rel=0.01)
+    assert row["effective_n"] == pytest.approx(len(y) / row["design_effect"])
+    # with this many patients the effective-n interval and the patient bootstrap agree
+    low, high = np.quantile(naive, [0.025, 0.975])
+    assert row["ci_low"] == pytest.approx(low, abs=0.01) and row["ci_high"] == pytest.approx(high, abs=0.01)
     width_ratio = (row["ci_high"] - row["ci_low"]) / (row["wilson_high"] - row["wilson_low"])
-    assert width_ratio == pytest.approx(np.sqrt(per_patient), rel=0.1)
-    assert row["n"] == len(y) and row["n_patients"] == n_patients
+    assert width_ratio == pytest.approx(np.sqrt(per_patient), rel=0.05)
+    assert row["n"] == len(y) and row["n_patients"] == n_patients and row["ci_method"] == EFFECTIVE_N_WILSON
 
 
 def test_one_row_per_patient_gives_design_effect_near_one_and_wilson_like_interval():
@@ -185,20 +195,82 @@ def test_one_row_per_patient_gives_design_effect_near_one_and_wilson_like_interv
     index = pd.RangeIndex(len(y))
     levels = pd.DataFrame({"g": pd.array(["x"] * len(y), dtype="string")}, index=index)
     row = subgroup_rates(pd.Series(y, index=index), levels, pd.Series(index, index=index)).iloc[1]
-    assert row["design_effect"] == pytest.approx(1.0, abs=0.15)
-    assert row["ci_low"] == pytest.approx(row["wilson_low"], abs=0.005)
-    assert row["ci_high"] == pytest.approx(row["wilson_high"], abs=0.005)
+    assert row["design_effect"] == pytest.approx(1.0, abs=0.01)
+    assert row["ci_low"] == pytest.approx(row["wilson_low"], abs=0.002)
+    assert row["ci_high"] == pytest.approx(row["wilson_high"], abs=0.002)
 
 
-def test_insufficient_counts_patients_as_well_as_rows():
-    # 74 rows from 28 patients (the NIH >=80 age group): enough rows, too few patients
+#: rows per patient of the demo's age >= 80 level on the test split: 28 patients, one owning 22 of 74 rows
+OLDEST = np.array([22, 13, 7, 3, 2, 2, 2, 2, 2] + [1] * 19)
+
+
+def _beta_binomial(sizes: np.ndarray, rate: float, rho: float, n: int, rng) -> np.ndarray:
+    """(n, P) events per patient: p_i ~ Beta(mean rate, intra-patient correlation rho), Binomial(m_i, p_i)."""
+    scale = (1 - rho) / rho
+    return rng.binomial(sizes[None, :], rng.beta(rate * scale, (1 - rate) * scale, size=(n, len(sizes))))
+
+
+def test_interval_covers_a_small_clustered_level_in_simulation():
+    # levels shaped like the demo's age >= 80, rows correlated within patients (rho 0.3: the demo's pairs imply
+    # 0.07-0.75): the interval at the population's correlation covers; the level's own design effect alone,
+    # noisy on 28 patients, does not
+    rng = np.random.default_rng(11)
+    for rate in (0.02, 0.10):
+        events = _beta_binomial(OLDEST, rate, 0.3, 600, rng)
+        pooled = [clustered_rate(e, OLDEST, correlation=0.3) for e in events]
+        alone = [clustered_rate(e, OLDEST) for e in events]
+        covered = np.mean([r.ci_low <= rate <= r.ci_high and r.ci_high > r.ci_low for r in pooled])
+        assert covered >= 0.93, (rate, covered)
+        if rate == 0.10:
+            assert np.mean([r.ci_low <= rate <= r.ci_high for r in alone]) < 0.91
+    # a true rate of 0: every level has no event; its interval contains 0 and is never zero-width
+    zero = clustered_rate(np.zeros(len(OLDEST)), OLDEST, correlation=0.3)
+    assert zero.ci_low == 0.0 and zero.ci_high == pytest.approx(1 - 0.025 ** (1 / 28))
+    assert zero.method == PATIENT_CLOPPER_PEARSON
+    # a rate of 1 mirrors it
+    full = clustered_rate(OLDEST, OLDEST)
+    assert full.ci_high == 1.0 and full.ci_low == pytest.approx(0.025 ** (1 / 28))
+
+
+def test_zero_event_bound_holds_whatever_the_correlation():
+    # all-or-nothing patients (rho ~ 1) at a true rate of 10%: no event happens in 0.9**28 = 5% of levels; the
+    # patient bound (12.3%) still covers 10% there, a bound on rows (1 - 0.025**(1/74) = 4.9%) would not
+    rng = np.random.default_rng(12)
+    events = _beta_binomial(OLDEST, 0.10, 0.999, 4000, rng)
+    none = events.sum(axis=1) == 0
+    assert none.mean() == pytest.approx(0.9**28, abs=0.015)
+    assert all(clustered_rate(e, OLDEST).ci_high >= 0.10 for e in events[none][:50])
+
+
+def test_own_design_effect_is_the_linearised_variance_ratio():
+    events, rows = np.array([0, 1, 3, 0, 2]), np.array([1, 2, 4, 1, 3])
+    rate = events.sum() / rows.sum()
+    variance = 5 / 4 * np.sum((events - rate * rows) ** 2) / rows.sum() ** 2
+    assert own_design_effect(events, rows) == pytest.approx(variance / (rate * (1 - rate) / rows.sum()))
+    assert np.isnan(own_design_effect([0, 0], [1, 2])) and np.isnan(own_design_effect([1], [3]))
+    with pytest.raises(ValueError, match="events <= rows"):
+        clustered_rate([3], [2])
+    with pytest.raises(ValueError, match="correlation"):
+        clustered_rate([1], [2], correlation=1.5)
+
+
+def test_insufficient_counts_effective_rows_patients_and_events():
+    # the demo's age >= 80 shape: 74 rows from 28 patients, one of them owning 22 rows
     index = pd.RangeIndex(74)
     levels = pd.DataFrame({"age": pd.array([">=80"] * 74, dtype="string")}, index=index)
-    patients = pd.Series(np.arange(74) % 28, index=index)
-    wrong = pd.Series(np.arange(74) % 3 == 0, index=index).astype(int)
-    row = subgroup_rates(wrong, levels, patients, min_n=30, min_patients=30).iloc[1]
-    assert row["n"] == 74 and row["n_patients"] == 28 and not row["sufficient"]
-    assert subgroup_rates(wrong, levels, patients, min_n=30, min_patients=20).iloc[1]["sufficient"]
+    patients = pd.Series(np.repeat(np.arange(28), OLDEST), index=index)
+    nobody = pd.Series(0, index=index)
+    row = subgroup_rates(nobody, levels, patients, min_n=30, min_patients=10).iloc[1]
+    assert row["n"] == 74 and row["n_patients"] == 28 and not row["sufficient"]  # no events
+    spread = pd.Series((np.arange(74) % 4 == 0).astype(int), index=index)  # 19 errors, spread over patients
+    row = subgroup_rates(spread, levels, patients, min_n=30, min_patients=10).iloc[1]
+    assert row["sufficient"] and row["effective_n"] >= 30
+    assert not subgroup_rates(spread, levels, patients, min_n=30, min_patients=30).iloc[1]["sufficient"]
+    assert not subgroup_rates(spread, levels, patients, min_n=30, min_events=20).iloc[1]["sufficient"]
+    # the errors of the patient with 22 rows: a design effect far above 1, too few effective rows
+    big = pd.Series((patients == 0).astype(int), index=index)
+    row = subgroup_rates(big, levels, patients, min_n=30, min_patients=10).iloc[1]
+    assert row["design_effect"] > 5 and row["effective_n"] < 30 and not row["sufficient"]
 
 
 def test_subset_reference_row_is_the_subsets_own_rate(table):
@@ -232,7 +304,7 @@ def test_real_demo_support_devices_count_only_annotated_images():
     probability = model.probabilities.loc[table.index, "Edema"]
     threshold = choose_threshold(y.to_numpy(), probability.to_numpy()).threshold
     wrong = classify(y, probability, threshold)["misclassified"]
-    everything = subgroup_rates(wrong, subgroup_levels(table), table["patient_id"], n_replicates=200,
+    everything = subgroup_rates(wrong, subgroup_levels(table), table["patient_id"],
                                 not_random_samples=("Support Devices",))
     reference = everything[everything["is_reference"]].set_index("subgroup")
     annotated = table["Support Devices"].notna()

@@ -4,17 +4,17 @@ refused without losing the loaded data, Export and Run inference produce what th
 from __future__ import annotations
 
 import io
-import re
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
+from dashboard_helpers import PAGES, TEST_FINDINGS, TEST_MODELS, TITLES, goto, problems
 
 from cxrfail.cohort import DEVICES_NOTE
 
-from dashboard_helpers import PAGES, TEST_FINDINGS, TEST_MODELS, TITLES, goto, problems
 CHARTED = {"overview", "subgroups", "identifiers", "explain", "flip", "export"}
 
 

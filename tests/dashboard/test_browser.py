@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from dashboard_helpers import ROOT, TITLES
 
 CHROMIUM = Path("/usr/bin/chromium")

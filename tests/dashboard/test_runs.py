@@ -23,12 +23,19 @@ def _niceness(_: int) -> int:
 def test_core_run_computes_in_the_server_process(demo_cohort, demo_models, tmp_path, monkeypatch):
     monkeypatch.setenv("CXRFAIL_CACHE_DIR", str(tmp_path))
     dataset = dataset_from(demo_cohort, [m for m in demo_models if m.name in MODELS], "demo subset", key="t")
-    config = dataclasses.replace(AnalysisConfig(), findings=("Edema",), subgroup_bootstrap=50)
+    config = dataclasses.replace(AnalysisConfig(), findings=("Edema",))
     messages = []
     result = runs.AnalysisJob(dataset, MODELS, config, CORE_SCOPE).result(lambda f, message: messages.append(message))
     assert "on 1 process(es)" in messages[0]
     assert set(result.performance["model"]) == set(MODELS)
     assert result.performance["auroc"].between(0.5, 1.0).all()
+    # the Subgroups page's q-values and rates stay put when a run of more findings replaces the first screen's
+    wider = runs.AnalysisJob(dataset, MODELS, dataclasses.replace(config, findings=("Edema", "Consolidation")),
+                             CORE_SCOPE).result(lambda f, message: None)
+    for model in MODELS:
+        for name in ("regression", "subgroup_rates"):
+            first, later = (run.pair(model, "Edema").table(name).reset_index(drop=True) for run in (result, wider))
+            assert first.equals(later), (model, name)
 
 
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="no os.nice on this system")

@@ -30,16 +30,23 @@ def test_preload_without_the_demo_logs_and_returns(tmp_path, monkeypatch, caplog
 def test_lifespan_serves_at_once_and_preloads_in_the_background(monkeypatch):
     started = threading.Event()
     release = threading.Event()
+    finished = threading.Event()
+    ran_in = []
 
     def slow_preload():
+        ran_in.append(threading.current_thread().name)
         started.set()
         release.wait(10)
+        finished.set()
 
     monkeypatch.setattr(startup, "preload", slow_preload)
 
     async def enter_and_leave():
         async with startup.lifespan(None):
-            return started.wait(10)  # the hook returned while the preload still runs
+            # the hook has returned while the preload still runs (a synchronous preload would have finished)
+            return started.wait(10), finished.is_set()
 
-    assert asyncio.run(enter_and_leave())
+    began, done_before_serving = asyncio.run(enter_and_leave())
     release.set()
+    assert began and not done_before_serving
+    assert finished.wait(10) and ran_in == [startup.PRELOAD_THREAD]

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-NIH_IMAGES = SHARED / "data" / "nih-chexnet" / "images"
+from cxrfail.demo import demo_location
+
+#: the demo's radiographs: under ``$CXRFAIL_DEMO_DIR`` when set, else beside the checkout
+NIH_IMAGES = demo_location() / "images"
 CARD_LABELS = ["Atelectasis", "Cardiomegaly", "Effusion", "", "Pleural_Thickening"]
 
 
@@ -44,6 +46,20 @@ def chest_dicom_uncompressed() -> Path:
     return pydicom_data_file("RG1_UNCI.dcm")
 
 
+def calibrate_batch_norm(module: torch.nn.Module, inputs: torch.Tensor) -> torch.nn.Module:
+    """Set every batch norm's running statistics to those of ``inputs`` (N, C, H, W; one forward pass in
+    training mode) and return the module in eval mode, so that a network with random weights gives unsaturated
+    probabilities on real radiographs."""
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average: after one batch, exactly its statistics
+    module.train()
+    with torch.no_grad():
+        module(inputs)
+    return module.eval()
+
+
 @pytest.fixture(scope="session")
 def xrv_densenet_weights(tmp_path_factory, nih_images) -> Path:
     """State dict of a torchxrayvision DenseNet-121 (18 outputs) with seed-0 random weights, batch norm statistics
@@ -52,7 +68,6 @@ def xrv_densenet_weights(tmp_path_factory, nih_images) -> Path:
 
     from cxrfail.inference.cards import Preprocessing, range_normalization
     from cxrfail.inference.images import preprocess, read_image
-    from cxrfail.inference.models import calibrate_batch_norm
 
     torch.manual_seed(0)
     module = xrv.models.DenseNet(weights=None, num_classes=18)

@@ -9,8 +9,8 @@ import signal
 import pandas as pd
 import pytest
 
-from cxrfail.analysis.distributed import map_on_ray
 from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.distributed import map_on_ray
 from cxrfail.analysis.result import TABLE_NAMES
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.cli import main

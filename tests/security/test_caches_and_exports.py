@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cxrfail import files
-from cxrfail.cache import META_FILE, TableStore
+from cxrfail.cache import META_FILE, TableStore, sealed_json
 from cxrfail.export import inert_csv_frame, table_bytes
 from cxrfail.figures import escape as escape_label
 
@@ -118,7 +118,7 @@ def test_a_damaged_figure_pack_is_dropped(tmp_path, caplog, damage):
     pack.mkdir()
     (pack / "a.html").write_text("<html>figure</html>")
     index = {"files": {"a": ["a.html"]}, "note": None, "sha256": {"a.html": files.file_sha256(pack / "a.html")}}
-    (pack / PACK_INDEX).write_text(json.dumps(index))
+    (pack / PACK_INDEX).write_text(sealed_json(index))
     assert _verified_pack(pack) == index
     if damage == "truncated_index":
         (pack / PACK_INDEX).write_text(json.dumps(index)[:-9])

@@ -14,10 +14,11 @@ from PIL import Image
 
 from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.cli import main
-from cxrfail.cohort import read_input_csv, load_generic_csv
+from cxrfail.cohort import load_generic_csv
 from cxrfail.errors import CacheKeyError, CohortError, ConfigError, PathNotAllowedError, PredictionsError
 from cxrfail.inference.errors import InferenceError
 from cxrfail.inference.images import ImageDecodeError, decode_image, display_png, read_cohort_image
+from cxrfail.io import read_input_csv
 from cxrfail.predictions import load_predictions_csv
 from cxrfail.roots import data_roots, resolve_under_roots
 
@@ -120,10 +121,11 @@ def test_pixel_limits_before_decoding(tmp_path, monkeypatch):
     assert decode_image((tmp_path / "big.png").read_bytes()).shape == (1, 30, 40)
 
 
-def test_pil_decompression_bomb_warning_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # 40 x 30 = 1,200 > 600: PIL warns (error above 2x)
-    with pytest.raises(ImageDecodeError, match="decompression bomb"):
+def test_pillows_decompression_bomb_cap_is_cxrfails_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRFAIL_MAX_PIXELS", "600")  # 40 x 30 = 1,200 > 600
+    with pytest.raises(ImageDecodeError, match="above the limit of 600 pixels"):
         decode_image(_png(tmp_path / "a.png").read_bytes())
+    assert Image.MAX_IMAGE_PIXELS == 600
 
 
 def test_inflated_csv_size_is_capped(tmp_path, monkeypatch):

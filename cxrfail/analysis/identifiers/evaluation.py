@@ -79,6 +79,9 @@ class IdentifierEvaluation:
     delta_vs_prediction_ci_high: float = float("nan")
     split_fit: SplitIdentifier | None = field(repr=False, default=None)
     ci_method: str | None = None  # "bootstrap" or "analytic" (clustered DeLong); None when AUROC is undefined
+    # bootstrap resamples with one class, left out of every interval (the same draws for all scores); NaN when
+    # nothing was resampled (analytic interval, undefined AUROC)
+    n_replicates_dropped: float = float("nan")
 
 
 def evaluate_identifier(
@@ -154,6 +157,8 @@ def evaluate_identifier(
             columns["auroc_predicted_negative"] = _auroc(y[~predicted], oof[~predicted])
         replicates = auroc_set(y, scores, patients, method=auroc_interval, n_replicates=n_bootstrap, seed=seed)
         ci_method = "bootstrap" if isinstance(replicates, AurocReplicates) else "analytic"
+        if isinstance(replicates, AurocReplicates):
+            columns["n_replicates_dropped"] = float(replicates.n_dropped)
         auroc = replicates.interval("identifier")
         columns.update(auroc=auroc.estimate, ci_low=auroc.ci_low, ci_high=auroc.ci_high)
         if "baseline" in scores:
@@ -178,6 +183,7 @@ IDENTIFIER_INTERVAL_COLUMNS = (
     "auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "prediction_auroc",
     "auroc_predicted_positive", "auroc_predicted_negative", "delta_vs_baseline", "delta_vs_baseline_ci_low",
     "delta_vs_baseline_ci_high", "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
+    "n_replicates_dropped",
 )
 
 
