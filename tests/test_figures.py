@@ -231,7 +231,7 @@ def test_legends_sit_under_the_title_and_above_the_plot(result):
     assert title.yref == "container" and title.y > 0.95 and title.yanchor == "top"  # in the top band
     entries = sum(1 for t in fig.data if t.showlegend is not False)
     legend_top_px = (1 - legend.y) * fig.layout.height
-    assert legend.orientation == "v" and legend_top_px >= figures.style.TITLE_PX
+    assert legend.orientation == "v" and legend_top_px >= figures.style.TITLE_PX - 0.5
     assert margin.t >= legend_top_px + entries * figures.style.LEGEND_ROW_PX
 
 
