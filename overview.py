@@ -30,21 +30,21 @@ with left:
     widgets.plot(figures.age_histogram, cohort.table["age"], title="Age",
                  context=figures.FigureContext(unit=unit), key="ov_age")
 with middle:
-    widgets.plot(figures.count_bars, summary["sex"], title="Sex", unit=f"{unit}s", key="ov_sex")
+    widgets.plot(figures.count_bars, summary["sex"], title="Sex", unit=f"{figures.plural(unit)}", key="ov_sex")
 with right:
-    widgets.plot(figures.count_bars, summary["view"], title="View", unit=f"{unit}s", key="ov_view")
+    widgets.plot(figures.count_bars, summary["view"], title="View", unit=f"{figures.plural(unit)}", key="ov_view")
 
 result = runs.analysis(sel, first_screen=True)
 if result is None:
     st.stop()
 run_summary = result.cohort_summary
 context = widgets.context(result)
-columns[0].metric(f"{unit.capitalize()}s analysed", f"{run_summary.get('n_analysed', 0):,}")
+columns[0].metric(f"{figures.plural(unit).capitalize()} analysed", f"{run_summary.get('n_analysed', 0):,}")
 columns[3].metric("Calibration split", f"{run_summary.get('n_calibration', 0):,}")
 columns[4].metric("Held-out test split", f"{run_summary.get('n_test', 0):,}")
 with_images = int(cohort.table["image_path"].notna().sum())
 scope_note.caption(f"Unit of analysis: {unit}; {result.notes.get('unit', '')}. Patients are split (seed {sel.seed}) "
-                   f"into calibration and test halves. {with_images:,} {unit}s have a radiograph on disk (see Cases).")
+                   f"into calibration and test halves. {with_images:,} {figures.plural(unit)} have a radiograph on disk (see Cases).")
 
 st.subheader("How well does each model do?")
 widgets.plot(figures.auroc_heatmap, result.performance, context=context, key="ov_auroc")

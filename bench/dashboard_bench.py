@@ -6,13 +6,25 @@
 2. Server time of switching pages (AppTest switch_page + run), per page.
 3. Time from `streamlit run` to the first rendered Overview in headless chromium, with an empty disk cache
    (``cold_first_screen_s:``) and a warm one (skipped when /usr/bin/chromium or playwright is missing).
+4. ``--during-run``: server time of page switches while a full run computes in the background (a seed no
+   run has used), against the same switches once it is done: ``switch_during_run_s: median M worst W``.
+5. The Flip slider's round trip in the browser: key press on the slider → the figure redrawn at the new tau
+   (with its new ΔF1 and metrics), per move
+   (``slider_browser_ms: <median>``; skipped without chromium).
+6. ``--chexpert``: the bundled CheXpert CSV at study level with 10 simulated models, loaded through the Data
+   page; then every page is opened while the full 10 x 5 run computes: seconds until each shows its numbers or
+   the run's panel (pairs done, time left): ``chexpert_page_s: worst W`` (goal: 15 s).
 
 The first AppTest run warms the caches: with a cold disk cache it runs the analysis (minutes on the full demo).
-The full demo (4 models × 5 findings, the app's defaults) is measured unless ``--quick`` picks the test subset
+The full demo (the app's defaults: 4 models × the five competition findings and the two with reference labels) is
+measured unless ``--quick`` picks the test subset
 (2 models, 2 findings, fewer replicates); ``CXRFAIL_CACHE_DIR`` is honoured. Last line: ``slider_ms: <median>``.
 
     .venv/bin/python bench/dashboard_bench.py [--quick] [--moves 15] [--no-browser]
     .venv/bin/python bench/dashboard_bench.py --cold 5    # only the cold first screen, 5 times; last line its median
+    .venv/bin/python bench/dashboard_bench.py --quick --during-run   # page switches during a full run
+    .venv/bin/python bench/dashboard_bench.py --quick --slider-browser   # the slider's round trip in chromium
+    .venv/bin/python bench/dashboard_bench.py --chexpert   # CheXpert scale: every page during the full run
 """
 
 from __future__ import annotations
@@ -74,6 +86,7 @@ def _check(app, where: str) -> None:
 def apptest_bench(moves: int) -> dict[str, object]:
     from streamlit.testing.v1 import AppTest
 
+    os.environ["CXRFAIL_INLINE_WAIT_S"] = "3600"  # every page waits for its run: steady-state timings
     start = time.perf_counter()
     app = AppTest.from_file(str(OVERVIEW), default_timeout=3600).run()
     _check(app, "first run")
@@ -116,6 +129,172 @@ def apptest_bench(moves: int) -> dict[str, object]:
         "pages_first_ms": {page: _ms(times[0]) for page, times in page_times.items()},
         "pages_ms": {page: _ms(_median(times[1:])) for page, times in page_times.items()},
     }
+
+
+def _wait_for_runs(timeout_s: float = 3600) -> None:
+    from cxrfail.dashboard import runs
+
+    deadline = time.monotonic() + timeout_s
+    while runs.running_jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def during_run_bench(min_switches: int = 12) -> int:
+    """Page switches while a full run computes (a fresh seed: nothing cached), then the same switches with
+    the run done (the baseline). Every switch is an AppTest rerun on the page: the server time to draw it."""
+    from streamlit.testing.v1 import AppTest
+
+    from cxrfail.dashboard import runs
+
+    os.environ.pop("CXRFAIL_INLINE_WAIT_S", None)  # the dashboard's own short wait, as a visitor has it
+    app = AppTest.from_file(str(OVERVIEW), default_timeout=3600).run()
+    _wait_for_runs()
+    app.run()
+    _check(app, "first run")
+    seed = 100_000 + int(time.time()) % 1_000_000  # a seed no run has used: the full run computes
+    start = time.perf_counter()
+    app.sidebar.number_input(key="sel_seed").set_value(seed)
+    first = _timed(app.run)  # the Overview: the quick first run of one finding, then the full run's panel
+    _check(app, "seed change")
+    if not runs.running_jobs():
+        raise SystemExit("the full run is not computing after the seed change (was this seed cached?)")
+    during: list[tuple[str, float]] = []
+    while runs.running_jobs() or len(during) < min_switches:
+        if not runs.running_jobs():
+            break
+        page = PAGES[len(during) % len(PAGES)]
+        app.switch_page(_script(page))
+        during.append((page, _timed(app.run)))
+        _check(app, f"{page} during the run")
+    _wait_for_runs()
+    run_s = time.perf_counter() - start
+    after = []
+    for page, _ in during:
+        app.switch_page(_script(page))
+        after.append(_timed(app.run))
+        _check(app, f"{page} after the run")
+    times = [t for _, t in during]
+    worst_page, worst = max(during, key=lambda item: item[1])
+    print(f"page switches during a full run (seed {seed}; the run took {run_s:.1f} s; Overview after the seed "
+          f"change {first:.1f} s), AppTest server time per switch")
+    for page in PAGES:
+        mine = [t for p, t in during if p == page]
+        if mine:
+            print(f"  {page:<12} during: median {_median(mine):.2f} s over {len(mine)}")
+    print(f"same switches after the run: median {_median(after):.2f} s, worst {max(after):.2f} s")
+    print(f"worst during the run: {worst_page} {worst:.2f} s; ratio of medians during/after "
+          f"{_median(times) / max(_median(after), 1e-9):.1f}x")
+    print(f"switch_during_run_s: median {_median(times):.2f} worst {worst:.2f}")
+    return 0
+
+
+def chexpert_bench(n_models: int = 10) -> int:
+    """The Data page loads the CheXpert CSV (study level) and ``n_models`` simulated models; then each page is
+    opened while the full run computes (no demo: its run would compete for the 2 cores)."""
+    from streamlit.testing.v1 import AppTest
+
+    from cxrfail.cohort import chexpert_sample_path, load_chexpert
+    from cxrfail.dashboard import runs
+    from cxrfail.findings import COMPETITION_FINDINGS
+    from cxrfail.simulate import write_simulated_models
+
+    scratch = Path(tempfile.mkdtemp(prefix="cxrfail-dash-chexpert-"))
+    csv = chexpert_sample_path()
+    models = write_simulated_models(load_chexpert(csv), COMPETITION_FINDINGS, n_models, scratch / "models")
+    os.environ.update({"CXRFAIL_DATA_ROOTS": os.pathsep.join([str(scratch), str(csv.parent)]),
+                       "CXRFAIL_DEMO_DIR": str(scratch / "no-demo"), "CXRFAIL_CACHE_DIR": str(scratch / "cache")})
+    os.environ.pop("CXRFAIL_INLINE_WAIT_S", None)
+    app = AppTest.from_file(str(OVERVIEW), default_timeout=3600).run()
+    app.switch_page("pages/data.py").run()
+    app.text_area(key="data_pred_paths").input("\n".join(map(str, models)))
+    app.selectbox(key="data_kind").set_value("chexpert")
+    app.text_input(key="data_cohort_path").input(str(csv))
+    app.selectbox(key="data_unit").set_value("study")
+    load_s = _timed(app.button[0].click().run)
+    _check(app, "loading the CheXpert data")
+    print(f"Data page: {len(models)} models on the CheXpert CSV loaded in {load_s:.1f} s; "
+          + next((s.value for s in app.success), "")[:160], flush=True)
+    times = {}
+    for page in ("overview", "subgroups", "identifiers", "explain", "flip", "cases", "labels", "export"):
+        app.switch_page(_script(page))
+        times[page] = _timed(app.run)
+        _check(app, page)
+        panel = next((c.value for c in app.caption if "model × finding pairs done" in c.value), "")
+        shown = "numbers" + (" (first screen) + run panel" if panel else "") if app.metric or app.dataframe else (
+            "run panel" if panel else "other")
+        print(f"  {page:<12} {times[page]:6.1f} s: {shown}" + (f" [{panel}]" if panel else ""), flush=True)
+    for job in runs.running_jobs():  # not waited for: the pages' times are the measure
+        job.cancel()
+    print(f"chexpert_page_s: worst {max(times.values()):.1f} (Overview {times['overview']:.1f})")
+    return 0
+
+
+def slider_browser_bench(moves: int = 12) -> int:
+    """The Flip slider's round trip in chromium: a key press on the slider (a new tau) until the Flip figure's
+    current-tau label shows the new tau (the fragment reran and the browser drew it), per move."""
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = Path("/nonexistent")
+    if not chromium.exists():
+        print("slider_browser_ms: skipped (needs /usr/bin/chromium and playwright)")
+        return 1
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "CXRFAIL_INLINE_WAIT_S": "3600"}, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+            if process.poll() is not None or time.perf_counter() - started > 120:
+                raise SystemExit("streamlit did not start")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.set_default_timeout(1_800_000)
+            page.goto(f"{url}/flip")
+            # the figure's current-tau label: redrawn with the new numbers on every move (ΔF1 itself may not
+            # change between neighbouring taus)
+            label = page.locator(".js-plotly-plot .annotation-text").filter(has_text="tau = ")
+            label.first.wait_for()
+            slider = page.get_by_role("slider").first
+            slider.focus()
+
+            def move(key: str) -> float:
+                before = label.first.text_content()
+                start = time.perf_counter()
+                slider.press(key)
+                while label.first.text_content() == before and time.perf_counter() - start < 30:
+                    time.sleep(0.002)
+                return time.perf_counter() - start
+
+            for _ in range(3):  # warm the page's caches
+                move("ArrowLeft")
+            times = [move("ArrowLeft" if index % 4 else "PageDown") for index in range(moves)]
+            browser.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        _kill_group(process.pid)
+    print(f"Flip slider in chromium, key press -> figure redrawn at the new tau, {moves} moves: "
+          + ", ".join(f"{_ms(t):.0f}" for t in times) + " ms")
+    print(f"slider_browser_ms: {_ms(_median(times)):.0f}")
+    return 0
 
 
 def _free_port() -> int:
@@ -207,12 +386,24 @@ def main() -> int:
     parser.add_argument("--no-browser", action="store_true", help="skip the streamlit-run-to-Overview timing")
     parser.add_argument("--cold", type=int, metavar="N", help="only the cold first screen, N times (each on its own "
                         "empty cache); prints every time and their median as cold_first_screen_s")
+    parser.add_argument("--during-run", action="store_true",
+                        help="only page switches while a full run computes (switch_during_run_s)")
+    parser.add_argument("--chexpert", action="store_true",
+                        help="only the CheXpert-scale pages while the full run computes (chexpert_page_s)")
+    parser.add_argument("--slider-browser", action="store_true",
+                        help="only the Flip slider's round trip in chromium (slider_browser_ms)")
     args = parser.parse_args()
     if args.quick:
         os.environ.update(QUICK_ENV)
     sys.path.insert(0, str(ROOT))
     if args.cold:
         return cold_only(args.cold)
+    if args.during_run:
+        return during_run_bench()
+    if args.slider_browser:
+        return slider_browser_bench(args.moves)
+    if args.chexpert:
+        return chexpert_bench()
 
     cold = None
     if not args.no_browser:

@@ -49,6 +49,9 @@ class ModelPredictions:
         return tuple(self.probabilities.columns)
 
 
+BAD_ROWS_NAMED = 3  # rows named per bad column when several columns have bad cells
+
+
 def parse_predictions(
     frame: pd.DataFrame, *, name: str, source: str | Path | None = None, id_column: str | None = None
 ) -> ModelPredictions:
@@ -83,27 +86,34 @@ def parse_predictions(
         )
 
     probabilities = pd.DataFrame(index=pd.Index(ids.to_numpy(), name="image_id", dtype="string"))
+    bad: list[tuple[str, str, list, str]] = []  # (column, problem, first rows, fix): every column's, named at once
     for column, finding in zip(value_columns, canonical):
         raw = frame[column]
         values = pd.to_numeric(raw, errors="coerce")
         missing = raw.isna() | raw.astype("string").str.strip().str.lower().isin(MISSING_MARKERS)
+        not_numeric = values.isna() & ~missing
+        outside = ~values.isna() & ((values < 0) | (values > 1) | ~np.isfinite(values))
         if missing.any():
-            raise PredictionsError("missing (NaN or empty) probabilities", path=where, column=column,
-                                   rows=first_rows(missing, frame.index), fix="Every image needs a probability")
-        not_numeric = values.isna()
+            bad.append((column, "missing (NaN or empty) probabilities", first_rows(missing, frame.index),
+                        "every image needs a probability"))
         if not_numeric.any():
-            raise PredictionsError(
-                "cells that are not numbers", path=where, column=column,
-                rows=first_rows(not_numeric, frame.index), fix="Probabilities must be numbers",
-            )
-        outside = (values < 0) | (values > 1) | ~np.isfinite(values)
+            bad.append((column, "cells that are not numbers", first_rows(not_numeric, frame.index),
+                        "probabilities must be numbers"))
         if outside.any():
-            raise PredictionsError(
-                f"probabilities outside [0, 1], e.g. {values[outside].iloc[0]:g}", path=where, column=column,
-                rows=first_rows(outside, frame.index),
-                fix="Export probabilities after the sigmoid, not logits",
-            )
-        probabilities[finding] = values.to_numpy(dtype="float64")
+            bad.append((column, f"probabilities outside [0, 1], e.g. {values[outside].iloc[0]:g}",
+                        first_rows(outside, frame.index), "export probabilities after the sigmoid, not logits"))
+        if not bad:
+            probabilities[finding] = values.to_numpy(dtype="float64")
+    if len(bad) == 1:
+        column, problem, rows, fix = bad[0]
+        raise PredictionsError(problem, path=where, column=column, rows=rows, fix=fix[0].upper() + fix[1:])
+    if bad:
+        raise PredictionsError(
+            "bad cells in several columns: " + "; ".join(
+                f"column {column!r}: {problem} (first rows: {', '.join(map(str, rows[:BAD_ROWS_NAMED]))}"
+                + (f" and {len(rows) - BAD_ROWS_NAMED} more" if len(rows) > BAD_ROWS_NAMED else "") + ")"
+                for column, problem, rows, _ in bad),
+            path=where, fix="; ".join(dict.fromkeys(fix for *_, fix in bad)).capitalize())
     notes = {}
     if "Lung Lesion" not in probabilities and {"Mass", "Nodule"} <= set(probabilities):
         probabilities["Lung Lesion"] = np.maximum(probabilities["Mass"], probabilities["Nodule"])
@@ -122,10 +132,11 @@ def load_predictions_csv(
 
 
 def load_predictions(
-    paths: str | Path | Sequence[str | Path], names: Sequence[str] | None = None
+    paths: str | Path | Sequence[str | Path], names: Sequence[str] | None = None, id_column: str | None = None
 ) -> list[ModelPredictions]:
     """Read prediction files, one model each: a path or a list of paths; each model is named after its file
-    stem unless ``names`` (one per file) are given. Model names must be distinct.
+    stem unless ``names`` (one per file) are given; ids in ``id_column`` (default: a usual id column). Model
+    names must be distinct.
 
     Each `ModelPredictions` holds probabilities in [0, 1] per image id (rows) and canonical finding (columns).
     """
@@ -133,7 +144,8 @@ def load_predictions(
     if names is not None and len(names) != len(paths):
         raise PredictionsError(f"{len(paths)} prediction files but {len(names)} names",
                                fix="Give one name per file, or none")
-    models = [load_predictions_csv(path, None if names is None else names[i]) for i, path in enumerate(paths)]
+    models = [load_predictions_csv(path, None if names is None else names[i], id_column)
+              for i, path in enumerate(paths)]
     seen: dict[str, str | None] = {}
     for model in models:
         if model.name in seen:

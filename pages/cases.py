@@ -14,10 +14,11 @@ from cxrfail.analysis.pair import run_levels
 from cxrfail.analysis.slices import slice_table_mask
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
-from cxrfail.dashboard.state import PICKED_IMAGE, SLICE_FILTER
+from cxrfail.dashboard.state import PICKED_IMAGE, SLICE_FILTER, remember, restore, synced
 
 PAGE_SIZE = 12
 OUTCOMES = ("all", "misclassified", "false positive", "false negative", "correct")
+SPLITS = ("test", "calibration", "all")
 LABEL_ERROR = "probable label error"  # needs reference labels (`cxrfail.analysis.labels`)
 
 sel = frame("Cases")
@@ -38,25 +39,30 @@ levels = _levels(runs.run_token(sel), table, result.config)
 
 top = st.columns([1, 1, 1, 1])
 with top[0]:
-    model = widgets.model_picker(sel, "cs_model")
+    model = widgets.model_picker(sel, "cs_model", result)
 pair = widgets.pair(result, model, finding)
 cases = pair.table("label_cases")
-outcome = top[1].selectbox("Outcome", OUTCOMES + ((LABEL_ERROR,) if pair.has_label_audit else ()), key="cs_outcome",
-                           help="Probable label error: the model agrees with the reference labels and the cohort "
-                                "label disagrees (rows with reference labels only)")
-split = top[2].selectbox("Split", ("test", "calibration", "all"), key="cs_split",
-                         help="Thresholds and the identifier were chosen on calibration")
-with_image = top[3].checkbox("Only rows with a radiograph", value=True, key="cs_with_image")
+outcome = synced(top[1].selectbox, "Outcome", key="cs_outcome", param="outcome",
+                 options=list(OUTCOMES + ((LABEL_ERROR,) if pair.has_label_audit else ())),
+                 help="Probable label error: the model agrees with the reference labels and the cohort label "
+                      "disagrees (rows with reference labels only)")
+split = synced(top[2].selectbox, "Split", key="cs_split", param="split", options=list(SPLITS),
+               help="Thresholds and the identifier were chosen on calibration")
+with_image = synced(top[3].checkbox, "Only rows with a radiograph", key="cs_with_image", param="with_image",
+                    default=True, parse=lambda text: text == "True", allowed=[True, False])
 row2 = st.columns([1, 1, 2])
-subgroup = row2[0].selectbox("Subgroup", ["(any)", *levels.columns], key="cs_subgroup")
+subgroup = synced(row2[0].selectbox, "Subgroup", key="cs_subgroup", param="subgroup",
+                  options=["(any)", *levels.columns])
 level = None
 if subgroup != "(any)":
     options = sorted(levels[subgroup].dropna().unique().tolist())
-    if st.session_state.get("cs_level") not in options:
-        st.session_state.pop("cs_level", None)
-    level = row2[1].selectbox("Level", options, key="cs_level")
-score_range = row2[2].slider("Identifier probability of misclassification", 0.0, 1.0, (0.0, 1.0), step=0.01,
-                             key="cs_score")
+    by_text = {str(option): option for option in options}
+    level = synced(row2[1].selectbox, "Level", key="cs_level", param="level", options=options,
+                   parse=lambda text: by_text.get(text, text))
+else:
+    remember("level", None)
+score_range = synced(row2[2].slider, "Identifier probability of misclassification", 0.0, 1.0, key="cs_score",
+                     param="score", many=True, parse=float, default=(0.0, 1.0), step=0.01)
 
 rows = pair.outcomes_in(None if split == "all" else split)
 wrong = rows["misclassified"].to_numpy(dtype=bool)
@@ -85,10 +91,14 @@ found = rows.loc[mask]
 
 n_pages = max(1, math.ceil(len(found) / PAGE_SIZE))
 header = st.columns([3, 1])
-header[0].markdown(f"**{len(found):,} {unit}s** match ({model} · {figures.finding_label(finding)}, "
-                   f"{split} split; unit: {unit}).")
-page = header[1].number_input(f"Page (of {n_pages})", min_value=1, max_value=n_pages, value=1, step=1,
-                              key="cs_page")
+header[0].markdown(f"**{len(found):,} {figures.plural(unit, len(found))}** match ({model} · "
+                   f"{figures.finding_label(finding)}, {split} split; unit: {unit}).")
+page = synced(header[1].number_input, f"Page (of {n_pages})", key="cs_page", param="page", default=1,
+              parse=int, allowed=range(1, n_pages + 1), min_value=1, max_value=n_pages, step=1)
+restore(PICKED_IMAGE, "case")
+if st.session_state.get(PICKED_IMAGE) is not None and st.session_state[PICKED_IMAGE] not in set(found["image_id"]):
+    st.session_state.pop(PICKED_IMAGE)  # the opened row no longer matches the filters
+    st.caption(f"The opened {unit} does not match these filters and was closed.")
 
 
 def _verdict(model_name: str, probability: float) -> str:
@@ -158,6 +168,7 @@ for index, (_, r) in enumerate(shown.iterrows()):
                 st.session_state[PICKED_IMAGE] = r["image_id"]
 
 picked = st.session_state.get(PICKED_IMAGE)
+remember("case", picked)
 if picked is not None and picked in table.index:
     with detail:
         _detail(picked)

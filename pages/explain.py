@@ -8,14 +8,14 @@ from cxrfail import figures
 from cxrfail.analysis.identifiers import is_oracle
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
-from cxrfail.dashboard.state import PICKED_IMAGE
+from cxrfail.dashboard.state import PICKED_IMAGE, synced
 
 sel = frame("Explain")
 result = runs.analysis(sel)
 if result is None:
     st.stop()
 context = widgets.context(result)
-model = widgets.model_picker(sel, "ex_model")
+model = widgets.model_picker(sel, "ex_model", result)
 pair = widgets.pair(result, model, sel.finding)
 learner, feature_set = pair.identifier  # the run's flip identifier: never an oracle feature set
 oracle = is_oracle(feature_set)
@@ -23,18 +23,16 @@ label = figures.pair_label(model, sel.finding)
 shap = pair.shap_values
 st.caption(f"Identifier: `{learner}` on `{feature_set}`" + (" [ORACLE]" if oracle else "")
            + f", fitted on the calibration split; SHAP values explain its log-odds of 'misclassified' on a sample "
-             f"of test {result.unit}s.")
+             f"of test {figures.plural(result.unit)}.")
 if shap.empty:
     st.info("This run has no SHAP values for this model and finding.")
     st.stop()
 
-left, right = st.columns(2)
-with left:
-    widgets.plot(figures.shap_bar, shap, title=f"Global importance: {label}", oracle=oracle, context=context,
-                 key="ex_bar")
-with right:
-    widgets.plot(figures.shap_beeswarm, shap, title=f"SHAP per {result.unit}: {label}", seed=sel.seed, oracle=oracle,
-                 context=context, key="ex_swarm")
+# one under the other: side by side, each would be too narrow for its labels in a 1024 px window
+widgets.plot(figures.shap_bar, shap, title=f"Global importance: {label}", oracle=oracle, context=context,
+             key="ex_bar")
+widgets.plot(figures.shap_beeswarm, shap, title=f"SHAP per {result.unit}: {label}", seed=sel.seed, oracle=oracle,
+             context=context, key="ex_swarm")
 
 st.subheader(f"One {result.unit}")
 outcomes = pair.outcomes
@@ -45,11 +43,9 @@ options = list(dict.fromkeys(with_radiograph + list(dict.fromkeys(shap["image_id
 picked = st.session_state.get(PICKED_IMAGE)
 if picked is not None and picked in set(outcomes["image_id"]) and picked not in options[:1]:
     options = [picked] + [i for i in options if i != picked]
-if st.session_state.get("ex_image") not in options:
-    st.session_state["ex_image"] = options[0]
 radiographs = set(with_radiograph)
-image_id = st.selectbox(
-    "Image", options, key="ex_image",
+image_id = synced(
+    st.selectbox, "Image", key="ex_image", param="image", options=options, default=options[0],
     format_func=lambda i: i + (" (radiograph)" if i in radiographs else "") + (" (picked)" if i == picked else ""),
     help="Test rows with a radiograph and the SHAP sample; pick any image on Cases to bring it here")
 st.session_state[PICKED_IMAGE] = image_id

@@ -12,13 +12,14 @@ from cxrfail import figures
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.settings import flip_bootstrap
 from cxrfail.dashboard.sidebar import frame
+from cxrfail.dashboard.state import synced
 
 sel = frame("Flip")
 result = runs.analysis(sel)
 if result is None:
     st.stop()
 finding = sel.finding
-model = widgets.model_picker(sel, "fl_model")
+model = widgets.model_picker(sel, "fl_model", result)
 pair = widgets.pair(result, model, finding)
 test = pair.outcomes_in("test")
 chosen = pair.flip
@@ -38,7 +39,7 @@ label = f"{model} · {figures.finding_label(finding)}"
 st.caption(f"{label}. The identifier (`{learner}` on `{feature_set}`, not an oracle: oracle feature sets are never "
            "used for flipping) and the flip threshold were chosen "
            f"on the calibration split; everything below is on the held-out test split ({len(test):,} "
-           f"{result.unit}s, unit: {result.unit}). ΔF1 CI: paired bootstrap over patients ({n_bootstrap:,} "
+           f"{figures.plural(result.unit)}, unit: {result.unit}). ΔF1 CI: paired bootstrap over patients ({n_bootstrap:,} "
            "replicates).")
 if pair.flips_nothing:
     st.caption(f"On calibration, no flip threshold improved F1 with at least {result.config.min_calibration_flips} "
@@ -48,11 +49,22 @@ else:
                f"scale that is tau = {chosen_tau:.3f} (the same flip fraction), the one tau with a verdict.")
 
 
+class _Range:
+    """``value in _Range(low, high)``: low ≤ value ≤ high (valid taus from the URL)."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, float) and self.low <= value <= self.high
+
+
 @st.fragment
 def live() -> None:
-    tau = st.slider("Flip threshold tau (flip where the identifier's probability ≥ tau)", min_value=0.0,
-                    max_value=float(slider_max), value=float(default_tau), step=0.001, format="%.3f",
-                    key=f"fl_tau::{model}::{finding}")
+    tau = synced(st.slider, "Flip threshold tau (flip where the identifier's probability ≥ tau)",
+                 key=f"fl_tau::{model}::{finding}", param="tau", parse=float, default=float(default_tau),
+                 allowed=_Range(0.0, float(slider_max)), min_value=0.0, max_value=float(slider_max), step=0.001,
+                 format="%.3f")
     at_choice = abs(float(tau) - default_tau) < 5e-4  # the slider's resting place is the calibration choice
     evaluation = runs.flip_at(token, model, finding, chosen_tau if at_choice else round(float(tau), 6), n_bootstrap,
                               result)
@@ -62,7 +74,7 @@ def live() -> None:
     columns[2].metric("ΔF1 (95% CI)", f"{evaluation.delta_f1:+.4f}",
                       help=f"[{evaluation.ci_low:+.4f}, {evaluation.ci_high:+.4f}]", delta_color="off",
                       delta=f"95% CI [{evaluation.ci_low:+.4f}, {evaluation.ci_high:+.4f}]", delta_arrow="off")
-    columns[3].metric("Flips", f"{evaluation.n_flips:,}", help=f"of {evaluation.n:,} test {result.unit}s")
+    columns[3].metric("Flips", f"{evaluation.n_flips:,}", help=f"of {evaluation.n:,} test {figures.plural(result.unit)}")
     if evaluation.exploratory:
         columns[4].metric("Improved?", "no verdict", help="Only the flip threshold chosen on calibration gets a "
                           "verdict; any other tau is chosen after seeing test data")

@@ -47,7 +47,7 @@ st.caption(f"Identifier AUROC for predicting whether the model misclassifies eac
            "close the model's probability is to its threshold. 95% bootstrap CIs in brackets.")
 
 st.subheader(f"ROC curves: {figures.finding_label(sel.finding)}")
-model = widgets.model_picker(sel, "id_model")
+model = widgets.model_picker(sel, "id_model", result)
 pair = widgets.pair(result, model, sel.finding)
 widgets.plot(figures.roc_figure, pair.identifier_scores(learner, feature_set),
              title=f"ROC, predicting misclassification: {figures.pair_label(model, sel.finding)}", oracle=oracle,

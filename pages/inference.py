@@ -23,27 +23,56 @@ if flash:
 sel = widgets.require_selection(sel, "The predictions are added to the loaded cohort as a new model.")
 
 
-@st.cache_data(show_spinner="Loading torchxrayvision's model list…")
-def _xrv_names() -> list[str]:
+XRV, LOCAL = "torchxrayvision model", "local model file"
+
+
+@st.cache_data(ttl=60, show_spinner="Looking for installed torchxrayvision weights…")
+def _xrv_weights() -> tuple[dict[str, bool], str]:
+    """torchxrayvision weights name → whether its file is installed, and the folder looked in (empty mapping
+    when torchxrayvision is not installed)."""
     try:
-        from cxrfail.inference.models import xrv_weight_names
+        import torchxrayvision as xrv
 
-        return xrv_weight_names()
-    except ImportError:  # torchxrayvision missing: offer the aliases only
-        return ["densenet121", "resnet50"]
+        from cxrfail.inference.models import xrv_weight_names, xrv_weights_path
+    except ImportError:
+        return {}, ""
+    return ({name: xrv_weights_path(name).is_file() for name in xrv_weight_names()},
+            str(Path(xrv.utils.get_cache_dir()).expanduser()))
 
 
-source = st.radio("Model", ("torchxrayvision model", "local model file"), horizontal=True, key="inf_source",
+installed, weights_folder = _xrv_weights()
+ready = [name for name, present in installed.items() if present]
+if "inf_source" not in st.session_state:  # open on a choice that can run with what this server has
+    st.session_state["inf_source"] = XRV if ready else LOCAL
+source = st.radio("Model", (XRV, LOCAL), horizontal=True, key="inf_source",
                   help="A local file is TorchScript (with an embedded card) or a model card (JSON/YAML) naming "
                        "the architecture, labels, preprocessing and weights")
-if source == "torchxrayvision model":
-    left, right = st.columns(2)
-    xrv_name = left.selectbox("torchxrayvision weights", _xrv_names(), key="inf_xrv")
-    weights = right.text_input("Weights file (optional; default: torchxrayvision's cache folder)", key="inf_weights")
-    model_file = weights.strip()
+missing = ""  # what the chosen model lacks, said before running
+if source == XRV:
+    if not installed:
+        missing = ("torchxrayvision is not installed on this server, so its models cannot run here. Choose "
+                   "'local model file' and give a model card or TorchScript file.")
+        xrv_name, model_file = None, ""
+    else:
+        names = ready + [name for name in installed if name not in ready]
+        left, right = st.columns(2)
+        xrv_name = left.selectbox("torchxrayvision weights", names, key="inf_xrv",
+                                  format_func=lambda n: n + ("" if installed[n] else " (weights not installed)"))
+        weights = right.text_input("Weights file (optional; default: torchxrayvision's cache folder)",
+                                   key="inf_weights")
+        model_file = weights.strip()
+        if not installed[xrv_name] and not model_file:
+            missing = (f"The weights of {xrv_name} are not installed on this server (looked in {weights_folder}). "
+                       "Type the path of a downloaded weights file in 'Weights file' above"
+                       + (f", or pick one marked installed ({', '.join(ready)})" if ready else
+                          ", or choose 'local model file'") + ".")
 else:
     model_file = st.text_input("Model file path (TorchScript .pt/.ts, or a card .json/.yaml)", key="inf_path").strip()
     xrv_name = None
+    if not model_file:
+        missing = ("Give a model file: a model card (JSON/YAML naming the architecture, labels, preprocessing and "
+                   "weights) or a TorchScript file from the folders the operator allowed (CXRFAIL_MODEL_ROOTS)"
+                   + (f"; or choose 'torchxrayvision model' (installed: {', '.join(ready)})" if ready else "") + ".")
 folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)", key="inf_folder",
                        placeholder="empty: the dataset's image folder" if sel.dataset.image_root else "")
 left, middle, right = st.columns(3)
@@ -66,7 +95,9 @@ if cluster is not None:
 else:
     st.caption("Runs on this machine (set CXRFAIL_RAY_ADDRESS to use a Ray cluster).")
 
-if st.button("Run", type="primary", key="inf_run"):
+if missing:
+    st.warning(missing)
+if st.button("Run", type="primary", key="inf_run", disabled=bool(missing)):
     try:
         # One rule for every file the model names (the card, its weights, TorchScript): inside the data or model
         # roots when opened; TorchScript only from CXRFAIL_MODEL_ROOTS (it runs code from the file).

@@ -12,6 +12,7 @@ import streamlit as st
 from cxrfail import figures
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
+from cxrfail.dashboard.state import synced
 
 sel = widgets.require_selection(frame("Labels"))
 reference = sel.dataset.reference
@@ -21,10 +22,9 @@ if reference is None or not available:
             "and finding columns) on the Data page; the demo comes with Google's expert labels.")
     st.stop()
 st.markdown(f"**Reference standard: {reference.name}.** {reference.selection}")
-if st.session_state.get("lb_finding") not in available:
-    st.session_state["lb_finding"] = sel.finding if sel.finding in available else available[0]
-finding = st.selectbox("Finding with reference labels", available, key="lb_finding",
-                       format_func=figures.finding_label)
+finding = synced(st.selectbox, "Finding with reference labels", key="lb_finding", param="label_finding",
+                options=list(available), default=sel.finding if sel.finding in available else available[0],
+                format_func=figures.finding_label)
 if finding not in sel.findings:
     st.caption(f"{figures.finding_label(finding)} is not among the findings analysed in the sidebar: it is "
                "analysed here on its own (once; later visits read it back).")
@@ -49,7 +49,7 @@ left, right = st.columns([2, 1])
 left.dataframe(table, width="stretch")
 first = agreement.iloc[0]
 right.metric("Cohen's kappa", f"{first['kappa']:.2f}")
-right.metric(f"{result.unit.capitalize()}s with both labels", f"{int(first['n_rows']):,}",
+right.metric(f"{figures.plural(result.unit).capitalize()} with both labels", f"{int(first['n_rows']):,}",
              help=f"of {int(first['n_patients']):,} patients")
 
 st.subheader("Model error or label error?")

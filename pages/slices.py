@@ -29,7 +29,7 @@ finding = sel.finding
 
 top = st.columns(2)
 with top[0]:
-    model = widgets.model_picker(sel, "sl_model")
+    model = widgets.model_picker(sel, "sl_model", result)
 kinds = list(result.config.slice_error_kinds)
 kind = top[1].selectbox("Error kind", kinds, format_func=lambda k: ERROR_KIND_TEXT.get(k, k), key="sl_kind")
 pair = widgets.pair(result, model, finding)

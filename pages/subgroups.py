@@ -9,6 +9,7 @@ import streamlit as st
 from cxrfail import figures
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
+from cxrfail.dashboard.state import synced
 from cxrfail.errors import CxrfailInputError
 
 sel = frame("Subgroups")
@@ -18,18 +19,19 @@ if result is None:
 context = widgets.context(result)
 min_n = int(result.config.min_subgroup_n)
 finding = sel.finding
-model = widgets.model_picker(sel, "sg_model")
+model = widgets.model_picker(sel, "sg_model", result)
 pair = widgets.pair(result, model, finding)
 label = figures.pair_label(model, finding)
 rates = pair.subgroup_rates
 subgroups = list(dict.fromkeys(rates["subgroup"])) if not rates.empty else []
 
 st.subheader(f"Misclassification rate by subgroup: {model} · {figures.finding_label(finding)}")
-chosen = st.multiselect("Subgroups", subgroups, default=subgroups, key="sg_subgroups")
+chosen = synced(st.multiselect, "Subgroups", key="sg_subgroups", param="subgroups", options=subgroups, many=True,
+                default=subgroups)
 table = sel.dataset.cohort.table
 skip = {"patient_id", "image_path", "image_id"} | set(subgroups)
-extra = st.selectbox("Add any cohort column", ["(none)", *[c for c in table.columns if c not in skip]],
-                     key="sg_extra",
+extra = synced(st.selectbox, "Add any cohort column", key="sg_extra", param="column",
+               options=["(none)", *[c for c in table.columns if c not in skip]],
                      help="Cut on the fly on the test split: findings as present/absent, numbers with many "
                           "values into quartiles, anything else by value")
 shown = rates.loc[rates["subgroup"].isin(chosen)]
@@ -43,12 +45,12 @@ widgets.plot(figures.subgroup_rates_figure, shown, title=f"Misclassification by 
              subgroups=tuple(chosen), context=context, key="sg_rates")
 st.dataframe(widgets.rate_table(shown, min_n), hide_index=True, width="stretch",
              column_config=widgets.percent_columns(["rate", "ci_low", "ci_high"]))
-widgets.scope_caption(result, f"Rates with patient-clustered 95% intervals (several {result.unit}s of one "
+widgets.scope_caption(result, f"Rates with patient-clustered 95% intervals (several {figures.plural(result.unit)} of one "
                               "patient are not independent: Wilson's interval at the level's effective sample size, "
                               "or, with no error, a bound on its patients; the Wilson interval on rows, which "
                               f"assumes independence, and the design effect are in the table). Levels with an "
                               f"effective n below {min_n}, fewer than {result.config.min_subgroup_patients} patients "
-                              f"or fewer than {result.config.min_subgroup_events} errors (or correct {result.unit}s) "
+                              f"or fewer than {result.config.min_subgroup_events} errors (or correct {figures.plural(result.unit)}) "
                               "are shown as insufficient. Each "
                               "subgroup's reference row is the rate where it is known: a subset's levels compare "
                               "with the subset's own rate.")
@@ -70,9 +72,7 @@ st.caption("Odds ratios with 95% CIs (standard errors clustered by patient). q-v
 st.subheader("One term across models and findings")
 terms = result.regression_terms()
 if terms:
-    if st.session_state.get("sg_term") not in terms:
-        st.session_state["sg_term"] = terms[0]
-    term = st.selectbox("Term", terms, key="sg_term")
+    term = synced(st.selectbox, "Term", key="sg_term", param="term", options=terms, default=terms[0])
     widgets.plot(figures.term_heatmap, result.regression, term, context=context, key="sg_term_heatmap")
 else:
     st.info("No regression terms in this run.")

@@ -197,8 +197,42 @@ def test_forest_plot_shows_or_ci_p_and_q_without_intercept(result):
     assert "Intercept" not in list(fig.data[0].y)
     assert len(fig.data[0].y) == 4
     assert fig.layout.xaxis.type == "log"
-    text = _text(fig)
-    assert "p=" in text and "q=" in text and "Holm" in text
+    hover = " ".join(fig.data[0].customdata)  # p and q per term: in the hover (and the page's table)
+    assert "p=" in hover and "q (BH)=" in hover and "Holm" in hover
+    assert "p and q of each term: hover" in _text(fig)
+
+
+def test_forest_plot_log_axis_ticks_read_as_decimals(result):
+    rows = result.regression[(result.regression["model"] == "model_b") & (result.regression["finding"] == "Edema")]
+    rows = rows.loc[rows["term"] != "Intercept"].head(2).copy()
+    rows[["odds_ratio", "ci_low", "ci_high"]] = [[0.4, 0.25, 0.7], [1.5, 0.9, 1.9]]
+    axis = figures.forest_plot(rows).layout.xaxis
+    assert list(axis.ticktext) == ["0.2", "0.5", "1", "2"]
+    assert list(axis.tickvals) == [0.2, 0.5, 1.0, 2.0]
+
+
+def test_heatmap_cell_text_is_at_least_11_px(result):
+    for fig in (figures.auroc_heatmap(result.performance),
+                figures.misclassification_heatmap(result.overall_misclassification()),
+                figures.effects_heatmap(result.effect_summary()),
+                figures.identifier_heatmaps(result.identifiers, "hist_gradient_boosting", "all_models+demographics")):
+        for trace in fig.data:
+            assert trace.textfont.size >= 11, fig.layout.title.text
+            assert not any("<br>" in str(t) for row in trace.text for t in row)  # one short value per cell
+        if "AUROC per model" not in fig.layout.title.text:  # the rest (CIs, terms) is in the hover, said so
+            assert "hover a cell" in _text(fig)
+
+
+def test_legends_sit_under_the_title_and_above_the_plot(result):
+    rows = result.subgroup_rates[(result.subgroup_rates["model"] == "model_a")
+                                 & (result.subgroup_rates["finding"] == "Edema")]
+    fig = figures.subgroup_rates_figure(rows, min_n=30)
+    legend, margin, title = fig.layout.legend, fig.layout.margin, fig.layout.title
+    assert title.yref == "container" and title.y > 0.95 and title.yanchor == "top"  # in the top band
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    legend_top_px = (1 - legend.y) * fig.layout.height
+    assert legend.orientation == "v" and legend_top_px >= figures.style.TITLE_PX - 0.5
+    assert margin.t >= legend_top_px + entries * figures.style.LEGEND_ROW_PX
 
 
 def test_term_heatmap_and_missing_term(result):

@@ -3,6 +3,7 @@ session (`st.cache_resource`); what a visitor loads or infers lives in their ses
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import weakref
 from collections.abc import Sequence
@@ -212,6 +213,36 @@ def _origins() -> dict[str, tuple[Path, str]]:
     return st.session_state.setdefault(ORIGINS, {})
 
 
+def missing_findings(dataset: Dataset, model_names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Model → findings the cohort labels that the model has no probabilities for (with that model selected,
+    those findings are not offered)."""
+    out = {}
+    for name in model_names:
+        lacking = tuple(f for f in dataset._labelled if f not in dataset.model(name).probabilities.columns)
+        if lacking:
+            out[name] = lacking
+    return out
+
+
+def add_models(dataset: Dataset, files: Sequence[Path], names: Sequence[str] | None, id_column: str | None,
+               min_overlap: float, inputs: Sequence = ()) -> Dataset:
+    """``dataset`` with the models of these prediction files added (its cohort, images, device reads and
+    reference labels kept). Refused, with the reason, when a name is taken or too few ids are in its cohort."""
+    if not files:
+        raise PredictionsError("no prediction files given", fix="Upload at least one prediction CSV or give a path")
+    models = load_predictions(list(files), names, id_column)
+    taken = [m.name for m in models if m.name in dataset.model_names]
+    if taken:
+        raise PredictionsError(f"{dataset.label} already has a model named {', '.join(map(repr, taken))}",
+                               fix="Give the new model another name in 'Model names'")
+    coverage = {c.model: c for c in check_coverage(dataset.cohort, models, min_overlap)}
+    for model in models:
+        c = coverage[model.name]
+        dataset = dataset.with_model(model, note=f"{model.name}: {c.n_matched:,} of {c.n_predictions:,} predicted "
+                                                 f"ids are in the cohort")
+    return dataclasses.replace(dataset, inputs=(*dataset.inputs, *inputs))
+
+
 @dataclass(frozen=True)
 class DatasetRequest:
     """What the Data page's form asks to load: prediction files (paths), cohort kind and file, options."""
@@ -229,6 +260,7 @@ class DatasetRequest:
     inputs: tuple = ()
     reference_file: Path | None = None
     reference_column_map: dict | None = None
+    id_column: str | None = None
 
 
 def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
@@ -249,7 +281,7 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
 
 def _load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
     origins = _origins()
-    models = load_predictions(request.prediction_files, request.model_names)
+    models = load_predictions(request.prediction_files, request.model_names, request.id_column)
     cohort = load_cohort(request.kind, request.cohort_file, column_map=request.column_map,
                          uncertain_policy=request.uncertain_policy, unit=request.unit, image_dir=request.image_dir,
                          devices_csv=request.devices_csv,

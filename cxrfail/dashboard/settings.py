@@ -1,10 +1,13 @@
 """What the dashboard reads from the environment (all optional).
 
 - ``CXRFAIL_DEMO_MODELS``: comma-separated demo model names selected at start (default: all four).
-- ``CXRFAIL_DEMO_FINDINGS``: comma-separated findings analysed at start (default: the five competition tasks).
+- ``CXRFAIL_DEMO_FINDINGS``: comma-separated findings analysed at start (default: the five competition tasks
+  and the findings the dataset's reference labels read; see `sidebar.default_findings`).
 - ``CXRFAIL_DEMO_CONFIG``: JSON object of `AnalysisConfig` overrides for every run, e.g.
   ``{"n_bootstrap": 200, "shap_max_samples": 100}`` (tests and quick looks).
 - ``CXRFAIL_FLIP_BOOTSTRAP``: bootstrap replicates of the live flip evaluation (default 2000).
+- ``CXRFAIL_INLINE_WAIT_S``: seconds a page waits for a run before it shows the run's progress panel instead
+  (default 2; the tests set it long, so every AppTest run sees its result).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from cxrfail.analysis.config import AnalysisConfig
 from cxrfail.errors import CxrfailInputError
 
 DEFAULT_FLIP_BOOTSTRAP = 2000
+DEFAULT_INLINE_WAIT_S = 2.0
 
 
 def env_list(name: str) -> list[str]:
@@ -53,3 +57,8 @@ def base_config() -> AnalysisConfig:
 def flip_bootstrap() -> int:
     """Replicates of the live flip evaluation's bootstrap."""
     return int(os.environ.get("CXRFAIL_FLIP_BOOTSTRAP", DEFAULT_FLIP_BOOTSTRAP))
+
+
+def inline_wait_s() -> float:
+    """Seconds a page waits for its run before drawing the self-updating progress panel and returning."""
+    return float(os.environ.get("CXRFAIL_INLINE_WAIT_S", DEFAULT_INLINE_WAIT_S))

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from cxrfail.analysis.config import THRESHOLD_METHODS
+from cxrfail.analysis.config import FEATURE_SETS, LEARNERS, THRESHOLD_METHODS
 from cxrfail.analysis.identifiers import is_oracle
 from cxrfail.dashboard import datasets as data
 from cxrfail.dashboard.settings import base_config, env_list
-from cxrfail.dashboard.state import Selection, identifier_choice
+from cxrfail.dashboard.state import IDENTIFIER, Selection, identifier_choice, remember, restore
 from cxrfail.figures import finding_label
 from cxrfail.findings import APPROXIMATE_FINDINGS
 
@@ -69,9 +69,13 @@ def frame(title: str) -> Selection | None:
 
 
 def default_findings(dataset: data.Dataset, model_names: Sequence[str]) -> list[str]:
+    """The findings analysed at start: ``CXRFAIL_DEMO_FINDINGS`` when set, else the configuration's findings
+    (the five competition tasks) and every finding the dataset's reference labels read (on the demo
+    Pneumothorax and Lung Lesion: the label audit and the "probable label error" filter need them), among
+    those the chosen models predict."""
     available = dataset.findings(model_names)
-    wanted = env_list("CXRFAIL_DEMO_FINDINGS") or list(base_config().findings)
-    return [f for f in wanted if f in available] or list(available[:5])
+    wanted = env_list("CXRFAIL_DEMO_FINDINGS") or [*base_config().findings, *dataset.reference_findings]
+    return list(dict.fromkeys(f for f in wanted if f in available)) or list(available[:5])
 
 
 def default_models(dataset: data.Dataset) -> list[str]:
@@ -99,6 +103,7 @@ def _selection() -> Selection | None:
         st.session_state["sel_dataset"] = key
         _reset_models()
         st.session_state["sel_models"] = [m for m in models if m in choices[key].model_names]
+    _restore_from_url()
     if st.session_state.get("sel_dataset") not in choices:
         st.session_state.pop("sel_dataset", None)
         _reset_models()
@@ -122,9 +127,15 @@ def _selection() -> Selection | None:
             or not set(st.session_state["sel_findings"]) <= set(findings_available)):
         st.session_state["sel_findings"] = default_findings(dataset, models)
     findings_chosen = st.session_state["sel_findings"] or default_findings(dataset, models)
-    if st.session_state.get("sel_finding") not in findings_chosen:
+    if st.session_state.get("sel_finding") not in findings_available:
         st.session_state["sel_finding"] = findings_chosen[0]
-    finding = st.selectbox("Finding", findings_chosen, key="sel_finding", format_func=finding_label)
+    # every finding the cohort and the chosen models share, one click away: one not analysed yet is added to
+    # the analysed findings (Analysis settings), which starts its run
+    finding = st.selectbox("Finding", findings_available, key="sel_finding",
+                           format_func=lambda f: finding_label(f) + ("" if f in findings_chosen else " (adds it)"),
+                           help="A finding marked 'adds it' is added to the findings analysed")
+    if finding not in findings_chosen:
+        findings_chosen = st.session_state["sel_findings"] = [*findings_chosen, finding]
     st.session_state.setdefault("sel_seed", int(base_config().seed))
     st.session_state.setdefault("sel_threshold", base_config().threshold_method)
     seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="sel_seed",
@@ -143,5 +154,23 @@ def _selection() -> Selection | None:
     findings = findings or findings_chosen
     if finding not in findings:
         finding = findings[0]
+    for param, value in (("cohort", key), ("models", models), ("finding", finding), ("findings", findings),
+                         ("seed", int(seed)), ("threshold", threshold), ("learner", learner),
+                         ("features", feature_set)):
+        remember(param, value)
     return Selection(dataset=dataset, models=tuple(models), findings=tuple(findings), finding=finding,
                      seed=int(seed), learner=learner, feature_set=feature_set, threshold_method=threshold)
+
+
+def _restore_from_url() -> None:
+    """A new session (a reload, a shared link) takes the sidebar's selection from the URL; what is not a
+    valid choice is replaced by the defaults below."""
+    restore("sel_dataset", "cohort")
+    restore("sel_models", "models", many=True)
+    restore("sel_findings", "findings", many=True)
+    restore("sel_finding", "finding")
+    restore("sel_seed", "seed", parse=int, valid=lambda seed: 0 <= seed < 2**31)
+    restore("sel_threshold", "threshold", valid=lambda method: method in THRESHOLD_METHODS)
+    learner, feature_set = st.query_params.get("learner"), st.query_params.get("features")
+    if IDENTIFIER not in st.session_state and learner in LEARNERS and feature_set in FEATURE_SETS:
+        st.session_state[IDENTIFIER] = (learner, feature_set)

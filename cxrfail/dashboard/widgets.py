@@ -14,7 +14,7 @@ from cxrfail import figures
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.dashboard import limits
 from cxrfail.dashboard.datasets import Dataset
-from cxrfail.dashboard.state import Selection
+from cxrfail.dashboard.state import Selection, synced
 from cxrfail.errors import PathNotAllowedError
 
 log = logging.getLogger("cxrfail.dashboard")
@@ -68,16 +68,34 @@ def scope_caption(result: AnalysisResult, what: str = "") -> None:
     summary = result.cohort_summary
     unit = result.unit
     text = (f"Unit of analysis: {unit}. Results on the held-out test split "
-            f"({summary.get('n_test', 0):,} {unit}s; thresholds, identifier and flip threshold chosen on the "
+            f"({summary.get('n_test', 0):,} {figures.plural(unit)}; thresholds, identifier and flip threshold chosen on the "
             f"calibration split of {summary.get('n_calibration', 0):,}).")
     st.caption((what + " " if what else "") + text)
 
 
-def model_picker(sel: Selection, key: str, label: str = "Model") -> str:
-    """A page-local model choice among the sidebar's models."""
-    if st.session_state.get(key) not in sel.models:
-        st.session_state[key] = sel.models[0]
-    return st.selectbox(label, sel.models, key=key)
+def best_model(result: AnalysisResult | None, models: Sequence[str], finding: str) -> tuple[str, float | None]:
+    """The model of ``models`` with the highest AUROC for ``finding`` in the run (the first model and None
+    when the run has no AUROC for it)."""
+    if result is not None and not result.performance.empty:
+        perf = result.performance
+        rows = perf.loc[(perf["finding"] == finding) & perf["model"].isin(models)].dropna(subset=["auroc"])
+        if not rows.empty:
+            best = rows.loc[rows["auroc"].idxmax()]
+            return str(best["model"]), float(best["auroc"])
+    return models[0], None
+
+
+def model_picker(sel: Selection, key: str, result: AnalysisResult | None = None, label: str = "Model") -> str:
+    """A page-local model choice among the sidebar's models, kept in the URL (``model``); it starts on the
+    model with the best AUROC for the sidebar's finding, and says so."""
+    best, auroc = best_model(result, sel.models, sel.finding)
+    help_text = (f"Starts on {best}, the best AUROC for {figures.finding_label(sel.finding)} ({auroc:.3f})"
+                 if auroc is not None else None)
+    chosen = synced(st.selectbox, label, key=key, param="model", options=list(sel.models), default=best,
+                    help=help_text)
+    if auroc is not None and chosen == best:
+        st.caption(f"{best}: the best AUROC for {figures.finding_label(sel.finding)} ({auroc:.3f})")
+    return chosen
 
 
 def rate_table(frame: pd.DataFrame, min_n: int) -> pd.DataFrame:

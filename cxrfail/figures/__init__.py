@@ -29,6 +29,7 @@ from cxrfail.figures.style import (
     escape,
     finding_label,
     insufficient_label,
+    plural,
     slug,
 )
 from cxrfail.figures.subgroups import forest_plot, subgroup_rates_figure, term_heatmap
@@ -37,6 +38,6 @@ __all__ = [
     "DEFAULT_CONTEXT", "FigureContext", "age_histogram", "auroc_heatmap", "case_probabilities", "count_bars",
     "effects_heatmap", "escape", "finding_label", "flip_curve", "flip_curve_spec", "flip_summary_figure",
     "forest_plot", "identifier_heatmaps", "insufficient_label", "label_error_bars", "label_set_comparison", "misclassification_heatmap",
-    "model_finding_heatmap", "pair_label", "report_figures", "roc_figure", "shap_bar", "shap_beeswarm",
+    "model_finding_heatmap", "pair_label", "plural", "report_figures", "roc_figure", "shap_bar", "shap_beeswarm",
     "shap_importance", "shap_waterfall", "slice_intervals", "slices_across_models", "slug", "subgroup_rates_figure", "term_heatmap",
 ]

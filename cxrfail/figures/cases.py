@@ -11,6 +11,7 @@ from cxrfail.figures.style import (
     apply_layout,
     empty_figure,
     escape,
+    put_legend_under_title,
 )
 
 
@@ -29,13 +30,13 @@ def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Fi
     fig.add_trace(go.Scatter(x=rows["threshold"], y=[escape(m) for m in rows["model"]], mode="markers", name="threshold",
                              marker=dict(symbol="line-ns-open", size=22, color="#1d2731", line=dict(width=3)),
                              hovertemplate="threshold %{x:.3f}<extra></extra>"))
-    for model, p, t, w in zip(rows["model"], rows["probability"], rows["threshold"], wrong):
-        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=model, showarrow=False, xshift=8,
-                           text=f"{p:.3f} (threshold {t:.3f}) {'✗ misclassified' if w else '✓ correct'}",
+    for model, p, w in zip(rows["model"], rows["probability"], wrong):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=escape(model), showarrow=False, xshift=8,
+                           text=f"{p:.3f} {'✗' if w else '✓'}",
                            font=dict(size=11, color=PALETTE[1] if w else PALETTE[0]))
     fig.update_xaxes(range=[0, 1], title="probability")
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
-    fig = apply_layout(fig, title, height=160 + 45 * len(rows))
-    fig.update_layout(margin=dict(r=250))
-    return fig
+    fig = apply_layout(fig, title, height=160 + 45 * len(rows),
+                       notes=["right: probability, ✗ misclassified, ✓ correct; each threshold: hover its mark"])
+    fig.update_layout(margin=dict(r=70))
+    return put_legend_under_title(fig)

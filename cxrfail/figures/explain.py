@@ -14,6 +14,7 @@ from cxrfail.figures.style import (
     empty_figure,
     escape,
     fmt_value,
+    plural,
     vline,
 )
 
@@ -40,7 +41,7 @@ def shap_bar(shap_values: pd.DataFrame, *, title: str | None = None, top: int = 
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title="mean |SHAP value| (log-odds of misclassification)")
     n = int(shap_values["image_id"].nunique())
-    notes = [f"a sample of {n:,} {context.unit}s"] + context.caveats(shap_values.get("finding", pd.Series(dtype=str)).unique(),
+    notes = [f"a sample of {n:,} {plural(context.unit)}"] + context.caveats(shap_values.get("finding", pd.Series(dtype=str)).unique(),
                                                     importance["feature"], oracle=oracle)
     return apply_layout(fig, title, height=150 + 26 * len(importance), notes=notes)
 
@@ -76,7 +77,7 @@ def shap_beeswarm(shap_values: pd.DataFrame, *, title: str | None = None, top: i
                      range=[len(features) - 0.5, -0.5])
     vline(fig, 0.0, "#52606d")
     fig.update_xaxes(title="SHAP value (impact on log-odds of misclassification)")
-    notes = [f"a sample of {int(shap_values['image_id'].nunique()):,} {context.unit}s"] + context.caveats(
+    notes = [f"a sample of {int(shap_values['image_id'].nunique()):,} {plural(context.unit)}"] + context.caveats(
         shap_values.get("finding", pd.Series(dtype=str)).unique(), features, oracle=oracle)
     return apply_layout(fig, title, height=150 + 30 * len(features), notes=notes)
 
@@ -104,8 +105,8 @@ def shap_waterfall(shap_values: pd.DataFrame, image_id: str, *, base_value: floa
         hovertemplate="%{y}: %{x:.4f}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title="log-odds of misclassification" + ("" if base_value is not None
-                                                              else " (relative to the base value)"))
-    notes = ["red: pushes towards 'misclassified', blue: away"] + context.caveats(
+    fig.update_xaxes(title="log-odds")  # short: the plot beside a radiograph is narrow at 1024 px
+    notes = ["x: log-odds of misclassification" + ("" if base_value is not None else ", relative to the base value")
+             + "; red: pushes towards 'misclassified', blue: away"] + context.caveats(
         rows.get("finding", pd.Series(dtype=str)).unique(), rows["feature"])
     return apply_layout(fig, title, height=190 + 28 * (len(labels) + 2), notes=notes)

@@ -13,20 +13,27 @@ from cxrfail.figures.style import (
     BASELINE_COLOR,
     DEFAULT_CONTEXT,
     PALETTE,
+    TOP_LABEL_PX,
     FigureContext,
     apply_layout,
     empty_figure,
     layout_dict,
+    legend_under_title,
+    put_legend_under_title,
+    title_band_px,
 )
 
 
-def _vline_spec(x: float, color: str, *, dash: str = "solid", text: str = "",
-               position: str = "top") -> tuple[dict, list[dict]]:
+def _vline_spec(x: float, color: str, *, dash: str = "solid", text: str = "", band: int = 0,
+                right_half: bool = False) -> tuple[dict, list[dict]]:
+    """A vertical line with its label above the plot, in label band ``band`` (0: just above the plot; each
+    band one `TOP_LABEL_PX` higher, so two labels never meet), reaching towards the middle of the plot
+    (``right_half``: the line is right of it)."""
     shape = dict(type="line", x0=x, x1=x, y0=0, y1=1, xref="x", yref="paper", line=dict(color=color, width=2,
                                                                                           dash=dash))
-    notes = [dict(x=x, y=1.0 if position == "top" else 0.0, xref="x", yref="paper", text=text, showarrow=False,
-                  xanchor="right" if position == "top" else "left",
-                  yanchor="bottom" if position == "top" else "top", font=dict(size=11, color=color))] if text else []
+    notes = [dict(x=x, y=1.0, xref="x", yref="paper", text=text, showarrow=False, yshift=band * TOP_LABEL_PX,
+                  xanchor="right" if right_half else "left", yanchor="bottom",
+                  font=dict(size=11, color=color))] if text else []
     return shape, notes
 
 
@@ -53,26 +60,30 @@ def flip_curve_spec(curve: pd.DataFrame, *, chosen_tau: float | None = None, cur
     shapes = [dict(type="line", x0=0, x1=1, y0=0, y1=0, xref="paper", yref="y",
                    line=dict(color="#52606d", width=1, dash="dot"))]
     annotations: list[dict] = []
+    middle = (float(np.nanmin(tau)) + float(np.nanmax(tau))) / 2
     if chosen_tau is not None and np.isfinite(chosen_tau):
         never = chosen_tau >= NEVER_FLIP
-        shape, notes = _vline_spec(min(float(chosen_tau), 1.0), PALETTE[1], dash="dash",
+        x = min(float(chosen_tau), 1.0)
+        shape, notes = _vline_spec(x, PALETTE[1], dash="dash", right_half=x > middle,
                                    text="chosen on calibration: flip nothing" if never
                                    else f"chosen on calibration: {chosen_tau:.3f}")
         shapes.append(shape)
         annotations += notes
     if current_tau is not None and np.isfinite(current_tau):
-        shape, notes = _vline_spec(float(current_tau), PALETTE[2], text=f"tau = {current_tau:.3f}",
-                                   position="bottom")
+        x = float(current_tau)
+        shape, notes = _vline_spec(x, PALETTE[2], text=f"tau = {current_tau:.3f}", band=1, right_half=x > middle)
         shapes.append(shape)
         annotations += notes
     notes = ["flip the model's prediction where the identifier's probability ≥ tau; " + context.test_split_note]
     notes += context.caveats(curve.get("finding", pd.Series(dtype=str)).unique())
     layout = layout_dict(title, height=440, notes=notes)
     layout["annotations"] = annotations + layout.get("annotations", [])
+    legend, top = legend_under_title(layout["height"], len(data), title_px=title_band_px(layout["title"]["text"]),
+                                     top_bands=2)  # the two tau labels
+    layout["margin"] = {**layout["margin"], "t": top}
     layout.update(
         shapes=shapes, xaxis=dict(title=dict(text="flip threshold tau (identifier probability)")),
-        yaxis=dict(title=dict(text="ΔF1"), zeroline=False),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        yaxis=dict(title=dict(text="ΔF1"), zeroline=False), legend=legend,
     )
     return {"data": data, "layout": layout}
 
@@ -98,4 +109,5 @@ def flip_summary_figure(evaluation: Mapping[str, float], *, title: str | None = 
     fig.update_layout(barmode="group")
     delta = (f"ΔF1 {float(evaluation['delta_f1']):+.4f} [{float(evaluation['ci_low']):+.4f}, "
              f"{float(evaluation['ci_high']):+.4f}], {int(evaluation['n_flips'])} flips")
-    return apply_layout(fig, title, height=380, notes=[delta, context.test_split_note])
+    fig = apply_layout(fig, title, height=380, notes=[delta, context.test_split_note])
+    return put_legend_under_title(fig)

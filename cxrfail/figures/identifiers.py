@@ -9,14 +9,19 @@ from plotly.subplots import make_subplots
 
 from cxrfail.figures.style import (
     BASELINE_COLOR,
+    CELL_FONT,
     DEFAULT_CONTEXT,
+    HOVER_NOTE,
     PALETTE,
+    TOP_LABEL_PX,
     FigureContext,
     apply_layout,
     empty_figure,
     escape,
     finding_label,
     ordered,
+    plural,
+    title_band_px,
 )
 
 
@@ -31,38 +36,46 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
         return empty_figure(title, "this learner and feature set were not run")
     model_order = ordered(rows["model"])
     finding_order = ordered(rows["finding"])
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+    # stacked, not side by side: each panel gets the full width, so cells keep 12 px text at 1024 px
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.14, shared_xaxes=True,
                         subplot_titles=(f"identifier{tag}", "baseline: model confidence"))
     for col, (value, low, high) in enumerate((("auroc", "ci_low", "ci_high"),
                                                ("baseline_auroc", "baseline_ci_low", "baseline_ci_high")), 1):
         keyed = rows.set_index(["model", "finding"])
-        z, text = [], []
+        z, text, hover = [], [], []
         for model in model_order:
-            z_row, t_row = [], []
+            z_row, t_row, h_row = [], [], []
             for finding in finding_order:
                 if (model, finding) in keyed.index:
                     r = keyed.loc[(model, finding)]
                     r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
                     z_row.append(float(r[value]))
-                    t_row.append(f"{r[value]:.3f}<br>[{r[low]:.2f}, {r[high]:.2f}]")
+                    t_row.append(f"{r[value]:.3f}")
+                    h_row.append(f"[{r[low]:.3f}, {r[high]:.3f}]")
                 else:
                     z_row.append(None)
                     t_row.append("")
+                    h_row.append("not run")
             z.append(z_row)
             text.append(t_row)
+            hover.append(h_row)
         fig.add_trace(go.Heatmap(
-            z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=text, texttemplate="%{text}",
-            colorscale="Viridis", zmin=0.5, zmax=1.0, showscale=col == 2, xgap=2, ygap=2,
+            z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=text,
+            texttemplate="%{text}", textfont=CELL_FONT, customdata=hover,
+            colorscale="Viridis", zmin=0.5, zmax=1.0, showscale=col == 1, xgap=2, ygap=2,
             colorbar=dict(title=dict(text="AUROC")),
-            hovertemplate="%{y} · %{x}<br>AUROC %{text}<extra></extra>",
-        ), row=1, col=col)
+            hovertemplate="%{y} · %{x}<br>AUROC %{text} (95% CI %{customdata})<extra></extra>",
+        ), row=col, col=1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    fig.update_xaxes(tickangle=0 if len(finding_order) <= 4 else -30)
     n = int(rows["n"].max())
-    notes = [f"patient-grouped out-of-fold probabilities over the whole cohort (n up to {n:,} {context.unit}s); "
-             f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% CI in brackets"]
+    notes = [f"patient-grouped out-of-fold probabilities over the whole cohort (n up to {n:,} {plural(context.unit)}); "
+             f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% CIs: {HOVER_NOTE}, "
+             "or the identifier table"]
     notes += context.caveats(finding_order, oracle=oracle)
-    return apply_layout(fig, title, height=max(300, 130 + 60 * len(model_order)), notes=notes)
+    fig = apply_layout(fig, title, height=max(420, 200 + 2 * 50 * len(model_order)), notes=notes)
+    fig.update_layout(margin=dict(t=title_band_px(fig.layout.title.text) + 16 + TOP_LABEL_PX))  # 1st panel's title
+    return fig
 
 
 def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -96,6 +109,6 @@ def roc_figure(scores: pd.DataFrame, *, title: str | None = None, oracle: bool =
     fig.update_xaxes(title="false positive rate", range=[0, 1], constrain="domain")
     fig.update_yaxes(title="true positive rate", range=[0, 1], scaleanchor="x", scaleratio=1)
     fig.update_layout(legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"))
-    notes = [f"n={len(y):,} {context.unit}s ({int(y.sum()):,} misclassified); out-of-fold, patient-grouped"]
+    notes = [f"n={len(y):,} {plural(context.unit)} ({int(y.sum()):,} misclassified); out-of-fold, patient-grouped"]
     notes += context.caveats(scores.get("finding", pd.Series(dtype=str)).unique(), oracle=oracle)
     return apply_layout(fig, title, height=520, notes=notes)

@@ -9,7 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.figures.style import (
+    CELL_FONT,
     DEFAULT_CONTEXT,
+    HOVER_NOTE,
     PALETTE,
     FigureContext,
     apply_layout,
@@ -18,6 +20,7 @@ from cxrfail.figures.style import (
     finding_label,
     fmt_p,
     ordered,
+    plural,
 )
 
 
@@ -64,14 +67,15 @@ def model_finding_heatmap(
         hovers.append(h_row)
     fig = go.Figure(go.Heatmap(
         z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=texts,
-        customdata=hovers,
+        customdata=hovers, textfont=CELL_FONT,
         texttemplate="%{text}", colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
         colorbar=dict(title=dict(text=colorbar_title)), xgap=2, ygap=2,
         hovertemplate="%{y} · %{x}<br>%{text}<br>%{customdata}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=0 if len(finding_order) <= 4 else -30)
     notes = list(notes) + context.caveats(finding_order)
-    return apply_layout(fig, title, height=max(260, 110 + 60 * len(model_order)), notes=notes)
+    return apply_layout(fig, title, height=max(260, 130 + 50 * len(model_order)), notes=notes)
 
 
 def auroc_heatmap(performance: pd.DataFrame, *, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
@@ -92,12 +96,14 @@ def misclassification_heatmap(overall: pd.DataFrame, *, context: FigureContext =
     `overall_misclassification`)."""
     if overall.empty:
         return empty_figure("Misclassification rate", "no test rows")
-    text = overall.apply(lambda r: f"{r['rate']:.1%}<br>[{r['ci_low']:.1%}, {r['ci_high']:.1%}]", axis=1)
-    hover = overall.apply(lambda r: f"{int(r['n_misclassified'])} of {int(r['n'])} {context.unit}s misclassified "
-                                    f"({int(r['n_fp'])} FP, {int(r['n_fn'])} FN)", axis=1)
+    text = overall.apply(lambda r: f"{r['rate']:.1%}", axis=1)
+    hover = overall.apply(lambda r: f"95% CI [{r['ci_low']:.1%}, {r['ci_high']:.1%}] (patients clustered)<br>"
+                                    f"{int(r['n_misclassified'])} of {int(r['n'])} {plural(context.unit)} "
+                                    f"misclassified ({int(r['n_fp'])} FP, {int(r['n_fn'])} FN)", axis=1)
     return model_finding_heatmap(
-        overall, "rate", title="Misclassification rate (95% CI, patients clustered)", text=text, hover=hover,
-        colorscale="Reds", zmin=0, colorbar_title="rate", notes=[context.test_split_note],
+        overall, "rate", title="Misclassification rate", text=text, hover=hover,
+        colorscale="Reds", zmin=0, colorbar_title="rate",
+        notes=[context.test_split_note, f"95% CIs (patients clustered) and counts: {HOVER_NOTE}"],
         context=context,
     )
 
@@ -107,15 +113,15 @@ def effects_heatmap(summary: pd.DataFrame, *, q_column: str = "q_bh", alpha: flo
     if summary.empty:
         return empty_figure("Subgroup effects", "no regression results")
     # Term names carry cohort values (subgroup levels such as a View value): escaped, never rendered as HTML.
-    text = summary.apply(
-        lambda r: (f"{int(r['n_significant'])}<br>{escape(r['top_term'])}: OR {r['top_odds_ratio']:.2f}"
-                   if r["top_term"] is not None and pd.notna(r["top_odds_ratio"]) else str(int(r["n_significant"]))),
-        axis=1)
-    hover = summary.apply(lambda r: f"strongest term {escape(r['top_term'])} (q={fmt_p(r['top_q'])})", axis=1)
+    text = summary["n_significant"].astype(int).astype(str)
+    hover = summary.apply(
+        lambda r: (f"strongest term {escape(r['top_term'])}: OR {r['top_odds_ratio']:.2f} (q={fmt_p(r['top_q'])})"
+                   if r["top_term"] is not None and pd.notna(r["top_odds_ratio"]) else "no term"), axis=1)
     return model_finding_heatmap(
         summary, "n_significant", title=f"Subgroup effects: terms with {q_column} < {alpha}", text=text,
         hover=hover, colorscale="Oranges", zmin=0, colorbar_title="terms",
-        notes=["multivariable logistic regression of misclassification; " + context.test_split_note],
+        notes=["multivariable logistic regression of misclassification; " + context.test_split_note,
+               f"each cell: how many terms; the strongest term and its odds ratio: {HOVER_NOTE} (Subgroups page)"],
         context=context,
     )
 
@@ -128,7 +134,7 @@ def age_histogram(ages: pd.Series, *, title: str = "Age", context: FigureContext
     fig = go.Figure(go.Histogram(x=values, xbins=dict(size=5), marker_color=PALETTE[0],
                                  hovertemplate="%{x} years: %{y} " + context.unit + "s<extra></extra>"))
     fig.update_xaxes(title="age (years)")
-    fig.update_yaxes(title=f"{context.unit}s")
+    fig.update_yaxes(title=f"{plural(context.unit)}")
     return apply_layout(fig, f"{title} (n={len(values):,})", height=300)
 
 
@@ -142,9 +148,9 @@ def count_bars(counts: Mapping[object, int], *, title: str, unit: str = "images"
     total = sum(values)
     fig = go.Figure(go.Bar(
         x=values, y=[escape(label) for label in labels], orientation="h", marker_color=PALETTE[0],
-        text=[f"{v:,} ({v / total:.0%})" for v in values], textposition="auto",
+        text=[f"{v:,} ({v / total:.0%})" for v in values], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x} " + unit + "<extra></extra>",
     ))
-    fig.update_xaxes(title=unit)
+    fig.update_xaxes(title=unit, range=[0, max(values) * 1.6], nticks=4)  # room for the count beside the bar
     fig.update_yaxes(autorange="reversed")
     return apply_layout(fig, title, height=120 + 40 * len(values))

@@ -3,6 +3,8 @@ the slices confirmed for several models of one finding."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -17,6 +19,8 @@ from cxrfail.figures.style import (
     empty_figure,
     escape,
     fmt_p,
+    log_ticks,
+    put_legend_under_title,
     vline,
 )
 
@@ -40,7 +44,7 @@ def slice_intervals(slices: pd.DataFrame, error_kind: str, *, title: str | None 
         return empty_figure(title, "no slice with an error rate above the calibration rate was found")
     rows = rows.sort_values("rank")
     confirmed = rows["confirmed"].astype(bool).to_numpy()
-    labels = [f"{int(rank)}. {escape(text)}" for rank, text in zip(rows["rank"], rows["slice"])]
+    labels = [_wrapped(f"{int(rank)}. {text}") for rank, text in zip(rows["rank"], rows["slice"])]
     rate, low, high = (rows[c].astype(float).to_numpy() for c in ("rate_test", "ci_low", "ci_high"))
     hover = [f"test: {int(e):,} of {int(n):,} {context.unit}s ({int(p):,} patients)<br>"
              f"calibration: {rc:.3f} of {int(nc):,}<br>rate ratio {rr:.2f} [{rl:.2f}, {rh:.2f}], p={fmt_p(pv)}, "
@@ -68,9 +72,8 @@ def slice_intervals(slices: pd.DataFrame, error_kind: str, *, title: str | None 
     notes = [f"searched on the calibration split, confirmed on the {context.test_split_note}",
              "confirmed: BH q (the pair's candidates) < 0.05 and the rate-ratio 95% CI above 1",
              "bars: 95% CIs resampling patients"]
-    fig = apply_layout(fig, title, height=190 + 30 * len(labels), notes=notes)
-    fig.update_layout(legend=dict(orientation="h", y=-0.15))
-    return fig
+    fig = apply_layout(fig, title, height=190 + _rows_px(labels), notes=notes)
+    return put_legend_under_title(fig, top_bands=1)  # the overall rate's label sits above the plot
 
 
 def slices_across_models(slices: pd.DataFrame, together: pd.DataFrame, *, title: str | None = None,
@@ -83,7 +86,7 @@ def slices_across_models(slices: pd.DataFrame, together: pd.DataFrame, *, title:
     keys = set(zip(together["finding"], together["error_kind"], together["slice"]))
     rows = slices.loc[[key in keys for key in zip(slices["finding"], slices["error_kind"], slices["slice"])]]
     rows = rows.loc[rows["confirmed"].astype(bool)]
-    labels = [escape(f"{f} · {k.replace('_', ' ')} · {s}") for f, k, s in
+    labels = [_wrapped(f"{f} · {k.replace('_', ' ')} · {s}") for f, k, s in
               zip(rows["finding"], rows["error_kind"], rows["slice"])]
     fig = go.Figure()
     for index, (model, group) in enumerate(rows.assign(label=labels).groupby("model", sort=False)):
@@ -96,7 +99,25 @@ def slices_across_models(slices: pd.DataFrame, together: pd.DataFrame, *, title:
             hovertemplate="%{y}<br>rate ratio %{x:.2f}<extra>" + escape(model) + "</extra>",
         ))
     vline(fig, 1.0, BASELINE_COLOR, dash="dash")
-    fig.update_xaxes(type="log", title="rate ratio vs the rest of the test population (log scale)")
+    bounds = pd.concat([rows["rr_ci_low"], rows["rr_ci_high"]]).astype(float)
+    bounds = bounds[np.isfinite(bounds) & (bounds > 0)]
+    low, high = (min(float(bounds.min()), 1.0), max(float(bounds.max()), 1.0)) if len(bounds) else (0.5, 2.0)
+    tickvals, ticktext = log_ticks(low, high)
+    fig.update_xaxes(type="log", title="rate ratio (log scale)", tickvals=tickvals, ticktext=ticktext)
     fig.update_yaxes(autorange="reversed", type="category")
-    notes = [context.test_split_note, "each slice confirmed on held-out patients for every model shown"]
-    return apply_layout(fig, title, height=220 + 34 * len(set(labels)), notes=notes)
+    notes = [context.test_split_note, "rate ratio: the slice's error rate vs the rest of the test population",
+             "each slice confirmed on held-out patients for every model shown"]
+    fig = apply_layout(fig, title, height=220 + _rows_px(list(dict.fromkeys(labels))), notes=notes)
+    return put_legend_under_title(fig)
+
+
+SLICE_LABEL_WIDTH = 30  # characters per line of a slice's row label (long slices wrap, so 1024 px holds them)
+
+
+def _wrapped(text: str) -> str:
+    return "<br>".join(escape(line) for line in textwrap.wrap(text, width=SLICE_LABEL_WIDTH)) or escape(text)
+
+
+def _rows_px(labels: list[str]) -> int:
+    """Height of the rows of these (wrapped) labels."""
+    return sum(16 + 16 * (label.count("<br>") + 1) for label in labels)

@@ -69,7 +69,7 @@ class FigureContext:
                 if row.subgroup not in subsets:
                     subsets[row.subgroup] = (
                         f"{row.subgroup}: known for {int(row.subset_n):,} of {int(row.population_n):,} test "
-                        f"{unit}s (a subset" + ("" if row.random_sample else ", not a random sample")
+                        f"{plural(unit)} (a subset" + ("" if row.random_sample else ", not a random sample")
                         + "; its levels compare with the subset's own rate)")
         return cls(unit=unit, notes=notes, subsets=subsets)
 
@@ -106,6 +106,13 @@ def insufficient_label(min_n: int) -> str:
     return f"insufficient (effective n < {min_n}, or too few patients or events)"
 
 
+def plural(unit: str, n: int | None = None) -> str:
+    """``unit`` for a count of ``n`` (None: several): "image"/"images", "study"/"studies"."""
+    if n == 1:
+        return unit
+    return unit[:-1] + "ies" if unit.endswith("y") and unit[-2:-1] not in "aeiou" else unit + "s"
+
+
 def finding_label(finding: str) -> str:
     """The finding's display name, starred when it only approximates its CheXpert meaning."""
     return f"{finding}*" if finding in APPROXIMATE_FINDINGS else finding
@@ -129,40 +136,114 @@ def slug(*parts: object) -> str:
     return text.replace("+", "-") or "figure"
 
 
-NOTE_WIDTH = 64  # characters per footnote line (fits a half-width column at 1440 px, y-axis labels included)
+NOTE_WIDTH = 50  # characters per footnote line (~310 px at 11 px: fits a third of 1440 px or 1024's main column)
+TITLE_WIDTH = 52  # characters per title line (16 px)
+HOVER_NOTE = "hover a cell"  # where values that do not fit a cell at 1024 px are
+CELL_FONT = dict(size=12)  # heatmap cell text: fixed (plotly shrinks fitted text to ~6 px in small cells)
+TITLE_LINE_PX = 22  # one line of the title
+TITLE_PX = 22 + TITLE_LINE_PX  # the title band of a one-line title (the title sits in it, never below)
+LEGEND_ROW_PX = 21  # one entry of a vertical legend
+TOP_LABEL_PX = 22  # a band for labels drawn just above the plot (subplot titles, vertical-line labels)
+TICK_CHAR_PX = 7.2  # width of one character of a 13 px tick label, for the left margin
+LEFT_MARGIN_PX = 70
 
 
 def wrap_notes(notes: Sequence[str], width: int = NOTE_WIDTH) -> list[str]:
     lines: list[str] = []
     for note in notes:
-        lines += textwrap.wrap(str(note), width=width, subsequent_indent="  ") or [""]
+        lines += textwrap.wrap(str(note), width=width, subsequent_indent="  ", break_on_hyphens=False) or [""]
     return lines
 
 
-def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] = ()) -> dict:
-    """The shared layout: title, template, margins and the caveat footnotes (wrapped; the figure grows by
-    the lines they take)."""
+def wrap_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """The title in lines of at most ``width`` characters (joined by ``<br>``), so it fits a 1024 px window."""
+    return "<br>".join(textwrap.wrap(title, width=width, break_long_words=False, break_on_hyphens=False)) or title
+
+
+def title_band_px(title_text: str | None) -> int:
+    """Height of the band the (wrapped) title takes at the top of the figure."""
+    return TITLE_PX + TITLE_LINE_PX * str(title_text or "").count("<br>")
+
+
+def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] = (), left: int = LEFT_MARGIN_PX
+                ) -> dict:
+    """The shared layout: title wrapped and pinned to the top band (`title_band_px`), template, margins and the
+    caveat footnotes (wrapped; the figure grows by the lines they take). ``left``: the left margin in px (the
+    footnotes start at the figure's left edge, that far left of the plot)."""
     notes = wrap_notes(notes)
+    title = wrap_title(title)
+    band = title_band_px(title)
     bottom = 80 + 16 * len(notes)
     layout = dict(
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
+        # 10 px below the top; plotly lifts a multi-line title by half of each extra line: lower it by as much
+        title=dict(text=title, x=0.0, xanchor="left", xref="container",
+                   y=1.0 - (10 + (band - TITLE_PX) / 2) / (height or 450),
+                   yanchor="top", yref="container", pad=dict(l=10), font=dict(size=16)),
         template=template(),
         font=FONT,
-        margin=dict(l=70, r=30, t=70, b=bottom),
-        height=None if height is None else height + 16 * len(notes),
+        margin=dict(l=left, r=30, t=band + 16, b=bottom),
+        height=None if height is None else height + 16 * len(notes) + (band - TITLE_PX),
         hoverlabel=dict(namelength=-1),
     )
     if notes:
         layout["annotations"] = [dict(
             text="<br>".join(notes), xref="paper", yref="paper", x=0.0, y=0.0, yshift=-(bottom - 8),
-            xanchor="left", yanchor="bottom", showarrow=False, align="left", font=dict(size=11, color="#52606d"),
+            xshift=-(left - 8), xanchor="left", yanchor="bottom", showarrow=False, align="left",
+            font=dict(size=11, color="#52606d"),
         )]
     return layout
 
 
+def left_margin_px(fig: go.Figure) -> int:
+    """A left margin that holds the figure's category labels on the y axis (its longest line), so plotly's
+    automargin need not grow it and the footnotes can start at the figure's left edge."""
+    longest = 0
+    for trace in fig.data:
+        values = getattr(trace, "y", None)
+        for value in values if values is not None else ():
+            if isinstance(value, str):
+                longest = max(longest, *(len(line) for line in value.split("<br>")))
+    return max(LEFT_MARGIN_PX, int(longest * TICK_CHAR_PX) + 30)
+
+
+def legend_under_title(height: float, n_entries: int, *, title_px: int = TITLE_PX, top_bands: int = 0
+                       ) -> tuple[dict, int]:
+    """(legend, top margin) for a legend listed under the title, above the plot: one entry a line, so it takes
+    the same room at any width and never reaches the title or the plot. ``height``: the figure's height in
+    px; ``title_px``: the title's band (`title_band_px`); ``top_bands``: bands of `TOP_LABEL_PX` left for
+    labels drawn just above the plot."""
+    # x on the plot's left edge (paper): a legend placed by the container would push plotly's left margin
+    legend = dict(orientation="v", xref="paper", x=0.0, xanchor="left", yref="container",
+                  y=1.0 - title_px / height, yanchor="top", bgcolor="rgba(255,255,255,0)")
+    return legend, title_px + LEGEND_ROW_PX * n_entries + 20 + TOP_LABEL_PX * top_bands
+
+
+def put_legend_under_title(fig: go.Figure, *, top_bands: int = 0) -> go.Figure:
+    """`legend_under_title` for a figure laid out by `apply_layout` (its height set)."""
+    entries = sum(1 for trace in fig.data if trace.showlegend is not False and trace.name)
+    legend, top = legend_under_title(fig.layout.height or 450, entries, title_px=title_band_px(fig.layout.title.text),
+                                     top_bands=top_bands)
+    fig.update_layout(legend=legend, margin=dict(t=top))
+    return fig
+
+
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Tick values and their labels for a log axis covering [low, high] (both > 0): 1-2-5 steps from the
+    step at or below ``low`` to the step at or above ``high``, written as decimals (0.2, 0.5, 1, 2, 5), never
+    plotly's abbreviated "2", "5" below 1. Beyond five steps, powers of ten only (0.1, 1, 10)."""
+    values = [round(m * 10.0 ** e, 6) for e in range(-4, 5) for m in (1, 2, 5)]
+    first = max([v for v in values if v <= low] or values[:1])
+    last = min([v for v in values if v >= high] or values[-1:])
+    shown = [v for v in values if first <= v <= last]
+    if len(shown) > 5:  # a wide span in a narrow plot: powers of ten only
+        shown = [v for v in shown if f"{v:g}".lstrip("0.").startswith("1") and f"{v:g}".strip("0.") == "1"]
+    return shown, [f"{v:g}" for v in shown]
+
+
 def apply_layout(fig: go.Figure, title: str, *, height: int | None = None, notes: Sequence[str] = ()) -> go.Figure:
-    """Apply `layout_dict` in one update (keeps the figure's own annotations)."""
-    layout = layout_dict(title, height=height, notes=notes)
+    """Apply `layout_dict` in one update (keeps the figure's own annotations), with a left margin that holds
+    the y axis's category labels (`left_margin_px`)."""
+    layout = layout_dict(title, height=height, notes=notes, left=left_margin_px(fig))
     extra = layout.pop("annotations", [])
     fig.update_layout(layout)
     for annotation in extra:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,10 +23,15 @@ from cxrfail.figures.style import (
     escape,
     fmt_p,
     insufficient_label,
+    log_ticks,
     ordered,
+    plural,
+    put_legend_under_title,
     stars,
     vline,
 )
+
+TERM_LABEL_WIDTH = 28  # characters per line of a forest plot's row label (long subset names wrap)
 
 
 def subgroup_rates_figure(
@@ -49,15 +55,11 @@ def subgroup_rates_figure(
               for s, lvl, ref in zip(rows["subgroup"], rows["level"], reference)]
     sufficient = rows["sufficient"].astype(bool).to_numpy()
     text = []
-    for r, n, n_patients, ok, ref, row in zip(rows["rate"], rows["n"].astype(int), rows["n_patients"].astype(int),
-                                               sufficient, reference, rows.itertuples()):
-        if ref:
-            scope = (f"subset: {int(row.subset_n):,} of {int(row.population_n):,}"
-                     + ("" if row.random_sample else ", not a random sample")) if row.is_subset else "all rows"
-            text.append(f"{r:.1%}  ({scope})")
+    for r, n, ok, ref, row in zip(rows["rate"], rows["n"].astype(int), sufficient, reference, rows.itertuples()):
+        if ref:  # the subset's size and sampling are in the footnotes (`FigureContext.subsets`)
+            text.append(f"{r:.1%} (n={int(row.subset_n):,})" if row.is_subset else f"{r:.1%} (all)")
         else:
-            text.append(f"{r:.1%}  (n={n:,}, {n_patients:,} patients)" if ok
-                        else f"{insufficient_label(min_n)}: n={n}, {n_patients} patients")
+            text.append(f"{r:.1%} (n={n:,})" if ok else f"n={n}: too few")
     hover = [f"{k:,} of {n:,} misclassified ({p:,} patients)<br>rate {r:.1%} [{lo:.1%}, {hi:.1%}] (patients "
              f"clustered)<br>Wilson on rows [{wl:.1%}, {wh:.1%}], design effect {d:.1f}"
              for k, n, p, r, lo, hi, wl, wh, d in zip(
@@ -85,12 +87,12 @@ def subgroup_rates_figure(
                            font=dict(size=11, color=SUFFICIENT_COLOR if ok else INSUFFICIENT_COLOR))
     fig.update_yaxes(autorange="reversed", type="category", categoryorder="array", categoryarray=labels)
     fig.update_xaxes(title="misclassification rate", tickformat=".0%", rangemode="tozero")
-    fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-    notes = [context.test_split_note, "each level compares with its subgroup's reference row"]
+    notes = [context.test_split_note, "each level compares with its subgroup's reference row; right: rate (n); "
+             f"{insufficient_label(min_n)} or too few patients: grey; patients and CIs: hover, or the table"]
     notes += context.caveats(rates.get("finding", pd.Series(dtype=str)).unique(), order)
     fig = apply_layout(fig, title or "Misclassification by subgroup", height=180 + 28 * len(labels), notes=notes)
-    fig.update_layout(margin=dict(r=300))
-    return fig
+    fig.update_layout(margin=dict(r=130))
+    return put_legend_under_title(fig)
 
 
 def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: float = 0.05, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
@@ -104,10 +106,10 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
         return empty_figure(title or "Odds ratios", "no estimable terms")
     significant = (rows["q_bh"].astype(float) < alpha).to_numpy()
     colors = np.where(significant, PALETTE[1], SUFFICIENT_COLOR)
-    labels = [escape(label) for label in _term_labels(rows)]
-    text = [f"{o:.2f} [{lo:.2f}, {hi:.2f}]  p={fmt_p(p)}  q={fmt_p(q)}{stars(q, alpha)}"
-            for o, lo, hi, p, q in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["p_value"],
-                                       rows["q_bh"])]
+    terms = _term_labels(rows)
+    labels = ["<br>".join(escape(line) for line in textwrap.wrap(term, width=TERM_LABEL_WIDTH)) for term in terms]
+    text = [f"{o:.2f} [{lo:.2f}, {hi:.2f}]{stars(q, alpha)}"
+            for o, lo, hi, q in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["q_bh"])]
     hover = [f"OR {o:.3f} [{lo:.3f}, {hi:.3f}]<br>p={fmt_p(p)}, q (Holm)={fmt_p(qh)}, q (BH)={fmt_p(qb)}"
              for o, lo, hi, p, qh, qb in zip(rows["odds_ratio"], rows["ci_low"], rows["ci_high"], rows["p_value"],
                                              rows["q_holm"], rows["q_bh"])]
@@ -121,20 +123,27 @@ def forest_plot(regression: pd.DataFrame, *, title: str | None = None, alpha: fl
     for label, value in zip(labels, text):
         fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=label, text=value, showarrow=False,
                            font=dict(size=11), xshift=8)
-    fig.update_xaxes(type="log", title="odds ratio of misclassification (log scale)")
+    bounds = pd.concat([rows["ci_low"], rows["ci_high"], rows["odds_ratio"]]).astype(float)
+    bounds = bounds[np.isfinite(bounds) & (bounds > 0)]
+    low, high = min(float(bounds.min()), 1.0), max(float(bounds.max()), 1.0)
+    tickvals, ticktext = log_ticks(low, high)
+    fig.update_xaxes(type="log", title="odds ratio of misclassification (log scale)", tickvals=tickvals,
+                     ticktext=ticktext, range=[np.log10(min(low, tickvals[0])) - 0.05,
+                                               np.log10(max(high, tickvals[-1])) + 0.05])
     fig.update_yaxes(autorange="reversed", type="category")
-    notes = [f"{context.test_split_note}; red: q (BH) < {alpha}; * q<{alpha}, ** q<{alpha / 5:g}, *** q<{alpha / 50:g}"]
+    notes = [f"{context.test_split_note}; right: OR [95% CI]; red: q (BH) < {alpha}; * q<{alpha}, "
+             f"** q<{alpha / 5:g}, *** q<{alpha / 50:g}; p and q of each term: hover, or the regression table"]
     for sample, group in (rows.groupby("family", sort=False) if "family" in rows else [("", rows)]):
         n = int(group["n"].iloc[0]) if "n" in group and len(group) else 0
-        notes.append(f"{sample or 'fit'}: n={n:,} {context.unit}s" + (f", {int(group['n_events'].iloc[0]):,} misclassified"
+        notes.append(f"{sample or 'fit'}: n={n:,} {plural(context.unit)}" + (f", {int(group['n_events'].iloc[0]):,} misclassified"
                                                               if "n_events" in group else ""))
     not_converged = "converged" in rows and not rows["converged"].astype(bool).all()
     if not_converged:
         notes.append("warning: the regression did not converge; treat these estimates with caution")
-    notes += context.caveats(regression.get("finding", pd.Series(dtype=str)).unique(), labels)
-    fig = apply_layout(fig, title or "Odds ratios of misclassification", height=170 + 32 * len(labels),
-                  notes=notes)
-    fig.update_layout(margin=dict(r=330))
+    notes += context.caveats(regression.get("finding", pd.Series(dtype=str)).unique(), terms)
+    row_px = sum(16 + 16 * (label.count("<br>") + 1) for label in labels)  # wrapped labels take more lines
+    fig = apply_layout(fig, title or "Odds ratios of misclassification", height=170 + row_px, notes=notes)
+    fig.update_layout(margin=dict(r=150))
     return fig
 
 

@@ -44,6 +44,7 @@ def dashboard_env(tmp_path_factory) -> dict[str, str]:
         "CXRFAIL_DEMO_FINDINGS": ",".join(TEST_FINDINGS),
         "CXRFAIL_DEMO_CONFIG": json.dumps(TEST_CONFIG),
         "CXRFAIL_FLIP_BOOTSTRAP": "500",
+        "CXRFAIL_INLINE_WAIT_S": str(COLD_RUN_TIMEOUT_S),  # pages wait for their run (AppTest has no timers)
     }
 
 

@@ -63,10 +63,20 @@ def test_sidebar_finding_changes_the_pages(app):
     assert any(TEST_FINDINGS[1] in c.value for c in app.caption)
 
 
+def test_every_shared_finding_is_one_click_away(app):
+    box = app.sidebar.selectbox(key="sel_finding")
+    assert "Pneumothorax (adds it)" in box.options  # offered though not analysed yet
+    box.set_value("Pneumothorax").run(timeout=900)
+    assert not problems(app), problems(app)
+    assert app.session_state["sel_findings"] == [*TEST_FINDINGS, "Pneumothorax"]
+    assert app.sidebar.selectbox(key="sel_finding").value == "Pneumothorax"
+
+
 def test_page_model_choice_changes_results(app):
     goto(app, "subgroups")
     before = app.dataframe[0].value.copy()
-    app.selectbox(key="sg_model").set_value(TEST_MODELS[1]).run()
+    other = next(m for m in TEST_MODELS if m != app.selectbox(key="sg_model").value)
+    app.selectbox(key="sg_model").set_value(other).run()
     assert not problems(app)
     assert not before[["n_misclassified"]].equals(app.dataframe[0].value[["n_misclassified"]])
 
@@ -116,6 +126,7 @@ def test_good_upload_is_loaded_and_selected(app, shared_demo_dir):
     source = (shared_demo_dir / "predictions" / "densenet121_jrzech.csv").read_text().splitlines()
     small = "\n".join(source[:3001]).encode()
     app.file_uploader(key="data_pred_upload").set_value([("my_model.csv", small, "text/csv")])
+    app.radio(key="data_target").set_value("new")  # a new dataset (the NIH metadata as its cohort)
     app.button[0].click().run()
     assert not problems(app), problems(app)
     assert any("Loaded" in s.value for s in app.success)
@@ -128,6 +139,53 @@ def test_good_upload_is_loaded_and_selected(app, shared_demo_dir):
         assert not problems(app), (page, problems(app))
     goto(app, "overview")
     assert {m.label: m.value for m in app.metric}["Images analysed"] == "3,000"
+
+
+def test_predictions_added_to_the_demo_keep_its_images_and_reference_labels(app, shared_demo_dir):
+    goto(app, "data")
+    source = (shared_demo_dir / "predictions" / "densenet121_jrzech.csv").read_text().splitlines()
+    header = source[0].split(",")
+    keep = [i for i, name in enumerate(header) if name != "prob_Pneumothorax"]  # a finding left out
+    rows = [",".join(cell for i, cell in enumerate(line.split(",")) if i in keep) for line in source[:6001]]
+    app.file_uploader(key="data_pred_upload").set_value([("their_model.csv", "\n".join(rows).encode(), "text/csv")])
+    assert app.radio(key="data_target").value == "add"  # the default while a dataset is loaded
+    app.button[0].click().run()
+    assert not problems(app), problems(app)
+    assert any("Added **their_model**" in s.value and "reference labels are kept" in s.value for s in app.success)
+    assert any("their_model has no probabilities for Pneumothorax" in w.value for w in app.warning)
+    assert app.sidebar.multiselect(key="sel_models").value == [*TEST_MODELS, "their_model"]
+    dataset = app.sidebar.selectbox(key="sel_dataset")
+    assert dataset.value != "demo" and "their_model" in dataset.format_func(dataset.value)
+    goto(app, "cases")  # the demo's radiographs are still there
+    assert not problems(app), problems(app)
+    assert len(app.image) >= 1
+
+
+def test_predictions_with_other_ids_are_not_added_and_say_why(app):
+    goto(app, "data")
+    other = b"image_id,Edema\nx1.png,0.2\nx2.png,0.4\n"
+    app.file_uploader(key="data_pred_upload").set_value([("elsewhere.csv", other, "text/csv")])
+    app.button[0].click().run()
+    errors = [e.value for e in app.error]
+    assert errors and "0 of 2 predicted ids" in errors[0] and "same image ids" in errors[0]
+    assert app.sidebar.selectbox(key="sel_dataset").value == "demo"
+
+
+def test_every_bad_column_is_named_and_hints_name_the_form(app):
+    goto(app, "data")
+    bad = b"image_id,Edema,Cardiomegaly\n00000001_000.png,1.7,0.2\n00000002_000.png,0.1,high\n"
+    app.file_uploader(key="data_pred_upload").set_value([("two_bad.csv", bad, "text/csv")])
+    app.button[0].click().run()
+    error = app.error[0].value
+    assert "'Edema'" in error and "'Cardiomegaly'" in error and "outside [0, 1]" in error and "not numbers" in error
+    no_id = b"name,Edema\n00000001_000.png,0.2\n"
+    app.file_uploader(key="data_pred_upload").set_value([("no_id.csv", no_id, "text/csv")])
+    app.button[0].click().run()
+    error = app.error[0].value
+    assert "no id column" in error and "Id column" in error and "id_column" not in error
+    app.text_input(key="data_id_column").input("name")
+    app.button[0].click().run()
+    assert not any("no id column" in e.value for e in app.error)  # the ids are read (and then matched)
 
 
 def test_export_builds_a_zip_with_manifest_and_files(app):
@@ -217,7 +275,7 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir, monkeypatch):
     goto(app, "inference")
     app.radio(key="inf_source").set_value("local model file").run()
     app.text_input(key="inf_path").input(str(tmp_path / "missing.pt"))
-    app.text_input(key="inf_folder").input(str(images))
+    app.text_input(key="inf_folder").input(str(images)).run()  # a model file is given: Run is enabled
     app.button(key="inf_run").click().run()
     assert app.error and "model file not found" in app.error[0].value
     assert not app.exception
@@ -233,8 +291,35 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir, monkeypatch):
     assert "tiny" in app.sidebar.multiselect(key="sel_models").options
 
 
+def test_inference_opens_on_a_choice_that_can_run_or_says_what_is_missing(app):
+    goto(app, "inference")
+    assert not problems(app), problems(app)
+    installed = []
+    try:
+        from cxrfail.inference.models import xrv_weight_names, xrv_weights_path
+
+        installed = [name for name in xrv_weight_names() if xrv_weights_path(name).is_file()]
+    except ImportError:
+        pass
+    source = app.radio(key="inf_source").value
+    if installed:
+        assert source == "torchxrayvision model" and app.selectbox(key="inf_xrv").value in installed
+        assert not app.button(key="inf_run").disabled
+    else:  # nothing installed: it opens on a local file and says, before running, what to give
+        assert source == "local model file"
+        assert app.button(key="inf_run").disabled
+        assert any("Give a model file" in w.value for w in app.warning)
+        app.radio(key="inf_source").set_value("torchxrayvision model").run()
+        if app.selectbox(key="inf_xrv") is not None:
+            assert any("not installed on this server" in w.value and "'Weights file'" in w.value
+                       for w in app.warning)
+        assert app.button(key="inf_run").disabled
+
+
 def chart_titles(app) -> list[str]:
-    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in charts(app)]
+    """Chart titles as read (wrapped lines joined)."""
+    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "").replace("<br>", " ")
+            for chart in charts(app)]
 
 
 @pytest.mark.parametrize("page", ["subgroups", "identifiers", "explain", "flip"])
@@ -258,6 +343,7 @@ def test_generic_csv_cohort_needs_a_column_map(app, tmp_path, monkeypatch):
     app.selectbox(key="data_kind").set_value("csv")
     app.file_uploader(key="data_cohort_upload").set_value(
         ("cohort.csv", b"Image,Patient,Edema\na.png,p1,0\nb.png,p2,1\n", "text/csv"))
+    app.radio(key="data_target").set_value("new")
     app.button[0].click().run()
     errors = [e.value for e in app.error]
     assert errors and "column map must name 'image_id' and 'patient_id'" in errors[0]

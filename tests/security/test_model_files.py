@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
 import torch
+from PIL import Image
 
 from cxrfail.cli import main
 from cxrfail.errors import CxrfailInputError, PathNotAllowedError
