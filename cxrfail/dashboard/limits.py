@@ -5,8 +5,10 @@ default sized for a 2-core, 8 GB workstation:
 
 - ``CXRFAIL_MAX_RUNS`` (default 2): analysis runs computing at once, server-wide. Further runs wait in a
   first-come queue; the page shows their position.
-- ``CXRFAIL_MAX_RUNS_PER_SESSION`` (default 1): runs one browser session may have computing or queued at once;
-  another is refused with a message until the first finishes (a new seed starts minutes of CPU).
+- ``CXRFAIL_MAX_RUNS_PER_SESSION`` (default 1): runs one browser session may have computing at once; its next
+  runs (a changed setting while a run computes) wait behind it in the queue.
+- ``CXRFAIL_MAX_QUEUED_PER_SESSION`` (default 2): runs one session may have waiting besides; another is refused
+  with a message until one finishes (a new seed starts minutes of CPU).
 - ``CXRFAIL_MAX_UPLOADS`` (default 12) and ``CXRFAIL_MAX_UPLOAD_MB`` (default 256): files and megabytes one
   session may upload (or copy from the server's folders) in all.
 - ``CXRFAIL_MEMORY_CEILING_GB`` (default: 60 % of the machine's memory): when the server's process tree (the
@@ -62,6 +64,11 @@ def max_runs() -> int:
 def max_runs_per_session() -> int:
     """Runs one session may have computing or queued (``CXRFAIL_MAX_RUNS_PER_SESSION``, at least 1)."""
     return max(1, int(_number("CXRFAIL_MAX_RUNS_PER_SESSION", 1)))
+
+
+def max_queued_per_session() -> int:
+    """Runs one session may have waiting besides those computing (``CXRFAIL_MAX_QUEUED_PER_SESSION``, >= 0)."""
+    return max(0, int(_number("CXRFAIL_MAX_QUEUED_PER_SESSION", 2)))
 
 
 def max_uploads() -> int:
@@ -133,14 +140,17 @@ def check_memory(what: str) -> None:
 
 
 class RunGate:
-    """Admits analysis runs: at most `max_runs` computing at once, server-wide, the others waiting in a
-    first-come queue; at most `max_runs_per_session` computing or queued per session."""
+    """Admits analysis runs: at most `max_runs` computing at once, server-wide, and `max_runs_per_session` per
+    session, the others waiting in a first-come queue (a run whose session is at its share lets the runs of
+    other sessions behind it pass); at most `max_queued_per_session` waiting per session besides."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._queue: collections.deque[object] = collections.deque()
         self._running: set[object] = set()
-        self._per_session: collections.Counter[str] = collections.Counter()
+        self._per_session: collections.Counter[str] = collections.Counter()  # computing or queued
+        self._computing: collections.Counter[str] = collections.Counter()
+        self._session_of: dict[object, str] = {}
 
     @property
     def running(self) -> int:
@@ -155,20 +165,21 @@ class RunGate:
     @contextlib.contextmanager
     def slot(self, session: str, on_wait: Callable[[int], None] = lambda position: None) -> Iterator[None]:
         """Hold a run slot for the block. Refuses (`LoadLimitError`) when ``session`` already has its share of
-        runs, or the server is at its memory ceiling; otherwise waits in the queue, calling ``on_wait(position)``
-        (1 = next) every `QUEUE_POLL_S` seconds while waiting."""
+        runs computing and waiting, or the server is at its memory ceiling; otherwise waits in the queue,
+        calling ``on_wait(position)`` (1 = next) every `QUEUE_POLL_S` seconds while waiting."""
         ticket = object()
         with self._condition:
-            if self._per_session[session] >= max_runs_per_session():
+            if self._per_session[session] >= max_runs_per_session() + max_queued_per_session():
                 raise LoadLimitError(
                     "this session already has an analysis running or queued",
                     fix="Wait for it to finish (its progress is shown on the pages), then change the settings")
             check_memory("another analysis")
             self._per_session[session] += 1
+            self._session_of[ticket] = session
             self._queue.append(ticket)
         try:
             with self._condition:
-                while self._queue[0] is not ticket or len(self._running) >= max_runs():
+                while not self._may_start(ticket):
                     position = list(self._queue).index(ticket) + 1
                     self._condition.release()
                     try:
@@ -176,19 +187,37 @@ class RunGate:
                     finally:
                         self._condition.acquire()
                     self._condition.wait(QUEUE_POLL_S)
-                self._queue.popleft()
+                self._queue.remove(ticket)
                 self._running.add(ticket)
+                self._computing[session] += 1
                 self._condition.notify_all()
             yield
         finally:
             with self._condition:
                 if ticket in self._queue:
                     self._queue.remove(ticket)
-                self._running.discard(ticket)
+                if ticket in self._running:
+                    self._running.discard(ticket)
+                    self._computing[session] -= 1
+                del self._session_of[ticket]
                 self._per_session[session] -= 1
                 if self._per_session[session] <= 0:
                     del self._per_session[session]
                 self._condition.notify_all()
+
+    def _may_start(self, ticket: object) -> bool:
+        """Whether ``ticket`` may start now (the condition held): the free server slots go, in queue order, to
+        the waiting runs whose session is below its share of computing runs."""
+        free = max_runs() - len(self._running)
+        share = max_runs_per_session()
+        for waiting in self._queue:
+            if free <= 0:
+                return False
+            if self._computing[self._session_of[waiting]] < share:
+                if waiting is ticket:
+                    return True
+                free -= 1
+        return False
 
 
 #: The server's one gate (module-level: shared by every session of this process).

@@ -13,16 +13,30 @@ from cxrfail.dashboard import limits
 from cxrfail.dashboard.limits import ByteCache, LoadLimitError, RunGate
 
 
-def test_one_run_per_session_the_second_is_refused_with_a_message(monkeypatch):
+def test_a_sessions_next_runs_wait_behind_its_own_and_beyond_its_share_are_refused(monkeypatch):
     monkeypatch.setenv("CXRFAIL_MAX_RUNS_PER_SESSION", "1")
+    monkeypatch.setenv("CXRFAIL_MAX_QUEUED_PER_SESSION", "1")
     gate = RunGate()
+    second_started = threading.Event()
+
+    def second_run() -> None:
+        with gate.slot("session-a"):
+            second_started.set()
+
     with gate.slot("session-a"):
+        waiting = threading.Thread(target=second_run)
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while gate.queued < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.6)  # a queue poll: the session's second run does not start beside its first
+        assert gate.queued == 1 and not second_started.is_set()
         with pytest.raises(LoadLimitError, match="already has an analysis running or queued"), gate.slot("session-a"):
             pass
-        with gate.slot("session-b"):  # another session is not refused
+        with gate.slot("session-b"):  # another session passes the waiting run: its session is at its share
             assert gate.running == 2
-    with gate.slot("session-a"):  # once the first finished, the session may start another
-        pass
+    waiting.join(10)
+    assert second_started.is_set() and gate.running == 0 and gate.queued == 0
 
 
 def test_runs_beyond_the_total_wait_in_a_queue_that_reports_their_position(monkeypatch):
