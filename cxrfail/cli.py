@@ -51,6 +51,9 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--calibration-fraction", type=float, default=defaults.calibration_fraction)
     analysis.add_argument("--learners", nargs="+", choices=LEARNERS, default=list(defaults.learners))
     analysis.add_argument("--feature-sets", nargs="+", choices=FEATURE_SETS, default=list(defaults.feature_sets))
+    analysis.add_argument("--identifier-feature-set", choices=FEATURE_SETS, default=defaults.identifier_feature_set,
+                          help="the run's identifier for flipping, SHAP and the label audit; non-oracle, one of "
+                               "--feature-sets (default %(default)s)")
     analysis.add_argument("--subgroups", nargs="+", default=[], help="further cohort columns to slice by")
     analysis.add_argument("--min-subgroup-n", type=int, default=defaults.min_subgroup_n)
     analysis.add_argument("--folds", type=int, default=defaults.n_folds)
@@ -119,7 +122,7 @@ def _analyze(args: argparse.Namespace) -> int:
         findings=findings, threshold_method=args.threshold, fixed_threshold=args.fixed_threshold,
         calibration_fraction=args.calibration_fraction, seed=args.seed, extra_subgroups=tuple(args.subgroups),
         min_subgroup_n=args.min_subgroup_n, learners=tuple(args.learners), feature_sets=tuple(args.feature_sets),
-        n_folds=args.folds, n_bootstrap=args.bootstrap, min_overlap=args.min_overlap,
+        identifier_feature_set=args.identifier_feature_set, n_folds=args.folds, n_bootstrap=args.bootstrap, min_overlap=args.min_overlap,
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)
