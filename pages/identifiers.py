@@ -81,8 +81,8 @@ st.subheader("How much of it is the prediction itself?")
 row = pair.identifier_evaluation(learner, feature_set)
 if row is not None:
     cols = st.columns(4)
-    cols[0].metric(f"Identifier AUROC ({feature_set})", f"{row['auroc']:.3f}",
-                   help=f"test split, 95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}]")
+    cols[0].metric("Identifier AUROC", f"{row['auroc']:.3f}",
+                   help=f"{feature_set}, test split, 95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}]")
     cols[1].metric("0/1 prediction alone", f"{row['prediction_auroc']:.3f}",
                    help="AUROC of the model's own positive/negative call as a misclassification score")
     cols[2].metric("Within predicted positives", f"{row['auroc_predicted_positive']:.3f}")

@@ -29,6 +29,14 @@ def _ladder_order(feature_sets) -> list[str]:
     return [f for f in IDENTIFIER_LADDER if f in seen] + [f for f in seen if f not in IDENTIFIER_LADDER]
 
 
+def _named_oracle(feature_set: str) -> bool:
+    """`is_oracle` for a feature set name, False for a name that is not one."""
+    try:
+        return is_oracle(feature_set)
+    except ValueError:
+        return False
+
+
 def identifier_ladder(identifiers: pd.DataFrame, learner: str, finding: str, *,
                       context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
     """What clinical features add beyond the model's own probability, for one finding: per model and feature set
@@ -147,7 +155,7 @@ def roc_figure(scores: pd.DataFrame, *, outcomes: pd.DataFrame | None = None, ti
         y = part["misclassified"].astype(int).to_numpy()
         fpr, tpr, auc = _roc_points(y, part["identifier_score"].astype(float).to_numpy())
         name = "identifier" if feature_set is None else str(feature_set)
-        if (oracle and feature_set is None) or (feature_set is not None and is_oracle(str(feature_set))):
+        if (oracle and feature_set is None) or (feature_set is not None and _named_oracle(str(feature_set))):
             name += " [ORACLE]"
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{escape(name)} (AUROC {auc:.3f})",
                                  line=dict(color=PALETTE[(position + 1) % len(PALETTE)], width=2),
