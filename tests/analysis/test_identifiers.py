@@ -343,7 +343,10 @@ def test_test_labels_never_reach_the_identifier():
 
 
 def test_wide_feature_sets_run_fewer_boosting_rounds():
-    assert learner_settings("hist_gradient_boosting", 12).startswith("hist_gradient_boosting: 60 rounds")
-    assert learner_settings("hist_gradient_boosting", 57).startswith("hist_gradient_boosting: 20 rounds")
+    assert learner_settings("hist_gradient_boosting", 12) == ("hist_gradient_boosting: 12 features, 40 rounds at "
+                                                              "learning rate 0.225")
+    assert learner_settings("hist_gradient_boosting", 57, 20_000) == (
+        "hist_gradient_boosting: 57 features, 20 rounds at learning rate 0.45, fold models fitted on 20,000 rows "
+        "(sampled)")
     assert make_learner("hist_gradient_boosting", 0, 57)[-1].max_iter == 20
-    assert make_learner("hist_gradient_boosting", 0, 12)[-1].max_iter == 60
+    assert make_learner("hist_gradient_boosting", 0, 12)[-1].max_iter == 40

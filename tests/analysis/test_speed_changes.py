@@ -2,7 +2,7 @@
 tests compute the earlier way with the library's own functions and check, on the real demo, that the new
 numbers stay within the earlier ones' own 95% CIs (and the model's AUROC exactly):
 
-- identifiers: gradient boosting 60 rounds at learning rate 0.15 instead of 200 at 0.05 (both cross-fitted on
+- identifiers: gradient boosting 40 rounds at learning rate 0.225 instead of 200 at 0.05 (both cross-fitted on
   the calibration split and judged on the test split);
 - the flip verdict: the same procedure with the cheaper learner;
 - patient bootstraps of rates, shares and F1 changes: a multinomial over distinct per-patient counts, the same

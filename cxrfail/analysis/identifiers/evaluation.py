@@ -111,7 +111,8 @@ def evaluate_identifiers(
     against each other, `PROBABILITY_ONLY` (when among them), the confidence baseline and the prediction.
 
     Args:
-        features_by_set: feature set name -> (n, k) feature matrix of the same rows (`build_features`).
+        features_by_set: feature set name -> (n, k) feature matrix of the same rows (`build_features`), or a
+            callable returning it (built when its turn comes, so only one matrix is held at a time).
         misclassified: (n,) 0/1, whether the model misclassified the row at its threshold.
         patient_ids: (n,) patient of each row: folds and resamples group by it.
         split: (n,) ``"calibration"`` / ``"test"`` per row; no patient in both.
@@ -129,18 +130,18 @@ def evaluate_identifiers(
     """
     if not features_by_set:
         raise ValueError("features_by_set is empty: give at least one feature set")
-    frames = {name: feature_frame(features, f"features of {name!r}") for name, features in features_by_set.items()}
-    n = len(next(iter(frames.values())))
-    for name, frame in frames.items():
-        if len(frame) != n:
-            raise ValueError(f"features of {name!r} have {len(frame)} rows, the others {n}")
-    y = as_binary(misclassified, "misclassified", n)
     patients = np.asarray(patient_ids, dtype=object)
-    if patients.shape != (n,):
-        raise ValueError(f"patient_ids must have shape ({n},), got {patients.shape}")
+    n = len(patients)
+    y = as_binary(misclassified, "misclassified", n)
     test = ~calibration_rows(patients, split)
-    fits = {name: fit_split_identifier(frame, y, patients, split, learner=learner, n_folds=n_folds, seed=seed)
-            for name, frame in frames.items()}
+    fits, widths = {}, {}
+    for name, features in features_by_set.items():  # one matrix at a time: a built one is dropped once fitted
+        frame = feature_frame(features() if callable(features) else features, f"features of {name!r}")
+        if len(frame) != n:
+            raise ValueError(f"features of {name!r} have {len(frame)} rows, patient_ids {n}")
+        fits[name] = fit_split_identifier(frame, y, patients, split, learner=learner, n_folds=n_folds, seed=seed)
+        widths[name] = frame.shape[1]
+        del frame
 
     nan = float("nan")
     notes = []
@@ -201,7 +202,7 @@ def evaluate_identifiers(
             learner=learner_name, feature_set=name, oracle=is_oracle(name), n=int(test.sum()),
             n_patients=len(set(patients_test)), n_misclassified=int(y_test.sum()),
             identifier_score=fit.held_out_probability, baseline_score=baseline, fold_of_row=fit.fold_of_row,
-            split_fit=fit, learner_settings=learner_settings(learner, frames[name].shape[1], fit.n_fit_rows),
+            split_fit=fit, learner_settings=learner_settings(learner, widths[name], fit.n_fit_rows),
             note="; ".join(notes) or None, ci_method=ci_method, **row)
     return out
 
