@@ -24,7 +24,7 @@ from cxrfail.analysis.identifiers.learners import (
     fit_split_identifier,
     learner_settings,
 )
-from cxrfail.analysis.splits import calibration_rows
+from cxrfail.analysis.splits import calibration_rows, patient_folds
 from cxrfail.analysis.validation import as_binary
 
 
@@ -133,13 +133,16 @@ def evaluate_identifiers(
     patients = np.asarray(patient_ids, dtype=object)
     n = len(patients)
     y = as_binary(misclassified, "misclassified", n)
-    test = ~calibration_rows(patients, split)
+    calibration = calibration_rows(patients, split)
+    test = ~calibration
+    folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)  # the same for every feature set
     fits, widths = {}, {}
     for name, features in features_by_set.items():  # one matrix at a time: a built one is dropped once fitted
         frame = feature_frame(features() if callable(features) else features, f"features of {name!r}")
         if len(frame) != n:
             raise ValueError(f"features of {name!r} have {len(frame)} rows, patient_ids {n}")
-        fits[name] = fit_split_identifier(frame, y, patients, split, learner=learner, n_folds=n_folds, seed=seed)
+        fits[name] = fit_split_identifier(frame, y, patients, split, learner=learner, n_folds=n_folds, seed=seed,
+                                          folds=folds)
         widths[name] = frame.shape[1]
         del frame
 

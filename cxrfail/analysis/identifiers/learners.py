@@ -282,7 +282,7 @@ class SplitIdentifier:
 
 
 def fit_split_identifier(features, misclassified, patient_ids, split, *, learner="hist_gradient_boosting",
-                         n_folds: int = 5, seed: int = 0) -> SplitIdentifier:
+                         n_folds: int = 5, seed: int = 0, folds: np.ndarray | None = None) -> SplitIdentifier:
     """Cross-fit an identifier on the calibration split only: ``n_folds`` patient-grouped folds of the
     calibration patients, one model fitted on the others for each; calibration rows get their out-of-fold
     probability (what a flip threshold is chosen on), test rows the mean of the fold models. The evaluation
@@ -295,6 +295,9 @@ def fit_split_identifier(features, misclassified, patient_ids, split, *, learner
         split: (n,) ``"calibration"`` / ``"test"`` per row (`cxrfail.analysis.splits.patient_split`).
         learner, n_folds, seed: the learner (`LEARNERS` name), folds within calibration, seed of folds and
             learner.
+        folds: (n_calibration,) the folds of the calibration rows when already made (`patient_folds` of the
+            calibration patients with ``n_folds`` and ``seed``: several feature sets share them); made here when
+            None.
     """
     X = feature_frame(features)
     y = as_binary(misclassified, "misclassified", len(X))
@@ -303,7 +306,10 @@ def fit_split_identifier(features, misclassified, patient_ids, split, *, learner
         raise ValueError(f"patient_ids must have shape ({len(X)},), got {patients.shape}")
     calibration = calibration_rows(patients, split)
     X_cal, y_cal = X.loc[calibration], y[calibration]
-    folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)
+    if folds is None:
+        folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)
+    elif np.shape(folds) != (int(calibration.sum()),):
+        raise ValueError(f"folds must have one entry per calibration row ({int(calibration.sum())}), got {np.shape(folds)}")
     cal_probability, models = _fold_fits(X_cal, y_cal, folds, learner, seed, max_rows=MAX_FIT_ROWS)
     fold_of_row = np.full(len(X), -1, dtype=np.int64)
     fold_of_row[calibration] = folds
