@@ -59,6 +59,10 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--calibration-fraction", type=float, default=defaults.calibration_fraction)
     analysis.add_argument("--learners", nargs="+", choices=LEARNERS, default=list(defaults.learners))
     analysis.add_argument("--feature-sets", nargs="+", choices=FEATURE_SETS, default=list(defaults.feature_sets))
+    analysis.add_argument("--identifier-feature-set", choices=FEATURE_SETS, default=None,
+                          help="the run's identifier for flipping, SHAP and the label audit; non-oracle, one of "
+                               f"--feature-sets (default {defaults.identifier_feature_set} when analysed, else the "
+                               "first non-oracle feature set)")
     analysis.add_argument("--subgroups", nargs="+", default=[], help="further cohort columns to slice by")
     analysis.add_argument("--min-subgroup-n", type=int, default=defaults.min_subgroup_n)
     analysis.add_argument("--folds", type=int, default=defaults.n_folds)
@@ -86,6 +90,20 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
                         help="run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
                              "$CXRFAIL_RAY_ADDRESS); the tables equal a local run's")
     parser.set_defaults(handler=_analyze)
+
+
+def _identifier_feature_set(args) -> str:
+    """The run's identifier feature set: as given, else the default when among ``--feature-sets``, else the first
+    non-oracle one of them (the config refuses an oracle or absent one with a message naming the setting)."""
+    from cxrfail.analysis.config import AnalysisConfig
+    from cxrfail.analysis.identifiers.features import is_oracle
+
+    default = AnalysisConfig().identifier_feature_set
+    if args.identifier_feature_set:
+        return args.identifier_feature_set
+    if default in args.feature_sets:
+        return default
+    return next((name for name in args.feature_sets if not is_oracle(name)), default)
 
 
 def _load_inputs(args: argparse.Namespace):
@@ -141,8 +159,8 @@ def _analyze(args: argparse.Namespace) -> int:
         findings=findings, threshold_method=args.threshold, fixed_threshold=args.fixed_threshold,
         calibration_fraction=args.calibration_fraction, seed=args.seed, extra_subgroups=tuple(args.subgroups),
         min_subgroup_n=args.min_subgroup_n, learners=tuple(args.learners), feature_sets=tuple(args.feature_sets),
-        n_folds=args.folds, n_bootstrap=args.bootstrap, min_overlap=args.min_overlap,
-        slice_top_k=args.slice_top_k, slice_min_rows=args.slice_min_rows,
+        identifier_feature_set=_identifier_feature_set(args), n_folds=args.folds, n_bootstrap=args.bootstrap,
+        min_overlap=args.min_overlap, slice_top_k=args.slice_top_k, slice_min_rows=args.slice_min_rows,
         slice_min_patients=args.slice_min_patients, slice_error_kinds=tuple(args.slice_error_kinds),
         slice_max_predicates=args.slice_max_predicates, slice_search_rows=args.slice_search_rows,
     )

@@ -101,10 +101,9 @@ if st.session_state.get(PICKED_IMAGE) is not None and st.session_state[PICKED_IM
     st.caption(f"The opened {unit} does not match these filters and was closed.")
 
 
-def _verdict(model_name: str, probability: float) -> str:
-    chosen = result.pair(model_name, finding)
-    flagged = not chosen.flips_nothing and probability >= chosen.chosen_tau
-    return "flagged: likely misclassified" if flagged else "not flagged"
+def _verdict(prediction: int, flipped_prediction: int) -> str:
+    """The library's flip decision for the row (`outcomes.flipped_prediction`), in words."""
+    return "flagged: likely misclassified" if int(flipped_prediction) != int(prediction) else "not flagged"
 
 
 def _detail(picked: str) -> None:
@@ -141,11 +140,11 @@ def _detail(picked: str) -> None:
                          title=f"Every model's probability of {figures.finding_label(finding)}", key="cs_probs")
             verdicts = every[["model", "probability", "threshold", "misclassified", "identifier_probability",
                               "prediction", "flipped_prediction"]].copy()
-            verdicts.insert(4, "identifier verdict", [_verdict(m, p) for m, p in
-                                                      zip(verdicts["model"], verdicts["identifier_probability"])])
+            verdicts.insert(4, "identifier verdict", [_verdict(p, f) for p, f in
+                                                      zip(verdicts["prediction"], verdicts["flipped_prediction"])])
             st.dataframe(verdicts, hide_index=True, width="stretch")
-            st.caption("Flagged: the identifier's probability of misclassification is at or above the flip "
-                       "threshold chosen on calibration; flipping would change the prediction.")
+            st.caption("Flagged: the run's flip rule inverts this prediction (the identifier's score of this row "
+                       "is at or above the flip threshold chosen on calibration; out-of-fold on a calibration row).")
         if st.button(f"Explain this {unit}", key="cs_explain"):
             st.switch_page("pages/explain.py")
     st.divider()
@@ -163,7 +162,7 @@ for index, (_, r) in enumerate(shown.iterrows()):
             status = "✗ misclassified" if r["misclassified"] else "✓ correct"
             st.markdown(f"`{r['image_id']}`  \nlabel {'positive' if r['label'] == 1 else 'negative'} · "
                         f"p={r['probability']:.3f} · {status}  \nidentifier {r['identifier_probability']:.3f} "
-                        f"({_verdict(model, r['identifier_probability'])})")
+                        f"({_verdict(r['prediction'], r['flipped_prediction'])})")
             if st.button("Open", key=f"cs_open_{r['image_id']}"):
                 st.session_state[PICKED_IMAGE] = r["image_id"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cxrfail import figures
+from cxrfail.analysis.explain import own_output_share
 from cxrfail.analysis.identifiers import is_oracle
 from cxrfail.dashboard import runs, widgets
 from cxrfail.dashboard.sidebar import frame
@@ -22,11 +23,19 @@ oracle = is_oracle(feature_set)
 label = figures.pair_label(model, sel.finding)
 shap = pair.shap_values
 st.caption(f"Identifier: `{learner}` on `{feature_set}`" + (" [ORACLE]" if oracle else "")
-           + f", fitted on the calibration split; SHAP values explain its log-odds of 'misclassified' on a sample "
-             f"of test {figures.plural(result.unit)}.")
+           + f", cross-fitted on the calibration split (a test {result.unit} is scored by the mean of the fold "
+             f"models); SHAP values, averaged over the fold models, explain its log-odds of 'misclassified' on a "
+             f"sample of test {figures.plural(result.unit)}.")
 if shap.empty:
     st.info("This run has no SHAP values for this model and finding.")
     st.stop()
+
+share = own_output_share(shap).iloc[0]
+st.metric("Share of the attribution carried by the model's own outputs", f"{share['own_share']:.0%}",
+          help=f"Sum of |SHAP| over the model's own probabilities ({share['own_features'].count(';') + 1} "
+               f"features) / sum over every feature, on {int(share['n_rows']):,} test {figures.plural(result.unit)}. Near 100%: the "
+               "identifier mostly re-reads the model's own confidence; the Identifiers page measures what the other "
+               "features add to its AUROC.")
 
 # one under the other: side by side, each would be too narrow for its labels in a 1024 px window
 widgets.plot(figures.shap_bar, shap, title=f"Global importance: {label}", oracle=oracle, context=context,
@@ -63,8 +72,8 @@ with left:
                "feature's contribution; the last bar is the identifier's output for this row."
                + (f" (Refit differs from the run's identifier by up to {gap:.2g} in probability.)"
                   if gap == gap and gap > 1e-6 else "")
-               + (" For a calibration row the run's identifier probability is out-of-fold; the waterfall "
-                  "explains the identifier fitted on all calibration rows." if is_calibration else ""))
+               + (" For a calibration row the run's identifier probability is out-of-fold (one fold model); the "
+                  "waterfall explains the mean of the fold models." if is_calibration else ""))
 with right:
     widgets.radiograph(paths.get(image_id, None), sel.dataset, max_side=1024, caption=image_id)
     if not row.empty:

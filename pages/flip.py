@@ -1,5 +1,5 @@
-"""Flip: flip the predictions the identifier flags (identifier probability ≥ tau) and see what happens to F1 on
-the held-out test split, live, with the paired bootstrap CI of the change."""
+"""Flip: flip the predictions the identifier flags (a row's own identifier probability ≥ tau) and see what happens
+to F1 on the held-out test split, live, with the paired bootstrap CI of the change."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ if test.empty or chosen is None:
     st.info("No flip result for this model and finding.")
     st.stop()
 context = widgets.context(result)
-chosen_tau = pair.chosen_tau  # on the test identifier's scale
+chosen_tau = pair.chosen_tau  # chosen on calibration out-of-fold scores; applied to each test row's own score
 n_bootstrap = flip_bootstrap()
 token = runs.run_token(sel)
 top = float(np.nanmax(test["identifier_probability"].to_numpy(dtype=float)))
@@ -45,8 +45,11 @@ if pair.flips_nothing:
     st.caption(f"On calibration, no flip threshold improved F1 with at least {result.config.min_calibration_flips} "
                "flips: the chosen setting is to flip nothing.")
 else:
-    st.caption(f"The calibration choice flips {chosen['flip_fraction']:.2%} of rows; on the test identifier's "
-               f"scale that is tau = {chosen_tau:.3f} (the same flip fraction), the one tau with a verdict.")
+    st.caption(f"tau = {chosen_tau:.3f} was chosen over every distinct out-of-fold identifier score of the "
+               f"calibration split (it flips {int(chosen['calibration_flips']):,} calibration {result.unit}s, at least "
+               f"{result.config.min_calibration_flips}). Each test {result.unit} is flipped when its own score, the "
+               "mean of the calibration fold models, is ≥ tau: a rule that needs no other case. It is the one tau "
+               "with a verdict.")
 
 
 class _Range:

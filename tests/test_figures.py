@@ -64,7 +64,7 @@ def fake_result(n: int = 200, seed: int = 0) -> AnalysisResult:
             scores.append(pd.DataFrame({
                 "model": model, "finding": finding, "learner": "hist_gradient_boosting",
                 "feature_set": "all_models+demographics", "image_id": ids, "misclassified": misclassified,
-                "identifier_score": identifier, "baseline_score": 1 - np.abs(probability - 0.5) * 2,
+                "identifier_score": identifier,
             }))
             for image_id in ids[:20]:
                 for feature in ("age", "sex", "model_a:Edema", "Lung Lesion", "Support Devices"):
@@ -81,11 +81,13 @@ def fake_result(n: int = 200, seed: int = 0) -> AnalysisResult:
                                    ).assign(family="all rows", q_family="all rows"),
         "identifiers": pd.DataFrame(identifiers, columns=[
             "model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high", "baseline_auroc",
-            "baseline_ci_low", "baseline_ci_high", "n"]),
+            "baseline_ci_low", "baseline_ci_high", "n"]).assign(
+                delta_vs_probability_only=0.01, delta_vs_probability_only_ci_low=-0.01,
+                delta_vs_probability_only_ci_high=0.03, n_patients=n // 4),
         "flip": pd.DataFrame(flip, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1",
                                             "ci_low", "ci_high", "precision_before", "precision_after",
                                             "recall_before", "recall_after", "improved"]
-                             ).assign(test_tau=0.6, exploratory=False),
+                             ).assign(calibration_flips=25, exploratory=False),
         "flip_curves": pd.DataFrame(curves, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after",
                                                      "delta_f1", "ci_low", "ci_high"]),
         "outcomes": pd.concat(outcomes, ignore_index=True),
@@ -93,7 +95,8 @@ def fake_result(n: int = 200, seed: int = 0) -> AnalysisResult:
         "shap_values": pd.DataFrame(shap, columns=["model", "finding", "image_id", "feature", "shap_value",
                                                    "feature_value"]),
     }
-    config = AnalysisConfig(findings=FINDINGS, feature_sets=("all_models+demographics",))
+    config = AnalysisConfig(findings=FINDINGS, feature_sets=("all_models+demographics",),
+                            identifier_feature_set="all_models+demographics")
     meta = {"cohort_summary": {"unit": "image"}, "models": list(MODELS), "notes": {"Support Devices": DEVICES_NOTE},
             "pairs": [[m, f, ["hist_gradient_boosting", "all_models+demographics"], "full", []]
                       for m in MODELS for f in FINDINGS]}
@@ -254,10 +257,30 @@ def test_identifier_heatmaps_mark_oracle(result):
 def test_roc_figure_reports_auroc(result):
     scores = result.identifier_scores[(result.identifier_scores["model"] == "model_a")
                                       & (result.identifier_scores["finding"] == "Edema")]
-    fig = figures.roc_figure(scores)
+    fig = figures.roc_figure(scores, outcomes=result.pair("model_a", "Edema").outcomes)
     names = [trace.name for trace in fig.data if trace.showlegend is not False]
-    assert any("identifier (AUROC 0." in name for name in names)
-    assert any("baseline" in name for name in names)
+    assert any("all_models+demographics (AUROC 0." in name for name in names)
+    assert any("confidence baseline (AUROC 0." in name for name in names)
+    assert "test split" in _text(fig)
+
+
+def test_identifier_ladder_shows_paired_differences_and_marks_the_oracle():
+    rows = []
+    for model in ("model_a", "model_b"):
+        for feature_set, auroc in (("all_models+demographics+findings", 0.8), ("probability_only", 0.7),
+                                   ("own+demographics", 0.71)):
+            rows.append({"model": model, "finding": "Edema", "learner": "hist_gradient_boosting",
+                         "feature_set": feature_set, "oracle": "findings" in feature_set, "auroc": auroc,
+                         "ci_low": auroc - 0.02, "ci_high": auroc + 0.02, "delta_vs_probability_only": auroc - 0.7,
+                         "delta_vs_probability_only_ci_low": auroc - 0.71,
+                         "delta_vs_probability_only_ci_high": auroc - 0.69, "n": 1000, "n_patients": 400})
+    fig = figures.identifier_ladder(pd.DataFrame(rows), "hist_gradient_boosting", "Edema")
+    ticks = list(fig.layout.yaxis.ticktext)
+    assert ticks == ["probability_only", "own+demographics", "all_models+demographics+findings [ORACLE]"]
+    assert len(fig.data) == 4  # two models x (AUROC, difference)
+    np.testing.assert_allclose(fig.data[1].x, [0.0, 0.01, 0.1])
+    assert "test split" in _text(fig) and "same resamples" in _text(fig)
+    assert "no identifiers" in _text(figures.identifier_ladder(pd.DataFrame(rows), "logistic", "Edema"))
 
 
 def test_shap_figures(result):
@@ -318,6 +341,7 @@ def test_report_figures_names_are_stable_and_file_safe(result):
     assert {"auroc_heatmap", "misclassification_heatmap", "subgroup_effects"} <= set(built)
     assert "forest_model_a_lung_lesion" in built and "flip_curve_model_b_edema" in built
     assert "identifier_auroc_hist_gradient_boosting_oracle_findings" in built
+    assert "identifier_ladder_hist_gradient_boosting_edema" in built
     assert all(re.fullmatch(r"[a-z0-9_-]+", name) for name in built)
     assert all(isinstance(fig, go.Figure) for fig in built.values())
     assert len(figures.report_figures(result, max_pairs=1)) < len(built)

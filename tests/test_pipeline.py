@@ -16,7 +16,8 @@ from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.errors import CohortError, ConfigError, PredictionsError
 
 LIGHT = AnalysisConfig(findings=("Edema", "Consolidation"), learners=("logistic",),
-                       feature_sets=("own+demographics",), n_bootstrap=200, shap_max_samples=100, n_folds=3)
+                       feature_sets=("probability_only", "own+demographics"), n_bootstrap=200, shap_max_samples=100,
+                       n_folds=3)
 
 
 @pytest.fixture(scope="module")
@@ -130,18 +131,46 @@ def test_q_values_of_a_pair_do_not_depend_on_the_rest_of_the_run(light_result, d
             pd.testing.assert_frame_equal(mine, full)
 
 
-def test_flip_outcomes_follow_tau_on_test_rows(light_result):
-    for (model, finding), rows in light_result.outcomes.groupby(["model", "finding"]):
-        tau = light_result.rows("flip", model=model, finding=finding)["test_tau"].item()
+def test_flip_outcomes_follow_tau_row_by_row(light_result):
+    for (model, finding), rows in light_result.outcomes.groupby(["model", "finding"], observed=True):
+        tau = light_result.flip.query("model == @model and finding == @finding")["tau"].item()
+        # every row, calibration and test: flipped exactly when its own identifier score >= tau
+        flipped_all = rows["identifier_probability"] >= tau
+        assert (rows["flipped_prediction"] == np.where(flipped_all, 1 - rows["prediction"], rows["prediction"])).all()
+        pair = light_result.pair(model, finding)
+        for image_id, expected in zip(rows["image_id"].iloc[::500], flipped_all.iloc[::500]):
+            assert pair.flipped(image_id) == bool(expected)
         test = rows[rows["split"] == "test"]
         flipped = test["identifier_probability"] >= tau
-        assert (test["flipped_prediction"] == np.where(flipped, 1 - test["prediction"], test["prediction"])).all()
-        row = light_result.rows("flip", model=model, finding=finding).iloc[0]
+        row = light_result.flip.query("model == @model and finding == @finding").iloc[0]
+        calibration = rows[rows["split"] == "calibration"]
+        assert row["calibration_flips"] == (calibration["identifier_probability"] >= tau).sum()
+        assert row["calibration_flips"] == 0 or row["calibration_flips"] >= LIGHT.min_calibration_flips
+        curve = light_result.flip_curves.query("model == @model and finding == @finding")
+        assert curve.loc[~curve["exploratory"].astype(bool), "tau"].tolist() == [tau]
         assert row["n_flips"] == flipped.sum()
         assert row["delta_f1"] == pytest.approx(
             f1_score(test["label"], test["flipped_prediction"]) - f1_score(test["label"], test["prediction"]))
         assert bool(row["improved"]) == (row["ci_low"] > 0) and not row["exploratory"]
         assert row["feature_set"] == "own+demographics" and not row["oracle"]
+
+
+def test_identifiers_are_a_ladder_judged_on_the_test_split(light_result):
+    identifiers = light_result.identifiers
+    outcomes = light_result.outcomes
+    for (_model, _finding), rows in identifiers.groupby(["model", "finding"]):
+        assert rows["feature_set"].tolist() == ["probability_only", "own+demographics"]
+        reference, richer = rows.iloc[0], rows.iloc[1]
+        assert reference["delta_vs_probability_only"] == 0.0
+        assert richer["delta_vs_probability_only"] == pytest.approx(richer["auroc"] - reference["auroc"])
+        assert richer["delta_vs_probability_only_ci_low"] <= richer["delta_vs_probability_only"] \
+            <= richer["delta_vs_probability_only_ci_high"]
+        test = outcomes.query("model == @model and finding == @finding and split == 'test'")
+        assert (rows["n"] == len(test)).all() and (rows["n_patients"] == test["patient_id"].nunique()).all()
+        # the run identifier's AUROC is that of the test rows' scores in outcomes
+        assert richer["auroc"] == pytest.approx(roc_auc_score(test["misclassified"], test["identifier_probability"]))
+        scores = light_result.identifier_scores.query("model == @model and finding == @finding")
+        assert len(scores) == 2 * len(test)
 
 
 def test_second_run_is_served_from_cache_and_a_changed_parameter_is_not(demo_cohort, two_models, tmp_path):
@@ -184,11 +213,14 @@ def test_pair_results_answer_per_pair_and_stack_into_the_long_tables(light_resul
     assert view["n"] == overall["n"]
     assert (overall["ci_low"], overall["ci_high"]) == pytest.approx((view["ci_low"], view["ci_high"]), abs=1e-12)
     assert overall["ci_high"] - overall["ci_low"] > view["wilson_high"] - view["wilson_low"]
-    # every pair's verdict row is the live evaluation at the chosen tau (on the test identifier's scale), with
-    # the run's seed and bootstrap: a verdict, not exploratory, whether the choice flips rows or nothing
+    assert pair.flip["tau"] == pair.chosen_tau and "test_tau" not in pair.flip
+    # the verdict row is the live evaluation at the chosen tau, with the run's seed and bootstrap
+    live = light_result.evaluate_flip(pair.model, pair.finding, pair.chosen_tau)
+    assert live.delta_f1 == pytest.approx(pair.flip["delta_f1"]) and live.n_flips == pair.flip["n_flips"]
+    # every pair's verdict row is the live evaluation at the chosen tau, with the run's seed and bootstrap: a
+    # verdict, not exploratory, whether the choice flips rows or nothing
     for each in light_result:
         flip = each.flip
-        assert each.chosen_tau == flip["test_tau"]
         live = light_result.evaluate_flip(each.model, each.finding, each.chosen_tau)
         assert not live.exploratory and live.improved == flip["improved"]
         assert live.delta_f1 == pytest.approx(flip["delta_f1"]) and live.n_flips == flip["n_flips"]

@@ -20,14 +20,23 @@ THRESHOLD_METHODS: tuple[str, ...] = ("max_f1", "youden", "fixed")
 #: Identifier learners (`cxrfail.analysis.identifiers.make_learner`).
 LEARNERS: tuple[str, ...] = ("logistic", "random_forest", "hist_gradient_boosting")
 
-#: Identifier feature sets: ``+``-joined parts (`FEATURE_PARTS`); see `cxrfail.analysis.identifiers`.
-FEATURE_SETS: tuple[str, ...] = (
+#: The identifier feature set of the model's own probability for the target finding alone (the part
+#: "probability"): the reference every other feature set is compared with (what do the others add?).
+PROBABILITY_ONLY = "probability_only"
+#: The identifier ladder, each rung adding features to the one before: the model's probability for the target
+#: alone, all of its outputs, + demographics, every model's outputs + demographics, + other findings' ground
+#: truth (an oracle). The default `AnalysisConfig.feature_sets`, evaluated with one learner on the same folds.
+IDENTIFIER_LADDER: tuple[str, ...] = (
+    PROBABILITY_ONLY,
     "own",
     "own+demographics",
     "all_models+demographics",
     "all_models+demographics+findings",
 )
-FEATURE_PARTS: tuple[str, ...] = ("own", "all_models", "demographics", "findings")
+#: Identifier feature sets: `PROBABILITY_ONLY` or ``+``-joined parts (`FEATURE_PARTS`); see
+#: `cxrfail.analysis.identifiers`.
+FEATURE_SETS: tuple[str, ...] = IDENTIFIER_LADDER
+FEATURE_PARTS: tuple[str, ...] = ("probability", "own", "all_models", "demographics", "findings")
 #: The part built from ground-truth labels: a feature set with it is an oracle.
 ORACLE_PART = "findings"
 
@@ -77,7 +86,7 @@ class AnalysisConfig:
     min_subgroup_n: int = 30  # effective rows (n / design effect): a subgroup level with fewer is flagged insufficient
     extra_subgroups: tuple[str, ...] = ()  # further cohort columns to slice by
     learners: tuple[str, ...] = ("hist_gradient_boosting",)  # LEARNERS names; the first is the run's identifier
-    feature_sets: tuple[str, ...] = ("own+demographics",)  # FEATURE_SETS; the first non-oracle one flips
+    feature_sets: tuple[str, ...] = IDENTIFIER_LADDER  # FEATURE_SETS evaluated (the ladder)
     n_folds: int = 5  # identifier folds within calibration
     n_bootstrap: int = 2000  # patient-bootstrap replicates of AUROC and F1-change intervals
     auroc_interval: str = "auto"  # one of AUROC_INTERVAL_METHODS
@@ -96,6 +105,8 @@ class AnalysisConfig:
     slice_error_kinds: tuple[str, ...] = ("misclassified",)
     slice_max_predicates: int = 3  # most predicates in a slice
     slice_search_rows: int = 5_000  # calibration rows the search library sees (a patient sample beyond)
+    # the run's identifier (flipping, SHAP, label audit): non-oracle and one of feature_sets
+    identifier_feature_set: str = "own+demographics"
 
     def __post_init__(self) -> None:
         """Refuse settings outside their ranges or names outside their lists with `ConfigError` naming the field."""
@@ -130,6 +141,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "learners": LEARNERS,
     "feature_sets": FEATURE_SETS,
     "slice_error_kinds": SLICE_ERROR_KINDS,
+    "identifier_feature_set": FEATURE_SETS,
 }
 
 
@@ -158,6 +170,13 @@ def check_config(config: AnalysisConfig) -> None:
                 raise ConfigError(f"setting {name} has unknown value {entry!r}", fix=f"Use one of {', '.join(allowed)}")
         if not value:
             raise ConfigError(f"setting {name} is empty", fix=f"Give at least one of {', '.join(allowed)}")
+    if ORACLE_PART in config.identifier_feature_set.split("+"):
+        raise ConfigError(f"setting identifier_feature_set is {config.identifier_feature_set!r}, an oracle (it uses "
+                          "ground-truth labels a deployed system would not have)",
+                          fix="Choose a feature set without 'findings', e.g. own+demographics")
+    if config.identifier_feature_set not in config.feature_sets:
+        raise ConfigError(f"setting identifier_feature_set {config.identifier_feature_set!r} is not in feature_sets "
+                          f"({', '.join(config.feature_sets)})", fix="Add it to feature_sets")
     bins = list(config.age_bins)
     if any(later <= earlier for earlier, later in zip(bins, bins[1:])):
         raise ConfigError(f"setting age_bins {bins} must increase", fix="List the bin edges in years, ascending")

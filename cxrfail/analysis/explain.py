@@ -17,6 +17,13 @@ Explainers:
   (slower; ``method`` says so).
 
 Rows are sampled (``max_samples``, without replacement, seeded) so a 22k-row cohort takes seconds.
+
+The run's identifier is cross-fitted (`cxrfail.analysis.identifiers.SplitIdentifier`): test rows are scored by
+the mean of its fold models. Given the fold models, `shap_attributions` averages their attributions (the same
+rows, one explainer each): additive to the mean of the fold models' outputs (`explained_output`), which for a
+random forest is the ensemble's probability itself and for log-odds learners the mean log-odds.
+
+`own_output_share` says how much of the attribution the analysed model's own outputs carry.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from cxrfail.analysis.identifiers import OPENMP_THREADS, ConstantIdentifier, feature_frame
+from cxrfail.analysis.identifiers import OPENMP_THREADS, ConstantIdentifier, feature_frame, own_output_columns
 
 LONG_COLUMNS = ("model", "finding", "image_id", "feature", "shap_value", "feature_value")
 
@@ -83,9 +90,12 @@ def _positive_column(classes) -> int:
 
 
 def explained_output(fitted, features) -> np.ndarray:
-    """(n,) the output the attributions add up to: log-odds for HGB/logistic/other, P(class 1) for forests."""
+    """(n,) the output the attributions add up to: log-odds for HGB/logistic/other, P(class 1) for forests;
+    for a sequence of fold models, the mean of theirs."""
     X = feature_frame(features)
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
+        if isinstance(fitted, (list, tuple)):
+            return np.mean([_explained_output(model, X) for model in fitted], axis=0)
         return _explained_output(fitted, X)
 
 
@@ -106,7 +116,8 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
     """SHAP attributions of ``fitted`` (from `cxrfail.analysis.identifiers.fit_identifier`) on a row sample.
 
     Args:
-        fitted: the fitted identifier (HGB, a random-forest or logistic Pipeline, or a `ConstantIdentifier`).
+        fitted: the fitted identifier (HGB, a random-forest or logistic Pipeline, or a `ConstantIdentifier`),
+            or a sequence of such fold models (`SplitIdentifier.fold_models`): their attributions are averaged.
         features: (n, k) feature DataFrame with the columns the identifier was fitted on.
         max_samples: at most this many rows are explained (a seeded sample without replacement, kept in
             the order of ``features``).
@@ -117,6 +128,9 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
     Returns:
         `ShapAttributions`; see the module docstring for the scale of each learner.
     """
+    if isinstance(fitted, (list, tuple)):
+        return _mean_attributions([shap_attributions(model, features, max_samples=max_samples, seed=seed,
+                                                     background_size=background_size) for model in fitted])
     import shap
 
     X = feature_frame(features)
@@ -188,6 +202,46 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
                             scale=scale, method=method, note=note)
 
 
+def _mean_attributions(parts: list[ShapAttributions]) -> ShapAttributions:
+    """The mean of the fold models' attributions of the same rows (one `ShapAttributions` per model)."""
+    if not parts:
+        raise ValueError("no fold models to explain")
+    values = sum(part.values for part in parts) / len(parts)
+    scales = {part.scale for part in parts if part.method != "constant identifier"} or {parts[0].scale}
+    notes = [part.note for part in parts if part.note]
+    mean_abs = values.abs().mean().sort_values(ascending=False, kind="stable")
+    mean_abs.name = "mean_abs_shap"
+    return ShapAttributions(
+        values=values, feature_values=parts[0].feature_values, base_value=float(np.mean([p.base_value for p in parts])),
+        mean_abs=mean_abs, scale="/".join(sorted(scales)), method=f"mean over {len(parts)} fold models of "
+        + "; ".join(sorted({part.method for part in parts})), note="; ".join(dict.fromkeys(notes)) or None)
+
+
+def own_output_share(shap_values: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, finding): the share of the identifier's SHAP attribution carried by the analysed model's own
+    outputs (`cxrfail.analysis.identifiers.own_output_columns`): sum of |SHAP| over those features / sum over
+    every feature, on the explained rows.
+
+    Args:
+        shap_values: the long SHAP table (columns `LONG_COLUMNS`; one or more pairs).
+
+    Returns:
+        columns model, finding, own_share (0-1; NaN when every attribution is 0), n_rows (explained rows),
+        own_features (the own-output features, ``;``-joined).
+    """
+    columns = ["model", "finding", "own_share", "n_rows", "own_features"]
+    if shap_values.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (model, finding), part in shap_values.groupby(["model", "finding"], sort=False, observed=True):
+        magnitude = part["shap_value"].abs().groupby(part["feature"].astype(str), sort=False).sum()
+        own = own_output_columns(magnitude.index, str(model))
+        total = float(magnitude.sum())
+        rows.append((model, finding, float(magnitude[own].sum()) / total if total > 0 else float("nan"),
+                     int(part["image_id"].nunique()), ";".join(own)))
+    return pd.DataFrame(rows, columns=columns)
+
+
 def to_long(attrs: ShapAttributions, *, model: str, finding: str) -> pd.DataFrame:
     """The attributions as a long table: model, finding, image_id, feature, shap_value, feature_value
     (one row per sampled image and feature; image-major order)."""
@@ -207,11 +261,11 @@ def to_long(attrs: ShapAttributions, *, model: str, finding: str) -> pd.DataFram
 @dataclass(frozen=True)
 class PairIdentifier:
     """A (model, finding) pair's flip identifier refitted as the pipeline fits it: the run's first learner and
-    feature set, fitted on every calibration row of the pair, seeded. It explains any row of the pair, not only
-    the run's SHAP sample.
+    identifier feature set, cross-fitted on the calibration folds of the pair, seeded. It explains any row of
+    the pair (the mean of the fold models' attributions), not only the run's SHAP sample.
 
     Attributes:
-        fitted: the fitted identifier.
+        fitted: the fold models.
         features: (rows of the pair × features), indexed by row id.
         calibration: (rows of the pair,) True for calibration rows.
         refit_gap: the largest |refit − run| identifier probability over the test rows (~0: the refit
@@ -219,18 +273,18 @@ class PairIdentifier:
         seed: the run's seed.
     """
 
-    fitted: object = field(repr=False)
+    fitted: tuple = field(repr=False)
     features: pd.DataFrame = field(repr=False)
     calibration: np.ndarray = field(repr=False)
     refit_gap: float
     seed: int
 
     def explain(self, image_id: str) -> tuple[pd.DataFrame, ShapAttributions]:
-        """SHAP of one row: (its rows of the long SHAP table, the attributions with base value and scale)."""
+        """SHAP of one row: (its attributions, the attributions with base value and scale)."""
         if image_id not in self.features.index:
             raise KeyError(f"row {image_id!r} is not in this pair")
-        if isinstance(_split_pipeline(self.fitted)[1], ConstantIdentifier) or _kind(
-                _split_pipeline(self.fitted)[1]) not in ("hgb", "forest"):
+        finals = [_split_pipeline(model)[1] for model in self.fitted]
+        if any(isinstance(final, ConstantIdentifier) or _kind(final) not in ("hgb", "forest") for final in finals):
             # linear and permutation SHAP need a background: the test rows, with this row added when absent
             test = self.features.loc[~self.calibration]
             pool = test if image_id in test.index else pd.concat([self.features.loc[[image_id]], test])
@@ -253,20 +307,19 @@ def refit_pair_identifier(pair, table: pd.DataFrame, probabilities_by_model, con
         probabilities_by_model: model name → (rows × findings) probabilities of every model of the run.
         config: the run's `AnalysisConfig`.
     """
-    from cxrfail.analysis.identifiers import build_features, fit_identifier, predict_identifier
+    from cxrfail.analysis.identifiers import build_features, fit_split_identifier
 
     rows = pair.outcomes
     ids = pd.Index(rows["image_id"].to_numpy(), name="image_id")
     probabilities = {name: frame.reindex(ids) for name, frame in probabilities_by_model.items()}
     learner, feature_set = pair.identifier
     features = build_features(table.loc[ids], probabilities, pair.model, pair.finding, feature_set)
-    calibration = rows["split"].to_numpy() == "calibration"
-    fitted = fit_identifier(features.loc[calibration], rows["misclassified"].to_numpy(dtype=int)[calibration],
-                            learner, int(config.seed))
-    test = ~calibration
+    split = rows["split"].to_numpy().astype(str)
+    fitted = fit_split_identifier(features, rows["misclassified"].to_numpy(dtype=int), rows["patient_id"].to_numpy(),
+                                  split, learner=learner, n_folds=int(config.n_folds), seed=int(config.seed))
+    test = ~fitted.calibration
     gap = 0.0
     if test.any():
-        refit = predict_identifier(fitted, features.loc[test])
-        gap = float(np.max(np.abs(refit - rows["identifier_probability"].to_numpy(dtype=float)[test])))
-    return PairIdentifier(fitted=fitted, features=features, calibration=calibration, refit_gap=gap,
-                          seed=int(config.seed))
+        gap = float(np.max(np.abs(fitted.test_probability - rows["identifier_probability"].to_numpy(dtype=float)[test])))
+    return PairIdentifier(fitted=fitted.fold_models, features=features, calibration=fitted.calibration,
+                          refit_gap=gap, seed=int(config.seed))

@@ -1,23 +1,22 @@
 """Corrective flipping (CheXbreak): invert the predictions an identifier flags as likely wrong.
 
-A row is *flipped* (prediction := 1 - prediction) when its identifier probability is >= tau. Procedure of
-`run_flipping`, which keeps every choice away from the data it is judged on:
+The rule is per case: a row's prediction is flipped (prediction := 1 - prediction) exactly when its own
+identifier score is >= tau; no other row enters the decision. Procedure of `run_flipping`, which keeps every
+choice away from the data it is judged on:
 
-1. calibration split: patient-grouped folds; out-of-fold identifier probabilities on the calibration rows;
-   tau = the value maximising F1 after flipping on calibration (`choose_flip_threshold`), among the taus that
-   flip at least ``min_calibration_flips`` calibration rows. "Never flip" (`NEVER_FLIP`, just above 1.0) is
-   always a candidate, so flipping is only chosen when it helped there on enough rows.
-2. the identifier is refitted on all calibration rows and applied once to the held-out test split. Its
-   probabilities are not on the scale of the out-of-fold ones (the refit sees 25% more rows; its upper tail
-   differs), so the calibration choice is carried over as a *flip fraction*: the share of calibration rows
-   tau flips. On test the same share of rows is flipped, those of highest probability (`carry_flip_fraction`
-   gives the test tau). Ranks, not raw probabilities, cross from one model to the other; both splits are
-   random patient halves of one cohort, so the share of errors they hold is the same up to sampling.
-3. test split: F1, precision and recall before and after, the number of flips and a paired patient-bootstrap
-   95% CI of the F1 change (`cxrfail.analysis.resampling.paired_bootstrap_f1_change`). A change whose CI
-   reaches zero is not an improvement: ``improved = ci_low > 0``. This verdict exists only at the tau chosen
-   on calibration: `evaluate_flip` at any other tau is *exploratory* (tau chosen after seeing test data) and
-   its ``improved`` is None.
+1. calibration split: the identifier is cross-fitted (`cxrfail.analysis.identifiers.fit_split_identifier`:
+   patient-grouped folds, one model fitted on the others for each); each calibration row gets its out-of-fold
+   score. tau = the value maximising F1 after flipping on calibration (`choose_flip_threshold`), searched over
+   every distinct out-of-fold score, among the taus that flip at least ``min_calibration_flips`` calibration
+   rows. "Never flip" (`NEVER_FLIP`, just above 1.0) is always a candidate, so flipping is only chosen when it
+   helped there on enough rows.
+2. test split: each row is scored by the mean of the calibration fold models (a cross-fitted ensemble: the
+   scale of the out-of-fold scores tau was chosen on, and a score of that row alone) and flipped when that
+   score is >= tau. F1, precision and recall before and after, the number of flips and a paired
+   patient-bootstrap 95% CI of the F1 change (`cxrfail.analysis.resampling.paired_bootstrap_f1_change`). A
+   change whose CI reaches zero is not an improvement: ``improved = ci_low > 0``. This verdict exists only at
+   the tau chosen on calibration: `evaluate_flip` at any other tau is *exploratory* (tau chosen after seeing
+   test data) and its ``improved`` is None.
 
 Oracle feature sets (ground-truth labels as features) are refused for flipping
 (`cxrfail.analysis.identifiers.refuse_oracle_for_flipping`): a deployed system would not have them.
@@ -46,9 +45,8 @@ from cxrfail.analysis.validation import as_binary
 
 #: tau that never flips: every probability is <= 1.0 < NEVER_FLIP.
 NEVER_FLIP: float = float(np.nextafter(1.0, 2.0))
-#: quantile levels of the default tau grid of `choose_flip_threshold`.
-GRID_LEVELS = np.linspace(0.0, 1.0, 201)
-CURVE_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high")
+#: Columns of `flip_curve`; ``exploratory`` is False only at the tau chosen on calibration.
+CURVE_COLUMNS = ("tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high", "exploratory")
 
 
 def _probability(values, name: str, n: int) -> np.ndarray:
@@ -98,12 +96,11 @@ def flip_f1_by_tau(y_true, prediction, identifier_probability, taus) -> tuple[np
 
 
 def default_tau_grid(identifier_probability) -> np.ndarray:
-    """Candidate taus: the distinct quantiles (levels 0, 0.005, ..., 1) of the identifier probabilities, plus
-    `NEVER_FLIP`; ascending."""
+    """Candidate taus: every distinct identifier probability, plus `NEVER_FLIP`; ascending. Each candidate
+    flips a different set of rows and every such set is a candidate, so a minimum number of flips is met
+    exactly (up to ties at the smallest tau that meets it)."""
     p = np.asarray(identifier_probability, dtype="float64")
-    if len(p) == 0:
-        return np.array([NEVER_FLIP])
-    return np.unique(np.r_[np.quantile(p, GRID_LEVELS), NEVER_FLIP])
+    return np.unique(np.r_[p, NEVER_FLIP])
 
 
 def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=None, min_flips: int = 0) -> float:
@@ -171,7 +168,7 @@ def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: 
         identifier_probability: (n,) identifier probability of misclassification.
         patient_ids: (n,) patients (the bootstrap resamples them).
         tau: flip rows with identifier probability >= tau.
-        chosen_tau: the tau chosen without these rows (`FlipRun.test_tau`); only when ``tau`` equals it does
+        chosen_tau: the tau chosen without these rows (`FlipRun.tau`); only when ``tau`` equals it does
             the result carry a verdict (``improved``); otherwise (or when None) it is exploratory.
         n_bootstrap, seed, confidence: of `paired_bootstrap_f1_change`.
     """
@@ -192,27 +189,6 @@ def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: 
     )
 
 
-def carry_flip_fraction(calibration_probability, calibration_tau: float, test_probability) -> float:
-    """The test tau that flips the same share of test rows as ``calibration_tau`` flips of calibration rows.
-
-    Args:
-        calibration_probability: (n_cal,) out-of-fold identifier probabilities of the calibration rows.
-        calibration_tau: the tau chosen on them (`NEVER_FLIP` carries over as `NEVER_FLIP`).
-        test_probability: (n_test,) probabilities of the test rows from the identifier refitted on calibration.
-
-    Returns:
-        the k-th highest test probability, k = round(share x n_test) (at least 1 when share > 0), so rows with
-        probability >= it are flipped (ties at it flip too); `NEVER_FLIP` when the share is 0.
-    """
-    cal = np.asarray(calibration_probability, dtype="float64")
-    test = np.sort(np.asarray(test_probability, dtype="float64"))
-    share = float(np.mean(cal >= float(calibration_tau))) if len(cal) else 0.0
-    if share == 0.0 or len(test) == 0:
-        return NEVER_FLIP
-    k = min(len(test), max(1, int(round(share * len(test)))))
-    return float(test[len(test) - k])
-
-
 def default_curve_taus(identifier_probability, misclassified=None, n_points: int = 50) -> np.ndarray:
     """About ``n_points`` taus spanning 0 flips to about twice the number of misclassified rows (at least 20):
     quantiles of the identifier probability at evenly spaced flip counts, plus `NEVER_FLIP`; ascending.
@@ -230,13 +206,17 @@ def default_curve_taus(identifier_probability, misclassified=None, n_points: int
     return np.unique(np.r_[np.quantile(p, np.clip(levels, 0.0, 1.0), method="higher"), NEVER_FLIP])
 
 
-def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=None, n_bootstrap: int = 500,
-               seed: int = 0) -> pd.DataFrame:
-    """The numbers of `evaluate_flip` over a grid of tau (default `default_curve_taus`): columns
-    `CURVE_COLUMNS`, ascending tau (so ``n_flips`` is non-increasing). The CIs of all taus come from one set of
-    patient resamples (`paired_bootstrap_f1_changes`); every point is exploratory (no verdict)."""
+def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=None, chosen_tau: float | None = None,
+               n_bootstrap: int = 500, seed: int = 0) -> pd.DataFrame:
+    """The numbers of `evaluate_flip` over a grid of tau (default `default_curve_taus`, plus ``chosen_tau``):
+    columns `CURVE_COLUMNS`, ascending tau (so ``n_flips`` is non-increasing). The CIs of all taus come from
+    one set of patient resamples (`paired_bootstrap_f1_changes`). Every point but ``chosen_tau`` (the tau
+    chosen on calibration, when given) is ``exploratory``: a look at test data, no verdict."""
     y, pred, p = _inputs(y_true, prediction, identifier_probability)
-    grid = default_curve_taus(p, pred != y) if taus is None else np.unique(np.asarray(taus, dtype="float64"))
+    grid = default_curve_taus(p, pred != y) if taus is None else np.asarray(taus, dtype="float64")
+    if chosen_tau is not None:
+        grid = np.r_[grid, float(chosen_tau)]
+    grid = np.unique(grid)
     flipped = np.where(p[None, :] >= grid[:, None], 1 - pred[None, :], pred[None, :]).astype(np.int8)  # (taus, rows)
     intervals = paired_bootstrap_f1_changes(y, pred, flipped, patient_ids, n_replicates=n_bootstrap, seed=seed)
     f1_before = binary_metrics(y, pred)["f1"]
@@ -245,6 +225,7 @@ def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=
         "tau": grid, "n_flips": (p[None, :] >= grid[:, None]).sum(axis=1).astype("int64"), "f1_before": f1_before,
         "f1_after": f1_after, "delta_f1": f1_after - f1_before,
         "ci_low": [interval.ci_low for interval in intervals], "ci_high": [interval.ci_high for interval in intervals],
+        "exploratory": grid != (np.nan if chosen_tau is None else float(chosen_tau)),
     }, columns=list(CURVE_COLUMNS))
     return curve
 
@@ -254,25 +235,25 @@ class FlipRun:
     """Everything `run_flipping` produced.
 
     Attributes:
-        tau: the flip threshold chosen on calibration out-of-fold probabilities (`NEVER_FLIP` when no flipping
-            of at least ``min_calibration_flips`` rows helped there).
-        flip_fraction: share of calibration rows ``tau`` flips (0 for `NEVER_FLIP`).
-        test_tau: the tau applied to test probabilities (`carry_flip_fraction`): the same share of test rows.
+        tau: the flip threshold chosen on calibration out-of-fold scores (`NEVER_FLIP` when no flipping of at
+            least ``min_calibration_flips`` rows helped there); test rows are flipped when their own score
+            (the fold models' mean) is >= tau.
+        calibration_flips: calibration rows tau flips (0 for `NEVER_FLIP`, else >= ``min_calibration_flips``).
         learner, feature_set: the identifier used for flipping; ``oracle`` is always False (refused).
-        calibration_probability: (n_calibration,) out-of-fold identifier probabilities of calibration rows.
-        test_probability: (n_test,) probabilities of the test rows from the identifier fitted on calibration.
-        test_evaluation: `FlipEvaluation` on the test split at ``test_tau``: the one verdict.
-        curve: `flip_curve` on the test split (every point exploratory).
-        identifier_probability: (n,) per row of the input: calibration OOF, test from the calibration model.
-        flipped_prediction: (n,) predictions flipped: calibration rows at ``tau``, test rows at ``test_tau``.
-        identifier: the identifier fitted on every calibration row (for SHAP).
-        calibration_f1_before, calibration_f1_after: F1 on calibration (OOF) at ``tau``: the choice's own,
-            optimistic, view.
+        calibration_probability: (n_calibration,) out-of-fold identifier scores of the calibration rows.
+        test_probability: (n_test,) scores of the test rows: the mean of the calibration fold models.
+        test_evaluation: `FlipEvaluation` on the test split at ``tau``: the one verdict.
+        curve: `flip_curve` on the test split (every point but ``tau`` exploratory).
+        identifier_probability: (n,) the score each input row was compared with tau: calibration out-of-fold,
+            test the fold models' mean.
+        flipped_prediction: (n,) predictions with the rows whose score is >= tau inverted.
+        fitted: the cross-fitted identifier (its fold models score any new row: `SplitIdentifier.predict`).
+        calibration_f1_before, calibration_f1_after: F1 on calibration (out-of-fold) at ``tau``: the choice's
+            own, optimistic, view.
     """
 
     tau: float
-    flip_fraction: float
-    test_tau: float
+    calibration_flips: int
     learner: str
     feature_set: str
     calibration_probability: np.ndarray = field(repr=False)
@@ -281,7 +262,7 @@ class FlipRun:
     curve: pd.DataFrame = field(repr=False)
     identifier_probability: np.ndarray = field(repr=False)
     flipped_prediction: np.ndarray = field(repr=False)
-    identifier: object = field(repr=False)
+    fitted: SplitIdentifier = field(repr=False)
     calibration_f1_before: float = float("nan")
     calibration_f1_after: float = float("nan")
     oracle: bool = False
@@ -302,12 +283,12 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
         split: (n,) ``"calibration"`` / ``"test"`` per row.
         feature_set: name of the feature set ``features`` was built from (recorded; an oracle one is refused).
         learner: a `LEARNERS` name.
-        n_folds: patient-grouped folds within calibration for the out-of-fold probabilities.
+        n_folds: patient-grouped folds within calibration (the cross-fit).
         seed: folds, learner and bootstrap seed.
         n_bootstrap: replicates of the test CI; ``curve_bootstrap`` those of each point of the curve.
         min_calibration_flips: a tau must flip at least this many calibration rows to be chosen.
-        fitted: the identifier already fitted on this split with this learner (`fit_split_identifier`, e.g. the
-            one `cxrfail.analysis.identifiers.evaluate_identifier` evaluated); fitted here when None.
+        fitted: the identifier already cross-fitted on this split with this learner (`fit_split_identifier`,
+            e.g. the one `cxrfail.analysis.identifiers.evaluate_identifiers` evaluated); fitted here when None.
 
     Raises:
         OracleFeatureSetError: ``feature_set`` uses ground-truth labels.
@@ -329,24 +310,21 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
         fitted = fit_split_identifier(X, wrong, patients, split, learner=learner, n_folds=n_folds, seed=seed)
     elif not np.array_equal(fitted.calibration, calibration) or fitted.learner != learner:
         raise ValueError("fitted is not this split's identifier (its calibration rows or learner differ)")
-    cal_probability, identifier, test_probability = (fitted.calibration_probability, fitted.identifier,
-                                                     fitted.test_probability)
+    cal_probability, test_probability = fitted.calibration_probability, fitted.test_probability
     tau = choose_flip_threshold(cal_probability, y[calibration], pred[calibration], min_flips=min_calibration_flips)
-    test_tau = carry_flip_fraction(cal_probability, tau, test_probability)
 
-    evaluation = evaluate_flip(y[test], pred[test], test_probability, patients[test], test_tau,
-                               chosen_tau=test_tau, n_bootstrap=n_bootstrap, seed=seed)
-    curve = flip_curve(y[test], pred[test], test_probability, patients[test], n_bootstrap=curve_bootstrap,
-                       seed=seed)
-    flipped = pred.copy()
-    flipped[calibration] = flip_predictions(pred[calibration], cal_probability, tau)
-    flipped[test] = flip_predictions(pred[test], test_probability, test_tau)
+    evaluation = evaluate_flip(y[test], pred[test], test_probability, patients[test], tau, chosen_tau=tau,
+                               n_bootstrap=n_bootstrap, seed=seed)
+    curve = flip_curve(y[test], pred[test], test_probability, patients[test], chosen_tau=tau,
+                       n_bootstrap=curve_bootstrap, seed=seed)
+    score = fitted.held_out_probability
+    flipped = flip_predictions(pred, score, tau)
     return FlipRun(
-        tau=tau, flip_fraction=float(np.mean(cal_probability >= tau)), test_tau=test_tau,
+        tau=tau, calibration_flips=int(np.sum(cal_probability >= tau)),
         learner=learner if isinstance(learner, str) else type(learner).__name__, feature_set=feature_set,
         calibration_probability=cal_probability, test_probability=test_probability,
-        test_evaluation=evaluation, curve=curve, identifier_probability=fitted.held_out_probability,
-        flipped_prediction=flipped, identifier=identifier,
+        test_evaluation=evaluation, curve=curve, identifier_probability=score, flipped_prediction=flipped,
+        fitted=fitted,
         calibration_f1_before=binary_metrics(y[calibration], pred[calibration])["f1"],
         calibration_f1_after=binary_metrics(y[calibration], flipped[calibration])["f1"],
     )

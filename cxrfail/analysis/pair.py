@@ -8,6 +8,7 @@ reported on the held-out test split (the model's AUROC on the whole cohort, as i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from cxrfail.analysis.checks import check_pair
 from cxrfail.analysis.config import CLINICAL_FINDINGS, CORE_SCOPE, FULL_SCOPE, AnalysisConfig
 from cxrfail.analysis.explain import shap_attributions, to_long
 from cxrfail.analysis.flip import run_flipping
-from cxrfail.analysis.identifiers import build_features, evaluate_identifier, is_oracle
+from cxrfail.analysis.identifiers import IDENTIFIER_COLUMNS, build_features, evaluate_identifiers
 from cxrfail.analysis.labels import audit_pair
 from cxrfail.analysis.outcomes import binary_metrics, classify
 from cxrfail.analysis.regression import fit_pair_regressions
@@ -103,8 +104,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding, model=model, rows_name="test split"),
                          tag)
 
-    flip_set = next((fs for fs in config.feature_sets if not is_oracle(fs)), None)
-    identifier = (config.learners[0], flip_set or config.feature_sets[0])
+    identifier = (config.learners[0], config.identifier_feature_set)
     if inputs.scope == CORE_SCOPE:
         outcomes = _outcomes(row_tag, id_column, patient_column, row_split, y, probability, choice.threshold, prediction,
                              misclassified, np.full(len(y), np.nan), prediction)
@@ -113,56 +113,54 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
         return PairResult(model, finding, inputs.unit, tables, identifier=identifier, scope=CORE_SCOPE,
                           warnings=check.warnings)
 
-    identifier_rows, score_frames, flip_features, flip_fit = [], [], None, None
-    for feature_set in config.feature_sets:
-        features = build_features(rows, probabilities, model, finding,
-                                  feature_set)
-        if feature_set == flip_set:
-            flip_features = features
-        for learner in config.learners:
-            evaluation = evaluate_identifier(
-                features, misclassified, patients, split=row_split, learner=learner, feature_set=feature_set,
-                n_folds=config.n_folds, seed=config.seed, n_bootstrap=config.n_bootstrap,
-                probability=probability, threshold=choice.threshold, auroc_interval=config.auroc_interval,
-            )
+    # Identifiers: every feature set (the ladder) with each learner, cross-fitted on the calibration folds and
+    # judged on the test split with one set of patient resamples (paired differences to probability_only).
+    features_by_set = {feature_set: functools.partial(build_features, rows, probabilities, model, finding, feature_set)
+                       for feature_set in config.feature_sets}  # built one at a time (CheXpert: 100 MB each)
+    identifier_rows, score_frames, flip_fit = [], [], None
+    test_ids, test_misclassified = id_column[test], misclassified[test].astype(np.int8)
+    for learner in config.learners:
+        evaluations = evaluate_identifiers(
+            features_by_set, misclassified, patients, row_split, learner=learner, n_folds=config.n_folds,
+            seed=config.seed, n_bootstrap=config.n_bootstrap, probability=probability, threshold=choice.threshold,
+            auroc_interval=config.auroc_interval)
+        for feature_set, evaluation in evaluations.items():
             if (learner, feature_set) == identifier:
                 flip_fit = evaluation.split_fit  # the run's identifier: flipping reuses its fits
             identifier_rows.append({**tag, "learner": learner, "feature_set": feature_set,
                                     **{column: getattr(evaluation, column) for column in IDENTIFIER_COLUMNS}})
+            n_test = len(test_ids)
             score_frames.append(pd.DataFrame({
-                **row_tag, "learner": _constant_column(learner, config.learners, len(ids)),
-                "feature_set": _constant_column(feature_set, config.feature_sets, len(ids)),
-                "image_id": id_column, "misclassified": misclassified.astype(np.int8),
-                "identifier_score": evaluation.oof_probability,
-                "baseline_score": evaluation.baseline_score,
+                "model": _constant_column(model, tuple(inputs.probabilities), n_test),
+                "finding": _constant_column(finding, config.findings, n_test),
+                "learner": _constant_column(learner, config.learners, n_test),
+                "feature_set": _constant_column(feature_set, config.feature_sets, n_test),
+                "image_id": test_ids, "misclassified": test_misclassified,
+                "identifier_score": evaluation.identifier_score[test],
             }))
     tables = {
         "performance": performance, "subgroup_rates": rates, "regression": regression,
-        "identifiers": pd.DataFrame(identifier_rows), "identifier_scores": pd.concat(score_frames, ignore_index=True),
+        "identifiers": pd.DataFrame(identifier_rows, columns=list(TABLE_COLUMNS["identifiers"])),
+        "identifier_scores": pd.concat(score_frames, ignore_index=True),
     }
-    if flip_features is None:  # only oracle feature sets: a deployed system could not flip with them
-        tables.update({name: pd.DataFrame(columns=list(TABLE_COLUMNS[name]))
-                       for name in ("flip", "flip_curves", "shap_values")})
-        tables["outcomes"] = _outcomes(row_tag, id_column, patient_column, row_split, y, probability, choice.threshold,
-                                       prediction, misclassified, np.full(len(y), np.nan), prediction)
-    else:
-        # Flipping and SHAP use the first learner and the first non-oracle feature set: the run's identifier.
-        flip_run = run_flipping(flip_features, y, prediction, misclassified, patients, row_split,
-                                feature_set=flip_set, learner=config.learners[0], n_folds=config.n_folds,
-                                seed=config.seed, n_bootstrap=config.n_bootstrap,
-                                min_calibration_flips=config.min_calibration_flips, fitted=flip_fit)
-        evaluation = flip_run.test_evaluation
-        tables["flip"] = pd.DataFrame([{
-            **tag, "tau": flip_run.tau, **{k: getattr(evaluation, k) for k in FLIP_COLUMNS},
-            "test_tau": flip_run.test_tau, "flip_fraction": flip_run.flip_fraction, "learner": flip_run.learner,
-            "feature_set": flip_run.feature_set, "oracle": flip_run.oracle}])
-        tables["flip_curves"] = _tagged(flip_run.curve, tag)
-        tables["outcomes"] = _outcomes(row_tag, id_column, patient_column, row_split, y, probability, choice.threshold,
-                                       prediction, misclassified, flip_run.identifier_probability,
-                                       flip_run.flipped_prediction)
-        attributions = shap_attributions(flip_run.identifier, flip_features.loc[test],
-                                         max_samples=config.shap_max_samples, seed=config.seed)
-        tables["shap_values"] = to_long(attributions, model=model, finding=finding)
+    # Flipping and SHAP: the run's identifier (first learner, `identifier_feature_set`: never an oracle).
+    flip_features = build_features(rows, probabilities, model, finding, config.identifier_feature_set)
+    flip_run = run_flipping(flip_features, y, prediction, misclassified, patients, row_split,
+                            feature_set=config.identifier_feature_set, learner=config.learners[0],
+                            n_folds=config.n_folds, seed=config.seed, n_bootstrap=config.n_bootstrap,
+                            min_calibration_flips=config.min_calibration_flips, fitted=flip_fit)
+    evaluation = flip_run.test_evaluation
+    tables["flip"] = pd.DataFrame([{
+        **tag, "tau": flip_run.tau, **{k: getattr(evaluation, k) for k in FLIP_COLUMNS},
+        "calibration_flips": flip_run.calibration_flips, "learner": flip_run.learner,
+        "feature_set": flip_run.feature_set, "oracle": flip_run.oracle}], columns=list(TABLE_COLUMNS["flip"]))
+    tables["flip_curves"] = _tagged(flip_run.curve, tag)
+    tables["outcomes"] = _outcomes(row_tag, id_column, patient_column, row_split, y, probability, choice.threshold,
+                                   prediction, misclassified, flip_run.identifier_probability,
+                                   flip_run.flipped_prediction)
+    attributions = shap_attributions(flip_run.fitted.fold_models, flip_features.loc[test],
+                                     max_samples=config.shap_max_samples, seed=config.seed)
+    tables["shap_values"] = to_long(attributions, model=model, finding=finding)
     tables.update(_label_audit(tables, inputs.reference, finding, config))
 
     # Failure slices: searched on calibration, the top K per error kind confirmed on test (`analysis.slices`).
@@ -220,34 +218,21 @@ def _outcomes(row_tag, ids, patients, split, y, probability, threshold, predicti
 def _label_audit(tables: Mapping[str, pd.DataFrame], reference: pd.DataFrame | None, finding: str,
                  config: AnalysisConfig) -> dict[str, pd.DataFrame]:
     """The pair's label audit against the reference labels (empty tables when the reference does not read the
-    finding on the pair's rows). Misclassification is re-scored with the out-of-fold scores of the run's first
-    identifier, the ones its AUROC is reported on."""
+    finding on the pair's rows). Misclassification is re-scored with the run's identifier's score of each row
+    (``outcomes.identifier_probability``: calibration out-of-fold, test the calibration fold models' mean)."""
     outcomes = tables["outcomes"]
     labels = None
     if reference is not None and finding in reference.columns:
         labels = reference[finding].reindex(pd.Index(outcomes["image_id"]))
     if labels is None or labels.isna().all():
         return {name: pd.DataFrame(columns=list(TABLE_COLUMNS[name])) for name in LABEL_TABLES}
-    scores = tables["identifier_scores"]
-    first = scores.loc[(scores["learner"] == config.learners[0]) & (scores["feature_set"] == config.feature_sets[0])]
-    audit = audit_pair(outcomes, labels, identifier_score=pd.Series(first["identifier_score"].to_numpy(),
-                                                                     index=pd.Index(first["image_id"])),
+    audit = audit_pair(outcomes, labels, identifier_score=pd.Series(outcomes["identifier_probability"].to_numpy(),
+                                                                     index=pd.Index(outcomes["image_id"])),
                        n_bootstrap=config.n_bootstrap, seed=config.seed)
     return {"label_agreement": audit.agreement, "label_audit": audit.audit, "label_cases": audit.cases}
 
 
 FLIP_COLUMNS = ("n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high", "precision_before",
                 "precision_after", "recall_before", "recall_after", "improved", "exploratory")
-IDENTIFIER_COLUMNS = (
-    "oracle", "auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "n",
-    "n_misclassified",
-    # How much of the AUROC is the 0/1 prediction itself, and the identifier within each predicted class:
-    "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
-    # The comparisons, with paired patient-bootstrap CIs:
-    "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
-    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
-    "ci_method",  # "bootstrap" (patient resamples) or "analytic" (clustered DeLong, large pairs)
-    "n_replicates_dropped",  # bootstrap resamples with one class, left out of the intervals (NaN: analytic)
-)
 
 

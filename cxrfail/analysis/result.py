@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.config import FULL_SCOPE
-from cxrfail.analysis.flip import NEVER_FLIP, FlipEvaluation, evaluate_flip
+from cxrfail.analysis.flip import CURVE_COLUMNS, NEVER_FLIP, FlipEvaluation, evaluate_flip
+from cxrfail.analysis.identifiers.evaluation import IDENTIFIER_COLUMNS
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
 from cxrfail.analysis.slices import SLICE_COLUMNS, across_models
@@ -44,30 +45,30 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # test split; SEs clustered by patient; q-values within one fit of one pair, the family named in q_family
     # (`cxrfail.analysis.regression.fit_pair_regressions`)
     "regression": ("model", "finding", *PAIR_REGRESSION_COLUMNS),
-    # held-out identifier AUROC (calibration out-of-fold, test from the fit on calibration) against the
-    # confidence baseline and the 0/1 prediction, and the paired differences with patient-clustered CIs
-    # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs; n_replicates_dropped: bootstrap
-    # resamples with one class, left out of the intervals, NaN for analytic)
-    "identifiers": ("model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high",
-                    "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "n", "n_misclassified",
-                    "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
-                    "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
-                    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
-                    "ci_method", "n_replicates_dropped"),
-    # test split at the flip threshold chosen on calibration: tau (calibration out-of-fold scale), test_tau
-    # (the same flip fraction on the test identifier's scale), the one verdict `improved`; the identifier used
+    # one row per learner x feature set (the ladder): identifiers cross-fitted on the calibration folds, judged
+    # on the test split (n, n_patients, n_misclassified: test rows): auroc with its patient-clustered CI, paired
+    # differences to probability_only (what the features add beyond the model's own probability), to the
+    # confidence baseline (secondary) and to the 0/1 prediction, all on one set of test-patient resamples
+    # (ci_method: "bootstrap", or "analytic" clustered DeLong on large pairs); auroc_pooled (secondary):
+    # calibration out-of-fold and test scores pooled, no interval; learner_settings: the learner as fitted
+    "identifiers": ("model", "finding", "learner", "feature_set", *IDENTIFIER_COLUMNS),
+    # test split at the flip threshold chosen on calibration out-of-fold scores (tau; calibration_flips: the
+    # calibration rows it flips); a test row is flipped when its own score (the calibration fold models' mean)
+    # is >= tau; the one verdict `improved`; the identifier used
     "flip": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high",
              "precision_before", "precision_after", "recall_before", "recall_after", "improved", "exploratory",
-             "test_tau", "flip_fraction", "learner", "feature_set", "oracle"),
-    # test split, a grid of tau (exploratory: no verdict)
-    "flip_curves": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low",
-                    "ci_high"),
-    # one row per cohort row of the pair
+             "calibration_flips", "learner", "feature_set", "oracle"),
+    # test split, a grid of tau plus the chosen one; every row but the chosen tau is exploratory (no verdict)
+    "flip_curves": ("model", "finding", *CURVE_COLUMNS),
+    # one row per cohort row of the pair; identifier_probability: the run identifier's score the row was compared
+    # with tau (calibration out-of-fold, test the calibration fold models' mean); flipped_prediction: the
+    # prediction after flipping (inverted exactly when identifier_probability >= tau)
     "outcomes": ("model", "finding", "image_id", "patient_id", "split", "label", "probability", "threshold",
                  "prediction", "misclassified", "identifier_probability", "flipped_prediction"),
-    # out-of-fold scores over the whole pair, for ROC curves
+    # every identifier's scores of the test rows (the calibration fold models' mean), for ROC curves (the
+    # confidence baseline of a row is -|probability - threshold| from outcomes)
     "identifier_scores": ("model", "finding", "learner", "feature_set", "image_id", "misclassified",
-                          "identifier_score", "baseline_score"),
+                          "identifier_score"),
     # a sample of test rows
     "shap_values": ("model", "finding", "image_id", "feature", "shap_value", "feature_value"),
     # the label audit against reference labels (`cxrfail.analysis.labels`); empty where the reference does not
@@ -196,10 +197,22 @@ class PairResult:
 
     @property
     def chosen_tau(self) -> float | None:
-        """The flip threshold chosen on calibration, on the scale of the test rows' identifier probabilities
-        (`test_tau`: the same flip fraction as on calibration); the one tau with a verdict."""
+        """The flip threshold chosen on calibration, applied to each test row's own identifier probability; the
+        one tau with a verdict."""
         flip = self.flip
-        return None if flip is None else float(flip["test_tau"])
+        return None if flip is None else float(flip["tau"])
+
+    def flipped(self, image_id: str) -> bool | None:
+        """Whether the run's flip rule inverts row ``image_id``'s prediction (its identifier probability >= the
+        chosen tau: out-of-fold for a calibration row, the calibration fold models' mean for a test row); None
+        when the pair was run without flipping. KeyError for a row not in the pair."""
+        if self.flip is None:
+            return None
+        rows = self.outcomes.loc[self.outcomes["image_id"].to_numpy() == image_id]
+        if rows.empty:
+            raise KeyError(f"row {image_id!r} is not in the pair ({self.model}, {self.finding})")
+        row = rows.iloc[0]
+        return bool(int(row["flipped_prediction"]) != int(row["prediction"]))
 
     @property
     def flips_nothing(self) -> bool:
@@ -303,11 +316,9 @@ class PairResult:
 
     # --- live operations --------------------------------------------------------------------------------
     def evaluate_flip(self, tau: float, *, n_bootstrap: int = 2000, seed: int = 0) -> FlipEvaluation:
-        """Flip the test predictions whose identifier probability is ≥ ``tau`` (a probability in [0, 1], on
-        the test identifier's scale: `chosen_tau` is the chosen one there); F1 before and after, its change
-        and the paired 95% interval over ``n_bootstrap`` patient resamples, precision and recall, the number
-        of flipped rows: a `FlipEvaluation`. Only the calibration-chosen tau (`flip`) is a verdict: any other
-        tau is a look at test data, exploratory (``improved`` is None)."""
+        """Flip each test prediction whose own identifier probability is ≥ ``tau`` (the run's per-case rule);
+        F1 change with its paired patient-bootstrap CI. Only the calibration-chosen tau (`chosen_tau`) is a
+        verdict: any other tau is a look at test data, exploratory."""
         test = self.outcomes_in("test")
         return evaluate_flip(test["label"].to_numpy(dtype=int), test["prediction"].to_numpy(dtype=int),
                              test["identifier_probability"].to_numpy(dtype=float), test["patient_id"].to_numpy(),

@@ -25,7 +25,7 @@ from cxrfail.analysis.config import FULL_SCOPE, SCOPES, AnalysisConfig
 from cxrfail.analysis.pair import PairInputs, analyse_pair, run_levels, string_array
 from cxrfail.analysis.result import TABLE_NAMES, AnalysisResult, PairRefusal, PairResult
 from cxrfail.analysis.slices import adjust_slices_grid
-from cxrfail.analysis.splits import patient_split
+from cxrfail.analysis.splits import TEST, patient_split
 from cxrfail.cache import TableStore, hash_frame, hash_parts
 from cxrfail.cohort import Cohort
 from cxrfail.errors import CohortError, ConfigError, PredictionsError
@@ -34,7 +34,7 @@ from cxrfail.reference import ReferenceLabels
 
 __all__ = ["analyze", "run_analysis", "cache_key", "adjust_slices", "CACHE_VERSION", "ProgressCallback"]
 
-CACHE_VERSION = 7  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 8  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -260,9 +260,9 @@ def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
 def _share_row_ids(pair: PairResult | PairRefusal, table: pd.DataFrame,
                    shared: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]]) -> PairResult | PairRefusal:
     """``pair`` with the ``image_id`` and ``patient_id`` columns of its per-row tables (outcomes, identifier
-    scores) replaced by arrays shared by every pair of the same finding (``shared``: finding -> (ids, patients)
-    of the rows whose label is known, filled on first use), when they hold exactly those rows in that order, as
-    `analyse_pair` builds them.
+    scores) replaced by arrays shared by every pair of the same finding (``shared``: finding -> (ids, patients,
+    test ids) of the rows whose label is known, filled on first use; the identifier scores hold the test rows),
+    when they hold exactly those rows in that order, as `analyse_pair` builds them.
 
     A pair that comes back from a worker process has its own unpickled copy of these strings (at 190k rows,
     ~20 MB a pair, 1 GB over 50 pairs); sharing keeps one copy per finding in the collecting process."""
@@ -270,13 +270,16 @@ def _share_row_ids(pair: PairResult | PairRefusal, table: pd.DataFrame,
         return pair
     if pair.finding not in shared:
         known = table[pair.finding].notna().to_numpy()
-        shared[pair.finding] = (string_array(table.index[known]), string_array(table["patient_id"].loc[known]))
-    ids, patients = shared[pair.finding]
+        test = pair.outcomes["split"].to_numpy() == TEST  # the outcomes hold the known rows in table order
+        shared[pair.finding] = (string_array(table.index[known]), string_array(table["patient_id"].loc[known]),
+                                string_array(table.index[known][test]))
+    ids, patients, test_ids = shared[pair.finding]
     for name, columns in (("outcomes", {"image_id": ids, "patient_id": patients}),
-                          ("identifier_scores", {"image_id": ids})):
+                          ("identifier_scores", {"image_id": test_ids})):
         frame = pair.table(name)
-        repeats = len(frame) // len(ids) if len(ids) else 0
-        if not repeats or len(frame) != repeats * len(ids):
+        rows = len(next(iter(columns.values())))
+        repeats = len(frame) // rows if rows else 0
+        if not repeats or len(frame) != repeats * rows:
             continue
         replaced = {column: pd.concat([pd.Series(values)] * repeats, ignore_index=True).array  # chunks, not copies
                     for column, values in columns.items()}

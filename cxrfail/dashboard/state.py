@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from cxrfail.analysis.config import AnalysisConfig
+from cxrfail.analysis.identifiers.features import is_oracle
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.settings import base_config
 
@@ -38,16 +39,21 @@ class Selection:
 
     @property
     def config(self) -> AnalysisConfig:
+        """The run: the base config's feature sets (the ladder) with the chosen feature set among them; the
+        chosen one is the run's identifier (flipping, SHAP) unless it is an oracle."""
+        base = base_config()
+        feature_sets = tuple(dict.fromkeys((*base.feature_sets, self.feature_set)))
+        identifier = base.identifier_feature_set if is_oracle(self.feature_set) else self.feature_set
         return dataclasses.replace(
-            base_config(), findings=self.findings, seed=self.seed, learners=(self.learner,),
-            feature_sets=(self.feature_set,), threshold_method=self.threshold_method,
+            base, findings=self.findings, seed=self.seed, learners=(self.learner,), feature_sets=feature_sets,
+            identifier_feature_set=identifier, threshold_method=self.threshold_method,
         )
 
 
 def identifier_choice() -> tuple[str, str]:
     """(learner, feature set) of the identifier the pages use (chosen on Identifiers)."""
     config = base_config()
-    return st.session_state.get(IDENTIFIER, (config.learners[0], config.feature_sets[0]))
+    return st.session_state.get(IDENTIFIER, (config.learners[0], config.identifier_feature_set))
 
 
 def set_identifier_choice(learner: str, feature_set: str) -> None:

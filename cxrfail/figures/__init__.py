@@ -12,7 +12,7 @@ from cxrfail.figures.cases import case_probabilities
 from cxrfail.figures.catalogue import pair_label, report_figures
 from cxrfail.figures.explain import shap_bar, shap_beeswarm, shap_importance, shap_waterfall
 from cxrfail.figures.flip import flip_curve, flip_curve_spec, flip_summary_figure
-from cxrfail.figures.identifiers import identifier_heatmaps, roc_figure
+from cxrfail.figures.identifiers import identifier_heatmaps, identifier_ladder, roc_figure
 from cxrfail.figures.labels import label_error_bars, label_set_comparison
 from cxrfail.figures.overview import (
     age_histogram,
@@ -37,7 +37,7 @@ from cxrfail.figures.subgroups import forest_plot, subgroup_rates_figure, term_h
 __all__ = [
     "DEFAULT_CONTEXT", "FigureContext", "age_histogram", "auroc_heatmap", "case_probabilities", "count_bars",
     "effects_heatmap", "escape", "finding_label", "flip_curve", "flip_curve_spec", "flip_summary_figure",
-    "forest_plot", "identifier_heatmaps", "insufficient_label", "label_error_bars", "label_set_comparison", "misclassification_heatmap",
+    "forest_plot", "identifier_heatmaps", "identifier_ladder", "insufficient_label", "label_error_bars", "label_set_comparison", "misclassification_heatmap",
     "model_finding_heatmap", "pair_label", "plural", "report_figures", "roc_figure", "shap_bar", "shap_beeswarm",
     "shap_importance", "shap_waterfall", "slice_intervals", "slices_across_models", "slug", "subgroup_rates_figure", "term_heatmap",
 ]

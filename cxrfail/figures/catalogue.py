@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from cxrfail.figures.explain import shap_bar
 from cxrfail.figures.flip import flip_curve
-from cxrfail.figures.identifiers import identifier_heatmaps, roc_figure
+from cxrfail.figures.identifiers import identifier_heatmaps, identifier_ladder, roc_figure
 from cxrfail.figures.overview import auroc_heatmap, effects_heatmap, misclassification_heatmap
 from cxrfail.figures.slices import slice_intervals, slices_across_models
 from cxrfail.figures.style import FigureContext, escape, finding_label, slug
@@ -47,6 +47,9 @@ def report_figures(result, *, max_pairs: int | None = None, findings: Sequence[s
         for learner, feature_set in identifiers[["learner", "feature_set"]].drop_duplicates().itertuples(index=False):
             figures[slug("identifier_auroc", learner, feature_set)] = identifier_heatmaps(
                 identifiers, learner, feature_set, context=context)
+        for learner, finding in identifiers[["learner", "finding"]].drop_duplicates().itertuples(index=False):
+            figures[slug("identifier_ladder", learner, finding)] = identifier_ladder(
+                identifiers, learner, finding, context=context)
     together = result.slices_across_models()
     if not together.empty:
         figures["slices_across_models"] = slices_across_models(result.slices, together, context=context)
@@ -61,10 +64,11 @@ def report_figures(result, *, max_pairs: int | None = None, findings: Sequence[s
             pair.subgroup_rates, title=f"Misclassification by subgroup: {label}", min_n=min_n, context=context)
         figures[slug("forest", pair.model, pair.finding)] = forest_plot(
             pair.regression, title=f"Odds ratios: {label}", context=context)
-        scores = pair.identifier_scores(learner, feature_set)
+        scores = pair.table("identifier_scores")
+        scores = scores.loc[(scores["learner"] == learner).to_numpy()]  # every feature set of the ladder
         if not scores.empty:
             figures[slug("roc", pair.model, pair.finding)] = roc_figure(
-                scores, title=f"ROC, predicting misclassification: {label}", oracle=oracle, context=context)
+                scores, outcomes=pair.outcomes, title=f"ROC, predicting misclassification: {label}", context=context)
         if not pair.shap_values.empty:
             figures[slug("shap_bar", pair.model, pair.finding)] = shap_bar(
                 pair.shap_values, title=f"SHAP importance: {label}", oracle=oracle, context=context)

@@ -74,7 +74,8 @@ def flip_curve_spec(curve: pd.DataFrame, *, chosen_tau: float | None = None, cur
         shape, notes = _vline_spec(x, PALETTE[2], text=f"tau = {current_tau:.3f}", band=1, right_half=x > middle)
         shapes.append(shape)
         annotations += notes
-    notes = ["flip the model's prediction where the identifier's probability ≥ tau; " + context.test_split_note]
+    notes = ["flip the model's prediction where the row's own identifier probability ≥ tau; every tau but the one "
+             "chosen on calibration is exploratory; " + context.test_split_note]
     notes += context.caveats(curve.get("finding", pd.Series(dtype=str)).unique())
     layout = layout_dict(title, height=440, notes=notes)
     layout["annotations"] = annotations + layout.get("annotations", [])

@@ -14,6 +14,7 @@ from cxrfail.errors import ConfigError
 PACKAGE = Path(config_module.__file__).resolve().parents[1]
 PROJECT = PACKAGE.parent
 SHARED_CONSTANTS = ("THRESHOLD_METHODS", "LEARNERS", "FEATURE_SETS", "FEATURE_PARTS", "ORACLE_PART",
+                    "IDENTIFIER_LADDER", "PROBABILITY_ONLY",
                     "AUROC_INTERVAL_METHODS", "ANALYTIC_AUROC_MIN_ROWS", "SCOPES", "FULL_SCOPE", "CORE_SCOPE",
                     "CLINICAL_FINDINGS", "MIN_TEST_PATIENTS", "MIN_CALIBRATION_FLIPS")
 
@@ -23,7 +24,8 @@ def test_every_numeric_setting_has_a_range_and_every_named_setting_a_list():
         default = field.default
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             assert field.name in RANGES, f"{field.name} has no range"
-    assert set(CHOICES) == {"threshold_method", "auroc_interval", "learners", "feature_sets", "slice_error_kinds"}
+    assert set(CHOICES) == {"threshold_method", "auroc_interval", "learners", "feature_sets", "slice_error_kinds",
+                            "identifier_feature_set"}
 
 
 @pytest.mark.parametrize("field, value", [("min_subgroup_patients", 0), ("min_subgroup_events", -1),
@@ -49,3 +51,12 @@ def test_shared_constants_are_declared_only_in_the_config():
                 for name in ast.walk(target):
                     if isinstance(name, ast.Name):
                         assert name.id not in SHARED_CONSTANTS, f"{path}: declares {name.id} again"
+
+
+def test_the_run_identifier_is_a_non_oracle_member_of_the_ladder():
+    config = AnalysisConfig()
+    assert config.feature_sets[0] == "probability_only" and config.identifier_feature_set == "own+demographics"
+    with pytest.raises(ConfigError, match="identifier_feature_set .* an oracle"):
+        AnalysisConfig(identifier_feature_set="all_models+demographics+findings")
+    with pytest.raises(ConfigError, match="identifier_feature_set 'own' is not in feature_sets"):
+        AnalysisConfig(feature_sets=("own+demographics",), identifier_feature_set="own")

@@ -114,3 +114,38 @@ def test_to_long(simulated):
     wide = long.pivot(index="image_id", columns="feature", values="shap_value")
     pd.testing.assert_frame_equal(wide.loc[attrs.values.index, list(X.columns)], attrs.values,
                                   check_names=False, check_index_type=False, check_column_type=False)
+
+
+@pytest.mark.parametrize("learner", ["hist_gradient_boosting", "random_forest"])
+def test_fold_models_are_explained_by_their_mean_attribution(simulated, learner):
+    """The run's identifier is the mean of its fold models: their attributions are averaged, and add up to the
+    mean of their outputs (for the forest, the ensemble's probability itself)."""
+    from cxrfail.analysis.identifiers import fit_split_identifier
+    from cxrfail.analysis.splits import patient_split
+
+    X, y = simulated
+    patients = np.repeat(np.arange(len(X) // 3), 3).astype(str)
+    fitted = fit_split_identifier(X, y, patients, patient_split(patients, 0.5, seed=0), learner=learner, n_folds=3)
+    attrs = shap_attributions(fitted.fold_models, X, max_samples=100, seed=2)
+    parts = [shap_attributions(model, X, max_samples=100, seed=2) for model in fitted.fold_models]
+    np.testing.assert_allclose(attrs.values.to_numpy(), np.mean([p.values.to_numpy() for p in parts], axis=0))
+    output = explained_output(fitted.fold_models, attrs.feature_values)
+    np.testing.assert_allclose(attrs.base_value + attrs.values.sum(axis=1).to_numpy(), output, atol=1e-4)
+    if learner == "random_forest":
+        np.testing.assert_allclose(output, fitted.predict(attrs.feature_values), atol=1e-12)
+    assert attrs.method.startswith("mean over 3 fold models")
+
+
+def test_own_output_share():
+    from cxrfail.analysis.explain import own_output_share
+
+    shap = pd.DataFrame({
+        "model": ["m1"] * 4 + ["m2"] * 2, "finding": ["Edema"] * 6, "image_id": ["a", "a", "b", "b", "a", "a"],
+        "feature": ["p:Edema", "age", "p:Edema", "age", "p:m2:Edema", "p:m1:Edema"],
+        "shap_value": [0.6, -0.2, -0.2, 0.0, 0.3, -0.1], "feature_value": [0.1] * 6,
+    })
+    share = own_output_share(shap).set_index("model")
+    assert share.loc["m1", "own_share"] == pytest.approx(0.8 / 1.0)
+    assert share.loc["m2", "own_share"] == pytest.approx(0.3 / 0.4)  # m1's output is not m2's own
+    assert share.loc["m1", "n_rows"] == 2 and share.loc["m2", "own_features"] == "p:m2:Edema"
+    assert own_output_share(shap.iloc[0:0]).empty

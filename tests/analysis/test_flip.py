@@ -119,15 +119,21 @@ def test_few_calibration_flips_do_not_count_as_a_choice():
     assert choose_flip_threshold(score, y, prediction, min_flips=5) == 1.0
 
 
-def test_carry_flip_fraction_flips_the_same_share_of_test_rows():
-    from cxrfail.analysis.flip import carry_flip_fraction
-
-    calibration = np.linspace(0.0, 0.5, 1000)  # out-of-fold scale
-    tau = calibration[900]  # flips 100 of 1000 = 10%
-    test = np.random.default_rng(0).random(400) * 0.9 + 0.05  # another scale
-    test_tau = carry_flip_fraction(calibration, tau, test)
-    assert np.sum(test >= test_tau) == 40
-    assert carry_flip_fraction(calibration, NEVER_FLIP, test) == NEVER_FLIP
+def test_tau_search_reaches_the_minimum_number_of_flips():
+    """Every distinct calibration score is a candidate, so the minimum number of flips is what binds: here the
+    best choice flips exactly 20 rows (a 201-point quantile grid over 9000 rows moves 45 rows a step)."""
+    n = 9000
+    y = np.zeros(n, dtype=int)
+    prediction = np.zeros(n, dtype=int)
+    y[:300] = 1
+    prediction[:150] = 1  # 150 true positives, rows 150-299 false negatives
+    prediction[300:450] = 1  # 150 false positives; F1 before 0.5
+    score = np.random.default_rng(0).random(n) * 0.5
+    score[150:160] = 0.99 - np.arange(10) / 1000  # 10 false negatives: flipping them helps
+    score[1000:1030] = 0.9 - np.arange(30) / 1000  # then true negatives: each flip beyond them hurts
+    tau = choose_flip_threshold(score, y, prediction, min_flips=20)
+    assert np.sum(score >= tau) == 20
+    assert choose_flip_threshold(score, y, prediction, min_flips=5) == score[159]  # the 10 errors alone
 
 
 def test_flip_curve_is_monotone_in_flips():
@@ -140,8 +146,12 @@ def test_flip_curve_is_monotone_in_flips():
     assert curve["n_flips"].iloc[-1] == 0 and curve["delta_f1"].iloc[-1] == 0.0
     assert curve["n_flips"].iloc[0] >= (prediction != y).sum()  # reaches beyond the number of errors
     assert 30 <= len(curve) <= 51
+    assert curve["exploratory"].all()  # no chosen tau given: every point is a look at these rows
     fixed = flip_curve(y, prediction, p, patients, taus=[0.9, 0.5, 0.7], n_bootstrap=50)
     assert fixed["tau"].tolist() == [0.5, 0.7, 0.9]
+    chosen = flip_curve(y, prediction, p, patients, taus=[0.9, 0.5, 0.7], chosen_tau=0.65, n_bootstrap=50)
+    assert chosen["tau"].tolist() == [0.5, 0.65, 0.7, 0.9]
+    assert chosen["exploratory"].tolist() == [True, False, True, True]
 
 
 def _simulated_features(seed=0):
@@ -160,21 +170,41 @@ def test_run_flipping_bundles_calibration_and_test_rows():
     calibration, test = split == "calibration", split == "test"
     np.testing.assert_array_equal(run.identifier_probability[calibration], run.calibration_probability)
     np.testing.assert_array_equal(run.identifier_probability[test], run.test_probability)
-    np.testing.assert_array_equal(run.flipped_prediction[calibration],
-                                  flip_predictions(prediction[calibration], run.calibration_probability, run.tau))
-    np.testing.assert_array_equal(run.flipped_prediction[test],
-                                  flip_predictions(prediction[test], run.test_probability, run.test_tau))
-    # the calibration share of flips is carried to test
-    assert run.flip_fraction == pytest.approx(np.mean(run.calibration_probability >= run.tau))
-    assert np.mean(run.test_probability >= run.test_tau) == pytest.approx(run.flip_fraction, abs=2 / test.sum())
+    # one rule for every row: flipped exactly when its own score >= tau
+    np.testing.assert_array_equal(run.flipped_prediction,
+                                  flip_predictions(prediction, run.identifier_probability, run.tau))
+    assert run.calibration_flips == np.sum(run.calibration_probability >= run.tau) >= MIN_CALIBRATION_FLIPS
     assert (run.learner, run.feature_set, run.oracle) == ("logistic", "own+demographics", False)
-    np.testing.assert_allclose(run.test_probability, run.identifier.predict_proba(features.loc[test])[:, 1])
+    # test rows: the mean of the calibration fold models, on the scale of the out-of-fold scores
+    fold_mean = np.mean([model.predict_proba(features.loc[test])[:, 1] for model in run.fitted.fold_models], axis=0)
+    np.testing.assert_allclose(run.test_probability, fold_mean)
     assert run.tau == choose_flip_threshold(run.calibration_probability, y[calibration], prediction[calibration],
                                             min_flips=MIN_CALIBRATION_FLIPS)
-    assert run.test_evaluation.n == test.sum() and run.test_evaluation.tau == run.test_tau
+    assert run.test_evaluation.n == test.sum() and run.test_evaluation.tau == run.tau
     assert not run.test_evaluation.exploratory
     assert run.test_evaluation.improved  # a strong identifier: flipping helps on test too
     assert list(run.curve.columns) == list(CURVE_COLUMNS)
+    assert run.curve.loc[~run.curve["exploratory"], "tau"].tolist() == [run.tau]
+
+
+def test_a_test_rows_flip_does_not_depend_on_the_other_test_rows():
+    """The flip decision of a test row is unchanged when every other test row is removed."""
+    features, y, prediction, misclassified, patients, split = _simulated_features(seed=1)
+    options = dict(feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=100,
+                   curve_bootstrap=20)
+    run = run_flipping(features, y, prediction, misclassified, patients, split, **options)
+    test_rows = np.flatnonzero(split == "test")
+    flipped_rows = test_rows[run.flipped_prediction[test_rows] != prediction[test_rows]]
+    assert 0 < len(flipped_rows) < len(test_rows)  # both kinds of decision are checked
+    kept_rows = [flipped_rows[0], test_rows[run.flipped_prediction[test_rows] == prediction[test_rows]][0]]
+    for row in kept_rows:
+        keep = (split == "calibration") | (np.arange(len(y)) == row)
+        alone = run_flipping(features.loc[keep], y[keep], prediction[keep], misclassified[keep], patients[keep],
+                             split[keep], **options)
+        assert alone.tau == run.tau
+        position = int(np.flatnonzero(np.flatnonzero(keep) == row)[0])
+        assert alone.identifier_probability[position] == run.identifier_probability[row]
+        assert alone.flipped_prediction[position] == run.flipped_prediction[row]
 
 
 def test_run_flipping_refuses_an_oracle_feature_set():
@@ -232,7 +262,7 @@ def demo_edema(demo_models, demo_cohort):
 @pytest.mark.slow
 def test_demo_identifier_beats_chance_and_baseline(demo_edema):
     d = demo_edema
-    evaluation = evaluate_identifier(d["features"], d["misclassified"], d["patients"],
+    evaluation = evaluate_identifier(d["features"], d["misclassified"], d["patients"], d["split"],
                                      learner="hist_gradient_boosting", feature_set="own+demographics",
                                      n_bootstrap=300, probability=d["probability"], threshold=d["threshold"])
     print(f"\nEdema identifier AUROC {evaluation.auroc:.3f} [{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]"

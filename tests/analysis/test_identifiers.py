@@ -1,4 +1,5 @@
-"""Misclassification identifiers: feature sets, learners, patient-grouped out-of-fold probabilities."""
+"""Misclassification identifiers: feature sets, learners, patient-grouped out-of-fold probabilities, the
+cross-fitted calibration identifier judged on the test split, and the ladder's paired differences."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from cxrfail.analysis.config import FEATURE_SETS, LEARNERS
+from cxrfail.analysis.config import FEATURE_SETS, IDENTIFIER_LADDER, LEARNERS, PROBABILITY_ONLY
 from cxrfail.analysis.identifiers import (
     DEFAULT_FINDING_FEATURES,
     ConstantIdentifier,
     build_features,
     confidence_baseline,
     evaluate_identifier,
+    evaluate_identifiers,
     fit_identifier,
+    fit_split_identifier,
     is_oracle,
+    learner_settings,
     make_learner,
     out_of_fold_probabilities,
+    own_output_columns,
     predict_identifier,
 )
-from cxrfail.analysis.splits import patient_folds
+from cxrfail.analysis.splits import patient_folds, patient_split
 
 FINDINGS = ["Edema", "Consolidation", "Lung Lesion"]
 
@@ -56,7 +61,8 @@ def small_probabilities(small_table) -> dict[str, pd.DataFrame]:
 
 
 def test_feature_set_names():
-    assert [is_oracle(name) for name in FEATURE_SETS] == [False, False, False, True]
+    assert FEATURE_SETS == IDENTIFIER_LADDER and IDENTIFIER_LADDER[0] == PROBABILITY_ONLY
+    assert [is_oracle(name) for name in FEATURE_SETS] == [False, False, False, False, True]
     assert is_oracle("own+findings") and not is_oracle("own+demographics")
     assert LEARNERS == ("logistic", "random_forest", "hist_gradient_boosting")
 
@@ -67,6 +73,21 @@ def test_own_features_are_the_models_probabilities(small_table, small_probabilit
     assert features.index.equals(small_table.index)
     np.testing.assert_array_equal(features["p:Consolidation"], small_probabilities["m1"]["Consolidation"])
     assert (features.dtypes == "float64").all()
+
+
+def test_probability_only_is_the_targets_probability_alone(small_table, small_probabilities):
+    features = build_features(small_table, small_probabilities, "m1", "Consolidation", PROBABILITY_ONLY)
+    assert list(features.columns) == ["p:Consolidation"]
+    np.testing.assert_array_equal(features["p:Consolidation"], small_probabilities["m1"]["Consolidation"])
+    with_demographics = build_features(small_table, small_probabilities, "m1", "Edema", "probability+demographics")
+    assert list(with_demographics.columns)[:2] == ["p:Edema", "age"]
+    with pytest.raises(ValueError, match="already contain the target's probability"):
+        build_features(small_table, small_probabilities, "m1", "Edema", "probability+own")
+
+
+def test_own_output_columns():
+    columns = ["p:Edema", "p:m1:Edema", "p:m2:Edema", "p:m10:Edema", "age", "label:Pneumothorax"]
+    assert own_output_columns(columns, "m1") == ["p:Edema", "p:m1:Edema"]
 
 
 def test_demographic_features(small_table, small_probabilities):
@@ -170,11 +191,14 @@ def test_out_of_fold_probabilities_do_not_leak_patients():
     leaky = out_of_fold_probabilities(X, y, row_folds, memoriser)
     assert roc_auc_score(y, leaky) > 0.95  # a leak would show: the row's twin is in the training part
     assert abs(roc_auc_score(y, grouped) - 0.5) < 0.12
-    # the same through evaluate_identifier with the default learner
-    evaluation = evaluate_identifier(X, y, patients, learner="hist_gradient_boosting", feature_set="own",
+    # the same through evaluate_identifier with the default learner: nothing generalises to test patients
+    split = patient_split(patients, 0.5, seed=0)
+    evaluation = evaluate_identifier(X, y, patients, split, learner="hist_gradient_boosting", feature_set="own",
                                      n_bootstrap=200)
-    assert abs(evaluation.auroc - 0.5) < 0.12
-    for fold in np.unique(evaluation.fold_of_row):
+    assert abs(evaluation.auroc - 0.5) < 0.15
+    calibration = split == "calibration"
+    assert (evaluation.fold_of_row[~calibration] == -1).all()
+    for fold in np.unique(evaluation.fold_of_row[calibration]):
         held_out = evaluation.fold_of_row == fold
         assert not set(patients[held_out]) & set(patients[~held_out])
 
@@ -190,8 +214,10 @@ def test_identifier_beats_the_confidence_baseline_when_errors_depend_on_a_featur
     # errors concentrate in the old, whatever the model's confidence
     misclassified = (rng.random(n) < np.where(age > 70, 0.6, 0.05)).astype(int)
     X = pd.DataFrame({"p:Edema": probability, "age": age})
+    split = patient_split(patients.astype(str), 0.5, seed=0)
+    test = split == "test"
     for learner in ("logistic", "hist_gradient_boosting"):
-        evaluation = evaluate_identifier(X, misclassified, patients.astype(str), learner=learner,
+        evaluation = evaluate_identifier(X, misclassified, patients.astype(str), split, learner=learner,
                                          feature_set="own+demographics", n_bootstrap=300,
                                          probability=probability, threshold=threshold)
         assert evaluation.auroc > 0.75
@@ -199,9 +225,13 @@ def test_identifier_beats_the_confidence_baseline_when_errors_depend_on_a_featur
         assert evaluation.ci_low > evaluation.baseline_ci_high
         assert evaluation.ci_low <= evaluation.auroc <= evaluation.ci_high
         assert not evaluation.oracle
-        assert evaluation.n == n and evaluation.n_misclassified == misclassified.sum()
+        # judged on the test split only
+        assert evaluation.n == test.sum() and evaluation.n_misclassified == misclassified[test].sum()
+        assert evaluation.n_patients == len(set(patients[test]))
         np.testing.assert_allclose(evaluation.baseline_score, -np.abs(probability - threshold))
-        assert roc_auc_score(misclassified, evaluation.oof_probability) == pytest.approx(evaluation.auroc)
+        assert roc_auc_score(misclassified[test], evaluation.identifier_score[test]) == pytest.approx(evaluation.auroc)
+        assert roc_auc_score(misclassified, evaluation.identifier_score) == pytest.approx(evaluation.auroc_pooled)
+        assert np.isnan(evaluation.delta_vs_probability_only)  # probability_only not evaluated alongside
         # the prediction says nothing here; the identifier separates errors within each predicted class too
         assert abs(evaluation.prediction_auroc - 0.5) < 0.05
         assert evaluation.auroc_predicted_positive > 0.75 and evaluation.auroc_predicted_negative > 0.75
@@ -220,8 +250,9 @@ def test_an_identifier_that_only_learns_the_prediction_is_exposed():
     # most predicted positives are wrong, few predicted negatives, at random within each: nothing to learn
     misclassified = (rng.random(3000) < np.where(predicted, 0.7, 0.03)).astype(int)
     X = pd.DataFrame({"p:Edema": probability, "noise": rng.normal(size=3000)})
-    evaluation = evaluate_identifier(X, misclassified, patients, learner="logistic", feature_set="own",
-                                     n_bootstrap=100, probability=probability, threshold=0.8)
+    evaluation = evaluate_identifier(X, misclassified, patients, patient_split(patients, 0.5, seed=0),
+                                     learner="logistic", feature_set="own", n_bootstrap=100, probability=probability,
+                                     threshold=0.8)
     assert evaluation.auroc > 0.8 and evaluation.prediction_auroc > 0.8
     assert abs(evaluation.auroc_predicted_positive - 0.5) < 0.1
     assert abs(evaluation.auroc_predicted_negative - 0.5) < 0.1
@@ -229,23 +260,93 @@ def test_an_identifier_that_only_learns_the_prediction_is_exposed():
     low, high = evaluation.delta_vs_prediction_ci_low, evaluation.delta_vs_prediction_ci_high
     assert low <= evaluation.delta_vs_prediction <= high
     assert abs(evaluation.delta_vs_prediction) < 0.05
-    assert high - low < 0.08
+    assert high - low < 0.1
 
 
 def test_single_class_misclassified_gives_nan_auroc_without_crashing():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"x": rng.normal(size=100)})
     patients = np.repeat(np.arange(25), 4).astype(str)
-    evaluation = evaluate_identifier(X, np.zeros(100, dtype=int), patients, learner="random_forest",
-                                     feature_set="all_models+demographics+findings",
+    evaluation = evaluate_identifier(X, np.zeros(100, dtype=int), patients, patient_split(patients, 0.5, seed=0),
+                                     learner="random_forest", feature_set="all_models+demographics+findings",
                                      probability=rng.random(100), threshold=0.5)
     assert np.isnan(evaluation.auroc) and np.isnan(evaluation.ci_low) and np.isnan(evaluation.baseline_auroc)
     assert "single class" in evaluation.note
     assert evaluation.oracle
-    np.testing.assert_array_equal(evaluation.oof_probability, 0.0)
+    np.testing.assert_array_equal(evaluation.identifier_score, 0.0)
 
 
 def test_misclassified_must_be_binary():
     X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
     with pytest.raises(ValueError, match="misclassified must be 0/1"):
         fit_identifier(X, [0, 1, np.nan])
+
+
+def _ladder_data(age_matters: bool, seed: int = 3):
+    """Patients with 3 rows; errors depend on the model's probability (and on age when ``age_matters``)."""
+    rng = np.random.default_rng(seed)
+    n_patients = 1500
+    patients = np.repeat(np.arange(n_patients), 3).astype(str)
+    n = len(patients)
+    age = rng.uniform(20, 90, size=n_patients)[np.repeat(np.arange(n_patients), 3)]
+    probability = rng.uniform(size=n)
+    risk = 0.05 + 0.4 * (probability > 0.8)  # the model is often wrong when very confident: not near 0.5
+    if age_matters:
+        risk = risk + np.where(age > 70, 0.35, 0.0)
+    misclassified = (rng.random(n) < risk).astype(int)
+    by_set = {PROBABILITY_ONLY: pd.DataFrame({"p:Edema": probability}),
+              "own+demographics": pd.DataFrame({"p:Edema": probability, "age": age})}
+    return by_set, misclassified, patients, probability, patient_split(patients, 0.5, seed=seed)
+
+
+@pytest.mark.parametrize("age_matters", [True, False])
+def test_ladder_differences_to_probability_only_are_paired(age_matters):
+    by_set, misclassified, patients, probability, split = _ladder_data(age_matters)
+    test = split == "test"
+    evaluations = evaluate_identifiers(by_set, misclassified, patients, split, learner="hist_gradient_boosting",
+                                       n_bootstrap=400, probability=probability, threshold=0.5)
+    assert list(evaluations) == [PROBABILITY_ONLY, "own+demographics"]
+    reference, richer = evaluations[PROBABILITY_ONLY], evaluations["own+demographics"]
+    # the learner sees the shape of errors in the probability: the heuristic baseline cannot
+    assert reference.auroc > reference.baseline_auroc + 0.1
+    assert richer.delta_vs_probability_only == pytest.approx(richer.auroc - reference.auroc)
+    assert reference.delta_vs_probability_only == 0.0
+    # the same folds for every feature set
+    np.testing.assert_array_equal(reference.fold_of_row, richer.fold_of_row)
+    low, high = richer.delta_vs_probability_only_ci_low, richer.delta_vs_probability_only_ci_high
+    assert low <= richer.delta_vs_probability_only <= high
+    if age_matters:
+        assert low > 0.03  # age adds what the probability cannot say
+    else:
+        assert low < 0 < high  # nothing to add: the interval covers zero
+        assert high - low < 0.04  # paired resamples: much narrower than either AUROC's own interval
+        assert high - low < 0.6 * (richer.ci_high - richer.ci_low)
+    # every AUROC is the test split's, from the mean of the calibration fold models
+    for evaluation in evaluations.values():
+        fold_mean = np.mean([predict_identifier(model, by_set[evaluation.feature_set].loc[test])
+                             for model in evaluation.split_fit.fold_models], axis=0)
+        np.testing.assert_allclose(evaluation.identifier_score[test], fold_mean)
+        assert evaluation.auroc == pytest.approx(roc_auc_score(misclassified[test], fold_mean))
+
+
+def test_test_labels_never_reach_the_identifier():
+    by_set, misclassified, patients, probability, split = _ladder_data(True)
+    test = split == "test"
+    scrambled = misclassified.copy()
+    scrambled[test] = np.random.default_rng(0).permutation(scrambled[test])
+    first = fit_split_identifier(by_set["own+demographics"], misclassified, patients, split, learner="logistic")
+    second = fit_split_identifier(by_set["own+demographics"], scrambled, patients, split, learner="logistic")
+    np.testing.assert_array_equal(first.held_out_probability, second.held_out_probability)
+    # a test row's score is its own: scoring it alone gives the same number
+    one = np.flatnonzero(test)[:3]
+    np.testing.assert_allclose(first.predict(by_set["own+demographics"].iloc[one]), first.held_out_probability[one])
+
+
+def test_wide_feature_sets_run_fewer_boosting_rounds():
+    assert learner_settings("hist_gradient_boosting", 12) == ("hist_gradient_boosting: 12 features, 40 rounds at "
+                                                              "learning rate 0.225")
+    assert learner_settings("hist_gradient_boosting", 57, 20_000) == (
+        "hist_gradient_boosting: 57 features, 20 rounds at learning rate 0.45, fold models fitted on 20,000 rows "
+        "(sampled)")
+    assert make_learner("hist_gradient_boosting", 0, 57)[-1].max_iter == 20
+    assert make_learner("hist_gradient_boosting", 0, 12)[-1].max_iter == 40

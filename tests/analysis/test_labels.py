@@ -191,8 +191,9 @@ def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
 
 
 def test_audit_of_a_pipeline_run(demo_cohort, demo_models, tmp_path):
-    """The label audit inside `run_analysis`: the pair's threshold, its identifier's out-of-fold scores and its
-    flipped predictions, re-scored on the expert-labelled images."""
+    """The label audit inside `run_analysis`: the pair's threshold, its identifier's scores (out-of-fold on
+    calibration, the fold models' mean on test) and its flipped predictions, re-scored on the expert-labelled
+    images."""
     config = AnalysisConfig(findings=("Pneumothorax",), learners=("logistic",), feature_sets=("own+demographics",),
                             n_bootstrap=100, shap_max_samples=50, n_folds=3)
     model = next(m for m in demo_models if m.name == "densenet121_nih25")
@@ -204,7 +205,7 @@ def test_audit_of_a_pipeline_run(demo_cohort, demo_models, tmp_path):
     outcomes = result.outcomes.set_index("image_id")
     expert = reference.table["Pneumothorax"]
     rows = outcomes.loc[expert.index]
-    scores = result.identifier_scores.set_index("image_id").loc[expert.index, "identifier_score"]
+    scores = rows["identifier_probability"]
     reference_wrong = (rows["prediction"] != expert).astype(int)
     assert row["identifier_auroc_cohort"] == pytest.approx(roc_auc_score(rows["misclassified"], scores))
     assert row["identifier_auroc_reference"] == pytest.approx(roc_auc_score(reference_wrong, scores))

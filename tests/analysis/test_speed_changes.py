@@ -2,9 +2,8 @@
 compute the earlier way with the library's own functions and check, on the real demo, that the new
 numbers stay within the earlier ones' own 95% CIs (and the model's AUROC exactly):
 
-- identifiers: held-out scores from fits on the calibration split (out-of-fold within calibration, the fit on
-  all of calibration for test), shared with flipping, instead of a separate 5-fold over every row; gradient
-  boosting 60 rounds at learning rate 0.15 instead of 200 at 0.05;
+- identifiers: gradient boosting 40 rounds at learning rate 0.225 instead of 200 at 0.05 (both cross-fitted on
+  the calibration split and judged on the test split);
 - the flip verdict: the same procedure with the cheaper learner;
 - patient bootstraps of rates, shares and F1 changes: a multinomial over distinct per-patient counts, the same
   distribution as drawing patients;
@@ -73,7 +72,7 @@ def test_demo_results_stay_within_the_earlier_intervals(demo_run, demo_cohort, d
     calibration = d["split"] == "calibration"
     assert pair.threshold == choose_threshold(d["y"][calibration], d["probability"][calibration]).threshold
 
-    earlier = evaluate_identifier(d["features"], d["misclassified"], d["patients"], learner=earlier_learner(),
+    earlier = evaluate_identifier(d["features"], d["misclassified"], d["patients"], d["split"], learner=earlier_learner(),
                                   feature_set="own+demographics", n_bootstrap=config.n_bootstrap,
                                   probability=d["probability"], threshold=pair.threshold,
                                   auroc_interval="bootstrap")
@@ -102,10 +101,11 @@ def test_demo_results_stay_within_the_earlier_intervals(demo_run, demo_cohort, d
 def test_demo_analytic_auroc_interval_agrees_with_the_bootstrap(demo_run, demo_cohort, demo_models):
     result, config = demo_run
     pair = result.pair(MODEL, "Edema")
-    scores = pair.identifier_scores(*pair.identifier)
+    scores = pair.identifier_scores(*pair.identifier)  # the test rows
     outcomes = pair.outcomes.set_index("image_id").loc[scores["image_id"]]
     y = scores["misclassified"].to_numpy(dtype=int)
-    values = {"identifier": scores["identifier_score"].to_numpy(), "baseline": scores["baseline_score"].to_numpy()}
+    baseline = -np.abs(outcomes["probability"].to_numpy() - outcomes["threshold"].to_numpy())
+    values = {"identifier": scores["identifier_score"].to_numpy(), "baseline": baseline}
     patients = outcomes["patient_id"].to_numpy()
     analytic = clustered_auroc_set(y, values, patients)
     bootstrap = bootstrap_auroc_set(y, values, patients, n_replicates=4000, seed=1)

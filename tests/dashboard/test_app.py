@@ -231,6 +231,9 @@ def test_cases_open_an_image_shows_it_with_every_model(app):
     verdicts = app.dataframe[-1].value
     assert list(verdicts["model"]) == list(TEST_MODELS)
     assert "identifier verdict" in verdicts.columns
+    # the flag is the library's flip decision for that row (outcomes.flipped_prediction), on either split
+    flagged = verdicts["identifier verdict"] != "not flagged"
+    assert (flagged == (verdicts["flipped_prediction"] != verdicts["prediction"])).all()
     goto(app, "explain")  # the picked image is offered there
     assert app.selectbox(key="ex_image").value == picked
     assert not problems(app)
@@ -241,6 +244,23 @@ def test_identifier_choice_marks_oracle_feature_sets(app):
     options = app.selectbox(key="id_feature_set").options
     assert any("ORACLE" in option for option in options)
     assert not any("ORACLE" in option for option in options if option.startswith("own"))
+
+
+def test_identifier_page_leads_with_the_ladder(app):
+    goto(app, "identifiers")
+    assert not problems(app)
+    assert app.subheader[0].value == "What clinical features add beyond the model's own probability"
+    ladder = app.dataframe[0].value
+    assert ladder["feature_set"].iloc[0] == "probability_only" and len(ladder) == 5
+    assert {"delta_vs_probability_only", "delta_vs_probability_only_ci_low", "n_patients"} <= set(ladder.columns)
+    assert "held-out test split" in text_of(app)
+
+
+def test_explain_shows_the_share_carried_by_the_models_own_outputs(app):
+    goto(app, "explain")
+    assert not problems(app)
+    share = [m for m in app.metric if m.label == "Share of the attribution carried by the model's own outputs"]
+    assert share and share[0].value.endswith("%") and 0 <= int(share[0].value.rstrip("%")) <= 100
 
 
 def test_identifier_page_sets_auroc_against_the_prediction_alone(app):

@@ -5,15 +5,17 @@ probabilities, demographics, other models' probabilities, other findings) to pre
 model misclassifies it at its operating threshold. Three parts, one job each:
 
 - `features`: the feature matrices of the feature sets (`cxrfail.analysis.config.FEATURE_SETS`);
-- `learners`: the classifiers, patient-grouped out-of-fold fits and the calibration-only fit;
-- `evaluation`: the identifier's held-out AUROC with patient-clustered intervals and paired differences.
+- `learners`: the classifiers, patient-grouped out-of-fold fits and the cross-fitted calibration identifier;
+- `evaluation`: the identifiers' test-split AUROC with patient-clustered intervals and paired differences
+  (the ladder of feature sets against the model's own probability alone).
 """
 
 from cxrfail.analysis.identifiers.evaluation import (
-    IDENTIFIER_INTERVAL_COLUMNS,
+    IDENTIFIER_COLUMNS,
     IdentifierEvaluation,
     confidence_baseline,
     evaluate_identifier,
+    evaluate_identifiers,
 )
 from cxrfail.analysis.identifiers.features import (
     DEFAULT_FINDING_FEATURES,
@@ -21,6 +23,7 @@ from cxrfail.analysis.identifiers.features import (
     excluded_labels,
     feature_set_parts,
     is_oracle,
+    own_output_columns,
     refuse_oracle_for_flipping,
 )
 from cxrfail.analysis.identifiers.learners import (
@@ -31,15 +34,16 @@ from cxrfail.analysis.identifiers.learners import (
     feature_frame,
     fit_identifier,
     fit_split_identifier,
+    learner_settings,
     make_learner,
     out_of_fold_probabilities,
     predict_identifier,
 )
 
 __all__ = [
-    "DEFAULT_FINDING_FEATURES", "IDENTIFIER_INTERVAL_COLUMNS", "OPENMP_THREADS", "ConstantIdentifier",
+    "DEFAULT_FINDING_FEATURES", "IDENTIFIER_COLUMNS", "OPENMP_THREADS", "ConstantIdentifier",
     "FillEmptyColumns", "IdentifierEvaluation", "SplitIdentifier", "build_features", "confidence_baseline",
-    "evaluate_identifier", "excluded_labels", "feature_frame", "feature_set_parts", "fit_identifier",
-    "fit_split_identifier", "is_oracle", "make_learner", "out_of_fold_probabilities", "predict_identifier",
-    "refuse_oracle_for_flipping",
+    "evaluate_identifier", "evaluate_identifiers", "excluded_labels", "feature_frame", "feature_set_parts",
+    "fit_identifier", "fit_split_identifier", "is_oracle", "learner_settings", "make_learner",
+    "out_of_fold_probabilities", "own_output_columns", "predict_identifier", "refuse_oracle_for_flipping",
 ]

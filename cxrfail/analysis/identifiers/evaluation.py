@@ -1,23 +1,30 @@
-"""Identifier evaluation: held-out AUROC of a misclassification identifier, with patient-clustered intervals
-and paired differences to simpler scores of the same rows."""
+"""Identifier evaluation: the held-out (test-split) AUROC of misclassification identifiers, with
+patient-clustered intervals and paired differences to simpler scores of the same test rows.
+
+Every identifier is cross-fitted on the calibration split (`fit_split_identifier`) and judged on the test
+split only: the test rows' scores are the mean of the calibration fold models. The feature sets of one call
+(`evaluate_identifiers`, e.g. the ladder `cxrfail.analysis.config.IDENTIFIER_LADDER`) share the learner, the
+calibration folds and the patient resamples of the test split, so their differences are paired.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from cxrfail.analysis.auroc_intervals import AurocReplicates, auroc_set
+from cxrfail.analysis.config import PROBABILITY_ONLY
 from cxrfail.analysis.identifiers.features import is_oracle
 from cxrfail.analysis.identifiers.learners import (
     SplitIdentifier,
     feature_frame,
     fit_split_identifier,
-    out_of_fold_probabilities,
+    learner_settings,
 )
-from cxrfail.analysis.splits import patient_folds
+from cxrfail.analysis.splits import calibration_rows, patient_folds
 from cxrfail.analysis.validation import as_binary
 
 
@@ -29,28 +36,27 @@ def confidence_baseline(probability, threshold: float) -> np.ndarray:
     return -np.abs(p - float(threshold))
 
 
-
 @dataclass
 class IdentifierEvaluation:
-    """Held-out performance of one identifier (learner x feature set) for one (model, finding).
+    """Test-split performance of one identifier (learner x feature set) for one (model, finding).
 
-    ``auroc`` is the AUROC of the held-out probabilities (``oof_probability``: out-of-fold within calibration
-    and, on test, from the fit on calibration, when `evaluate_identifier` was given the split; else
-    patient-grouped K-fold over every row) for the misclassified rows, with a patient-bootstrap CI; ``baseline_*`` the same for `confidence_baseline`. NaN where undefined
-    (a single class of misclassified; no probability/threshold for the baseline), with ``note`` saying why.
+    Unit: one cohort row of the test split; intervals resample test patients. ``auroc`` (``ci_low``,
+    ``ci_high``) is the AUROC, for the test rows' misclassification, of their identifier scores (the mean of
+    the calibration fold models: nothing of the test split reached a fit). ``auroc_pooled`` (secondary, no
+    interval) pools the calibration out-of-fold scores with the test scores. ``baseline_*``: the same for
+    `confidence_baseline`. NaN where undefined (one class of misclassified on test; no probability/threshold
+    for the baseline), with ``note`` saying why. ``n``, ``n_patients``, ``n_misclassified``: the test split's.
 
-    A check on what the identifier learned (point estimates, given probability and threshold): for a rare
-    finding at a max-F1 threshold most errors are false positives, so "the model predicted positive" alone
-    separates wrong from right rows well. ``prediction_auroc`` is the AUROC of the 0/1 prediction itself as
-    the score; ``auroc_predicted_positive`` / ``auroc_predicted_negative`` are the identifier's AUROC within
-    the rows predicted positive / negative (NaN when a stratum has one class). An identifier that only
-    rediscovers the prediction has ``auroc`` near ``prediction_auroc`` and stratum AUROCs near 0.5.
+    A check on what the identifier learned (point estimates): ``prediction_auroc`` is the AUROC of the 0/1
+    prediction itself as the score; ``auroc_predicted_positive`` / ``auroc_predicted_negative`` are the
+    identifier's AUROC within the test rows predicted positive / negative (NaN when a stratum has one class).
 
-    The comparison itself: ``delta_vs_baseline`` = auroc - baseline_auroc and ``delta_vs_prediction`` =
-    auroc - prediction_auroc, each with a paired patient-bootstrap 95% CI (``*_ci_low``, ``*_ci_high``): one
-    resample of patients scores both AUROCs; on large pairs the analytic clustered interval does the same
-    with per-patient influences: ``ci_method``). An identifier beats the
-    baseline when the difference's CI lies above zero, which two overlapping marginal CIs cannot show.
+    The comparisons, each paired (one resample of test patients scores both AUROCs; on large pairs the
+    analytic clustered interval does the same with per-patient influences: ``ci_method``), 95% CIs in
+    ``*_ci_low`` / ``*_ci_high``: ``delta_vs_probability_only`` = auroc - AUROC of the same learner on the
+    model's probability for the target alone (what the other features add; NaN when that feature set was not
+    evaluated in the same call), ``delta_vs_baseline`` = auroc - baseline_auroc, ``delta_vs_prediction`` =
+    auroc - prediction_auroc. A difference is shown when its CI excludes zero.
     """
 
     learner: str
@@ -63,127 +69,174 @@ class IdentifierEvaluation:
     baseline_ci_low: float
     baseline_ci_high: float
     n: int
+    n_patients: int
     n_misclassified: int
-    oof_probability: np.ndarray = field(repr=False)
+    identifier_score: np.ndarray = field(repr=False)  # (n_rows,) calibration out-of-fold, test fold-model mean
     baseline_score: np.ndarray = field(repr=False)
-    fold_of_row: np.ndarray = field(repr=False, default=None)  # -1: scored by the fit on calibration
+    fold_of_row: np.ndarray = field(repr=False)  # -1: a test row
+    split_fit: SplitIdentifier = field(repr=False)
+    learner_settings: str = ""
     note: str | None = None
+    auroc_pooled: float = float("nan")
     prediction_auroc: float = float("nan")
     auroc_predicted_positive: float = float("nan")
     auroc_predicted_negative: float = float("nan")
+    delta_vs_probability_only: float = float("nan")
+    delta_vs_probability_only_ci_low: float = float("nan")
+    delta_vs_probability_only_ci_high: float = float("nan")
     delta_vs_baseline: float = float("nan")
     delta_vs_baseline_ci_low: float = float("nan")
     delta_vs_baseline_ci_high: float = float("nan")
     delta_vs_prediction: float = float("nan")
     delta_vs_prediction_ci_low: float = float("nan")
     delta_vs_prediction_ci_high: float = float("nan")
-    split_fit: SplitIdentifier | None = field(repr=False, default=None)
     ci_method: str | None = None  # "bootstrap" or "analytic" (clustered DeLong); None when AUROC is undefined
     # bootstrap resamples with one class, left out of every interval (the same draws for all scores); NaN when
     # nothing was resampled (analytic interval, undefined AUROC)
     n_replicates_dropped: float = float("nan")
 
 
-def evaluate_identifier(
-    features,
+def evaluate_identifiers(
+    features_by_set: Mapping[str, object],
     misclassified,
     patient_ids: Sequence[object] | np.ndarray,
+    split,
     *,
-    split=None,
     learner: str = "hist_gradient_boosting",
-    feature_set: str = "own+demographics",
     n_folds: int = 5,
     seed: int = 0,
     n_bootstrap: int = 1000,
     probability=None,
     threshold: float | None = None,
     auroc_interval: str = "auto",
-) -> IdentifierEvaluation:
-    """Held-out evaluation of a misclassification identifier against the confidence baseline.
+) -> dict[str, IdentifierEvaluation]:
+    """Cross-fit one identifier per feature set on the calibration split and judge them all on the test split
+    against each other, `PROBABILITY_ONLY` (when among them), the confidence baseline and the prediction.
 
     Args:
-        features: (n, k) feature matrix from `build_features`.
+        features_by_set: feature set name -> (n, k) feature matrix of the same rows (`build_features`), or a
+            callable returning it (built when its turn comes, so only one matrix is held at a time).
         misclassified: (n,) 0/1, whether the model misclassified the row at its threshold.
-        patient_ids: (n,) patient of each row: folds and bootstrap resample patients.
-        split: (n,) ``"calibration"`` / ``"test"`` per row, or None. With a split the scores come from
-            `fit_split_identifier` (calibration rows out-of-fold within calibration, test rows from the fit on
-            all of calibration; kept as ``split_fit`` for flipping); without, from ``n_folds`` patient-grouped
-            folds over every row.
-        learner: a `LEARNERS` name.
-        feature_set: the feature set's name (recorded; decides ``oracle``).
-        n_folds, seed: folds (`patient_folds`) and the learner's seed.
-        n_bootstrap: replicates of the patient bootstrap of the AUROCs (one set of resamples scores the
-            identifier, the baseline and the prediction alike: `cxrfail.analysis.auroc_intervals.auroc_set`).
-        auroc_interval: "bootstrap", "analytic" (clustered DeLong) or "auto" (analytic on large pairs;
-            `cxrfail.analysis.auroc_intervals.auroc_set`); the method used is recorded as ``ci_method``.
-        probability, threshold: the model's probabilities and threshold, for the confidence baseline
-            (baseline NaN when not given).
+        patient_ids: (n,) patient of each row: folds and resamples group by it.
+        split: (n,) ``"calibration"`` / ``"test"`` per row; no patient in both.
+        learner: a `LEARNERS` name (the same for every feature set).
+        n_folds, seed: calibration folds (`patient_folds`, the same for every feature set) and the learner's seed.
+        n_bootstrap: replicates of the patient bootstrap of the test AUROCs; one set of resamples scores every
+            feature set, the baseline and the prediction (`cxrfail.analysis.auroc_intervals.auroc_set`).
+        probability, threshold: the model's probabilities and threshold, for the confidence baseline and the
+            prediction (NaN when not given).
+        auroc_interval: "bootstrap", "analytic" (clustered DeLong) or "auto" (analytic on large test splits);
+            the method used is recorded as ``ci_method``.
+
+    Returns:
+        feature set name -> `IdentifierEvaluation`, in the order given.
     """
-    X = feature_frame(features)
-    y = as_binary(misclassified, "misclassified", len(X))
-    patients = np.asarray(patient_ids)
-    if patients.shape != (len(X),):
-        raise ValueError(f"patient_ids must have shape ({len(X)},), got {patients.shape}")
-    oracle = is_oracle(feature_set)
-    notes = []
-    split_fit = None
-    if split is None:
-        folds = patient_folds(patients, n_folds=n_folds, seed=seed)
-        oof = out_of_fold_probabilities(X, y, folds, learner, seed)
-    else:
-        split_fit = fit_split_identifier(X, y, patients, split, learner=learner, n_folds=n_folds, seed=seed)
-        oof, folds = split_fit.held_out_probability, split_fit.fold_of_row
+    if not features_by_set:
+        raise ValueError("features_by_set is empty: give at least one feature set")
+    patients = np.asarray(patient_ids, dtype=object)
+    n = len(patients)
+    y = as_binary(misclassified, "misclassified", n)
+    calibration = calibration_rows(patients, split)
+    test = ~calibration
+    folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)  # the same for every feature set
+    fits, widths = {}, {}
+    for name, features in features_by_set.items():  # one matrix at a time: a built one is dropped once fitted
+        frame = feature_frame(features() if callable(features) else features, f"features of {name!r}")
+        if len(frame) != n:
+            raise ValueError(f"features of {name!r} have {len(frame)} rows, patient_ids {n}")
+        fits[name] = fit_split_identifier(frame, y, patients, split, learner=learner, n_folds=n_folds, seed=seed,
+                                          folds=folds)
+        widths[name] = frame.shape[1]
+        del frame
+
     nan = float("nan")
-    two_classes = 0 < int(y.sum()) < len(y)
+    notes = []
+    y_test, patients_test = y[test], patients[test]
+    two_classes = 0 < int(y_test.sum()) < len(y_test)
     if not two_classes:
-        notes.append(f"misclassified has a single class ({'all' if y.all() else 'none'} misclassified): "
-                     "AUROC undefined")
+        notes.append(f"misclassified has a single class on the test split ({'all' if y_test.all() else 'none'} "
+                     "misclassified): AUROC undefined")
     if probability is not None and threshold is not None:
         p = np.asarray(probability, dtype="float64")
-        if p.shape != (len(X),):
-            raise ValueError(f"probability must have shape ({len(X)},), got {p.shape}")
+        if p.shape != (n,):
+            raise ValueError(f"probability must have shape ({n},), got {p.shape}")
         baseline = confidence_baseline(p, threshold)
     else:
-        baseline = np.full(len(X), nan)
+        baseline = np.full(n, nan)
         notes.append("no probability/threshold given: no confidence baseline")
-    columns = {name: nan for name in IDENTIFIER_INTERVAL_COLUMNS}
+    has_baseline = bool(np.isfinite(baseline).all())
+    if PROBABILITY_ONLY not in fits and len(fits) > 0:
+        notes.append(f"{PROBABILITY_ONLY!r} not evaluated: no difference to it")
+
+    columns = {name: {} for name in fits}
     ci_method = None
     if two_classes:
-        scores = {"identifier": oof}
-        if np.isfinite(baseline).all():
-            predicted = p >= float(threshold)
-            scores.update(baseline=baseline, prediction=predicted.astype(float))
-            columns["auroc_predicted_positive"] = _auroc(y[predicted], oof[predicted])
-            columns["auroc_predicted_negative"] = _auroc(y[~predicted], oof[~predicted])
-        replicates = auroc_set(y, scores, patients, method=auroc_interval, n_replicates=n_bootstrap, seed=seed)
+        scores = {("set", name): fit.test_probability for name, fit in fits.items()}
+        if has_baseline:
+            predicted = p[test] >= float(threshold)
+            scores.update({("baseline",): baseline[test], ("prediction",): predicted.astype(float)})
+        keys = list(scores)
+        replicates = auroc_set(y_test, {str(i): scores[key] for i, key in enumerate(keys)}, patients_test,
+                               method=auroc_interval, n_replicates=n_bootstrap, seed=seed)
         ci_method = "bootstrap" if isinstance(replicates, AurocReplicates) else "analytic"
-        if isinstance(replicates, AurocReplicates):
-            columns["n_replicates_dropped"] = float(replicates.n_dropped)
-        auroc = replicates.interval("identifier")
-        columns.update(auroc=auroc.estimate, ci_low=auroc.ci_low, ci_high=auroc.ci_high)
-        if "baseline" in scores:
-            base = replicates.interval("baseline")
-            columns.update(baseline_auroc=base.estimate, baseline_ci_low=base.ci_low, baseline_ci_high=base.ci_high,
-                           prediction_auroc=replicates.estimates["prediction"])
-            for name, reference in (("delta_vs_baseline", "baseline"), ("delta_vs_prediction", "prediction")):
-                difference = replicates.difference("identifier", reference)
-                columns.update({name: difference.estimate, f"{name}_ci_low": difference.ci_low,
-                                f"{name}_ci_high": difference.ci_high})
-    return IdentifierEvaluation(
-        learner=learner if isinstance(learner, str) else type(learner).__name__,
-        feature_set=feature_set, oracle=oracle, n=len(y), n_misclassified=int(y.sum()), oof_probability=oof,
-        baseline_score=baseline, fold_of_row=folds, note="; ".join(notes) or None, split_fit=split_fit,
-        ci_method=ci_method,
-        **columns,
-    )
+        label = {key: str(i) for i, key in enumerate(keys)}
+        for name, fit in fits.items():
+            own = label[("set", name)]
+            auroc = replicates.interval(own)
+            row = columns[name]
+            row.update(auroc=auroc.estimate, ci_low=auroc.ci_low, ci_high=auroc.ci_high,
+                       auroc_pooled=_auroc(y, fit.held_out_probability))
+            if isinstance(replicates, AurocReplicates):
+                row["n_replicates_dropped"] = float(replicates.n_dropped)
+            references = [("delta_vs_probability_only", ("set", PROBABILITY_ONLY))] if PROBABILITY_ONLY in fits else []
+            if has_baseline:
+                base = replicates.interval(label[("baseline",)])
+                row.update(baseline_auroc=base.estimate, baseline_ci_low=base.ci_low, baseline_ci_high=base.ci_high,
+                           prediction_auroc=replicates.estimates[label[("prediction",)]],
+                           auroc_predicted_positive=_auroc(y_test[predicted], fit.test_probability[predicted]),
+                           auroc_predicted_negative=_auroc(y_test[~predicted], fit.test_probability[~predicted]))
+                references += [("delta_vs_baseline", ("baseline",)), ("delta_vs_prediction", ("prediction",))]
+            for column, reference in references:
+                difference = replicates.difference(own, label[reference])
+                row.update({column: difference.estimate, f"{column}_ci_low": difference.ci_low,
+                            f"{column}_ci_high": difference.ci_high})
+    learner_name = learner if isinstance(learner, str) else type(learner).__name__
+    out = {}
+    for name, fit in fits.items():
+        row = {column: nan for column in ("auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low",
+                                          "baseline_ci_high")}
+        row.update(columns[name])
+        out[name] = IdentifierEvaluation(
+            learner=learner_name, feature_set=name, oracle=is_oracle(name), n=int(test.sum()),
+            n_patients=len(set(patients_test)), n_misclassified=int(y_test.sum()),
+            identifier_score=fit.held_out_probability, baseline_score=baseline, fold_of_row=fit.fold_of_row,
+            split_fit=fit, learner_settings=learner_settings(learner, widths[name], fit.n_fit_rows),
+            note="; ".join(notes) or None, ci_method=ci_method, **row)
+    return out
 
 
-#: The fields of `IdentifierEvaluation` that `evaluate_identifier` fills from the bootstrap (NaN when undefined).
-IDENTIFIER_INTERVAL_COLUMNS = (
-    "auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "prediction_auroc",
-    "auroc_predicted_positive", "auroc_predicted_negative", "delta_vs_baseline", "delta_vs_baseline_ci_low",
-    "delta_vs_baseline_ci_high", "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
-    "n_replicates_dropped",
+def evaluate_identifier(features, misclassified, patient_ids, split, *, feature_set: str = "own+demographics",
+                        **options) -> IdentifierEvaluation:
+    """`evaluate_identifiers` of one feature set (``options`` as there): its test AUROC against the confidence
+    baseline and the prediction (no difference to `PROBABILITY_ONLY`)."""
+    return evaluate_identifiers({feature_set: features}, misclassified, patient_ids, split, **options)[feature_set]
+
+
+#: The columns of the "identifiers" table that come from an `IdentifierEvaluation`, in table order.
+IDENTIFIER_COLUMNS = (
+    "oracle", "auroc", "ci_low", "ci_high",
+    # what the features add beyond the model's own probability (paired, the same test resamples)
+    "delta_vs_probability_only", "delta_vs_probability_only_ci_low", "delta_vs_probability_only_ci_high",
+    # secondary: the heuristic confidence baseline, and the paired difference to it
+    "baseline_auroc", "baseline_ci_low", "baseline_ci_high",
+    "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
+    # how much of the AUROC is the 0/1 prediction itself, and the identifier within each predicted class
+    "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
+    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
+    "auroc_pooled", "n", "n_patients", "n_misclassified",
+    "ci_method",  # "bootstrap" (patient resamples) or "analytic" (clustered DeLong, large pairs)
+    "learner_settings",
+    "n_replicates_dropped",  # bootstrap resamples with one class, left out of the intervals (NaN: analytic)
 )
 
 

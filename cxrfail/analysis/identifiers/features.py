@@ -6,8 +6,9 @@ model misclassifies it at its operating threshold. This module builds those feat
 learners, patient-grouped out-of-fold probabilities, and the AUROC of the identifier (with a patient
 bootstrap CI) against a confidence baseline: how close the model's probability is to its threshold.
 
-Feature sets (`FEATURE_SETS`) are ``+``-joined parts:
+Feature sets (`FEATURE_SETS`) are ``+``-joined parts (``probability_only`` is the part ``probability`` alone):
 
+``probability``   the analysed model's probability for the target finding only: ``p:<finding>``
 ``own``           the analysed model's probabilities for every finding it predicts: ``p:<finding>``
 ``all_models``    every model's probabilities for every finding: ``p:<model>:<finding>``
 ``demographics``  ``age`` (years), ``sex_male`` (1 male, 0 female, NaN unknown), one-hot view
@@ -30,7 +31,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from cxrfail.analysis.config import CLINICAL_FINDINGS, FEATURE_PARTS, FEATURE_SETS, ORACLE_PART
+from cxrfail.analysis.config import CLINICAL_FINDINGS, FEATURE_PARTS, FEATURE_SETS, ORACLE_PART, PROBABILITY_ONLY
 from cxrfail.errors import OracleFeatureSetError
 from cxrfail.findings import ALL_FINDINGS, derived_from, is_finding
 
@@ -51,6 +52,8 @@ def feature_set_parts(feature_set: str) -> tuple[str, ...]:
     """The parts of a ``+``-joined feature set name; raises ``ValueError`` naming an unknown part."""
     if not isinstance(feature_set, str) or not feature_set:
         raise ValueError(f"feature_set must be a non-empty string such as {FEATURE_SETS[1]!r}, got {feature_set!r}")
+    if feature_set == PROBABILITY_ONLY:
+        return ("probability",)
     parts = tuple(part.strip() for part in feature_set.split("+"))
     unknown = [part for part in parts if part not in FEATURE_PARTS]
     if unknown:
@@ -58,6 +61,8 @@ def feature_set_parts(feature_set: str) -> tuple[str, ...]:
             f"feature_set {feature_set!r} has unknown part(s) {', '.join(map(repr, unknown))}; parts are "
             f"{', '.join(FEATURE_PARTS)} (e.g. {', '.join(FEATURE_SETS)})"
         )
+    if "probability" in parts and ("own" in parts or "all_models" in parts):
+        raise ValueError(f"feature_set {feature_set!r}: 'own' and 'all_models' already contain the target's probability")
     if "own" in parts and "all_models" in parts:
         raise ValueError(f"feature_set {feature_set!r}: 'all_models' already contains the model's own probabilities")
     return parts
@@ -133,21 +138,26 @@ def build_features(
             label columns; ``n_ap``, ``n_pa``, ``lateral`` are used when present.
         probabilities_by_model: model name -> probabilities (index ``image_id``, one column per finding).
             Rows missing from a model's frame become NaN.
-        model: the analysed model (its probabilities are the ``own`` part).
+        model: the analysed model (its probabilities are the ``own`` part, its target's the ``probability`` part).
         finding: the target finding; its label (and labels that determine it) are never features.
         feature_set: one of `FEATURE_SETS` (or another ``+``-joined combination of `FEATURE_PARTS`).
         finding_features: candidate label features of the ``findings`` part; those not in ``table`` and those
             of `excluded_labels` (finding) are skipped.
 
     Returns:
-        float64 DataFrame, index ``table.index``, columns in the order own/all_models, demographics, findings
-        (names in the module docstring). NaN marks an unknown value.
+        float64 DataFrame, index ``table.index``, columns in the order probability/own/all_models, demographics,
+        findings (names in the module docstring). NaN marks an unknown value.
     """
     parts = feature_set_parts(feature_set)
     if model not in probabilities_by_model:
         raise ValueError(f"model {model!r} is not in probabilities_by_model ({', '.join(probabilities_by_model)})")
     index = table.index
     columns: dict[str, np.ndarray] = {}
+    if "probability" in parts:
+        own = _aligned_probabilities(probabilities_by_model[model], index, model)
+        if finding not in own.columns:
+            raise ValueError(f"model {model!r} has no probability for {finding!r}")
+        columns[f"p:{finding}"] = own[finding].to_numpy(dtype="float64")
     if "own" in parts:
         own = _aligned_probabilities(probabilities_by_model[model], index, model)
         for column in own.columns:
@@ -171,3 +181,17 @@ def build_features(
     if not columns:
         raise ValueError(f"feature_set {feature_set!r} gives no feature columns for this table")
     return pd.DataFrame(columns, index=index, dtype="float64")
+
+
+def own_output_columns(columns: Iterable[str], model: str) -> list[str]:
+    """The feature columns that are the analysed ``model``'s own outputs: ``p:<finding>`` (parts
+    ``probability`` and ``own``) and ``p:<model>:<finding>`` (its columns of the ``all_models`` part)."""
+    own = []
+    for column in columns:
+        column = str(column)
+        if not column.startswith("p:"):
+            continue
+        rest = column[2:]
+        if ":" not in rest or rest.startswith(f"{model}:"):
+            own.append(column)
+    return own
