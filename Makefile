@@ -29,12 +29,9 @@ system-deps:
 run: $(STAMP) system-deps
 	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
-# ruff check runs now. `ruff format --check` joins once the lead has run `ruff format` over the merged tree
-# (formatting every branch separately would conflict): then set RUFF_FORMAT_CHECK ?= 1 here.
-RUFF_FORMAT_CHECK ?=
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
-	$(if $(RUFF_FORMAT_CHECK),$(BIN)/ruff format --check .)
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 	$(MAKE) docs
 

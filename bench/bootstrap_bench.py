@@ -42,8 +42,7 @@ def loop_f1_change(y, before, after, rows_of, n_replicates, seed):
     deltas = np.empty(n_replicates)
     for r in range(n_replicates):
         rows = np.concatenate([rows_of[p] for p in rng.integers(0, n_patients, n_patients)])
-        deltas[r] = (f1_score(y[rows], after[rows], zero_division=0)
-                     - f1_score(y[rows], before[rows], zero_division=0))
+        deltas[r] = f1_score(y[rows], after[rows], zero_division=0) - f1_score(y[rows], before[rows], zero_division=0)
     return deltas
 
 
@@ -89,25 +88,32 @@ def main() -> None:
     n_patients = int(codes.max()) + 1
     order = np.argsort(codes, kind="stable")
     rows_of = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)  # setup, not timed
-    print(f"data: {len(y)} images, {n_patients} patients, {y.sum()} {FINDING} positives, threshold "
-          f"{threshold:.4f}, {n_flip} predictions flipped; F1 before {f1_score(y, before):.4f}, "
-          f"after {f1_score(y, after):.4f}")
+    print(
+        f"data: {len(y)} images, {n_patients} patients, {y.sum()} {FINDING} positives, threshold "
+        f"{threshold:.4f}, {n_flip} predictions flipped; F1 before {f1_score(y, before):.4f}, "
+        f"after {f1_score(y, after):.4f}"
+    )
 
     # ---- F1 change
     paired_bootstrap_f1_change(y, before, after, groups, n_replicates=50, seed=0)  # warm-up
-    fast_time, fast = best_of(lambda: paired_bootstrap_f1_change(y, before, after, groups,
-                                                                 n_replicates=N_REPLICATES, seed=0))
+    fast_time, fast = best_of(
+        lambda: paired_bootstrap_f1_change(y, before, after, groups, n_replicates=N_REPLICATES, seed=0)
+    )
     start = time.perf_counter()
     loop_sample = loop_f1_change(y, before, after, rows_of, LOOP_REPLICATES, seed=1)
     loop_per_replicate = (time.perf_counter() - start) / LOOP_REPLICATES
     projected = loop_per_replicate * N_REPLICATES
     fast_per_replicate = fast_time / N_REPLICATES
-    print(f"fast paired_bootstrap_f1_change: {N_REPLICATES} replicates in {fast_time:.3f} s "
-          f"({N_REPLICATES / fast_time:,.0f} replicates/s; best of 3)")
-    print(f"plain loop (sklearn f1_score): {LOOP_REPLICATES} replicates in "
-          f"{loop_per_replicate * LOOP_REPLICATES:.2f} s "
-          f"({1 / loop_per_replicate:,.1f} replicates/s) -> {projected:.1f} s for {N_REPLICATES}, "
-          f"scaled linearly from {LOOP_REPLICATES}")
+    print(
+        f"fast paired_bootstrap_f1_change: {N_REPLICATES} replicates in {fast_time:.3f} s "
+        f"({N_REPLICATES / fast_time:,.0f} replicates/s; best of 3)"
+    )
+    print(
+        f"plain loop (sklearn f1_score): {LOOP_REPLICATES} replicates in "
+        f"{loop_per_replicate * LOOP_REPLICATES:.2f} s "
+        f"({1 / loop_per_replicate:,.1f} replicates/s) -> {projected:.1f} s for {N_REPLICATES}, "
+        f"scaled linearly from {LOOP_REPLICATES}"
+    )
     print(f"F1 change estimate {fast.estimate:+.5f}, fast 95% CI [{fast.ci_low:+.5f}, {fast.ci_high:+.5f}]")
     sd = fast.replicates.std()
     if args.full or projected < 60:
@@ -117,16 +123,20 @@ def main() -> None:
         low, high = np.quantile(loop_all, [0.025, 0.975])
         loop_per_replicate = loop_time / N_REPLICATES
         agree = max(abs(low - fast.ci_low), abs(high - fast.ci_high)) < 0.25 * sd
-        print(f"plain loop, all {N_REPLICATES} replicates: {loop_time:.1f} s; loop 95% CI [{low:+.5f}, {high:+.5f}]; "
-              f"CIs {'agree' if agree else 'DIFFER'} (ends within 0.25 bootstrap SD = {0.25 * sd:.5f}; "
-              "different random draws)")
+        print(
+            f"plain loop, all {N_REPLICATES} replicates: {loop_time:.1f} s; loop 95% CI [{low:+.5f}, {high:+.5f}]; "
+            f"CIs {'agree' if agree else 'DIFFER'} (ends within 0.25 bootstrap SD = {0.25 * sd:.5f}; "
+            "different random draws)"
+        )
     else:
         se = loop_sample.std(ddof=1) / np.sqrt(len(loop_sample))
         agree = abs(loop_sample.mean() - fast.replicates.mean()) < 4 * se
-        print(f"delta distribution: fast mean {fast.replicates.mean():+.5f} sd {sd:.5f}; loop ({LOOP_REPLICATES} "
-              f"replicates) mean {loop_sample.mean():+.5f} sd {loop_sample.std(ddof=1):.5f}; means "
-              f"{'agree' if agree else 'DIFFER'} (within 4 SE of the loop mean = {4 * se:.5f}); the loop's full "
-              f"{N_REPLICATES} skipped (projected {projected:.0f} s; --full runs it)")
+        print(
+            f"delta distribution: fast mean {fast.replicates.mean():+.5f} sd {sd:.5f}; loop ({LOOP_REPLICATES} "
+            f"replicates) mean {loop_sample.mean():+.5f} sd {loop_sample.std(ddof=1):.5f}; means "
+            f"{'agree' if agree else 'DIFFER'} (within 4 SE of the loop mean = {4 * se:.5f}); the loop's full "
+            f"{N_REPLICATES} skipped (projected {projected:.0f} s; --full runs it)"
+        )
 
     # ---- AUROC, for information
     bootstrap_auroc(y, probability, groups, n_replicates=20, seed=0)
@@ -134,10 +144,12 @@ def main() -> None:
     start = time.perf_counter()
     auroc_loop = loop_auroc(y, probability, rows_of, 20, seed=1)
     auroc_loop_per = (time.perf_counter() - start) / 20
-    print(f"bootstrap_auroc: 1000 replicates in {auroc_time:.2f} s (best of 3); loop (roc_auc_score) "
-          f"{auroc_loop_per * 1000:.1f} s for 1000, scaled from 20 ({auroc_loop_per * 1000 / auroc_time:.0f}x); "
-          f"AUROC {auroc.estimate:.4f} "
-          f"[{auroc.ci_low:.4f}, {auroc.ci_high:.4f}], loop replicate mean {auroc_loop.mean():.4f}")
+    print(
+        f"bootstrap_auroc: 1000 replicates in {auroc_time:.2f} s (best of 3); loop (roc_auc_score) "
+        f"{auroc_loop_per * 1000:.1f} s for 1000, scaled from 20 ({auroc_loop_per * 1000 / auroc_time:.0f}x); "
+        f"AUROC {auroc.estimate:.4f} "
+        f"[{auroc.ci_low:.4f}, {auroc.ci_high:.4f}], loop replicate mean {auroc_loop.mean():.4f}"
+    )
 
     print(f"speedup: {loop_per_replicate / fast_per_replicate:.0f}")
 

@@ -175,15 +175,19 @@ def during_run_bench(min_switches: int = 12) -> int:
         _check(app, f"{page} after the run")
     times = [t for _, t in during]
     worst_page, worst = max(during, key=lambda item: item[1])
-    print(f"page switches during a full run (seed {seed}; the run took {run_s:.1f} s; Overview after the seed "
-          f"change {first:.1f} s), AppTest server time per switch")
+    print(
+        f"page switches during a full run (seed {seed}; the run took {run_s:.1f} s; Overview after the seed "
+        f"change {first:.1f} s), AppTest server time per switch"
+    )
     for page in PAGES:
         mine = [t for p, t in during if p == page]
         if mine:
             print(f"  {page:<12} during: median {_median(mine):.2f} s over {len(mine)}")
     print(f"same switches after the run: median {_median(after):.2f} s, worst {max(after):.2f} s")
-    print(f"worst during the run: {worst_page} {worst:.2f} s; ratio of medians during/after "
-          f"{_median(times) / max(_median(after), 1e-9):.1f}x")
+    print(
+        f"worst during the run: {worst_page} {worst:.2f} s; ratio of medians during/after "
+        f"{_median(times) / max(_median(after), 1e-9):.1f}x"
+    )
     print(f"switch_during_run_s: median {_median(times):.2f} worst {worst:.2f}")
     return 0
 
@@ -201,8 +205,13 @@ def chexpert_bench(n_models: int = 10) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="cxrfail-dash-chexpert-"))
     csv = chexpert_sample_path()
     models = write_simulated_models(load_chexpert(csv), COMPETITION_FINDINGS, n_models, scratch / "models")
-    os.environ.update({"CXRFAIL_DATA_ROOTS": os.pathsep.join([str(scratch), str(csv.parent)]),
-                       "CXRFAIL_DEMO_DIR": str(scratch / "no-demo"), "CXRFAIL_CACHE_DIR": str(scratch / "cache")})
+    os.environ.update(
+        {
+            "CXRFAIL_DATA_ROOTS": os.pathsep.join([str(scratch), str(csv.parent)]),
+            "CXRFAIL_DEMO_DIR": str(scratch / "no-demo"),
+            "CXRFAIL_CACHE_DIR": str(scratch / "cache"),
+        }
+    )
     os.environ.pop("CXRFAIL_INLINE_WAIT_S", None)
     app = AppTest.from_file(str(OVERVIEW), default_timeout=3600).run()
     app.switch_page("pages/data.py").run()
@@ -212,16 +221,22 @@ def chexpert_bench(n_models: int = 10) -> int:
     app.selectbox(key="data_unit").set_value("study")
     load_s = _timed(app.button[0].click().run)
     _check(app, "loading the CheXpert data")
-    print(f"Data page: {len(models)} models on the CheXpert CSV loaded in {load_s:.1f} s; "
-          + next((s.value for s in app.success), "")[:160], flush=True)
+    print(
+        f"Data page: {len(models)} models on the CheXpert CSV loaded in {load_s:.1f} s; "
+        + next((s.value for s in app.success), "")[:160],
+        flush=True,
+    )
     times = {}
     for page in ("overview", "subgroups", "identifiers", "explain", "flip", "cases", "labels", "export"):
         app.switch_page(_script(page))
         times[page] = _timed(app.run)
         _check(app, page)
         panel = next((c.value for c in app.caption if "model × finding pairs done" in c.value), "")
-        shown = "numbers" + (" (first screen) + run panel" if panel else "") if app.metric or app.dataframe else (
-            "run panel" if panel else "other")
+        shown = (
+            "numbers" + (" (first screen) + run panel" if panel else "")
+            if app.metric or app.dataframe
+            else ("run panel" if panel else "other")
+        )
         print(f"  {page:<12} {times[page]:6.1f} s: {shown}" + (f" [{panel}]" if panel else ""), flush=True)
     for job in runs.running_jobs():  # not waited for: the pages' times are the measure
         job.cancel()
@@ -243,9 +258,25 @@ def slider_browser_bench(moves: int = 12) -> int:
     port = _free_port()
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
-         "127.0.0.1", "--server.headless", "true"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "CXRFAIL_INLINE_WAIT_S": "3600"}, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CXRFAIL_INLINE_WAIT_S": "3600"},
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
@@ -259,9 +290,17 @@ def slider_browser_bench(moves: int = 12) -> int:
             if process.poll() is not None or time.perf_counter() - started > 120:
                 raise SystemExit("streamlit did not start")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = playwright.chromium.launch(
+                executable_path=str(chromium),
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(1_800_000)
             page.goto(f"{url}/flip")
@@ -291,8 +330,11 @@ def slider_browser_bench(moves: int = 12) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
         _kill_group(process.pid)
-    print(f"Flip slider in chromium, key press -> figure redrawn at the new tau, {moves} moves: "
-          + ", ".join(f"{_ms(t):.0f}" for t in times) + " ms")
+    print(
+        f"Flip slider in chromium, key press -> figure redrawn at the new tau, {moves} moves: "
+        + ", ".join(f"{_ms(t):.0f}" for t in times)
+        + " ms"
+    )
     print(f"slider_browser_ms: {_ms(_median(times)):.0f}")
     return 0
 
@@ -318,9 +360,25 @@ def browser_bench(cache_dir: str | None = None) -> float | None:
     log = tempfile.TemporaryFile()
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
-         "127.0.0.1", "--server.headless", "true"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, **({"CXRFAIL_CACHE_DIR": cache_dir} if cache_dir else {})}, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **({"CXRFAIL_CACHE_DIR": cache_dir} if cache_dir else {})},
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         while True:
@@ -333,15 +391,25 @@ def browser_bench(cache_dir: str | None = None) -> float | None:
             if process.poll() is not None or time.perf_counter() - start > 120:
                 return None
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = playwright.chromium.launch(
+                executable_path=str(chromium),
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
             page.set_default_timeout(600_000)
             page.goto(url)
             page.get_by_role("heading", name="Where is the action?").wait_for()
-            while (page.locator(".js-plotly-plot").count() < 6
-                   or page.locator("[data-testid='stApp']").get_attribute("data-test-script-state") != "notRunning"):
+            while (
+                page.locator(".js-plotly-plot").count() < 6
+                or page.locator("[data-testid='stApp']").get_attribute("data-test-script-state") != "notRunning"
+            ):
                 time.sleep(0.05)
             elapsed = time.perf_counter() - start
             browser.close()
@@ -384,14 +452,26 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the test subset instead of the full demo")
     parser.add_argument("--moves", type=int, default=15, help="slider moves to time (default %(default)s)")
     parser.add_argument("--no-browser", action="store_true", help="skip the streamlit-run-to-Overview timing")
-    parser.add_argument("--cold", type=int, metavar="N", help="only the cold first screen, N times (each on its own "
-                        "empty cache); prints every time and their median as cold_first_screen_s")
-    parser.add_argument("--during-run", action="store_true",
-                        help="only page switches while a full run computes (switch_during_run_s)")
-    parser.add_argument("--chexpert", action="store_true",
-                        help="only the CheXpert-scale pages while the full run computes (chexpert_page_s)")
-    parser.add_argument("--slider-browser", action="store_true",
-                        help="only the Flip slider's round trip in chromium (slider_browser_ms)")
+    parser.add_argument(
+        "--cold",
+        type=int,
+        metavar="N",
+        help="only the cold first screen, N times (each on its own "
+        "empty cache); prints every time and their median as cold_first_screen_s",
+    )
+    parser.add_argument(
+        "--during-run", action="store_true", help="only page switches while a full run computes (switch_during_run_s)"
+    )
+    parser.add_argument(
+        "--chexpert",
+        action="store_true",
+        help="only the CheXpert-scale pages while the full run computes (chexpert_page_s)",
+    )
+    parser.add_argument(
+        "--slider-browser",
+        action="store_true",
+        help="only the Flip slider's round trip in chromium (slider_browser_ms)",
+    )
     args = parser.parse_args()
     if args.quick:
         os.environ.update(QUICK_ENV)
@@ -414,20 +494,26 @@ def main() -> int:
     scope = "test subset (2 models x 2 findings)" if args.quick else "full demo (app defaults)"
     print(f"dashboard bench, {scope}, warm caches; AppTest server time per rerun")
     print(f"baseline (one-slider script) rerun: {results['baseline_ms']:.1f} ms")
-    print(f"Flip slider move, new tau: median {results['slider_ms']:.1f} ms, max {results['slider_max_ms']:.1f} ms "
-          f"({results['slider_ms'] / results['baseline_ms']:.1f}x baseline)")
+    print(
+        f"Flip slider move, new tau: median {results['slider_ms']:.1f} ms, max {results['slider_max_ms']:.1f} ms "
+        f"({results['slider_ms'] / results['baseline_ms']:.1f}x baseline)"
+    )
     print(f"Flip slider move, tau seen before: median {results['slider_revisit_ms']:.1f} ms")
     for page in PAGES:
         steady = results["pages_ms"][page]
-        print(f"switch to {page:<12} first {results['pages_first_ms'][page]:7.1f} ms, then median "
-              f"{steady:7.1f} ms ({steady / results['baseline_ms']:.1f}x baseline)")
+        print(
+            f"switch to {page:<12} first {results['pages_first_ms'][page]:7.1f} ms, then median "
+            f"{steady:7.1f} ms ({steady / results['baseline_ms']:.1f}x baseline)"
+        )
     if startup is None:
         print("streamlit run -> Overview rendered: skipped (needs /usr/bin/chromium and playwright)")
     else:
         print(f"streamlit run -> Overview rendered (warm disk cache): {startup:.1f} s")
     if cold is not None:
-        print("streamlit run -> Overview with numbers, empty disk cache (the first screen's quick run; "
-              "identifiers, flipping and SHAP continue in the background)")
+        print(
+            "streamlit run -> Overview with numbers, empty disk cache (the first screen's quick run; "
+            "identifiers, flipping and SHAP continue in the background)"
+        )
         print(f"cold_first_screen_s: {cold:.1f}")
     print(f"slider_ms: {results['slider_ms']:.1f}")
     return 0

@@ -131,8 +131,15 @@ def _timed(command: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - started
 
 
-def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: str, backend: str,
-                       repeats: int = PROCESS_REPEATS, plain_threads: int | None = None) -> float:
+def process_comparison(
+    paths: list[Path],
+    weights: Path,
+    scratch: Path,
+    device: str,
+    backend: str,
+    repeats: int = PROCESS_REPEATS,
+    plain_threads: int | None = None,
+) -> float:
     """``cxrfail infer`` over `PROCESS_IMAGES` images (the ONNX export cached, the predictions not) against the
     plain loop, each a whole process; prints both and returns plain seconds / infer seconds. ``plain_threads``:
     the plain loop's torch threads (OMP_NUM_THREADS; default torch's own choice, one per core)."""
@@ -141,8 +148,18 @@ def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: 
         folder.mkdir()
         for path in part:
             shutil.copy(path, folder / path.name)
-    cli = [sys.executable, "-m", "cxrfail.cli", "infer", "--model", f"xrv:densenet121@{weights}", "--device", device,
-           "--backend", backend]
+    cli = [
+        sys.executable,
+        "-m",
+        "cxrfail.cli",
+        "infer",
+        "--model",
+        f"xrv:densenet121@{weights}",
+        "--device",
+        device,
+        "--backend",
+        backend,
+    ]
     # an earlier run on other images: the export is made and cached; the timed runs start from a copy of that cache
     _timed([*cli, "--cache-dir", str(warm_cache), "--images", str(warmup), "--out", str(scratch / "warmup.csv")])
     infer_s, plain_s = [], []
@@ -150,15 +167,19 @@ def process_comparison(paths: list[Path], weights: Path, scratch: Path, device: 
     for repeat in range(repeats):
         cache = scratch / f"process-cache-{repeat}"
         shutil.copytree(warm_cache, cache)
-        infer_s.append(_timed([*cli, "--cache-dir", str(cache), "--images", str(chosen),
-                               "--out", str(scratch / "infer.csv")]))
-        plain_s.append(_timed([sys.executable, "-c", PLAIN_LOOP, str(weights), str(chosen), str(scratch / "plain.csv")],
-                              plain_env))
+        infer_s.append(
+            _timed([*cli, "--cache-dir", str(cache), "--images", str(chosen), "--out", str(scratch / "infer.csv")])
+        )
+        plain_s.append(
+            _timed([sys.executable, "-c", PLAIN_LOOP, str(weights), str(chosen), str(scratch / "plain.csv")], plain_env)
+        )
     infer, plain = min(infer_s), min(plain_s)
-    print(f"whole process, {PROCESS_IMAGES} images: cxrfail infer {infer:.2f} s (runs "
-          f"{', '.join(f'{s:.2f}' for s in infer_s)}; ONNX export cached, predictions not); plain per-image torch "
-          f"loop {plain:.2f} s (runs {', '.join(f'{s:.2f}' for s in plain_s)}; torch threads: "
-          f"{plain_threads or 'default'})")
+    print(
+        f"whole process, {PROCESS_IMAGES} images: cxrfail infer {infer:.2f} s (runs "
+        f"{', '.join(f'{s:.2f}' for s in infer_s)}; ONNX export cached, predictions not); plain per-image torch "
+        f"loop {plain:.2f} s (runs {', '.join(f'{s:.2f}' for s in plain_s)}; torch threads: "
+        f"{plain_threads or 'default'})"
+    )
     return plain / infer
 
 
@@ -166,15 +187,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--backend", default="auto", help="auto, torch or onnxruntime")
-    parser.add_argument("--naive-images", type=int, default=None,
-                        help="run the naive loop on this many images only (default: all)")
-    parser.add_argument("--process", action="store_true",
-                        help="also time cxrfail infer against a plain loop as whole processes")
+    parser.add_argument(
+        "--naive-images", type=int, default=None, help="run the naive loop on this many images only (default: all)"
+    )
+    parser.add_argument(
+        "--process", action="store_true", help="also time cxrfail infer against a plain loop as whole processes"
+    )
     parser.add_argument("--process-only", action="store_true", help="only the whole-process comparison")
-    parser.add_argument("--process-repeats", type=int, default=PROCESS_REPEATS,
-                        help="runs of each process (the best counts; default %(default)s)")
-    parser.add_argument("--plain-threads", type=int, default=None,
-                        help="torch threads of the plain loop process (default: torch's, one per core)")
+    parser.add_argument(
+        "--process-repeats",
+        type=int,
+        default=PROCESS_REPEATS,
+        help="runs of each process (the best counts; default %(default)s)",
+    )
+    parser.add_argument(
+        "--plain-threads",
+        type=int,
+        default=None,
+        help="torch threads of the plain loop process (default: torch's, one per core)",
+    )
     args = parser.parse_args()
     paths = [path for _, path in list_images(IMAGES)]
     naive_paths = paths if args.naive_images is None else paths[: args.naive_images]
@@ -182,25 +213,29 @@ def main() -> None:
         weights = Path(scratch) / "densenet121-seed0.pt"
         torch.save(random_xrv_densenet(paths[-8:]).state_dict(), weights)
         if args.process or args.process_only:
-            process_speedup = process_comparison(paths, weights, Path(scratch), args.device, args.backend,
-                                                 args.process_repeats, args.plain_threads)
+            process_speedup = process_comparison(
+                paths, weights, Path(scratch), args.device, args.backend, args.process_repeats, args.plain_threads
+            )
             if args.process_only:
                 print(f"process speedup: {process_speedup:.2f}")
                 return
         started = time.perf_counter()
         model = load_model(f"xrv:densenet121@{weights}")
         load_s = time.perf_counter() - started
-        engine = InferenceEngine(model, device=args.device, cache=PredictionCache(Path(scratch) / "cache"),
-                                 backend=args.backend)
+        engine = InferenceEngine(
+            model, device=args.device, cache=PredictionCache(Path(scratch) / "cache"), backend=args.backend
+        )
         started = time.perf_counter()
         backend = engine.prepare()
         prepare_s = time.perf_counter() - started
         naive_model = load_model(f"xrv:densenet121@{weights}")
         naive_model.module.to(engine.device)
         print(f"images: {len(paths)} from {IMAGES}")
-        print(f"device: {engine.device} ({torch.get_num_threads()} threads, {os.cpu_count()} cores), precision "
-              f"{engine.precision}, batch size {engine.batch_size}, {engine.streams} streams, "
-              f"{engine.num_workers} decoding workers, backend {backend}")
+        print(
+            f"device: {engine.device} ({torch.get_num_threads()} threads, {os.cpu_count()} cores), precision "
+            f"{engine.precision}, batch size {engine.batch_size}, {engine.streams} streams, "
+            f"{engine.num_workers} decoding workers, backend {backend}"
+        )
         print(f"model load: {load_s:.2f} s; backend prepare (one-off ONNX export and check): {prepare_s:.2f} s")
 
         half = len(naive_paths) // 2
@@ -216,8 +251,9 @@ def main() -> None:
         started = time.perf_counter()
         warm = engine.run(IMAGES)
         warm_s = time.perf_counter() - started
-        inputs = torch.stack([preprocess(read_image(path), model.card.preprocessing)
-                              for path in paths[:FORWARD_IMAGES]])
+        inputs = torch.stack(
+            [preprocess(read_image(path), model.card.preprocessing) for path in paths[:FORWARD_IMAGES]]
+        )
         forward_only = forward_rate(engine, inputs)
 
     naive = np.concatenate([naive_first, naive_second])
@@ -228,11 +264,12 @@ def main() -> None:
     cold.to_csv(OUT / "inference_predictions.csv")
     naive_rate, cold_rate, warm_rate = len(naive_paths) / naive_s, len(paths) / cold_s, len(paths) / warm_s
     print(f"naive loop:  {naive_rate:8.2f} images/s ({len(naive_paths)} images, {naive_s:.1f} s)")
-    print(f"engine cold: {cold_rate:8.2f} images/s ({len(paths)} images, {cold_s:.1f} s, "
-          f"{len(cold.failures)} failed)")
+    print(f"engine cold: {cold_rate:8.2f} images/s ({len(paths)} images, {cold_s:.1f} s, {len(cold.failures)} failed)")
     print(f"engine warm: {warm_rate:8.2f} images/s ({len(paths)} images from the cache, {warm_s:.3f} s)")
-    print(f"forward passes alone: {forward_only:8.2f} images/s ({FORWARD_IMAGES} decoded images; the cold run "
-          f"reaches {cold_rate / forward_only:.0%} of it)")
+    print(
+        f"forward passes alone: {forward_only:8.2f} images/s ({FORWARD_IMAGES} decoded images; the cold run "
+        f"reaches {cold_rate / forward_only:.0%} of it)"
+    )
     print(f"max |engine - naive| probability: {np.abs(engine_rows - naive).max():.2e}")
     print(f"predictions written to {OUT / 'inference_predictions.csv'}")
     print(f"cache speedup (warm vs cold run): {cold_s / warm_s:.1f}")

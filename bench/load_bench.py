@@ -42,11 +42,20 @@ sys.path.insert(0, str(ROOT))
 from cxrfail.dashboard.limits import process_tree_bytes  # noqa: E402 - after the path insert
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-SMALL_ENV = {"CXRFAIL_DEMO_MODELS": "densenet121_jrzech,densenet121_1epoch", "CXRFAIL_DEMO_FINDINGS": "Edema,Cardiomegaly",
-             "CXRFAIL_DEMO_CONFIG": json.dumps({"n_bootstrap": 200, "shap_max_samples": 100, "n_folds": 3}),
-             "CXRFAIL_FLIP_BOOTSTRAP": "500"}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SMALL_ENV = {
+    "CXRFAIL_DEMO_MODELS": "densenet121_jrzech,densenet121_1epoch",
+    "CXRFAIL_DEMO_FINDINGS": "Edema,Cardiomegaly",
+    "CXRFAIL_DEMO_CONFIG": json.dumps({"n_bootstrap": 200, "shap_max_samples": 100, "n_folds": 3}),
+    "CXRFAIL_FLIP_BOOTSTRAP": "500",
+}
 TOUR = ("Subgroups", "Flip", "slider", "Overview", "Cases", "Flip", "slider", "Data", "Export", "Overview")
 NEW_SEEDS = (4242, 777, 31337, 2024, 99, 5, 6, 7)
 PAGE_TIMEOUT_S = 300
@@ -64,10 +73,25 @@ def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen,
     port = _free_port()
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -122,8 +146,9 @@ async def shown_problems(tab) -> list[str]:
     return texts
 
 
-async def session(number: int, browser, url: str, actions: int, trips: list, problems: list, runs: dict,
-                  run_sessions: int) -> None:
+async def session(
+    number: int, browser, url: str, actions: int, trips: list, problems: list, runs: dict, run_sessions: int
+) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 1400})
     tab = await context.new_page()
     tab.set_default_timeout(PAGE_TIMEOUT_S * 1000)
@@ -171,8 +196,11 @@ async def session(number: int, browser, url: str, actions: int, trips: list, pro
             if any(marker in text for marker in REFUSAL_MARKERS):
                 outcome = "refused with a message"
                 break
-            if state == "notRunning" and "Identifiers" in text and not await tab.locator(
-                    "[data-testid='stProgress']").count():
+            if (
+                state == "notRunning"
+                and "Identifiers" in text
+                and not await tab.locator("[data-testid='stProgress']").count()
+            ):
                 outcome = "finished"
                 break
             await asyncio.sleep(1.0)
@@ -189,8 +217,9 @@ async def drive(url: str, sessions: int, actions: int, run_sessions: int) -> tup
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            await asyncio.gather(*(session(n, browser, url, actions, trips, problems, runs, run_sessions)
-                                   for n in range(sessions)))
+            await asyncio.gather(
+                *(session(n, browser, url, actions, trips, problems, runs, run_sessions) for n in range(sessions))
+            )
         finally:
             await browser.close()
     return trips, problems, runs
@@ -228,12 +257,16 @@ def main() -> int:
                 server.wait()
             sampler.stop()
     configuration = "dashboard defaults" if args.full else "small (2 models x 2 findings, 200 replicates)"
-    print(f"sessions: {args.sessions} ({args.run_sessions} starting full runs with new seeds); configuration: "
-          f"{configuration}; {time.monotonic() - started:.0f} s in all")
+    print(
+        f"sessions: {args.sessions} ({args.run_sessions} starting full runs with new seeds); configuration: "
+        f"{configuration}; {time.monotonic() - started:.0f} s in all"
+    )
     trips = [seconds for seconds, _ in labelled]
     slowest = sorted(labelled, reverse=True)[:3]
-    print(f"page round trips: {len(trips)}; median {percentile(trips, 0.5):.2f} s; slowest: "
-          + ", ".join(f"{label} {seconds:.1f} s" for seconds, label in slowest))
+    print(
+        f"page round trips: {len(trips)}; median {percentile(trips, 0.5):.2f} s; slowest: "
+        + ", ".join(f"{label} {seconds:.1f} s" for seconds, label in slowest)
+    )
     print(f"load_p95_s: {percentile(trips, 0.95):.2f}")
     print(f"load_peak_gb: {sampler.peak / 1e9:.2f}")
     print(f"errors shown: {len(problems)}" + "".join(f"\n  {p}" for p in problems[:10]))

@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=621, help="how many of the demo images (default 621)")
     args = parser.parse_args()
-    paths = sorted(IMAGES.glob("*.png"))[:args.images]
+    paths = sorted(IMAGES.glob("*.png"))[: args.images]
     cores = os.cpu_count() or 1
     from ray.cluster_utils import Cluster
 
@@ -56,10 +56,10 @@ def main() -> None:
             return time.perf_counter() - started
 
         first = local_seconds()
-        node = {"num_cpus": max(1, cores // 2), "object_store_memory": 80 * 1024 * 1024,
-                "node_ip_address": "127.0.0.1"}
-        cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
-                          head_node_args={**node, "include_dashboard": False})
+        node = {"num_cpus": max(1, cores // 2), "object_store_memory": 80 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
+        cluster = Cluster(
+            initialize_head=True, shutdown_at_exit=False, head_node_args={**node, "include_dashboard": False}
+        )
         try:
             cluster.add_node(**node)
             cluster.wait_for_nodes()

@@ -16,8 +16,12 @@ from pathlib import Path
 def timed_analyze(cache_dir: Path, out_dir: Path) -> float:
     env = {**os.environ, "CXRFAIL_CACHE_DIR": str(cache_dir)}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cxrfail.cli", "analyze", "--out", str(out_dir)], env=env, check=True,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "cxrfail.cli", "analyze", "--out", str(out_dir)],
+        env=env,
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 

@@ -108,10 +108,16 @@ def time_pairs(cohort, predictions: list[Path]) -> None:
     config = AnalysisConfig()
     models = load_predictions(predictions)
     table = cohort.table
-    split = pd.Series(patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed),
-                      index=table.index)
-    inputs = PairInputs(table=table, probabilities={m.name: m.probabilities.loc[table.index] for m in models},
-                        split=split, levels=run_levels(table, config), unit=cohort.unit)
+    split = pd.Series(
+        patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed), index=table.index
+    )
+    inputs = PairInputs(
+        table=table,
+        probabilities={m.name: m.probabilities.loc[table.index] for m in models},
+        split=split,
+        levels=run_levels(table, config),
+        unit=cohort.unit,
+    )
     cpu_seconds = []
     with threadpool_limits(limits=1):
         analyse_pair(inputs, models[0].name, COMPETITION_FINDINGS[0], config)  # warm-up: imports, first calls
@@ -119,8 +125,11 @@ def time_pairs(cohort, predictions: list[Path]) -> None:
             wall, cpu = time.perf_counter(), time.process_time()
             analyse_pair(inputs, models[1].name, finding, config)
             cpu_seconds.append(time.process_time() - cpu)
-            print(f"{finding}: {cpu_seconds[-1]:.1f} s CPU, {time.perf_counter() - wall:.1f} s wall "
-                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+            print(
+                f"{finding}: {cpu_seconds[-1]:.1f} s CPU, {time.perf_counter() - wall:.1f} s wall "
+                f"(load average {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
     print(f"pair_cpu_s: {max(cpu_seconds):.1f}")
 
 
@@ -140,15 +149,32 @@ def main() -> None:
         if args.pairs:
             time_pairs(cohort, predictions)
             return
-        command = [sys.executable, "-m", "cxrfail.cli", "analyze", "--cohort", "chexpert", "--cohort-file", str(csv),
-                   "--uncertain", args.uncertain, "--predictions", *map(str, predictions),
-                   "--cache-dir", str(scratch / "cache"), "--out", str(scratch / "report")]
+        command = [
+            sys.executable,
+            "-m",
+            "cxrfail.cli",
+            "analyze",
+            "--cohort",
+            "chexpert",
+            "--cohort-file",
+            str(csv),
+            "--uncertain",
+            args.uncertain,
+            "--predictions",
+            *map(str, predictions),
+            "--cache-dir",
+            str(scratch / "cache"),
+            "--out",
+            str(scratch / "report"),
+        ]
         if not args.figures:
             command.append("--no-figures")
         pairs = args.models * len(COMPETITION_FINDINGS)
-        print(f"cohort: {cohort.n_rows} studies of {cohort.n_patients} patients ({csv.name}, uncertain as "
-              f"{args.uncertain}); {args.models} simulated models x {len(COMPETITION_FINDINGS)} findings = "
-              f"{pairs} pairs; {os.cpu_count()} cores; figures {'on' if args.figures else 'off'}")
+        print(
+            f"cohort: {cohort.n_rows} studies of {cohort.n_patients} patients ({csv.name}, uncertain as "
+            f"{args.uncertain}); {args.models} simulated models x {len(COMPETITION_FINDINGS)} findings = "
+            f"{pairs} pairs; {os.cpu_count()} cores; figures {'on' if args.figures else 'off'}"
+        )
         seconds, peak = run_with_peak_memory(command)
     print(f"cold analyze: {seconds:.1f} s ({seconds / pairs:.1f} s per pair)")
     print(f"scale_minutes: {seconds / 60:.2f}")

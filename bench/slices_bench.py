@@ -45,13 +45,22 @@ def main() -> None:
     cohort = load_chexpert(chexpert_sample_path(), uncertain_policy="zeros")
     table = cohort.table if args.rows is None else cohort.table.iloc[: args.rows]
     probabilities = simulated_probabilities(cohort, COMPETITION_FINDINGS, 1).loc[table.index]
-    split = pd.Series(patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed),
-                      index=table.index)
-    print(f"cohort: {len(table)} rows (unit: {cohort.unit}) of {table['patient_id'].nunique()} patients; finding "
-          f"{args.finding}; model {MODEL} (simulated)")
+    split = pd.Series(
+        patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed), index=table.index
+    )
+    print(
+        f"cohort: {len(table)} rows (unit: {cohort.unit}) of {table['patient_id'].nunique()} patients; finding "
+        f"{args.finding}; model {MODEL} (simulated)"
+    )
     with threadpool_limits(limits=1):
-        inputs = PairInputs(table=table, probabilities={MODEL: probabilities}, split=split,
-                            levels=run_levels(table, config), unit=cohort.unit, scope=CORE_SCOPE)
+        inputs = PairInputs(
+            table=table,
+            probabilities={MODEL: probabilities},
+            split=split,
+            levels=run_levels(table, config),
+            unit=cohort.unit,
+            scope=CORE_SCOPE,
+        )
         started = time.perf_counter()
         analyse_pair(inputs, MODEL, args.finding, config)
         core_s = time.perf_counter() - started
@@ -63,8 +72,9 @@ def main() -> None:
         probability = probabilities.loc[known, args.finding].to_numpy(dtype=float)
         row_split = split.loc[known].to_numpy()
         calibration = row_split == "calibration"
-        threshold = choose_threshold(label[calibration], probability[calibration], config.threshold_method,
-                                     config.fixed_threshold).threshold
+        threshold = choose_threshold(
+            label[calibration], probability[calibration], config.threshold_method, config.fixed_threshold
+        ).threshold
         prediction = classify(label, probability, threshold)["prediction"].to_numpy()
         found = find_slices_with_config(rows, args.finding, label, prediction, row_split, config)
         slices_s, slices_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -73,8 +83,10 @@ def main() -> None:
         print(f"{kind}: {len(group)} candidates, {int(group['confirmed'].sum())} confirmed on test")
     for warning in found.warnings:
         print(f"warning: {warning}")
-    print(f"core pair (baseline, same run): {core_s:.1f} s wall; slices: {slices_s:.1f} s wall, {slices_cpu:.1f} s "
-          f"CPU ({slices_s / core_s:.2f}x the core pair's wall time; load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"core pair (baseline, same run): {core_s:.1f} s wall; slices: {slices_s:.1f} s wall, {slices_cpu:.1f} s "
+        f"CPU ({slices_s / core_s:.2f}x the core pair's wall time; load average {os.getloadavg()[0]:.1f})"
+    )
     print(f"slices_pair_s: {slices_cpu:.1f}")
 
 

@@ -40,7 +40,7 @@ from cxrfail.analysis.slices import (
     slice_mask,
 )
 
-WORKER = r'''
+WORKER = r"""
 import json, sys, time
 import numpy as np, pandas as pd
 from erroranalysis.analyzer import PredictionsAnalyzer
@@ -58,7 +58,7 @@ for node in sorted(tree, key=lambda n: n["id"]):
     masks[node["id"]] = mask
     nodes.append({"rows": np.flatnonzero(mask).tolist(), "condition": node["condition"]})
 print(json.dumps({"seconds": seconds, "nodes": nodes}))
-'''
+"""
 
 
 def numeric_frame(rows: pd.DataFrame, errors_from: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -101,19 +101,27 @@ def planted(python: str | None, config: AnalysisConfig, folder: Path) -> None:
         target = cal["planted"].to_numpy()
         columns = slice_columns(cal, TARGET)
         started = time.perf_counter()
-        found = search_slices(build_search_space(cal, columns), errors, top_k=config.slice_top_k,
-                              min_support=config.slice_min_rows, max_predicates=config.slice_max_predicates)
+        found = search_slices(
+            build_search_space(cal, columns),
+            errors,
+            top_k=config.slice_top_k,
+            min_support=config.slice_min_rows,
+            max_predicates=config.slice_max_predicates,
+        )
         seconds["sliceline"] += time.perf_counter() - started
         hits["sliceline"] += max((iou(slice_mask(cal, p), target) for p, _ in found), default=0) >= 0.7
         if python:
-            frame = numeric_frame(cal, pd.DataFrame({"label": cal[TARGET].astype(int), "prediction": cal["prediction"]}),
-                                  columns)
+            frame = numeric_frame(
+                cal, pd.DataFrame({"label": cal[TARGET].astype(int), "prediction": cal["prediction"]}), columns
+            )
             spent, masks = error_tree(python, frame, config.slice_min_rows, folder)
             seconds["erroranalysis"] += spent
             hits["erroranalysis"] += max((iou(mask, target) for mask in masks), default=0) >= 0.7
     for name in ("sliceline",) + (("erroranalysis",) if python else ()):
-        print(f"planted: {name} found a slice with IoU >= 0.7 in {hits[name]} of 10 seeds "
-              f"(search {seconds[name] / 10:.2f} s per seed)")
+        print(
+            f"planted: {name} found a slice with IoU >= 0.7 in {hits[name]} of 10 seeds "
+            f"(search {seconds[name] / 10:.2f} s per seed)"
+        )
 
 
 def chexpert(python: str | None, config: AnalysisConfig, folder: Path) -> None:
@@ -130,19 +138,26 @@ def chexpert(python: str | None, config: AnalysisConfig, folder: Path) -> None:
     label = rows[finding].to_numpy(dtype=int)
     split = patient_split(rows["patient_id"].to_numpy(), config.calibration_fraction, config.seed)
     cal = split == "calibration"
-    threshold = choose_threshold(label[cal], probability[cal], config.threshold_method,
-                                 config.fixed_threshold).threshold
+    threshold = choose_threshold(
+        label[cal], probability[cal], config.threshold_method, config.fixed_threshold
+    ).threshold
     prediction = classify(label, probability, threshold)["prediction"].to_numpy()
     cal_rows = rows.loc[cal]
     errors = (label[cal] != prediction[cal]).astype(float)
     columns = slice_columns(cal_rows, finding)
     started = time.perf_counter()
     sample = search_sample(cal_rows["patient_id"].to_numpy(), config.slice_search_rows, config.seed)
-    search_slices(build_search_space(cal_rows.loc[sample], columns), errors[sample], top_k=config.slice_top_k,
-                  min_support=max(1, int(config.slice_min_rows * sample.mean())),
-                  max_predicates=config.slice_max_predicates)
-    print(f"chexpert ({int(cal.sum())} calibration studies, {finding}, misclassified): sliceline search "
-          f"{time.perf_counter() - started:.1f} s on a {int(sample.sum())}-row patient sample")
+    search_slices(
+        build_search_space(cal_rows.loc[sample], columns),
+        errors[sample],
+        top_k=config.slice_top_k,
+        min_support=max(1, int(config.slice_min_rows * sample.mean())),
+        max_predicates=config.slice_max_predicates,
+    )
+    print(
+        f"chexpert ({int(cal.sum())} calibration studies, {finding}, misclassified): sliceline search "
+        f"{time.perf_counter() - started:.1f} s on a {int(sample.sum())}-row patient sample"
+    )
     if python:
         frame = numeric_frame(cal_rows, pd.DataFrame({"label": label[cal], "prediction": prediction[cal]}), columns)
         spent, masks = error_tree(python, frame, config.slice_min_rows, folder)

@@ -69,8 +69,9 @@ def demo_levels() -> tuple[list[tuple[str, np.ndarray]], np.ndarray, list[float]
     cohort = load_demo_cohort(models)
     ids = common_ids(cohort, models)
     table = cohort.table.loc[ids]
-    split = pd.Series(patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed),
-                      index=ids)
+    split = pd.Series(
+        patient_split(table["patient_id"].to_numpy(), config.calibration_fraction, config.seed), index=ids
+    )
     test = table.loc[split == "test"]
     levels = run_levels(test, config)
     found = []
@@ -84,8 +85,9 @@ def demo_levels() -> tuple[list[tuple[str, np.ndarray]], np.ndarray, list[float]
             known = table[finding].notna()
             y, probability = table.loc[known, finding].astype(int), model.probabilities.loc[ids][finding][known]
             calibration = (split[known] == "calibration").to_numpy()
-            threshold = choose_threshold(y[calibration].to_numpy(), probability[calibration].to_numpy(),
-                                         config.threshold_method).threshold
+            threshold = choose_threshold(
+                y[calibration].to_numpy(), probability[calibration].to_numpy(), config.threshold_method
+            ).threshold
             wrong = classify(y[~calibration], probability[~calibration], threshold)["misclassified"]
             per_patient = wrong.groupby(table.loc[wrong.index, "patient_id"]).agg(["sum", "size"])
             correlations.append(within_patient_correlation(per_patient["sum"], per_patient["size"]))
@@ -133,11 +135,15 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
     start = time.perf_counter()
     levels, rest, correlations = demo_levels()
-    print(f"demo pairs' within-patient correlation on their test splits: {min(correlations):.2f} to "
-          f"{max(correlations):.2f} (median {np.median(correlations):.2f}, {len(correlations)} pairs)")
+    print(
+        f"demo pairs' within-patient correlation on their test splits: {min(correlations):.2f} to "
+        f"{max(correlations):.2f} (median {np.median(correlations):.2f}, {len(correlations)} pairs)"
+    )
     for name, sizes in levels:
-        print(f"level {name}: {sizes.sum()} rows, {len(sizes)} patients, largest {sizes.max()} rows, mean cluster "
-              f"size {mean_cluster_size(sizes):.1f}")
+        print(
+            f"level {name}: {sizes.sum()} rows, {len(sizes)} patients, largest {sizes.max()} rows, mean cluster "
+            f"size {mean_cluster_size(sizes):.1f}"
+        )
     print(f"{n} simulated levels per scenario ({BOOTSTRAP_SIMULATIONS} for the bootstrap baseline)")
     worst, seed = 1.0, 0
     for name, sizes in levels:
@@ -146,14 +152,18 @@ def main() -> None:
                 seed += 1
                 hit, width, boot = coverage(sizes, rest, rate, rho, rho, n, seed)
                 worst = min(worst, hit)
-                print(f"{name:26s} p={rate:.2f} rho={rho:.1f}: coverage {hit:.3f} (mean width {width:.3f}); "
-                      f"percentile bootstrap {boot:.3f}")
+                print(
+                    f"{name:26s} p={rate:.2f} rho={rho:.1f}: coverage {hit:.3f} (mean width {width:.3f}); "
+                    f"percentile bootstrap {boot:.3f}"
+                )
         for rho, rest_rho in STRESS:
             for rate in RATES[1:]:
                 seed += 1
                 hit, width, boot = coverage(sizes, rest, rate, rho, rest_rho, n, seed)
-                print(f"stress {name:19s} p={rate:.2f} rho={rho:.1f}, split rho={rest_rho:.1f}: coverage {hit:.3f} "
-                      f"(mean width {width:.3f}); percentile bootstrap {boot:.3f}")
+                print(
+                    f"stress {name:19s} p={rate:.2f} rho={rho:.1f}, split rho={rest_rho:.1f}: coverage {hit:.3f} "
+                    f"(mean width {width:.3f}); percentile bootstrap {boot:.3f}"
+                )
     print(f"time: {time.perf_counter() - start:.0f} s")
     print(f"subgroup_coverage_min: {worst:.3f}")
 

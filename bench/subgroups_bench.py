@@ -66,12 +66,16 @@ def main() -> None:
         shown = rates[~rates["is_reference"]].sort_values("design_effect", ascending=False).head(3)
         for _, row in shown.iterrows():
             width = (row["ci_high"] - row["ci_low"]) / (row["wilson_high"] - row["wilson_low"])
-            print(f"{finding:16s} {row['subgroup']:>15s}={row['level']:<8s} n={row['n']:5d} "
-                  f"patients={row['n_patients']:5d} rate={row['rate']:.3f} design_effect={row['design_effect']:.1f} "
-                  f"width_vs_wilson={width:.2f}")
+            print(
+                f"{finding:16s} {row['subgroup']:>15s}={row['level']:<8s} n={row['n']:5d} "
+                f"patients={row['n_patients']:5d} rate={row['rate']:.3f} design_effect={row['design_effect']:.1f} "
+                f"width_vs_wilson={width:.2f}"
+            )
     clustered, wilson = np.median(clustered_times), np.median(wilson_times)
-    print(f"subgroup_rates (patient-clustered, effective-n intervals): median {1000 * clustered:.0f} ms; "
-          f"Wilson-only {1000 * wilson:.1f} ms")
+    print(
+        f"subgroup_rates (patient-clustered, effective-n intervals): median {1000 * clustered:.0f} ms; "
+        f"Wilson-only {1000 * wilson:.1f} ms"
+    )
     print(f"slowdown: {clustered / wilson:.1f} ({1000 * clustered:.0f} ms)")
 
 

@@ -64,8 +64,9 @@ def validate_cache_key(key: str) -> str:
     """``key`` when it is a cache key (letters, digits, _ and -, at most 128), else `CacheKeyError`: a key never names a path
     outside the cache (no ``/``, ``..`` or absolute paths)."""
     if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key):
-        raise CacheKeyError(f"{key!r} is not a cache key (letters, digits, _ and - only)",
-                            fix="Copy a key from `cxrfail cache ls`")
+        raise CacheKeyError(
+            f"{key!r} is not a cache key (letters, digits, _ and - only)", fix="Copy a key from `cxrfail cache ls`"
+        )
     return key
 
 

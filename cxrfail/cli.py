@@ -27,31 +27,58 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
 
     defaults = AnalysisConfig()
     parser = subparsers.add_parser(
-        "analyze", help="run the whole failure analysis and write a report folder",
+        "analyze",
+        help="run the whole failure analysis and write a report folder",
         description="With no arguments: the NIH demo cohort with every shared prediction file.",
     )
     cohort = parser.add_argument_group("cohort")
-    cohort.add_argument("--cohort", choices=list(COHORT_KINDS), default="demo",
-                        help="demo: NIH test split from ../shared (default); nih: NIH metadata (torchxrayvision's "
-                             "bundled copy unless --cohort-file); chexpert / csv: --cohort-file")
+    cohort.add_argument(
+        "--cohort",
+        choices=list(COHORT_KINDS),
+        default="demo",
+        help="demo: NIH test split from ../shared (default); nih: NIH metadata (torchxrayvision's "
+        "bundled copy unless --cohort-file); chexpert / csv: --cohort-file",
+    )
     cohort.add_argument("--cohort-file", type=Path, help="the cohort CSV")
-    cohort.add_argument("--column-map", nargs="+", default=[], metavar="FIELD=COLUMN",
-                        help="for --cohort csv: image_id, patient_id, age, sex, view, image_path, or a finding")
-    cohort.add_argument("--uncertain", choices=UNCERTAIN_POLICIES, default="zeros",
-                        help="CheXpert -1 labels: as zeros (default), as ones, or drop")
+    cohort.add_argument(
+        "--column-map",
+        nargs="+",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="for --cohort csv: image_id, patient_id, age, sex, view, image_path, or a finding",
+    )
+    cohort.add_argument(
+        "--uncertain",
+        choices=UNCERTAIN_POLICIES,
+        default="zeros",
+        help="CheXpert -1 labels: as zeros (default), as ones, or drop",
+    )
     cohort.add_argument("--unit", choices=["study", "image"], default="study", help="CheXpert unit of analysis")
     cohort.add_argument("--images", type=Path, help="image folder (image paths must resolve inside it)")
     cohort.add_argument("--devices", type=Path, help="support-device reads CSV (NIH cohorts)")
-    cohort.add_argument("--reference-labels", type=Path, metavar="FILE",
-                        help="a second (expert) label set to audit the cohort's labels against: an id column and "
-                             "finding columns (1/0, YES/NO or blank); default for the demo: Google's 2019 labels")
-    cohort.add_argument("--reference-column-map", nargs="+", default=[], metavar="FIELD=COLUMN",
-                        help="for --reference-labels: image_id=COLUMN and FINDING=COLUMN")
+    cohort.add_argument(
+        "--reference-labels",
+        type=Path,
+        metavar="FILE",
+        help="a second (expert) label set to audit the cohort's labels against: an id column and "
+        "finding columns (1/0, YES/NO or blank); default for the demo: Google's 2019 labels",
+    )
+    cohort.add_argument(
+        "--reference-column-map",
+        nargs="+",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="for --reference-labels: image_id=COLUMN and FINDING=COLUMN",
+    )
     preds = parser.add_argument_group("predictions")
     preds.add_argument("--predictions", nargs="+", type=Path, help="prediction CSV files, one model each")
     preds.add_argument("--model-names", nargs="+", help="names for the models, in the order of the files")
-    preds.add_argument("--min-overlap", type=float, default=defaults.min_overlap,
-                       help="refuse a model with fewer of its ids in the cohort (default %(default)s)")
+    preds.add_argument(
+        "--min-overlap",
+        type=float,
+        default=defaults.min_overlap,
+        help="refuse a model with fewer of its ids in the cohort (default %(default)s)",
+    )
     analysis = parser.add_argument_group("analysis")
     analysis.add_argument("--findings", nargs="+", help="findings to analyse (default: the five competition tasks)")
     analysis.add_argument("--threshold", choices=THRESHOLD_METHODS, default=defaults.threshold_method)
@@ -59,36 +86,71 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--calibration-fraction", type=float, default=defaults.calibration_fraction)
     analysis.add_argument("--learners", nargs="+", choices=LEARNERS, default=list(defaults.learners))
     analysis.add_argument("--feature-sets", nargs="+", choices=FEATURE_SETS, default=list(defaults.feature_sets))
-    analysis.add_argument("--identifier-feature-set", choices=FEATURE_SETS, default=None,
-                          help="the run's identifier for flipping, SHAP and the label audit; non-oracle, one of "
-                               f"--feature-sets (default {defaults.identifier_feature_set} when analysed, else the "
-                               "first non-oracle feature set)")
+    analysis.add_argument(
+        "--identifier-feature-set",
+        choices=FEATURE_SETS,
+        default=None,
+        help="the run's identifier for flipping, SHAP and the label audit; non-oracle, one of "
+        f"--feature-sets (default {defaults.identifier_feature_set} when analysed, else the "
+        "first non-oracle feature set)",
+    )
     analysis.add_argument("--subgroups", nargs="+", default=[], help="further cohort columns to slice by")
     analysis.add_argument("--min-subgroup-n", type=int, default=defaults.min_subgroup_n)
     analysis.add_argument("--folds", type=int, default=defaults.n_folds)
     analysis.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap, help="bootstrap replicates")
     analysis.add_argument("--seed", type=int, default=defaults.seed)
     slices = parser.add_argument_group("failure slices (searched on calibration, confirmed on test)")
-    slices.add_argument("--slice-top-k", type=int, default=defaults.slice_top_k,
-                        help="candidates confirmed per pair and error kind (default %(default)s)")
-    slices.add_argument("--slice-min-rows", type=int, default=defaults.slice_min_rows,
-                        help="fewest calibration rows of a slice (default %(default)s)")
-    slices.add_argument("--slice-min-patients", type=int, default=defaults.slice_min_patients,
-                        help="fewest calibration patients of a slice (default %(default)s)")
-    slices.add_argument("--slice-error-kinds", nargs="+", choices=SLICE_ERROR_KINDS,
-                        default=list(defaults.slice_error_kinds), help="error kinds searched (default: %(default)s)")
-    slices.add_argument("--slice-max-predicates", type=int, default=defaults.slice_max_predicates,
-                        help="most predicates in a slice (default %(default)s)")
-    slices.add_argument("--slice-search-rows", type=int, default=defaults.slice_search_rows,
-                        help="calibration rows the search sees; a patient sample beyond (default %(default)s)")
+    slices.add_argument(
+        "--slice-top-k",
+        type=int,
+        default=defaults.slice_top_k,
+        help="candidates confirmed per pair and error kind (default %(default)s)",
+    )
+    slices.add_argument(
+        "--slice-min-rows",
+        type=int,
+        default=defaults.slice_min_rows,
+        help="fewest calibration rows of a slice (default %(default)s)",
+    )
+    slices.add_argument(
+        "--slice-min-patients",
+        type=int,
+        default=defaults.slice_min_patients,
+        help="fewest calibration patients of a slice (default %(default)s)",
+    )
+    slices.add_argument(
+        "--slice-error-kinds",
+        nargs="+",
+        choices=SLICE_ERROR_KINDS,
+        default=list(defaults.slice_error_kinds),
+        help="error kinds searched (default: %(default)s)",
+    )
+    slices.add_argument(
+        "--slice-max-predicates",
+        type=int,
+        default=defaults.slice_max_predicates,
+        help="most predicates in a slice (default %(default)s)",
+    )
+    slices.add_argument(
+        "--slice-search-rows",
+        type=int,
+        default=defaults.slice_search_rows,
+        help="calibration rows the search sees; a patient sample beyond (default %(default)s)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=Path("out/report"), help="report folder (default %(default)s)")
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
     output.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     output.add_argument("--no-figures", action="store_true", help="tables and manifest only")
-    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                        help="run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
-                             "$CXRFAIL_RAY_ADDRESS); the tables equal a local run's")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
+        "$CXRFAIL_RAY_ADDRESS); the tables equal a local run's",
+    )
     parser.set_defaults(handler=_analyze)
 
 
@@ -118,8 +180,13 @@ def _load_inputs(args: argparse.Namespace):
     models = load_predictions(prediction_files, args.model_names)
     # The demo cohort is the test split the shared files cover, whatever predictions are analysed against it.
     cohort = load_cohort(
-        args.cohort, args.cohort_file, column_map=parse_column_map(args.column_map, "--column-map"),
-        uncertain_policy=args.uncertain, unit=args.unit, image_dir=args.images, devices_csv=args.devices,
+        args.cohort,
+        args.cohort_file,
+        column_map=parse_column_map(args.column_map, "--column-map"),
+        uncertain_policy=args.uncertain,
+        unit=args.unit,
+        image_dir=args.images,
+        devices_csv=args.devices,
         prediction_ids=sorted({i for model in models for i in model.probabilities.index}),
     )
     inputs = [*prediction_files, *cohort.sources]
@@ -156,13 +223,25 @@ def _analyze(args: argparse.Namespace) -> int:
     except KeyError as exc:
         raise CxrfailInputError(str(exc.args[0]), fix="Use NIH or CheXpert finding names") from None
     config = AnalysisConfig(
-        findings=findings, threshold_method=args.threshold, fixed_threshold=args.fixed_threshold,
-        calibration_fraction=args.calibration_fraction, seed=args.seed, extra_subgroups=tuple(args.subgroups),
-        min_subgroup_n=args.min_subgroup_n, learners=tuple(args.learners), feature_sets=tuple(args.feature_sets),
-        identifier_feature_set=_identifier_feature_set(args), n_folds=args.folds, n_bootstrap=args.bootstrap,
-        min_overlap=args.min_overlap, slice_top_k=args.slice_top_k, slice_min_rows=args.slice_min_rows,
-        slice_min_patients=args.slice_min_patients, slice_error_kinds=tuple(args.slice_error_kinds),
-        slice_max_predicates=args.slice_max_predicates, slice_search_rows=args.slice_search_rows,
+        findings=findings,
+        threshold_method=args.threshold,
+        fixed_threshold=args.fixed_threshold,
+        calibration_fraction=args.calibration_fraction,
+        seed=args.seed,
+        extra_subgroups=tuple(args.subgroups),
+        min_subgroup_n=args.min_subgroup_n,
+        learners=tuple(args.learners),
+        feature_sets=tuple(args.feature_sets),
+        identifier_feature_set=_identifier_feature_set(args),
+        n_folds=args.folds,
+        n_bootstrap=args.bootstrap,
+        min_overlap=args.min_overlap,
+        slice_top_k=args.slice_top_k,
+        slice_min_rows=args.slice_min_rows,
+        slice_min_patients=args.slice_min_patients,
+        slice_error_kinds=tuple(args.slice_error_kinds),
+        slice_max_predicates=args.slice_max_predicates,
+        slice_search_rows=args.slice_search_rows,
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)
@@ -172,30 +251,49 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"reference labels: {reference.name}, {reference.selection}", file=sys.stderr)
     ray_address = resolve_ray_address(args.ray)
     with tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}") as bar:
+
         def progress(fraction: float, message: str) -> None:
             bar.set_description(message)
             bar.update(round(fraction * 100) - bar.n)
 
-        result = run_analysis(cohort, models, config, reference=reference, cache_dir=args.cache_dir,
-                              use_cache=not args.no_cache, progress=progress, ray_address=ray_address,
-                              keep_workers=False)
+        result = run_analysis(
+            cohort,
+            models,
+            config,
+            reference=reference,
+            cache_dir=args.cache_dir,
+            use_cache=not args.no_cache,
+            progress=progress,
+            ray_address=ray_address,
+            keep_workers=False,
+        )
     for (model, finding), reason in result.refused.items():
         print(f"cxrfail: {model} · {finding} {reason}", file=sys.stderr)  # the reason reads "refused: ..."
     for pair in result:
         for warning in pair.warnings:
             print(f"cxrfail: warning {pair.model} · {pair.finding}: {warning}", file=sys.stderr)
     if not result.pairs:
-        raise CxrfailInputError("every model × finding pair was refused (see the lines above)",
-                                fix="Choose findings with positives and negatives in both splits, or a larger cohort")
+        raise CxrfailInputError(
+            "every model × finding pair was refused (see the lines above)",
+            fix="Choose findings with positives and negatives in both splits, or a larger cohort",
+        )
     print("writing tables and figures ...", file=sys.stderr)
     try:
         with staged_folder(args.out) as staging:  # a report is complete or absent, never half written
-            write_report(result, staging, inputs, figures=not args.no_figures, cache_dir=args.cache_dir,
-                         use_cache=not args.no_cache)
+            write_report(
+                result,
+                staging,
+                inputs,
+                figures=not args.no_figures,
+                cache_dir=args.cache_dir,
+                use_cache=not args.no_cache,
+            )
     except OSError as exc:
-        raise ReportWriteError(f"the report could not be written ({exc.strerror or type(exc).__name__}); "
-                               "nothing was left there", path=args.out,
-                               fix="Free disk space or choose another --out folder") from None
+        raise ReportWriteError(
+            f"the report could not be written ({exc.strerror or type(exc).__name__}); nothing was left there",
+            path=args.out,
+            fix="Free disk space or choose another --out folder",
+        ) from None
     print(f"report written to {args.out}", file=sys.stderr)
     return 0
 

@@ -46,14 +46,25 @@ from cxrfail.findings import (
 )
 from cxrfail.io import in_unique_index, read_input_csv, require_columns, validate_ids
 
-__all__ = ["Cohort", "load_cohort", "load_nih", "load_chexpert", "load_generic_csv", "parse_column_map",
-           "nih_metadata_path", "chexpert_sample_path", "COHORT_KINDS", "UNCERTAIN_POLICIES", "GENERIC_FIELDS",
-           "DEVICES_NOTE", "UNKNOWN_LEVEL"]
+__all__ = [
+    "Cohort",
+    "load_cohort",
+    "load_nih",
+    "load_chexpert",
+    "load_generic_csv",
+    "parse_column_map",
+    "nih_metadata_path",
+    "chexpert_sample_path",
+    "COHORT_KINDS",
+    "UNCERTAIN_POLICIES",
+    "GENERIC_FIELDS",
+    "DEVICES_NOTE",
+    "UNKNOWN_LEVEL",
+]
 
 MAX_PLAUSIBLE_AGE = 120.0
 DEVICES_NOTE = (
-    "support devices read from the images by two non-expert readers (kappa 0.92), known for the imaged "
-    "studies only"
+    "support devices read from the images by two non-expert readers (kappa 0.92), known for the imaged studies only"
 )
 
 
@@ -127,13 +138,20 @@ def _parse_age(values: pd.Series, path: str | Path, column: str) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
     not_numeric = numeric.isna() & values.notna() & (values.astype("string").str.strip() != "")
     if not_numeric.any():
-        raise CohortError("ages that are not numbers", path=path, column=column,
-                          rows=first_rows(not_numeric, values.index), fix="Ages must be numbers of years")
+        raise CohortError(
+            "ages that are not numbers",
+            path=path,
+            column=column,
+            rows=first_rows(not_numeric, values.index),
+            fix="Ages must be numbers of years",
+        )
     impossible = (numeric < 0) | (numeric > MAX_PLAUSIBLE_AGE)
     if impossible.any():
         raise CohortError(
             f"impossible ages (outside 0-{MAX_PLAUSIBLE_AGE:g} years), e.g. {numeric[impossible].iloc[0]:g}",
-            path=path, column=column, rows=first_rows(impossible, values.index),
+            path=path,
+            column=column,
+            rows=first_rows(impossible, values.index),
             fix="Fix or blank these ages; ages must be in years",
         )
     return numeric.astype("float64")
@@ -147,8 +165,11 @@ def _parse_sex(values: pd.Series, path: str | Path, column: str) -> pd.Series:
     unknown = lowered.notna() & ~lowered.isin(list(_SEX_CODES))
     if unknown.any():
         raise CohortError(
-            "unknown sex values", path=path, column=column,
-            rows=first_rows(unknown, values.index), fix="Use M/F (or Male/Female, Unknown)",
+            "unknown sex values",
+            path=path,
+            column=column,
+            rows=first_rows(unknown, values.index),
+            fix="Use M/F (or Male/Female, Unknown)",
         )
     return lowered.map(lambda code: pd.NA if pd.isna(code) else _SEX_CODES[code]).astype("string")
 
@@ -163,8 +184,13 @@ def _parse_labels(
     bad = ~text_blank & ~numeric.isin(list(allowed))
     if bad.any():
         expect = "1, 0, -1 (uncertain) or blank" if uncertain_policy else "1, 0 or blank"
-        raise CohortError("unknown label values", path=path, column=column,
-                          rows=first_rows(bad, values.index), fix=f"Labels must be {expect}")
+        raise CohortError(
+            "unknown label values",
+            path=path,
+            column=column,
+            rows=first_rows(bad, values.index),
+            fix=f"Labels must be {expect}",
+        )
     labels = numeric.where(~text_blank, blank_as).astype("float64")
     if uncertain_policy:
         replacement = {"zeros": 0.0, "ones": 1.0, "drop": np.nan}[uncertain_policy]
@@ -174,8 +200,9 @@ def _parse_labels(
 
 def _check_policy(uncertain_policy: str) -> None:
     if uncertain_policy not in UNCERTAIN_POLICIES:
-        raise CohortError(f"unknown uncertain-label policy {uncertain_policy!r}",
-                          fix=f"Use one of {', '.join(UNCERTAIN_POLICIES)}")
+        raise CohortError(
+            f"unknown uncertain-label policy {uncertain_policy!r}", fix=f"Use one of {', '.join(UNCERTAIN_POLICIES)}"
+        )
 
 
 def _image_paths(ids: pd.Index, image_dir: str | Path | None) -> pd.Series:
@@ -195,9 +222,13 @@ def _contained_paths(paths: pd.Series, base: Path, csv: str | Path, column: str)
     resolved = paths.map(lambda p: pd.NA if pd.isna(p) else str((root / p).resolve()))
     outside = resolved.map(lambda p: not pd.isna(p) and not Path(p).is_relative_to(root)).astype(bool)
     if outside.any():
-        raise CohortError("image paths that lead outside the image folder", path=csv, column=column,
-                          rows=first_rows(outside, paths.index),
-                          fix=f"Image paths must be relative paths inside {base}")
+        raise CohortError(
+            "image paths that lead outside the image folder",
+            path=csv,
+            column=column,
+            rows=first_rows(outside, paths.index),
+            fix=f"Image paths must be relative paths inside {base}",
+        )
     return resolved.astype("string")
 
 
@@ -246,7 +277,9 @@ def load_nih(
         if len(missing):
             raise CohortError(
                 f"{len(missing)} requested image ids are not in the metadata, e.g. {', '.join(missing[:3])}",
-                path=path, column="Image Index", fix="Check that the predictions belong to NIH ChestX-ray14",
+                path=path,
+                column="Image Index",
+                fix="Check that the predictions belong to NIH ChestX-ray14",
             )
         raw = raw[in_unique_index(pd.Index(raw["Image Index"].astype("string")), wanted)].reset_index(drop=True)
 
@@ -263,8 +296,13 @@ def load_nih(
     known = set(NIH_TO_CANONICAL) | {"No Finding"}
     unknown = labels.map(lambda names: bool(set(names) - known))
     if unknown.any():
-        raise CohortError("unknown finding names", path=path, column="Finding Labels",
-                          rows=first_rows(unknown, raw.index), fix=f"Use NIH names: {', '.join(sorted(known))}")
+        raise CohortError(
+            "unknown finding names",
+            path=path,
+            column="Finding Labels",
+            rows=first_rows(unknown, raw.index),
+            fix=f"Use NIH names: {', '.join(sorted(known))}",
+        )
     exploded = labels.explode()  # index: the row's position (raw has a default index)
     names = sorted(known)
     counts = np.zeros((len(raw), len(names)), dtype="int64")
@@ -289,8 +327,15 @@ def load_nih(
         notes["Support Devices"] = DEVICES_NOTE
         sources.append(str(devices_csv))
 
-    return Cohort(table=table, name=name, unit="image", findings=tuple(findings), sources=tuple(sources),
-                  notes=notes, non_random_subsets=("Support Devices",) if devices_csv is not None else ())
+    return Cohort(
+        table=table,
+        name=name,
+        unit="image",
+        findings=tuple(findings),
+        sources=tuple(sources),
+        notes=notes,
+        non_random_subsets=("Support Devices",) if devices_csv is not None else (),
+    )
 
 
 # ------------------------------------------------------------------------------------------------- CheXpert
@@ -324,25 +369,31 @@ def load_chexpert(
     _check_policy(uncertain_policy)
     if unit not in ("study", "image"):
         raise CohortError(f"unknown unit {unit!r}", fix="Use 'study' or 'image'")
-    raw = read_input_csv(csv, dtype={"Path": "string", "Sex": "string", "Frontal/Lateral": "string",
-                                "AP/PA": "string"})
+    raw = read_input_csv(csv, dtype={"Path": "string", "Sex": "string", "Frontal/Lateral": "string", "AP/PA": "string"})
     require_columns(raw, [*CHEXPERT_COLUMNS, *CHEXPERT_FINDINGS], csv)
     validate_ids(raw["Path"], csv, "Path")
     parts = raw["Path"].str.extract(r"(?P<patient>patient[^/]+)/(?P<study>study[^/]+)/")
     unparsed = parts["patient"].isna()
     if unparsed.any():
-        raise CohortError("paths without a patientN/studyM/ part", path=csv, column="Path",
-                          rows=first_rows(unparsed, raw.index), fix="Keep CheXpert's folder layout in Path")
+        raise CohortError(
+            "paths without a patientN/studyM/ part",
+            path=csv,
+            column="Path",
+            rows=first_rows(unparsed, raw.index),
+            fix="Keep CheXpert's folder layout in Path",
+        )
 
-    frame = pd.DataFrame({
-        "patient_id": parts["patient"],
-        "study_id": parts["patient"] + "/" + parts["study"],
-        "age": _parse_age(raw["Age"], csv, "Age"),
-        "sex": _parse_sex(raw["Sex"], csv, "Sex"),
-        "frontal": raw["Frontal/Lateral"].str.strip().str.lower() == "frontal",
-        "projection": raw["AP/PA"].astype("string").str.strip().str.upper(),
-        "path": raw["Path"],
-    })
+    frame = pd.DataFrame(
+        {
+            "patient_id": parts["patient"],
+            "study_id": parts["patient"] + "/" + parts["study"],
+            "age": _parse_age(raw["Age"], csv, "Age"),
+            "sex": _parse_sex(raw["Sex"], csv, "Sex"),
+            "frontal": raw["Frontal/Lateral"].str.strip().str.lower() == "frontal",
+            "projection": raw["AP/PA"].astype("string").str.strip().str.upper(),
+            "path": raw["Path"],
+        }
+    )
     for finding in CHEXPERT_FINDINGS:
         frame[finding] = _parse_labels(raw[finding], csv, finding, uncertain_policy, 0.0)
     root = None if image_root is None else Path(image_root)
@@ -351,7 +402,8 @@ def load_chexpert(
         table = frame.rename(columns={"path": "image_id"}).set_index("image_id")
         table["view"] = table["projection"].where(table["frontal"], "lateral")
         table["image_path"] = (
-            pd.Series(pd.NA, index=table.index, dtype="string") if root is None
+            pd.Series(pd.NA, index=table.index, dtype="string")
+            if root is None
             else _contained_paths(pd.Series(table.index, index=table.index), root, csv, "Path")
         )
         table = table[["patient_id", "age", "sex", "view", "image_path", *CHEXPERT_FINDINGS]]
@@ -362,8 +414,12 @@ def load_chexpert(
         frame["frontal_path"] = frame["path"].where(frame["frontal"])
         grouped = frame.groupby("study_id", sort=False)
         table = grouped.agg(
-            patient_id=("patient_id", "first"), age=("age", "first"), sex=("sex", "first"),
-            n_ap=("is_ap", "sum"), n_pa=("is_pa", "sum"), lateral=("is_lateral", "any"),
+            patient_id=("patient_id", "first"),
+            age=("age", "first"),
+            sex=("sex", "first"),
+            n_ap=("is_ap", "sum"),
+            n_pa=("is_pa", "sum"),
+            lateral=("is_lateral", "any"),
             frontal_path=("frontal_path", "first"),
         )
         labels = grouped[list(CHEXPERT_FINDINGS)].max()
@@ -372,18 +428,26 @@ def load_chexpert(
         view = np.select([(n_ap > 0) & (n_pa > 0), n_ap > 0, n_pa > 0], ["AP+PA", "AP", "PA"], "lateral")
         table["view"] = pd.Series(view, index=table.index, dtype="string")
         table["image_path"] = (
-            pd.Series(pd.NA, index=table.index, dtype="string") if root is None
+            pd.Series(pd.NA, index=table.index, dtype="string")
+            if root is None
             else _contained_paths(table["frontal_path"].astype("string"), root, csv, "Path")
         )
-        table = pd.concat([table[["patient_id", "age", "sex", "view", "image_path", "n_ap", "n_pa", "lateral"]],
-                           labels], axis=1)
+        table = pd.concat(
+            [table[["patient_id", "age", "sex", "view", "image_path", "n_ap", "n_pa", "lateral"]], labels], axis=1
+        )
         table["n_ap"] = table["n_ap"].astype(int)
         table["n_pa"] = table["n_pa"].astype(int)
     table.index = table.index.astype("string")
     table["patient_id"] = table["patient_id"].astype("string")
-    return Cohort(table=table, name=name, unit=unit, findings=CHEXPERT_FINDINGS,
-                  uncertain_policy=uncertain_policy, sources=(str(csv),),
-                  notes={"uncertain": f"CheXpert uncertain labels (-1) mapped by policy {uncertain_policy!r}"})
+    return Cohort(
+        table=table,
+        name=name,
+        unit=unit,
+        findings=CHEXPERT_FINDINGS,
+        uncertain_policy=uncertain_policy,
+        sources=(str(csv),),
+        notes={"uncertain": f"CheXpert uncertain labels (-1) mapped by policy {uncertain_policy!r}"},
+    )
 
 
 # -------------------------------------------------------------------------------------------- generic CSV
@@ -420,28 +484,40 @@ def load_generic_csv(
         try:
             finding_columns[canonical_finding(key)] = value
         except KeyError:
-            raise CohortError(f"column map entry {key}={value}: {key!r} is neither a cohort field nor a finding",
-                              path=csv, fix=f"Map one of {', '.join(GENERIC_FIELDS)} or a finding name") from None
+            raise CohortError(
+                f"column map entry {key}={value}: {key!r} is neither a cohort field nor a finding",
+                path=csv,
+                fix=f"Map one of {', '.join(GENERIC_FIELDS)} or a finding name",
+            ) from None
     for column in raw.columns:
         if column not in finding_columns.values() and column not in fields.values() and is_finding(column):
             finding_columns.setdefault(canonical_finding(column), column)
     if "image_id" not in fields or "patient_id" not in fields:
-        raise CohortError("the column map must name 'image_id' and 'patient_id'", path=csv,
-                          fix="Map the id columns, e.g. image_id=Path and patient_id=Patient")
+        raise CohortError(
+            "the column map must name 'image_id' and 'patient_id'",
+            path=csv,
+            fix="Map the id columns, e.g. image_id=Path and patient_id=Patient",
+        )
     require_columns(raw, [*fields.values(), *finding_columns.values()], csv)
     if not finding_columns:
-        raise CohortError("no label columns found", path=csv,
-                          fix="Name label columns after findings or map them in the column map")
+        raise CohortError(
+            "no label columns found", path=csv, fix="Name label columns after findings or map them in the column map"
+        )
     validate_ids(raw[fields["image_id"]], csv, fields["image_id"])
 
     table = pd.DataFrame(index=pd.Index(raw[fields["image_id"]].astype("string"), name="image_id"))
     table["patient_id"] = raw[fields["patient_id"]].astype("string").to_numpy()
-    table["age"] = (_parse_age(raw[fields["age"]], csv, fields["age"]).to_numpy() if "age" in fields
-                    else np.nan)
-    table["sex"] = (_parse_sex(raw[fields["sex"]], csv, fields["sex"]).to_numpy() if "sex" in fields
-                    else pd.Series(pd.NA, index=table.index, dtype="string"))
-    table["view"] = (raw[fields["view"]].astype("string").str.strip().str.upper().to_numpy() if "view" in fields
-                     else pd.Series(pd.NA, index=table.index, dtype="string"))
+    table["age"] = _parse_age(raw[fields["age"]], csv, fields["age"]).to_numpy() if "age" in fields else np.nan
+    table["sex"] = (
+        _parse_sex(raw[fields["sex"]], csv, fields["sex"]).to_numpy()
+        if "sex" in fields
+        else pd.Series(pd.NA, index=table.index, dtype="string")
+    )
+    table["view"] = (
+        raw[fields["view"]].astype("string").str.strip().str.upper().to_numpy()
+        if "view" in fields
+        else pd.Series(pd.NA, index=table.index, dtype="string")
+    )
     if "image_path" in fields:
         base = Path(image_dir) if image_dir is not None else Path(csv).parent
         paths = raw[fields["image_path"]].astype("string")
@@ -452,8 +528,15 @@ def load_generic_csv(
     for finding, column in finding_columns.items():
         table[finding] = _parse_labels(raw[column], csv, column, uncertain_policy, 0.0).to_numpy()
     notes = {finding: APPROXIMATE_FINDINGS[finding] for finding in finding_columns if finding in APPROXIMATE_FINDINGS}
-    return Cohort(table=table, name=name or Path(csv).stem, unit=unit, findings=tuple(finding_columns),
-                  uncertain_policy=uncertain_policy, sources=(str(csv),), notes=notes)
+    return Cohort(
+        table=table,
+        name=name or Path(csv).stem,
+        unit=unit,
+        findings=tuple(finding_columns),
+        uncertain_policy=uncertain_policy,
+        sources=(str(csv),),
+        notes=notes,
+    )
 
 
 def parse_column_map(entries: str | Sequence[str], what: str = "column map") -> dict[str, str]:
@@ -468,8 +551,9 @@ def parse_column_map(entries: str | Sequence[str], what: str = "column map") -> 
             continue
         field, sep, column = part.partition("=")
         if not sep or not field.strip() or not column.strip():
-            raise CohortError(f"{what} entry {part!r} is not FIELD=COLUMN",
-                              fix="e.g. image_id=Image patient_id=Patient age=Age")
+            raise CohortError(
+                f"{what} entry {part!r} is not FIELD=COLUMN", fix="e.g. image_id=Image patient_id=Patient age=Age"
+            )
         mapping[field.strip()] = column.strip()
     return mapping
 

@@ -35,7 +35,8 @@ def demo_dir() -> Path:
     folder = demo_location()
     if not (folder / "predictions").is_dir():
         raise CohortError(
-            "demo data not found", path=folder,
+            "demo data not found",
+            path=folder,
             fix="Place the shared folder beside the checkout or set CXRFAIL_DEMO_DIR to data/nih-chexnet",
         )
     return folder
@@ -65,8 +66,12 @@ def load_demo_cohort(models: list[ModelPredictions] | None = None) -> Cohort:
     else:
         for model in models:
             ids = ids.union(model.probabilities.index)
-    return load_nih(image_ids=ids, image_dir=folder / "images", devices_csv=folder / "devices.csv",
-                    name="NIH ChestX-ray14 test split (demo)")
+    return load_nih(
+        image_ids=ids,
+        image_dir=folder / "images",
+        devices_csv=folder / "devices.csv",
+        name="NIH ChestX-ray14 test split (demo)",
+    )
 
 
 def load_demo_reference_labels(cohort: Cohort | None = None) -> ReferenceLabels:
@@ -108,7 +113,6 @@ def load_demo(models: Sequence[str] | None = None) -> DemoData:
         by_name = {model.name: model for model in predictions}
         unknown = [name for name in models if name not in by_name]
         if unknown:
-            raise CohortError(f"no demo model {', '.join(map(repr, unknown))}",
-                              fix=f"Use one of {', '.join(by_name)}")
+            raise CohortError(f"no demo model {', '.join(map(repr, unknown))}", fix=f"Use one of {', '.join(by_name)}")
         predictions = [by_name[name] for name in models]
     return DemoData(cohort, tuple(predictions), load_demo_reference_labels(cohort))

@@ -31,9 +31,21 @@ if TYPE_CHECKING:
 
     from cxrfail.analysis.result import AnalysisResult
 
-__all__ = ["FIGURE_FORMATS", "MIME_TYPES", "PER_ROW_TABLES", "FigurePack", "StaticExportUnavailable",
-           "figure_bytes", "figure_html", "inert_csv_frame", "result_tables", "table_bytes", "write_figure_pack",
-           "write_tables", "zip_bundle"]
+__all__ = [
+    "FIGURE_FORMATS",
+    "MIME_TYPES",
+    "PER_ROW_TABLES",
+    "FigurePack",
+    "StaticExportUnavailable",
+    "figure_bytes",
+    "figure_html",
+    "inert_csv_frame",
+    "result_tables",
+    "table_bytes",
+    "write_figure_pack",
+    "write_tables",
+    "zip_bundle",
+]
 
 FIGURE_FORMATS = ("html", "png", "svg")
 MIME_TYPES = {
@@ -44,14 +56,20 @@ MIME_TYPES = {
     "zip": "application/zip",
     "json": "application/json",
 }
+
+
 def figure_html(fig: go.Figure, *, include_plotlyjs: bool | str = True) -> str:
     """A standalone HTML page (plotly.js embedded by default, so it opens offline)."""
-    return fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True,
-                       config={"displaylogo": False, "toImageButtonOptions": {"scale": 2}})
+    return fig.to_html(
+        include_plotlyjs=include_plotlyjs,
+        full_html=True,
+        config={"displaylogo": False, "toImageButtonOptions": {"scale": 2}},
+    )
 
 
-def figure_bytes(fig: go.Figure, fmt: str, *, width: int | None = None, height: int | None = None,
-                 scale: float | None = None) -> bytes:
+def figure_bytes(
+    fig: go.Figure, fmt: str, *, width: int | None = None, height: int | None = None, scale: float | None = None
+) -> bytes:
     """One figure as ``html`` (self-contained), ``png`` or ``svg`` bytes.
 
     Raises `StaticExportUnavailable` for png/svg when no browser is available.
@@ -107,8 +125,11 @@ def result_tables(result: AnalysisResult, *, per_row: bool = True) -> dict[str, 
     from cxrfail.analysis.result import LABEL_TABLES, TABLE_NAMES
 
     audited = not result.table("label_audit").empty
-    return {name: result.table(name) for name in TABLE_NAMES
-            if (per_row or name not in PER_ROW_TABLES) and (audited or name not in LABEL_TABLES)}
+    return {
+        name: result.table(name)
+        for name in TABLE_NAMES
+        if (per_row or name not in PER_ROW_TABLES) and (audited or name not in LABEL_TABLES)
+    }
 
 
 def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | Path) -> list[str]:
@@ -162,8 +183,9 @@ def _figure_files(
 
             files["plotly.min.js"] = plotly.offline.get_plotlyjs().encode("utf-8")
             support.append("plotly.min.js")
-            rendered = {name: figure_html(fig, include_plotlyjs="directory").encode("utf-8")
-                        for name, fig in figures.items()}
+            rendered = {
+                name: figure_html(fig, include_plotlyjs="directory").encode("utf-8") for name, fig in figures.items()
+            }
         else:
             try:
                 rendered = render_static(figures, fmt)
@@ -180,8 +202,9 @@ def _manifest_bytes(manifest: Mapping[str, object] | None, files: Mapping[str, b
     final = dict(manifest or {})
     final.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
     final.setdefault("versions", package_versions())
-    final["files"] = [{"path": path, "bytes": len(data), "sha256": bytes_sha256(data)}
-                      for path, data in sorted(files.items())]
+    final["files"] = [
+        {"path": path, "bytes": len(data), "sha256": bytes_sha256(data)} for path, data in sorted(files.items())
+    ]
     if notes:
         final["warnings"] = list(final.get("warnings", [])) + notes  # type: ignore[arg-type]
     return json.dumps(jsonable(final), indent=2).encode("utf-8")

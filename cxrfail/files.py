@@ -47,7 +47,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _owner_pid(name: str, prefix: str) -> int | None:
     """The process id in a name ``<prefix><pid>-...``, or None."""
-    head = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
+    head = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
     return int(head) if head.isdigit() else None
 
 

@@ -21,8 +21,15 @@ import pandas as pd
 
 from cxrfail.errors import CohortError, first_rows, header_names
 
-__all__ = ["MAX_CSV_MB", "MAX_COHORT_ROWS", "in_unique_index", "max_csv_bytes", "read_input_csv",
-           "require_columns", "validate_ids"]
+__all__ = [
+    "MAX_CSV_MB",
+    "MAX_COHORT_ROWS",
+    "in_unique_index",
+    "max_csv_bytes",
+    "read_input_csv",
+    "require_columns",
+    "validate_ids",
+]
 
 #: Default cap (megabytes) on a CSV's decompressed text; ``$CXRFAIL_MAX_CSV_MB`` overrides it.
 MAX_CSV_MB = 200
@@ -49,7 +56,7 @@ class _CappedReader(io.RawIOBase):
         self.count += len(data)
         if self.count > self.limit:
             raise _InflatedTooLarge()
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
 
@@ -94,17 +101,22 @@ def read_input_csv(path: str | Path, error: type = CohortError, **kwargs) -> pd.
     except pd.errors.EmptyDataError:
         raise error("the file is empty", path=path, fix="Export the table again with a header row") from None
     except _InflatedTooLarge:
-        raise error(f"the file holds more than {limit / 1e6:g} MB of text (once decompressed)", path=path,
-                    fix="Split it, or raise CXRFAIL_MAX_CSV_MB where the machine has the memory") from None
+        raise error(
+            f"the file holds more than {limit / 1e6:g} MB of text (once decompressed)",
+            path=path,
+            fix="Split it, or raise CXRFAIL_MAX_CSV_MB where the machine has the memory",
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0][:120] if isinstance(exc, pd.errors.ParserError) else "not UTF-8 text"
         raise error(f"not a readable CSV ({reason})", path=path, fix="Save it as UTF-8 CSV") from None
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
-        raise error(f"cannot read the file ({getattr(exc, 'strerror', None) or type(exc).__name__})", path=path,
-                    fix="Check the file and its compression") from None
+        raise error(
+            f"cannot read the file ({getattr(exc, 'strerror', None) or type(exc).__name__})",
+            path=path,
+            fix="Check the file and its compression",
+        ) from None
     if len(frame) > MAX_COHORT_ROWS:
-        raise error(f"the file has more than {MAX_COHORT_ROWS:,} rows", path=path,
-                    fix="Analyse a subset of the rows")
+        raise error(f"the file has more than {MAX_COHORT_ROWS:,} rows", path=path, fix="Analyse a subset of the rows")
     if frame.empty:
         raise error("the file has a header but no rows", path=path, fix="Check that the export is complete")
     return frame
@@ -124,13 +136,17 @@ def validate_ids(ids: pd.Series, path: str | Path, column: str, error: type = Co
     """Refuse blank and repeated ids with ``error`` naming the file, the column and the first rows."""
     blank = ids.isna() | (ids.astype("string").str.strip() == "")
     if blank.any():
-        raise error("empty ids", path=path, column=column, rows=first_rows(blank, ids.index),
-                    fix="Every row needs an id")
+        raise error(
+            "empty ids", path=path, column=column, rows=first_rows(blank, ids.index), fix="Every row needs an id"
+        )
     duplicated = ids.duplicated(keep=False)
     if duplicated.any():
         raise error(
-            "duplicate ids", path=path, column=column,
-            rows=first_rows(duplicated, ids.index), fix="Each id must appear once; remove or merge duplicates",
+            "duplicate ids",
+            path=path,
+            column=column,
+            rows=first_rows(duplicated, ids.index),
+            fix="Each id must appear once; remove or merge duplicates",
         )
 
 

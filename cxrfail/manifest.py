@@ -16,8 +16,21 @@ from pathlib import Path
 
 from cxrfail.files import bytes_sha256, file_sha256
 
-REPORTED_PACKAGES = ("cxrfail", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "shap", "plotly",
-                     "kaleido", "streamlit", "torch", "torchvision", "torchxrayvision")
+REPORTED_PACKAGES = (
+    "cxrfail",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "statsmodels",
+    "shap",
+    "plotly",
+    "kaleido",
+    "streamlit",
+    "torch",
+    "torchvision",
+    "torchxrayvision",
+)
 UNKNOWN_KEY = "unknown"  # the JSON key of a missing value (a missing sex or view in a cohort summary)
 
 

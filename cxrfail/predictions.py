@@ -20,8 +20,17 @@ from cxrfail.errors import PredictionsError, first_rows, header_names
 from cxrfail.findings import APPROXIMATE_FINDINGS, canonical_finding, is_finding
 from cxrfail.io import in_unique_index, read_input_csv, validate_ids
 
-__all__ = ["ModelPredictions", "load_predictions", "load_predictions_csv", "parse_predictions", "Coverage",
-           "check_coverage", "common_ids", "ID_COLUMNS", "DEFAULT_MIN_OVERLAP"]
+__all__ = [
+    "ModelPredictions",
+    "load_predictions",
+    "load_predictions_csv",
+    "parse_predictions",
+    "Coverage",
+    "check_coverage",
+    "common_ids",
+    "ID_COLUMNS",
+    "DEFAULT_MIN_OVERLAP",
+]
 
 ID_COLUMNS = ("image_id", "Image Index", "Path", "study_id", "id")
 DEFAULT_MIN_OVERLAP = 0.9
@@ -64,7 +73,8 @@ def parse_predictions(
     if id_column is None or id_column not in frame.columns:
         raise PredictionsError(
             f"no id column; expected one of {', '.join(ID_COLUMNS)}, found {header_names(frame.columns)}",
-            path=where, fix="Name the image id column image_id (or pass id_column)",
+            path=where,
+            fix="Name the image id column image_id (or pass id_column)",
         )
     ids = frame[id_column].astype("string").str.strip()
     validate_ids(ids, where, id_column, error=PredictionsError)
@@ -72,7 +82,8 @@ def parse_predictions(
     unknown = [column for column in value_columns if not is_finding(column)]
     if unknown:
         raise PredictionsError(
-            f"columns that are not finding names: {header_names(unknown)}", path=where,
+            f"columns that are not finding names: {header_names(unknown)}",
+            path=where,
             fix="Rename them to NIH or CheXpert finding names (a prob_ prefix is fine) or remove them",
         )
     if not value_columns:
@@ -81,7 +92,8 @@ def parse_predictions(
     repeated = sorted({finding for finding in canonical if canonical.count(finding) > 1})
     if repeated:
         raise PredictionsError(
-            f"several columns map onto the same finding: {', '.join(repeated)}", path=where,
+            f"several columns map onto the same finding: {', '.join(repeated)}",
+            path=where,
             fix="Keep one probability column per finding",
         )
 
@@ -94,14 +106,32 @@ def parse_predictions(
         not_numeric = values.isna() & ~missing
         outside = ~values.isna() & ((values < 0) | (values > 1) | ~np.isfinite(values))
         if missing.any():
-            bad.append((column, "missing (NaN or empty) probabilities", first_rows(missing, frame.index),
-                        "every image needs a probability"))
+            bad.append(
+                (
+                    column,
+                    "missing (NaN or empty) probabilities",
+                    first_rows(missing, frame.index),
+                    "every image needs a probability",
+                )
+            )
         if not_numeric.any():
-            bad.append((column, "cells that are not numbers", first_rows(not_numeric, frame.index),
-                        "probabilities must be numbers"))
+            bad.append(
+                (
+                    column,
+                    "cells that are not numbers",
+                    first_rows(not_numeric, frame.index),
+                    "probabilities must be numbers",
+                )
+            )
         if outside.any():
-            bad.append((column, f"probabilities outside [0, 1], e.g. {values[outside].iloc[0]:g}",
-                        first_rows(outside, frame.index), "export probabilities after the sigmoid, not logits"))
+            bad.append(
+                (
+                    column,
+                    f"probabilities outside [0, 1], e.g. {values[outside].iloc[0]:g}",
+                    first_rows(outside, frame.index),
+                    "export probabilities after the sigmoid, not logits",
+                )
+            )
         if not bad:
             probabilities[finding] = values.to_numpy(dtype="float64")
     if len(bad) == 1:
@@ -109,22 +139,26 @@ def parse_predictions(
         raise PredictionsError(problem, path=where, column=column, rows=rows, fix=fix[0].upper() + fix[1:])
     if bad:
         raise PredictionsError(
-            "bad cells in several columns: " + "; ".join(
+            "bad cells in several columns: "
+            + "; ".join(
                 f"column {column!r}: {problem} (first rows: {', '.join(map(str, rows[:BAD_ROWS_NAMED]))}"
-                + (f" and {len(rows) - BAD_ROWS_NAMED} more" if len(rows) > BAD_ROWS_NAMED else "") + ")"
-                for column, problem, rows, _ in bad),
-            path=where, fix="; ".join(dict.fromkeys(fix for *_, fix in bad)).capitalize())
+                + (f" and {len(rows) - BAD_ROWS_NAMED} more" if len(rows) > BAD_ROWS_NAMED else "")
+                + ")"
+                for column, problem, rows, _ in bad
+            ),
+            path=where,
+            fix="; ".join(dict.fromkeys(fix for *_, fix in bad)).capitalize(),
+        )
     notes = {}
     if "Lung Lesion" not in probabilities and {"Mass", "Nodule"} <= set(probabilities):
         probabilities["Lung Lesion"] = np.maximum(probabilities["Mass"], probabilities["Nodule"])
         notes["Lung Lesion"] = APPROXIMATE_FINDINGS["Lung Lesion"]
-    return ModelPredictions(name=name, probabilities=probabilities,
-                            source=None if source is None else str(source), notes=notes)
+    return ModelPredictions(
+        name=name, probabilities=probabilities, source=None if source is None else str(source), notes=notes
+    )
 
 
-def load_predictions_csv(
-    path: str | Path, name: str | None = None, id_column: str | None = None
-) -> ModelPredictions:
+def load_predictions_csv(path: str | Path, name: str | None = None, id_column: str | None = None) -> ModelPredictions:
     """Read one prediction CSV; the model is named after the file stem unless ``name`` is given."""
     path = Path(path)
     frame = read_input_csv(path, error=PredictionsError, dtype=str, keep_default_na=False, na_values=[])
@@ -142,10 +176,12 @@ def load_predictions(
     """
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if names is not None and len(names) != len(paths):
-        raise PredictionsError(f"{len(paths)} prediction files but {len(names)} names",
-                               fix="Give one name per file, or none")
-    models = [load_predictions_csv(path, None if names is None else names[i], id_column)
-              for i, path in enumerate(paths)]
+        raise PredictionsError(
+            f"{len(paths)} prediction files but {len(names)} names", fix="Give one name per file, or none"
+        )
+    models = [
+        load_predictions_csv(path, None if names is None else names[i], id_column) for i, path in enumerate(paths)
+    ]
     seen: dict[str, str | None] = {}
     for model in models:
         if model.name in seen:
@@ -182,8 +218,13 @@ def check_coverage(
         predicted = model.probabilities.index
         in_cohort = in_unique_index(predicted, cohort.table.index)
         matched = int(in_cohort.sum())
-        report = Coverage(model.name, len(predicted), matched, len(predicted) - matched,
-                          int((~in_unique_index(cohort.table.index, predicted)).sum()))
+        report = Coverage(
+            model.name,
+            len(predicted),
+            matched,
+            len(predicted) - matched,
+            int((~in_unique_index(cohort.table.index, predicted)).sum()),
+        )
         if report.overlap < min_overlap:
             example = predicted[~in_cohort][:3].tolist()
             raise PredictionsError(

@@ -33,8 +33,10 @@ DEFAULT_CONNECT_DEADLINE_S = 60.0
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 #: Ray's switch that keeps a driver's own address on loopback (read by `ray._private.services`).
 _RAY_LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-LOOPBACK_HINT = ("For a cluster on this machine only, start its head with `ray start --head "
-                 "--node-ip-address=127.0.0.1` and pass --ray 127.0.0.1:PORT (the port `ray start` printed)")
+LOOPBACK_HINT = (
+    "For a cluster on this machine only, start its head with `ray start --head "
+    "--node-ip-address=127.0.0.1` and pass --ray 127.0.0.1:PORT (the port `ray start` printed)"
+)
 
 
 def require_ray() -> ModuleType:
@@ -111,16 +113,21 @@ def _init_within_deadline(ray: ModuleType, address: str) -> None:
     deadline = connect_deadline_s()
     thread.join(deadline)
     if "error" not in outcome:
-        error = ClusterError(f"the Ray cluster at {address} did not accept a connection within {deadline:.0f} s",
-                             fix=LOOPBACK_HINT if is_loopback(address) else
-                             "Check that a Ray head runs there (`ray status` on the head) and that this machine "
-                             f"can reach its address; {CONNECT_DEADLINE_VARIABLE} sets the wait")
+        error = ClusterError(
+            f"the Ray cluster at {address} did not accept a connection within {deadline:.0f} s",
+            fix=LOOPBACK_HINT
+            if is_loopback(address)
+            else "Check that a Ray head runs there (`ray status` on the head) and that this machine "
+            f"can reach its address; {CONNECT_DEADLINE_VARIABLE} sets the wait",
+        )
         error.connection_left_hanging = True  # Ray keeps retrying in its thread: the CLI ends the process
         raise error
     exc = outcome["error"]
     if exc is not None:
-        raise ClusterError(f"cannot connect to the Ray cluster at {address!r} ({_first_line(exc)})",
-                           fix="Start one with `ray start --head` or pass the head's HOST:PORT") from None
+        raise ClusterError(
+            f"cannot connect to the Ray cluster at {address!r} ({_first_line(exc)})",
+            fix="Start one with `ray start --head` or pass the head's HOST:PORT",
+        ) from None
 
 
 def describe_cluster(address: str) -> str:
@@ -134,8 +141,7 @@ def cluster_summary(ray: ModuleType) -> str:
     alive = [node for node in ray.nodes() if node.get("Alive")]
     resources = ray.cluster_resources()
     gcs = ray.get_runtime_context().gcs_address
-    return (f"{len(alive)} nodes, {int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs "
-            f"at {gcs}")
+    return f"{len(alive)} nodes, {int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs at {gcs}"
 
 
 def _check_reachable(address: str) -> None:
@@ -151,8 +157,10 @@ def _check_reachable(address: str) -> None:
         with socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
-        raise ClusterError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})",
-                           fix="Check the head node's address and port (`ray status` on the head)") from None
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})",
+            fix="Check the head node's address and port (`ray status` on the head)",
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,8 +27,15 @@ from cxrfail.errors import CohortError, first_rows
 from cxrfail.findings import canonical_finding, is_finding
 from cxrfail.io import read_input_csv, require_columns, validate_ids
 
-__all__ = ["ReferenceLabels", "load_reference_labels", "load_google2019_labels", "match_reference",
-           "findings_with_reference", "google2019_labels_path", "ID_FIELD"]
+__all__ = [
+    "ReferenceLabels",
+    "load_reference_labels",
+    "load_google2019_labels",
+    "match_reference",
+    "findings_with_reference",
+    "google2019_labels_path",
+    "ID_FIELD",
+]
 
 #: Field of a reference column map that names the id column (every other key is a finding).
 ID_FIELD = "image_id"
@@ -54,10 +61,10 @@ GOOGLE2019_SELECTION = (
 GOOGLE2019_NOTES: dict[str, str] = {
     "Pneumothorax": "adjudicated read of Pneumothorax",
     "Lung Lesion": "adjudicated read of 'Nodule or mass', compared with NIH Mass or Nodule: the Mass-or-Nodule "
-                   "approximation of Lung Lesion on both sides",
+    "approximation of Lung Lesion on both sides",
     "Fracture": "adjudicated read of Fracture (NIH has no Fracture label: not audited on NIH cohorts)",
     "Lung Opacity": "adjudicated read of 'Airspace opacity' = CheXpert Lung Opacity; not mapped onto an NIH "
-                    "finding (it is broader than NIH Consolidation or Infiltration), so not audited on NIH cohorts",
+    "finding (it is broader than NIH Consolidation or Infiltration), so not audited on NIH cohorts",
 }
 
 
@@ -100,11 +107,18 @@ def _parse_reference_cells(values: pd.Series, path: str | Path, column: str) -> 
     bad = ~blank & ~positive & ~negative
     if bad.any():
         shown = sorted(values[bad.to_numpy()].astype(str).unique().tolist())[:5]
-        raise CohortError(f"unknown label values {shown}", path=path, column=column,
-                          rows=first_rows(bad.to_numpy(), values.index),
-                          fix="Reference labels must be 1/0, YES/NO, TRUE/FALSE or blank (not read)")
-    return pd.Series(np.select([positive.to_numpy(dtype=bool), negative.to_numpy(dtype=bool)], [1.0, 0.0], np.nan),
-                     index=values.index, dtype="float64")
+        raise CohortError(
+            f"unknown label values {shown}",
+            path=path,
+            column=column,
+            rows=first_rows(bad.to_numpy(), values.index),
+            fix="Reference labels must be 1/0, YES/NO, TRUE/FALSE or blank (not read)",
+        )
+    return pd.Series(
+        np.select([positive.to_numpy(dtype=bool), negative.to_numpy(dtype=bool)], [1.0, 0.0], np.nan),
+        index=values.index,
+        dtype="float64",
+    )
 
 
 def load_reference_labels(
@@ -139,25 +153,38 @@ def load_reference_labels(
     finding_columns: dict[str, str] = {}
     for key, column in column_map.items():
         if not is_finding(key):
-            raise CohortError(f"column map key {key!r} is neither {ID_FIELD!r} nor a finding name", path=path,
-                              fix="Map image_id=COLUMN and FINDING=COLUMN, e.g. 'Lung Lesion=Nodule or mass'")
+            raise CohortError(
+                f"column map key {key!r} is neither {ID_FIELD!r} nor a finding name",
+                path=path,
+                fix="Map image_id=COLUMN and FINDING=COLUMN, e.g. 'Lung Lesion=Nodule or mass'",
+            )
         finding_columns[canonical_finding(key)] = column
     for column in raw.columns:
         if column != id_column and column not in finding_columns.values() and is_finding(column):
             finding_columns.setdefault(canonical_finding(column), column)
     require_columns(raw, [id_column, *finding_columns.values()], path)
     if not finding_columns:
-        raise CohortError("no finding columns found", path=path,
-                          fix="Name label columns after findings or map them, e.g. 'Lung Lesion=Nodule or mass'")
+        raise CohortError(
+            "no finding columns found",
+            path=path,
+            fix="Name label columns after findings or map them, e.g. 'Lung Lesion=Nodule or mass'",
+        )
     ids = raw[id_column].astype("string").str.strip()
     validate_ids(ids, path, id_column)
     table = pd.DataFrame(
-        {finding: _parse_reference_cells(raw[column], path, column).to_numpy()
-         for finding, column in finding_columns.items()},
+        {
+            finding: _parse_reference_cells(raw[column], path, column).to_numpy()
+            for finding, column in finding_columns.items()
+        },
         index=pd.Index(ids.to_numpy(), dtype="string", name="image_id"),
     )
-    return ReferenceLabels(table=table, name=name or path.name, sources=(str(path),),
-                           selection=selection or ReferenceLabels.selection, notes=dict(notes or {}))
+    return ReferenceLabels(
+        table=table,
+        name=name or path.name,
+        sources=(str(path),),
+        selection=selection or ReferenceLabels.selection,
+        notes=dict(notes or {}),
+    )
 
 
 def google2019_labels_path() -> Path:
@@ -168,8 +195,13 @@ def google2019_labels_path() -> Path:
 def load_google2019_labels(path: str | Path | None = None) -> ReferenceLabels:
     """Google's 2019 radiologist-adjudicated labels of NIH ChestX-ray14 images (Pneumothorax, Nodule or mass
     as Lung Lesion, Fracture, Airspace opacity as Lung Opacity: see `GOOGLE2019_NOTES`)."""
-    return load_reference_labels(path or google2019_labels_path(), column_map=GOOGLE2019_COLUMN_MAP,
-                                 name=GOOGLE2019_NAME, selection=GOOGLE2019_SELECTION, notes=GOOGLE2019_NOTES)
+    return load_reference_labels(
+        path or google2019_labels_path(),
+        column_map=GOOGLE2019_COLUMN_MAP,
+        name=GOOGLE2019_NAME,
+        selection=GOOGLE2019_SELECTION,
+        notes=GOOGLE2019_NOTES,
+    )
 
 
 def match_reference(reference: ReferenceLabels, cohort: Cohort) -> ReferenceLabels:
@@ -184,12 +216,15 @@ def match_reference(reference: ReferenceLabels, cohort: Cohort) -> ReferenceLabe
     if len(covered) == 0:
         raise CohortError(
             f"none of the {len(reference.table)} reference ids is a row of the cohort {cohort.name!r} "
-            f"(e.g. {', '.join(map(str, reference.table.index[:3]))})", path=where,
+            f"(e.g. {', '.join(map(str, reference.table.index[:3]))})",
+            path=where,
             fix="Check that the reference labels belong to this cohort and that the id column is mapped",
         )
     n_patients = cohort.table.loc[covered, "patient_id"].nunique()
-    coverage = (f"{len(covered):,} of the cohort's {cohort.n_rows:,} {cohort.unit}s ({n_patients:,} of "
-                f"{cohort.n_patients:,} patients)")
+    coverage = (
+        f"{len(covered):,} of the cohort's {cohort.n_rows:,} {cohort.unit}s ({n_patients:,} of "
+        f"{cohort.n_patients:,} patients)"
+    )
     return replace(reference, table=reference.table.loc[covered], selection=f"{coverage}: {reference.selection}")
 
 
@@ -198,6 +233,7 @@ def findings_with_reference(cohort: Cohort, reference: ReferenceLabels) -> tuple
     least one cohort row (cohort order)."""
     table = reference.table
     return tuple(
-        finding for finding in cohort.findings
+        finding
+        for finding in cohort.findings
         if finding in table.columns and table[finding].reindex(cohort.table.index).notna().any()
     )

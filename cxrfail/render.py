@@ -22,8 +22,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["STATIC_FORMATS", "StaticExportUnavailable", "find_browser", "keep_browser_open", "render_static",
-           "static_export_status"]
+__all__ = [
+    "STATIC_FORMATS",
+    "StaticExportUnavailable",
+    "find_browser",
+    "keep_browser_open",
+    "render_static",
+    "static_export_status",
+]
 
 STATIC_FORMATS = ("png", "svg")
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -59,12 +65,16 @@ def static_export_status() -> tuple[bool, str]:
     """(available, message): whether PNG/SVG export can run here, and a sentence for the user."""
     browser = find_browser()
     if browser is None:
-        return False, ("PNG and SVG export need Chromium, which was not found. Install it (Debian: "
-                       "`apt-get install chromium`) or set BROWSER_PATH to a Chrome/Chromium binary; "
-                       "HTML and CSV export work without it.")
+        return False, (
+            "PNG and SVG export need Chromium, which was not found. Install it (Debian: "
+            "`apt-get install chromium`) or set BROWSER_PATH to a Chrome/Chromium binary; "
+            "HTML and CSV export work without it."
+        )
     if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
-        return False, (f"BROWSER_PATH={browser!r} is not an executable file. Point it at a Chrome/Chromium "
-                       "binary (Debian: /usr/bin/chromium) or unset it; HTML and CSV export work without it.")
+        return False, (
+            f"BROWSER_PATH={browser!r} is not an executable file. Point it at a Chrome/Chromium "
+            "binary (Debian: /usr/bin/chromium) or unset it; HTML and CSV export work without it."
+        )
     return True, f"PNG and SVG are rendered with {browser}"
 
 
@@ -94,9 +104,14 @@ def _image_options(fig: go.Figure, fmt: str, width: int | None, height: int | No
 
 async def _render_all(engine, figures: Mapping[str, go.Figure], fmt: str, width, height, scale) -> dict[str, bytes]:
     names = list(figures)
-    images = await asyncio.gather(*(  # the engine's tabs render in parallel
-        engine.calc_fig(figures[name].to_plotly_json(), opts=_image_options(figures[name], fmt, width, height, scale))
-        for name in names))
+    images = await asyncio.gather(
+        *(  # the engine's tabs render in parallel
+            engine.calc_fig(
+                figures[name].to_plotly_json(), opts=_image_options(figures[name], fmt, width, height, scale)
+            )
+            for name in names
+        )
+    )
     return dict(zip(names, images))
 
 
@@ -122,8 +137,10 @@ class _BrowserSession:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
 
     def render(self, figures: Mapping[str, go.Figure], fmt: str, width, height, scale) -> dict[str, bytes]:
-        return self._call(_render_all(self.engine, figures, fmt, width, height, scale),
-                          timeout=RENDER_TIMEOUT_S * max(1, len(figures)))
+        return self._call(
+            _render_all(self.engine, figures, fmt, width, height, scale),
+            timeout=RENDER_TIMEOUT_S * max(1, len(figures)),
+        )
 
     def close(self) -> None:
         try:
@@ -157,7 +174,11 @@ atexit.register(_close_session)
 
 
 def render_static(
-    figures: Mapping[str, go.Figure], fmt: str, *, width: int | None = None, height: int | None = None,
+    figures: Mapping[str, go.Figure],
+    fmt: str,
+    *,
+    width: int | None = None,
+    height: int | None = None,
     scale: float | None = None,
 ) -> dict[str, bytes]:
     """Render several figures to PNG or SVG in one browser session (starting Chromium takes seconds; see
@@ -183,8 +204,9 @@ def render_static(
         import kaleido
 
         async def render() -> dict[str, bytes]:
-            async with kaleido.Kaleido(n=min(RENDER_TABS, len(figures)), timeout=RENDER_TIMEOUT_S, path=browser,
-                                       mathjax=False) as engine:
+            async with kaleido.Kaleido(
+                n=min(RENDER_TABS, len(figures)), timeout=RENDER_TIMEOUT_S, path=browser, mathjax=False
+            ) as engine:
                 return await _render_all(engine, figures, fmt, width, height, scale)
 
         return _run_coroutine(render)  # type: ignore[return-value]
@@ -194,5 +216,6 @@ def render_static(
         if type(exc).__name__ in ("ChromeNotFoundError", "BrowserFailedError", "BrowserClosedError", "TimeoutError"):
             raise StaticExportUnavailable(
                 f"the browser at {browser} could not render ({type(exc).__name__}: {exc}). Check that it starts "
-                "headless (Debian: apt-get install chromium); HTML export works without it.") from exc
+                "headless (Debian: apt-get install chromium); HTML export works without it."
+            ) from exc
         raise

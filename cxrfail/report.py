@@ -58,12 +58,20 @@ def write_report(
         inputs,
         config=result.config,
         generator="cxrfail analyze",
-        extra={"cohort": result.cohort_summary, "models": list(result.models), "notes": result.notes,
-               "refused_pairs": [{"model": m, "finding": f, "reason": reason} for (m, f), reason in result.refused.items()],
-               "pair_warnings": [{"model": p.model, "finding": p.finding, "warning": w} for p in result
-                                 for w in p.warnings],
-               "tables": [f"tables/{name}" for name in written] + ["tables/outcomes.parquet"],
-               "figures": figure_files, "figure_note": figure_note},
+        extra={
+            "cohort": result.cohort_summary,
+            "models": list(result.models),
+            "notes": result.notes,
+            "refused_pairs": [
+                {"model": m, "finding": f, "reason": reason} for (m, f), reason in result.refused.items()
+            ],
+            "pair_warnings": [
+                {"model": p.model, "finding": p.finding, "warning": w} for p in result for w in p.warnings
+            ],
+            "tables": [f"tables/{name}" for name in written] + ["tables/outcomes.parquet"],
+            "figures": figure_files,
+            "figure_note": figure_note,
+        },
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
@@ -80,8 +88,9 @@ def _render_pack(result: AnalysisResult, folder: Path) -> tuple[dict[str, list[s
     from cxrfail.figures import report_figures
 
     pack = write_figure_pack(report_figures(result), folder)
-    checksums = {path.relative_to(folder).as_posix(): file_sha256(path)
-                 for path in sorted(folder.rglob("*")) if path.is_file()}
+    checksums = {
+        path.relative_to(folder).as_posix(): file_sha256(path) for path in sorted(folder.rglob("*")) if path.is_file()
+    }
     (folder / PACK_INDEX).write_text(sealed_json({"files": pack.files, "note": pack.note, "sha256": checksums}))
     return pack.files, pack.note
 
@@ -100,8 +109,9 @@ def _verified_pack(folder: Path) -> dict | None:
         if not isinstance(files, dict) or not (note is None or isinstance(note, str)):
             raise ValueError("malformed index")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("dropping damaged figure pack %s (%s: %s); it will be rendered again", folder,
-                    type(exc).__name__, exc)
+        log.warning(
+            "dropping damaged figure pack %s (%s: %s); it will be rendered again", folder, type(exc).__name__, exc
+        )
         shutil.rmtree(folder, ignore_errors=True)
         return None
     return index

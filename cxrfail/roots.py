@@ -24,8 +24,10 @@ from cxrfail.errors import FileTooLargeError, PathNotAllowedError
 DATA_ROOTS_VARIABLE = "CXRFAIL_DATA_ROOTS"
 MODEL_ROOTS_VARIABLE = "CXRFAIL_MODEL_ROOTS"
 #: Shown when a path is refused: says what to do without listing the server's folders.
-OUTSIDE_ROOTS_FIX = (f"Use a file under the folders the operator allowed ({DATA_ROOTS_VARIABLE}; TorchScript: "
-                     f"{MODEL_ROOTS_VARIABLE}), or ask the operator to add its folder")
+OUTSIDE_ROOTS_FIX = (
+    f"Use a file under the folders the operator allowed ({DATA_ROOTS_VARIABLE}; TorchScript: "
+    f"{MODEL_ROOTS_VARIABLE}), or ask the operator to add its folder"
+)
 
 
 def data_roots() -> tuple[Path, ...]:
@@ -59,8 +61,11 @@ def _resolve(path: str | Path) -> Path:
     path outside the roots."""
     text = os.path.expanduser(os.fspath(path))
     if "\0" in text:
-        raise PathNotAllowedError("this path is outside the folders the dashboard may read",
-                                  path=text.replace("\0", "\\0"), fix=OUTSIDE_ROOTS_FIX)
+        raise PathNotAllowedError(
+            "this path is outside the folders the dashboard may read",
+            path=text.replace("\0", "\\0"),
+            fix=OUTSIDE_ROOTS_FIX,
+        )
     return Path(text).resolve()
 
 
@@ -73,8 +78,9 @@ def resolve_under_roots(path: str | Path, roots: Sequence[str | Path] | None = N
     roots = tuple(Path(root).resolve() for root in (data_roots() if roots is None else roots))
     resolved = _resolve(path)
     if not is_under(resolved, roots):
-        raise PathNotAllowedError("this path is outside the folders the dashboard may read", path=path,
-                                  fix=OUTSIDE_ROOTS_FIX)
+        raise PathNotAllowedError(
+            "this path is outside the folders the dashboard may read", path=path, fix=OUTSIDE_ROOTS_FIX
+        )
     return resolved
 
 
@@ -101,8 +107,9 @@ def open_under_roots(path: str | Path, roots: Sequence[str | Path], *, folder: b
         real = opened_path(handle)
         mode = os.fstat(handle.fileno()).st_mode
         if not any(real.is_relative_to(root) for root in bounds) or stat.S_ISDIR(mode) != folder:
-            raise PathNotAllowedError("this path is outside the folders the dashboard may read", path=path,
-                                      fix=OUTSIDE_ROOTS_FIX)
+            raise PathNotAllowedError(
+                "this path is outside the folders the dashboard may read", path=path, fix=OUTSIDE_ROOTS_FIX
+            )
     except BaseException:
         handle.close()
         raise
@@ -115,12 +122,18 @@ def read_under_roots(path: str | Path, roots: Sequence[str | Path], max_bytes: i
     with open_under_roots(path, roots) as handle:
         size = os.fstat(handle.fileno()).st_size
         if max_bytes is not None and size > max_bytes:
-            raise FileTooLargeError(f"the file is {size / 1e6:.1f} MB, above the limit of {max_bytes / 1e6:.1f} MB",
-                                    path=path, fix="Use a smaller file, or ask the operator to raise the limit")
+            raise FileTooLargeError(
+                f"the file is {size / 1e6:.1f} MB, above the limit of {max_bytes / 1e6:.1f} MB",
+                path=path,
+                fix="Use a smaller file, or ask the operator to raise the limit",
+            )
         data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
-        raise FileTooLargeError(f"the file is above the limit of {max_bytes / 1e6:.1f} MB", path=path,
-                                fix="Use a smaller file, or ask the operator to raise the limit")
+        raise FileTooLargeError(
+            f"the file is above the limit of {max_bytes / 1e6:.1f} MB",
+            path=path,
+            fix="Use a smaller file, or ask the operator to raise the limit",
+        )
     return data
 
 
@@ -132,6 +145,9 @@ def resolve_inside(path: str | Path, folder: str | Path) -> Path:
     base = Path(os.path.abspath(folder))
     resolved = _resolve(base / path)
     if not resolved.is_relative_to(base):
-        raise PathNotAllowedError("an image path points outside the image folder", path=path,
-                                  fix="Image paths must lie inside the cohort's image folder")
+        raise PathNotAllowedError(
+            "an image path points outside the image folder",
+            path=path,
+            fix="Image paths must lie inside the cohort's image folder",
+        )
     return resolved

@@ -100,8 +100,10 @@ pair.flip
 
 # %%
 look = pair.evaluate_flip(0.5, n_bootstrap=200)
-print(f"tau 0.5: {look.n_flips} flips, ΔF1 {look.delta_f1:+.3f} [{look.ci_low:+.3f}, {look.ci_high:+.3f}], "
-      f"exploratory={look.exploratory}, improved={look.improved}")
+print(
+    f"tau 0.5: {look.n_flips} flips, ΔF1 {look.delta_f1:+.3f} [{look.ci_low:+.3f}, {look.ci_high:+.3f}], "
+    f"exploratory={look.exploratory}, improved={look.improved}"
+)
 
 # %% [markdown]
 # ## Model error or label error?
@@ -112,8 +114,19 @@ print(f"tau 0.5: {look.n_flips} flips, ΔF1 {look.delta_f1:+.3f} [{look.ci_low:+
 # the cohort. See [Label audit](label-audit.md).
 
 # %%
-pair.label_audit[["n_rows", "n_patients", "kappa", "n_misclassified", "n_model_error", "n_label_error",
-                  "label_error_share", "label_error_ci_low", "label_error_ci_high"]]
+pair.label_audit[
+    [
+        "n_rows",
+        "n_patients",
+        "kappa",
+        "n_misclassified",
+        "n_model_error",
+        "n_label_error",
+        "label_error_share",
+        "label_error_ci_low",
+        "label_error_ci_high",
+    ]
+]
 
 # %% [markdown]
 # ## Every pair at once

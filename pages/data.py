@@ -27,9 +27,11 @@ COHORT_KINDS = {
 }
 
 current = frame("Data")
-st.markdown("Load a cohort (labels and demographics, one row per image or study) and one prediction file per "
-            "model (an id column plus one probability column per finding, NIH or CheXpert names, a `prob_` "
-            "prefix is fine). Files can be uploaded or read from a path on the server.")
+st.markdown(
+    "Load a cohort (labels and demographics, one row per image or study) and one prediction file per "
+    "model (an id column plus one probability column per finding, NIH or CheXpert names, a `prob_` "
+    "prefix is fine). Files can be uploaded or read from a path on the server."
+)
 flash = st.session_state.pop("data_flash", None)
 if flash:
     message, notes = flash
@@ -37,48 +39,75 @@ if flash:
     for note in notes:
         st.warning(note)
 if current is not None:
-    st.info(f"Loaded now: **{current.dataset.label}**: {current.dataset.cohort.n_rows:,} "
-            f"{figures.plural(current.dataset.cohort.unit)}, models {', '.join(current.dataset.model_names)}.")
+    st.info(
+        f"Loaded now: **{current.dataset.label}**: {current.dataset.cohort.n_rows:,} "
+        f"{figures.plural(current.dataset.cohort.unit)}, models {', '.join(current.dataset.model_names)}."
+    )
 
 with st.form("data_form"):
     target = NEW
     if current is not None:
         target = st.radio(
-            "Load", (ADD, NEW), key="data_target", horizontal=True,
-            format_func=lambda t: (f"models into {current.dataset.label} (its ids; keeps its radiographs, device "
-                                   "reads and reference labels)") if t == ADD else "a new dataset (cohort and models)",
+            "Load",
+            (ADD, NEW),
+            key="data_target",
+            horizontal=True,
+            format_func=lambda t: (
+                (
+                    f"models into {current.dataset.label} (its ids; keeps its radiographs, device "
+                    "reads and reference labels)"
+                )
+                if t == ADD
+                else "a new dataset (cohort and models)"
+            ),
             help="Adding needs prediction files with this dataset's image ids; the cohort fields below are then "
-                 "not used")
+            "not used",
+        )
     st.subheader("Predictions")
-    uploads = st.file_uploader("Prediction CSV files (one per model)", type=["csv"], accept_multiple_files=True,
-                               key="data_pred_upload")
+    uploads = st.file_uploader(
+        "Prediction CSV files (one per model)", type=["csv"], accept_multiple_files=True, key="data_pred_upload"
+    )
     paths_text = st.text_area("…or paths on the server, one per line", key="data_pred_paths", height=90)
     left, right = st.columns(2)
-    names_text = left.text_input("Model names (optional, comma-separated, in the same order; default: file names)",
-                                 key="data_pred_names")
-    id_column_text = right.text_input("Id column (optional; default: image_id, Image Index, Path, …)",
-                                      key="data_id_column")
+    names_text = left.text_input(
+        "Model names (optional, comma-separated, in the same order; default: file names)", key="data_pred_names"
+    )
+    id_column_text = right.text_input(
+        "Id column (optional; default: image_id, Image Index, Path, …)", key="data_id_column"
+    )
     st.subheader("Cohort")
     kind = st.selectbox("Cohort format", list(COHORT_KINDS), format_func=COHORT_KINDS.get, key="data_kind")
-    cohort_upload = st.file_uploader("Cohort CSV (not needed for the bundled NIH metadata)", type=["csv", "gz"],
-                                     key="data_cohort_upload")
+    cohort_upload = st.file_uploader(
+        "Cohort CSV (not needed for the bundled NIH metadata)", type=["csv", "gz"], key="data_cohort_upload"
+    )
     cohort_path_text = st.text_input("…or its path on the server", key="data_cohort_path")
     left, right = st.columns(2)
     images_text = left.text_input("Image folder (optional; for Cases)", key="data_images")
     devices_text = right.text_input("Support-device reads CSV (optional, NIH)", key="data_devices")
-    column_map_text = st.text_input("Column map for 'Any CSV' (FIELD=COLUMN, comma-separated; fields: image_id, "
-                                    "patient_id, age, sex, view, image_path, or a finding)", key="data_colmap")
+    column_map_text = st.text_input(
+        "Column map for 'Any CSV' (FIELD=COLUMN, comma-separated; fields: image_id, "
+        "patient_id, age, sex, view, image_path, or a finding)",
+        key="data_colmap",
+    )
     left, right = st.columns(2)
-    uncertain = left.selectbox("Uncertain labels (-1)", ("zeros", "ones", "drop"), key="data_uncertain",
-                               help="CheXpert / any CSV: how uncertain labels are counted; recorded in the manifest")
+    uncertain = left.selectbox(
+        "Uncertain labels (-1)",
+        ("zeros", "ones", "drop"),
+        key="data_uncertain",
+        help="CheXpert / any CSV: how uncertain labels are counted; recorded in the manifest",
+    )
     unit = right.selectbox("Unit of analysis (CheXpert)", ("study", "image"), key="data_unit")
     st.subheader("Reference labels (optional)")
     left, right = st.columns(2)
-    reference_upload = left.file_uploader("A second, expert label set for some rows (id column + finding columns)",
-                                          type=["csv", "gz"], key="data_reference_upload")
+    reference_upload = left.file_uploader(
+        "A second, expert label set for some rows (id column + finding columns)",
+        type=["csv", "gz"],
+        key="data_reference_upload",
+    )
     reference_path_text = right.text_input("…or its path on the server", key="data_reference_path")
-    reference_map_text = st.text_input("Reference column map (image_id=COLUMN, FINDING=COLUMN; optional)",
-                                       key="data_reference_colmap")
+    reference_map_text = st.text_input(
+        "Reference column map (image_id=COLUMN, FINDING=COLUMN; optional)", key="data_reference_colmap"
+    )
     label = st.text_input("Name of this dataset", key="data_label", placeholder="my cohort")
     submitted = st.form_submit_button("Load", type="primary")
 
@@ -109,12 +138,21 @@ def request() -> tuple[datasets.DatasetRequest, dict[str, str]]:
         shown_names[str(reference_file)] = reference_upload.name
     names = tuple(n.strip() for n in names_text.split(",") if n.strip()) or None
     return datasets.DatasetRequest(
-        prediction_files=tuple(files), model_names=names, kind=kind, cohort_file=cohort_file,
-        column_map=parse_column_map(column_map_text) if kind == "csv" else {}, uncertain_policy=uncertain,
-        unit=unit, image_dir=datasets.server_path(images_text), devices_csv=datasets.server_path(devices_text),
-        label=label.strip(), inputs=tuple(inputs), reference_file=reference_file,
+        prediction_files=tuple(files),
+        model_names=names,
+        kind=kind,
+        cohort_file=cohort_file,
+        column_map=parse_column_map(column_map_text) if kind == "csv" else {},
+        uncertain_policy=uncertain,
+        unit=unit,
+        image_dir=datasets.server_path(images_text),
+        devices_csv=datasets.server_path(devices_text),
+        label=label.strip(),
+        inputs=tuple(inputs),
+        reference_file=reference_file,
         reference_column_map=parse_column_map(reference_map_text, "reference column map") or None,
-        id_column=id_column_text.strip() or None), shown_names
+        id_column=id_column_text.strip() or None,
+    ), shown_names
 
 
 def in_form_words(message: str) -> str:
@@ -125,9 +163,12 @@ def in_form_words(message: str) -> str:
 
 def finding_notes(dataset: datasets.Dataset, model_names) -> list[str]:
     """One visible note per model that lacks findings the cohort labels."""
-    return [f"{name} has no probabilities for {', '.join(lacking)}: with {name} selected, "
-            f"{'this finding is' if len(lacking) == 1 else 'these findings are'} not offered (deselect it in the "
-            "sidebar to see them)." for name, lacking in datasets.missing_findings(dataset, model_names).items()]
+    return [
+        f"{name} has no probabilities for {', '.join(lacking)}: with {name} selected, "
+        f"{'this finding is' if len(lacking) == 1 else 'these findings are'} not offered (deselect it in the "
+        "sidebar to see them)."
+        for name, lacking in datasets.missing_findings(dataset, model_names).items()
+    ]
 
 
 if submitted:
@@ -136,8 +177,14 @@ if submitted:
         with st.spinner("Reading and validating the files…"):
             wanted, shown_names = request()
             if target == ADD:
-                dataset = datasets.add_models(current.dataset, wanted.prediction_files, wanted.model_names,
-                                              wanted.id_column, base_config().min_overlap, wanted.inputs)
+                dataset = datasets.add_models(
+                    current.dataset,
+                    wanted.prediction_files,
+                    wanted.model_names,
+                    wanted.id_column,
+                    base_config().min_overlap,
+                    wanted.inputs,
+                )
                 added = [m for m in dataset.model_names if m not in current.dataset.model_names]
             else:
                 dataset = datasets.load_dataset(wanted, base_config().min_overlap)
@@ -152,15 +199,19 @@ if submitted:
         unit = dataset.cohort.unit
         if target == ADD:
             datasets.register(dataset, models=[*current.models, *added])
-            message = (f"Added **{', '.join(added)}** to {current.dataset.label}: its {dataset.cohort.n_rows:,} "
-                       f"{figures.plural(unit, dataset.cohort.n_rows)}, radiographs, device reads and reference "
-                       "labels are kept. Selected in the sidebar beside the models chosen before.")
+            message = (
+                f"Added **{', '.join(added)}** to {current.dataset.label}: its {dataset.cohort.n_rows:,} "
+                f"{figures.plural(unit, dataset.cohort.n_rows)}, radiographs, device reads and reference "
+                "labels are kept. Selected in the sidebar beside the models chosen before."
+            )
         else:
             datasets.register(dataset)
-            message = (f"Loaded **{dataset.label}**: {dataset.cohort.n_rows:,} "
-                       f"{figures.plural(unit, dataset.cohort.n_rows)} of {dataset.cohort.n_patients:,} patients; "
-                       f"models {', '.join(dataset.model_names)}; findings {', '.join(dataset.findings())}. "
-                       "It is now selected in the sidebar.")
+            message = (
+                f"Loaded **{dataset.label}**: {dataset.cohort.n_rows:,} "
+                f"{figures.plural(unit, dataset.cohort.n_rows)} of {dataset.cohort.n_patients:,} patients; "
+                f"models {', '.join(dataset.model_names)}; findings {', '.join(dataset.findings())}. "
+                "It is now selected in the sidebar."
+            )
         st.session_state["data_flash"] = (message, finding_notes(dataset, added))
         st.rerun()
 
@@ -169,8 +220,10 @@ if loaded:
     st.subheader("Loaded in this session")
     for key, dataset in list(loaded.items()):
         left, right = st.columns([5, 1])
-        left.markdown(f"**{dataset.label}**: {dataset.cohort.n_rows:,} {figures.plural(dataset.cohort.unit)}, models "
-                      f"{', '.join(dataset.model_names)}" + ("".join(f"  \n_{n}_" for n in dataset.notes)))
+        left.markdown(
+            f"**{dataset.label}**: {dataset.cohort.n_rows:,} {figures.plural(dataset.cohort.unit)}, models "
+            f"{', '.join(dataset.model_names)}" + ("".join(f"  \n_{n}_" for n in dataset.notes))
+        )
         if right.button("Remove", key=f"data_remove_{key}"):
             datasets.remove(key)
             st.rerun()

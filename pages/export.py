@@ -28,11 +28,19 @@ token = runs.run_token(sel)
 @st.cache_data(max_entries=16, show_spinner=False)
 def manifest(token: str, finding: str, _result, _dataset) -> dict:
     return build_manifest(
-        _dataset.inputs, config=_result.config, generator="cxrfail dashboard",
-        extra={"dataset": _dataset.label, "models": list(_result.models), "finding_shown": finding,
-               "cohort": _result.cohort_summary, "notes": _result.notes, "dataset_notes": list(_dataset.notes),
-               "unit_and_split": f"unit of analysis: {_result.unit}; rates, regression and flip results on the "
-                                 "held-out test split"},
+        _dataset.inputs,
+        config=_result.config,
+        generator="cxrfail dashboard",
+        extra={
+            "dataset": _dataset.label,
+            "models": list(_result.models),
+            "finding_shown": finding,
+            "cohort": _result.cohort_summary,
+            "notes": _result.notes,
+            "dataset_notes": list(_dataset.notes),
+            "unit_and_split": f"unit of analysis: {_result.unit}; rates, regression and flip results on the "
+            "held-out test split",
+        },
     )
 
 
@@ -48,13 +56,22 @@ def chosen_figures(scope: str) -> dict:
 stamp = datetime.now().strftime("%Y%m%d-%H%M")
 
 st.subheader("One figure")
-scope = st.radio("Figures for", ("the finding in the sidebar", "all findings"), horizontal=True, key="ex_scope",
-                 help="Overview figures cover every finding either way")
+scope = st.radio(
+    "Figures for",
+    ("the finding in the sidebar", "all findings"),
+    horizontal=True,
+    key="ex_scope",
+    help="Overview figures cover every finding either way",
+)
 available = chosen_figures(scope)
 left, middle, right = st.columns([3, 1, 1])
 name = left.selectbox("Figure", list(available), key="ex_figure")
-fmt = middle.selectbox("Format", export.FIGURE_FORMATS, key="ex_format",
-                       format_func=lambda f: f.upper() + ("" if f == "html" or static_ok else " (needs chromium)"))
+fmt = middle.selectbox(
+    "Format",
+    export.FIGURE_FORMATS,
+    key="ex_format",
+    format_func=lambda f: f.upper() + ("" if f == "html" or static_ok else " (needs chromium)"),
+)
 if right.button("Prepare file", key="ex_prepare"):
     try:
         with st.spinner(f"Rendering {name}.{fmt}…"):
@@ -64,8 +81,14 @@ if right.button("Prepare file", key="ex_prepare"):
 prepared = st.session_state.get("ex_file")
 if prepared:
     file_name, data, prepared_fmt = prepared
-    st.download_button(f"Download {file_name} ({len(data) / 1024:,.0f} KB)", data=data, file_name=file_name,
-                       mime=export.MIME_TYPES[prepared_fmt], key="ex_download_figure", on_click="ignore")
+    st.download_button(
+        f"Download {file_name} ({len(data) / 1024:,.0f} KB)",
+        data=data,
+        file_name=file_name,
+        mime=export.MIME_TYPES[prepared_fmt],
+        key="ex_download_figure",
+        on_click="ignore",
+    )
 with st.expander("Preview"):
     st.plotly_chart(available[name], key="ex_preview", config={"displaylogo": False})
 
@@ -75,34 +98,48 @@ for index, (table_name, table) in enumerate(export.result_tables(result).items()
     with columns[index % 3]:
         st.download_button(
             f"{table_name}.csv ({len(table):,} rows)",
-            data=(lambda t=table: export.table_bytes(t)) if table_name in export.PER_ROW_TABLES
+            data=(lambda t=table: export.table_bytes(t))
+            if table_name in export.PER_ROW_TABLES
             else export.table_bytes(table),
-            file_name=f"{table_name}.csv", mime="text/csv", key=f"ex_table_{table_name}", on_click="ignore",
+            file_name=f"{table_name}.csv",
+            mime="text/csv",
+            key=f"ex_table_{table_name}",
+            on_click="ignore",
         )
 st.caption(f"Per-{unit} tables (outcomes, identifier scores, SHAP values) are generated when clicked.")
 
 st.subheader("Everything, as one zip")
 left, middle, right = st.columns(3)
 bundle_scope = left.radio("Figures", ("the finding in the sidebar", "all findings"), key="ex_bundle_scope")
-formats = middle.multiselect("Figure formats", export.FIGURE_FORMATS,
-                             default=["html", "png"] if static_ok else ["html"], key="ex_bundle_formats")
+formats = middle.multiselect(
+    "Figure formats", export.FIGURE_FORMATS, default=["html", "png"] if static_ok else ["html"], key="ex_bundle_formats"
+)
 per_image = right.checkbox(f"Include the per-{unit} tables", value=False, key="ex_bundle_per_image")
 if st.button("Build the zip", type="primary", key="ex_build"):
     chosen = chosen_figures(bundle_scope)
     tables = export.result_tables(result, per_row=per_image)
     caveats = widgets.context(result).caveats(sel.findings, list(result.subgroup_rates["subgroup"].unique()))
-    with st.status(f"Building the zip: {len(chosen)} figures × {len(formats)} formats, {len(tables)} tables",
-                   expanded=True) as status:
+    with st.status(
+        f"Building the zip: {len(chosen)} figures × {len(formats)} formats, {len(tables)} tables", expanded=True
+    ) as status:
         bar = st.progress(0.0)
         data = export.zip_bundle(
-            chosen, tables, manifest(token, sel.finding, result, sel.dataset), formats=formats,
-            extra_files={"README.txt": (
-                "cxrfail export\n\nmanifest.json: inputs (SHA-256), package versions, seed and config.\n"
-                "figures/: HTML (open offline with plotly.min.js beside them), PNG, SVG.\n"
-                "tables/: CSV, columns as documented in cxrfail.analysis.result.TABLE_COLUMNS.\n\n"
-                f"Unit of analysis: {unit}. Rates, regression and flip results are on the held-out test split.\n"
-                + "\n".join(caveats) + "\n\n" + ATTRIBUTION + "\n"
-            ).encode()},
+            chosen,
+            tables,
+            manifest(token, sel.finding, result, sel.dataset),
+            formats=formats,
+            extra_files={
+                "README.txt": (
+                    "cxrfail export\n\nmanifest.json: inputs (SHA-256), package versions, seed and config.\n"
+                    "figures/: HTML (open offline with plotly.min.js beside them), PNG, SVG.\n"
+                    "tables/: CSV, columns as documented in cxrfail.analysis.result.TABLE_COLUMNS.\n\n"
+                    f"Unit of analysis: {unit}. Rates, regression and flip results are on the held-out test split.\n"
+                    + "\n".join(caveats)
+                    + "\n\n"
+                    + ATTRIBUTION
+                    + "\n"
+                ).encode()
+            },
             progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
         )
         status.update(label=f"Zip ready ({len(data) / 1e6:,.1f} MB)", state="complete", expanded=False)
@@ -110,8 +147,15 @@ if st.button("Build the zip", type="primary", key="ex_build"):
 bundle = st.session_state.get("ex_bundle")
 if bundle:
     file_name, data = bundle
-    st.download_button(f"Download {file_name} ({len(data) / 1e6:,.1f} MB)", data=data, file_name=file_name,
-                       mime="application/zip", key="ex_download_zip", on_click="ignore")
+    st.download_button(
+        f"Download {file_name} ({len(data) / 1e6:,.1f} MB)",
+        data=data,
+        file_name=file_name,
+        mime="application/zip",
+        key="ex_download_zip",
+        on_click="ignore",
+    )
 with st.expander("Manifest preview"):
-    st.code(json.dumps(manifest(token, sel.finding, result, sel.dataset), indent=2, default=str)[:20000],
-            language="json")
+    st.code(
+        json.dumps(manifest(token, sel.finding, result, sel.dataset), indent=2, default=str)[:20000], language="json"
+    )

@@ -36,54 +36,82 @@ def _xrv_weights() -> tuple[dict[str, bool], str]:
         from cxrfail.inference.models import xrv_weight_names, xrv_weights_path
     except ImportError:
         return {}, ""
-    return ({name: xrv_weights_path(name).is_file() for name in xrv_weight_names()},
-            str(Path(xrv.utils.get_cache_dir()).expanduser()))
+    return (
+        {name: xrv_weights_path(name).is_file() for name in xrv_weight_names()},
+        str(Path(xrv.utils.get_cache_dir()).expanduser()),
+    )
 
 
 installed, weights_folder = _xrv_weights()
 ready = [name for name, present in installed.items() if present]
 if "inf_source" not in st.session_state:  # open on a choice that can run with what this server has
     st.session_state["inf_source"] = XRV if ready else LOCAL
-source = st.radio("Model", (XRV, LOCAL), horizontal=True, key="inf_source",
-                  help="A local file is TorchScript (with an embedded card) or a model card (JSON/YAML) naming "
-                       "the architecture, labels, preprocessing and weights")
+source = st.radio(
+    "Model",
+    (XRV, LOCAL),
+    horizontal=True,
+    key="inf_source",
+    help="A local file is TorchScript (with an embedded card) or a model card (JSON/YAML) naming "
+    "the architecture, labels, preprocessing and weights",
+)
 missing = ""  # what the chosen model lacks, said before running
 if source == XRV:
     if not installed:
-        missing = ("torchxrayvision is not installed on this server, so its models cannot run here. Choose "
-                   "'local model file' and give a model card or TorchScript file.")
+        missing = (
+            "torchxrayvision is not installed on this server, so its models cannot run here. Choose "
+            "'local model file' and give a model card or TorchScript file."
+        )
         xrv_name, model_file = None, ""
     else:
         names = ready + [name for name in installed if name not in ready]
         left, right = st.columns(2)
-        xrv_name = left.selectbox("torchxrayvision weights", names, key="inf_xrv",
-                                  format_func=lambda n: n + ("" if installed[n] else " (weights not installed)"))
-        weights = right.text_input("Weights file (optional; default: torchxrayvision's cache folder)",
-                                   key="inf_weights")
+        xrv_name = left.selectbox(
+            "torchxrayvision weights",
+            names,
+            key="inf_xrv",
+            format_func=lambda n: n + ("" if installed[n] else " (weights not installed)"),
+        )
+        weights = right.text_input(
+            "Weights file (optional; default: torchxrayvision's cache folder)", key="inf_weights"
+        )
         model_file = weights.strip()
         if not installed[xrv_name] and not model_file:
-            missing = (f"The weights of {xrv_name} are not installed on this server (looked in {weights_folder}). "
-                       "Type the path of a downloaded weights file in 'Weights file' above"
-                       + (f", or pick one marked installed ({', '.join(ready)})" if ready else
-                          ", or choose 'local model file'") + ".")
+            missing = (
+                f"The weights of {xrv_name} are not installed on this server (looked in {weights_folder}). "
+                "Type the path of a downloaded weights file in 'Weights file' above"
+                + (
+                    f", or pick one marked installed ({', '.join(ready)})"
+                    if ready
+                    else ", or choose 'local model file'"
+                )
+                + "."
+            )
 else:
     model_file = st.text_input("Model file path (TorchScript .pt/.ts, or a card .json/.yaml)", key="inf_path").strip()
     xrv_name = None
     if not model_file:
-        missing = ("Give a model file: a model card (JSON/YAML naming the architecture, labels, preprocessing and "
-                   "weights) or a TorchScript file from the folders the operator allowed (CXRFAIL_MODEL_ROOTS)"
-                   + (f"; or choose 'torchxrayvision model' (installed: {', '.join(ready)})" if ready else "") + ".")
-folder = st.text_input("Image folder (PNG, JPEG or DICOM, searched recursively)", key="inf_folder",
-                       placeholder="empty: the dataset's image folder" if sel.dataset.image_root else "")
+        missing = (
+            "Give a model file: a model card (JSON/YAML naming the architecture, labels, preprocessing and "
+            "weights) or a TorchScript file from the folders the operator allowed (CXRFAIL_MODEL_ROOTS)"
+            + (f"; or choose 'torchxrayvision model' (installed: {', '.join(ready)})" if ready else "")
+            + "."
+        )
+folder = st.text_input(
+    "Image folder (PNG, JPEG or DICOM, searched recursively)",
+    key="inf_folder",
+    placeholder="empty: the dataset's image folder" if sel.dataset.image_root else "",
+)
 left, middle, right = st.columns(3)
 name = left.text_input("Model name in the dashboard (default: the model's)", key="inf_name")
 device = middle.selectbox("Device", ("auto", "cpu", "cuda"), key="inf_device")
 batch_size = right.number_input("Batch size", min_value=1, max_value=256, value=16, key="inf_batch")
-st.caption("Paths are read on the server, under the folders the operator allowed (CXRFAIL_DATA_ROOTS); a "
-           "TorchScript file runs code when loaded, so it loads only from CXRFAIL_MODEL_ROOTS. "
-           "Image ids are the file paths relative to the folder; they must match the cohort's ids "
-           f"(e.g. `{sel.dataset.cohort.table.index[0]}`). Results are cached per image content, so a second run "
-           "of the same model on the same images is read back, not recomputed.")
+st.caption(
+    "Paths are read on the server, under the folders the operator allowed (CXRFAIL_DATA_ROOTS); a "
+    "TorchScript file runs code when loaded, so it loads only from CXRFAIL_MODEL_ROOTS. "
+    "Image ids are the file paths relative to the folder; they must match the cohort's ids "
+    f"(e.g. `{sel.dataset.cohort.table.index[0]}`). Results are cached per image content, so a second run "
+    "of the same model on the same images is read back, not recomputed."
+)
 
 cluster = resolve_ray_address(None)  # CXRFAIL_RAY_ADDRESS: run on that Ray cluster instead of this machine
 if cluster is not None:
@@ -109,8 +137,9 @@ if st.button("Run", type="primary", key="inf_run", disabled=bool(missing)):
         image_folder = datasets.server_path(folder) if folder.strip() else sel.dataset.image_root
         if image_folder is None or not image_folder.is_dir():
             raise CxrfailInputError("no image folder", fix="Give a folder of images under the allowed roots")
-        with st.status(f"Running {Path(spec).name if xrv_name is None else 'xrv:' + xrv_name} on the image folder",
-                       expanded=True) as status:
+        with st.status(
+            f"Running {Path(spec).name if xrv_name is None else 'xrv:' + xrv_name} on the image folder", expanded=True
+        ) as status:
             st.write("Loading the model…")
             from cxrfail.inference.workflow import predict_cohort
 
@@ -125,22 +154,37 @@ if st.button("Run", type="primary", key="inf_run", disabled=bool(missing)):
             # TorchScript runs code from the file: only from a folder the operator allowed (CXRFAIL_MODEL_ROOTS),
             # checked where each file the model names is opened.
             added = predict_cohort(
-                spec, image_folder, sel.dataset.cohort, name=name.strip() or None,
-                taken_names=sel.dataset.model_names, allow_torchscript=True, model_roots=model_file_roots,
-                torchscript_roots=model_roots(), device=device,
-                batch_size=int(batch_size), ray_address=cluster, min_overlap=base_config().min_overlap,
-                progress=progress, on_start=st.write)
+                spec,
+                image_folder,
+                sel.dataset.cohort,
+                name=name.strip() or None,
+                taken_names=sel.dataset.model_names,
+                allow_torchscript=True,
+                model_roots=model_file_roots,
+                torchscript_roots=model_roots(),
+                device=device,
+                batch_size=int(batch_size),
+                ray_address=cluster,
+                min_overlap=base_config().min_overlap,
+                progress=progress,
+                on_start=st.write,
+            )
             status.update(label=added.result.summary(), state="complete", expanded=False)
         if added.result.failures:
             st.warning(f"{len(added.result.failures)} images could not be used:")
-            st.dataframe(pd.DataFrame([(Path(f.path).name, f.reason) for f in added.result.failures],
-                                      columns=["file", "reason"]), hide_index=True)
+            st.dataframe(
+                pd.DataFrame(
+                    [(Path(f.path).name, f.reason) for f in added.result.failures], columns=["file", "reason"]
+                ),
+                hide_index=True,
+            )
         predictions, n_common = added.predictions, added.n_common
         datasets.register(sel.dataset.with_model(predictions, note=added.note), models=[*sel.models, predictions.name])
         st.session_state["inf_flash"] = (
             f"Added **{predictions.name}** ({n_common:,} of the cohort's {sel.dataset.cohort.n_rows:,} images). "
             "The analysis uses the images every selected model has predicted, so selecting it restricts the "
-            f"analysis to those {n_common:,} images; deselect it in the sidebar to go back.")
+            f"analysis to those {n_common:,} images; deselect it in the sidebar to go back."
+        )
         st.rerun()
     except CxrfailInputError as exc:
         widgets.input_error("Inference could not run", exc)

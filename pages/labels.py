@@ -18,16 +18,26 @@ sel = widgets.require_selection(frame("Labels"))
 reference = sel.dataset.reference
 available = sel.dataset.reference_findings
 if reference is None or not available:
-    st.info("This dataset has no reference labels for its findings. Load a reference label file (an id column "
-            "and finding columns) on the Data page; the demo comes with Google's expert labels.")
+    st.info(
+        "This dataset has no reference labels for its findings. Load a reference label file (an id column "
+        "and finding columns) on the Data page; the demo comes with Google's expert labels."
+    )
     st.stop()
 st.markdown(f"**Reference standard: {reference.name}.** {reference.selection}")
-finding = synced(st.selectbox, "Finding with reference labels", key="lb_finding", param="label_finding",
-                options=list(available), default=sel.finding if sel.finding in available else available[0],
-                format_func=figures.finding_label)
+finding = synced(
+    st.selectbox,
+    "Finding with reference labels",
+    key="lb_finding",
+    param="label_finding",
+    options=list(available),
+    default=sel.finding if sel.finding in available else available[0],
+    format_func=figures.finding_label,
+)
 if finding not in sel.findings:
-    st.caption(f"{figures.finding_label(finding)} is not among the findings analysed in the sidebar: it is "
-               "analysed here on its own (once; later visits read it back).")
+    st.caption(
+        f"{figures.finding_label(finding)} is not among the findings analysed in the sidebar: it is "
+        "analysed here on its own (once; later visits read it back)."
+    )
     sel = dataclasses.replace(sel, findings=(finding,), finding=finding)
 result = runs.analysis(sel)
 if result is None:
@@ -49,27 +59,60 @@ left, right = st.columns([2, 1])
 left.dataframe(table, width="stretch")
 first = agreement.iloc[0]
 right.metric("Cohen's kappa", f"{first['kappa']:.2f}")
-right.metric(f"{figures.plural(result.unit).capitalize()} with both labels", f"{int(first['n_rows']):,}",
-             help=f"of {int(first['n_patients']):,} patients")
+right.metric(
+    f"{figures.plural(result.unit).capitalize()} with both labels",
+    f"{int(first['n_rows']):,}",
+    help=f"of {int(first['n_patients']):,} patients",
+)
 
 st.subheader("Model error or label error?")
-widgets.plot(figures.label_error_bars, audit,
-             title=f"Misclassifications of {figures.finding_label(finding)}: model errors and probable label errors",
-             context=context, key="lb_errors")
-st.caption("A probable label error: the model's prediction agrees with the reference label and the cohort label "
-           "disagrees, so what the analysis counts as a model failure is most likely a label failure. Shares "
-           "of the test-split misclassifications with both labels; 95% intervals resample patients.")
+widgets.plot(
+    figures.label_error_bars,
+    audit,
+    title=f"Misclassifications of {figures.finding_label(finding)}: model errors and probable label errors",
+    context=context,
+    key="lb_errors",
+)
+st.caption(
+    "A probable label error: the model's prediction agrees with the reference label and the cohort label "
+    "disagrees, so what the analysis counts as a model failure is most likely a label failure. Shares "
+    "of the test-split misclassifications with both labels; 95% intervals resample patients."
+)
 
 st.subheader("Against which labels?")
-widgets.plot(figures.label_set_comparison, audit,
-             title=f"{figures.finding_label(finding)}: AUROC and F1 against each label set", context=context,
-             key="lb_compare")
-shown = audit[["model", "n_misclassified", "n_label_error", "label_error_share", "label_error_ci_low",
-               "label_error_ci_high", "auroc_cohort", "auroc_reference", "f1_cohort", "f1_reference",
-               "identifier_auroc_cohort", "identifier_auroc_reference", "flip_delta_f1_cohort",
-               "flip_delta_f1_reference"]]
-st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch",
-             column_config=widgets.percent_columns(["label_error_share", "label_error_ci_low", "label_error_ci_high"]))
-st.caption("Identifier AUROC re-scored against misclassification defined by each label set; the flip result "
-           "(ΔF1 at the calibration-chosen tau) against each label set. The reference covers a subset that was "
-           "not chosen at random: compare these rows with each other, not with the whole cohort.")
+widgets.plot(
+    figures.label_set_comparison,
+    audit,
+    title=f"{figures.finding_label(finding)}: AUROC and F1 against each label set",
+    context=context,
+    key="lb_compare",
+)
+shown = audit[
+    [
+        "model",
+        "n_misclassified",
+        "n_label_error",
+        "label_error_share",
+        "label_error_ci_low",
+        "label_error_ci_high",
+        "auroc_cohort",
+        "auroc_reference",
+        "f1_cohort",
+        "f1_reference",
+        "identifier_auroc_cohort",
+        "identifier_auroc_reference",
+        "flip_delta_f1_cohort",
+        "flip_delta_f1_reference",
+    ]
+]
+st.dataframe(
+    pd.DataFrame(shown),
+    hide_index=True,
+    width="stretch",
+    column_config=widgets.percent_columns(["label_error_share", "label_error_ci_low", "label_error_ci_high"]),
+)
+st.caption(
+    "Identifier AUROC re-scored against misclassification defined by each label set; the flip result "
+    "(ΔF1 at the calibration-chosen tau) against each label set. The reference covers a subset that was "
+    "not chosen at random: compare these rows with each other, not with the whole cohort."
+)

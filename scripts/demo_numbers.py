@@ -42,12 +42,16 @@ def design_effect_table(result: AnalysisResult) -> pd.DataFrame:
     rows = []
     for finding, group in levels.groupby("finding", sort=False):
         top = group.loc[group["design_effect"].idxmax()]
-        rows.append({
-            "finding": finding, "design_effect_min": group["design_effect"].min(),
-            "design_effect_median": group["design_effect"].median(), "design_effect_max": top["design_effect"],
-            "largest_at": f"{top['model']}, {top['subgroup']} {top['level']}",
-            "width_vs_wilson_there": (top["ci_high"] - top["ci_low"]) / (top["wilson_high"] - top["wilson_low"]),
-        })
+        rows.append(
+            {
+                "finding": finding,
+                "design_effect_min": group["design_effect"].min(),
+                "design_effect_median": group["design_effect"].median(),
+                "design_effect_max": top["design_effect"],
+                "largest_at": f"{top['model']}, {top['subgroup']} {top['level']}",
+                "width_vs_wilson_there": (top["ci_high"] - top["ci_low"]) / (top["wilson_high"] - top["wilson_low"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -56,17 +60,43 @@ def oldest_level_table(result: AnalysisResult) -> pd.DataFrame:
     whether the sufficiency rule marks it."""
     rates = result.subgroup_rates
     oldest = rates.loc[(rates["subgroup"] == "age") & (rates["level"] == ">=80")]
-    return oldest[["model", "finding", "n", "n_patients", "n_misclassified", "rate", "ci_low", "ci_high",
-                   "design_effect", "effective_n", "ci_method", "sufficient"]].reset_index(drop=True)
+    return oldest[
+        [
+            "model",
+            "finding",
+            "n",
+            "n_patients",
+            "n_misclassified",
+            "rate",
+            "ci_low",
+            "ci_high",
+            "design_effect",
+            "effective_n",
+            "ci_method",
+            "sufficient",
+        ]
+    ].reset_index(drop=True)
 
 
 def label_error_table(result: AnalysisResult) -> pd.DataFrame:
     """Per model and audited finding, on the expert-labelled test-split images: probable label errors of the
     misclassified images, their share with its patient-bootstrap 95% CI, and the resamples dropped."""
     audit = result.table("label_audit")
-    return audit[["model", "finding", "n_split_rows", "n_split_patients", "n_label_error", "n_misclassified",
-                  "label_error_share", "label_error_ci_low", "label_error_ci_high", "error_share_n_dropped",
-                  "n_bootstrap"]].reset_index(drop=True)
+    return audit[
+        [
+            "model",
+            "finding",
+            "n_split_rows",
+            "n_split_patients",
+            "n_label_error",
+            "n_misclassified",
+            "label_error_share",
+            "label_error_ci_low",
+            "label_error_ci_high",
+            "error_share_n_dropped",
+            "n_bootstrap",
+        ]
+    ].reset_index(drop=True)
 
 
 def all_reference_rows_table(result: AnalysisResult, reference: pd.DataFrame) -> pd.DataFrame:
@@ -77,12 +107,19 @@ def all_reference_rows_table(result: AnalysisResult, reference: pd.DataFrame) ->
         if pair.finding not in reference.columns or not pair.has_label_audit:
             continue
         labels = reference[pair.finding].reindex(pd.Index(pair.outcomes["image_id"]))
-        cases = audit_pair(pair.outcomes, labels, split=None, n_bootstrap=int(result.config.n_bootstrap),
-                           seed=int(result.config.seed)).cases
+        cases = audit_pair(
+            pair.outcomes, labels, split=None, n_bootstrap=int(result.config.n_bootstrap), seed=int(result.config.seed)
+        ).cases
         wrong = cases["misclassified"] == 1
-        rows.append({"model": pair.model, "finding": pair.finding, "n_rows": len(cases),
-                     "n_misclassified": int(wrong.sum()),
-                     "label_error_share": float((cases.loc[wrong, "verdict"] == LABEL_ERROR).mean())})
+        rows.append(
+            {
+                "model": pair.model,
+                "finding": pair.finding,
+                "n_rows": len(cases),
+                "n_misclassified": int(wrong.sum()),
+                "label_error_share": float((cases.loc[wrong, "verdict"] == LABEL_ERROR).mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -108,6 +145,7 @@ def auroc_by_label_set_table(result: AnalysisResult) -> pd.DataFrame:
 
 def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     """``frame`` as a Markdown table, floats with ``digits`` decimals."""
+
     def cell(value) -> str:
         return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
@@ -130,8 +168,14 @@ def main() -> None:
     cohort = load_demo_cohort(models)
     reference = load_demo_reference_labels(cohort)
     subgroups = run_analysis(cohort, models, AnalysisConfig(), scope="core", cache_dir=args.cache_dir)
-    audited = run_analysis(cohort, models, AnalysisConfig(findings=AUDITED), reference=reference,
-                           cache_dir=args.cache_dir, keep_workers=False)
+    audited = run_analysis(
+        cohort,
+        models,
+        AnalysisConfig(findings=AUDITED),
+        reference=reference,
+        cache_dir=args.cache_dir,
+        keep_workers=False,
+    )
 
     print("## Subgroup design effects (test split, every model and level)\n")
     print(markdown(design_effect_table(subgroups), 1))
@@ -148,37 +192,54 @@ def main() -> None:
         for _, r in group.iterrows():
             counts = f"{int(r['n_label_error'])} / {int(r['n_misclassified'])}"
             row[f"{r['finding']}: label errors / misclassified"] = counts
-            row[f"{r['finding']}: share [95% CI]"] = _interval(r["label_error_share"], r["label_error_ci_low"],
-                                                                r["label_error_ci_high"], percent=True)
+            row[f"{r['finding']}: share [95% CI]"] = _interval(
+                r["label_error_share"], r["label_error_ci_low"], r["label_error_ci_high"], percent=True
+            )
         wide.append(row)
     print(markdown(pd.DataFrame(wide)))
     first = errors.iloc[0]
-    print(f"\n(on {int(first['n_split_rows'])} images of {int(first['n_split_patients'])} patients for "
-          f"{first['finding']}; {int(first['n_bootstrap'])} replicates; resamples dropped for no misclassified "
-          f"image: {int(errors['error_share_n_dropped'].max())} at most)")
+    print(
+        f"\n(on {int(first['n_split_rows'])} images of {int(first['n_split_patients'])} patients for "
+        f"{first['finding']}; {int(first['n_bootstrap'])} replicates; resamples dropped for no misclassified "
+        f"image: {int(errors['error_share_n_dropped'].max())} at most)"
+    )
     print("\n## Exploratory: the same share over every expert-labelled image\n")
     every = all_reference_rows_table(audited, reference.table)
     for finding, group in every.groupby("finding", sort=False):
-        print(f"- {finding}: {group['label_error_share'].min():.0%}-{group['label_error_share'].max():.0%} "
-              f"(on {group['n_rows'].iloc[0]} images)")
+        print(
+            f"- {finding}: {group['label_error_share'].min():.0%}-{group['label_error_share'].max():.0%} "
+            f"(on {group['n_rows'].iloc[0]} images)"
+        )
     print("\n## AUROC against each label set (every expert-labelled image)\n")
     aurocs = auroc_by_label_set_table(audited)
-    shown = pd.DataFrame({
-        "model": aurocs["model"], "finding": aurocs["finding"],
-        **{name: [_interval(*values) for values in aurocs[[prefix, f"{prefix}_ci_low", f"{prefix}_ci_high"]]
-                  .itertuples(index=False)]
-           for name, prefix in (("model vs cohort", "auroc_cohort"), ("model vs experts", "auroc_reference"),
-                                ("identifier vs cohort", "identifier_auroc_cohort"),
-                                ("identifier vs experts", "identifier_auroc_reference"))},
-        "identifier higher vs experts": aurocs["identifier_higher_against_experts"],
-    })
+    shown = pd.DataFrame(
+        {
+            "model": aurocs["model"],
+            "finding": aurocs["finding"],
+            **{
+                name: [
+                    _interval(*values)
+                    for values in aurocs[[prefix, f"{prefix}_ci_low", f"{prefix}_ci_high"]].itertuples(index=False)
+                ]
+                for name, prefix in (
+                    ("model vs cohort", "auroc_cohort"),
+                    ("model vs experts", "auroc_reference"),
+                    ("identifier vs cohort", "identifier_auroc_cohort"),
+                    ("identifier vs experts", "identifier_auroc_reference"),
+                )
+            },
+            "identifier higher vs experts": aurocs["identifier_higher_against_experts"],
+        }
+    )
     print(markdown(shown))
     for finding, group in aurocs.groupby("finding", sort=False):
         higher = int(group["identifier_higher_against_experts"].sum())
-        print(f"- {finding}: model AUROC {group['auroc_cohort'].min():.2f}-{group['auroc_cohort'].max():.2f} "
-              f"against the cohort labels, {group['auroc_reference'].min():.2f}-{group['auroc_reference'].max():.2f}"
-              f" against the experts; the identifier scores higher against the experts for {higher} of "
-              f"{len(group)} models")
+        print(
+            f"- {finding}: model AUROC {group['auroc_cohort'].min():.2f}-{group['auroc_cohort'].max():.2f} "
+            f"against the cohort labels, {group['auroc_reference'].min():.2f}-{group['auroc_reference'].max():.2f}"
+            f" against the experts; the identifier scores higher against the experts for {higher} of "
+            f"{len(group)} models"
+        )
 
 
 if __name__ == "__main__":

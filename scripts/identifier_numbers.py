@@ -39,16 +39,26 @@ def main() -> None:
     result = run_analysis(cohort, models, config, use_cache=False, n_jobs=args.jobs)
     identifiers = result.identifiers.loc[result.identifiers["learner"] == config.learners[0]]
     pairs = identifiers[["model", "finding"]].drop_duplicates()
-    print(f"demo: {len(pairs)} pairs, learner {config.learners[0]}, unit {result.unit}; AUROCs on the test split "
-          "(95% CIs resample test patients; differences paired on the same resamples)")
+    print(
+        f"demo: {len(pairs)} pairs, learner {config.learners[0]}, unit {result.unit}; AUROCs on the test split "
+        "(95% CIs resample test patients; differences paired on the same resamples)"
+    )
     for (model, finding), rows in identifiers.groupby(["model", "finding"], sort=False):
         rows = rows.set_index("feature_set")
-        parts = [f"{fs} {r['auroc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-                 + ("" if fs == PROBABILITY_ONLY else f" d={r['delta_vs_probability_only']:+.3f} "
-                    f"[{r['delta_vs_probability_only_ci_low']:+.3f}, {r['delta_vs_probability_only_ci_high']:+.3f}]")
-                 for fs, r in rows.iterrows()]
-        print(f"{model} / {finding} (n={int(rows['n'].iloc[0]):,}, patients={int(rows['n_patients'].iloc[0]):,}): "
-              + "; ".join(parts))
+        parts = [
+            f"{fs} {r['auroc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            + (
+                ""
+                if fs == PROBABILITY_ONLY
+                else f" d={r['delta_vs_probability_only']:+.3f} "
+                f"[{r['delta_vs_probability_only_ci_low']:+.3f}, {r['delta_vs_probability_only_ci_high']:+.3f}]"
+            )
+            for fs, r in rows.iterrows()
+        ]
+        print(
+            f"{model} / {finding} (n={int(rows['n'].iloc[0]):,}, patients={int(rows['n_patients'].iloc[0]):,}): "
+            + "; ".join(parts)
+        )
     for feature_set in IDENTIFIER_LADDER:
         rows = identifiers.loc[identifiers["feature_set"] == feature_set]
         if len(rows):
@@ -66,22 +76,28 @@ def main() -> None:
     print(f"baseline_auroc_mean: {run_identifier['baseline_auroc'].mean():.3f}")
     print(f"delta_vs_baseline_mean: {run_identifier['delta_vs_baseline'].mean():+.3f}")
     shares = own_output_share(result.shap_values)
-    print(f"own_output_shap_share_mean: {shares['own_share'].mean():.3f} (min {shares['own_share'].min():.3f}, "
-          f"max {shares['own_share'].max():.3f})")
+    print(
+        f"own_output_shap_share_mean: {shares['own_share'].mean():.3f} (min {shares['own_share'].min():.3f}, "
+        f"max {shares['own_share'].max():.3f})"
+    )
     flip = result.flip
     for _, row in flip.iterrows():
         tau = "never" if row["tau"] > 1 else f"{row['tau']:.4f}"
-        print(f"flip {row['model']} / {row['finding']}: tau {tau}, {int(row['calibration_flips'])} calibration flips, "
-              f"{int(row['n_flips'])} test flips, dF1 {row['delta_f1']:+.4f} [{row['ci_low']:+.4f}, "
-              f"{row['ci_high']:+.4f}], improved {bool(row['improved'])}")
+        print(
+            f"flip {row['model']} / {row['finding']}: tau {tau}, {int(row['calibration_flips'])} calibration flips, "
+            f"{int(row['n_flips'])} test flips, dF1 {row['delta_f1']:+.4f} [{row['ci_low']:+.4f}, "
+            f"{row['ci_high']:+.4f}], improved {bool(row['improved'])}"
+        )
     print(f"flip_improved: {int(flip['improved'].astype(bool).sum())} of {len(flip)}")
     print(f"flip_flips_nothing: {int((flip['tau'] > 1).sum())} of {len(flip)}")
     print(f"flip_test_flips_median: {float(np.median(flip['n_flips'])):.0f}")
     flipping = flip.loc[flip["tau"] <= 1]
     # the two splits hold about as many rows: on a shared scale tau would flip about as many test rows as
     # calibration rows; the fold models' mean has a thinner upper tail than one fold model's score
-    print(f"flip_rows_calibration_vs_test: {int(flipping['calibration_flips'].sum())} calibration, "
-          f"{int(flipping['n_flips'].sum())} test, over the {len(flipping)} pairs that flip")
+    print(
+        f"flip_rows_calibration_vs_test: {int(flipping['calibration_flips'].sum())} calibration, "
+        f"{int(flipping['n_flips'].sum())} test, over the {len(flipping)} pairs that flip"
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,7 @@ def audit_run():
     from cxrfail import AnalysisConfig, analyze
 
     demo = _demo()
-    return analyze(demo.cohort, demo.predictions, AnalysisConfig(findings=AUDITED_FINDINGS),
-                   reference=demo.reference)
+    return analyze(demo.cohort, demo.predictions, AnalysisConfig(findings=AUDITED_FINDINGS), reference=demo.reference)
 
 
 # --- formatting -----------------------------------------------------------------------------------------
@@ -121,9 +120,11 @@ def demo_clusters() -> str:
     """How many rows the demo's patients own: why every interval resamples patients."""
     cohort = _demo().cohort
     per_patient = cohort.table.groupby("patient_id", observed=True).size()
-    return (f"{_int(len(cohort.table))} rows of {_int(len(per_patient))} patients; a patient owns a median of "
-            f"{per_patient.median():.0f} and up to {_int(per_patient.max())} rows, and "
-            f"{_pct((per_patient > 1).mean())} of patients own more than one.")
+    return (
+        f"{_int(len(cohort.table))} rows of {_int(len(per_patient))} patients; a patient owns a median of "
+        f"{per_patient.median():.0f} and up to {_int(per_patient.max())} rows, and "
+        f"{_pct((per_patient > 1).mean())} of patients own more than one."
+    )
 
 
 def design_effects() -> str:
@@ -135,17 +136,21 @@ def design_effects() -> str:
         top = group.loc[group["design_effect"].astype(float).idxmax()]
         clustered = float(top["ci_high"]) - float(top["ci_low"])
         wilson = float(top["wilson_high"]) - float(top["wilson_low"])
-        rows.append({
-            "finding": finding,
-            "levels": len(group),
-            "median design effect": _num(group["design_effect"].median(), 1),
-            "largest": _num(top["design_effect"], 1),
-            "at (model, subgroup = level)": f"{top['model']}, {top['subgroup']} = {top['level']}",
-            "clustered / Wilson width there": _num(clustered / wilson, 1) if wilson > 0 else "n/a",
-        })
-    return (_markdown_table(pd.DataFrame(rows)) + "\n\n"
-            "Levels: every (model, subgroup level) on the test split of the default run; "
-            "`scripts/readme_numbers.py` computes this table.")
+        rows.append(
+            {
+                "finding": finding,
+                "levels": len(group),
+                "median design effect": _num(group["design_effect"].median(), 1),
+                "largest": _num(top["design_effect"], 1),
+                "at (model, subgroup = level)": f"{top['model']}, {top['subgroup']} = {top['level']}",
+                "clustered / Wilson width there": _num(clustered / wilson, 1) if wilson > 0 else "n/a",
+            }
+        )
+    return (
+        _markdown_table(pd.DataFrame(rows)) + "\n\n"
+        "Levels: every (model, subgroup level) on the test split of the default run; "
+        "`scripts/readme_numbers.py` computes this table."
+    )
 
 
 def _ladder_available() -> bool:
@@ -163,16 +168,35 @@ def identifier_ladder() -> str:
     for feature_set, group in table.groupby("feature_set", sort=False):
         reference = feature_set == "probability_only"
         above = (group["delta_vs_probability_only_ci_low"] > 0).sum()
-        rows.append({
-            "feature set": f"`{feature_set}`" + (" (oracle)" if bool(group["oracle"].iloc[0]) else ""),
-            "pairs": len(group),
-            "test AUROC (range over pairs)": _span(group["auroc"]),
-            "mean Δ AUROC vs probability_only": "reference" if reference
-            else f"{group['delta_vs_probability_only'].mean():+.3f}",
-            "pairs whose Δ interval lies above 0": "" if reference else f"{above} of {len(group)}",
-        })
-    return (_markdown_table(pd.DataFrame(rows)) + "\n\nOne row per feature set over every (model, finding) pair "
-            "of the default run; Δ is paired (the same patient resamples for both identifiers).")
+        rows.append(
+            {
+                "feature set": f"`{feature_set}`" + (" (oracle)" if bool(group["oracle"].iloc[0]) else ""),
+                "pairs": len(group),
+                "test AUROC (range over pairs)": _span(group["auroc"]),
+                "mean Δ AUROC vs probability_only": "reference"
+                if reference
+                else f"{group['delta_vs_probability_only'].mean():+.3f}",
+                "pairs whose Δ interval lies above 0": "" if reference else f"{above} of {len(group)}",
+            }
+        )
+    base = table.loc[table["feature_set"] == "probability_only"]
+    clinical = table.loc[table["feature_set"] == "own+demographics"]
+    excluding = int(
+        ((clinical["delta_vs_probability_only_ci_low"] > 0) | (clinical["delta_vs_probability_only_ci_high"] < 0)).sum()
+    )
+    plain = (
+        f"In plain words: the model's own probability alone already identifies misclassifications with a mean "
+        f"test AUROC of {_num(base['auroc'].mean(), 3)} (CheXbreak reported about 0.9 for its identifiers); the "
+        f"model's other outputs and the demographics (`own+demographics`, the run's identifier) add "
+        f"{clinical['delta_vs_probability_only'].mean():+.3f} on average, with the paired interval excluding 0 "
+        f"in {excluding} of {len(clinical)} pairs."
+    )
+    if abs(clinical["delta_vs_probability_only"].mean()) < 0.01 and excluding <= len(clinical) // 4:
+        plain += " On this demo, clinical features add almost nothing beyond the model's own probability."
+    return (
+        _markdown_table(pd.DataFrame(rows)) + "\n\nOne row per feature set over every (model, finding) pair "
+        "of the default run; Δ is paired (the same patient resamples for both identifiers).\n\n" + plain
+    )
 
 
 def slices() -> str:
@@ -183,13 +207,17 @@ def slices() -> str:
         return "*(Filled by `scripts/readme_numbers.py` once the slice search (issue 19) has landed.)*"
     table = full_run().table("slices")
     confirmed = table.loc[table["confirmed"].astype(bool)].sort_values("q_value")
-    lines = [f"{_int(len(confirmed))} of the {_int(len(table))} top slices searched on calibration were "
-             "confirmed on the test split."]
+    lines = [
+        f"{_int(len(confirmed))} of the {_int(len(table))} top slices searched on calibration were "
+        "confirmed on the test split."
+    ]
     for row in confirmed.head(2).itertuples(index=False):
-        lines.append(f"- {row.model}, {row.finding} ({row.error_kind}): `{row.slice}`: rate {_pct(row.rate_test)} "
-                     f"{_ci_pct(row.ci_low, row.ci_high)} on {_int(row.n_test)} rows of "
-                     f"{_int(row.n_patients_test)} patients, rate ratio {_num(row.rate_ratio)} "
-                     f"[{_num(row.rr_ci_low)}, {_num(row.rr_ci_high)}], q = {row.q_value:.2g}")
+        lines.append(
+            f"- {row.model}, {row.finding} ({row.error_kind}): `{row.slice}`: rate {_pct(row.rate_test)} "
+            f"{_ci_pct(row.ci_low, row.ci_high)} on {_int(row.n_test)} rows of "
+            f"{_int(row.n_patients_test)} patients, rate ratio {_num(row.rate_ratio)} "
+            f"[{_num(row.rr_ci_low)}, {_num(row.rr_ci_high)}], q = {row.q_value:.2g}"
+        )
     return "\n".join(lines)
 
 
@@ -201,13 +229,18 @@ def label_agreement() -> str:
     for finding in AUDITED_FINDINGS:
         cells = agreement.loc[(agreement["model"] == first_model) & (agreement["finding"] == finding)]
         count = {(int(r.cohort_label), int(r.reference_label)): int(r.n) for r in cells.itertuples()}
-        rows[f"{finding}: expert no"] = [_int(count.get((0, 0), 0)), _int(count.get((1, 0), 0)),
-                                         _num(cells["kappa"].iloc[0])]
+        rows[f"{finding}: expert no"] = [
+            _int(count.get((0, 0), 0)),
+            _int(count.get((1, 0), 0)),
+            _num(cells["kappa"].iloc[0]),
+        ]
         rows[f"{finding}: expert yes"] = [_int(count.get((0, 1), 0)), _int(count.get((1, 1), 0)), ""]
     n_rows = int(agreement["n_rows"].iloc[0])
     n_patients = int(agreement["n_patients"].iloc[0])
-    return (_markdown_table(pd.DataFrame(rows)) +
-            f"\n\nOn the {_int(n_rows)} images ({_int(n_patients)} patients) with both labels.")
+    return (
+        _markdown_table(pd.DataFrame(rows))
+        + f"\n\nOn the {_int(n_rows)} images ({_int(n_patients)} patients) with both labels."
+    )
 
 
 def label_errors() -> str:
@@ -219,14 +252,17 @@ def label_errors() -> str:
         for finding in AUDITED_FINDINGS:
             r = group.loc[group["finding"] == finding].iloc[0]
             row[f"{finding}: label errors / misclassified"] = f"{int(r.n_label_error)} / {int(r.n_misclassified)}"
-            row[f"{finding}: share [95% CI]"] = (f"{_pct(r.label_error_share)} "
-                                                 f"{_ci_pct(r.label_error_ci_low, r.label_error_ci_high)}")
+            row[f"{finding}: share [95% CI]"] = (
+                f"{_pct(r.label_error_share)} {_ci_pct(r.label_error_ci_low, r.label_error_ci_high)}"
+            )
         rows.append(row)
     first = audit.iloc[0]
-    return (_markdown_table(pd.DataFrame(rows)) +
-            f"\n\nOn the expert-labelled {first['split']}-split images ({_int(first['n_split_rows'])} images, "
-            f"{_int(first['n_split_patients'])} patients) at each model's operating threshold (chosen on "
-            "calibration), with patient-bootstrap 95% intervals.")
+    return (
+        _markdown_table(pd.DataFrame(rows))
+        + f"\n\nOn the expert-labelled {first['split']}-split images ({_int(first['n_split_rows'])} images, "
+        f"{_int(first['n_split_patients'])} patients) at each model's operating threshold (chosen on "
+        "calibration), with patient-bootstrap 95% intervals."
+    )
 
 
 #: Width of the command-line help quoted in the docs (argparse wraps to $COLUMNS otherwise).
@@ -280,9 +316,11 @@ def airspace_opacity() -> str:
         counts = pd.crosstab(nih, expert).reindex(index=[0, 1], columns=[0, 1], fill_value=0).to_numpy()
         parts.append(f"{name} labels {_int(nih[opaque].sum())} of them (kappa {_num(cohen_kappa(counts))})")
     none = int((labels.loc[opaque].max(axis=1) == 0).sum())
-    return (f"Of the {_int(opaque.sum())} of the {_int(len(expert))} expert-read images that the experts call "
-            f"airspace opacity, NIH {'; '.join(parts)}; {_int(none)} carry none of "
-            f"{', '.join(OPACITY_FINDINGS)}.")
+    return (
+        f"Of the {_int(opaque.sum())} of the {_int(len(expert))} expert-read images that the experts call "
+        f"airspace opacity, NIH {'; '.join(parts)}; {_int(none)} carry none of "
+        f"{', '.join(OPACITY_FINDINGS)}."
+    )
 
 
 def label_aurocs() -> str:
@@ -290,12 +328,16 @@ def label_aurocs() -> str:
     audit = audit_run().table("label_audit")
     rows = []
     for r in audit.itertuples(index=False):
-        rows.append({
-            "model": r.model, "finding": r.finding,
-            "model AUROC: cohort labels": _num(r.auroc_cohort), "model AUROC: experts": _num(r.auroc_reference),
-            "identifier AUROC: cohort-defined errors": _num(r.identifier_auroc_cohort),
-            "identifier AUROC: expert-defined errors": _num(r.identifier_auroc_reference),
-        })
+        rows.append(
+            {
+                "model": r.model,
+                "finding": r.finding,
+                "model AUROC: cohort labels": _num(r.auroc_cohort),
+                "model AUROC: experts": _num(r.auroc_reference),
+                "identifier AUROC: cohort-defined errors": _num(r.identifier_auroc_cohort),
+                "identifier AUROC: expert-defined errors": _num(r.identifier_auroc_reference),
+            }
+        )
     return _markdown_table(pd.DataFrame(rows))
 
 
@@ -351,11 +393,13 @@ BLOCKS: dict[str, Callable[[], str]] = {
 # --- filling the files ----------------------------------------------------------------------------------
 def render(text: str, values: dict[str, str]) -> str:
     """``text`` with the body of every generated block replaced by ``values[name]``."""
+
     def body(match: re.Match) -> str:
         name = match.group("name")
         if name not in BLOCKS:
             raise KeyError(f"unknown generated block {name!r}; blocks are {', '.join(BLOCKS)}")
         return match.group(1) + values[name].rstrip("\n") + "\n" + match.group(4)
+
     return BLOCK.sub(body, text)
 
 

@@ -43,15 +43,18 @@ def main() -> None:
             label = rows[finding].to_numpy(dtype=int)
             probability = model.probabilities.loc[rows.index, finding].to_numpy(dtype=float)
             calibration = row_split == "calibration"
-            threshold = choose_threshold(label[calibration], probability[calibration], config.threshold_method,
-                                         config.fixed_threshold).threshold
+            threshold = choose_threshold(
+                label[calibration], probability[calibration], config.threshold_method, config.fixed_threshold
+            ).threshold
             prediction = classify(label, probability, threshold)["prediction"].to_numpy()
             found = find_slices_with_config(rows, finding, label, prediction, row_split, config)
             frames.append(found.table.assign(model=model.name, finding=finding))
     slices = pd.concat(adjust_slices_grid(frames), ignore_index=True)
     confirmed = slices.loc[slices["confirmed"].astype(bool)]
-    print(f"cohort: {len(table):,} {cohort.unit}s of {table['patient_id'].nunique():,} patients; "
-          f"{len(models)} models x {len(config.findings)} findings")
+    print(
+        f"cohort: {len(table):,} {cohort.unit}s of {table['patient_id'].nunique():,} patients; "
+        f"{len(models)} models x {len(config.findings)} findings"
+    )
     for kind, group in slices.groupby("error_kind", sort=False):
         print(f"{kind}: {int(group['confirmed'].sum())} of {len(group)} raw top slices confirmed")
     print(f"slices_raw_top: {len(slices)}")
@@ -63,11 +66,13 @@ def main() -> None:
         print(f"  shared: {row.finding} · {row.error_kind} · {row.slice} ({row.models}; rate ratios {row.rate_ratios})")
     examples = confirmed.sort_values("q_value").drop_duplicates("finding").head(2)
     for number, row in enumerate(examples.itertuples(), start=1):
-        print(f"example_{number}: {row.model} · {row.finding} · {row.error_kind.replace('_', ' ')}: {row.slice}: "
-              f"test rate {row.rate_test:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] in {row.n_test:,} "
-              f"{cohort.unit}s of {row.n_patients_test:,} patients vs {row.rest_rate_test:.3f} in the rest; "
-              f"rate ratio {row.rate_ratio:.2f} [{row.rr_ci_low:.2f}, {row.rr_ci_high:.2f}], q {row.q_value:.2g} "
-              f"(calibration: {row.rate_calibration:.3f} in {row.n_calibration:,})")
+        print(
+            f"example_{number}: {row.model} · {row.finding} · {row.error_kind.replace('_', ' ')}: {row.slice}: "
+            f"test rate {row.rate_test:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] in {row.n_test:,} "
+            f"{cohort.unit}s of {row.n_patients_test:,} patients vs {row.rest_rate_test:.3f} in the rest; "
+            f"rate ratio {row.rate_ratio:.2f} [{row.rr_ci_low:.2f}, {row.rr_ci_high:.2f}], q {row.q_value:.2g} "
+            f"(calibration: {row.rate_calibration:.3f} in {row.n_calibration:,})"
+        )
 
 
 if __name__ == "__main__":

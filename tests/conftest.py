@@ -33,8 +33,9 @@ def demo_cohort(demo_models):
 
 #: Skip reasons that name something CI must have: a pinned package (``pytest.importorskip``: "could not import";
 #: "... is not installed"), the demo data or its images, pydicom-data's files, chromium.
-STRICT_SKIP_REASONS = re.compile(r"could not import|not installed|demo data|shared images|pydicom-data|chromium",
-                                 re.IGNORECASE)
+STRICT_SKIP_REASONS = re.compile(
+    r"could not import|not installed|demo data|shared images|pydicom-data|chromium", re.IGNORECASE
+)
 
 
 def _strict_skips() -> bool:

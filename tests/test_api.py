@@ -14,8 +14,10 @@ import cxrfail
 
 
 def test_import_cxrfail_imports_no_analysis_stack():
-    code = ("import sys, cxrfail; heavy = [m for m in ('pandas', 'numpy', 'sklearn', 'torch', 'plotly') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, cxrfail; heavy = [m for m in ('pandas', 'numpy', 'sklearn', 'torch', 'plotly') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == ""
 
@@ -34,10 +36,22 @@ def notebook(shared_demo_dir, tmp_path_factory):
     from cxrfail import AnalysisConfig, analyze, load_demo
 
     demo = load_demo(models=["densenet121_nih25"])
-    config = AnalysisConfig(findings=("Pneumothorax",), learners=("logistic",), feature_sets=("own+demographics",),
-                            n_bootstrap=200, shap_max_samples=50, n_folds=3)
-    result = analyze(demo.cohort, demo.predictions, config, reference=demo.reference,
-                     cache_dir=tmp_path_factory.mktemp("cache"), n_jobs=1)
+    config = AnalysisConfig(
+        findings=("Pneumothorax",),
+        learners=("logistic",),
+        feature_sets=("own+demographics",),
+        n_bootstrap=200,
+        shap_max_samples=50,
+        n_folds=3,
+    )
+    result = analyze(
+        demo.cohort,
+        demo.predictions,
+        config,
+        reference=demo.reference,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        n_jobs=1,
+    )
     pair = result.pair("densenet121_nih25", "Pneumothorax")
     return {"demo": demo, "config": config, "result": result, "pair": pair}
 
@@ -84,8 +98,7 @@ def test_identifiers_and_flip(notebook):
     assert len(identifiers) == 1 and 0.0 <= identifiers["auroc"].item() <= 1.0
     flip = pair.flip
     assert flip is not None and flip["n_flips"] >= 0
-    live = pair.evaluate_flip(pair.chosen_tau, n_bootstrap=notebook["config"].n_bootstrap,
-                              seed=notebook["config"].seed)
+    live = pair.evaluate_flip(pair.chosen_tau, n_bootstrap=notebook["config"].n_bootstrap, seed=notebook["config"].seed)
     assert not live.exploratory
     assert live.delta_f1 == pytest.approx(flip["delta_f1"]) and live.n_flips == flip["n_flips"]
     assert pair.evaluate_flip(0.99, n_bootstrap=200).exploratory  # any other tau is a look at test data
@@ -100,8 +113,7 @@ def test_label_accessors(notebook):
     assert agreement["n"].sum() == audit["n_rows"] and set(agreement["cohort_label"]) <= {0, 1}
     cases = pair.label_cases
     assert len(cases) == audit["n_rows"] and "model" not in cases.columns
-    pd.testing.assert_frame_equal(result.rows("label_audit", finding="Pneumothorax"),
-                                  result.table("label_audit"))
+    pd.testing.assert_frame_equal(result.rows("label_audit", finding="Pneumothorax"), result.table("label_audit"))
     assert result.rows("label_audit", model="absent").empty
 
 
@@ -116,10 +128,22 @@ def test_every_table_is_reachable(notebook):
     assert np.isfinite(pair.threshold)
 
 
-@pytest.mark.parametrize("module", ["cxrfail.cohort", "cxrfail.io", "cxrfail.predictions", "cxrfail.reference",
-                                    "cxrfail.demo", "cxrfail.analysis.runner", "cxrfail.analysis.result",
-                                    "cxrfail.export", "cxrfail.render", "cxrfail.report",
-                                    "cxrfail.inference.workflow"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "cxrfail.cohort",
+        "cxrfail.io",
+        "cxrfail.predictions",
+        "cxrfail.reference",
+        "cxrfail.demo",
+        "cxrfail.analysis.runner",
+        "cxrfail.analysis.result",
+        "cxrfail.export",
+        "cxrfail.render",
+        "cxrfail.report",
+        "cxrfail.inference.workflow",
+    ],
+)
 def test_public_modules_name_what_they_export(module):
     import importlib
 

@@ -30,7 +30,12 @@ def test_hash_changes_with_any_value_or_label():
     changed_value = frame.copy()
     changed_value.iloc[1, 0] = 0.2000001
     changed_index = frame.rename(index={"b": "c"})
-    hashes = {hash_frame(frame), hash_frame(changed_value), hash_frame(changed_index), hash_frame(frame.rename(columns={"x": "y"}))}
+    hashes = {
+        hash_frame(frame),
+        hash_frame(changed_value),
+        hash_frame(changed_index),
+        hash_frame(frame.rename(columns={"x": "y"})),
+    }
     assert len(hashes) == 4
     assert hash_frame(frame) == hash_frame(frame.copy())
     assert hash_parts({"a": 1, "b": 2}) == hash_parts({"b": 2, "a": 1}) != hash_parts({"a": 1, "b": 3})
@@ -77,11 +82,23 @@ def test_manifest_hashes_inputs(tmp_path):
 
 def test_manifest_is_strict_json_with_missing_values_and_numpy_types(tmp_path):
     extra = {
-        "cohort": {"sex": {"M": np.int64(2), pd.NA: 1}, "age_median": float("nan"), "missing": pd.NA,
-                   "views": np.array(["AP", "PA"]), "folder": tmp_path, "n": np.int64(5)},
+        "cohort": {
+            "sex": {"M": np.int64(2), pd.NA: 1},
+            "age_median": float("nan"),
+            "missing": pd.NA,
+            "views": np.array(["AP", "PA"]),
+            "folder": tmp_path,
+            "n": np.int64(5),
+        },
     }
     manifest = build_manifest([], config={"bins": (40.0, 60.0)}, seed=1, extra=extra)
     decoded = json.loads(json.dumps(manifest, allow_nan=False))
-    assert decoded["cohort"] == {"sex": {"M": 2, "unknown": 1}, "age_median": None, "missing": None,
-                                 "views": ["AP", "PA"], "folder": str(tmp_path), "n": 5}
+    assert decoded["cohort"] == {
+        "sex": {"M": 2, "unknown": 1},
+        "age_median": None,
+        "missing": None,
+        "views": ["AP", "PA"],
+        "folder": str(tmp_path),
+        "n": 5,
+    }
     assert decoded["config"] == {"bins": [40.0, 60.0]}

@@ -28,10 +28,30 @@ def simulated_model(tmp_path_factory):
 @pytest.mark.parametrize("policy", ["zeros", "ones", "drop"])
 def test_whole_bundled_chexpert_file_gives_a_complete_report(policy, simulated_model, tmp_path):
     out = tmp_path / "report"
-    status = main(["analyze", "--cohort", "chexpert", "--cohort-file", str(chexpert_sample_path()),
-                   "--uncertain", policy, "--predictions", str(simulated_model), "--findings", FINDING,
-                   "--bootstrap", "100", "--folds", "3", "--no-figures", "--out", str(out),
-                   "--cache-dir", str(tmp_path / "cache")])
+    status = main(
+        [
+            "analyze",
+            "--cohort",
+            "chexpert",
+            "--cohort-file",
+            str(chexpert_sample_path()),
+            "--uncertain",
+            policy,
+            "--predictions",
+            str(simulated_model),
+            "--findings",
+            FINDING,
+            "--bootstrap",
+            "100",
+            "--folds",
+            "3",
+            "--no-figures",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert status == 0
 
     manifest = json.loads((out / "manifest.json").read_text(), parse_constant=pytest.fail)

@@ -14,8 +14,14 @@ from cxrfail.manifest import file_sha256
 
 
 def run_cli(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "cxrfail.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "cxrfail.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=900,
+    )
 
 
 def assert_clean_input_error(completed, *fragments):
@@ -30,9 +36,25 @@ def assert_clean_input_error(completed, *fragments):
 def test_report_on_real_predictions(tmp_path, shared_demo_dir):
     predictions = shared_demo_dir / "predictions" / "densenet121_nih25.csv"
     out = tmp_path / "report"
-    completed = run_cli("analyze", "--predictions", predictions, "--findings", "Edema", "--learners", "logistic",
-                        "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--out", out,
-                        "--cache-dir", tmp_path / "cache")
+    completed = run_cli(
+        "analyze",
+        "--predictions",
+        predictions,
+        "--findings",
+        "Edema",
+        "--learners",
+        "logistic",
+        "--feature-sets",
+        "own",
+        "--bootstrap",
+        "100",
+        "--folds",
+        "3",
+        "--out",
+        out,
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert completed.returncode == 0, completed.stderr
     performance = pd.read_csv(out / "tables" / "performance.csv")
     assert list(performance.columns[:7]) == ["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
@@ -41,20 +63,51 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
         assert len(pd.read_csv(out / "tables" / f"{name}.csv")) > 0
     outcomes = pd.read_parquet(out / "tables" / "outcomes.parquet")
     assert len(outcomes) == 22433
-    assert {"model", "finding", "image_id", "patient_id", "split", "label", "probability", "threshold", "prediction",
-            "misclassified", "identifier_probability", "flipped_prediction"} <= set(outcomes.columns)
+    assert {
+        "model",
+        "finding",
+        "image_id",
+        "patient_id",
+        "split",
+        "label",
+        "probability",
+        "threshold",
+        "prediction",
+        "misclassified",
+        "identifier_probability",
+        "flipped_prediction",
+    } <= set(outcomes.columns)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["inputs"][0] == {"path": str(predictions), "bytes": predictions.stat().st_size,
-                                     "sha256": file_sha256(predictions)}
+    assert manifest["inputs"][0] == {
+        "path": str(predictions),
+        "bytes": predictions.stat().st_size,
+        "sha256": file_sha256(predictions),
+    }
     assert manifest["config"]["findings"] == ["Edema"] and manifest["seed"] == 0
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert any(name.endswith(".html") for name in figures)
 
     # A warm run (same cache) serves the analysis and the rendered figure pack instead of recomputing them.
     again = tmp_path / "again"
-    completed = run_cli("analyze", "--predictions", predictions, "--findings", "Edema", "--learners", "logistic",
-                        "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--out", again,
-                        "--cache-dir", tmp_path / "cache")
+    completed = run_cli(
+        "analyze",
+        "--predictions",
+        predictions,
+        "--findings",
+        "Edema",
+        "--learners",
+        "logistic",
+        "--feature-sets",
+        "own",
+        "--bootstrap",
+        "100",
+        "--folds",
+        "3",
+        "--out",
+        again,
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert completed.returncode == 0, completed.stderr
     assert "loaded from cache" in completed.stderr
     assert sorted(p.name for p in (again / "figures").iterdir()) == figures
@@ -63,7 +116,9 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
     # `cache ls` / `cache clear` see the analysis result and the figure pack.
     env = {**os.environ, "CXRFAIL_CACHE_DIR": str(tmp_path / "cache")}
     listing = run_cli("cache", "ls", env=env)
-    assert listing.returncode == 0 and "1 analysis results" in listing.stdout and "1 report figure packs" in listing.stdout
+    assert (
+        listing.returncode == 0 and "1 analysis results" in listing.stdout and "1 report figure packs" in listing.stdout
+    )
     cleared = run_cli("cache", "clear", env=env)
     assert cleared.returncode == 0 and "removed 2 analysis results and figure packs" in cleared.stdout
     assert "0 analysis results" in run_cli("cache", "ls", env=env).stdout
@@ -87,13 +142,16 @@ def test_bad_prediction_file_exits_2_with_one_line(tmp_path, body, fragments):
 def test_missing_findings_are_named(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("image_id,Edema\n00000010_000.png,0.5\n")
-    assert_clean_input_error(run_cli("analyze", "--predictions", bad, "--no-cache"),
-                             "model 'bad' has no probabilities for Atelectasis")
+    assert_clean_input_error(
+        run_cli("analyze", "--predictions", bad, "--no-cache"), "model 'bad' has no probabilities for Atelectasis"
+    )
 
 
 def test_other_input_errors_exit_2(tmp_path):
     assert_clean_input_error(run_cli("analyze", "--cohort", "chexpert"), "--cohort chexpert needs --cohort-file")
-    assert_clean_input_error(run_cli("analyze", "--findings", "Unicorn", "--no-cache"), "unknown finding name 'Unicorn'")
+    assert_clean_input_error(
+        run_cli("analyze", "--findings", "Unicorn", "--no-cache"), "unknown finding name 'Unicorn'"
+    )
     missing = tmp_path / "nope.csv"
     assert_clean_input_error(run_cli("analyze", "--predictions", missing), str(missing), "file not found")
 
@@ -102,9 +160,25 @@ def test_demo_pneumothorax_report_carries_the_label_audit(tmp_path, shared_demo_
     """On the demo, Google's expert labels are the reference by default: analysing Pneumothorax audits it."""
     predictions = shared_demo_dir / "predictions" / "densenet121_jrzech.csv"
     out = tmp_path / "report"
-    completed = run_cli("analyze", "--predictions", predictions, "--findings", "Pneumothorax", "--learners",
-                        "logistic", "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--no-figures",
-                        "--out", out, "--no-cache")
+    completed = run_cli(
+        "analyze",
+        "--predictions",
+        predictions,
+        "--findings",
+        "Pneumothorax",
+        "--learners",
+        "logistic",
+        "--feature-sets",
+        "own",
+        "--bootstrap",
+        "100",
+        "--folds",
+        "3",
+        "--no-figures",
+        "--out",
+        out,
+        "--no-cache",
+    )
     assert completed.returncode == 0, completed.stderr
     assert "reference labels: " in completed.stderr and "not a random sample" in completed.stderr
     agreement = pd.read_csv(out / "tables" / "label_agreement.csv")
@@ -128,17 +202,55 @@ def _synthetic_cohort(folder, *, n_rows=400, n_patients=200, owner_rows=0, seed=
     ids = [f"i{i:04d}.png" for i in range(n_rows)]
     patients = ["p0"] * owner_rows + [f"p{1 + i % (n_patients - 1)}" for i in range(n_rows - owner_rows)]
     edema = rng.integers(0, 2, n_rows)
-    cohort = pd.DataFrame({"Image": ids, "Patient": patients, "Age": rng.integers(20, 90, n_rows),
-                           "Sex": rng.choice(["M", "F"], n_rows), "View": rng.choice(["PA", "AP"], n_rows),
-                           "Edema": edema, "Cardiomegaly": 0})
-    predictions = pd.DataFrame({"image_id": ids, "Edema": np.clip(0.3 + 0.4 * edema + rng.normal(0, 0.2, n_rows), 0, 1),
-                                "Cardiomegaly": rng.uniform(0, 0.3, n_rows)})
+    cohort = pd.DataFrame(
+        {
+            "Image": ids,
+            "Patient": patients,
+            "Age": rng.integers(20, 90, n_rows),
+            "Sex": rng.choice(["M", "F"], n_rows),
+            "View": rng.choice(["PA", "AP"], n_rows),
+            "Edema": edema,
+            "Cardiomegaly": 0,
+        }
+    )
+    predictions = pd.DataFrame(
+        {
+            "image_id": ids,
+            "Edema": np.clip(0.3 + 0.4 * edema + rng.normal(0, 0.2, n_rows), 0, 1),
+            "Cardiomegaly": rng.uniform(0, 0.3, n_rows),
+        }
+    )
     cohort.to_csv(folder / "cohort.csv", index=False)
     predictions.to_csv(folder / "model.csv", index=False)
-    return ["--cohort", "csv", "--cohort-file", folder / "cohort.csv", "--column-map", "image_id=Image",
-            "patient_id=Patient", "age=Age", "sex=Sex", "view=View", "Edema=Edema", "Cardiomegaly=Cardiomegaly",
-            "--predictions", folder / "model.csv", "--findings", "Edema", "Cardiomegaly", "--learners", "logistic",
-            "--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--no-figures", "--no-cache"]
+    return [
+        "--cohort",
+        "csv",
+        "--cohort-file",
+        folder / "cohort.csv",
+        "--column-map",
+        "image_id=Image",
+        "patient_id=Patient",
+        "age=Age",
+        "sex=Sex",
+        "view=View",
+        "Edema=Edema",
+        "Cardiomegaly=Cardiomegaly",
+        "--predictions",
+        folder / "model.csv",
+        "--findings",
+        "Edema",
+        "Cardiomegaly",
+        "--learners",
+        "logistic",
+        "--feature-sets",
+        "own",
+        "--bootstrap",
+        "100",
+        "--folds",
+        "3",
+        "--no-figures",
+        "--no-cache",
+    ]
 
 
 def test_degenerate_pairs_are_refused_with_a_reason_and_the_rest_runs(tmp_path):
@@ -154,11 +266,14 @@ def test_degenerate_pairs_are_refused_with_a_reason_and_the_rest_runs(tmp_path):
 
 
 def test_one_patient_owning_most_images_is_refused_not_reported(tmp_path):
-    completed = run_cli("analyze", *_synthetic_cohort(tmp_path, n_rows=400, n_patients=11, owner_rows=390),
-                        "--out", tmp_path / "report")
+    completed = run_cli(
+        "analyze", *_synthetic_cohort(tmp_path, n_rows=400, n_patients=11, owner_rows=390), "--out", tmp_path / "report"
+    )
     assert_clean_input_error(completed, "every model × finding pair was refused")
-    assert "cxrfail: model · Edema refused: 5 patient(s) in the test split, fewer than the minimum 30" \
+    assert (
+        "cxrfail: model · Edema refused: 5 patient(s) in the test split, fewer than the minimum 30"
         in completed.stderr.splitlines()
+    )
 
 
 @pytest.mark.parametrize(
@@ -178,13 +293,41 @@ def test_bad_slice_settings_exit_2_with_one_line(tmp_path, flags, fragments):
 
 def test_a_pair_too_small_for_slices_says_so_and_the_run_goes_on(tmp_path):
     out = tmp_path / "report"
-    completed = run_cli("analyze", *_synthetic_cohort(tmp_path), "--slice-min-rows", "150", "--slice-error-kinds",
-                        "misclassified", "false_negative", "false_positive", "--out", out)
+    completed = run_cli(
+        "analyze",
+        *_synthetic_cohort(tmp_path),
+        "--slice-min-rows",
+        "150",
+        "--slice-error-kinds",
+        "misclassified",
+        "false_negative",
+        "false_positive",
+        "--out",
+        out,
+    )
     assert completed.returncode == 0, completed.stderr
     said = [line for line in completed.stderr.splitlines() if "slices (false negative)" in line]
     assert said and "fewer than the minimum slice support of 150" in said[0]
     slices = pd.read_csv(out / "tables" / "slices.csv")
-    assert {"model", "finding", "error_kind", "slice", "predicates", "n_calibration", "rate_calibration", "n_test",
-            "n_patients_test", "rate_test", "ci_low", "ci_high", "rate_ratio", "rr_ci_low", "rr_ci_high", "p_value",
-            "q_value", "q_value_grid", "confirmed"} <= set(slices.columns)
+    assert {
+        "model",
+        "finding",
+        "error_kind",
+        "slice",
+        "predicates",
+        "n_calibration",
+        "rate_calibration",
+        "n_test",
+        "n_patients_test",
+        "rate_test",
+        "ci_low",
+        "ci_high",
+        "rate_ratio",
+        "rr_ci_low",
+        "rr_ci_high",
+        "p_value",
+        "q_value",
+        "q_value_grid",
+        "confirmed",
+    } <= set(slices.columns)
     assert "false_negative" not in set(slices["error_kind"])

@@ -59,7 +59,10 @@ def test_chexpert_bundled_csv_loads_whole_at_study_level():
     frontal = raw["Frontal/Lateral"] == "Frontal"
     assert cohort.table["n_ap"].sum() == ((raw["AP/PA"] == "AP") & frontal).sum()
     assert cohort.table["n_pa"].sum() == ((raw["AP/PA"] == "PA") & frontal).sum()
-    assert cohort.table["lateral"].sum() == raw.loc[~frontal, "Path"].str.extract(r"(patient[^/]+/study[^/]+)/")[0].nunique()
+    assert (
+        cohort.table["lateral"].sum()
+        == raw.loc[~frontal, "Path"].str.extract(r"(patient[^/]+/study[^/]+)/")[0].nunique()
+    )
     for finding in CHEXPERT_FINDINGS:
         assert set(np.unique(cohort.table[finding].dropna())) <= {0.0, 1.0}
 
@@ -78,8 +81,11 @@ def test_summary_counts_missing_sex_and_age_as_unknown(tmp_path):
 
 def _chexpert_frame(labels: dict[str, list]) -> pd.DataFrame:
     rows = {
-        "Path": ["d/train/patient1/study1/view1_frontal.jpg", "d/train/patient1/study1/view2_lateral.jpg",
-                 "d/train/patient2/study1/view1_frontal.jpg"],
+        "Path": [
+            "d/train/patient1/study1/view1_frontal.jpg",
+            "d/train/patient1/study1/view2_lateral.jpg",
+            "d/train/patient2/study1/view1_frontal.jpg",
+        ],
         "Sex": ["Male", "Male", "Female"],
         "Age": [60, 60, 45],
         "Frontal/Lateral": ["Frontal", "Lateral", "Frontal"],
@@ -118,12 +124,29 @@ def _write(tmp_path, name, frame):
 
 
 def test_generic_csv_with_a_column_map(tmp_path):
-    frame = pd.DataFrame({"img": ["a.png", "b.png", "c.png"], "pid": ["p1", "p1", "p2"], "years": [30, 31, 70],
-                          "gender": ["F", "F", "M"], "proj": ["pa", "pa", "ap"], "edema_label": [1, 0, ""],
-                          "Cardiomegaly": [0, 1, 1]})
+    frame = pd.DataFrame(
+        {
+            "img": ["a.png", "b.png", "c.png"],
+            "pid": ["p1", "p1", "p2"],
+            "years": [30, 31, 70],
+            "gender": ["F", "F", "M"],
+            "proj": ["pa", "pa", "ap"],
+            "edema_label": [1, 0, ""],
+            "Cardiomegaly": [0, 1, 1],
+        }
+    )
     path = _write(tmp_path, "mine.csv", frame)
-    cohort = load_generic_csv(path, {"image_id": "img", "patient_id": "pid", "age": "years", "sex": "gender",
-                                     "view": "proj", "Edema": "edema_label"})
+    cohort = load_generic_csv(
+        path,
+        {
+            "image_id": "img",
+            "patient_id": "pid",
+            "age": "years",
+            "sex": "gender",
+            "view": "proj",
+            "Edema": "edema_label",
+        },
+    )
     assert cohort.findings == ("Edema", "Cardiomegaly")
     assert list(cohort.table["Edema"]) == [1.0, 0.0, 0.0]
     assert list(cohort.table["view"]) == ["PA", "PA", "AP"]

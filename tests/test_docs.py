@@ -34,11 +34,15 @@ numbers = _load_numbers_script()
 
 
 def test_render_replaces_each_block_body_and_names_stale_ones():
-    text = ("intro\n<!-- generated:demo_cohort -->\nold text\n<!-- /generated -->\nmiddle\n"
-            "<!-- generated:slices -->\n<!-- /generated -->\nend\n")
+    text = (
+        "intro\n<!-- generated:demo_cohort -->\nold text\n<!-- /generated -->\nmiddle\n"
+        "<!-- generated:slices -->\n<!-- /generated -->\nend\n"
+    )
     wanted = numbers.render(text, {"demo_cohort": "new text", "slices": "two\nlines"})
-    assert wanted == ("intro\n<!-- generated:demo_cohort -->\nnew text\n<!-- /generated -->\nmiddle\n"
-                      "<!-- generated:slices -->\ntwo\nlines\n<!-- /generated -->\nend\n")
+    assert wanted == (
+        "intro\n<!-- generated:demo_cohort -->\nnew text\n<!-- /generated -->\nmiddle\n"
+        "<!-- generated:slices -->\ntwo\nlines\n<!-- /generated -->\nend\n"
+    )
     assert numbers.block_names(text) == ["demo_cohort", "slices"]
     assert numbers.stale_blocks(text, wanted) == ["demo_cohort", "slices"]
     assert numbers.stale_blocks(wanted, wanted) == []
@@ -56,8 +60,11 @@ def test_every_generated_block_is_known_and_every_document_has_its_blocks():
 def test_quoted_numbers_equal_what_the_code_computes():
     """Every generated block of README.md and docs/*.md equals the script's output on the demo (runs come from
     the on-disk analysis cache when present). On failure: `python scripts/readme_numbers.py` and commit."""
-    stale = [f"{path.relative_to(ROOT)}: {', '.join(numbers.stale_blocks(current, wanted))}"
-             for path, (current, wanted) in numbers.regenerate().items() if current != wanted]
+    stale = [
+        f"{path.relative_to(ROOT)}: {', '.join(numbers.stale_blocks(current, wanted))}"
+        for path, (current, wanted) in numbers.regenerate().items()
+        if current != wanted
+    ]
     assert not stale, "out of date (run python scripts/readme_numbers.py): " + "; ".join(stale)
 
 
@@ -118,19 +125,35 @@ def test_ladder_and_slice_blocks_format_the_tables_their_branches_add(monkeypatc
     tables of those columns so that the blocks work the day the code lands."""
     import pandas as pd
 
-    identifiers = pd.DataFrame({
-        "model": ["a", "b", "a", "b"], "finding": ["Edema"] * 4,
-        "feature_set": ["probability_only", "probability_only", "own+demographics", "own+demographics"],
-        "oracle": [False] * 4, "auroc": [0.80, 0.84, 0.81, 0.86],
-        "delta_vs_probability_only": [0.0, 0.0, 0.01, 0.02],
-        "delta_vs_probability_only_ci_low": [0.0, 0.0, -0.01, 0.005],
-    })
-    slices = pd.DataFrame({
-        "model": ["a", "b"], "finding": ["Edema", "Edema"], "error_kind": ["misclassified"] * 2,
-        "slice": ["age >= 70 & view = AP", "sex = M"], "n_test": [400, 3000], "n_patients_test": [120, 900],
-        "rate_test": [0.21, 0.09], "ci_low": [0.15, 0.08], "ci_high": [0.28, 0.10], "rate_ratio": [2.4, 1.1],
-        "rr_ci_low": [1.7, 0.9], "rr_ci_high": [3.3, 1.3], "q_value": [0.001, 0.4], "confirmed": [True, False],
-    })
+    identifiers = pd.DataFrame(
+        {
+            "model": ["a", "b", "a", "b"],
+            "finding": ["Edema"] * 4,
+            "feature_set": ["probability_only", "probability_only", "own+demographics", "own+demographics"],
+            "oracle": [False] * 4,
+            "auroc": [0.80, 0.84, 0.81, 0.86],
+            "delta_vs_probability_only": [0.0, 0.0, 0.01, 0.02],
+            "delta_vs_probability_only_ci_low": [0.0, 0.0, -0.01, 0.005],
+        }
+    )
+    slices = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "finding": ["Edema", "Edema"],
+            "error_kind": ["misclassified"] * 2,
+            "slice": ["age >= 70 & view = AP", "sex = M"],
+            "n_test": [400, 3000],
+            "n_patients_test": [120, 900],
+            "rate_test": [0.21, 0.09],
+            "ci_low": [0.15, 0.08],
+            "ci_high": [0.28, 0.10],
+            "rate_ratio": [2.4, 1.1],
+            "rr_ci_low": [1.7, 0.9],
+            "rr_ci_high": [3.3, 1.3],
+            "q_value": [0.001, 0.4],
+            "confirmed": [True, False],
+        }
+    )
     monkeypatch.setattr(numbers, "full_run", lambda: _Tables(identifiers=identifiers, slices=slices))
     monkeypatch.setattr(numbers, "_ladder_available", lambda: True)
     ladder = numbers.identifier_ladder()
@@ -142,7 +165,9 @@ def test_ladder_and_slice_blocks_format_the_tables_their_branches_add(monkeypatc
     monkeypatch.setitem(result.TABLE_COLUMNS, "slices", tuple(slices.columns))
     text = numbers.slices()
     assert text.startswith("1 of the 2 top slices")
-    assert "`age >= 70 & view = AP`: rate 21% [15, 28] on 400 rows of 120 patients, rate ratio 2.40 [1.70, 3.30]" in text
+    assert (
+        "`age >= 70 & view = AP`: rate 21% [15, 28] on 400 rows of 120 patients, rate ratio 2.40 [1.70, 3.30]" in text
+    )
 
 
 #: A setting quoted with its default: `name` (default 30). A constant quoted with its value: `NAME` (50,000).

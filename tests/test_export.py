@@ -44,7 +44,7 @@ def test_figure_html_is_standalone(fig):
     html = export.figure_bytes(fig, "html").decode()
     assert "<html>" in html[:100] and "test figure" in html
     assert "plotly.js" in html or "Plotly" in html
-    assert "<script src=\"https://cdn.plot.ly" not in html  # opens offline
+    assert '<script src="https://cdn.plot.ly' not in html  # opens offline
 
 
 def test_unknown_format_is_rejected(fig):
@@ -85,13 +85,13 @@ def test_no_browser_on_path(monkeypatch):
 def test_build_manifest_hashes_inputs_and_records_config(tmp_path):
     data = tmp_path / "predictions.csv"
     data.write_text("image_id,Edema\na.png,0.5\n")
-    manifest = build_manifest([data, ("upload.csv", b"x,y\n")], config=Config(), generator="cxrfail dashboard",
-                              extra={"models": ("m1", "m2")})
+    manifest = build_manifest(
+        [data, ("upload.csv", b"x,y\n")], config=Config(), generator="cxrfail dashboard", extra={"models": ("m1", "m2")}
+    )
     assert manifest["seed"] == 7
     assert manifest["config"] == {"findings": ["Edema"], "seed": 7}
     assert manifest["inputs"][0]["sha256"] == file_sha256(data)
-    assert manifest["inputs"][1] == {"path": "upload:upload.csv", "bytes": 4,
-                                     "sha256": bytes_sha256(b"x,y\n")}
+    assert manifest["inputs"][1] == {"path": "upload:upload.csv", "bytes": 4, "sha256": bytes_sha256(b"x,y\n")}
     assert manifest["versions"]["plotly"] and manifest["versions"]["python"]
     assert manifest["models"] == ["m1", "m2"]
     assert manifest["generator"] == "cxrfail dashboard"
@@ -99,8 +99,9 @@ def test_build_manifest_hashes_inputs_and_records_config(tmp_path):
 
 
 def test_write_figure_pack_html_only(fig, tables, tmp_path):
-    pack = export.write_figure_pack({"bar_chart": fig}, tmp_path, tables=tables,
-                                    manifest=build_manifest(seed=3), formats=("html",))
+    pack = export.write_figure_pack(
+        {"bar_chart": fig}, tmp_path, tables=tables, manifest=build_manifest(seed=3), formats=("html",)
+    )
     assert pack.files == {"bar_chart": ["bar_chart.html"]} and pack.note is None
     assert pack.support_files == ["plotly.min.js"]
     assert (tmp_path / "bar_chart.html").stat().st_size > 0
@@ -129,12 +130,21 @@ def test_write_figure_pack_all_formats(fig, tmp_path):
 @needs_browser
 def test_zip_bundle_has_every_format_and_a_manifest(fig, tables):
     steps = []
-    data = export.zip_bundle({"bar": fig}, tables, build_manifest(seed=1),
-                             progress=lambda fraction, message: steps.append((fraction, message)))
+    data = export.zip_bundle(
+        {"bar": fig},
+        tables,
+        build_manifest(seed=1),
+        progress=lambda fraction, message: steps.append((fraction, message)),
+    )
     archive = zipfile.ZipFile(io.BytesIO(data))
     names = set(archive.namelist())
-    assert {"manifest.json", "figures/bar.html", "figures/bar.png", "figures/bar.svg",
-            "tables/performance.csv"} <= names
+    assert {
+        "manifest.json",
+        "figures/bar.html",
+        "figures/bar.png",
+        "figures/bar.svg",
+        "tables/performance.csv",
+    } <= names
     manifest = json.loads(archive.read("manifest.json"))
     assert "warnings" not in manifest
     for entry in manifest["files"]:

@@ -33,73 +33,194 @@ def fake_result(n: int = 200, seed: int = 0) -> AnalysisResult:
             prediction = (probability >= 0.5).astype(int)
             misclassified = prediction != label
             identifier = np.clip(misclassified * 0.3 + rng.uniform(0, 0.7, n), 0, 1)
-            outcomes.append(pd.DataFrame({
-                "model": model, "finding": finding, "image_id": ids, "patient_id": patients, "split": split,
-                "label": label.astype(float), "probability": probability, "threshold": 0.5,
-                "prediction": prediction, "misclassified": misclassified, "identifier_probability": identifier,
-                "flipped_prediction": np.where(identifier >= 0.6, 1 - prediction, prediction),
-            }))
-            performance.append((model, finding, n, int(label.sum()), rng.uniform(0.7, 0.9), 0.5,
-                                rng.uniform(0.4, 0.6)))
-            for subgroup, levels in (("sex", ("F", "M")), ("age_bin", ("<40", "40-59", "60-79", ">=80")),
-                                     ("Support Devices", ("0", "1"))):
+            outcomes.append(
+                pd.DataFrame(
+                    {
+                        "model": model,
+                        "finding": finding,
+                        "image_id": ids,
+                        "patient_id": patients,
+                        "split": split,
+                        "label": label.astype(float),
+                        "probability": probability,
+                        "threshold": 0.5,
+                        "prediction": prediction,
+                        "misclassified": misclassified,
+                        "identifier_probability": identifier,
+                        "flipped_prediction": np.where(identifier >= 0.6, 1 - prediction, prediction),
+                    }
+                )
+            )
+            performance.append((model, finding, n, int(label.sum()), rng.uniform(0.7, 0.9), 0.5, rng.uniform(0.4, 0.6)))
+            for subgroup, levels in (
+                ("sex", ("F", "M")),
+                ("age_bin", ("<40", "40-59", "60-79", ">=80")),
+                ("Support Devices", ("0", "1")),
+            ):
                 for level in levels:
                     count = int(rng.integers(10, 80))
                     k = int(rng.integers(0, count))
                     low, high = wilson_interval(k, count)
-                    rates.append((model, finding, subgroup, level, count, k, k / count, float(low), float(high),
-                                  count >= 30))
+                    rates.append(
+                        (model, finding, subgroup, level, count, k, k / count, float(low), float(high), count >= 30)
+                    )
             for term in ("Intercept", "age", "sex[M]", "view[AP]", "lung_lesion"):
                 odds = float(np.exp(rng.normal(0, 0.5)))
                 p = float(rng.uniform(0, 0.1))
-                regression.append((model, finding, term, odds, odds / 1.5, odds * 1.5, p, min(1, p * 4),
-                                   min(1, p * 2), n // 2, True, ""))
+                regression.append(
+                    (
+                        model,
+                        finding,
+                        term,
+                        odds,
+                        odds / 1.5,
+                        odds * 1.5,
+                        p,
+                        min(1, p * 4),
+                        min(1, p * 2),
+                        n // 2,
+                        True,
+                        "",
+                    )
+                )
             for feature_set, oracle in (("all_models+demographics", False), ("oracle_findings", True)):
-                identifiers.append((model, finding, "hist_gradient_boosting", feature_set, oracle, 0.7, 0.65,
-                                    0.75, 0.6, 0.55, 0.65, n))
+                identifiers.append(
+                    (model, finding, "hist_gradient_boosting", feature_set, oracle, 0.7, 0.65, 0.75, 0.6, 0.55, 0.65, n)
+                )
             flip.append((model, finding, 0.6, 12, 0.5, 0.52, 0.02, -0.01, 0.05, 0.4, 0.45, 0.6, 0.62, True))
             for tau in np.linspace(0.5, 0.95, 10):
-                curves.append((model, finding, tau, int(50 * (1 - tau)), 0.5, 0.5 + (0.9 - tau) / 10,
-                               (0.9 - tau) / 10, (0.9 - tau) / 10 - 0.02, (0.9 - tau) / 10 + 0.02))
-            scores.append(pd.DataFrame({
-                "model": model, "finding": finding, "learner": "hist_gradient_boosting",
-                "feature_set": "all_models+demographics", "image_id": ids, "misclassified": misclassified,
-                "identifier_score": identifier,
-            }))
+                curves.append(
+                    (
+                        model,
+                        finding,
+                        tau,
+                        int(50 * (1 - tau)),
+                        0.5,
+                        0.5 + (0.9 - tau) / 10,
+                        (0.9 - tau) / 10,
+                        (0.9 - tau) / 10 - 0.02,
+                        (0.9 - tau) / 10 + 0.02,
+                    )
+                )
+            scores.append(
+                pd.DataFrame(
+                    {
+                        "model": model,
+                        "finding": finding,
+                        "learner": "hist_gradient_boosting",
+                        "feature_set": "all_models+demographics",
+                        "image_id": ids,
+                        "misclassified": misclassified,
+                        "identifier_score": identifier,
+                    }
+                )
+            )
             for image_id in ids[:20]:
                 for feature in ("age", "sex", "model_a:Edema", "Lung Lesion", "Support Devices"):
-                    shap.append((model, finding, image_id, feature, float(rng.normal(0, 0.2)),
-                                 float(rng.uniform(0, 90))))
+                    shap.append(
+                        (model, finding, image_id, feature, float(rng.normal(0, 0.2)), float(rng.uniform(0, 90)))
+                    )
     tables = {
-        "performance": pd.DataFrame(performance, columns=["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
-                                    ).assign(n_test=n // 2),
-        "subgroup_rates": _with_reference_rows(pd.DataFrame(rates, columns=[
-            "model", "finding", "subgroup", "level", "n", "n_misclassified", "rate", "ci_low", "ci_high",
-            "sufficient"]), population_n=n // 2),
-        "regression": pd.DataFrame(regression, columns=["model", "finding", "term", "odds_ratio", "ci_low", "ci_high",
-                                                        "p_value", "q_holm", "q_bh", "n", "converged", "note"]
-                                   ).assign(family="all rows", q_family="all rows"),
-        "identifiers": pd.DataFrame(identifiers, columns=[
-            "model", "finding", "learner", "feature_set", "oracle", "auroc", "ci_low", "ci_high", "baseline_auroc",
-            "baseline_ci_low", "baseline_ci_high", "n"]).assign(
-                delta_vs_probability_only=0.01, delta_vs_probability_only_ci_low=-0.01,
-                delta_vs_probability_only_ci_high=0.03, n_patients=n // 4),
-        "flip": pd.DataFrame(flip, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1",
-                                            "ci_low", "ci_high", "precision_before", "precision_after",
-                                            "recall_before", "recall_after", "improved"]
-                             ).assign(calibration_flips=25, exploratory=False),
-        "flip_curves": pd.DataFrame(curves, columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after",
-                                                     "delta_f1", "ci_low", "ci_high"]),
+        "performance": pd.DataFrame(
+            performance, columns=["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
+        ).assign(n_test=n // 2),
+        "subgroup_rates": _with_reference_rows(
+            pd.DataFrame(
+                rates,
+                columns=[
+                    "model",
+                    "finding",
+                    "subgroup",
+                    "level",
+                    "n",
+                    "n_misclassified",
+                    "rate",
+                    "ci_low",
+                    "ci_high",
+                    "sufficient",
+                ],
+            ),
+            population_n=n // 2,
+        ),
+        "regression": pd.DataFrame(
+            regression,
+            columns=[
+                "model",
+                "finding",
+                "term",
+                "odds_ratio",
+                "ci_low",
+                "ci_high",
+                "p_value",
+                "q_holm",
+                "q_bh",
+                "n",
+                "converged",
+                "note",
+            ],
+        ).assign(family="all rows", q_family="all rows"),
+        "identifiers": pd.DataFrame(
+            identifiers,
+            columns=[
+                "model",
+                "finding",
+                "learner",
+                "feature_set",
+                "oracle",
+                "auroc",
+                "ci_low",
+                "ci_high",
+                "baseline_auroc",
+                "baseline_ci_low",
+                "baseline_ci_high",
+                "n",
+            ],
+        ).assign(
+            delta_vs_probability_only=0.01,
+            delta_vs_probability_only_ci_low=-0.01,
+            delta_vs_probability_only_ci_high=0.03,
+            n_patients=n // 4,
+        ),
+        "flip": pd.DataFrame(
+            flip,
+            columns=[
+                "model",
+                "finding",
+                "tau",
+                "n_flips",
+                "f1_before",
+                "f1_after",
+                "delta_f1",
+                "ci_low",
+                "ci_high",
+                "precision_before",
+                "precision_after",
+                "recall_before",
+                "recall_after",
+                "improved",
+            ],
+        ).assign(calibration_flips=25, exploratory=False),
+        "flip_curves": pd.DataFrame(
+            curves,
+            columns=["model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high"],
+        ),
         "outcomes": pd.concat(outcomes, ignore_index=True),
         "identifier_scores": pd.concat(scores, ignore_index=True),
-        "shap_values": pd.DataFrame(shap, columns=["model", "finding", "image_id", "feature", "shap_value",
-                                                   "feature_value"]),
+        "shap_values": pd.DataFrame(
+            shap, columns=["model", "finding", "image_id", "feature", "shap_value", "feature_value"]
+        ),
     }
-    config = AnalysisConfig(findings=FINDINGS, feature_sets=("all_models+demographics",),
-                            identifier_feature_set="all_models+demographics")
-    meta = {"cohort_summary": {"unit": "image"}, "models": list(MODELS), "notes": {"Support Devices": DEVICES_NOTE},
-            "pairs": [[m, f, ["hist_gradient_boosting", "all_models+demographics"], "full", []]
-                      for m in MODELS for f in FINDINGS]}
+    config = AnalysisConfig(
+        findings=FINDINGS, feature_sets=("all_models+demographics",), identifier_feature_set="all_models+demographics"
+    )
+    meta = {
+        "cohort_summary": {"unit": "image"},
+        "models": list(MODELS),
+        "notes": {"Support Devices": DEVICES_NOTE},
+        "pairs": [
+            [m, f, ["hist_gradient_boosting", "all_models+demographics"], "full", []] for m in MODELS for f in FINDINGS
+        ],
+    }
     return AnalysisResult.from_tables(config, None, tables, meta)
 
 
@@ -109,24 +230,49 @@ DEVICES_NOTE = "read from the images by non-radiologist readers"
 def _with_reference_rows(rates: pd.DataFrame, population_n: int) -> pd.DataFrame:
     """The level rows with the columns `subgroup_rates` adds (patients, Wilson, design effect), plus one
     reference row per subgroup: sex and age cover every test row, support devices a non-random subset."""
-    rates = rates.assign(n_patients=rates["n"] // 2 + 1, wilson_low=rates["ci_low"], wilson_high=rates["ci_high"],
-                         design_effect=1.0, is_reference=False)
+    rates = rates.assign(
+        n_patients=rates["n"] // 2 + 1,
+        wilson_low=rates["ci_low"],
+        wilson_high=rates["ci_high"],
+        design_effect=1.0,
+        is_reference=False,
+    )
     references = []
     for (model, finding, subgroup), group in rates.groupby(["model", "finding", "subgroup"], sort=False):
         k, count = int(group["n_misclassified"].sum()), int(group["n"].sum())
         subset = subgroup == "Support Devices"
-        references.append({"model": model, "finding": finding, "subgroup": subgroup, "level": "all known",
-                           "n": count, "n_misclassified": k, "rate": k / count, "ci_low": k / count * 0.8,
-                           "ci_high": min(1.0, k / count * 1.2), "sufficient": True, "n_patients": count // 2,
-                           "wilson_low": k / count * 0.9, "wilson_high": k / count * 1.1, "design_effect": 1.5,
-                           "is_reference": True, "subset_n": count,
-                           "population_n": population_n if subset else count, "is_subset": subset,
-                           "random_sample": not subset})
+        references.append(
+            {
+                "model": model,
+                "finding": finding,
+                "subgroup": subgroup,
+                "level": "all known",
+                "n": count,
+                "n_misclassified": k,
+                "rate": k / count,
+                "ci_low": k / count * 0.8,
+                "ci_high": min(1.0, k / count * 1.2),
+                "sufficient": True,
+                "n_patients": count // 2,
+                "wilson_low": k / count * 0.9,
+                "wilson_high": k / count * 1.1,
+                "design_effect": 1.5,
+                "is_reference": True,
+                "subset_n": count,
+                "population_n": population_n if subset else count,
+                "is_subset": subset,
+                "random_sample": not subset,
+            }
+        )
     rates = rates.assign(subset_n=0, population_n=0, is_subset=False, random_sample=True)
     for key, group in rates.groupby(["model", "finding", "subgroup"], sort=False):
         reference = next(r for r in references if (r["model"], r["finding"], r["subgroup"]) == key)
         rates.loc[group.index, ["subset_n", "population_n", "is_subset", "random_sample"]] = [
-            reference["subset_n"], reference["population_n"], reference["is_subset"], reference["random_sample"]]
+            reference["subset_n"],
+            reference["population_n"],
+            reference["is_subset"],
+            reference["random_sample"],
+        ]
     return pd.concat([pd.DataFrame(references), rates], ignore_index=True)
 
 
@@ -142,11 +288,23 @@ def _text(fig: go.Figure) -> str:
 
 def test_overall_misclassification_counts_test_rows_only(result):
     table = result.overall_misclassification()
-    assert list(table.columns) == ["model", "finding", "n", "n_misclassified", "rate", "ci_low", "ci_high",
-                                   "n_fp", "n_fn"]
+    assert list(table.columns) == [
+        "model",
+        "finding",
+        "n",
+        "n_misclassified",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "n_fp",
+        "n_fn",
+    ]
     assert len(table) == len(MODELS) * len(FINDINGS)
-    test = result.outcomes[(result.outcomes["split"] == "test") & (result.outcomes["model"] == "model_a")
-                           & (result.outcomes["finding"] == "Edema")]
+    test = result.outcomes[
+        (result.outcomes["split"] == "test")
+        & (result.outcomes["model"] == "model_a")
+        & (result.outcomes["finding"] == "Edema")
+    ]
     row = table[(table["model"] == "model_a") & (table["finding"] == "Edema")].iloc[0]
     assert row["n"] == len(test)
     assert row["n_misclassified"] == test["misclassified"].sum() == row["n_fp"] + row["n_fn"]
@@ -175,14 +333,16 @@ def test_heatmaps_have_one_cell_per_model_and_finding_and_star_lung_lesion(resul
     assert "Mass or Nodule" in _text(fig)
     fig = figures.misclassification_heatmap(result.overall_misclassification())
     assert "test split" in _text(fig) and "unit of analysis: image" in _text(fig)
-    studies = figures.misclassification_heatmap(result.overall_misclassification(),
-                                                context=figures.FigureContext(unit="study"))
+    studies = figures.misclassification_heatmap(
+        result.overall_misclassification(), context=figures.FigureContext(unit="study")
+    )
     assert "unit of analysis: study" in _text(studies) and "unit of analysis: image" not in _text(studies)
 
 
 def test_subgroup_figure_marks_insufficient_levels_and_device_caveat(result):
-    rows = result.subgroup_rates[(result.subgroup_rates["model"] == "model_a")
-                                 & (result.subgroup_rates["finding"] == "Edema")]
+    rows = result.subgroup_rates[
+        (result.subgroup_rates["model"] == "model_a") & (result.subgroup_rates["finding"] == "Edema")
+    ]
     fig = figures.subgroup_rates_figure(rows, min_n=30, context=figures.FigureContext.from_result(result))
     text = _text(fig)
     n_levels = len(rows)
@@ -215,10 +375,12 @@ def test_forest_plot_log_axis_ticks_read_as_decimals(result):
 
 
 def test_heatmap_cell_text_is_at_least_11_px(result):
-    for fig in (figures.auroc_heatmap(result.performance),
-                figures.misclassification_heatmap(result.overall_misclassification()),
-                figures.effects_heatmap(result.effect_summary()),
-                figures.identifier_heatmaps(result.identifiers, "hist_gradient_boosting", "all_models+demographics")):
+    for fig in (
+        figures.auroc_heatmap(result.performance),
+        figures.misclassification_heatmap(result.overall_misclassification()),
+        figures.effects_heatmap(result.effect_summary()),
+        figures.identifier_heatmaps(result.identifiers, "hist_gradient_boosting", "all_models+demographics"),
+    ):
         for trace in fig.data:
             assert trace.textfont.size >= 11, fig.layout.title.text
             assert not any("<br>" in str(t) for row in trace.text for t in row)  # one short value per cell
@@ -227,8 +389,9 @@ def test_heatmap_cell_text_is_at_least_11_px(result):
 
 
 def test_legends_sit_under_the_title_and_above_the_plot(result):
-    rows = result.subgroup_rates[(result.subgroup_rates["model"] == "model_a")
-                                 & (result.subgroup_rates["finding"] == "Edema")]
+    rows = result.subgroup_rates[
+        (result.subgroup_rates["model"] == "model_a") & (result.subgroup_rates["finding"] == "Edema")
+    ]
     fig = figures.subgroup_rates_figure(rows, min_n=30)
     legend, margin, title = fig.layout.legend, fig.layout.margin, fig.layout.title
     assert title.yref == "container" and title.y > 0.95 and title.yanchor == "top"  # in the top band
@@ -255,8 +418,9 @@ def test_identifier_heatmaps_mark_oracle(result):
 
 
 def test_roc_figure_reports_auroc(result):
-    scores = result.identifier_scores[(result.identifier_scores["model"] == "model_a")
-                                      & (result.identifier_scores["finding"] == "Edema")]
+    scores = result.identifier_scores[
+        (result.identifier_scores["model"] == "model_a") & (result.identifier_scores["finding"] == "Edema")
+    ]
     fig = figures.roc_figure(scores, outcomes=result.pair("model_a", "Edema").outcomes)
     names = [trace.name for trace in fig.data if trace.showlegend is not False]
     assert any("all_models+demographics (AUROC 0." in name for name in names)
@@ -267,13 +431,28 @@ def test_roc_figure_reports_auroc(result):
 def test_identifier_ladder_shows_paired_differences_and_marks_the_oracle():
     rows = []
     for model in ("model_a", "model_b"):
-        for feature_set, auroc in (("all_models+demographics+findings", 0.8), ("probability_only", 0.7),
-                                   ("own+demographics", 0.71)):
-            rows.append({"model": model, "finding": "Edema", "learner": "hist_gradient_boosting",
-                         "feature_set": feature_set, "oracle": "findings" in feature_set, "auroc": auroc,
-                         "ci_low": auroc - 0.02, "ci_high": auroc + 0.02, "delta_vs_probability_only": auroc - 0.7,
-                         "delta_vs_probability_only_ci_low": auroc - 0.71,
-                         "delta_vs_probability_only_ci_high": auroc - 0.69, "n": 1000, "n_patients": 400})
+        for feature_set, auroc in (
+            ("all_models+demographics+findings", 0.8),
+            ("probability_only", 0.7),
+            ("own+demographics", 0.71),
+        ):
+            rows.append(
+                {
+                    "model": model,
+                    "finding": "Edema",
+                    "learner": "hist_gradient_boosting",
+                    "feature_set": feature_set,
+                    "oracle": "findings" in feature_set,
+                    "auroc": auroc,
+                    "ci_low": auroc - 0.02,
+                    "ci_high": auroc + 0.02,
+                    "delta_vs_probability_only": auroc - 0.7,
+                    "delta_vs_probability_only_ci_low": auroc - 0.71,
+                    "delta_vs_probability_only_ci_high": auroc - 0.69,
+                    "n": 1000,
+                    "n_patients": 400,
+                }
+            )
     fig = figures.identifier_ladder(pd.DataFrame(rows), "hist_gradient_boosting", "Edema")
     ticks = list(fig.layout.yaxis.ticktext)
     assert ticks == ["probability_only", "own+demographics", "all_models+demographics+findings [ORACLE]"]

@@ -15,9 +15,14 @@ from cxrfail.analysis.runner import cache_key, run_analysis
 from cxrfail.analysis.thresholds import choose_threshold
 from cxrfail.errors import CohortError, ConfigError, PredictionsError
 
-LIGHT = AnalysisConfig(findings=("Edema", "Consolidation"), learners=("logistic",),
-                       feature_sets=("probability_only", "own+demographics"), n_bootstrap=200, shap_max_samples=100,
-                       n_folds=3)
+LIGHT = AnalysisConfig(
+    findings=("Edema", "Consolidation"),
+    learners=("logistic",),
+    feature_sets=("probability_only", "own+demographics"),
+    n_bootstrap=200,
+    shap_max_samples=100,
+    n_folds=3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +33,30 @@ def two_models(demo_models):
 @pytest.fixture(scope="module")
 def light_result(demo_cohort, two_models, tmp_path_factory):
     messages = []
-    result = run_analysis(demo_cohort, two_models, LIGHT, cache_dir=tmp_path_factory.mktemp("cache"),
-                          progress=lambda fraction, message: messages.append((fraction, message)))
+    result = run_analysis(
+        demo_cohort,
+        two_models,
+        LIGHT,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        progress=lambda fraction, message: messages.append((fraction, message)),
+    )
     result.progress_messages = messages
     return result
 
 
 def test_every_table_covers_every_model_and_finding(light_result, two_models):
     pairs = {(m.name, f) for m in two_models for f in LIGHT.findings}
-    for name in ("performance", "subgroup_rates", "regression", "identifiers", "flip", "flip_curves", "outcomes",
-                 "identifier_scores", "shap_values"):
+    for name in (
+        "performance",
+        "subgroup_rates",
+        "regression",
+        "identifiers",
+        "flip",
+        "flip_curves",
+        "outcomes",
+        "identifier_scores",
+        "shap_values",
+    ):
         table = getattr(light_result, name)
         assert set(zip(table["model"], table["finding"])) == pairs, name
     assert light_result.progress_messages[-1][0] == 1.0
@@ -53,7 +72,9 @@ def test_auroc_equals_sklearn_on_every_image(light_result, demo_cohort, two_mode
     for model in two_models:
         for finding in LIGHT.findings:
             row = light_result.performance.query("model == @model.name and finding == @finding").iloc[0]
-            expected = roc_auc_score(demo_cohort.table[finding], model.probabilities.loc[demo_cohort.table.index, finding])
+            expected = roc_auc_score(
+                demo_cohort.table[finding], model.probabilities.loc[demo_cohort.table.index, finding]
+            )
             assert row["auroc"] == pytest.approx(expected, abs=1e-12)
             assert row["n"] == 22433
 
@@ -95,9 +116,14 @@ def test_subgroups_are_on_test_rows_and_devices_only_on_annotated_images(light_r
         assert (rows["ci_low"] <= rows["rate"]).all() and (rows["rate"] <= rows["ci_high"]).all()
         assert (with_reference["ci_high"] > with_reference["ci_low"]).all()  # no zero-width interval anywhere
         events = np.minimum(rows["n_misclassified"], rows["n"] - rows["n_misclassified"])
-        assert (rows["sufficient"] == ((rows["effective_n"] >= LIGHT.min_subgroup_n)
-                                       & (rows["n_patients"] >= LIGHT.min_subgroup_patients)
-                                       & (events >= LIGHT.min_subgroup_events))).all()
+        assert (
+            rows["sufficient"]
+            == (
+                (rows["effective_n"] >= LIGHT.min_subgroup_n)
+                & (rows["n_patients"] >= LIGHT.min_subgroup_patients)
+                & (events >= LIGHT.min_subgroup_events)
+            )
+        ).all()
         # the oldest patients (74 test images of 28 patients, one with 22) are too few to read a rate from
         oldest = rows.query("subgroup == 'age' and level == '>=80'").iloc[0]
         assert oldest["n_patients"] == 28 and not oldest["sufficient"]
@@ -115,19 +141,22 @@ def test_regression_adjusts_within_each_fit_and_fits_devices_on_annotated_rows(l
     # each family is one fit of one pair, named in full: no term is tested twice within a family
     for name, family in regression.groupby("q_family"):
         assert not family.duplicated(["model", "finding", "term"]).any()
-        (model, finding, fit), = family[["model", "finding", "family"]].drop_duplicates().itertuples(index=False)
+        ((model, finding, fit),) = family[["model", "finding", "family"]].drop_duplicates().itertuples(index=False)
         assert name == f"{model} · {finding} · test split, {fit}"
     assert "age (per 10 years)" in set(light_result.regression["term"])
 
 
 def test_q_values_of_a_pair_do_not_depend_on_the_rest_of_the_run(light_result, demo_cohort, two_models, tmp_path):
     # the dashboard's first screen runs one finding ("core" scope); its q-values are the full run's
-    alone = run_analysis(demo_cohort, two_models, replace(LIGHT, findings=("Consolidation",)), scope="core",
-                         cache_dir=tmp_path, n_jobs=1)
+    alone = run_analysis(
+        demo_cohort, two_models, replace(LIGHT, findings=("Consolidation",)), scope="core", cache_dir=tmp_path, n_jobs=1
+    )
     for model in two_models:
         for name in ("regression", "subgroup_rates"):
-            mine, full = (run.pair(model.name, "Consolidation").table(name).reset_index(drop=True)
-                          for run in (alone, light_result))
+            mine, full = (
+                run.pair(model.name, "Consolidation").table(name).reset_index(drop=True)
+                for run in (alone, light_result)
+            )
             pd.testing.assert_frame_equal(mine, full)
 
 
@@ -150,7 +179,8 @@ def test_flip_outcomes_follow_tau_row_by_row(light_result):
         assert curve.loc[~curve["exploratory"].astype(bool), "tau"].tolist() == [tau]
         assert row["n_flips"] == flipped.sum()
         assert row["delta_f1"] == pytest.approx(
-            f1_score(test["label"], test["flipped_prediction"]) - f1_score(test["label"], test["prediction"]))
+            f1_score(test["label"], test["flipped_prediction"]) - f1_score(test["label"], test["prediction"])
+        )
         assert bool(row["improved"]) == (row["ci_low"] > 0) and not row["exploratory"]
         assert row["feature_set"] == "own+demographics" and not row["oracle"]
 
@@ -158,13 +188,16 @@ def test_flip_outcomes_follow_tau_row_by_row(light_result):
 def test_identifiers_are_a_ladder_judged_on_the_test_split(light_result):
     identifiers = light_result.identifiers
     outcomes = light_result.outcomes
-    for (_model, _finding), rows in identifiers.groupby(["model", "finding"]):
+    for (model, finding), rows in identifiers.groupby(["model", "finding"]):  # noqa: B007 (used in queries)
         assert rows["feature_set"].tolist() == ["probability_only", "own+demographics"]
         reference, richer = rows.iloc[0], rows.iloc[1]
         assert reference["delta_vs_probability_only"] == 0.0
         assert richer["delta_vs_probability_only"] == pytest.approx(richer["auroc"] - reference["auroc"])
-        assert richer["delta_vs_probability_only_ci_low"] <= richer["delta_vs_probability_only"] \
+        assert (
+            richer["delta_vs_probability_only_ci_low"]
+            <= richer["delta_vs_probability_only"]
             <= richer["delta_vs_probability_only_ci_high"]
+        )
         test = outcomes.query("model == @model and finding == @finding and split == 'test'")
         assert (rows["n"] == len(test)).all() and (rows["n_patients"] == test["patient_id"].nunique()).all()
         # the run identifier's AUROC is that of the test rows' scores in outcomes
@@ -177,12 +210,15 @@ def test_second_run_is_served_from_cache_and_a_changed_parameter_is_not(demo_coh
     config = replace(LIGHT, findings=("Edema",))
     first = run_analysis(demo_cohort, two_models[:1], config, cache_dir=tmp_path)
     messages = []
-    second = run_analysis(demo_cohort, two_models[:1], config, cache_dir=tmp_path,
-                          progress=lambda f, m: messages.append(m))
+    second = run_analysis(
+        demo_cohort, two_models[:1], config, cache_dir=tmp_path, progress=lambda f, m: messages.append(m)
+    )
     assert messages == ["loaded from cache"]
     pd.testing.assert_frame_equal(first.performance, second.performance)
     pd.testing.assert_frame_equal(first.outcomes, second.outcomes)
-    assert cache_key(demo_cohort, two_models[:1], config) != cache_key(demo_cohort, two_models[:1], replace(config, seed=1))
+    assert cache_key(demo_cohort, two_models[:1], config) != cache_key(
+        demo_cohort, two_models[:1], replace(config, seed=1)
+    )
 
 
 def test_bad_configs_are_refused_before_work(demo_cohort, two_models):
@@ -237,8 +273,11 @@ def test_result_rebuilt_from_its_tables_is_the_same(light_result):
     assert list(rebuilt.pairs) == list(light_result.pairs)
     for key, pair in light_result.pairs.items():
         for name in TABLE_NAMES:
-            pd.testing.assert_frame_equal(rebuilt.pair(*key).table(name).reset_index(drop=True),
-                                          pair.table(name).reset_index(drop=True), check_dtype=False)
+            pd.testing.assert_frame_equal(
+                rebuilt.pair(*key).table(name).reset_index(drop=True),
+                pair.table(name).reset_index(drop=True),
+                check_dtype=False,
+            )
         assert rebuilt.pair(*key).identifier == pair.identifier
 
 
@@ -256,7 +295,8 @@ def test_refitted_identifier_reproduces_the_run_and_explains_any_row(light_resul
     from cxrfail.analysis.explain import explained_output
 
     assert attrs.base_value + values.sum(axis=1).iloc[0] == pytest.approx(
-        explained_output(identifier.fitted, features)[0], abs=1e-6)
+        explained_output(identifier.fitted, features)[0], abs=1e-6
+    )
 
 
 def test_rates_by_any_cohort_column_cover_the_test_rows(light_result, demo_cohort, two_models):

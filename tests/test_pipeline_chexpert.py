@@ -38,8 +38,7 @@ def _simulated_model(cohort, seed: int):
 def test_study_level_analysis_uses_clinical_features(chexpert_cohort, tmp_path):
     assert chexpert_cohort.unit == "study"
     models = [_simulated_model(chexpert_cohort, 1), _simulated_model(chexpert_cohort, 2)]
-    config = AnalysisConfig(findings=FINDINGS, learners=("logistic",), n_bootstrap=100, shap_max_samples=50,
-                            n_folds=3)
+    config = AnalysisConfig(findings=FINDINGS, learners=("logistic",), n_bootstrap=100, shap_max_samples=50, n_folds=3)
     result = run_analysis(chexpert_cohort, models, config, cache_dir=tmp_path)
     dropped = chexpert_cohort.table["Edema"].isna().sum()
     assert dropped > 0  # uncertain Edema labels were dropped by policy

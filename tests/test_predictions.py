@@ -17,7 +17,11 @@ from cxrfail.predictions import (
 
 def test_shared_files_load_under_canonical_names_whatever_their_header(demo_models, shared_demo_dir):
     assert [m.name for m in demo_models] == [
-        "densenet121_1epoch", "densenet121_jrzech", "densenet121_nih25", "densenet121_nih25_lrdecay033"]
+        "densenet121_1epoch",
+        "densenet121_jrzech",
+        "densenet121_nih25",
+        "densenet121_nih25_lrdecay033",
+    ]
     reference = set(demo_models[0].probabilities.columns)
     for model in demo_models:
         assert set(model.probabilities.columns) == reference

@@ -41,13 +41,19 @@ def test_config_binds_to_loopback():
 def test_make_run_listens_on_loopback_only(tmp_path):
     port = _free_port()
     bin_dir = Path(sys.executable).parent
-    dry_run = subprocess.run(["make", "-s", "-n", "run", "STAMP=", f"BIN={bin_dir}", f"PORT={port}"],
-                             cwd=PROJECT, capture_output=True, text=True, check=True)
+    dry_run = subprocess.run(
+        ["make", "-s", "-n", "run", "STAMP=", f"BIN={bin_dir}", f"PORT={port}"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     command = shlex.split(dry_run.stdout.strip().splitlines()[-1])
     assert command[:3] == [str(bin_dir / "streamlit"), "run", "app.py"]
     env = {**os.environ, "CXRFAIL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(PROJECT)}
-    server = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         addresses: list[str] = []

@@ -50,10 +50,10 @@ def _auroc_design(y: np.ndarray, score: np.ndarray, codes: np.ndarray, n_groups:
 def _auroc_from_aggregates(aggregates: np.ndarray, k: int) -> np.ndarray:
     """(R,) AUROC from (R, 3K + 1) weighted bin counts (see `_auroc_design`); NaN without both classes."""
     negative_bins = aggregates[:, : 2 * k + 1]
-    positive = aggregates[:, 2 * k + 1:]
+    positive = aggregates[:, 2 * k + 1 :]
     cumulative = np.cumsum(negative_bins, axis=1)
-    below = cumulative[:, 0: 2 * k: 2]  # negative weight strictly below u_k: bins 0 .. 2k
-    tied = negative_bins[:, 1: 2 * k: 2]
+    below = cumulative[:, 0 : 2 * k : 2]  # negative weight strictly below u_k: bins 0 .. 2k
+    tied = negative_bins[:, 1 : 2 * k : 2]
     numerator = np.einsum("rk,rk->r", positive, below + 0.5 * tied)
     denominator = positive.sum(axis=1) * cumulative[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -87,8 +87,11 @@ class AurocReplicates:
     def difference(self, which: str, reference: str, confidence: float = 0.95) -> BootstrapInterval:
         """AUROC(score ``which``) - AUROC(score ``reference``), paired: each replicate scores both on one
         resample, so the interval is that of the difference, not of two independent estimates."""
-        return percentile_interval(self.estimates[which] - self.estimates[reference],
-                         self.replicates[which] - self.replicates[reference], confidence)
+        return percentile_interval(
+            self.estimates[which] - self.estimates[reference],
+            self.replicates[which] - self.replicates[reference],
+            confidence,
+        )
 
 
 def bootstrap_auroc_set(y_true, scores, groups, *, n_replicates: int = 1000, seed: int = 0) -> AurocReplicates | None:
@@ -115,8 +118,9 @@ def bootstrap_auroc_set(y_true, scores, groups, *, n_replicates: int = 1000, see
     if y.sum() in (0, len(y)):
         return None
     estimates = {name: float(roc_auc_score(y, values)) for name, values in checked.items()}
-    replicates = _replicate_aurocs([_auroc_design(y, values, codes, n_patients) for values in checked.values()],
-                                   n_patients, n_replicates, seed)
+    replicates = _replicate_aurocs(
+        [_auroc_design(y, values, codes, n_patients) for values in checked.values()], n_patients, n_replicates, seed
+    )
     return AurocReplicates(estimates, dict(zip(checked, replicates)))
 
 
@@ -166,17 +170,22 @@ class ClusteredAurocs:
 
     def difference(self, which: str, reference: str, confidence: float = 0.95) -> AnalyticInterval:
         """AUROC(``which``) - AUROC(``reference``) with its paired normal interval."""
-        return _normal_interval(self.estimates[which] - self.estimates[reference],
-                                self.influence[which] - self.influence[reference], confidence, low_bound=-1.0)
+        return _normal_interval(
+            self.estimates[which] - self.estimates[reference],
+            self.influence[which] - self.influence[reference],
+            confidence,
+            low_bound=-1.0,
+        )
 
 
-def _normal_interval(estimate: float, influence: np.ndarray, confidence: float, *, low_bound: float
-                     ) -> AnalyticInterval:
+def _normal_interval(
+    estimate: float, influence: np.ndarray, confidence: float, *, low_bound: float
+) -> AnalyticInterval:
     """estimate +- z SE, SE from per-patient influences (P / (P - 1) sum u^2), clipped to [low_bound, 1]."""
     from scipy.stats import norm
 
     n_patients = len(influence)
-    se = float(np.sqrt(n_patients / max(n_patients - 1, 1) * np.sum(influence ** 2)))
+    se = float(np.sqrt(n_patients / max(n_patients - 1, 1) * np.sum(influence**2)))
     z = float(norm.ppf(0.5 + confidence / 2.0))
     return AnalyticInterval(estimate, max(estimate - z * se, low_bound), min(estimate + z * se, 1.0), se)
 
@@ -201,7 +210,8 @@ def clustered_auroc_set(y_true, scores, groups) -> ClusteredAurocs | None:
         v10 = (below + 0.5 * tied) / n_neg  # per positive row
         above = n_pos - np.searchsorted(positives, score[~positive], side="right")
         tied = np.searchsorted(positives, score[~positive], side="right") - np.searchsorted(
-            positives, score[~positive], side="left")
+            positives, score[~positive], side="left"
+        )
         v01 = (above + 0.5 * tied) / n_pos  # per negative row
         auroc = float(v10.mean())
         v10_k = np.bincount(codes[positive], weights=v10, minlength=n_patients)
@@ -211,8 +221,9 @@ def clustered_auroc_set(y_true, scores, groups) -> ClusteredAurocs | None:
     return ClusteredAurocs(estimates, influence)
 
 
-def auroc_set(y_true, scores, groups, *, method: str = "auto", n_replicates: int = 1000, seed: int = 0
-              ) -> AurocReplicates | ClusteredAurocs | None:
+def auroc_set(
+    y_true, scores, groups, *, method: str = "auto", n_replicates: int = 1000, seed: int = 0
+) -> AurocReplicates | ClusteredAurocs | None:
     """AUROCs of several scores of the same rows with patient-clustered intervals and paired differences
     (``.estimates``, ``.interval(name)``, ``.difference(name, reference)``).
 
@@ -246,7 +257,7 @@ def _replicate_aurocs(designs, n_patients: int, n_replicates: int, seed: int) ->
     for weights in patient_weights(n_patients, int(n_replicates), np.random.default_rng(seed), chunk):
         drawn = weights.astype(np.float64)
         for values, (counts, k) in zip(out, designs):
-            values[done: done + len(weights)] = _auroc_from_aggregates(np.asarray(drawn @ counts), k)
+            values[done : done + len(weights)] = _auroc_from_aggregates(np.asarray(drawn @ counts), k)
         done += len(weights)
     return out
 

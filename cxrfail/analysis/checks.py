@@ -84,22 +84,27 @@ def check_pair(
     for name in (CALIBRATION, TEST):
         member = parts == name
         positives = int(labels[member].sum())
-        counts[name] = {"rows": int(member.sum()), "positives": positives,
-                        "negatives": int(member.sum()) - positives, "patients": int(ids[member].nunique())}
+        counts[name] = {
+            "rows": int(member.sum()),
+            "positives": positives,
+            "negatives": int(member.sum()) - positives,
+            "patients": int(ids[member].nunique()),
+        }
     reason = _refusal(counts, min_test_patients)
     warnings: list[str] = []
     if reason is None:
         for name in (CALIBRATION, TEST):
             for kind in ("positives", "negatives"):
                 if counts[name][kind] < min_class_rows:
-                    warnings.append(f"only {counts[name][kind]} {kind} in the {name} split: its estimates are "
-                                    "unstable")
+                    warnings.append(f"only {counts[name][kind]} {kind} in the {name} split: its estimates are unstable")
         if counts[TEST]["patients"] < small_test_patients:
             warnings.append(f"only {counts[TEST]['patients']} patients in the test split: wide intervals")
         largest = int(ids[parts == TEST].value_counts().iloc[0])
         if largest > max_patient_share * counts[TEST]["rows"]:
-            warnings.append(f"one patient owns {largest} of {counts[TEST]['rows']} test rows: the patient-level "
-                            "intervals rest on few independent units")
+            warnings.append(
+                f"one patient owns {largest} of {counts[TEST]['rows']} test rows: the patient-level "
+                "intervals rest on few independent units"
+            )
     return PairCheck(reason, tuple(warnings), counts)
 
 
@@ -114,6 +119,8 @@ def _refusal(counts: dict[str, dict[str, int]], min_test_patients: int) -> str |
         if part["negatives"] == 0:
             return f"refused: no negatives in the {name} split (all {part['rows']} rows positive)"
     if counts[TEST]["patients"] < min_test_patients:
-        return (f"refused: {counts[TEST]['patients']} patient(s) in the test split, fewer than the minimum "
-                f"{min_test_patients}")
+        return (
+            f"refused: {counts[TEST]['patients']} patient(s) in the test split, fewer than the minimum "
+            f"{min_test_patients}"
+        )
     return None

@@ -161,8 +161,10 @@ def check_config(config: AnalysisConfig) -> None:
             raise ConfigError(f"setting {name} must be {'an integer' if integer else 'a number'}, not {value!r}")
         inside = low <= value <= high if inclusive else low < value < high
         if not inside:
-            raise ConfigError(f"setting {name} is {value!r}; it must be {_range_text(low, high, inclusive)}",
-                              fix=f"Choose {name} in range")
+            raise ConfigError(
+                f"setting {name} is {value!r}; it must be {_range_text(low, high, inclusive)}",
+                fix=f"Choose {name} in range",
+            )
     for name, allowed in CHOICES.items():
         value = getattr(config, name)
         for entry in (value,) if isinstance(value, str) else tuple(value):
@@ -171,12 +173,17 @@ def check_config(config: AnalysisConfig) -> None:
         if not value:
             raise ConfigError(f"setting {name} is empty", fix=f"Give at least one of {', '.join(allowed)}")
     if ORACLE_PART in config.identifier_feature_set.split("+"):
-        raise ConfigError(f"setting identifier_feature_set is {config.identifier_feature_set!r}, an oracle (it uses "
-                          "ground-truth labels a deployed system would not have)",
-                          fix="Choose a feature set without 'findings', e.g. own+demographics")
+        raise ConfigError(
+            f"setting identifier_feature_set is {config.identifier_feature_set!r}, an oracle (it uses "
+            "ground-truth labels a deployed system would not have)",
+            fix="Choose a feature set without 'findings', e.g. own+demographics",
+        )
     if config.identifier_feature_set not in config.feature_sets:
-        raise ConfigError(f"setting identifier_feature_set {config.identifier_feature_set!r} is not in feature_sets "
-                          f"({', '.join(config.feature_sets)})", fix="Add it to feature_sets")
+        raise ConfigError(
+            f"setting identifier_feature_set {config.identifier_feature_set!r} is not in feature_sets "
+            f"({', '.join(config.feature_sets)})",
+            fix="Add it to feature_sets",
+        )
     bins = list(config.age_bins)
     if any(later <= earlier for earlier, later in zip(bins, bins[1:])):
         raise ConfigError(f"setting age_bins {bins} must increase", fix="List the bin edges in years, ascending")

@@ -17,8 +17,14 @@ from cxrfail.ray_cluster import ray_session
 _INLINE_TYPES = (str, int, float, bool, type(None))
 
 
-def map_on_ray(function: Callable[..., Any], argument_tuples: Sequence[tuple], address: str, *,
-               max_retries: int = 3, num_cpus: float = 1) -> Iterator[tuple[int, Any]]:
+def map_on_ray(
+    function: Callable[..., Any],
+    argument_tuples: Sequence[tuple],
+    address: str,
+    *,
+    max_retries: int = 3,
+    num_cpus: float = 1,
+) -> Iterator[tuple[int, Any]]:
     """Run ``function(*arguments)`` for every tuple as a Ray task on the cluster at ``address``; yield
     ``(position of the tuple, output)`` as tasks finish (unordered).
 
@@ -40,8 +46,9 @@ def map_on_ray(function: Callable[..., Any], argument_tuples: Sequence[tuple], a
                 stored[id(value)] = ray.put(value)
             return stored[id(value)]
 
-        pending = {remote.remote(*map(in_store, arguments)): position
-                   for position, arguments in enumerate(argument_tuples)}
+        pending = {
+            remote.remote(*map(in_store, arguments)): position for position, arguments in enumerate(argument_tuples)
+        }
         try:
             while pending:
                 finished, _ = ray.wait(list(pending), num_returns=1)

@@ -111,8 +111,9 @@ def _explained_output(fitted, X: pd.DataFrame) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0,
-                      background_size: int = 100) -> ShapAttributions:
+def shap_attributions(
+    fitted, features, *, max_samples: int = 500, seed: int = 0, background_size: int = 100
+) -> ShapAttributions:
     """SHAP attributions of ``fitted`` (from `cxrfail.analysis.identifiers.fit_identifier`) on a row sample.
 
     Args:
@@ -129,14 +130,20 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
         `ShapAttributions`; see the module docstring for the scale of each learner.
     """
     if isinstance(fitted, (list, tuple)):
-        return _mean_attributions([shap_attributions(model, features, max_samples=max_samples, seed=seed,
-                                                     background_size=background_size) for model in fitted])
+        return _mean_attributions(
+            [
+                shap_attributions(model, features, max_samples=max_samples, seed=seed, background_size=background_size)
+                for model in fitted
+            ]
+        )
     import shap
 
     X = feature_frame(features)
     if hasattr(fitted, "feature_names_in_") and list(fitted.feature_names_in_) != list(X.columns):
-        raise ValueError("features do not have the columns the identifier was fitted on "
-                         f"({len(X.columns)} given, {len(fitted.feature_names_in_)} expected)")
+        raise ValueError(
+            "features do not have the columns the identifier was fitted on "
+            f"({len(X.columns)} given, {len(fitted.feature_names_in_)} expected)"
+        )
     rng = np.random.default_rng(seed)
     if len(X) > max_samples:
         rows = np.sort(rng.choice(len(X), size=int(max_samples), replace=False))
@@ -158,8 +165,10 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
         transform, final = _split_pipeline(fitted)
         Z = transform(sample)
         if Z.shape[1] != X.shape[1]:
-            raise ValueError(f"the pipeline's transform changes the number of features ({X.shape[1]} -> "
-                             f"{Z.shape[1]}); attributions could not be mapped back to features")
+            raise ValueError(
+                f"the pipeline's transform changes the number of features ({X.shape[1]} -> "
+                f"{Z.shape[1]}); attributions could not be mapped back to features"
+            )
         kind = _kind(final)
         if kind in ("hgb", "forest"):
             explainer = shap.TreeExplainer(final)
@@ -186,9 +195,9 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
             def margin(matrix):
                 return explained_output(fitted, pd.DataFrame(matrix, columns=columns))
 
-            explainer = shap.PermutationExplainer(margin, shap.maskers.Independent(background,
-                                                                                    max_samples=len(background)),
-                                                  seed=seed)
+            explainer = shap.PermutationExplainer(
+                margin, shap.maskers.Independent(background, max_samples=len(background)), seed=seed
+            )
             explanation = explainer(sample.to_numpy(dtype="float64"))
             values = np.asarray(explanation.values, dtype="float64")
             base = float(np.atleast_1d(explanation.base_values)[0])
@@ -198,8 +207,15 @@ def shap_attributions(fitted, features, *, max_samples: int = 500, seed: int = 0
     frame = pd.DataFrame(np.asarray(values, dtype="float64"), index=sample.index, columns=X.columns)
     mean_abs = frame.abs().mean().sort_values(ascending=False, kind="stable")
     mean_abs.name = "mean_abs_shap"
-    return ShapAttributions(values=frame, feature_values=sample.copy(), base_value=base, mean_abs=mean_abs,
-                            scale=scale, method=method, note=note)
+    return ShapAttributions(
+        values=frame,
+        feature_values=sample.copy(),
+        base_value=base,
+        mean_abs=mean_abs,
+        scale=scale,
+        method=method,
+        note=note,
+    )
 
 
 def _mean_attributions(parts: list[ShapAttributions]) -> ShapAttributions:
@@ -212,9 +228,14 @@ def _mean_attributions(parts: list[ShapAttributions]) -> ShapAttributions:
     mean_abs = values.abs().mean().sort_values(ascending=False, kind="stable")
     mean_abs.name = "mean_abs_shap"
     return ShapAttributions(
-        values=values, feature_values=parts[0].feature_values, base_value=float(np.mean([p.base_value for p in parts])),
-        mean_abs=mean_abs, scale="/".join(sorted(scales)), method=f"mean over {len(parts)} fold models of "
-        + "; ".join(sorted({part.method for part in parts})), note="; ".join(dict.fromkeys(notes)) or None)
+        values=values,
+        feature_values=parts[0].feature_values,
+        base_value=float(np.mean([p.base_value for p in parts])),
+        mean_abs=mean_abs,
+        scale="/".join(sorted(scales)),
+        method=f"mean over {len(parts)} fold models of " + "; ".join(sorted({part.method for part in parts})),
+        note="; ".join(dict.fromkeys(notes)) or None,
+    )
 
 
 def own_output_share(shap_values: pd.DataFrame) -> pd.DataFrame:
@@ -237,8 +258,15 @@ def own_output_share(shap_values: pd.DataFrame) -> pd.DataFrame:
         magnitude = part["shap_value"].abs().groupby(part["feature"].astype(str), sort=False).sum()
         own = own_output_columns(magnitude.index, str(model))
         total = float(magnitude.sum())
-        rows.append((model, finding, float(magnitude[own].sum()) / total if total > 0 else float("nan"),
-                     int(part["image_id"].nunique()), ";".join(own)))
+        rows.append(
+            (
+                model,
+                finding,
+                float(magnitude[own].sum()) / total if total > 0 else float("nan"),
+                int(part["image_id"].nunique()),
+                ";".join(own),
+            )
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -248,14 +276,16 @@ def to_long(attrs: ShapAttributions, *, model: str, finding: str) -> pd.DataFram
     values = attrs.values
     n_rows, n_features = values.shape
     ids = values.index.to_numpy(dtype=object) if len(values.index) else np.array([], dtype=object)
-    return pd.DataFrame({
-        "model": pd.Series([model] * (n_rows * n_features), dtype="string"),
-        "finding": pd.Series([finding] * (n_rows * n_features), dtype="string"),
-        "image_id": pd.Series(np.repeat(ids, n_features), dtype="string"),
-        "feature": pd.Series(np.tile(np.asarray(values.columns, dtype=object), n_rows), dtype="string"),
-        "shap_value": values.to_numpy(dtype="float64").ravel(),
-        "feature_value": attrs.feature_values.reindex(columns=values.columns).to_numpy(dtype="float64").ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "model": pd.Series([model] * (n_rows * n_features), dtype="string"),
+            "finding": pd.Series([finding] * (n_rows * n_features), dtype="string"),
+            "image_id": pd.Series(np.repeat(ids, n_features), dtype="string"),
+            "feature": pd.Series(np.tile(np.asarray(values.columns, dtype=object), n_rows), dtype="string"),
+            "shap_value": values.to_numpy(dtype="float64").ravel(),
+            "feature_value": attrs.feature_values.reindex(columns=values.columns).to_numpy(dtype="float64").ravel(),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -289,10 +319,15 @@ class PairIdentifier:
             test = self.features.loc[~self.calibration]
             pool = test if image_id in test.index else pd.concat([self.features.loc[[image_id]], test])
             attrs = shap_attributions(self.fitted, pool, max_samples=len(pool), seed=self.seed)
-            attrs = ShapAttributions(values=attrs.values.loc[[image_id]],
-                                     feature_values=attrs.feature_values.loc[[image_id]],
-                                     base_value=attrs.base_value, mean_abs=attrs.mean_abs, scale=attrs.scale,
-                                     method=attrs.method, note=attrs.note)
+            attrs = ShapAttributions(
+                values=attrs.values.loc[[image_id]],
+                feature_values=attrs.feature_values.loc[[image_id]],
+                base_value=attrs.base_value,
+                mean_abs=attrs.mean_abs,
+                scale=attrs.scale,
+                method=attrs.method,
+                note=attrs.note,
+            )
         else:  # path-dependent tree SHAP needs no background
             attrs = shap_attributions(self.fitted, self.features.loc[[image_id]], max_samples=1, seed=self.seed)
         return attrs.values, attrs
@@ -315,11 +350,25 @@ def refit_pair_identifier(pair, table: pd.DataFrame, probabilities_by_model, con
     learner, feature_set = pair.identifier
     features = build_features(table.loc[ids], probabilities, pair.model, pair.finding, feature_set)
     split = rows["split"].to_numpy().astype(str)
-    fitted = fit_split_identifier(features, rows["misclassified"].to_numpy(dtype=int), rows["patient_id"].to_numpy(),
-                                  split, learner=learner, n_folds=int(config.n_folds), seed=int(config.seed))
+    fitted = fit_split_identifier(
+        features,
+        rows["misclassified"].to_numpy(dtype=int),
+        rows["patient_id"].to_numpy(),
+        split,
+        learner=learner,
+        n_folds=int(config.n_folds),
+        seed=int(config.seed),
+    )
     test = ~fitted.calibration
     gap = 0.0
     if test.any():
-        gap = float(np.max(np.abs(fitted.test_probability - rows["identifier_probability"].to_numpy(dtype=float)[test])))
-    return PairIdentifier(fitted=fitted.fold_models, features=features, calibration=fitted.calibration,
-                          refit_gap=gap, seed=int(config.seed))
+        gap = float(
+            np.max(np.abs(fitted.test_probability - rows["identifier_probability"].to_numpy(dtype=float)[test]))
+        )
+    return PairIdentifier(
+        fitted=fitted.fold_models,
+        features=features,
+        calibration=fitted.calibration,
+        refit_gap=gap,
+        seed=int(config.seed),
+    )

@@ -158,9 +158,18 @@ class FlipEvaluation:
     exploratory: bool
 
 
-def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: float, *,
-                  chosen_tau: float | None = None, n_bootstrap: int = 2000, seed: int = 0,
-                  confidence: float = 0.95) -> FlipEvaluation:
+def evaluate_flip(
+    y_true,
+    prediction,
+    identifier_probability,
+    patient_ids,
+    tau: float,
+    *,
+    chosen_tau: float | None = None,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> FlipEvaluation:
     """F1, precision, recall before and after flipping at ``tau``, and the paired bootstrap CI of the change.
 
     Args:
@@ -176,15 +185,24 @@ def evaluate_flip(y_true, prediction, identifier_probability, patient_ids, tau: 
     exploratory = chosen_tau is None or float(tau) != float(chosen_tau)
     after = np.where(p >= float(tau), 1 - pred, pred)
     before_metrics, after_metrics = binary_metrics(y, pred), binary_metrics(y, after)
-    interval = paired_bootstrap_f1_change(y, pred, after, patient_ids, n_replicates=n_bootstrap, seed=seed,
-                                          confidence=confidence)
+    interval = paired_bootstrap_f1_change(
+        y, pred, after, patient_ids, n_replicates=n_bootstrap, seed=seed, confidence=confidence
+    )
     return FlipEvaluation(
-        tau=float(tau), n=len(y), n_flips=int(np.sum(p >= float(tau))),
-        f1_before=before_metrics["f1"], f1_after=after_metrics["f1"],
-        delta_f1=after_metrics["f1"] - before_metrics["f1"], ci_low=interval.ci_low, ci_high=interval.ci_high,
-        precision_before=before_metrics["precision"], precision_after=after_metrics["precision"],
-        recall_before=before_metrics["recall"], recall_after=after_metrics["recall"],
-        improved=None if exploratory else bool(interval.ci_low > 0.0), n_bootstrap=int(n_bootstrap),
+        tau=float(tau),
+        n=len(y),
+        n_flips=int(np.sum(p >= float(tau))),
+        f1_before=before_metrics["f1"],
+        f1_after=after_metrics["f1"],
+        delta_f1=after_metrics["f1"] - before_metrics["f1"],
+        ci_low=interval.ci_low,
+        ci_high=interval.ci_high,
+        precision_before=before_metrics["precision"],
+        precision_after=after_metrics["precision"],
+        recall_before=before_metrics["recall"],
+        recall_after=after_metrics["recall"],
+        improved=None if exploratory else bool(interval.ci_low > 0.0),
+        n_bootstrap=int(n_bootstrap),
         exploratory=exploratory,
     )
 
@@ -206,8 +224,17 @@ def default_curve_taus(identifier_probability, misclassified=None, n_points: int
     return np.unique(np.r_[np.quantile(p, np.clip(levels, 0.0, 1.0), method="higher"), NEVER_FLIP])
 
 
-def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=None, chosen_tau: float | None = None,
-               n_bootstrap: int = 500, seed: int = 0) -> pd.DataFrame:
+def flip_curve(
+    y_true,
+    prediction,
+    identifier_probability,
+    patient_ids,
+    *,
+    taus=None,
+    chosen_tau: float | None = None,
+    n_bootstrap: int = 500,
+    seed: int = 0,
+) -> pd.DataFrame:
     """The numbers of `evaluate_flip` over a grid of tau (default `default_curve_taus`, plus ``chosen_tau``):
     columns `CURVE_COLUMNS`, ascending tau (so ``n_flips`` is non-increasing). The CIs of all taus come from
     one set of patient resamples (`paired_bootstrap_f1_changes`). Every point but ``chosen_tau`` (the tau
@@ -221,12 +248,19 @@ def flip_curve(y_true, prediction, identifier_probability, patient_ids, *, taus=
     intervals = paired_bootstrap_f1_changes(y, pred, flipped, patient_ids, n_replicates=n_bootstrap, seed=seed)
     f1_before = binary_metrics(y, pred)["f1"]
     f1_after = np.array([binary_metrics(y, row)["f1"] for row in flipped])
-    curve = pd.DataFrame({
-        "tau": grid, "n_flips": (p[None, :] >= grid[:, None]).sum(axis=1).astype("int64"), "f1_before": f1_before,
-        "f1_after": f1_after, "delta_f1": f1_after - f1_before,
-        "ci_low": [interval.ci_low for interval in intervals], "ci_high": [interval.ci_high for interval in intervals],
-        "exploratory": grid != (np.nan if chosen_tau is None else float(chosen_tau)),
-    }, columns=list(CURVE_COLUMNS))
+    curve = pd.DataFrame(
+        {
+            "tau": grid,
+            "n_flips": (p[None, :] >= grid[:, None]).sum(axis=1).astype("int64"),
+            "f1_before": f1_before,
+            "f1_after": f1_after,
+            "delta_f1": f1_after - f1_before,
+            "ci_low": [interval.ci_low for interval in intervals],
+            "ci_high": [interval.ci_high for interval in intervals],
+            "exploratory": grid != (np.nan if chosen_tau is None else float(chosen_tau)),
+        },
+        columns=list(CURVE_COLUMNS),
+    )
     return curve
 
 
@@ -268,11 +302,23 @@ class FlipRun:
     oracle: bool = False
 
 
-def run_flipping(features, y_true, prediction, misclassified, patient_ids, split, *, feature_set: str,
-                 learner: str = "hist_gradient_boosting", n_folds: int = 5, seed: int = 0,
-                 n_bootstrap: int = 2000, curve_bootstrap: int = 500,
-                 min_calibration_flips: int = MIN_CALIBRATION_FLIPS, fitted: SplitIdentifier | None = None
-                 ) -> FlipRun:
+def run_flipping(
+    features,
+    y_true,
+    prediction,
+    misclassified,
+    patient_ids,
+    split,
+    *,
+    feature_set: str,
+    learner: str = "hist_gradient_boosting",
+    n_folds: int = 5,
+    seed: int = 0,
+    n_bootstrap: int = 2000,
+    curve_bootstrap: int = 500,
+    min_calibration_flips: int = MIN_CALIBRATION_FLIPS,
+    fitted: SplitIdentifier | None = None,
+) -> FlipRun:
     """Corrective flipping end to end: identifier and tau from calibration, judged once on test.
 
     Args:
@@ -313,17 +359,25 @@ def run_flipping(features, y_true, prediction, misclassified, patient_ids, split
     cal_probability, test_probability = fitted.calibration_probability, fitted.test_probability
     tau = choose_flip_threshold(cal_probability, y[calibration], pred[calibration], min_flips=min_calibration_flips)
 
-    evaluation = evaluate_flip(y[test], pred[test], test_probability, patients[test], tau, chosen_tau=tau,
-                               n_bootstrap=n_bootstrap, seed=seed)
-    curve = flip_curve(y[test], pred[test], test_probability, patients[test], chosen_tau=tau,
-                       n_bootstrap=curve_bootstrap, seed=seed)
+    evaluation = evaluate_flip(
+        y[test], pred[test], test_probability, patients[test], tau, chosen_tau=tau, n_bootstrap=n_bootstrap, seed=seed
+    )
+    curve = flip_curve(
+        y[test], pred[test], test_probability, patients[test], chosen_tau=tau, n_bootstrap=curve_bootstrap, seed=seed
+    )
     score = fitted.held_out_probability
     flipped = flip_predictions(pred, score, tau)
     return FlipRun(
-        tau=tau, calibration_flips=int(np.sum(cal_probability >= tau)),
-        learner=learner if isinstance(learner, str) else type(learner).__name__, feature_set=feature_set,
-        calibration_probability=cal_probability, test_probability=test_probability,
-        test_evaluation=evaluation, curve=curve, identifier_probability=score, flipped_prediction=flipped,
+        tau=tau,
+        calibration_flips=int(np.sum(cal_probability >= tau)),
+        learner=learner if isinstance(learner, str) else type(learner).__name__,
+        feature_set=feature_set,
+        calibration_probability=cal_probability,
+        test_probability=test_probability,
+        test_evaluation=evaluation,
+        curve=curve,
+        identifier_probability=score,
+        flipped_prediction=flipped,
         fitted=fitted,
         calibration_f1_before=binary_metrics(y[calibration], pred[calibration])["f1"],
         calibration_f1_after=binary_metrics(y[calibration], flipped[calibration])["f1"],

@@ -41,26 +41,72 @@ VERDICTS = (MODEL_ERROR, LABEL_ERROR, REFERENCE_ONLY_ERROR, CORRECT)
 
 OUTCOME_COLUMNS = ("model", "finding", "image_id", "patient_id", "split", "label", "probability", "prediction")
 
-AGREEMENT_COLUMNS = ("model", "finding", "cohort_label", "reference_label", "n", "share", "n_rows", "n_patients",
-                     "kappa")
+AGREEMENT_COLUMNS = (
+    "model",
+    "finding",
+    "cohort_label",
+    "reference_label",
+    "n",
+    "share",
+    "n_rows",
+    "n_patients",
+    "kappa",
+)
 """Columns of `LabelAudit.agreement` (``label_agreement.csv``): one row per cell of the 2 x 2 table of cohort label
 (0/1) by reference label (0/1) on the rows with both labels; ``n`` rows in the cell, ``share`` = n / n_rows;
 ``n_rows``, ``n_patients`` and Cohen's ``kappa`` of the whole table (repeated on its four rows)."""
 
 AUDIT_COLUMNS = (
-    "model", "finding", "n_rows", "n_patients", "kappa", "n_cohort_positive", "n_reference_positive",
-    "auroc_cohort", "auroc_cohort_ci_low", "auroc_cohort_ci_high",
-    "auroc_reference", "auroc_reference_ci_low", "auroc_reference_ci_high",
-    "identifier_auroc_cohort", "identifier_auroc_cohort_ci_low", "identifier_auroc_cohort_ci_high",
-    "identifier_auroc_reference", "identifier_auroc_reference_ci_low", "identifier_auroc_reference_ci_high",
-    "split", "n_split_rows", "n_split_patients", "threshold", "f1_cohort", "f1_reference",
-    "n_misclassified", "n_model_error", "model_error_share", "model_error_ci_low", "model_error_ci_high",
-    "n_label_error", "label_error_share", "label_error_ci_low", "label_error_ci_high",
-    "n_label_error_false_positive", "n_label_error_false_negative", "n_reference_only_error",
-    "n_flips", "flip_delta_f1_cohort", "flip_cohort_ci_low", "flip_cohort_ci_high",
-    "flip_delta_f1_reference", "flip_reference_ci_low", "flip_reference_ci_high",
-    "n_bootstrap", "auroc_cohort_n_dropped", "auroc_reference_n_dropped", "identifier_auroc_cohort_n_dropped",
-    "identifier_auroc_reference_n_dropped", "error_share_n_dropped",
+    "model",
+    "finding",
+    "n_rows",
+    "n_patients",
+    "kappa",
+    "n_cohort_positive",
+    "n_reference_positive",
+    "auroc_cohort",
+    "auroc_cohort_ci_low",
+    "auroc_cohort_ci_high",
+    "auroc_reference",
+    "auroc_reference_ci_low",
+    "auroc_reference_ci_high",
+    "identifier_auroc_cohort",
+    "identifier_auroc_cohort_ci_low",
+    "identifier_auroc_cohort_ci_high",
+    "identifier_auroc_reference",
+    "identifier_auroc_reference_ci_low",
+    "identifier_auroc_reference_ci_high",
+    "split",
+    "n_split_rows",
+    "n_split_patients",
+    "threshold",
+    "f1_cohort",
+    "f1_reference",
+    "n_misclassified",
+    "n_model_error",
+    "model_error_share",
+    "model_error_ci_low",
+    "model_error_ci_high",
+    "n_label_error",
+    "label_error_share",
+    "label_error_ci_low",
+    "label_error_ci_high",
+    "n_label_error_false_positive",
+    "n_label_error_false_negative",
+    "n_reference_only_error",
+    "n_flips",
+    "flip_delta_f1_cohort",
+    "flip_cohort_ci_low",
+    "flip_cohort_ci_high",
+    "flip_delta_f1_reference",
+    "flip_reference_ci_low",
+    "flip_reference_ci_high",
+    "n_bootstrap",
+    "auroc_cohort_n_dropped",
+    "auroc_reference_n_dropped",
+    "identifier_auroc_cohort_n_dropped",
+    "identifier_auroc_reference_n_dropped",
+    "error_share_n_dropped",
 )
 """Columns of `LabelAudit.audit` (``label_audit.csv``), one row per (model, finding).
 
@@ -86,8 +132,19 @@ shares come from the same resamples). The F1 changes are defined on every resamp
 NaN where the interval is not computed.
 """
 
-CASE_COLUMNS = ("model", "finding", "image_id", "patient_id", "split", "label", "reference_label", "prediction",
-                "misclassified", "reference_misclassified", "verdict")
+CASE_COLUMNS = (
+    "model",
+    "finding",
+    "image_id",
+    "patient_id",
+    "split",
+    "label",
+    "reference_label",
+    "prediction",
+    "misclassified",
+    "reference_misclassified",
+    "verdict",
+)
 """Columns of `LabelAudit.cases`: one row per (model, finding, image) with both labels; ``label`` the cohort's,
 ``reference_label`` the reference's, ``verdict`` one of `VERDICTS` (every split: filter on ``split``)."""
 
@@ -127,8 +184,9 @@ def classify_against_reference(label, reference_label, prediction) -> np.ndarray
     reference = as_binary(reference_label, "reference_label", len(y))
     pred = as_binary(prediction, "prediction", len(y))
     wrong, reference_wrong = pred != y, pred != reference
-    return np.select([wrong & reference_wrong, wrong, reference_wrong], [MODEL_ERROR, LABEL_ERROR,
-                                                                        REFERENCE_ONLY_ERROR], CORRECT)
+    return np.select(
+        [wrong & reference_wrong, wrong, reference_wrong], [MODEL_ERROR, LABEL_ERROR, REFERENCE_ONLY_ERROR], CORRECT
+    )
 
 
 def _interval_columns(result, prefix: str) -> dict[str, float]:
@@ -146,8 +204,7 @@ def _dropped(result) -> float:
 def _single_value(outcomes: pd.DataFrame, column: str) -> str:
     values = pd.unique(outcomes[column])
     if len(values) != 1:
-        raise ValueError(f"outcomes must hold one (model, finding) pair; column {column!r} has {len(values)} "
-                         "values")
+        raise ValueError(f"outcomes must hold one (model, finding) pair; column {column!r} has {len(values)} values")
     return values[0]
 
 
@@ -169,8 +226,9 @@ def _flip_columns(flipped, prediction, truths: dict[str, np.ndarray], patients, 
     CI (``flip_<set>_ci_low/high``); NaN when ``flipped`` is None."""
     columns: dict[str, float] = {"n_flips": np.nan if flipped is None else int(np.sum(flipped != prediction))}
     for label_set, truth in truths.items():
-        change = None if flipped is None else paired_bootstrap_f1_change(truth, prediction, flipped, patients,
-                                                                         **bootstrap)
+        change = (
+            None if flipped is None else paired_bootstrap_f1_change(truth, prediction, flipped, patients, **bootstrap)
+        )
         interval = _interval_columns(change, f"flip_{label_set}")
         columns.update({f"flip_delta_f1_{label_set}": interval.pop(f"flip_{label_set}"), **interval})
     return columns
@@ -226,11 +284,23 @@ def audit_pair(
     counts = agreement_counts(y, reference_y)
     kappa = cohen_kappa(counts)
     n_patients = int(pd.unique(patients).size)
-    agreement = pd.DataFrame([
-        {**tag, "cohort_label": c, "reference_label": r, "n": int(counts[c, r]), "share": counts[c, r] / len(y),
-         "n_rows": len(y), "n_patients": n_patients, "kappa": kappa}
-        for c in (0, 1) for r in (0, 1)
-    ], columns=list(AGREEMENT_COLUMNS))
+    agreement = pd.DataFrame(
+        [
+            {
+                **tag,
+                "cohort_label": c,
+                "reference_label": r,
+                "n": int(counts[c, r]),
+                "share": counts[c, r] / len(y),
+                "n_rows": len(y),
+                "n_patients": n_patients,
+                "kappa": kappa,
+            }
+            for c in (0, 1)
+            for r in (0, 1)
+        ],
+        columns=list(AGREEMENT_COLUMNS),
+    )
 
     score = _identifier_score(rows, identifier_score)
     in_split = np.ones(len(y), dtype=bool) if split is None else rows["split"].to_numpy() == split
@@ -259,31 +329,54 @@ def audit_pair(
         return {f"{prefix}_share": columns.pop(prefix), **columns}
 
     thresholds = pd.unique(rows["threshold"]) if "threshold" in rows.columns else []
-    audit = pd.DataFrame([{
-        **tag, "n_rows": len(y), "n_patients": n_patients, "kappa": kappa,
-        "n_cohort_positive": int(y.sum()), "n_reference_positive": int(reference_y.sum()),
-        **auroc(y, probability, "auroc_cohort"),
-        **auroc(reference_y, probability, "auroc_reference"),
-        **auroc((pred != y).astype(np.int64), score, "identifier_auroc_cohort"),
-        **auroc((pred != reference_y).astype(np.int64), score, "identifier_auroc_reference"),
-        "split": split if split is not None else "all", "n_split_rows": int(in_split.sum()),
-        "n_split_patients": int(pd.unique(patients_s).size),
-        "threshold": float(thresholds[0]) if len(thresholds) == 1 else np.nan,
-        "f1_cohort": binary_metrics(y_s, pred_s)["f1"] if has_split_rows else np.nan,
-        "f1_reference": binary_metrics(ref_s, pred_s)["f1"] if has_split_rows else np.nan,
-        "n_misclassified": int(wrong_s.sum()),
-        "n_model_error": int(model_error_s.sum()), **share(model_share, "model_error"),
-        "n_label_error": int(label_error_s.sum()), **share(label_share, "label_error"),
-        "n_label_error_false_positive": int(np.sum((label_error_s == 1) & (pred_s == 1))),
-        "n_label_error_false_negative": int(np.sum((label_error_s == 1) & (pred_s == 0))),
-        "n_reference_only_error": int(np.sum(verdict_s == REFERENCE_ONLY_ERROR)),
-        **flip_columns,
-        "n_bootstrap": int(n_bootstrap), "error_share_n_dropped": _dropped(model_share),
-    }], columns=list(AUDIT_COLUMNS))
+    audit = pd.DataFrame(
+        [
+            {
+                **tag,
+                "n_rows": len(y),
+                "n_patients": n_patients,
+                "kappa": kappa,
+                "n_cohort_positive": int(y.sum()),
+                "n_reference_positive": int(reference_y.sum()),
+                **auroc(y, probability, "auroc_cohort"),
+                **auroc(reference_y, probability, "auroc_reference"),
+                **auroc((pred != y).astype(np.int64), score, "identifier_auroc_cohort"),
+                **auroc((pred != reference_y).astype(np.int64), score, "identifier_auroc_reference"),
+                "split": split if split is not None else "all",
+                "n_split_rows": int(in_split.sum()),
+                "n_split_patients": int(pd.unique(patients_s).size),
+                "threshold": float(thresholds[0]) if len(thresholds) == 1 else np.nan,
+                "f1_cohort": binary_metrics(y_s, pred_s)["f1"] if has_split_rows else np.nan,
+                "f1_reference": binary_metrics(ref_s, pred_s)["f1"] if has_split_rows else np.nan,
+                "n_misclassified": int(wrong_s.sum()),
+                "n_model_error": int(model_error_s.sum()),
+                **share(model_share, "model_error"),
+                "n_label_error": int(label_error_s.sum()),
+                **share(label_share, "label_error"),
+                "n_label_error_false_positive": int(np.sum((label_error_s == 1) & (pred_s == 1))),
+                "n_label_error_false_negative": int(np.sum((label_error_s == 1) & (pred_s == 0))),
+                "n_reference_only_error": int(np.sum(verdict_s == REFERENCE_ONLY_ERROR)),
+                **flip_columns,
+                "n_bootstrap": int(n_bootstrap),
+                "error_share_n_dropped": _dropped(model_share),
+            }
+        ],
+        columns=list(AUDIT_COLUMNS),
+    )
 
-    cases = pd.DataFrame({
-        **tag, "image_id": ids[both].to_numpy(), "patient_id": patients, "split": rows["split"].to_numpy(),
-        "label": y, "reference_label": reference_y, "prediction": pred, "misclassified": (pred != y).astype(int),
-        "reference_misclassified": (pred != reference_y).astype(int), "verdict": verdict,
-    }, columns=list(CASE_COLUMNS))
+    cases = pd.DataFrame(
+        {
+            **tag,
+            "image_id": ids[both].to_numpy(),
+            "patient_id": patients,
+            "split": rows["split"].to_numpy(),
+            "label": y,
+            "reference_label": reference_y,
+            "prediction": pred,
+            "misclassified": (pred != y).astype(int),
+            "reference_misclassified": (pred != reference_y).astype(int),
+            "verdict": verdict,
+        },
+        columns=list(CASE_COLUMNS),
+    )
     return LabelAudit(agreement=agreement, audit=audit, cases=cases)

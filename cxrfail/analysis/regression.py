@@ -37,8 +37,21 @@ REGRESSION_COLUMNS = ("term", "odds_ratio", "ci_low", "ci_high", "p_value")
 SPARSE_COVARIATE_SHARE = 0.5
 #: family of the fit on every row given to `fit_pair_regressions`
 ALL_ROWS_FAMILY = "all rows"
-PAIR_REGRESSION_COLUMNS = ("family", "term", "odds_ratio", "ci_low", "ci_high", "p_value", "n", "n_events",
-                           "converged", "note", "q_holm", "q_bh", "q_family")
+PAIR_REGRESSION_COLUMNS = (
+    "family",
+    "term",
+    "odds_ratio",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n",
+    "n_events",
+    "converged",
+    "note",
+    "q_holm",
+    "q_bh",
+    "q_family",
+)
 AGE_COLUMN = "age"
 AGE_UNIT_YEARS = 10.0
 #: |log odds ratio| and standard error above which an estimate is treated as a sign of separation
@@ -192,8 +205,10 @@ def fit_misclassification_regression(
         raise TypeError("covariates must be a DataFrame")
     group_values = pd.Series(np.asarray(groups, dtype=object))
     if not (len(y_all) == len(covariates) == len(group_values)):
-        raise ValueError(f"misclassified ({len(y_all)}), covariates ({len(covariates)}) and groups "
-                         f"({len(group_values)}) must have the same number of rows")
+        raise ValueError(
+            f"misclassified ({len(y_all)}), covariates ({len(covariates)}) and groups "
+            f"({len(group_values)}) must have the same number of rows"
+        )
     if not np.isin(y_all[~np.isnan(y_all)], (0.0, 1.0)).all():
         raise ValueError("misclassified must be 0/1")
     notes: list[str] = []
@@ -215,7 +230,8 @@ def fit_misclassification_regression(
         if min(n_events, len(y) - n_events) < min_events:
             notes.append(
                 f"too few events: {n_events} misclassified and {len(y) - n_events} correct of {len(y)} rows "
-                f"(need at least {min_events} of each); no model fitted")
+                f"(need at least {min_events} of each); no model fitted"
+            )
             table = _empty_table()
             return RegressionResult(table, int(len(y)), n_events, False, "; ".join(notes))
         terms, constant_notes = _build_terms(frame.loc[keep], kinds, y, set(not_estimable))
@@ -229,7 +245,8 @@ def fit_misclassification_regression(
             direction = "infinite" if outcome == 1.0 else "zero"
             not_estimable[term.name] = (
                 f"{term.name}: all {int(rows.sum())} rows {what} (separation); odds ratio not estimable "
-                f"(tends to {direction}), those rows left out of the other terms' fit")
+                f"(tends to {direction}), those rows left out of the other terms' fit"
+            )
             keep[positions[rows]] = False
     notes.extend(constant_notes)
     notes.extend(not_estimable.values())
@@ -253,12 +270,17 @@ def fit_misclassification_regression(
         if fit_note:
             notes.append(fit_note)
         estimates[["coef", "se", "p"]] = np.column_stack([coef[1:], se[1:], p[1:]])
-        unstable = ~np.isfinite(estimates["coef"]) | ~np.isfinite(estimates["se"]) | \
-            (estimates["coef"].abs() > MAX_ABS_COEF) | (estimates["se"] > MAX_SE)
+        unstable = (
+            ~np.isfinite(estimates["coef"])
+            | ~np.isfinite(estimates["se"])
+            | (estimates["coef"].abs() > MAX_ABS_COEF)
+            | (estimates["se"] > MAX_SE)
+        )
         if converged and unstable.any():
             converged = False
-            notes.append("unstable estimates (possible separation), not reported: "
-                         + ", ".join(estimates.loc[unstable, "term"]))
+            notes.append(
+                "unstable estimates (possible separation), not reported: " + ", ".join(estimates.loc[unstable, "term"])
+            )
             estimates.loc[unstable, ["coef", "se", "p"]] = np.nan
     else:
         notes.append("no covariate left to fit")
@@ -266,13 +288,15 @@ def fit_misclassification_regression(
 
     z = norm.ppf(0.5 + confidence / 2.0)
     with np.errstate(over="ignore", invalid="ignore"):
-        table = pd.DataFrame({
-            "term": estimates["term"],
-            "odds_ratio": np.exp(estimates["coef"]),
-            "ci_low": np.exp(estimates["coef"] - z * estimates["se"]),
-            "ci_high": np.exp(estimates["coef"] + z * estimates["se"]),
-            "p_value": estimates["p"],
-        })
+        table = pd.DataFrame(
+            {
+                "term": estimates["term"],
+                "odds_ratio": np.exp(estimates["coef"]),
+                "ci_low": np.exp(estimates["coef"] - z * estimates["se"]),
+                "ci_high": np.exp(estimates["coef"] + z * estimates["se"]),
+                "p_value": estimates["p"],
+            }
+        )
     if not_estimable:
         table = pd.concat([table, _empty_table(not_estimable)], ignore_index=True)
     # rows in covariate order, the levels of one covariate in natural order
@@ -281,8 +305,9 @@ def fit_misclassification_regression(
     rank = [(covariate_order[source_of[name]], natural[name]) for name in table["term"]]
     table = table.iloc[sorted(range(len(table)), key=lambda i: rank[i])].reset_index(drop=True)
     table["term"] = table["term"].astype("string")
-    return RegressionResult(table[list(REGRESSION_COLUMNS)], n_used, n_events, bool(converged),
-                            "; ".join(notes) if notes else None)
+    return RegressionResult(
+        table[list(REGRESSION_COLUMNS)], n_used, n_events, bool(converged), "; ".join(notes) if notes else None
+    )
 
 
 def _fit(y: np.ndarray, design: np.ndarray, clusters: np.ndarray, maxiter: int):
@@ -352,8 +377,9 @@ def regression_covariates(finding: str, available: pd.Index) -> list[str]:
     return [covariate for covariate in CLINICAL_FINDINGS if covariate in available and covariate not in excluded]
 
 
-def fit_pair_regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: str, *, model: str = "",
-                         rows_name: str = "test split") -> pd.DataFrame:
+def fit_pair_regressions(
+    rows: pd.DataFrame, misclassified: pd.Series, finding: str, *, model: str = "", rows_name: str = "test split"
+) -> pd.DataFrame:
     """Logistic regressions of misclassification for one (model, finding) pair, one per family of terms, with
     Holm and Benjamini-Hochberg q-values within each fit.
 
@@ -399,12 +425,16 @@ def fit_pair_regressions(rows: pd.DataFrame, misclassified: pd.Series, finding: 
         fits.append((f"rows with {covariate} known", base.join(rows[dense + [covariate]]).loc[annotated]))
     frames = []
     for family, covariates in fits:
-        fit = fit_misclassification_regression(misclassified.loc[covariates.index].to_numpy(), covariates,
-                                               rows.loc[covariates.index, "patient_id"].to_numpy())
+        fit = fit_misclassification_regression(
+            misclassified.loc[covariates.index].to_numpy(),
+            covariates,
+            rows.loc[covariates.index, "patient_id"].to_numpy(),
+        )
         frame = fit.table.copy()
         if frame.empty:
-            frame = pd.DataFrame([{"term": None, "odds_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                                   "p_value": np.nan}])
+            frame = pd.DataFrame(
+                [{"term": None, "odds_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}]
+            )
         frame.insert(0, "family", family)
         frame["n"], frame["n_events"], frame["converged"], frame["note"] = fit.n, fit.n_events, fit.converged, fit.note
         frame["q_holm"], frame["q_bh"] = adjust_p_values(frame["p_value"].to_numpy(dtype=float))

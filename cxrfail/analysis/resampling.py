@@ -73,9 +73,7 @@ def chunk_size(values_per_replicate: int, n_replicates: int) -> int:
     return int(max(1, min(n_replicates, MEMORY_BUDGET // (8 * max(values_per_replicate, 1)))))
 
 
-def patient_weights(
-    n_patients: int, n_replicates: int, rng: np.random.Generator, chunk: int
-) -> Iterator[np.ndarray]:
+def patient_weights(n_patients: int, n_replicates: int, rng: np.random.Generator, chunk: int) -> Iterator[np.ndarray]:
     """Yield (chunk, n_patients) int64 multiplicities of bootstrap resamples of patients, each row summing to
     ``n_patients``; ``n_replicates`` rows in all."""
     done = 0
@@ -115,11 +113,13 @@ def resample_patterns(per_patient: np.ndarray, n_replicates: int, rng: np.random
     out = np.empty((int(n_replicates), values.shape[1]))
     if values.shape[1] <= MAX_PATTERN_COLUMNS:
         patterns, inverse = _distinct_rows(values)
-    if values.shape[1] > MAX_PATTERN_COLUMNS or len(patterns) * 8 > n_patients:  # patterns hardly repeat: drawing patients is cheaper than a multinomial
+    if (
+        values.shape[1] > MAX_PATTERN_COLUMNS or len(patterns) * 8 > n_patients
+    ):  # patterns hardly repeat: drawing patients is cheaper than a multinomial
         done = 0
         chunk = chunk_size(3 * n_patients, int(n_replicates))
         for weights in patient_weights(n_patients, int(n_replicates), rng, chunk):
-            out[done: done + len(weights)] = weights.astype(np.float64) @ values
+            out[done : done + len(weights)] = weights.astype(np.float64) @ values
             done += len(weights)
         return out
     share = np.bincount(inverse, minlength=len(patterns)) / n_patients
@@ -127,7 +127,7 @@ def resample_patterns(per_patient: np.ndarray, n_replicates: int, rng: np.random
     for start in range(0, int(n_replicates), chunk):
         size = min(chunk, int(n_replicates) - start)
         multiplicity = rng.multinomial(n_patients, share, size=size).astype(np.float64)
-        out[start: start + size] = multiplicity @ patterns  # exact: integer sums < 2**53
+        out[start : start + size] = multiplicity @ patterns  # exact: integer sums < 2**53
     return out
 
 
@@ -188,8 +188,15 @@ def paired_bootstrap_f1_change(
         `BootstrapInterval` of the F1 difference (F1 in [0, 1], 0.0 when undefined, as in
         `cxrfail.analysis.outcomes`). ``estimate`` is the difference on the full data.
     """
-    (interval,) = paired_bootstrap_f1_changes(y_true, pred_before, np.asarray(pred_after)[None, :], groups,
-                                              n_replicates=n_replicates, seed=seed, confidence=confidence)
+    (interval,) = paired_bootstrap_f1_changes(
+        y_true,
+        pred_before,
+        np.asarray(pred_after)[None, :],
+        groups,
+        n_replicates=n_replicates,
+        seed=seed,
+        confidence=confidence,
+    )
     return interval
 
 
@@ -244,9 +251,13 @@ def paired_bootstrap_f1_changes(
     changed = np.flatnonzero((after != before).any(axis=0))
     y_changed, before_changed, patient_changed = y[changed], before[changed], codes[changed]
     offset = confusion(y_changed, before_changed, patient_changed)
-    counts = np.column_stack([counts_before] + [
-        counts_before - offset + confusion(y_changed, row[changed].astype(np.int64), patient_changed)
-        for row in after])
+    counts = np.column_stack(
+        [counts_before]
+        + [
+            counts_before - offset + confusion(y_changed, row[changed].astype(np.int64), patient_changed)
+            for row in after
+        ]
+    )
     total = counts.sum(axis=0)
     drawn = resample_patterns(counts, int(n_replicates), np.random.default_rng(seed))
     f1_before, replicate_before = f1_from_counts(*total[:3]), f1_from_counts(*drawn[:, :3].T)
@@ -255,8 +266,9 @@ def paired_bootstrap_f1_changes(
         cols = slice(3 + 3 * t, 6 + 3 * t)
         deltas = f1_from_counts(*drawn[:, cols].T) - replicate_before
         low, high = _percentile(deltas, confidence)
-        intervals.append(BootstrapInterval(float(f1_from_counts(*total[cols]) - f1_before), low, high,
-                                           int(n_replicates), deltas))
+        intervals.append(
+            BootstrapInterval(float(f1_from_counts(*total[cols]) - f1_before), low, high, int(n_replicates), deltas)
+        )
     return intervals
 
 
@@ -265,8 +277,7 @@ def percentile_interval(estimate: float, values: np.ndarray, confidence: float) 
     ``n_dropped``)."""
     defined = values[~np.isnan(values)]
     low, high = _percentile(defined, confidence)
-    return BootstrapInterval(estimate, low, high, int(len(defined)), defined,
-                             n_dropped=int(len(values) - len(defined)))
+    return BootstrapInterval(estimate, low, high, int(len(defined)), defined, n_dropped=int(len(values) - len(defined)))
 
 
 def bootstrap_ratio(
@@ -294,8 +305,9 @@ def bootstrap_ratio(
         `BootstrapInterval` of the ratio (``n_dropped``: replicates whose denominator sum is 0); every field
         NaN (``n_replicates`` 0, nothing drawn) when sum(denominator) is 0.
     """
-    return bootstrap_ratios({"ratio": numerator}, denominator, groups, n_replicates=n_replicates, seed=seed,
-                            confidence=confidence)["ratio"]
+    return bootstrap_ratios(
+        {"ratio": numerator}, denominator, groups, n_replicates=n_replicates, seed=seed, confidence=confidence
+    )["ratio"]
 
 
 def bootstrap_ratios(
@@ -325,22 +337,30 @@ def bootstrap_ratios(
     tops = {name: np.asarray(values, dtype="float64") for name, values in numerators.items()}
     for top in tops.values():
         if top.ndim != 1 or top.shape != bottom.shape:
-            raise ValueError(f"numerator and denominator must be one-dimensional of one length, got {top.shape} "
-                             f"and {bottom.shape}")
+            raise ValueError(
+                f"numerator and denominator must be one-dimensional of one length, got {top.shape} and {bottom.shape}"
+            )
         if np.isnan(top).any() or np.isnan(bottom).any() or (top < 0).any() or (bottom < 0).any():
             raise ValueError("numerator and denominator must be non-negative with no NaN")
     check_confidence(confidence, n_replicates)
     codes, n_patients = patient_codes(groups, len(bottom))
     if bottom.sum() == 0:
         return {name: BootstrapInterval(float("nan"), float("nan"), float("nan"), 0) for name in tops}
-    sums = np.column_stack([np.bincount(codes, weights=values, minlength=n_patients)
-                            for values in (bottom, *tops.values())])
+    sums = np.column_stack(
+        [np.bincount(codes, weights=values, minlength=n_patients) for values in (bottom, *tops.values())]
+    )
     replicate = resample_patterns(sums, int(n_replicates), np.random.default_rng(seed))
     defined = replicate[:, 0] > 0
     out = {}
     for column, name in enumerate(tops, start=1):
         values = replicate[defined, column] / replicate[defined, 0]
         low, high = _percentile(values, confidence)
-        out[name] = BootstrapInterval(float(sums[:, column].sum() / sums[:, 0].sum()), low, high, int(len(values)),
-                                      values, n_dropped=int((~defined).sum()))
+        out[name] = BootstrapInterval(
+            float(sums[:, column].sum() / sums[:, 0].sum()),
+            low,
+            high,
+            int(len(values)),
+            values,
+            n_dropped=int((~defined).sum()),
+        )
     return out

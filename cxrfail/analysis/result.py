@@ -35,8 +35,20 @@ __all__ = ["TABLE_COLUMNS", "TABLE_NAMES", "AnalysisResult", "PairResult", "Pair
 # and the dashboard). Per pair, each table holds that pair's rows only.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # auroc over every row; threshold chosen on calibration; f1/precision/recall and the rate on test
-    "performance": ("model", "finding", "n", "n_pos", "auroc", "threshold", "f1", "precision", "recall", "n_test",
-                    "misclassification_rate", "threshold_note"),
+    "performance": (
+        "model",
+        "finding",
+        "n",
+        "n_pos",
+        "auroc",
+        "threshold",
+        "f1",
+        "precision",
+        "recall",
+        "n_test",
+        "misclassification_rate",
+        "threshold_note",
+    ),
     # test split; ci_low/ci_high patient-clustered (Wilson at effective_n, or Clopper-Pearson on patients at a
     # rate of 0 or 1: ci_method; row-level Wilson kept as wilson_*); `sufficient` False below the minimum
     # effective rows, patients or events (rate still shown); one reference row per subgroup (`is_reference`,
@@ -55,20 +67,57 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # test split at the flip threshold chosen on calibration out-of-fold scores (tau; calibration_flips: the
     # calibration rows it flips); a test row is flipped when its own score (the calibration fold models' mean)
     # is >= tau; the one verdict `improved`; the identifier used
-    "flip": ("model", "finding", "tau", "n_flips", "f1_before", "f1_after", "delta_f1", "ci_low", "ci_high",
-             "precision_before", "precision_after", "recall_before", "recall_after", "improved", "exploratory",
-             "calibration_flips", "learner", "feature_set", "oracle"),
+    "flip": (
+        "model",
+        "finding",
+        "tau",
+        "n_flips",
+        "f1_before",
+        "f1_after",
+        "delta_f1",
+        "ci_low",
+        "ci_high",
+        "precision_before",
+        "precision_after",
+        "recall_before",
+        "recall_after",
+        "improved",
+        "exploratory",
+        "calibration_flips",
+        "learner",
+        "feature_set",
+        "oracle",
+    ),
     # test split, a grid of tau plus the chosen one; every row but the chosen tau is exploratory (no verdict)
     "flip_curves": ("model", "finding", *CURVE_COLUMNS),
     # one row per cohort row of the pair; identifier_probability: the run identifier's score the row was compared
     # with tau (calibration out-of-fold, test the calibration fold models' mean); flipped_prediction: the
     # prediction after flipping (inverted exactly when identifier_probability >= tau)
-    "outcomes": ("model", "finding", "image_id", "patient_id", "split", "label", "probability", "threshold",
-                 "prediction", "misclassified", "identifier_probability", "flipped_prediction"),
+    "outcomes": (
+        "model",
+        "finding",
+        "image_id",
+        "patient_id",
+        "split",
+        "label",
+        "probability",
+        "threshold",
+        "prediction",
+        "misclassified",
+        "identifier_probability",
+        "flipped_prediction",
+    ),
     # every identifier's scores of the test rows (the calibration fold models' mean), for ROC curves (the
     # confidence baseline of a row is -|probability - threshold| from outcomes)
-    "identifier_scores": ("model", "finding", "learner", "feature_set", "image_id", "misclassified",
-                          "identifier_score"),
+    "identifier_scores": (
+        "model",
+        "finding",
+        "learner",
+        "feature_set",
+        "image_id",
+        "misclassified",
+        "identifier_score",
+    ),
     # a sample of test rows
     "shap_values": ("model", "finding", "image_id", "feature", "shap_value", "feature_value"),
     # the label audit against reference labels (`cxrfail.analysis.labels`); empty where the reference does not
@@ -286,8 +335,10 @@ class PairResult:
         rates = self.subgroup_rates
         rows = rates.loc[rates["subgroup"].to_numpy() == subgroup]
         if rows.empty:
-            raise KeyError(f"no subgroup {subgroup!r} for {self.model} · {self.finding}; subgroups are "
-                           f"{', '.join(self.subgroups) or 'none'}")
+            raise KeyError(
+                f"no subgroup {subgroup!r} for {self.model} · {self.finding}; subgroups are "
+                f"{', '.join(self.subgroups) or 'none'}"
+            )
         if not reference:
             rows = rows.loc[~rows["is_reference"].astype(bool).to_numpy()]
         return rows.drop(columns=[*_PAIR_COLUMNS, "subgroup"]).set_index("level")
@@ -309,10 +360,18 @@ class PairResult:
         if len(usable) < 2:
             return None
         low, high = usable["rate"].idxmin(), usable["rate"].idxmax()
-        return pd.Series({"spread": float(usable.at[high, "rate"] - usable.at[low, "rate"]), "lowest": str(low),
-                          "min_rate": float(usable.at[low, "rate"]), "n_lowest": int(usable.at[low, "n"]),
-                          "highest": str(high), "max_rate": float(usable.at[high, "rate"]),
-                          "n_highest": int(usable.at[high, "n"])}, name=subgroup)
+        return pd.Series(
+            {
+                "spread": float(usable.at[high, "rate"] - usable.at[low, "rate"]),
+                "lowest": str(low),
+                "min_rate": float(usable.at[low, "rate"]),
+                "n_lowest": int(usable.at[low, "n"]),
+                "highest": str(high),
+                "max_rate": float(usable.at[high, "rate"]),
+                "n_highest": int(usable.at[high, "n"]),
+            },
+            name=subgroup,
+        )
 
     # --- live operations --------------------------------------------------------------------------------
     def evaluate_flip(self, tau: float, *, n_bootstrap: int = 2000, seed: int = 0) -> FlipEvaluation:
@@ -320,12 +379,20 @@ class PairResult:
         F1 change with its paired patient-bootstrap CI. Only the calibration-chosen tau (`chosen_tau`) is a
         verdict: any other tau is a look at test data, exploratory."""
         test = self.outcomes_in("test")
-        return evaluate_flip(test["label"].to_numpy(dtype=int), test["prediction"].to_numpy(dtype=int),
-                             test["identifier_probability"].to_numpy(dtype=float), test["patient_id"].to_numpy(),
-                             float(tau), chosen_tau=self.chosen_tau, n_bootstrap=n_bootstrap, seed=seed)
+        return evaluate_flip(
+            test["label"].to_numpy(dtype=int),
+            test["prediction"].to_numpy(dtype=int),
+            test["identifier_probability"].to_numpy(dtype=float),
+            test["patient_id"].to_numpy(),
+            float(tau),
+            chosen_tau=self.chosen_tau,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
 
-    def rates_by(self, table: pd.DataFrame, column: str, *, min_n: int, min_patients: int, min_events: int
-                 ) -> pd.DataFrame:
+    def rates_by(
+        self, table: pd.DataFrame, column: str, *, min_n: int, min_patients: int, min_events: int
+    ) -> pd.DataFrame:
         """Misclassification rates on the test split by any cohort column, cut on the fly (findings as
         present/absent, numbers with many values into quartiles, anything else by value); columns as
         ``subgroup_rates`` (patient-clustered intervals, as the run's). ``table`` is the cohort table (indexed by
@@ -337,8 +404,14 @@ class PairResult:
         rows = table.loc[test["image_id"].to_numpy()]
         levels = subgroup_levels(rows, finding_subgroups=(), extra_columns=[column])[[column]]
         wrong = pd.Series(test["misclassified"].to_numpy(dtype=bool), index=rows.index)
-        frame = subgroup_rates(wrong, levels, test["patient_id"].set_axis(rows.index), min_n=min_n,
-                               min_patients=min_patients, min_events=min_events)
+        frame = subgroup_rates(
+            wrong,
+            levels,
+            test["patient_id"].set_axis(rows.index),
+            min_n=min_n,
+            min_patients=min_patients,
+            min_events=min_events,
+        )
         frame.insert(0, "finding", self.finding)
         frame.insert(0, "model", self.model)
         return frame
@@ -355,13 +428,23 @@ def _misclassification_summary(rows: pd.DataFrame) -> dict:
     k = int(wrong.sum())
     low = high = np.nan
     if n:
-        per_patient = pd.DataFrame({"patient": rows["patient_id"].to_numpy(), "wrong": wrong}).groupby(
-            "patient", sort=False)["wrong"].agg(["sum", "size"])
+        per_patient = (
+            pd.DataFrame({"patient": rows["patient_id"].to_numpy(), "wrong": wrong})
+            .groupby("patient", sort=False)["wrong"]
+            .agg(["sum", "size"])
+        )
         events, sizes = per_patient["sum"].to_numpy(), per_patient["size"].to_numpy()
         rate = clustered_rate(events, sizes, correlation=within_patient_correlation(events, sizes))
         low, high = rate.ci_low, rate.ci_high
-    return {"n": n, "n_misclassified": k, "rate": k / n if n else np.nan, "ci_low": float(low),
-            "ci_high": float(high), "n_fp": int((wrong & (label == 0)).sum()), "n_fn": int((wrong & (label == 1)).sum())}
+    return {
+        "n": n,
+        "n_misclassified": k,
+        "rate": k / n if n else np.nan,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n_fp": int((wrong & (label == 0)).sum()),
+        "n_fn": int((wrong & (label == 1)).sum()),
+    }
 
 
 @dataclass
@@ -400,8 +483,9 @@ class AnalysisResult:
             return self.pairs[(model, finding)]
         except KeyError:
             reason = self.refused.get((model, finding))
-            raise KeyError(f"the run has no pair ({model!r}, {finding!r})"
-                           + (f": refused, {reason}" if reason else "")) from None
+            raise KeyError(
+                f"the run has no pair ({model!r}, {finding!r})" + (f": refused, {reason}" if reason else "")
+            ) from None
 
     def __iter__(self) -> Iterator[PairResult]:
         return iter(self.pairs.values())
@@ -412,8 +496,9 @@ class AnalysisResult:
             raise KeyError(f"no table {name!r}; tables are {', '.join(TABLE_NAMES)}")
         if name not in self._long:
             frames = [pair.tables[name] for pair in self.pairs.values() if len(pair.tables[name])]
-            self._long[name] = (pd.concat(frames, ignore_index=True) if frames
-                                else pd.DataFrame(columns=list(TABLE_COLUMNS[name])))
+            self._long[name] = (
+                pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(TABLE_COLUMNS[name]))
+            )
         return self._long[name]
 
     def rows(self, name: str, *, model: str | None = None, finding: str | None = None) -> pd.DataFrame:
@@ -479,8 +564,16 @@ class AnalysisResult:
                 rows.append((pair.model, pair.finding, 0, None, np.nan, np.nan))
                 continue
             top = pool.loc[abs_log_or.loc[pool.index].idxmax()]
-            rows.append((pair.model, pair.finding, int((significant & finite).sum()), str(top["term"]),
-                         float(top["odds_ratio"]), float(top[q_column])))
+            rows.append(
+                (
+                    pair.model,
+                    pair.finding,
+                    int((significant & finite).sum()),
+                    str(top["term"]),
+                    float(top["odds_ratio"]),
+                    float(top[q_column]),
+                )
+            )
         return pd.DataFrame(rows, columns=columns)
 
     def subgroup_gaps(self) -> pd.DataFrame:
@@ -490,11 +583,24 @@ class AnalysisResult:
         return self._derived("gaps", self._subgroup_gaps)
 
     def _subgroup_gaps(self) -> pd.DataFrame:
-        columns = ["model", "finding", "subgroup", "spread", "lowest", "min_rate", "n_lowest", "highest",
-                   "max_rate", "n_highest"]
-        rows = [{"model": pair.model, "finding": pair.finding, "subgroup": subgroup, **gap.to_dict()}
-                for pair in self.pairs.values() for subgroup in pair.subgroups
-                if (gap := pair.difference(subgroup)) is not None]
+        columns = [
+            "model",
+            "finding",
+            "subgroup",
+            "spread",
+            "lowest",
+            "min_rate",
+            "n_lowest",
+            "highest",
+            "max_rate",
+            "n_highest",
+        ]
+        rows = [
+            {"model": pair.model, "finding": pair.finding, "subgroup": subgroup, **gap.to_dict()}
+            for pair in self.pairs.values()
+            for subgroup in pair.subgroups
+            if (gap := pair.difference(subgroup)) is not None
+        ]
         return pd.DataFrame(rows, columns=columns)
 
     def slices_across_models(self) -> pd.DataFrame:
@@ -507,8 +613,7 @@ class AnalysisResult:
         return self._derived("terms", lambda: list(dict.fromkeys(model_terms(self.regression)["term"].astype(str))))
 
     # --- live operations --------------------------------------------------------------------------------
-    def evaluate_flip(self, model: str, finding: str, tau: float, *, n_bootstrap: int | None = None
-                      ) -> FlipEvaluation:
+    def evaluate_flip(self, model: str, finding: str, tau: float, *, n_bootstrap: int | None = None) -> FlipEvaluation:
         """`PairResult.evaluate_flip` with the run's seed and bootstrap size (default)."""
         n = int(self.config.n_bootstrap if n_bootstrap is None else n_bootstrap)
         return self.pair(model, finding).evaluate_flip(tau, n_bootstrap=n, seed=int(self.config.seed))
@@ -517,8 +622,12 @@ class AnalysisResult:
         """`PairResult.rates_by` with the run's subgroup settings (effective rows, patients, events)."""
         config = self.config
         return self.pair(model, finding).rates_by(
-            table, column, min_n=config.min_subgroup_n, min_patients=config.min_subgroup_patients,
-            min_events=config.min_subgroup_events)
+            table,
+            column,
+            min_n=config.min_subgroup_n,
+            min_patients=config.min_subgroup_patients,
+            min_events=config.min_subgroup_events,
+        )
 
     def refit_identifier(self, model: str, finding: str, cohort, predictions):
         """The flip identifier of (model, finding) fitted again on its calibration rows, for SHAP of any row
@@ -532,36 +641,50 @@ class AnalysisResult:
     def stacked(self) -> AnalysisResult:
         """The same result with every long table built once and each pair's tables slices of it: one copy of
         the per-row tables in memory (at 190k rows x 50 pairs, the outcomes alone are 9 million rows)."""
-        result = AnalysisResult.from_tables(self.config, self.cache_key, {name: self.table(name) for name in TABLE_NAMES},
-                                            self.meta())
+        result = AnalysisResult.from_tables(
+            self.config, self.cache_key, {name: self.table(name) for name in TABLE_NAMES}, self.meta()
+        )
         self._long.clear()
         return result
 
     # --- cache encoding ---------------------------------------------------------------------------------
     def meta(self) -> dict:
         """Everything but the tables, JSON-ready (for the on-disk cache)."""
-        return {"config": dataclasses.asdict(self.config), "cohort_summary": self.cohort_summary,
-                "models": list(self.models), "notes": self.notes,
-                "pairs": [[p.model, p.finding, list(p.identifier), p.scope, list(p.warnings)]
-                          for p in self.pairs.values()],
-                "refused": [[model, finding, reason] for (model, finding), reason in self.refused.items()]}
+        return {
+            "config": dataclasses.asdict(self.config),
+            "cohort_summary": self.cohort_summary,
+            "models": list(self.models),
+            "notes": self.notes,
+            "pairs": [[p.model, p.finding, list(p.identifier), p.scope, list(p.warnings)] for p in self.pairs.values()],
+            "refused": [[model, finding, reason] for (model, finding), reason in self.refused.items()],
+        }
 
     @classmethod
-    def from_tables(cls, config: object, key: str | None, tables: Mapping[str, pd.DataFrame], meta: dict
-                    ) -> AnalysisResult:
+    def from_tables(
+        cls, config: object, key: str | None, tables: Mapping[str, pd.DataFrame], meta: dict
+    ) -> AnalysisResult:
         """Rebuild a result from its long tables and `meta()` (the inverse of `table` + `meta`)."""
         unit = str(meta["cohort_summary"].get("unit", "image"))
         order = [(entry[0], entry[1], tuple(entry[2]), entry[3], tuple(entry[4])) for entry in meta["pairs"]]
-        split = {name: _by_pair(tables.get(name, pd.DataFrame(columns=list(columns))))
-                 for name, columns in TABLE_COLUMNS.items()}
+        split = {
+            name: _by_pair(tables.get(name, pd.DataFrame(columns=list(columns))))
+            for name, columns in TABLE_COLUMNS.items()
+        }
         pairs = {}
         for model, finding, identifier, scope, warnings in order:
-            pair_tables = {name: split[name].get((model, finding), _empty_like(tables.get(name), name))
-                           for name in TABLE_COLUMNS}
+            pair_tables = {
+                name: split[name].get((model, finding), _empty_like(tables.get(name), name)) for name in TABLE_COLUMNS
+            }
             pairs[(model, finding)] = PairResult(model, finding, unit, pair_tables, identifier, scope, warnings)
-        result = cls(config=config, cohort_summary=meta["cohort_summary"], models=tuple(meta["models"]),
-                     pairs=pairs, notes=meta["notes"], cache_key=key,
-                     refused={(m, f): reason for m, f, reason in meta.get("refused", [])})
+        result = cls(
+            config=config,
+            cohort_summary=meta["cohort_summary"],
+            models=tuple(meta["models"]),
+            pairs=pairs,
+            notes=meta["notes"],
+            cache_key=key,
+            refused={(m, f): reason for m, f, reason in meta.get("refused", [])},
+        )
         result._long.update({name: frame for name, frame in tables.items() if name in TABLE_COLUMNS})
         return result
 

@@ -43,12 +43,18 @@ def _no_progress(fraction: float, message: str) -> None:
     return None
 
 
-def cache_key(cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig,
-              reference: ReferenceLabels | None = None) -> str:
+def cache_key(
+    cohort: Cohort, models: Sequence[ModelPredictions], config: AnalysisConfig, reference: ReferenceLabels | None = None
+) -> str:
     """Hash of the cohort table, every model's probabilities and name, the config, the reference labels (when
     given) and the code version."""
-    parts = [CACHE_VERSION, hash_frame(cohort.table), cohort.unit,
-             [(model.name, hash_frame(model.probabilities)) for model in models], asdict(config)]
+    parts = [
+        CACHE_VERSION,
+        hash_frame(cohort.table),
+        cohort.unit,
+        [(model.name, hash_frame(model.probabilities)) for model in models],
+        asdict(config),
+    ]
     if reference is not None:
         parts.append(["reference", reference.name, hash_frame(reference.table)])
     return hash_parts(*parts)
@@ -97,8 +103,11 @@ def run_analysis(
     store = TableStore(cache_dir)
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
-    key = cache_key(cohort, models, config, reference) if scope == FULL_SCOPE else hash_parts(
-        cache_key(cohort, models, config, reference), scope)
+    key = (
+        cache_key(cohort, models, config, reference)
+        if scope == FULL_SCOPE
+        else hash_parts(cache_key(cohort, models, config, reference), scope)
+    )
     if use_cache:
         cached = store.load(key)
         if cached is not None:
@@ -126,7 +135,8 @@ def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: An
     missing_labels = [finding for finding in config.findings if finding not in cohort.table.columns]
     if missing_labels:
         raise CohortError(
-            f"the cohort has no labels for {', '.join(missing_labels)}", path=", ".join(cohort.sources) or None,
+            f"the cohort has no labels for {', '.join(missing_labels)}",
+            path=", ".join(cohort.sources) or None,
             fix=f"Choose among the cohort's findings: {', '.join(cohort.findings)}",
         )
     for model in models:
@@ -134,7 +144,8 @@ def _check_inputs(cohort: Cohort, models: Sequence[ModelPredictions], config: An
         if absent:
             raise PredictionsError(
                 f"model {model.name!r} has no probabilities for {', '.join(absent)}",
-                path=model.source or model.name, fix="Choose findings that every model predicts",
+                path=model.source or model.name,
+                fix="Choose findings that every model predicts",
             )
 
 
@@ -145,11 +156,15 @@ def _check_slice_support(config: AnalysisConfig, split: pd.Series, patients: pd.
     calibration = (split == "calibration").to_numpy()
     n_rows, n_patients = int(calibration.sum()), int(patients[calibration].nunique())
     defaults = AnalysisConfig()
-    for name, value, available, what in (("slice_min_rows", config.slice_min_rows, n_rows, "rows"),
-                                         ("slice_min_patients", config.slice_min_patients, n_patients, "patients")):
+    for name, value, available, what in (
+        ("slice_min_rows", config.slice_min_rows, n_rows, "rows"),
+        ("slice_min_patients", config.slice_min_patients, n_patients, "patients"),
+    ):
         if value > available and value != getattr(defaults, name):
-            raise ConfigError(f"setting {name} is {value}, more than the calibration split's {available} {what}",
-                              fix=f"Choose {name} of at most {available}")
+            raise ConfigError(
+                f"setting {name} is {value}, more than the calibration split's {available} {what}",
+                fix=f"Choose {name} of at most {available}",
+            )
 
 
 def _compute(
@@ -176,9 +191,16 @@ def _compute(
     tasks = [(model.name, finding) for model in models for finding in config.findings]
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
     progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
-    inputs = PairInputs(table=table, probabilities=probabilities, split=split, levels=levels, unit=cohort.unit,
-                        reference=None if reference is None else reference.table.reindex(ids), scope=scope,
-                        non_random_subsets=cohort.non_random_subsets)
+    inputs = PairInputs(
+        table=table,
+        probabilities=probabilities,
+        split=split,
+        levels=levels,
+        unit=cohort.unit,
+        reference=None if reference is None else reference.table.reindex(ids),
+        scope=scope,
+        non_random_subsets=cohort.non_random_subsets,
+    )
     by_index: dict[int, PairResult] = {}
     with ExitStack() as scratch:
         if ray_address is not None:
@@ -195,8 +217,9 @@ def _compute(
             inputs_file = folder / "inputs.pickle"
             with inputs_file.open("wb") as handle:  # streamed: no second in-memory copy of the inputs
                 pickle.dump(inputs, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            jobs = (delayed(_analyse_pair_from_file)(i, str(inputs_file), m, f, config)
-                    for i, (m, f) in enumerate(tasks))
+            jobs = (
+                delayed(_analyse_pair_from_file)(i, str(inputs_file), m, f, config) for i, (m, f) in enumerate(tasks)
+            )
             outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
             if not keep_workers:
                 scratch.callback(lambda: get_reusable_executor().shutdown(wait=True))
@@ -218,11 +241,18 @@ def _compute(
     if reference is not None:
         notes["reference labels"] = f"{reference.name}: {reference.selection}"
         notes.update({f"reference: {finding}": note for finding, note in reference.notes.items()})
-    notes["unit"] = f"one row = one {cohort.unit}; {len(ids)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
+    notes["unit"] = (
+        f"one row = one {cohort.unit}; {len(ids)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
+    )
     return AnalysisResult(  # stacked: one copy of the per-row tables (`AnalysisResult.stacked`)
         config=config,
-        cohort_summary={**cohort.summary(), "name": cohort.name, "n_analysed": len(ids),
-                        "n_calibration": int((split == "calibration").sum()), "n_test": int((split == "test").sum())},
+        cohort_summary={
+            **cohort.summary(),
+            "name": cohort.name,
+            "n_analysed": len(ids),
+            "n_calibration": int((split == "calibration").sum()),
+            "n_test": int((split == "test").sum()),
+        },
         models=tuple(model.name for model in models),
         pairs={(pair.model, pair.finding): pair for pair in pairs},
         notes=notes,
@@ -257,8 +287,9 @@ def _analyse_pair_at(index: int, *args) -> tuple[int, PairResult]:
         return index, analyse_pair(*args)
 
 
-def _share_row_ids(pair: PairResult | PairRefusal, table: pd.DataFrame,
-                   shared: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]]) -> PairResult | PairRefusal:
+def _share_row_ids(
+    pair: PairResult | PairRefusal, table: pd.DataFrame, shared: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]]
+) -> PairResult | PairRefusal:
     """``pair`` with the ``image_id`` and ``patient_id`` columns of its per-row tables (outcomes, identifier
     scores) replaced by arrays shared by every pair of the same finding (``shared``: finding -> (ids, patients,
     test ids) of the rows whose label is known, filled on first use; the identifier scores hold the test rows),
@@ -271,18 +302,25 @@ def _share_row_ids(pair: PairResult | PairRefusal, table: pd.DataFrame,
     if pair.finding not in shared:
         known = table[pair.finding].notna().to_numpy()
         test = pair.outcomes["split"].to_numpy() == TEST  # the outcomes hold the known rows in table order
-        shared[pair.finding] = (string_array(table.index[known]), string_array(table["patient_id"].loc[known]),
-                                string_array(table.index[known][test]))
+        shared[pair.finding] = (
+            string_array(table.index[known]),
+            string_array(table["patient_id"].loc[known]),
+            string_array(table.index[known][test]),
+        )
     ids, patients, test_ids = shared[pair.finding]
-    for name, columns in (("outcomes", {"image_id": ids, "patient_id": patients}),
-                          ("identifier_scores", {"image_id": test_ids})):
+    for name, columns in (
+        ("outcomes", {"image_id": ids, "patient_id": patients}),
+        ("identifier_scores", {"image_id": test_ids}),
+    ):
         frame = pair.table(name)
         rows = len(next(iter(columns.values())))
         repeats = len(frame) // rows if rows else 0
         if not repeats or len(frame) != repeats * rows:
             continue
-        replaced = {column: pd.concat([pd.Series(values)] * repeats, ignore_index=True).array  # chunks, not copies
-                    for column, values in columns.items()}
+        replaced = {
+            column: pd.concat([pd.Series(values)] * repeats, ignore_index=True).array  # chunks, not copies
+            for column, values in columns.items()
+        }
         if all(frame[column].array.equals(values) for column, values in replaced.items()):
             pair = pair.with_table(name, frame.assign(**replaced))
     return pair

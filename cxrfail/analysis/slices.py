@@ -78,11 +78,33 @@ CONFIRMED = "confirmed on held-out patients"
 
 #: Columns of the "slices" table after model and finding (see `cxrfail.analysis.result.TABLE_COLUMNS`).
 SLICE_COLUMNS: tuple[str, ...] = (
-    "error_kind", "rank", "slice", "predicates", "n_predicates", "same_rows_as",
-    "n_calibration", "n_patients_calibration", "errors_calibration", "rate_calibration", "sliceline_score",
-    "n_test", "n_patients_test", "errors_test", "rate_test", "ci_low", "ci_high",
-    "rest_rate_test", "overall_rate_test", "rate_ratio", "rr_ci_low", "rr_ci_high",
-    "p_value", "q_value", "q_value_grid", "confirmed", "status",
+    "error_kind",
+    "rank",
+    "slice",
+    "predicates",
+    "n_predicates",
+    "same_rows_as",
+    "n_calibration",
+    "n_patients_calibration",
+    "errors_calibration",
+    "rate_calibration",
+    "sliceline_score",
+    "n_test",
+    "n_patients_test",
+    "errors_test",
+    "rate_test",
+    "ci_low",
+    "ci_high",
+    "rest_rate_test",
+    "overall_rate_test",
+    "rate_ratio",
+    "rr_ci_low",
+    "rr_ci_high",
+    "p_value",
+    "q_value",
+    "q_value_grid",
+    "confirmed",
+    "status",
 )
 
 _MISSING = -1  # code of an unknown value in the search matrix
@@ -142,8 +164,11 @@ def parse_predicates(text: str) -> list[Predicate]:
     """`Predicate` objects from the JSON of the ``predicates`` column; ``ValueError`` on anything else."""
     try:
         entries = json.loads(text)
-        return [Predicate(str(e["column"]), str(e["operator"]), e["value"]) for e in entries
-                if e["operator"] in (">=", "<", "==")]
+        return [
+            Predicate(str(e["column"]), str(e["operator"]), e["value"])
+            for e in entries
+            if e["operator"] in (">=", "<", "==")
+        ]
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"not a slice's predicates: {text[:80]!r}") from exc
 
@@ -175,6 +200,7 @@ def _plain(value):
 
 
 # --- the search matrix ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -223,8 +249,11 @@ def build_search_space(rows: pd.DataFrame, columns: Sequence[str]) -> SearchSpac
             text = values.astype("string")
             levels = sorted(text.dropna().unique().tolist())
             lookup = {level: i for i, level in enumerate(levels)}
-            code = np.array([_MISSING if pd.isna(v) else lookup[v] for v in text], dtype=np.int64) \
-                if len(levels) else np.full(len(values), _MISSING, dtype=np.int64)
+            code = (
+                np.array([_MISSING if pd.isna(v) else lookup[v] for v in text], dtype=np.int64)
+                if len(levels)
+                else np.full(len(values), _MISSING, dtype=np.int64)
+            )
             level_values = list(levels)
         if len(level_values) < 2 or not known.any():
             continue
@@ -239,6 +268,7 @@ def build_search_space(rows: pd.DataFrame, columns: Sequence[str]) -> SearchSpac
 
 
 # --- search ------------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -270,8 +300,9 @@ def _simplify(predicates: Sequence[Predicate]) -> tuple[Predicate, ...] | None:
     return tuple(out)
 
 
-def search_slices(space: SearchSpace, errors: np.ndarray, *, top_k: int, min_support: int,
-                  max_predicates: int) -> list[tuple[tuple[Predicate, ...], float]]:
+def search_slices(
+    space: SearchSpace, errors: np.ndarray, *, top_k: int, min_support: int, max_predicates: int
+) -> list[tuple[tuple[Predicate, ...], float]]:
     """SliceLine's top slices of the searched rows (``space``; ``errors``: (n,) 0/1), best first, as
     (simplified predicates, SliceLine score); at most ``OVERSAMPLE * top_k`` of them, each of at least
     ``min_support`` searched rows.
@@ -286,8 +317,9 @@ def search_slices(space: SearchSpace, errors: np.ndarray, *, top_k: int, min_sup
         return []
     categories = [np.array(sorted(meaning), dtype=np.int64) for meaning in space.meaning]
     encoder = functools.partial(OneHotEncoder, categories=categories, handle_unknown="ignore")
-    finder = slicefinder.Slicefinder(alpha=SLICELINE_ALPHA, k=top_k * OVERSAMPLE, max_l=max_predicates,
-                                     min_sup=min_support, verbose=False)
+    finder = slicefinder.Slicefinder(
+        alpha=SLICELINE_ALPHA, k=top_k * OVERSAMPLE, max_l=max_predicates, min_sup=min_support, verbose=False
+    )
     with _ENCODER_LOCK, mock.patch.object(slicefinder, "OneHotEncoder", encoder), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "numba not available": the numpy path gives the same slices
         finder.fit(space.codes, errors)
@@ -300,8 +332,15 @@ def search_slices(space: SearchSpace, errors: np.ndarray, *, top_k: int, min_sup
     return found
 
 
-def distinct_candidates(found: Sequence[tuple[tuple[Predicate, ...], float]], rows: pd.DataFrame,
-                        patients: np.ndarray, *, top_k: int, min_rows: int, min_patients: int) -> list[Candidate]:
+def distinct_candidates(
+    found: Sequence[tuple[tuple[Predicate, ...], float]],
+    rows: pd.DataFrame,
+    patients: np.ndarray,
+    *,
+    top_k: int,
+    min_rows: int,
+    min_patients: int,
+) -> list[Candidate]:
     """The first ``top_k`` slices of ``found`` (best first) with at least ``min_rows`` of ``rows`` (the whole
     calibration population) from ``min_patients`` patients, slices with the same rows merged into the shortest
     description (the others listed in ``same_rows_as``)."""
@@ -347,6 +386,7 @@ def _is_nan(value) -> bool:
 
 # --- confirmation -----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Confirmation:
     """A slice on the test population: rates, rate ratio against the rest with intervals, p-value."""
@@ -364,8 +404,7 @@ class Confirmation:
     p_value: float
 
 
-def confirm_slice(in_slice: np.ndarray, errors: np.ndarray, patient_code: np.ndarray, n_patients: int
-                  ) -> Confirmation:
+def confirm_slice(in_slice: np.ndarray, errors: np.ndarray, patient_code: np.ndarray, n_patients: int) -> Confirmation:
     """The slice on the test population (``in_slice``, ``errors``: (n,) bool; ``patient_code``: (n,) int
     patient index < ``n_patients``).
 
@@ -378,8 +417,12 @@ def confirm_slice(in_slice: np.ndarray, errors: np.ndarray, patient_code: np.nda
     sides), so the interval lies above 1 exactly when the p-value is below 0.05 and the ratio above 1."""
     inside = in_slice.astype("float64")
     wrong = errors.astype("float64")
-    per_patient = np.column_stack([np.bincount(patient_code, weights=w, minlength=n_patients)
-                                   for w in (wrong * inside, inside, wrong * (1 - inside), 1 - inside)])
+    per_patient = np.column_stack(
+        [
+            np.bincount(patient_code, weights=w, minlength=n_patients)
+            for w in (wrong * inside, inside, wrong * (1 - inside), 1 - inside)
+        ]
+    )
     e_s, n_s, e_r, n_r = per_patient.sum(axis=0)
     in_patients = per_patient[:, 1] > 0
     nan = float("nan")
@@ -387,15 +430,18 @@ def confirm_slice(in_slice: np.ndarray, errors: np.ndarray, patient_code: np.nda
     rest = e_r / n_r if n_r else nan
     if n_s == 0 or n_r == 0:
         return Confirmation(int(n_s), int(in_patients.sum()), int(e_s), rate, nan, nan, rest, nan, nan, nan, nan)
-    correlation = within_patient_correlation(per_patient[:, 0] + per_patient[:, 2],
-                                             per_patient[:, 1] + per_patient[:, 3])
-    interval = clustered_rate(per_patient[in_patients, 0], per_patient[in_patients, 1], correlation=correlation,
-                              confidence=1 - ALPHA_CONFIRM)
+    correlation = within_patient_correlation(
+        per_patient[:, 0] + per_patient[:, 2], per_patient[:, 1] + per_patient[:, 3]
+    )
+    interval = clustered_rate(
+        per_patient[in_patients, 0], per_patient[in_patients, 1], correlation=correlation, confidence=1 - ALPHA_CONFIRM
+    )
     ratio, low, high = (rate / rest if rest > 0 else nan), nan, nan
     p_value = 1.0 if e_s == 0 else nan  # no error in the slice: no evidence of a higher rate
     if e_s > 0 and e_r > 0:
-        influence = (per_patient[:, 0] - rate * per_patient[:, 1]) / e_s \
-            - (per_patient[:, 2] - rest * per_patient[:, 3]) / e_r
+        influence = (per_patient[:, 0] - rate * per_patient[:, 1]) / e_s - (
+            per_patient[:, 2] - rest * per_patient[:, 3]
+        ) / e_r
         used = (per_patient[:, 1] + per_patient[:, 3]) > 0
         k = int(used.sum())
         se = math.sqrt(k / (k - 1) * float(np.sum(influence[used] ** 2))) if k > 1 else 0.0
@@ -403,8 +449,19 @@ def confirm_slice(in_slice: np.ndarray, errors: np.ndarray, patient_code: np.nda
             z = norm.ppf(1 - ALPHA_CONFIRM / 2)
             low, high = ratio * math.exp(-z * se), ratio * math.exp(z * se)
             p_value = float(2 * norm.sf(abs(math.log(ratio)) / se))
-    return Confirmation(int(n_s), int(in_patients.sum()), int(e_s), float(rate), interval.ci_low, interval.ci_high,
-                        float(rest), float(ratio), low, high, p_value)
+    return Confirmation(
+        int(n_s),
+        int(in_patients.sum()),
+        int(e_s),
+        float(rate),
+        interval.ci_low,
+        interval.ci_high,
+        float(rest),
+        float(ratio),
+        low,
+        high,
+        p_value,
+    )
 
 
 def error_population(kind: str, label: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -427,10 +484,22 @@ class PairSlices:
     warnings: tuple[str, ...]
 
 
-def find_pair_slices(rows: pd.DataFrame, finding: str, label: np.ndarray, prediction: np.ndarray,
-                     split: np.ndarray, *, error_kinds: Sequence[str], top_k: int, min_rows: int,
-                     min_patients: int, max_predicates: int, max_search_rows: int,
-                     extra_columns: Sequence[str] = (), seed: int = 0) -> PairSlices:
+def find_pair_slices(
+    rows: pd.DataFrame,
+    finding: str,
+    label: np.ndarray,
+    prediction: np.ndarray,
+    split: np.ndarray,
+    *,
+    error_kinds: Sequence[str],
+    top_k: int,
+    min_rows: int,
+    min_patients: int,
+    max_predicates: int,
+    max_search_rows: int,
+    extra_columns: Sequence[str] = (),
+    seed: int = 0,
+) -> PairSlices:
     """Search (calibration) and confirm (test) the slices of one (model, finding) pair.
 
     Args:
@@ -459,17 +528,25 @@ def find_pair_slices(rows: pd.DataFrame, finding: str, label: np.ndarray, predic
         population, errors = error_population(kind, label, prediction)
         cal = population & calibration
         if cal.sum() < min_rows:
-            notes.append(f"slices ({kind.replace('_', ' ')}): {int(cal.sum())} calibration rows, fewer than the "
-                         f"minimum slice support of {min_rows}; no slice searched")
+            notes.append(
+                f"slices ({kind.replace('_', ' ')}): {int(cal.sum())} calibration rows, fewer than the "
+                f"minimum slice support of {min_rows}; no slice searched"
+            )
             continue
         cal_rows, cal_patients, cal_errors = rows.loc[cal], patients[cal], errors[cal]
         searched = search_sample(cal_patients, max_search_rows, seed)
         share = searched.sum() / len(searched)
         space = build_search_space(cal_rows.loc[searched], columns)
-        found = search_slices(space, cal_errors[searched], top_k=top_k, max_predicates=max_predicates,
-                              min_support=max(1, math.floor(min_rows * share)))
-        candidates = distinct_candidates(found, cal_rows, cal_patients, top_k=top_k, min_rows=min_rows,
-                                         min_patients=min_patients)
+        found = search_slices(
+            space,
+            cal_errors[searched],
+            top_k=top_k,
+            max_predicates=max_predicates,
+            min_support=max(1, math.floor(min_rows * share)),
+        )
+        candidates = distinct_candidates(
+            found, cal_rows, cal_patients, top_k=top_k, min_rows=min_rows, min_patients=min_patients
+        )
         if not candidates:  # nothing worse than the population: no rows for this kind
             continue
         test_population = population & test
@@ -479,23 +556,34 @@ def find_pair_slices(rows: pd.DataFrame, finding: str, label: np.ndarray, predic
         overall = float(test_errors.mean()) if len(test_errors) else np.nan
         for rank, candidate in enumerate(candidates, start=1):
             in_cal = slice_mask(cal_rows, candidate.predicates)
-            confirmation = confirm_slice(slice_mask(test_rows, candidate.predicates), test_errors, codes,
-                                         n_patients)
-            records.append({
-                "error_kind": kind, "rank": rank, "slice": describe(candidate.predicates),
-                "predicates": predicates_json(candidate.predicates), "n_predicates": len(candidate.predicates),
-                "same_rows_as": "; ".join(candidate.same_rows_as),
-                "n_calibration": int(in_cal.sum()),
-                "n_patients_calibration": int(pd.unique(cal_patients[in_cal]).size),
-                "errors_calibration": int(cal_errors[in_cal].sum()),
-                "rate_calibration": float(cal_errors[in_cal].mean()), "sliceline_score": candidate.score,
-                "n_test": confirmation.n, "n_patients_test": confirmation.n_patients,
-                "errors_test": confirmation.errors, "rate_test": confirmation.rate,
-                "ci_low": confirmation.ci_low, "ci_high": confirmation.ci_high,
-                "rest_rate_test": confirmation.rest_rate, "overall_rate_test": overall,
-                "rate_ratio": confirmation.rate_ratio, "rr_ci_low": confirmation.rr_ci_low,
-                "rr_ci_high": confirmation.rr_ci_high, "p_value": confirmation.p_value,
-            })
+            confirmation = confirm_slice(slice_mask(test_rows, candidate.predicates), test_errors, codes, n_patients)
+            records.append(
+                {
+                    "error_kind": kind,
+                    "rank": rank,
+                    "slice": describe(candidate.predicates),
+                    "predicates": predicates_json(candidate.predicates),
+                    "n_predicates": len(candidate.predicates),
+                    "same_rows_as": "; ".join(candidate.same_rows_as),
+                    "n_calibration": int(in_cal.sum()),
+                    "n_patients_calibration": int(pd.unique(cal_patients[in_cal]).size),
+                    "errors_calibration": int(cal_errors[in_cal].sum()),
+                    "rate_calibration": float(cal_errors[in_cal].mean()),
+                    "sliceline_score": candidate.score,
+                    "n_test": confirmation.n,
+                    "n_patients_test": confirmation.n_patients,
+                    "errors_test": confirmation.errors,
+                    "rate_test": confirmation.rate,
+                    "ci_low": confirmation.ci_low,
+                    "ci_high": confirmation.ci_high,
+                    "rest_rate_test": confirmation.rest_rate,
+                    "overall_rate_test": overall,
+                    "rate_ratio": confirmation.rate_ratio,
+                    "rr_ci_low": confirmation.rr_ci_low,
+                    "rr_ci_high": confirmation.rr_ci_high,
+                    "p_value": confirmation.p_value,
+                }
+            )
     table = pd.DataFrame(records, columns=[c for c in SLICE_COLUMNS])
     if len(table):
         table["q_value"] = benjamini_hochberg(table["p_value"].to_numpy(dtype=float))
@@ -504,15 +592,26 @@ def find_pair_slices(rows: pd.DataFrame, finding: str, label: np.ndarray, predic
     return PairSlices(table, tuple(notes))
 
 
-def find_slices_with_config(rows: pd.DataFrame, finding: str, label: np.ndarray, prediction: np.ndarray,
-                            split: np.ndarray, config) -> PairSlices:
+def find_slices_with_config(
+    rows: pd.DataFrame, finding: str, label: np.ndarray, prediction: np.ndarray, split: np.ndarray, config
+) -> PairSlices:
     """`find_pair_slices` with the settings of an `cxrfail.analysis.config.AnalysisConfig` (the slice settings,
     ``extra_subgroups`` and ``seed``): how a run calls it."""
-    return find_pair_slices(rows, finding, label, prediction, split, error_kinds=config.slice_error_kinds,
-                            top_k=config.slice_top_k, min_rows=config.slice_min_rows,
-                            min_patients=config.slice_min_patients, max_predicates=config.slice_max_predicates,
-                            max_search_rows=config.slice_search_rows, extra_columns=config.extra_subgroups,
-                            seed=config.seed)
+    return find_pair_slices(
+        rows,
+        finding,
+        label,
+        prediction,
+        split,
+        error_kinds=config.slice_error_kinds,
+        top_k=config.slice_top_k,
+        min_rows=config.slice_min_rows,
+        min_patients=config.slice_min_patients,
+        max_predicates=config.slice_max_predicates,
+        max_search_rows=config.slice_search_rows,
+        extra_columns=config.extra_subgroups,
+        seed=config.seed,
+    )
 
 
 def _with_verdict(table: pd.DataFrame) -> pd.DataFrame:
@@ -548,7 +647,7 @@ def adjust_slices_grid(frames: Sequence[pd.DataFrame]) -> list[pd.DataFrame]:
     out, start = [], 0
     for frame, size in zip(frames, sizes):
         if size:
-            frame = frame.assign(q_value_grid=q[start:start + size])
+            frame = frame.assign(q_value_grid=q[start : start + size])
         out.append(frame)
         start += size
     return out
@@ -559,8 +658,17 @@ def across_models(slices: pd.DataFrame) -> pd.DataFrame:
     one row per (finding, error kind, slice) with the models, their count and each model's rate ratio.
 
     Columns: finding, error_kind, slice, predicates, n_models, models, rate_ratios, rr_ci_lows, rr_ci_highs."""
-    columns = ["finding", "error_kind", "slice", "predicates", "n_models", "models", "rate_ratios", "rr_ci_lows",
-               "rr_ci_highs"]
+    columns = [
+        "finding",
+        "error_kind",
+        "slice",
+        "predicates",
+        "n_models",
+        "models",
+        "rate_ratios",
+        "rr_ci_lows",
+        "rr_ci_highs",
+    ]
     if slices.empty:
         return pd.DataFrame(columns=columns)
     confirmed = slices.loc[slices["confirmed"].astype(bool)]
@@ -569,13 +677,24 @@ def across_models(slices: pd.DataFrame) -> pd.DataFrame:
         models = list(dict.fromkeys(group["model"].astype(str)))
         if len(models) < 2:
             continue
-        rows.append({"finding": finding, "error_kind": kind, "slice": text, "predicates": group["predicates"].iloc[0],
-                     "n_models": len(models), "models": ", ".join(models),
-                     "rate_ratios": ", ".join(f"{v:.2f}" for v in group["rate_ratio"]),
-                     "rr_ci_lows": ", ".join(f"{v:.2f}" for v in group["rr_ci_low"]),
-                     "rr_ci_highs": ", ".join(f"{v:.2f}" for v in group["rr_ci_high"])})
-    return pd.DataFrame(rows, columns=columns).sort_values("n_models", ascending=False, kind="stable") \
+        rows.append(
+            {
+                "finding": finding,
+                "error_kind": kind,
+                "slice": text,
+                "predicates": group["predicates"].iloc[0],
+                "n_models": len(models),
+                "models": ", ".join(models),
+                "rate_ratios": ", ".join(f"{v:.2f}" for v in group["rate_ratio"]),
+                "rr_ci_lows": ", ".join(f"{v:.2f}" for v in group["rr_ci_low"]),
+                "rr_ci_highs": ", ".join(f"{v:.2f}" for v in group["rr_ci_high"]),
+            }
+        )
+    return (
+        pd.DataFrame(rows, columns=columns)
+        .sort_values("n_models", ascending=False, kind="stable")
         .reset_index(drop=True)
+    )
 
 
 def slice_table_mask(table: pd.DataFrame, predicates_text: str) -> np.ndarray:

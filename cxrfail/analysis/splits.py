@@ -20,15 +20,19 @@ TEST = "test"
 
 def _patient_codes(patient_ids: Sequence[object] | np.ndarray | pd.Series, name: str = "patient_ids"):
     """(codes per row, number of patients): codes index the patients sorted by id (as text)."""
-    values = pd.Series(np.asarray(patient_ids, dtype=object) if not isinstance(patient_ids, pd.Series)
-                       else patient_ids.to_numpy(dtype=object))
+    values = pd.Series(
+        np.asarray(patient_ids, dtype=object)
+        if not isinstance(patient_ids, pd.Series)
+        else patient_ids.to_numpy(dtype=object)
+    )
     if values.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional")
     missing = values.isna()
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
-        raise ValueError(f"{name} has {int(missing.sum())} missing value(s), e.g. at row {first}; "
-                         "every row needs a patient id")
+        raise ValueError(
+            f"{name} has {int(missing.sum())} missing value(s), e.g. at row {first}; every row needs a patient id"
+        )
     unique, codes = np.unique(values.astype(str).to_numpy(dtype=str), return_inverse=True)
     return codes.ravel(), len(unique)
 
@@ -127,6 +131,7 @@ def calibration_rows(patient_ids, split) -> np.ndarray:
         raise ValueError("split needs both calibration and test rows")
     shared = set(pd.unique(patients[calibration])) & set(pd.unique(patients[~calibration]))
     if shared:
-        raise ValueError(f"{len(shared)} patient(s) are in both splits, e.g. {sorted(map(str, shared))[:3]}; "
-                         "split by patient")
+        raise ValueError(
+            f"{len(shared)} patient(s) are in both splits, e.g. {sorted(map(str, shared))[:3]}; split by patient"
+        )
     return calibration

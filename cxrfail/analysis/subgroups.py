@@ -22,9 +22,27 @@ from cxrfail.findings import canonical_finding, derived_from, is_finding
 
 PRESENT = "present"
 ABSENT = "absent"
-SUBGROUP_RATE_COLUMNS = ("subgroup", "level", "n", "n_patients", "n_misclassified", "rate", "ci_low", "ci_high",
-                         "design_effect", "wilson_low", "wilson_high", "sufficient", "is_reference", "subset_n",
-                         "population_n", "is_subset", "random_sample", "effective_n", "ci_method")
+SUBGROUP_RATE_COLUMNS = (
+    "subgroup",
+    "level",
+    "n",
+    "n_patients",
+    "n_misclassified",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "design_effect",
+    "wilson_low",
+    "wilson_high",
+    "sufficient",
+    "is_reference",
+    "subset_n",
+    "population_n",
+    "is_subset",
+    "random_sample",
+    "effective_n",
+    "ci_method",
+)
 #: ``ci_method`` of a rate with events and non-events: Wilson's interval at the effective sample size
 EFFECTIVE_N_WILSON = "wilson_effective_n"
 #: ``ci_method`` of a rate of 0 (or 1): Clopper-Pearson on the patients, none (or all) of whom had an event
@@ -141,8 +159,9 @@ def within_patient_correlation(events_per_patient, rows_per_patient) -> float:
     return float(min(max((design_effect - 1.0) / (size - 1.0), 0.0), 1.0))
 
 
-def clustered_rate(events_per_patient, rows_per_patient, *, correlation: float = 0.0,
-                   confidence: float = 0.95) -> ClusteredRate:
+def clustered_rate(
+    events_per_patient, rows_per_patient, *, correlation: float = 0.0, confidence: float = 0.95
+) -> ClusteredRate:
     """A misclassification rate (events / rows) with an interval that allows for rows clustered in patients
     and still covers at small n and zero events.
 
@@ -220,8 +239,9 @@ def age_bin_labels(age_years, edges: Sequence[float] = (40, 60, 80)) -> pd.Serie
         labels.append(f"{_number(a)}-{_number(b - 1)}" if whole else f"{_number(a)}-<{_number(b)}")
     labels.append(f">={_number(edges[-1])}")
     positions = np.searchsorted(np.asarray(edges), ages.to_numpy(), side="right")
-    out = pd.Series(np.asarray(labels, dtype=object)[np.minimum(positions, len(labels) - 1)], index=ages.index,
-                    dtype="string")
+    out = pd.Series(
+        np.asarray(labels, dtype=object)[np.minimum(positions, len(labels) - 1)], index=ages.index, dtype="string"
+    )
     return out.mask(ages.isna())
 
 
@@ -308,7 +328,8 @@ def subgroup_levels(
         raise CohortError(
             f"unknown subgroup column(s) {', '.join(map(repr, unknown))}; the cohort has "
             f"{', '.join(map(repr, table.columns))}",
-            column=unknown[0], fix="Pick subgroup columns from the cohort table",
+            column=unknown[0],
+            fix="Pick subgroup columns from the cohort table",
         )
     excluded = set() if target is None else {canonical_finding(target)} | derived_from(target)
     out: dict[str, pd.Series] = {}
@@ -326,8 +347,11 @@ def subgroup_levels(
         values = table[column]
         if is_finding(column) and pd.api.types.is_numeric_dtype(values):
             out[column] = _finding_levels(values)
-        elif (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-              and values.nunique(dropna=True) > MAX_DISCRETE_LEVELS):
+        elif (
+            pd.api.types.is_numeric_dtype(values)
+            and not pd.api.types.is_bool_dtype(values)
+            and values.nunique(dropna=True) > MAX_DISCRETE_LEVELS
+        ):
             out[column] = _quartile_labels(pd.to_numeric(values, errors="coerce").astype("float64"))
         else:
             out[column] = _text_levels(values)
@@ -398,8 +422,10 @@ def subgroup_rates(
             continue
         missing = ~misclassified.index.isin(frame.index)
         if missing.any():
-            raise ValueError(f"{int(missing.sum())} misclassified row id(s) are not in {name}, e.g. "
-                             f"{misclassified.index[missing][0]!r}")
+            raise ValueError(
+                f"{int(missing.sum())} misclassified row id(s) are not in {name}, e.g. "
+                f"{misclassified.index[missing][0]!r}"
+            )
     values = pd.to_numeric(misclassified, errors="coerce").astype("float64")
     if values.isna().any() or not values.isin((0.0, 1.0)).all():
         raise ValueError("misclassified must be 0/1 with no missing values")
@@ -413,32 +439,57 @@ def subgroup_rates(
     population_n = len(values)
     y = values.to_numpy(dtype="int64")
     patient_codes = pd.factorize(patient_ids.to_numpy())[0]
-    correlation = (within_patient_correlation(*_per_patient(y, patient_codes)) if population_n else 0.0)
+    correlation = within_patient_correlation(*_per_patient(y, patient_codes)) if population_n else 0.0
     rows = []
     for subgroup in aligned.columns:
         level_of_row = aligned[subgroup].astype("string")
         known = level_of_row.notna().to_numpy(dtype=bool)
         if not known.any():
             continue
-        context = {"subset_n": int(known.sum()), "population_n": population_n,
-                   "random_sample": subgroup not in not_random_samples}
-        rows.append(_rate_row(subgroup, REFERENCE_LEVEL, y[known], patient_codes[known], correlation, confidence,
-                              is_reference=True, **context))
+        context = {
+            "subset_n": int(known.sum()),
+            "population_n": population_n,
+            "random_sample": subgroup not in not_random_samples,
+        }
+        rows.append(
+            _rate_row(
+                subgroup,
+                REFERENCE_LEVEL,
+                y[known],
+                patient_codes[known],
+                correlation,
+                confidence,
+                is_reference=True,
+                **context,
+            )
+        )
         level_codes, names = pd.factorize(level_of_row[known].to_numpy())
         for code in sorted(range(len(names)), key=lambda c: _natural_key(names[c])):
             in_level = level_codes == code
-            rows.append(_rate_row(subgroup, str(names[code]), y[known][in_level], patient_codes[known][in_level],
-                                  correlation, confidence, is_reference=False, **context))
+            rows.append(
+                _rate_row(
+                    subgroup,
+                    str(names[code]),
+                    y[known][in_level],
+                    patient_codes[known][in_level],
+                    correlation,
+                    confidence,
+                    is_reference=False,
+                    **context,
+                )
+            )
     table = pd.DataFrame(rows, columns=[c for c in SUBGROUP_RATE_COLUMNS if c not in ("sufficient", "is_subset")])
     for column in ("n", "n_patients", "n_misclassified", "subset_n", "population_n"):
         table[column] = table[column].astype("int64")
     for column in ("rate", "ci_low", "ci_high", "design_effect", "wilson_low", "wilson_high", "effective_n"):
         table[column] = table[column].astype("float64")
-    table["wilson_low"], table["wilson_high"] = wilson_interval(table["n_misclassified"].to_numpy(),
-                                                                table["n"].to_numpy(), confidence)
+    table["wilson_low"], table["wilson_high"] = wilson_interval(
+        table["n_misclassified"].to_numpy(), table["n"].to_numpy(), confidence
+    )
     events = np.minimum(table["n_misclassified"], table["n"] - table["n_misclassified"])
-    table["sufficient"] = ((table["effective_n"] >= min_n) & (table["n_patients"] >= min_patients)
-                           & (events >= min_events)).astype(bool)
+    table["sufficient"] = (
+        (table["effective_n"] >= min_n) & (table["n_patients"] >= min_patients) & (events >= min_events)
+    ).astype(bool)
     table["is_subset"] = (table["subset_n"] < table["population_n"]).astype(bool)
     table["is_reference"] = table["is_reference"].astype(bool)
     table["random_sample"] = table["random_sample"].astype(bool)
@@ -455,12 +506,31 @@ def _per_patient(y: np.ndarray, patient_codes: np.ndarray) -> tuple[np.ndarray, 
     return events_per_patient[present], rows_per_patient[present]
 
 
-def _rate_row(subgroup: str, level: str, y: np.ndarray, patient_codes: np.ndarray, correlation: float,
-              confidence: float, **context) -> dict:
+def _rate_row(
+    subgroup: str,
+    level: str,
+    y: np.ndarray,
+    patient_codes: np.ndarray,
+    correlation: float,
+    confidence: float,
+    **context,
+) -> dict:
     """One row of `subgroup_rates` from the rows of one level: ``y`` (m,) 0/1 misclassified, ``patient_codes``
     (m,) integer patient of each row; ``correlation`` the population's within-patient correlation."""
     rate = clustered_rate(*_per_patient(y, patient_codes), correlation=correlation, confidence=confidence)
-    return {"subgroup": subgroup, "level": level, "n": rate.n, "n_patients": rate.n_patients,
-            "n_misclassified": rate.n_events, "rate": rate.estimate, "ci_low": rate.ci_low,
-            "ci_high": rate.ci_high, "design_effect": rate.design_effect, "wilson_low": np.nan,
-            "wilson_high": np.nan, "effective_n": rate.effective_n, "ci_method": rate.method, **context}
+    return {
+        "subgroup": subgroup,
+        "level": level,
+        "n": rate.n,
+        "n_patients": rate.n_patients,
+        "n_misclassified": rate.n_events,
+        "rate": rate.estimate,
+        "ci_low": rate.ci_low,
+        "ci_high": rate.ci_high,
+        "design_effect": rate.design_effect,
+        "wilson_low": np.nan,
+        "wilson_high": np.nan,
+        "effective_n": rate.effective_n,
+        "ci_method": rate.method,
+        **context,
+    }

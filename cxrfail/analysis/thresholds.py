@@ -75,8 +75,11 @@ def choose_threshold(
     n_neg = len(y) - n_pos
     if len(y) == 0 or n_pos == 0 or n_neg == 0:
         what = "no rows" if len(y) == 0 else ("no positives" if n_pos == 0 else "no negatives")
-        return ThresholdChoice(float(fixed), "fixed",
-                               note=f"{method} undefined ({what}); fell back to the fixed threshold {float(fixed):g}")
+        return ThresholdChoice(
+            float(fixed),
+            "fixed",
+            note=f"{method} undefined ({what}); fell back to the fixed threshold {float(fixed):g}",
+        )
     cuts, tp, fp = _cut_point_counts(y, p)
     if method == "max_f1":
         score = 2.0 * tp / (2.0 * tp + fp + (n_pos - tp))  # denominator >= n_pos > 0

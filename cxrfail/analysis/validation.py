@@ -16,8 +16,10 @@ def as_binary(values, name: str, n: int | None = None) -> np.ndarray:
     as_float = array.astype("float64")
     bad = ~np.isin(as_float, (0.0, 1.0))
     if bad.any():
-        raise ValueError(f"{name} must be 0/1 with no missing values, found {array[bad][:3].tolist()} "
-                         f"(e.g. at row {int(np.flatnonzero(bad)[0])})")
+        raise ValueError(
+            f"{name} must be 0/1 with no missing values, found {array[bad][:3].tolist()} "
+            f"(e.g. at row {int(np.flatnonzero(bad)[0])})"
+        )
     return as_float.astype(np.int64)
 
 

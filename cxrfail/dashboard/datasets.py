@@ -64,8 +64,9 @@ class Dataset:
     @cached_property
     def _labelled(self) -> tuple[str, ...]:
         table = self.cohort.table
-        return tuple(f for f in self.cohort.findings
-                     if f != "No Finding" and f in table.columns and (table[f] == 1).any())
+        return tuple(
+            f for f in self.cohort.findings if f != "No Finding" and f in table.columns and (table[f] == 1).any()
+        )
 
     def findings(self, model_names: Sequence[str] | None = None) -> tuple[str, ...]:
         """Findings with labels in the cohort (some positive) and probabilities from every chosen model."""
@@ -75,23 +76,48 @@ class Dataset:
     def with_model(self, model: ModelPredictions, note: str | None = None) -> Dataset:
         """A new dataset with ``model`` added (or replacing a model of the same name)."""
         models = tuple(m for m in self.models if m.name != model.name) + (model,)
-        return Dataset(key=hash_parts(self.key, model.name, hash_frame(model.probabilities))[:16],
-                       label=f"{self.label} + {model.name}", cohort=self.cohort, models=models, inputs=self.inputs,
-                       notes=self.notes + ((note,) if note else ()), reference=self.reference,
-                       image_root=self.image_root)
+        return Dataset(
+            key=hash_parts(self.key, model.name, hash_frame(model.probabilities))[:16],
+            label=f"{self.label} + {model.name}",
+            cohort=self.cohort,
+            models=models,
+            inputs=self.inputs,
+            notes=self.notes + ((note,) if note else ()),
+            reference=self.reference,
+            image_root=self.image_root,
+        )
 
 
-def dataset_from(cohort: Cohort, models: Sequence[ModelPredictions], label: str, inputs: Sequence = (),
-                 key: str | None = None, reference: ReferenceLabels | None = None,
-                 image_root: Path | None = None) -> Dataset:
-    key = key or hash_parts(hash_frame(cohort.table), cohort.unit,
-                            [(m.name, hash_frame(m.probabilities)) for m in models],
-                            None if reference is None else hash_frame(reference.table))[:16]
+def dataset_from(
+    cohort: Cohort,
+    models: Sequence[ModelPredictions],
+    label: str,
+    inputs: Sequence = (),
+    key: str | None = None,
+    reference: ReferenceLabels | None = None,
+    image_root: Path | None = None,
+) -> Dataset:
+    key = (
+        key
+        or hash_parts(
+            hash_frame(cohort.table),
+            cohort.unit,
+            [(m.name, hash_frame(m.probabilities)) for m in models],
+            None if reference is None else hash_frame(reference.table),
+        )[:16]
+    )
     inputs = [item if isinstance(item, dict) else input_record(item) for item in inputs]
     # The image folder as accepted now (resolved once): images are opened only if they really lie inside it,
     # so a folder swapped for a symlink later is refused (`cxrfail.inference.images.read_cohort_image`).
-    return Dataset(key=key, label=label, cohort=cohort, models=tuple(models), inputs=tuple(inputs),
-                   reference=reference, image_root=None if image_root is None else Path(image_root).resolve())
+    return Dataset(
+        key=key,
+        label=label,
+        cohort=cohort,
+        models=tuple(models),
+        inputs=tuple(inputs),
+        reference=reference,
+        image_root=None if image_root is None else Path(image_root).resolve(),
+    )
 
 
 @st.cache_resource(show_spinner="Loading the demo data (NIH ChestX-ray14 test split)…")
@@ -102,10 +128,21 @@ def demo_dataset() -> Dataset:
     from cxrfail.cohort import nih_metadata_path
 
     data = demo.load_demo()
-    inputs = (nih_metadata_path(), *demo.demo_prediction_files(), demo.demo_dir() / "devices.csv",
-              *data.reference.sources)
-    return dataset_from(data.cohort, list(data.predictions), "NIH ChestX-ray14 demo", inputs, key=DEMO_KEY,
-                        reference=data.reference, image_root=demo.demo_dir() / "images")
+    inputs = (
+        nih_metadata_path(),
+        *demo.demo_prediction_files(),
+        demo.demo_dir() / "devices.csv",
+        *data.reference.sources,
+    )
+    return dataset_from(
+        data.cohort,
+        list(data.predictions),
+        "NIH ChestX-ray14 demo",
+        inputs,
+        key=DEMO_KEY,
+        reference=data.reference,
+        image_root=demo.demo_dir() / "images",
+    )
 
 
 def available() -> dict[str, Dataset]:
@@ -178,8 +215,7 @@ def _keep(name: str, data: bytes) -> Path:
 def save_upload(upload) -> tuple[Path, dict]:
     """Write an uploaded file into this session's folder; return its path and its manifest record."""
     data = upload.getvalue()
-    return _keep(upload.name, data), {"path": f"upload:{upload.name}", "bytes": len(data),
-                                      "sha256": bytes_sha256(data)}
+    return _keep(upload.name, data), {"path": f"upload:{upload.name}", "bytes": len(data), "sha256": bytes_sha256(data)}
 
 
 def _shown_name(path: Path) -> str:
@@ -224,8 +260,14 @@ def missing_findings(dataset: Dataset, model_names: Sequence[str]) -> dict[str, 
     return out
 
 
-def add_models(dataset: Dataset, files: Sequence[Path], names: Sequence[str] | None, id_column: str | None,
-               min_overlap: float, inputs: Sequence = ()) -> Dataset:
+def add_models(
+    dataset: Dataset,
+    files: Sequence[Path],
+    names: Sequence[str] | None,
+    id_column: str | None,
+    min_overlap: float,
+    inputs: Sequence = (),
+) -> Dataset:
     """``dataset`` with the models of these prediction files added (its cohort, images, device reads and
     reference labels kept). Refused, with the reason, when a name is taken or too few ids are in its cohort."""
     if not files:
@@ -233,13 +275,16 @@ def add_models(dataset: Dataset, files: Sequence[Path], names: Sequence[str] | N
     models = load_predictions(list(files), names, id_column)
     taken = [m.name for m in models if m.name in dataset.model_names]
     if taken:
-        raise PredictionsError(f"{dataset.label} already has a model named {', '.join(map(repr, taken))}",
-                               fix="Give the new model another name in 'Model names'")
+        raise PredictionsError(
+            f"{dataset.label} already has a model named {', '.join(map(repr, taken))}",
+            fix="Give the new model another name in 'Model names'",
+        )
     coverage = {c.model: c for c in check_coverage(dataset.cohort, models, min_overlap)}
     for model in models:
         c = coverage[model.name]
-        dataset = dataset.with_model(model, note=f"{model.name}: {c.n_matched:,} of {c.n_predictions:,} predicted "
-                                                 f"ids are in the cohort")
+        dataset = dataset.with_model(
+            model, note=f"{model.name}: {c.n_matched:,} of {c.n_predictions:,} predicted ids are in the cohort"
+        )
     return dataclasses.replace(dataset, inputs=(*dataset.inputs, *inputs))
 
 
@@ -282,29 +327,46 @@ def load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
 def _load_dataset(request: DatasetRequest, min_overlap: float) -> Dataset:
     origins = _origins()
     models = load_predictions(request.prediction_files, request.model_names, request.id_column)
-    cohort = load_cohort(request.kind, request.cohort_file, column_map=request.column_map,
-                         uncertain_policy=request.uncertain_policy, unit=request.unit, image_dir=request.image_dir,
-                         devices_csv=request.devices_csv,
-                         prediction_ids=sorted({i for model in models for i in model.probabilities.index}))
+    cohort = load_cohort(
+        request.kind,
+        request.cohort_file,
+        column_map=request.column_map,
+        uncertain_policy=request.uncertain_policy,
+        unit=request.unit,
+        image_dir=request.image_dir,
+        devices_csv=request.devices_csv,
+        prediction_ids=sorted({i for model in models for i in model.probabilities.index}),
+    )
     check_coverage(cohort, models, min_overlap)
     reference = None
     if request.reference_file is not None:
-        reference = match_reference(load_reference_labels(request.reference_file,
-                                                          column_map=request.reference_column_map), cohort)
+        reference = match_reference(
+            load_reference_labels(request.reference_file, column_map=request.reference_column_map), cohort
+        )
     inputs = [item if isinstance(item, dict) else input_record(item) for item in request.inputs]
     private = upload_dir()
-    sources = [source for source in cohort.sources  # an upload is recorded already, by its upload name
-               if source in origins or not Path(source).is_relative_to(private)]
+    sources = [
+        source
+        for source in cohort.sources  # an upload is recorded already, by its upload name
+        if source in origins or not Path(source).is_relative_to(private)
+    ]
     inputs += [record for record in map(input_record, sources) if record not in inputs]
     cohort_origin = origins.get(str(request.cohort_file), (request.cohort_file, None))[0]
     image_root = request.image_dir or (cohort_origin.parent if cohort_origin is not None else None)
-    dataset = dataset_from(cohort, models, request.label or f"{cohort.name} ({len(models)} models)", inputs,
-                           reference=reference, image_root=image_root)
+    dataset = dataset_from(
+        cohort,
+        models,
+        request.label or f"{cohort.name} ({len(models)} models)",
+        inputs,
+        reference=reference,
+        image_root=image_root,
+    )
     if not dataset.findings():
         raise PredictionsError(
             "no finding has both labels (with a positive) in the cohort and probabilities from every model",
             fix=f"The cohort has {', '.join(cohort.findings)}; the models predict "
-                f"{', '.join(sorted({f for m in models for f in m.findings}))}")
+            f"{', '.join(sorted({f for m in models for f in m.findings}))}",
+        )
     return dataset
 
 
@@ -324,11 +386,13 @@ def server_path(text: str) -> Path | None:
     try:
         data = read_under_roots(resolved, data_roots(), max_bytes=limits.max_upload_bytes())
     except (FileNotFoundError, NotADirectoryError):
-        raise CxrfailInputError("file not found", path=text.strip(),
-                                fix="Check the path (it is read on the server)") from None
+        raise CxrfailInputError(
+            "file not found", path=text.strip(), fix="Check the path (it is read on the server)"
+        ) from None
     except OSError as exc:
-        raise CxrfailInputError(f"cannot read the file ({exc.strerror or type(exc).__name__})",
-                                path=text.strip()) from None
+        raise CxrfailInputError(
+            f"cannot read the file ({exc.strerror or type(exc).__name__})", path=text.strip()
+        ) from None
     copy = _keep(resolved.name, data)
     _origins()[str(copy)] = (resolved, _shown_name(resolved))
     return copy

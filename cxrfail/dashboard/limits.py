@@ -133,7 +133,8 @@ def check_memory(what: str) -> None:
             + (f"; {available / _GB:.1f} GB left on the machine" if available is not None else "")
             + f"), so it cannot start {what} now",
             fix="Try again in a few minutes, when runs of other visitors have finished; the operator can raise "
-                "CXRFAIL_MEMORY_CEILING_GB")
+            "CXRFAIL_MEMORY_CEILING_GB",
+        )
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -172,7 +173,8 @@ class RunGate:
             if self._per_session[session] >= max_runs_per_session() + max_queued_per_session():
                 raise LoadLimitError(
                     "this session already has an analysis running or queued",
-                    fix="Wait for it to finish (its progress is shown on the pages), then change the settings")
+                    fix="Wait for it to finish (its progress is shown on the pages), then change the settings",
+                )
             check_memory("another analysis")
             self._per_session[session] += 1
             self._session_of[ticket] = session
@@ -239,13 +241,16 @@ def check_upload(n_files_held: int, bytes_held: int, new_bytes: int) -> None:
     """Refuse (`LoadLimitError`) a new file of ``new_bytes`` for a session that holds ``n_files_held`` files of
     ``bytes_held`` bytes in all, when it would pass the per-session bounds or the memory ceiling."""
     if n_files_held + 1 > max_uploads():
-        raise LoadLimitError(f"this session already holds {n_files_held} files, the most one session may hold",
-                             fix="Remove a loaded dataset on the Data page, or open a new session")
+        raise LoadLimitError(
+            f"this session already holds {n_files_held} files, the most one session may hold",
+            fix="Remove a loaded dataset on the Data page, or open a new session",
+        )
     if bytes_held + new_bytes > max_upload_bytes():
         raise LoadLimitError(
             f"this file ({new_bytes / _MB:.1f} MB) would bring this session's files to "
             f"{(bytes_held + new_bytes) / _MB:.1f} MB, above the limit of {max_upload_bytes() / _MB:.0f} MB",
-            fix="Remove a loaded dataset on the Data page, or use smaller files")
+            fix="Remove a loaded dataset on the Data page, or use smaller files",
+        )
     check_memory("reading another file")
 
 
@@ -300,6 +305,7 @@ def size_of(value: object) -> int:
 def byte_cached(max_bytes: Callable[[], int]) -> Callable[[Callable], Callable]:
     """Decorator: memoise a function in a `ByteCache`, keyed (like Streamlit's caches) by its arguments except
     those whose parameter name starts with ``_`` (unhashed: the other arguments identify them)."""
+
     def decorate(function: Callable) -> Callable:
         cache = ByteCache(max_bytes)
         signature = inspect.signature(function)
@@ -312,6 +318,7 @@ def byte_cached(max_bytes: Callable[[], int]) -> Callable[[Callable], Callable]:
 
         wrapper.cache = cache
         return wrapper
+
     return decorate
 
 
@@ -325,6 +332,6 @@ def flip_cache_bytes() -> int:
 
 def wait_message(position: int) -> str:
     """What a queued run's progress line says."""
-    return (f"queued: {position - 1} run(s) ahead of this one" if position > 1 else "queued: next to start") + \
-        f" (the server computes {max_runs()} at a time)"
-
+    return (
+        f"queued: {position - 1} run(s) ahead of this one" if position > 1 else "queued: next to start"
+    ) + f" (the server computes {max_runs()} at a time)"

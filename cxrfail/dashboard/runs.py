@@ -136,8 +136,9 @@ class AnalysisJob:
                 self._finished.clear()
             if self._thread is not None or self.done:
                 return
-            self._thread = threading.Thread(target=self._compute, kwargs={"session": limits.session_id()},
-                                            name="cxrfail-analysis", daemon=True)
+            self._thread = threading.Thread(
+                target=self._compute, kwargs={"session": limits.session_id()}, name="cxrfail-analysis", daemon=True
+            )
             self._thread.start()
 
     def cancel(self) -> None:
@@ -165,8 +166,9 @@ class AnalysisJob:
             tick()
         return True
 
-    def _compute(self, progress: Callable[[float, str], None] = lambda fraction, message: None,
-                 session: str | None = None) -> None:
+    def _compute(
+        self, progress: Callable[[float, str], None] = lambda fraction, message: None, session: str | None = None
+    ) -> None:
         self.started_at = time.monotonic()
         session = limits.session_id() if session is None else session
 
@@ -180,13 +182,22 @@ class AnalysisJob:
                 raise RunCancelled("cancelled by a visitor")
 
         models = [self.dataset.model(name) for name in self.models]
-        gate = (contextlib.nullcontext() if self.scope == CORE_SCOPE  # seconds, in the server process
-                else limits.RUNS.slot(session, lambda position: report(0.0, limits.wait_message(position))))
+        gate = (
+            contextlib.nullcontext()
+            if self.scope == CORE_SCOPE  # seconds, in the server process
+            else limits.RUNS.slot(session, lambda position: report(0.0, limits.wait_message(position)))
+        )
         try:
             with gate, _worker_priority():
-                self._result = run_analysis(self.dataset.cohort, models, self.config, scope=self.scope,
-                                            reference=self.dataset.reference, progress=report,
-                                            n_jobs=1 if self.scope == CORE_SCOPE else None)
+                self._result = run_analysis(
+                    self.dataset.cohort,
+                    models,
+                    self.config,
+                    scope=self.scope,
+                    reference=self.dataset.reference,
+                    progress=report,
+                    n_jobs=1 if self.scope == CORE_SCOPE else None,
+                )
         except limits.LoadLimitError as exc:  # refused by the load limits: shown, and tried again (`start`)
             self.progress = (0.0, f"not started: {exc}")
             self._error = exc
@@ -280,8 +291,10 @@ def _keep_alive() -> None:
 
 def _status_label(what: str, sel: Selection) -> str:
     cohort = sel.dataset.cohort
-    return (f"{what}: {len(sel.models)} models × {len(sel.findings)} findings "
-            f"({len(sel.models) * len(sel.findings)} pairs) on {cohort.n_rows:,} {plural(cohort.unit)}")
+    return (
+        f"{what}: {len(sel.models)} models × {len(sel.findings)} findings "
+        f"({len(sel.models) * len(sel.findings)} pairs) on {cohort.n_rows:,} {plural(cohort.unit)}"
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -295,22 +308,31 @@ def progress_text(job: AnalysisJob, finding: str | None = None) -> str:
     n_done, n_all = len(job.pairs_done), len(job.pairs)
     text = f"{n_done} of {n_all} model × finding pairs done in {_duration(job.elapsed_s())}"
     eta = job.eta_s()
-    text += (f"; about {_duration(eta)} left" if eta is not None
-             else "; the time left is estimated once the first pair is done")
+    text += (
+        f"; about {_duration(eta)} left"
+        if eta is not None
+        else "; the time left is estimated once the first pair is done"
+    )
     mine = [pair for pair in job.pairs if pair[1] == finding]
     if mine:
         ready = [model for model, _ in mine if (model, finding) in job.pairs_done]
-        text += (f". {finding}: {len(ready)} of {len(mine)} models done"
-                 + (f" ({', '.join(ready)})" if ready else "") + "; the page shows them when the run ends")
+        text += (
+            f". {finding}: {len(ready)} of {len(mine)} models done"
+            + (f" ({', '.join(ready)})" if ready else "")
+            + "; the page shows them when the run ends"
+        )
     return text + "."
 
 
 def _progress_panel(job: AnalysisJob, sel: Selection, *, first_screen: bool = False) -> None:
     """The run's progress, redrawn every `PROGRESS_REFRESH_S` by itself (a fragment): a bar, pairs done, time
     left, a Cancel button; the page reruns once the run is done."""
-    what = (f"Shown: {sel.finding} from a quick first run. The full analysis (every finding; identifiers, "
-            "flipping, SHAP, label audit) runs in the background" if first_screen
-            else "Running the analysis this page needs")
+    what = (
+        f"Shown: {sel.finding} from a quick first run. The full analysis (every finding; identifiers, "
+        "flipping, SHAP, label audit) runs in the background"
+        if first_screen
+        else "Running the analysis this page needs"
+    )
 
     @st.fragment(run_every=None if job.cancelled else PROGRESS_REFRESH_S)
     def panel() -> None:
@@ -327,16 +349,20 @@ def _progress_panel(job: AnalysisJob, sel: Selection, *, first_screen: bool = Fa
             fraction, message = job.progress
             st.progress(float(min(max(fraction, 0.0), 1.0)), text=message)
             st.caption(progress_text(job, sel.finding))
-            if st.button("Cancel", key="run_cancel", help="Stops the run after the pair it is on (for every "
-                                                          "visitor of this selection: runs are shared)"):
+            if st.button(
+                "Cancel",
+                key="run_cancel",
+                help="Stops the run after the pair it is on (for every visitor of this selection: runs are shared)",
+            ):
                 job.cancel()
 
     panel()
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
-def flip_at(token: str, model: str, finding: str, tau: float, n_bootstrap: int, _result: AnalysisResult
-            ) -> FlipEvaluation:
+def flip_at(
+    token: str, model: str, finding: str, tau: float, n_bootstrap: int, _result: AnalysisResult
+) -> FlipEvaluation:
     """`AnalysisResult.evaluate_flip` at ``tau`` (test split; exploratory unless tau is the chosen one)."""
     return _result.evaluate_flip(model, finding, tau, n_bootstrap=n_bootstrap)
 

@@ -36,16 +36,20 @@ def _overrides(text: str) -> dict:
     try:
         overrides = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CxrfailInputError(f"CXRFAIL_DEMO_CONFIG is not JSON ({exc.msg})",
-                                fix="Set it to a JSON object of AnalysisConfig fields") from None
+        raise CxrfailInputError(
+            f"CXRFAIL_DEMO_CONFIG is not JSON ({exc.msg})", fix="Set it to a JSON object of AnalysisConfig fields"
+        ) from None
     if not isinstance(overrides, dict):
-        raise CxrfailInputError("CXRFAIL_DEMO_CONFIG is not a JSON object",
-                                fix="Set it to a JSON object of AnalysisConfig fields")
+        raise CxrfailInputError(
+            "CXRFAIL_DEMO_CONFIG is not a JSON object", fix="Set it to a JSON object of AnalysisConfig fields"
+        )
     fields = {f.name for f in dataclasses.fields(AnalysisConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise CxrfailInputError(f"CXRFAIL_DEMO_CONFIG has unknown fields {', '.join(unknown)}",
-                                fix=f"Use AnalysisConfig fields: {', '.join(sorted(fields))}")
+        raise CxrfailInputError(
+            f"CXRFAIL_DEMO_CONFIG has unknown fields {', '.join(unknown)}",
+            fix=f"Use AnalysisConfig fields: {', '.join(sorted(fields))}",
+        )
     return {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
 
 

@@ -108,44 +108,71 @@ def _selection() -> Selection | None:
         st.session_state.pop("sel_dataset", None)
         _reset_models()
     if not choices:
-        st.warning("No data loaded. " + st.session_state.get(data.DEMO_ERROR, "")
-                   + " Load a cohort and prediction files on the Data page.")
+        st.warning(
+            "No data loaded. "
+            + st.session_state.get(data.DEMO_ERROR, "")
+            + " Load a cohort and prediction files on the Data page."
+        )
         return None
-    key = st.selectbox("Cohort", list(choices), format_func=lambda k: choices[k].label, key="sel_dataset",
-                       on_change=_reset_models, help="Add your own on the Data page")
+    key = st.selectbox(
+        "Cohort",
+        list(choices),
+        format_func=lambda k: choices[k].label,
+        key="sel_dataset",
+        on_change=_reset_models,
+        help="Add your own on the Data page",
+    )
     dataset = choices[key]
     names = list(dataset.model_names)
     if not st.session_state.get("sel_models") or not set(st.session_state["sel_models"]) <= set(names):
         st.session_state["sel_models"] = default_models(dataset)
-    models = st.multiselect("Models", names, key="sel_models",
-                            help="The analysis runs on the images every chosen model has predicted")
+    models = st.multiselect(
+        "Models", names, key="sel_models", help="The analysis runs on the images every chosen model has predicted"
+    )
     if not models:
         st.info("Choose at least one model.")
         return None
     findings_available = list(dataset.findings(models))
-    if ("sel_findings" not in st.session_state
-            or not set(st.session_state["sel_findings"]) <= set(findings_available)):
+    if "sel_findings" not in st.session_state or not set(st.session_state["sel_findings"]) <= set(findings_available):
         st.session_state["sel_findings"] = default_findings(dataset, models)
     findings_chosen = st.session_state["sel_findings"] or default_findings(dataset, models)
     if st.session_state.get("sel_finding") not in findings_available:
         st.session_state["sel_finding"] = findings_chosen[0]
     # every finding the cohort and the chosen models share, one click away: one not analysed yet is added to
     # the analysed findings (Analysis settings), which starts its run
-    finding = st.selectbox("Finding", findings_available, key="sel_finding",
-                           format_func=lambda f: finding_label(f) + ("" if f in findings_chosen else " (adds it)"),
-                           help="A finding marked 'adds it' is added to the findings analysed")
+    finding = st.selectbox(
+        "Finding",
+        findings_available,
+        key="sel_finding",
+        format_func=lambda f: finding_label(f) + ("" if f in findings_chosen else " (adds it)"),
+        help="A finding marked 'adds it' is added to the findings analysed",
+    )
     if finding not in findings_chosen:
         findings_chosen = st.session_state["sel_findings"] = [*findings_chosen, finding]
     st.session_state.setdefault("sel_seed", int(base_config().seed))
     st.session_state.setdefault("sel_threshold", base_config().threshold_method)
-    seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="sel_seed",
-                           help="Seeds the patient split, the cross-validation folds and the bootstrap")
+    seed = st.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        key="sel_seed",
+        help="Seeds the patient split, the cross-validation folds and the bootstrap",
+    )
     with st.expander("Analysis settings"):
-        findings = st.multiselect("Findings analysed", findings_available, key="sel_findings",
-                                  format_func=finding_label,
-                                  help="Every page can show these; changing them reruns the analysis")
-        threshold = st.selectbox("Operating threshold", THRESHOLD_METHODS, key="sel_threshold",
-                                 help="Chosen per model and finding on the calibration split")
+        findings = st.multiselect(
+            "Findings analysed",
+            findings_available,
+            key="sel_findings",
+            format_func=finding_label,
+            help="Every page can show these; changing them reruns the analysis",
+        )
+        threshold = st.selectbox(
+            "Operating threshold",
+            THRESHOLD_METHODS,
+            key="sel_threshold",
+            help="Chosen per model and finding on the calibration split",
+        )
     learner, feature_set = identifier_choice()
     oracle_tag = " **[oracle]**" if is_oracle(feature_set) else ""
     st.caption(f"Identifier: `{learner}` on `{feature_set}`{oracle_tag} (change it on Identifiers)")
@@ -154,12 +181,27 @@ def _selection() -> Selection | None:
     findings = findings or findings_chosen
     if finding not in findings:
         finding = findings[0]
-    for param, value in (("cohort", key), ("models", models), ("finding", finding), ("findings", findings),
-                         ("seed", int(seed)), ("threshold", threshold), ("learner", learner),
-                         ("features", feature_set)):
+    for param, value in (
+        ("cohort", key),
+        ("models", models),
+        ("finding", finding),
+        ("findings", findings),
+        ("seed", int(seed)),
+        ("threshold", threshold),
+        ("learner", learner),
+        ("features", feature_set),
+    ):
         remember(param, value)
-    return Selection(dataset=dataset, models=tuple(models), findings=tuple(findings), finding=finding,
-                     seed=int(seed), learner=learner, feature_set=feature_set, threshold_method=threshold)
+    return Selection(
+        dataset=dataset,
+        models=tuple(models),
+        findings=tuple(findings),
+        finding=finding,
+        seed=int(seed),
+        learner=learner,
+        feature_set=feature_set,
+        threshold_method=threshold,
+    )
 
 
 def _restore_from_url() -> None:

@@ -45,8 +45,13 @@ class Selection:
         feature_sets = tuple(dict.fromkeys((*base.feature_sets, self.feature_set)))
         identifier = base.identifier_feature_set if is_oracle(self.feature_set) else self.feature_set
         return dataclasses.replace(
-            base, findings=self.findings, seed=self.seed, learners=(self.learner,), feature_sets=feature_sets,
-            identifier_feature_set=identifier, threshold_method=self.threshold_method,
+            base,
+            findings=self.findings,
+            seed=self.seed,
+            learners=(self.learner,),
+            feature_sets=feature_sets,
+            identifier_feature_set=identifier,
+            threshold_method=self.threshold_method,
         )
 
 
@@ -60,8 +65,14 @@ def set_identifier_choice(learner: str, feature_set: str) -> None:
     st.session_state[IDENTIFIER] = (learner, feature_set)
 
 
-def restore(key: str, param: str, *, many: bool = False, parse: Callable[[str], object] = str,
-            valid: Callable[[object], bool] = lambda value: True) -> None:
+def restore(
+    key: str,
+    param: str,
+    *,
+    many: bool = False,
+    parse: Callable[[str], object] = str,
+    valid: Callable[[object], bool] = lambda value: True,
+) -> None:
     """Give the widget ``key`` its value from the URL's ``param`` when this session has none yet (a reload
     or a shared link): a list of every ``param=`` value when ``many``, else the last one, each through
     ``parse``; values ``valid`` rejects (or ``parse`` cannot read) are ignored."""
@@ -82,8 +93,11 @@ def remember(param: str, value: object) -> None:
         if param in st.query_params:
             del st.query_params[param]
         return
-    texts = [_text(item) for item in value] if isinstance(value, (list, tuple)) and not isinstance(value, str) \
+    texts = (
+        [_text(item) for item in value]
+        if isinstance(value, (list, tuple)) and not isinstance(value, str)
         else _text(value)
+    )
     current = st.query_params.get_all(param)
     if current != (texts if isinstance(texts, list) else [texts]):
         st.query_params[param] = texts
@@ -93,9 +107,19 @@ def _text(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def synced(widget: Callable, label: str, *args, key: str, param: str, default: object = None,
-           options: Sequence | None = None, allowed: Sequence | None = None, many: bool = False,
-           parse: Callable[[str], object] = str, **kwargs):
+def synced(
+    widget: Callable,
+    label: str,
+    *args,
+    key: str,
+    param: str,
+    default: object = None,
+    options: Sequence | None = None,
+    allowed: Sequence | None = None,
+    many: bool = False,
+    parse: Callable[[str], object] = str,
+    **kwargs,
+):
     """Draw ``widget(label, *args, key=key, **kwargs)`` with its value kept in the URL as ``param``.
 
     ``options``: the widget's options (passed to it first) and the valid values; ``allowed``: valid values of a

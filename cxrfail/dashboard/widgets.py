@@ -38,6 +38,7 @@ def require_selection(sel: Selection | None, why: str = "") -> Selection:
         st.stop()
     return sel
 
+
 def plot(builder, *args, key: str | None = None, **kwargs) -> None:
     """Draw ``builder(*args, **kwargs)``, a public builder of `cxrfail.figures`; the figure is cached per
     arguments (Streamlit hashes every argument, tables by content)."""
@@ -57,8 +58,9 @@ def _context(key: str, _result: AnalysisResult) -> figures.FigureContext:
     return figures.FigureContext.from_result(_result)
 
 
-def caveat_lines(result: AnalysisResult, findings: Sequence[str] = (), subgroups: Sequence[str] = (), *,
-                 oracle: bool = False) -> None:
+def caveat_lines(
+    result: AnalysisResult, findings: Sequence[str] = (), subgroups: Sequence[str] = (), *, oracle: bool = False
+) -> None:
     for line in context(result).caveats(findings, subgroups, oracle=oracle):
         st.caption(line)
 
@@ -67,9 +69,11 @@ def scope_caption(result: AnalysisResult, what: str = "") -> None:
     """Unit of analysis and split sizes, after ``what``."""
     summary = result.cohort_summary
     unit = result.unit
-    text = (f"Unit of analysis: {unit}. Results on the held-out test split "
-            f"({summary.get('n_test', 0):,} {figures.plural(unit)}; thresholds, identifier and flip threshold chosen on the "
-            f"calibration split of {summary.get('n_calibration', 0):,}).")
+    text = (
+        f"Unit of analysis: {unit}. Results on the held-out test split "
+        f"({summary.get('n_test', 0):,} {figures.plural(unit)}; thresholds, identifier and flip threshold chosen on the "
+        f"calibration split of {summary.get('n_calibration', 0):,})."
+    )
     st.caption((what + " " if what else "") + text)
 
 
@@ -89,10 +93,12 @@ def model_picker(sel: Selection, key: str, result: AnalysisResult | None = None,
     """A page-local model choice among the sidebar's models, kept in the URL (``model``); it starts on the
     model with the best AUROC for the sidebar's finding, and says so."""
     best, auroc = best_model(result, sel.models, sel.finding)
-    help_text = (f"Starts on {best}, the best AUROC for {figures.finding_label(sel.finding)} ({auroc:.3f})"
-                 if auroc is not None else None)
-    chosen = synced(st.selectbox, label, key=key, param="model", options=list(sel.models), default=best,
-                    help=help_text)
+    help_text = (
+        f"Starts on {best}, the best AUROC for {figures.finding_label(sel.finding)} ({auroc:.3f})"
+        if auroc is not None
+        else None
+    )
+    chosen = synced(st.selectbox, label, key=key, param="model", options=list(sel.models), default=best, help=help_text)
     if auroc is not None and chosen == best:
         st.caption(f"{best}: the best AUROC for {figures.finding_label(sel.finding)} ({auroc:.3f})")
     return chosen
@@ -101,14 +107,32 @@ def model_picker(sel: Selection, key: str, result: AnalysisResult | None = None,
 def rate_table(frame: pd.DataFrame, min_n: int) -> pd.DataFrame:
     """Subgroup rates for display: n and patients, misclassified, rate with its patient-clustered CI, the
     Wilson CI on rows, design effect and effective n; reference rows, subsets and insufficient levels marked."""
-    shown = frame[["subgroup", "level", "n", "n_patients", "n_misclassified", "rate", "ci_low", "ci_high",
-                   "wilson_low", "wilson_high", "design_effect", "effective_n"]].copy()
+    shown = frame[
+        [
+            "subgroup",
+            "level",
+            "n",
+            "n_patients",
+            "n_misclassified",
+            "rate",
+            "ci_low",
+            "ci_high",
+            "wilson_low",
+            "wilson_high",
+            "design_effect",
+            "effective_n",
+        ]
+    ].copy()
     status = np.where(frame["sufficient"].astype(bool), "", figures.insufficient_label(min_n))
     reference = frame["is_reference"].astype(bool).to_numpy()
-    subset = [f"reference (subset {int(k):,} of {int(n):,}" + ("" if random else ", not a random sample") + ")"
-              if is_subset else "reference (all rows)"
-              for k, n, random, is_subset in zip(frame["subset_n"], frame["population_n"], frame["random_sample"],
-                                                 frame["is_subset"].astype(bool))]
+    subset = [
+        f"reference (subset {int(k):,} of {int(n):,}" + ("" if random else ", not a random sample") + ")"
+        if is_subset
+        else "reference (all rows)"
+        for k, n, random, is_subset in zip(
+            frame["subset_n"], frame["population_n"], frame["random_sample"], frame["is_subset"].astype(bool)
+        )
+    ]
     shown["status"] = np.where(reference, subset, status)
     return shown
 
@@ -150,8 +174,9 @@ def pair(result: AnalysisResult, model: str, finding: str):
     warnings (small splits) are shown above its results."""
     reason = result.refused.get((model, finding))
     if reason is not None:
-        st.warning(f"**{model} · {figures.finding_label(finding)} was not analysed:** "
-                   f"{reason.removeprefix('refused: ')}")
+        st.warning(
+            f"**{model} · {figures.finding_label(finding)} was not analysed:** {reason.removeprefix('refused: ')}"
+        )
         st.stop()
     found = result.pair(model, finding)
     for warning in found.warnings:

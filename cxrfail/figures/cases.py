@@ -23,20 +23,44 @@ def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Fi
         return empty_figure(title, "no predictions for this image")
     wrong = rows["misclassified"].astype(bool).to_numpy()
     colors = np.where(wrong, PALETTE[1], PALETTE[0])
-    fig = go.Figure(go.Bar(
-        x=rows["probability"], y=[escape(m) for m in rows["model"]], orientation="h", marker_color=colors,
-        hovertemplate="%{y}: %{x:.3f}<extra></extra>", showlegend=False,
-    ))
-    fig.add_trace(go.Scatter(x=rows["threshold"], y=[escape(m) for m in rows["model"]], mode="markers", name="threshold",
-                             marker=dict(symbol="line-ns-open", size=22, color="#1d2731", line=dict(width=3)),
-                             hovertemplate="threshold %{x:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=rows["probability"],
+            y=[escape(m) for m in rows["model"]],
+            orientation="h",
+            marker_color=colors,
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=rows["threshold"],
+            y=[escape(m) for m in rows["model"]],
+            mode="markers",
+            name="threshold",
+            marker=dict(symbol="line-ns-open", size=22, color="#1d2731", line=dict(width=3)),
+            hovertemplate="threshold %{x:.3f}<extra></extra>",
+        )
+    )
     for model, p, w in zip(rows["model"], rows["probability"], wrong):
-        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=escape(model), showarrow=False, xshift=8,
-                           text=f"{p:.3f} {'✗' if w else '✓'}",
-                           font=dict(size=11, color=PALETTE[1] if w else PALETTE[0]))
+        fig.add_annotation(
+            x=1.0,
+            xref="paper",
+            xanchor="left",
+            y=escape(model),
+            showarrow=False,
+            xshift=8,
+            text=f"{p:.3f} {'✗' if w else '✓'}",
+            font=dict(size=11, color=PALETTE[1] if w else PALETTE[0]),
+        )
     fig.update_xaxes(range=[0, 1], title="probability")
     fig.update_yaxes(autorange="reversed", type="category")
-    fig = apply_layout(fig, title, height=160 + 45 * len(rows),
-                       notes=["right: probability, ✗ misclassified, ✓ correct; each threshold: hover its mark"])
+    fig = apply_layout(
+        fig,
+        title,
+        height=160 + 45 * len(rows),
+        notes=["right: probability, ✗ misclassified, ✓ correct; each threshold: hover its mark"],
+    )
     fig.update_layout(margin=dict(r=70))
     return put_legend_under_title(fig)

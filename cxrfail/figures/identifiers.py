@@ -42,57 +42,93 @@ def _named_oracle(feature_set: str) -> bool:
         return False
 
 
-def identifier_ladder(identifiers: pd.DataFrame, learner: str, finding: str, *,
-                      context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+def identifier_ladder(
+    identifiers: pd.DataFrame, learner: str, finding: str, *, context: FigureContext = DEFAULT_CONTEXT
+) -> go.Figure:
     """What clinical features add beyond the model's own probability, for one finding: per model and feature set
     of the ladder, the test-split identifier AUROC (95% patient-clustered CI, left) and its paired difference to
     ``probability_only`` (the same learner on the model's probability for the target alone; 95% CI from the
     same test-patient resamples, right). Oracle feature sets are marked."""
-    rows = identifiers.loc[(identifiers["learner"] == learner).to_numpy()
-                           & (identifiers["finding"] == finding).to_numpy()]
+    rows = identifiers.loc[
+        (identifiers["learner"] == learner).to_numpy() & (identifiers["finding"] == finding).to_numpy()
+    ]
     title = f"What features add beyond the model's own probability: {finding_label(finding)}"
     if rows.empty:
         return empty_figure(title, "no identifiers for this learner and finding")
     order = _ladder_order(rows["feature_set"])
-    labels = {fs: fs + (" [ORACLE]" if bool(rows.loc[rows["feature_set"] == fs, "oracle"].astype(bool).any()) else "")
-              for fs in order}
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=("identifier AUROC (test split)", f"difference to {PROBABILITY_ONLY} (paired)"))
+    labels = {
+        fs: fs + (" [ORACLE]" if bool(rows.loc[rows["feature_set"] == fs, "oracle"].astype(bool).any()) else "")
+        for fs in order
+    }
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        subplot_titles=("identifier AUROC (test split)", f"difference to {PROBABILITY_ONLY} (paired)"),
+    )
     models = ordered(rows["model"])
     spread = np.linspace(-0.25, 0.25, len(models)) if len(models) > 1 else np.zeros(1)
     for offset, (position, model) in zip(spread, enumerate(models)):
         part = rows.loc[rows["model"] == model].set_index("feature_set").reindex(order)
         y = np.arange(len(order)) + offset
         color = PALETTE[position % len(PALETTE)]
-        for col, (value, low, high) in enumerate((("auroc", "ci_low", "ci_high"),
-                                                   ("delta_vs_probability_only", "delta_vs_probability_only_ci_low",
-                                                    "delta_vs_probability_only_ci_high")), 1):
+        for col, (value, low, high) in enumerate(
+            (
+                ("auroc", "ci_low", "ci_high"),
+                ("delta_vs_probability_only", "delta_vs_probability_only_ci_low", "delta_vs_probability_only_ci_high"),
+            ),
+            1,
+        ):
             v = part[value].astype(float).to_numpy()
             lo, hi = part[low].astype(float).to_numpy(), part[high].astype(float).to_numpy()
-            text = [f"{escape(model)} · {escape(labels[fs])}<br>{a:.3f} [{b:.3f}, {c:.3f}]"
-                    for fs, a, b, c in zip(order, v, lo, hi)]
-            fig.add_trace(go.Scatter(
-                x=v, y=y, mode="markers", name=escape(model), legendgroup=model, showlegend=col == 1,
-                marker=dict(color=color, size=8),
-                error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo, color=color, width=3),
-                customdata=text, hovertemplate="%{customdata}<extra></extra>"), row=1, col=col)
+            text = [
+                f"{escape(model)} · {escape(labels[fs])}<br>{a:.3f} [{b:.3f}, {c:.3f}]"
+                for fs, a, b, c in zip(order, v, lo, hi)
+            ]
+            fig.add_trace(
+                go.Scatter(
+                    x=v,
+                    y=y,
+                    mode="markers",
+                    name=escape(model),
+                    legendgroup=model,
+                    showlegend=col == 1,
+                    marker=dict(color=color, size=8),
+                    error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo, color=color, width=3),
+                    customdata=text,
+                    hovertemplate="%{customdata}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
     fig.add_vline(x=0.0, line=dict(color="#52606d", dash="dot", width=1), row=1, col=2)
-    fig.update_yaxes(tickvals=list(range(len(order))), ticktext=[escape(labels[fs]) for fs in order],
-                     autorange="reversed", row=1, col=1)
+    fig.update_yaxes(
+        tickvals=list(range(len(order))),
+        ticktext=[escape(labels[fs]) for fs in order],
+        autorange="reversed",
+        row=1,
+        col=1,
+    )
     fig.update_xaxes(title="AUROC for misclassification", row=1, col=1)
     fig.update_xaxes(title="Δ AUROC", row=1, col=2)
     n, n_patients = int(rows["n"].max()), int(rows["n_patients"].max()) if "n_patients" in rows else 0
-    notes = [f"{learner} cross-fitted on the calibration split (the same folds for every feature set); AUROC on the "
-             f"test split (n up to {n:,} {context.unit}s of {n_patients:,} patients); 95% CIs resample test patients, "
-             "the differences on the same resamples as both AUROCs"]
+    notes = [
+        f"{learner} cross-fitted on the calibration split (the same folds for every feature set); AUROC on the "
+        f"test split (n up to {n:,} {context.unit}s of {n_patients:,} patients); 95% CIs resample test patients, "
+        "the differences on the same resamples as both AUROCs"
+    ]
     notes += context.caveats([finding], oracle=bool(rows["oracle"].astype(bool).any()))
     return apply_layout(fig, title, height=max(320, 150 + 55 * len(order)), notes=notes)
 
 
-def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: str, *, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+def identifier_heatmaps(
+    identifiers: pd.DataFrame, learner: str, feature_set: str, *, context: FigureContext = DEFAULT_CONTEXT
+) -> go.Figure:
     """Identifier AUROC (predicting misclassification) beside the confidence baseline, models × findings."""
-    rows = identifiers.loc[(identifiers["learner"] == learner).to_numpy()
-                           & (identifiers["feature_set"] == feature_set).to_numpy()]
+    rows = identifiers.loc[
+        (identifiers["learner"] == learner).to_numpy() & (identifiers["feature_set"] == feature_set).to_numpy()
+    ]
     oracle = bool(rows["oracle"].astype(bool).any()) if len(rows) else False
     tag = " [ORACLE]" if oracle else ""
     title = f"Identifier AUROC: {learner} on {feature_set}{tag} vs confidence baseline"
@@ -101,10 +137,16 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
     model_order = ordered(rows["model"])
     finding_order = ordered(rows["finding"])
     # stacked, not side by side: each panel gets the full width, so cells keep 12 px text at 1024 px
-    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.14, shared_xaxes=True,
-                        subplot_titles=(f"identifier{tag}", "baseline: model confidence"))
-    for col, (value, low, high) in enumerate((("auroc", "ci_low", "ci_high"),
-                                               ("baseline_auroc", "baseline_ci_low", "baseline_ci_high")), 1):
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        vertical_spacing=0.14,
+        shared_xaxes=True,
+        subplot_titles=(f"identifier{tag}", "baseline: model confidence"),
+    )
+    for col, (value, low, high) in enumerate(
+        (("auroc", "ci_low", "ci_high"), ("baseline_auroc", "baseline_ci_low", "baseline_ci_high")), 1
+    ):
         keyed = rows.set_index(["model", "finding"])
         z, text, hover = [], [], []
         for model in model_order:
@@ -123,19 +165,35 @@ def identifier_heatmaps(identifiers: pd.DataFrame, learner: str, feature_set: st
             z.append(z_row)
             text.append(t_row)
             hover.append(h_row)
-        fig.add_trace(go.Heatmap(
-            z=z, x=[escape(finding_label(f)) for f in finding_order], y=[escape(m) for m in model_order], text=text,
-            texttemplate="%{text}", textfont=CELL_FONT, customdata=hover,
-            colorscale="Viridis", zmin=0.5, zmax=1.0, showscale=col == 1, xgap=2, ygap=2,
-            colorbar=dict(title=dict(text="AUROC")),
-            hovertemplate="%{y} · %{x}<br>AUROC %{text} (95% CI %{customdata})<extra></extra>",
-        ), row=col, col=1)
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                x=[escape(finding_label(f)) for f in finding_order],
+                y=[escape(m) for m in model_order],
+                text=text,
+                texttemplate="%{text}",
+                textfont=CELL_FONT,
+                customdata=hover,
+                colorscale="Viridis",
+                zmin=0.5,
+                zmax=1.0,
+                showscale=col == 1,
+                xgap=2,
+                ygap=2,
+                colorbar=dict(title=dict(text="AUROC")),
+                hovertemplate="%{y} · %{x}<br>AUROC %{text} (95% CI %{customdata})<extra></extra>",
+            ),
+            row=col,
+            col=1,
+        )
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=0 if len(finding_order) <= 4 else -30)
     n = int(rows["n"].max())
-    notes = [f"test split (n up to {n:,} {plural(context.unit)}), identifier cross-fitted on the calibration split; "
-             f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% patient-clustered CIs: "
-             f"{HOVER_NOTE}, or the identifier table"]
+    notes = [
+        f"test split (n up to {n:,} {plural(context.unit)}), identifier cross-fitted on the calibration split; "
+        f"AUROC for predicting whether the model misclassifies the {context.unit}; 95% patient-clustered CIs: "
+        f"{HOVER_NOTE}, or the identifier table"
+    ]
     notes += context.caveats(finding_order, oracle=oracle)
     fig = apply_layout(fig, title, height=max(420, 200 + 2 * 50 * len(model_order)), notes=notes)
     fig.update_layout(margin=dict(t=title_band_px(fig.layout.title.text) + 16 + TOP_LABEL_PX))  # 1st panel's title
@@ -153,8 +211,14 @@ def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return fpr, tpr, float(roc_auc_score(y, score))
 
 
-def roc_figure(scores: pd.DataFrame, *, outcomes: pd.DataFrame | None = None, title: str | None = None,
-               oracle: bool = False, context: FigureContext = DEFAULT_CONTEXT) -> go.Figure:
+def roc_figure(
+    scores: pd.DataFrame,
+    *,
+    outcomes: pd.DataFrame | None = None,
+    title: str | None = None,
+    oracle: bool = False,
+    context: FigureContext = DEFAULT_CONTEXT,
+) -> go.Figure:
     """ROC curves on the test split of one model × finding × learner: one curve per feature set in ``scores``
     (rows of ``identifier_scores``, ladder order) and, given the pair's ``outcomes``, the confidence baseline
     -|probability - threshold| of the same test rows."""
@@ -170,23 +234,48 @@ def roc_figure(scores: pd.DataFrame, *, outcomes: pd.DataFrame | None = None, ti
         name = "identifier" if feature_set is None else str(feature_set)
         if (oracle and feature_set is None) or (feature_set is not None and _named_oracle(str(feature_set))):
             name += " [ORACLE]"
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{escape(name)} (AUROC {auc:.3f})",
-                                 line=dict(color=PALETTE[(position + 1) % len(PALETTE)], width=2),
-                                 hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=fpr,
+                y=tpr,
+                mode="lines",
+                name=f"{escape(name)} (AUROC {auc:.3f})",
+                line=dict(color=PALETTE[(position + 1) % len(PALETTE)], width=2),
+                hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>",
+            )
+        )
     n = len(y)
     if outcomes is not None and not outcomes.empty:
         test = outcomes.loc[outcomes["split"].astype(str).to_numpy() == "test"]
         baseline = -np.abs(test["probability"].astype(float).to_numpy() - test["threshold"].astype(float).to_numpy())
         fpr, tpr, auc = _roc_points(test["misclassified"].astype(int).to_numpy(), baseline)
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"confidence baseline (AUROC {auc:.3f})",
-                                 line=dict(color=BASELINE_COLOR, dash="dash", width=2),
-                                 hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", showlegend=False,
-                             line=dict(color="#cbd2d9", dash="dot", width=1), hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=fpr,
+                y=tpr,
+                mode="lines",
+                name=f"confidence baseline (AUROC {auc:.3f})",
+                line=dict(color=BASELINE_COLOR, dash="dash", width=2),
+                hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="chance",
+            showlegend=False,
+            line=dict(color="#cbd2d9", dash="dot", width=1),
+            hoverinfo="skip",
+        )
+    )
     fig.update_xaxes(title="false positive rate", range=[0, 1], constrain="domain")
     fig.update_yaxes(title="true positive rate", range=[0, 1], scaleanchor="x", scaleratio=1)
     fig.update_layout(legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"))
-    notes = [f"test split: n={n:,} {plural(context.unit)} ({int(y.sum()):,} misclassified); identifiers "
-             "cross-fitted on the calibration split"]
+    notes = [
+        f"test split: n={n:,} {plural(context.unit)} ({int(y.sum()):,} misclassified); identifiers "
+        "cross-fitted on the calibration split"
+    ]
     notes += context.caveats(scores.get("finding", pd.Series(dtype=str)).unique(), oracle=oracle)
     return apply_layout(fig, title, height=520, notes=notes)

@@ -31,10 +31,17 @@ def template() -> go.layout.Template:
     global _TEMPLATE
     if _TEMPLATE is None:
         axis = dict(gridcolor=GRID, zerolinecolor=GRID, linecolor=GRID, automargin=True, title=dict(standoff=12))
-        _TEMPLATE = go.layout.Template(layout=dict(
-            paper_bgcolor="white", plot_bgcolor="white", colorway=list(PALETTE), font=FONT,
-            xaxis=axis, yaxis=axis, hoverlabel=dict(align="left"),
-        ))
+        _TEMPLATE = go.layout.Template(
+            layout=dict(
+                paper_bgcolor="white",
+                plot_bgcolor="white",
+                colorway=list(PALETTE),
+                font=FONT,
+                xaxis=axis,
+                yaxis=axis,
+                hoverlabel=dict(align="left"),
+            )
+        )
     return _TEMPLATE
 
 
@@ -69,16 +76,19 @@ class FigureContext:
                 if row.subgroup not in subsets:
                     subsets[row.subgroup] = (
                         f"{row.subgroup}: known for {int(row.subset_n):,} of {int(row.population_n):,} test "
-                        f"{plural(unit)} (a subset" + ("" if row.random_sample else ", not a random sample")
-                        + "; its levels compare with the subset's own rate)")
+                        f"{plural(unit)} (a subset"
+                        + ("" if row.random_sample else ", not a random sample")
+                        + "; its levels compare with the subset's own rate)"
+                    )
         return cls(unit=unit, notes=notes, subsets=subsets)
 
     @property
     def test_split_note(self) -> str:
         return f"held-out test split; unit of analysis: {self.unit}"
 
-    def caveats(self, findings: Iterable[str] = (), subgroups: Iterable[str] = (), *, oracle: bool = False
-                ) -> list[str]:
+    def caveats(
+        self, findings: Iterable[str] = (), subgroups: Iterable[str] = (), *, oracle: bool = False
+    ) -> list[str]:
         """The caveat lines that apply to a figure or table showing these findings and subgroups."""
         lines: list[str] = []
         names = {plain(name) for name in findings} | {plain(name) for name in subgroups}
@@ -165,8 +175,9 @@ def title_band_px(title_text: str | None) -> int:
     return TITLE_PX + TITLE_LINE_PX * str(title_text or "").count("<br>")
 
 
-def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] = (), left: int = LEFT_MARGIN_PX
-                ) -> dict:
+def layout_dict(
+    title: str, *, height: int | None = None, notes: Sequence[str] = (), left: int = LEFT_MARGIN_PX
+) -> dict:
     """The shared layout: title wrapped and pinned to the top band (`title_band_px`), template, margins and the
     caveat footnotes (wrapped; the figure grows by the lines they take). ``left``: the left margin in px (the
     footnotes start at the figure's left edge, that far left of the plot)."""
@@ -176,9 +187,17 @@ def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] =
     bottom = 80 + 16 * len(notes)
     layout = dict(
         # 10 px below the top; plotly lifts a multi-line title by half of each extra line: lower it by as much
-        title=dict(text=title, x=0.0, xanchor="left", xref="container",
-                   y=1.0 - (10 + (band - TITLE_PX) / 2) / (height or 450),
-                   yanchor="top", yref="container", pad=dict(l=10), font=dict(size=16)),
+        title=dict(
+            text=title,
+            x=0.0,
+            xanchor="left",
+            xref="container",
+            y=1.0 - (10 + (band - TITLE_PX) / 2) / (height or 450),
+            yanchor="top",
+            yref="container",
+            pad=dict(l=10),
+            font=dict(size=16),
+        ),
         template=template(),
         font=FONT,
         margin=dict(l=left, r=30, t=band + 16, b=bottom),
@@ -186,11 +205,22 @@ def layout_dict(title: str, *, height: int | None = None, notes: Sequence[str] =
         hoverlabel=dict(namelength=-1),
     )
     if notes:
-        layout["annotations"] = [dict(
-            text="<br>".join(notes), xref="paper", yref="paper", x=0.0, y=0.0, yshift=-(bottom - 8),
-            xshift=-(left - 8), xanchor="left", yanchor="bottom", showarrow=False, align="left",
-            font=dict(size=11, color="#52606d"),
-        )]
+        layout["annotations"] = [
+            dict(
+                text="<br>".join(notes),
+                xref="paper",
+                yref="paper",
+                x=0.0,
+                y=0.0,
+                yshift=-(bottom - 8),
+                xshift=-(left - 8),
+                xanchor="left",
+                yanchor="bottom",
+                showarrow=False,
+                align="left",
+                font=dict(size=11, color="#52606d"),
+            )
+        ]
     return layout
 
 
@@ -206,23 +236,33 @@ def left_margin_px(fig: go.Figure) -> int:
     return max(LEFT_MARGIN_PX, int(longest * TICK_CHAR_PX) + 30)
 
 
-def legend_under_title(height: float, n_entries: int, *, title_px: int = TITLE_PX, top_bands: int = 0
-                       ) -> tuple[dict, int]:
+def legend_under_title(
+    height: float, n_entries: int, *, title_px: int = TITLE_PX, top_bands: int = 0
+) -> tuple[dict, int]:
     """(legend, top margin) for a legend listed under the title, above the plot: one entry a line, so it takes
     the same room at any width and never reaches the title or the plot. ``height``: the figure's height in
     px; ``title_px``: the title's band (`title_band_px`); ``top_bands``: bands of `TOP_LABEL_PX` left for
     labels drawn just above the plot."""
     # x on the plot's left edge (paper): a legend placed by the container would push plotly's left margin
-    legend = dict(orientation="v", xref="paper", x=0.0, xanchor="left", yref="container",
-                  y=1.0 - title_px / height, yanchor="top", bgcolor="rgba(255,255,255,0)")
+    legend = dict(
+        orientation="v",
+        xref="paper",
+        x=0.0,
+        xanchor="left",
+        yref="container",
+        y=1.0 - title_px / height,
+        yanchor="top",
+        bgcolor="rgba(255,255,255,0)",
+    )
     return legend, title_px + LEGEND_ROW_PX * n_entries + 20 + TOP_LABEL_PX * top_bands
 
 
 def put_legend_under_title(fig: go.Figure, *, top_bands: int = 0) -> go.Figure:
     """`legend_under_title` for a figure laid out by `apply_layout` (its height set)."""
     entries = sum(1 for trace in fig.data if trace.showlegend is not False and trace.name)
-    legend, top = legend_under_title(fig.layout.height or 450, entries, title_px=title_band_px(fig.layout.title.text),
-                                     top_bands=top_bands)
+    legend, top = legend_under_title(
+        fig.layout.height or 450, entries, title_px=title_band_px(fig.layout.title.text), top_bands=top_bands
+    )
     fig.update_layout(legend=legend, margin=dict(t=top))
     return fig
 
@@ -231,7 +271,7 @@ def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     """Tick values and their labels for a log axis covering [low, high] (both > 0): 1-2-5 steps from the
     step at or below ``low`` to the step at or above ``high``, written as decimals (0.2, 0.5, 1, 2, 5), never
     plotly's abbreviated "2", "5" below 1. Beyond five steps, powers of ten only (0.1, 1, 10)."""
-    values = [round(m * 10.0 ** e, 6) for e in range(-4, 5) for m in (1, 2, 5)]
+    values = [round(m * 10.0**e, 6) for e in range(-4, 5) for m in (1, 2, 5)]
     first = max([v for v in values if v <= low] or values[:1])
     last = min([v for v in values if v >= high] or values[-1:])
     shown = [v for v in values if first <= v <= last]
@@ -251,21 +291,30 @@ def apply_layout(fig: go.Figure, title: str, *, height: int | None = None, notes
     return fig
 
 
-def vline(fig: go.Figure, x: float, color: str, *, dash: str = "solid", text: str = "",
-           position: str = "top") -> None:
+def vline(fig: go.Figure, x: float, color: str, *, dash: str = "solid", text: str = "", position: str = "top") -> None:
     """A vertical line across the plot with a label (a plain shape: `add_vline` is ~10x slower)."""
-    fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, xref="x", yref="paper",
-                  line=dict(color=color, width=2, dash=dash))
+    fig.add_shape(
+        type="line", x0=x, x1=x, y0=0, y1=1, xref="x", yref="paper", line=dict(color=color, width=2, dash=dash)
+    )
     if text:
-        fig.add_annotation(x=x, y=1.0 if position == "top" else 0.0, xref="x", yref="paper", text=text,
-                           showarrow=False, xanchor="right" if position == "top" else "left",
-                           yanchor="bottom" if position == "top" else "top", font=dict(size=11, color=color))
+        fig.add_annotation(
+            x=x,
+            y=1.0 if position == "top" else 0.0,
+            xref="x",
+            yref="paper",
+            text=text,
+            showarrow=False,
+            xanchor="right" if position == "top" else "left",
+            yanchor="bottom" if position == "top" else "top",
+            font=dict(size=11, color=color),
+        )
 
 
 def empty_figure(title: str, message: str) -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=14, color="#52606d"))
+    fig.add_annotation(
+        text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=14, color="#52606d")
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return apply_layout(fig, title, height=300)

@@ -87,8 +87,14 @@ class PredictionCache:
         values = np.column_stack([table.column(f).to_numpy() for f in findings]).astype(np.float32, copy=False)
         return {digest: values[row] for row, digest in enumerate(hashes) if digest in wanted}
 
-    def store(self, key: str, identity: Mapping[str, object], findings: Sequence[str],
-              image_hashes: Sequence[str], probabilities: np.ndarray) -> None:
+    def store(
+        self,
+        key: str,
+        identity: Mapping[str, object],
+        findings: Sequence[str],
+        image_hashes: Sequence[str],
+        probabilities: np.ndarray,
+    ) -> None:
         """Add probabilities (float, shape (len(image_hashes), len(findings))) as a new part, atomically. A cache
         folder that cannot be written (full, read-only) logs one warning; the caller's run goes on."""
         if not image_hashes:
@@ -98,8 +104,14 @@ class PredictionCache:
         except OSError as exc:
             warn_cache_unwritable(self.root / key, exc)
 
-    def _store(self, key: str, identity: Mapping[str, object], findings: Sequence[str],
-               image_hashes: Sequence[str], probabilities: np.ndarray) -> None:
+    def _store(
+        self,
+        key: str,
+        identity: Mapping[str, object],
+        findings: Sequence[str],
+        image_hashes: Sequence[str],
+        probabilities: np.ndarray,
+    ) -> None:
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / MODEL_FILE).exists():
@@ -132,8 +144,15 @@ class PredictionCache:
                 except (OSError, pa.ArrowException):
                     continue
             stats = [stat for stat in map(_stat_or_none, folder.iterdir()) if stat is not None]
-            found.append(CacheEntry(folder.name, identity, n_images, sum(stat.st_size for stat in stats),
-                                    max((stat.st_mtime for stat in stats), default=0.0)))
+            found.append(
+                CacheEntry(
+                    folder.name,
+                    identity,
+                    n_images,
+                    sum(stat.st_size for stat in stats),
+                    max((stat.st_mtime for stat in stats), default=0.0),
+                )
+            )
         return sorted(found, key=lambda entry: entry.modified, reverse=True)
 
     def clear(self, key: str | None = None) -> int:
@@ -183,8 +202,9 @@ class PredictionCache:
                 if not tables:
                     return
                 merged = pa.concat_tables(tables)
-                _, first_rows = np.unique(np.asarray(merged.column(HASH_COLUMN).to_pylist(), dtype=object),
-                                          return_index=True)
+                _, first_rows = np.unique(
+                    np.asarray(merged.column(HASH_COLUMN).to_pylist(), dtype=object), return_index=True
+                )
                 _write_part(folder, merged.take(np.sort(first_rows)))
                 for part in parts:
                     part.unlink(missing_ok=True)

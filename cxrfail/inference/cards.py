@@ -43,8 +43,9 @@ TORCHSCRIPT = "torchscript"
 ACTIVATIONS: tuple[str, ...] = ("sigmoid", "softmax", "none")
 CARD_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
 #: How a model can be named (the CLI's ``--model SPEC``); see `cxrfail.inference.models`.
-SPEC_HELP = ("SPEC is xrv:NAME[@weights.pt], a TorchScript file with an embedded model card, "
-             "or a model card (.json, .yaml)")
+SPEC_HELP = (
+    "SPEC is xrv:NAME[@weights.pt], a TorchScript file with an embedded model card, or a model card (.json, .yaml)"
+)
 #: Numeric precisions a model can run at: auto (fp32 on CPU, bf16 or fp16 autocast on CUDA) or forced.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 #: Inference backends: ``auto`` picks ONNX Runtime on CPU in fp32 when installed, else torch.
@@ -53,8 +54,17 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_CARD_FIELDS = {"name", "architecture", "weights", "labels", "input_size", "resize", "channels", "normalization",
-                "activation"}
+_CARD_FIELDS = {
+    "name",
+    "architecture",
+    "weights",
+    "labels",
+    "input_size",
+    "resize",
+    "channels",
+    "normalization",
+    "activation",
+}
 
 
 @dataclass(frozen=True)
@@ -82,13 +92,15 @@ class Preprocessing:
         if self.resize_size < self.input_size:
             raise InferenceError(
                 f"resize ({self.resize_size}) must be at least input_size ({self.input_size}): the centre crop "
-                "is taken from the resized image")
+                "is taken from the resized image"
+            )
         if self.channels not in (1, 3):
             raise InferenceError(f"channels must be 1 or 3, got {self.channels}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise InferenceError(
                 f"normalization needs one mean and one std per channel ({self.channels}), got "
-                f"{len(self.mean)} and {len(self.std)}")
+                f"{len(self.mean)} and {len(self.std)}"
+            )
         if any(s <= 0 for s in self.std):
             raise InferenceError(f"normalization std must be positive, got {list(self.std)}")
 
@@ -153,11 +165,15 @@ def card_mapping(data: bytes, path: Path) -> dict[str, Any]:
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         reason = str(exc).splitlines()[0]
-        raise InferenceError(f"the model card is not valid {path.suffix.lstrip('.').upper()} ({reason})",
-                             path=path) from None
+        raise InferenceError(
+            f"the model card is not valid {path.suffix.lstrip('.').upper()} ({reason})", path=path
+        ) from None
     if not isinstance(raw, dict):
-        raise InferenceError("a model card must be a mapping of fields", path=path,
-                             fix=f"Give at least: {', '.join(sorted(_CARD_FIELDS - {'name', 'resize'}))}")
+        raise InferenceError(
+            "a model card must be a mapping of fields",
+            path=path,
+            fix=f"Give at least: {', '.join(sorted(_CARD_FIELDS - {'name', 'resize'}))}",
+        )
     return raw
 
 
@@ -180,13 +196,18 @@ def parse_model_card(raw: dict[str, Any], *, source: Path, default_architecture:
     """
     unknown = sorted(set(raw) - _CARD_FIELDS)
     if unknown:
-        raise InferenceError(f"unknown model card fields: {', '.join(unknown)}", path=source,
-                             fix=f"Known fields: {', '.join(sorted(_CARD_FIELDS))}")
+        raise InferenceError(
+            f"unknown model card fields: {', '.join(unknown)}",
+            path=source,
+            fix=f"Known fields: {', '.join(sorted(_CARD_FIELDS))}",
+        )
     architecture = raw.get("architecture", default_architecture)
     if architecture not in (*TORCHVISION_ARCHITECTURES, TORCHSCRIPT):
         raise InferenceError(
-            f"architecture {architecture!r} is not supported", path=source,
-            fix=f"Use one of {', '.join(TORCHVISION_ARCHITECTURES)} or {TORCHSCRIPT}")
+            f"architecture {architecture!r} is not supported",
+            path=source,
+            fix=f"Use one of {', '.join(TORCHVISION_ARCHITECTURES)} or {TORCHSCRIPT}",
+        )
     labels = raw.get("labels")
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise InferenceError("labels must be a list of finding names, one per model output", path=source)
@@ -209,8 +230,11 @@ def parse_model_card(raw: dict[str, Any], *, source: Path, default_architecture:
     if weights is not None and (not isinstance(weights, str) or "\0" in weights or not weights.strip()):
         raise InferenceError("weights must be a file name or path", path=source)
     if weights is None and source.suffix.lower() in CARD_SUFFIXES:
-        raise InferenceError("the model card names no weights file", path=source,
-                             fix="Add weights: <file> (a state dict or TorchScript file, relative to the card)")
+        raise InferenceError(
+            "the model card names no weights file",
+            path=source,
+            fix="Add weights: <file> (a state dict or TorchScript file, relative to the card)",
+        )
     return ModelCard(
         name=str(raw.get("name") or source.stem),
         architecture=architecture,
@@ -243,10 +267,15 @@ def _normalization(value: Any, channels: int, source: Path) -> dict[str, tuple[f
         if _numbers(mean, channels) and _numbers(std, channels):
             return {"mean": tuple(map(float, mean)), "std": tuple(map(float, std))}
     raise InferenceError(
-        f"normalization {value!r} is not understood", path=source,
-        fix=f"Use imagenet, {{mean: [...], std: [...]}} with {channels} values each, or {{range: [low, high]}}")
+        f"normalization {value!r} is not understood",
+        path=source,
+        fix=f"Use imagenet, {{mean: [...], std: [...]}} with {channels} values each, or {{range: [low, high]}}",
+    )
 
 
 def _numbers(values: Any, count: int) -> bool:
-    return (isinstance(values, list | tuple) and len(values) == count
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values))
+    return (
+        isinstance(values, list | tuple)
+        and len(values) == count
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    )

@@ -99,8 +99,9 @@ class InferenceResult:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write_with(path, lambda temporary: inert_csv_frame(self.to_frame()).to_csv(
-            temporary, index=False, float_format="%.9g"))
+        return atomic_write_with(
+            path, lambda temporary: inert_csv_frame(self.to_frame()).to_csv(temporary, index=False, float_format="%.9g")
+        )
 
     def to_predictions(self, name: str | None = None) -> ModelPredictions:
         """The same `ModelPredictions` that importing the CSV from `to_csv` gives (validated the same way)."""
@@ -115,11 +116,16 @@ class InferenceResult:
         where = ""
         if self.images_per_node:
             nodes = len(self.images_per_node)
-            where = f" on {nodes} Ray node{'s' if nodes > 1 else ''} (" + ", ".join(
-                f"{node}: {count}" for node, count in sorted(self.images_per_node.items())) + ")"
-        return (f"{self.model_name}: {len(self.probabilities)} of {total} images predicted "
-                f"({self.n_cached} from cache, {self.n_computed} computed{where} at {rate:.1f} images/s), "
-                f"{len(self.failures)} failed, {self.seconds:.1f} s")
+            where = (
+                f" on {nodes} Ray node{'s' if nodes > 1 else ''} ("
+                + ", ".join(f"{node}: {count}" for node, count in sorted(self.images_per_node.items()))
+                + ")"
+            )
+        return (
+            f"{self.model_name}: {len(self.probabilities)} of {total} images predicted "
+            f"({self.n_cached} from cache, {self.n_computed} computed{where} at {rate:.1f} images/s), "
+            f"{len(self.failures)} failed, {self.seconds:.1f} s"
+        )
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -132,8 +138,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise InferenceError(f"unknown device {device!r}", fix="Use auto, cpu, cuda, cuda:N or mps") from None
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not available.get(chosen.type, False):
-        raise InferenceError(f"device {device!r} is not available on this machine",
-                             fix="Use --device auto (CUDA when present, else CPU) or cpu")
+        raise InferenceError(
+            f"device {device!r} is not available on this machine",
+            fix="Use --device auto (CUDA when present, else CPU) or cpu",
+        )
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
         raise InferenceError(f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
     return chosen
@@ -159,8 +167,9 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
     if backend == "auto":
         return "onnxruntime" if cpu_fp32 and onnxruntime_installed() else "torch"
     if backend == "onnxruntime" and not cpu_fp32:
-        raise InferenceError("the onnxruntime backend runs on the CPU in fp32 only",
-                             fix="Use --device cpu, or the torch backend")
+        raise InferenceError(
+            "the onnxruntime backend runs on the CPU in fp32 only", fix="Use --device cpu, or the torch backend"
+        )
     if backend == "onnxruntime" and not onnxruntime_installed():
         raise InferenceError("the onnxruntime package is not installed", fix="Run make test or make run to install")
     return backend
@@ -221,10 +230,19 @@ class InferenceEngine:
             module is not used (it may be None). How a Ray run's model actors get the driver's export.
     """
 
-    def __init__(self, model: LoadedModel, *, device: str | torch.device = "auto", batch_size: int | None = None,
-                 num_workers: int | None = None, cache: PredictionCache | None = None,
-                 precision: str = "auto", streams: int | None = None, backend: str = "auto",
-                 onnx_export: bytes | None = None) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        device: str | torch.device = "auto",
+        batch_size: int | None = None,
+        num_workers: int | None = None,
+        cache: PredictionCache | None = None,
+        precision: str = "auto",
+        streams: int | None = None,
+        backend: str = "auto",
+        onnx_export: bytes | None = None,
+    ) -> None:
         self.device = resolve_device(device)
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         if batch_size < 1:
@@ -240,8 +258,9 @@ class InferenceEngine:
         self.precision = resolve_precision(precision, self.device)
         if onnx_export is not None and backend == "torch":
             raise InferenceError("an ONNX export runs on the onnxruntime backend", fix="Use backend auto")
-        self.backend = resolve_backend("onnxruntime" if onnx_export is not None else backend, self.device,
-                                       self.precision)
+        self.backend = resolve_backend(
+            "onnxruntime" if onnx_export is not None else backend, self.device, self.precision
+        )
         self._onnx_export = onnx_export
         self._onnx_runner: OnnxRunner | None = None
         self._export_scratch: tempfile.TemporaryDirectory | None = None
@@ -272,8 +291,9 @@ class InferenceEngine:
             self._export_scratch = tempfile.TemporaryDirectory(prefix="cxrfail-onnx-")
             folder = Path(self._export_scratch.name)
         try:
-            self._onnx_runner = load_or_export(self.model.torch_module, folder / name, shape, threads,
-                                               self.model.weights_digest)
+            self._onnx_runner = load_or_export(
+                self.model.torch_module, folder / name, shape, threads, self.model.weights_digest
+            )
         except OnnxExportError as exc:
             log.warning("model %r runs on torch: %s", self.model.name, exc)
             self.backend = "torch"
@@ -285,8 +305,12 @@ class InferenceEngine:
         None when the engine runs torch."""
         return None if self._onnx_runner is None else self._onnx_runner.model_bytes()
 
-    def run(self, images: str | Path | Sequence[str | Path], root: str | Path | None = None,
-            progress: ProgressCallback | None = None) -> InferenceResult:
+    def run(
+        self,
+        images: str | Path | Sequence[str | Path],
+        root: str | Path | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> InferenceResult:
         """Predict every image.
 
         Args:
@@ -306,8 +330,9 @@ class InferenceEngine:
             results[todo[position]] = probabilities
         return assemble_result(self.model, paths, ids, results, failures, n_cached, started)
 
-    def _compute(self, paths: list[Path], failures: list[ImageFailure], progress: ProgressCallback | None,
-                 done: int, total: int) -> Iterator[tuple[int, np.ndarray]]:
+    def _compute(
+        self, paths: list[Path], failures: list[ImageFailure], progress: ProgressCallback | None, done: int, total: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Decode, preprocess and run ``paths``: yield (position in ``paths``, probabilities per finding) for each
         decodable image, append the others to ``failures``, store new results in the cache. ``done`` of
         ``total`` images of the run were settled before."""
@@ -340,8 +365,7 @@ class InferenceEngine:
                 self._store(pending_digests, pending_rows)
 
         try:
-            with (self.stream_threads(),
-                  ThreadPoolExecutor(self.streams, thread_name_prefix="cxrfail-forward") as pool):
+            with self.stream_threads(), ThreadPoolExecutor(self.streams, thread_name_prefix="cxrfail-forward") as pool:
                 for batch in loader:
                     failures.extend(ImageFailure(paths[position], reason) for position, reason in batch.failures)
                     future = None if batch.inputs is None else pool.submit(self.predict_batch, batch.inputs)
@@ -374,8 +398,11 @@ class InferenceEngine:
         from any thread: inference mode and autocast are entered here, since both are per thread."""
         if self._onnx_runner is not None:
             return self._probabilities(torch.from_numpy(self._onnx_runner(inputs.numpy())))
-        autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[self.precision])
-                    if self.precision in _AUTOCAST_DTYPES else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[self.precision])
+            if self.precision in _AUTOCAST_DTYPES
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode():
             inputs = inputs.to(self.device, non_blocking=True)
             if self.channels_last:
@@ -390,7 +417,9 @@ class InferenceEngine:
         if outputs.ndim != 2 or outputs.shape[1] != len(labels):
             raise InferenceError(
                 f"model {self.model.name!r} outputs shape {tuple(outputs.shape)} for a batch, "
-                f"but its card lists {len(labels)} labels", fix="Give one label per model output")
+                f"but its card lists {len(labels)} labels",
+                fix="Give one label per model output",
+            )
         outputs = outputs.float()
         activation = self.model.card.activation
         if activation == "sigmoid":
@@ -401,15 +430,17 @@ class InferenceEngine:
         if not (np.isfinite(probabilities).all() and (probabilities >= 0).all() and (probabilities <= 1).all()):
             raise InferenceError(
                 f"model {self.model.name!r} gives values outside [0, 1] after its activation ({activation})",
-                fix="Set the card's activation to sigmoid or softmax when the model outputs logits")
+                fix="Set the card's activation to sigmoid or softmax when the model outputs logits",
+            )
         return probabilities
 
     def _store(self, digests: list[str], rows: list[np.ndarray]) -> None:
         store_results(self.cache, self.cache_key, self.model, self.identity, digests, rows)
 
 
-def cached_results(model: LoadedModel, cache: PredictionCache | None, cache_key: str, paths: list[Path]
-                   ) -> tuple[dict[int, np.ndarray], list[int], list[ImageFailure]]:
+def cached_results(
+    model: LoadedModel, cache: PredictionCache | None, cache_key: str, paths: list[Path]
+) -> tuple[dict[int, np.ndarray], list[int], list[ImageFailure]]:
     """Hash every file and look it up: (position -> cached probabilities (findings,) float32, positions still to
     compute, unreadable files)."""
     digests, failures = hash_files(paths)
@@ -428,8 +459,14 @@ def cached_results(model: LoadedModel, cache: PredictionCache | None, cache_key:
     return results, todo, failures
 
 
-def store_results(cache: PredictionCache | None, cache_key: str, model: LoadedModel, identity: dict[str, object],
-                  digests: list[str], rows: list[np.ndarray]) -> None:
+def store_results(
+    cache: PredictionCache | None,
+    cache_key: str,
+    model: LoadedModel,
+    identity: dict[str, object],
+    digests: list[str],
+    rows: list[np.ndarray],
+) -> None:
     """Add new results (image SHA-256 hex, probabilities (findings,)) to the cache as one part, then empty both
     lists. No-op without a cache."""
     if cache is not None and digests:
@@ -438,9 +475,16 @@ def store_results(cache: PredictionCache | None, cache_key: str, model: LoadedMo
     rows.clear()
 
 
-def assemble_result(model: LoadedModel, paths: list[Path], ids: list[str], results: dict[int, np.ndarray],
-                    failures: list[ImageFailure], n_cached: int, started: float,
-                    images_per_node: dict[str, int] | None = None) -> InferenceResult:
+def assemble_result(
+    model: LoadedModel,
+    paths: list[Path],
+    ids: list[str],
+    results: dict[int, np.ndarray],
+    failures: list[ImageFailure],
+    n_cached: int,
+    started: float,
+    images_per_node: dict[str, int] | None = None,
+) -> InferenceResult:
     """The `InferenceResult` of a run: ``results`` maps positions in ``paths`` / ``ids`` to probabilities
     (findings,); rows and failures in run order; ``started`` is the run's `time.perf_counter` start."""
     order = sorted(results)
@@ -451,8 +495,15 @@ def assemble_result(model: LoadedModel, paths: list[Path], ids: list[str], resul
     )
     run_order = {path: index for index, path in enumerate(paths)}
     failures.sort(key=lambda failure: run_order[failure.path])
-    return InferenceResult(model.name, table, failures, n_cached, len(results) - n_cached,
-                           time.perf_counter() - started, dict(images_per_node or {}))
+    return InferenceResult(
+        model.name,
+        table,
+        failures,
+        n_cached,
+        len(results) - n_cached,
+        time.perf_counter() - started,
+        dict(images_per_node or {}),
+    )
 
 
 class _Batch(NamedTuple):
@@ -534,14 +585,17 @@ def collect_images(images: str | Path | Sequence[str | Path], root: str | Path |
     seen: dict[str, Path] = {}
     for path, identifier in zip(paths, ids):
         if identifier in seen:
-            raise InferenceError(f"two images share the id {identifier!r}: {seen[identifier]} and {path}",
-                                 fix="Pass root= so ids are relative paths")
+            raise InferenceError(
+                f"two images share the id {identifier!r}: {seen[identifier]} and {path}",
+                fix="Pass root= so ids are relative paths",
+            )
         seen[identifier] = path
     return paths, ids
 
 
 def hash_files(paths: list[Path]) -> tuple[list[str | None], list[ImageFailure]]:
     """SHA-256 hex of each file's bytes (None where unreadable) and the unreadable files as failures."""
+
     def digest(path: Path) -> str | ImageFailure:
         try:
             return file_sha256(path)

@@ -67,15 +67,17 @@ def max_image_bytes() -> int:
 def _check_file_size(size: int) -> None:
     limit = max_image_bytes()
     if size > limit:
-        raise ImageDecodeError(f"image file of {size / 1e6:.1f} MB is above the limit of {limit / 1e6:.1f} MB "
-                               "(CXRFAIL_MAX_IMAGE_MB)")
+        raise ImageDecodeError(
+            f"image file of {size / 1e6:.1f} MB is above the limit of {limit / 1e6:.1f} MB (CXRFAIL_MAX_IMAGE_MB)"
+        )
 
 
 def _check_pixels(count: int, shape: str) -> None:
     limit = max_pixels()
     if count > limit:
-        raise ImageDecodeError(f"image of {shape} ({count:,} pixels) is above the limit of {limit:,} pixels "
-                               "(CXRFAIL_MAX_PIXELS)")
+        raise ImageDecodeError(
+            f"image of {shape} ({count:,} pixels) is above the limit of {limit:,} pixels (CXRFAIL_MAX_PIXELS)"
+        )
 
 
 def list_images(directory: str | Path) -> list[tuple[str, Path]]:
@@ -87,8 +89,11 @@ def list_images(directory: str | Path) -> list[tuple[str, Path]]:
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         relative = os.path.relpath(folder, directory)
         prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
-        found.extend((prefix + name, Path(folder, name)) for name in files
-                     if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES)
+        found.extend(
+            (prefix + name, Path(folder, name))
+            for name in files
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+        )
     return sorted(found)
 
 
@@ -112,8 +117,9 @@ def decode_image(data: bytes, suffix: str = "") -> torch.Tensor:
     except ImageDecodeError:
         raise
     except Exception as exc:  # decoders raise many types on malformed input; each is one unreadable image
-        raise ImageDecodeError(f"{'DICOM' if is_dicom else 'image'} decoding failed: "
-                               f"{type(exc).__name__}: {exc}") from exc
+        raise ImageDecodeError(
+            f"{'DICOM' if is_dicom else 'image'} decoding failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if array.ndim == 2:
         array = array[None]
     if array.shape[-1] == 0 or array.shape[-2] == 0:
@@ -185,7 +191,7 @@ def preprocess(image: torch.Tensor, preprocessing: Preprocessing) -> torch.Tenso
         image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
     crop = preprocessing.input_size
     top, left = (size[0] - crop) // 2, (size[1] - crop) // 2
-    image = image[:, top:top + crop, left:left + crop]
+    image = image[:, top : top + crop, left : left + crop]
     if image.shape[0] == 1 and preprocessing.channels == 3:
         image = image.expand(3, -1, -1)
     mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(-1, 1, 1)
@@ -246,7 +252,7 @@ def _decode_dicom(data: bytes) -> np.ndarray:
     values = np.asarray(modality, dtype=np.float64)
     if "VOILUTSequence" in dataset:
         lut_bits = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
-        scaled = np.asarray(apply_voi_lut(modality, dataset, index=0), dtype=np.float64) / (2 ** lut_bits - 1)
+        scaled = np.asarray(apply_voi_lut(modality, dataset, index=0), dtype=np.float64) / (2**lut_bits - 1)
     elif "WindowCenter" in dataset and "WindowWidth" in dataset:
         scaled = _window(values, dataset)
     else:
@@ -281,7 +287,7 @@ def codestream_size(data: bytes) -> tuple[int, int] | None:
     2000 stream whose header cannot be read."""
     siz = data.find(b"\xff\x4f\xff\x51")  # JPEG 2000: SOC then SIZ (also inside a JP2 file's codestream box)
     if data[:2] != b"\xff\xd8" and siz >= 0:
-        header = data[siz + 4: siz + 4 + 20]
+        header = data[siz + 4 : siz + 4 + 20]
         if len(header) < 20:
             raise ImageDecodeError("truncated JPEG 2000 header")
         x_size, y_size, x_offset, y_offset = np.frombuffer(header[4:20], dtype=">u4").tolist()
@@ -296,9 +302,9 @@ def codestream_size(data: bytes) -> tuple[int, int] | None:
         if marker == 0xFF:  # fill byte
             position += 1
             continue
-        length = int.from_bytes(data[position + 2: position + 4], "big")
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
         if marker in _JPEG_SOF:
-            segment = data[position + 4: position + 9]
+            segment = data[position + 4 : position + 9]
             if len(segment) < 5:
                 break
             return int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big")
@@ -334,7 +340,7 @@ def _stored_range(dataset) -> tuple[float, float]:
     """The modality-value range the stored bits allow: (low, high)."""
     bits = int(dataset.BitsStored)
     signed = int(dataset.PixelRepresentation) == 1
-    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
     low, high = sorted((low * slope + intercept, high * slope + intercept))
     return low, high

@@ -137,13 +137,16 @@ class ModelFiles:
             if not is_under(path, self.torchscript_roots):
                 raise InferenceError(
                     "refused: TorchScript runs code from the file, and this file is outside the folders the "
-                    "operator allowed for it", path=path,
+                    "operator allowed for it",
+                    path=path,
                     fix=f"Ask the operator to put it in a folder of {MODEL_ROOTS_VARIABLE}, or use a state dict "
-                        "(safetensors) with a model card")
+                    "(safetensors) with a model card",
+                )
 
 
-def load_model(spec: str | Path, *, allow_torchscript: bool = False, roots=None, torchscript_roots=None,
-               lazy: bool = False) -> LoadedModel:
+def load_model(
+    spec: str | Path, *, allow_torchscript: bool = False, roots=None, torchscript_roots=None, lazy: bool = False
+) -> LoadedModel:
     """Load the model a SPEC names (see the module docstring). A TorchScript file (named directly or by a
     card) is refused unless ``allow_torchscript``: loading it runs code from the file. ``roots`` and
     ``torchscript_roots`` confine every file read (see `ModelFiles`).
@@ -152,13 +155,15 @@ def load_model(spec: str | Path, *, allow_torchscript: bool = False, roots=None,
     torchxrayvision, torchvision and torch._dynamo: seconds) only when `LoadedModel.torch_module` is first
     called; an engine serving the model's cached ONNX export never calls it. Errors in the weights file then
     surface at that call."""
-    files = ModelFiles(None if roots is None else tuple(map(Path, roots)),
-                       None if torchscript_roots is None else tuple(map(Path, torchscript_roots)))
+    files = ModelFiles(
+        None if roots is None else tuple(map(Path, roots)),
+        None if torchscript_roots is None else tuple(map(Path, torchscript_roots)),
+    )
     text = str(spec)
     if "\0" in text:
         raise InferenceError("a model path cannot contain a NUL character", fix=SPEC_HELP)
     if text.startswith(XRV_PREFIX):
-        name, _, weights = text[len(XRV_PREFIX):].partition("@")
+        name, _, weights = text[len(XRV_PREFIX) :].partition("@")
         # Without @path the weights come from torchxrayvision's own cache folder: a place nobody typed.
         return load_xrv_model(name, weights or None, files=files if weights else ModelFiles(), lazy=lazy)
     path = Path(text)
@@ -174,12 +179,19 @@ def load_model(spec: str | Path, *, allow_torchscript: bool = False, roots=None,
     if _is_torchscript(data):
         return load_torchscript_model(path, allow_torchscript=allow_torchscript, files=files, data=data)
     raise InferenceError(
-        "neither a model card nor a TorchScript file", path=path,
-        fix="A state dict needs a model card naming its architecture, labels and preprocessing; " + SPEC_HELP)
+        "neither a model card nor a TorchScript file",
+        path=path,
+        fix="A state dict needs a model card naming its architecture, labels and preprocessing; " + SPEC_HELP,
+    )
 
 
-def load_card_model(card_path: str | Path, *, allow_torchscript: bool = False, files: ModelFiles = ModelFiles(),
-                    text: bytes | None = None) -> LoadedModel:
+def load_card_model(
+    card_path: str | Path,
+    *,
+    allow_torchscript: bool = False,
+    files: ModelFiles = ModelFiles(),
+    text: bytes | None = None,
+) -> LoadedModel:
     """Load the model a card file describes: a state dict for a torchvision architecture, or (only with
     ``allow_torchscript``, since it runs code from the file) a TorchScript file. The card's ``weights`` path
     is confined like the card (``files``)."""
@@ -208,9 +220,14 @@ def _read_weights(path: Path, files: ModelFiles, what: str = "weights file") -> 
         raise InferenceError(f"cannot read the {what} ({exc.strerror or type(exc).__name__})", path=path) from None
 
 
-def load_torchscript_model(path: str | Path, card: ModelCard | None = None, *,
-                           allow_torchscript: bool = False, files: ModelFiles = ModelFiles(),
-                           data: bytes | None = None) -> LoadedModel:
+def load_torchscript_model(
+    path: str | Path,
+    card: ModelCard | None = None,
+    *,
+    allow_torchscript: bool = False,
+    files: ModelFiles = ModelFiles(),
+    data: bytes | None = None,
+) -> LoadedModel:
     """Load a TorchScript file; its card is ``card`` or the one embedded as ``cxrfail_card.json``.
 
     Loading TorchScript executes code stored in the file (any method, ``__setstate__`` included, can do what
@@ -221,12 +238,16 @@ def load_torchscript_model(path: str | Path, card: ModelCard | None = None, *,
     if not allow_torchscript:
         raise InferenceError(
             "refused: this is a TorchScript file, and loading TorchScript runs code from the file",
-            path=path, fix="Pass --allow-torchscript (allow_torchscript=True) only for a file you trust as a "
-                           "program, or re-save the weights as a state dict or safetensors with a model card")
+            path=path,
+            fix="Pass --allow-torchscript (allow_torchscript=True) only for a file you trust as a "
+            "program, or re-save the weights as a state dict or safetensors with a model card",
+        )
     if path.suffix.lower() not in TORCHSCRIPT_SUFFIXES:
         raise InferenceError(
-            f"refused: a TorchScript file must be named {', '.join(TORCHSCRIPT_SUFFIXES)}", path=path,
-            fix="Rename it so that what it is stays visible")
+            f"refused: a TorchScript file must be named {', '.join(TORCHSCRIPT_SUFFIXES)}",
+            path=path,
+            fix="Rename it so that what it is stays visible",
+        )
     files.check_path(path)
     files.check_torchscript(path)
     if data is None:
@@ -241,8 +262,10 @@ def load_torchscript_model(path: str | Path, card: ModelCard | None = None, *,
     if card is None:
         if not extra_files[EMBEDDED_CARD]:
             raise InferenceError(
-                f"the TorchScript file carries no model card ({EMBEDDED_CARD})", path=path,
-                fix="Write a model card with architecture: torchscript and weights: <this file>, and pass the card")
+                f"the TorchScript file carries no model card ({EMBEDDED_CARD})",
+                path=path,
+                fix="Write a model card with architecture: torchscript and weights: <this file>, and pass the card",
+            )
         try:
             raw = json.loads(extra_files[EMBEDDED_CARD])
         except json.JSONDecodeError as exc:
@@ -260,16 +283,18 @@ def build_torchvision_model(architecture: str, num_outputs: int, channels: int) 
     import torchvision
 
     if architecture not in TORCHVISION_ARCHITECTURES:
-        raise InferenceError(f"architecture {architecture!r} is not supported",
-                             fix=f"Use one of {', '.join(TORCHVISION_ARCHITECTURES)}")
+        raise InferenceError(
+            f"architecture {architecture!r} is not supported", fix=f"Use one of {', '.join(TORCHVISION_ARCHITECTURES)}"
+        )
     module = torchvision.models.get_model(architecture, weights=None, num_classes=num_outputs)
     if channels == 1:
         _make_single_channel(module)
     return module
 
 
-def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = (), *,
-                    data: bytes | None = None) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: str | Path, allowed_classes: Iterable[type] = (), *, data: bytes | None = None
+) -> dict[str, torch.Tensor]:
     """Read a state dict (parameter name -> tensor) from a ``.safetensors`` file or a ``torch.save`` file
     (``data``: its bytes, already read; ``path`` then only names it).
 
@@ -300,8 +325,9 @@ def read_state_dict(path: str | Path, allowed_classes: Iterable[type] = (), *,
             fix="Re-save only the weights: torch.save(model.state_dict(), path) or safetensors.torch.save_file",
         ) from None
     except Exception as exc:  # noqa: BLE001 - a text file gives IndexError, others KeyError, ...: all unreadable
-        raise InferenceError(f"not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})",
-                             path=path) from None
+        raise InferenceError(
+            f"not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})", path=path
+        ) from None
     return _strip_prefix(_state_dict_of(loaded, path), "module.")
 
 
@@ -311,16 +337,22 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], sour
     try:
         missing, unexpected = module.load_state_dict(state_dict, strict=False, assign=True)
     except RuntimeError as exc:
-        raise InferenceError(f"weights do not fit the architecture ({_first_line(exc)})", path=source,
-                             fix="Check the card's architecture, labels (one per output) and channels") from None
+        raise InferenceError(
+            f"weights do not fit the architecture ({_first_line(exc)})",
+            path=source,
+            fix="Check the card's architecture, labels (one per output) and channels",
+        ) from None
     if missing or unexpected:
         raise InferenceError(
             f"weights do not fit the architecture: missing {_few(missing)}; unexpected {_few(unexpected)}",
-            path=source, fix="Check the card's architecture, labels (one per output) and channels")
+            path=source,
+            fix="Check the card's architecture, labels (one per output) and channels",
+        )
     module.float()
 
 
 # --- torchxrayvision ---------------------------------------------------------------------------------------------
+
 
 def xrv_weight_names() -> list[str]:
     """torchxrayvision weights names cxrfail can load (long form)."""
@@ -333,8 +365,10 @@ def resolve_xrv_name(name: str) -> str:
     name = XRV_ALIASES.get(name, name)
     info = table.get(name)
     if info is None:
-        raise InferenceError(f"unknown torchxrayvision model {name!r}",
-                             fix=f"Use one of {', '.join(xrv_weight_names())}, or densenet121 / resnet50")
+        raise InferenceError(
+            f"unknown torchxrayvision model {name!r}",
+            fix=f"Use one of {', '.join(xrv_weight_names())}, or densenet121 / resnet50",
+        )
     return next(long for long in xrv_weight_names() if table[long] is info)
 
 
@@ -348,8 +382,9 @@ def xrv_weights_path(name: str, cache_dir: str | Path | None = None) -> Path:
     return folder.expanduser() / os.path.basename(url)
 
 
-def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | None = None,
-                     timeout_s: float = 30.0) -> Path:
+def pull_xrv_weights(
+    name: str, cache_dir: str | Path | None = None, url: str | None = None, timeout_s: float = 30.0
+) -> Path:
     """Download the official weights for ``name`` into torchxrayvision's cache folder (or ``cache_dir``) and
     return the file's path; a file already there is checked, not downloaded again.
 
@@ -377,12 +412,19 @@ def pull_xrv_weights(name: str, cache_dir: str | Path | None = None, url: str | 
         raise InferenceError(
             f"cannot download the {long_name} weights from {url} ({reason})",
             fix=f"Where there is no network, fetch the file on another machine and copy it to {target}, "
-                f"or pass --model xrv:{long_name}@/path/to/weights.pt") from None
+            f"or pass --model xrv:{long_name}@/path/to/weights.pt",
+        ) from None
     return target
 
 
-def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str | Path | None = None, *,
-                   files: ModelFiles = ModelFiles(), lazy: bool = False) -> LoadedModel:
+def load_xrv_model(
+    name: str,
+    weights: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    files: ModelFiles = ModelFiles(),
+    lazy: bool = False,
+) -> LoadedModel:
     """A torchxrayvision model with the weights in ``weights`` (a state dict of ``xrv.models.DenseNet`` or
     ``xrv.models.ResNet``, or torchxrayvision's own weights file), else from its cache folder. ``lazy``: see
     `load_model`."""
@@ -392,9 +434,11 @@ def load_xrv_model(name: str, weights: str | Path | None = None, cache_dir: str 
     files.check_path(path)
     if not path.is_file():
         raise InferenceError(
-            f"no weights file for {long_name}", path=path,
+            f"no weights file for {long_name}",
+            path=path,
             fix=f"Run `cxrfail models pull {long_name}` where a network is available, "
-                f"or pass xrv:{long_name}@/path/to/weights.pt")
+            f"or pass xrv:{long_name}@/path/to/weights.pt",
+        )
     data = _read_weights(path, files)
     labels = tuple(info["labels"])
 
@@ -441,8 +485,10 @@ def xrv_weights_table() -> dict[str, dict[str, object]]:
         import torchxrayvision as xrv
 
         entries: dict[int, dict[str, object]] = {}  # one dict per entry, so that aliases stay one object
-        return {name: entries.setdefault(id(info), {key: info.get(key) for key in _XRV_FIELDS})
-                for name, info in xrv.models.model_urls.items()}
+        return {
+            name: entries.setdefault(id(info), {key: info.get(key) for key in _XRV_FIELDS})
+            for name, info in xrv.models.model_urls.items()
+        }
 
 
 def _parse_xrv_weights_table() -> dict[str, dict[str, object]]:
@@ -461,8 +507,11 @@ def _parse_xrv_weights_table() -> dict[str, dict[str, object]]:
             continue
         name = ast.literal_eval(target.slice)
         if isinstance(value, ast.Dict):
-            table[name] = {ast.literal_eval(key): ast.literal_eval(item) for key, item in zip(value.keys, value.values)
-                           if isinstance(key, ast.Constant) and key.value in _XRV_FIELDS}
+            table[name] = {
+                ast.literal_eval(key): ast.literal_eval(item)
+                for key, item in zip(value.keys, value.values)
+                if isinstance(key, ast.Constant) and key.value in _XRV_FIELDS
+            }
         elif isinstance(value, ast.Subscript) and getattr(value.value, "id", None) == "model_urls":
             table[name] = table[ast.literal_eval(value.slice)]
     loadable = [entry for name, entry in table.items() if name.startswith(("densenet", "resnet"))]
@@ -476,14 +525,27 @@ def _xrv_module_classes() -> list[type]:
     import torchxrayvision as xrv
     from torchxrayvision.models import _DenseBlock, _DenseLayer, _Transition
 
-    return [xrv.models.DenseNet, _DenseBlock, _DenseLayer, _Transition, nn.Sequential, nn.Conv2d,
-            nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Linear]
+    return [
+        xrv.models.DenseNet,
+        _DenseBlock,
+        _DenseLayer,
+        _Transition,
+        nn.Sequential,
+        nn.Conv2d,
+        nn.BatchNorm2d,
+        nn.ReLU,
+        nn.MaxPool2d,
+        nn.AvgPool2d,
+        nn.Linear,
+    ]
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
 
-def _ready(card: ModelCard, module: nn.Module | None, weights_digest: str,
-           build: Callable[[], nn.Module] | None = None) -> LoadedModel:
+
+def _ready(
+    card: ModelCard, module: nn.Module | None, weights_digest: str, build: Callable[[], nn.Module] | None = None
+) -> LoadedModel:
     from cxrfail.findings import canonical_finding
 
     indices, findings, seen = [], [], {}
@@ -493,17 +555,28 @@ def _ready(card: ModelCard, module: nn.Module | None, weights_digest: str,
         try:
             finding = canonical_finding(label)
         except KeyError:
-            raise InferenceError(f"label {label!r} (output {position}) is not a known finding",
-                                 path=card.weights or card.name,
-                                 fix='Use NIH or CheXpert finding names, or "" for an output to drop') from None
+            raise InferenceError(
+                f"label {label!r} (output {position}) is not a known finding",
+                path=card.weights or card.name,
+                fix='Use NIH or CheXpert finding names, or "" for an output to drop',
+            ) from None
         if finding in seen:
-            raise InferenceError(f"labels {seen[finding]!r} and {label!r} both map onto {finding}",
-                                 path=card.weights or card.name, fix="Give each output its own finding")
+            raise InferenceError(
+                f"labels {seen[finding]!r} and {label!r} both map onto {finding}",
+                path=card.weights or card.name,
+                fix="Give each output its own finding",
+            )
         seen[finding] = label
         indices.append(position)
         findings.append(finding)
-    return LoadedModel(card=card, module=None if module is None else module.eval(), weights_digest=weights_digest,
-                       output_indices=tuple(indices), findings=tuple(findings), build=build)
+    return LoadedModel(
+        card=card,
+        module=None if module is None else module.eval(),
+        weights_digest=weights_digest,
+        output_indices=tuple(indices),
+        findings=tuple(findings),
+        build=build,
+    )
 
 
 def _is_torchscript(data: bytes) -> bool:
@@ -526,21 +599,33 @@ def _state_dict_of(loaded: object, path: Path) -> dict[str, torch.Tensor]:
                 return _state_dict_of(loaded[key], path)
         if loaded and all(isinstance(value, torch.Tensor) for value in loaded.values()):
             return dict(loaded)
-    raise InferenceError(f"the checkpoint holds no state dict (found {type(loaded).__name__})", path=path,
-                         fix="Save model.state_dict(), a mapping of parameter names to tensors")
+    raise InferenceError(
+        f"the checkpoint holds no state dict (found {type(loaded).__name__})",
+        path=path,
+        fix="Save model.state_dict(), a mapping of parameter names to tensors",
+    )
 
 
 def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     if state and all(key.startswith(prefix) for key in state):
-        return {key[len(prefix):]: value for key, value in state.items()}
+        return {key[len(prefix) :]: value for key, value in state.items()}
     return dict(state)
 
 
 def _make_single_channel(module: nn.Module) -> None:
     name, first = next((n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d))
     parent = module.get_submodule(name.rpartition(".")[0])
-    replacement = nn.Conv2d(1, first.out_channels, first.kernel_size, first.stride, first.padding,
-                            first.dilation, first.groups, first.bias is not None, first.padding_mode)
+    replacement = nn.Conv2d(
+        1,
+        first.out_channels,
+        first.kernel_size,
+        first.stride,
+        first.padding,
+        first.dilation,
+        first.groups,
+        first.bias is not None,
+        first.padding_mode,
+    )
     setattr(parent, name.rpartition(".")[2], replacement)
 
 

@@ -69,8 +69,9 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.model = model
-        self.session = onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"]
+        )
 
     def model_bytes(self) -> bytes:
         """The ONNX model this runner runs, as bytes."""
@@ -85,8 +86,13 @@ def export_digest(weights_digest: str, onnx_bytes: bytes) -> str:
     return bytes_sha256(weights_digest.encode() + b"\0" + onnx_bytes)
 
 
-def load_or_export(build_module: Callable[[], torch.nn.Module], path: Path, input_shape: tuple[int, int, int],
-                   threads: int, weights_digest: str) -> OnnxRunner:
+def load_or_export(
+    build_module: Callable[[], torch.nn.Module],
+    path: Path,
+    input_shape: tuple[int, int, int],
+    threads: int,
+    weights_digest: str,
+) -> OnnxRunner:
     """An `OnnxRunner` for the model whose weights have SHA-256 ``weights_digest``: from the export at ``path``
     when its keyed digest matches (no network is built: a cached export needs none), else the network
     ``build_module()`` returns (eval mode, CPU) is exported, checked against torch and written there. When
@@ -137,8 +143,13 @@ def _export(module: torch.nn.Module, input_shape: tuple[int, int, int]) -> bytes
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer and deprecation notices are not for users
             torch.onnx.export(
-                module, (example,), buffer, input_names=[_INPUT], output_names=[_OUTPUT],
-                dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}}, opset_version=ONNX_OPSET,
+                module,
+                (example,),
+                buffer,
+                input_names=[_INPUT],
+                output_names=[_OUTPUT],
+                dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}},
+                opset_version=ONNX_OPSET,
                 dynamo=False,
             )
     except Exception as exc:  # the exporter raises many types; the caller falls back to torch
@@ -166,4 +177,3 @@ def _digest_path(path: Path) -> Path:
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
     _digest_path(path).unlink(missing_ok=True)
-

@@ -58,10 +58,19 @@ from cxrfail.inference.models import LoadedModel, load_model
 from cxrfail.ray_cluster import cluster_summary, ray_session
 
 
-def run_inference_on_ray(model: LoadedModel | str | Path, images: str | Path | Sequence[str | Path], address: str,
-                         *, root: str | Path | None = None, cache: PredictionCache | None = None,
-                         batch_size: int | None = None, precision: str = "auto", num_actors: int | None = None,
-                         gpus_per_actor: float = 1.0, progress: ProgressCallback | None = None) -> InferenceResult:
+def run_inference_on_ray(
+    model: LoadedModel | str | Path,
+    images: str | Path | Sequence[str | Path],
+    address: str,
+    *,
+    root: str | Path | None = None,
+    cache: PredictionCache | None = None,
+    batch_size: int | None = None,
+    precision: str = "auto",
+    num_actors: int | None = None,
+    gpus_per_actor: float = 1.0,
+    progress: ProgressCallback | None = None,
+) -> InferenceResult:
     """Predict every image on the Ray cluster at ``address``; the same result as `InferenceEngine.run` (outputs
     within float32 rounding of a local run), with ``images_per_node`` saying where the images were computed.
 
@@ -94,9 +103,9 @@ def run_inference_on_ray(model: LoadedModel | str | Path, images: str | Path | S
         pending_rows: list[np.ndarray] = []
         try:
             for batch in _stream(ray, loaded, [(i, paths[i]) for i in todo], plan, cache):
-                for position, digest, reason, row, node in zip(batch["position"], batch["digest"],
-                                                               batch["failure"], batch["probabilities"],
-                                                               batch["node"]):
+                for position, digest, reason, row, node in zip(
+                    batch["position"], batch["digest"], batch["failure"], batch["probabilities"], batch["node"]
+                ):
                     if reason:
                         failures.append(ImageFailure(paths[position], str(reason)))
                         continue
@@ -119,8 +128,11 @@ def describe_ray_plan(address: str, gpus_per_actor: float = 1.0) -> str:
     ``Ray: 2 nodes, 4 CPUs, 0 GPUs at 127.0.0.1:6379; 2 CPU model replicas``."""
     with ray_session(address) as ray:
         gpus = ray.cluster_resources().get("GPU", 0)
-        replicas = (f"{int(gpus // gpus_per_actor)} GPU model replicas" if gpus
-                    else f"{len(_alive_nodes(ray))} CPU model replicas")
+        replicas = (
+            f"{int(gpus // gpus_per_actor)} GPU model replicas"
+            if gpus
+            else f"{len(_alive_nodes(ray))} CPU model replicas"
+        )
         return f"Ray: {cluster_summary(ray)}; {replicas}"
 
 
@@ -135,8 +147,9 @@ class _Plan(NamedTuple):
     num_cpus: float
 
 
-def _plan(ray, model: LoadedModel, batch_size: int | None, precision: str, num_actors: int | None,
-          gpus_per_actor: float) -> _Plan:
+def _plan(
+    ray, model: LoadedModel, batch_size: int | None, precision: str, num_actors: int | None, gpus_per_actor: float
+) -> _Plan:
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0)
     nodes = _alive_nodes(ray)
@@ -179,16 +192,24 @@ def _stream(ray, model: LoadedModel, items: list[tuple[int, Path]], plan: _Plan,
     context.enable_progress_bars = False  # the caller reports progress
     # Blocks of a few batches each (streamed), and at least one per actor so that every replica gets work.
     blocks = min(len(items), max(plan.num_actors, min(len(items) // plan.batch_size, 32 * plan.num_actors)))
-    dataset = ray.data.from_items([{"position": p, "path": str(path)} for p, path in items],
-                                  override_num_blocks=blocks)
-    dataset = dataset.map_batches(_decode_batch, fn_kwargs={"preprocessing": model.card.preprocessing},
-                                  batch_size=plan.batch_size, num_cpus=1)
+    dataset = ray.data.from_items([{"position": p, "path": str(path)} for p, path in items], override_num_blocks=blocks)
+    dataset = dataset.map_batches(
+        _decode_batch, fn_kwargs={"preprocessing": model.card.preprocessing}, batch_size=plan.batch_size, num_cpus=1
+    )
     shipped = ray.put(_pack(model, plan, cache))
     dataset = dataset.map_batches(
-        _ModelActor, fn_constructor_kwargs={"shipped": [shipped], "device": plan.device,
-                                            "precision": plan.precision, "batch_size": plan.batch_size},
-        batch_size=plan.batch_size, compute=ray.data.ActorPoolStrategy(size=plan.num_actors),
-        num_gpus=plan.num_gpus, num_cpus=plan.num_cpus)
+        _ModelActor,
+        fn_constructor_kwargs={
+            "shipped": [shipped],
+            "device": plan.device,
+            "precision": plan.precision,
+            "batch_size": plan.batch_size,
+        },
+        batch_size=plan.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=plan.num_actors),
+        num_gpus=plan.num_gpus,
+        num_cpus=plan.num_cpus,
+    )
     yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
 
 
@@ -202,8 +223,12 @@ def _decode_batch(batch: dict[str, np.ndarray], preprocessing: Preprocessing) ->
         digests.append(digest or "")
         failures.append(reason or "")
         inputs.append(np.zeros(shape, np.float32) if tensor is None else tensor.numpy())
-    return {"position": np.asarray(batch["position"], dtype=np.int64), "digest": np.asarray(digests),
-            "failure": np.asarray(failures), "inputs": np.stack(inputs)}
+    return {
+        "position": np.asarray(batch["position"], dtype=np.int64),
+        "digest": np.asarray(digests),
+        "failure": np.asarray(failures),
+        "inputs": np.stack(inputs),
+    }
 
 
 class _ModelActor:
@@ -215,9 +240,16 @@ class _ModelActor:
 
         model, onnx_export = _unpack(ray.get(shipped[0]))
         # No export of their own: the driver's export, or torch where the driver found none faithful (or GPUs).
-        self.engine = InferenceEngine(model, device=device, precision=precision, batch_size=batch_size,
-                                      num_workers=0, streams=1, onnx_export=onnx_export,
-                                      backend="onnxruntime" if onnx_export is not None else "torch")
+        self.engine = InferenceEngine(
+            model,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            num_workers=0,
+            streams=1,
+            onnx_export=onnx_export,
+            backend="onnxruntime" if onnx_export is not None else "torch",
+        )
         self.engine.prepare()  # intra-op threads: the actor's CPUs (Ray sets OMP_NUM_THREADS, torch follows)
         context = ray.get_runtime_context()
         self.node = f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
@@ -227,8 +259,13 @@ class _ModelActor:
         probabilities = np.full((len(usable), len(self.engine.model.findings)), np.nan, np.float32)
         if usable.any():
             probabilities[usable] = self.engine.predict_batch(torch.from_numpy(batch["inputs"][usable]))
-        return {"position": batch["position"], "digest": batch["digest"], "failure": batch["failure"],
-                "probabilities": probabilities, "node": np.full(len(usable), self.node)}
+        return {
+            "position": batch["position"],
+            "digest": batch["digest"],
+            "failure": batch["failure"],
+            "probabilities": probabilities,
+            "node": np.full(len(usable), self.node),
+        }
 
 
 class _Packed(NamedTuple):
@@ -244,8 +281,7 @@ def _pack(model: LoadedModel, plan: _Plan, cache: PredictionCache | None) -> _Pa
     same `InferenceEngine.prepare`, so the export is taken from or kept in ``cache``) and ships ONNX Runtime's
     model instead of the torch module: no actor exports again or loads the network's Python package."""
     if plan.device == "cpu":
-        engine = InferenceEngine(model, device="cpu", precision=plan.precision, cache=cache, num_workers=0,
-                                 streams=1)
+        engine = InferenceEngine(model, device="cpu", precision=plan.precision, cache=cache, num_workers=0, streams=1)
         engine.prepare()
         onnx_export = engine.onnx_export()
         if onnx_export is not None:

@@ -82,7 +82,9 @@ def predict_cohort(
     from cxrfail.predictions import check_coverage
 
     images = Path(images)
-    model = load_model(spec, allow_torchscript=allow_torchscript, roots=model_roots, torchscript_roots=torchscript_roots)
+    model = load_model(
+        spec, allow_torchscript=allow_torchscript, roots=model_roots, torchscript_roots=torchscript_roots
+    )
     cache = cache if cache is not None else PredictionCache()
     findings = ", ".join(model.findings)
     if ray_address is None:
@@ -97,17 +99,20 @@ def predict_cohort(
 
         if on_start is not None:
             on_start(f"{model.name} on the Ray cluster; findings: {findings}")
-        result = run_inference_on_ray(model, images, ray_address, cache=cache, batch_size=batch_size,
-                                      progress=progress)
+        result = run_inference_on_ray(model, images, ray_address, cache=cache, batch_size=batch_size, progress=progress)
     if result.probabilities.empty:
-        raise CxrfailInputError("no image could be predicted",
-                                fix="Check the folder holds readable PNG, JPEG or DICOM images")
+        raise CxrfailInputError(
+            "no image could be predicted", fix="Check the folder holds readable PNG, JPEG or DICOM images"
+        )
     predictions = result.to_predictions(name or None)
     if predictions.name in taken_names:
-        raise CxrfailInputError(f"a model named {predictions.name!r} is already loaded",
-                                fix="Give the new model another name")
+        raise CxrfailInputError(
+            f"a model named {predictions.name!r} is already loaded", fix="Give the new model another name"
+        )
     check_coverage(cohort, [predictions], AnalysisConfig().min_overlap if min_overlap is None else min_overlap)
     n_common = int(cohort.table.index.isin(predictions.probabilities.index).sum())
-    note = (f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of "
-            f"{images.name} ({result.summary()})")
+    note = (
+        f"{predictions.name}: inference by cxrfail on {len(predictions.probabilities):,} images of "
+        f"{images.name} ({result.summary()})"
+    )
     return CohortInference(predictions, result, n_common, note)

@@ -15,14 +15,17 @@ from cxrfail.analysis.identifiers import ConstantIdentifier, fit_identifier
 def simulated():
     rng = np.random.default_rng(3)
     n = 1500
-    X = pd.DataFrame({
-        "p:Edema": rng.uniform(size=n),
-        "age": rng.uniform(20, 90, size=n),
-        "sex_male": rng.integers(0, 2, size=n).astype(float),
-        "noise": rng.normal(size=n),
-        "label:Support Devices": np.where(rng.random(n) < 0.7, np.nan, rng.integers(0, 2, size=n)),
-        "label:Never Known": np.nan,  # a column with no known value: must not break any learner
-    }, index=pd.Index([f"img{i:04d}" for i in range(n)], name="image_id"))
+    X = pd.DataFrame(
+        {
+            "p:Edema": rng.uniform(size=n),
+            "age": rng.uniform(20, 90, size=n),
+            "sex_male": rng.integers(0, 2, size=n).astype(float),
+            "noise": rng.normal(size=n),
+            "label:Support Devices": np.where(rng.random(n) < 0.7, np.nan, rng.integers(0, 2, size=n)),
+            "label:Never Known": np.nan,  # a column with no known value: must not break any learner
+        },
+        index=pd.Index([f"img{i:04d}" for i in range(n)], name="image_id"),
+    )
     X.loc[rng.random(n) < 0.1, "age"] = np.nan
     logit = -2.5 + 3.0 * (X["age"].fillna(50) > 70) + 1.5 * X["p:Edema"]
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
@@ -112,8 +115,13 @@ def test_to_long(simulated):
     expected = X.loc[some["image_id"], some["feature"]]
     assert some["feature_value"] == expected or (np.isnan(expected) and np.isnan(some["feature_value"]))
     wide = long.pivot(index="image_id", columns="feature", values="shap_value")
-    pd.testing.assert_frame_equal(wide.loc[attrs.values.index, list(X.columns)], attrs.values,
-                                  check_names=False, check_index_type=False, check_column_type=False)
+    pd.testing.assert_frame_equal(
+        wide.loc[attrs.values.index, list(X.columns)],
+        attrs.values,
+        check_names=False,
+        check_index_type=False,
+        check_column_type=False,
+    )
 
 
 @pytest.mark.parametrize("learner", ["hist_gradient_boosting", "random_forest"])
@@ -139,11 +147,16 @@ def test_fold_models_are_explained_by_their_mean_attribution(simulated, learner)
 def test_own_output_share():
     from cxrfail.analysis.explain import own_output_share
 
-    shap = pd.DataFrame({
-        "model": ["m1"] * 4 + ["m2"] * 2, "finding": ["Edema"] * 6, "image_id": ["a", "a", "b", "b", "a", "a"],
-        "feature": ["p:Edema", "age", "p:Edema", "age", "p:m2:Edema", "p:m1:Edema"],
-        "shap_value": [0.6, -0.2, -0.2, 0.0, 0.3, -0.1], "feature_value": [0.1] * 6,
-    })
+    shap = pd.DataFrame(
+        {
+            "model": ["m1"] * 4 + ["m2"] * 2,
+            "finding": ["Edema"] * 6,
+            "image_id": ["a", "a", "b", "b", "a", "a"],
+            "feature": ["p:Edema", "age", "p:Edema", "age", "p:m2:Edema", "p:m1:Edema"],
+            "shap_value": [0.6, -0.2, -0.2, 0.0, 0.3, -0.1],
+            "feature_value": [0.1] * 6,
+        }
+    )
     share = own_output_share(shap).set_index("model")
     assert share.loc["m1", "own_share"] == pytest.approx(0.8 / 1.0)
     assert share.loc["m2", "own_share"] == pytest.approx(0.3 / 0.4)  # m1's output is not m2's own

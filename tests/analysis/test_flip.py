@@ -74,8 +74,9 @@ def test_random_identifier_is_not_an_improvement():
         noise = rng.random(len(y))
         calibration = rng.random(len(y)) < 0.5  # row-level here is fine: the identifier is pure noise
         tau = choose_flip_threshold(noise[calibration], y[calibration], prediction[calibration])
-        evaluation = evaluate_flip(y[~calibration], prediction[~calibration], noise[~calibration],
-                                   patients[~calibration], tau, chosen_tau=tau)
+        evaluation = evaluate_flip(
+            y[~calibration], prediction[~calibration], noise[~calibration], patients[~calibration], tau, chosen_tau=tau
+        )
         assert tau == NEVER_FLIP or evaluation.ci_low <= 0.0 <= evaluation.ci_high or evaluation.ci_high < 0
         assert not evaluation.improved
 
@@ -157,29 +158,42 @@ def test_flip_curve_is_monotone_in_flips():
 def _simulated_features(seed=0):
     y, prediction, patients, rng = _simulated(seed=seed)
     misclassified = (prediction != y).astype(int)
-    features = pd.DataFrame({"signal": misclassified + rng.normal(scale=0.7, size=len(y)),
-                             "noise": rng.normal(size=len(y))})
+    features = pd.DataFrame(
+        {"signal": misclassified + rng.normal(scale=0.7, size=len(y)), "noise": rng.normal(size=len(y))}
+    )
     split = patient_split(patients, 0.5, seed=seed)
     return features, y, prediction, misclassified, patients, split
 
 
 def test_run_flipping_bundles_calibration_and_test_rows():
     features, y, prediction, misclassified, patients, split = _simulated_features()
-    run = run_flipping(features, y, prediction, misclassified, patients, split, feature_set="own+demographics",
-                       learner="logistic", n_bootstrap=300, curve_bootstrap=50)
+    run = run_flipping(
+        features,
+        y,
+        prediction,
+        misclassified,
+        patients,
+        split,
+        feature_set="own+demographics",
+        learner="logistic",
+        n_bootstrap=300,
+        curve_bootstrap=50,
+    )
     calibration, test = split == "calibration", split == "test"
     np.testing.assert_array_equal(run.identifier_probability[calibration], run.calibration_probability)
     np.testing.assert_array_equal(run.identifier_probability[test], run.test_probability)
     # one rule for every row: flipped exactly when its own score >= tau
-    np.testing.assert_array_equal(run.flipped_prediction,
-                                  flip_predictions(prediction, run.identifier_probability, run.tau))
+    np.testing.assert_array_equal(
+        run.flipped_prediction, flip_predictions(prediction, run.identifier_probability, run.tau)
+    )
     assert run.calibration_flips == np.sum(run.calibration_probability >= run.tau) >= MIN_CALIBRATION_FLIPS
     assert (run.learner, run.feature_set, run.oracle) == ("logistic", "own+demographics", False)
     # test rows: the mean of the calibration fold models, on the scale of the out-of-fold scores
     fold_mean = np.mean([model.predict_proba(features.loc[test])[:, 1] for model in run.fitted.fold_models], axis=0)
     np.testing.assert_allclose(run.test_probability, fold_mean)
-    assert run.tau == choose_flip_threshold(run.calibration_probability, y[calibration], prediction[calibration],
-                                            min_flips=MIN_CALIBRATION_FLIPS)
+    assert run.tau == choose_flip_threshold(
+        run.calibration_probability, y[calibration], prediction[calibration], min_flips=MIN_CALIBRATION_FLIPS
+    )
     assert run.test_evaluation.n == test.sum() and run.test_evaluation.tau == run.tau
     assert not run.test_evaluation.exploratory
     assert run.test_evaluation.improved  # a strong identifier: flipping helps on test too
@@ -190,8 +204,9 @@ def test_run_flipping_bundles_calibration_and_test_rows():
 def test_a_test_rows_flip_does_not_depend_on_the_other_test_rows():
     """The flip decision of a test row is unchanged when every other test row is removed."""
     features, y, prediction, misclassified, patients, split = _simulated_features(seed=1)
-    options = dict(feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=100,
-                   curve_bootstrap=20)
+    options = dict(
+        feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=100, curve_bootstrap=20
+    )
     run = run_flipping(features, y, prediction, misclassified, patients, split, **options)
     test_rows = np.flatnonzero(split == "test")
     flipped_rows = test_rows[run.flipped_prediction[test_rows] != prediction[test_rows]]
@@ -199,8 +214,9 @@ def test_a_test_rows_flip_does_not_depend_on_the_other_test_rows():
     kept_rows = [flipped_rows[0], test_rows[run.flipped_prediction[test_rows] == prediction[test_rows]][0]]
     for row in kept_rows:
         keep = (split == "calibration") | (np.arange(len(y)) == row)
-        alone = run_flipping(features.loc[keep], y[keep], prediction[keep], misclassified[keep], patients[keep],
-                             split[keep], **options)
+        alone = run_flipping(
+            features.loc[keep], y[keep], prediction[keep], misclassified[keep], patients[keep], split[keep], **options
+        )
         assert alone.tau == run.tau
         position = int(np.flatnonzero(np.flatnonzero(keep) == row)[0])
         assert alone.identifier_probability[position] == run.identifier_probability[row]
@@ -212,12 +228,21 @@ def test_run_flipping_refuses_an_oracle_feature_set():
 
     features, y, prediction, misclassified, patients, split = _simulated_features()
     with pytest.raises(OracleFeatureSetError, match="deployed system would not have them") as info:
-        run_flipping(features, y, prediction, misclassified, patients, split,
-                     feature_set="all_models+demographics+findings", learner="logistic")
+        run_flipping(
+            features,
+            y,
+            prediction,
+            misclassified,
+            patients,
+            split,
+            feature_set="all_models+demographics+findings",
+            learner="logistic",
+        )
     assert isinstance(info.value, CxrfailInputError)
     with pytest.raises(OracleFeatureSetError):
-        run_flipping(features, y, prediction, misclassified, patients, split, feature_set="own+findings",
-                     learner="logistic")
+        run_flipping(
+            features, y, prediction, misclassified, patients, split, feature_set="own+findings", learner="logistic"
+        )
 
 
 def test_run_flipping_refuses_bad_splits():
@@ -229,11 +254,18 @@ def test_run_flipping_refuses_bad_splits():
     with pytest.raises(ValueError, match="both splits"):
         run_flipping(features, y, prediction, misclassified, patients, leaky, feature_set="own", learner="logistic")
     with pytest.raises(ValueError, match="misclassified must equal"):
-        run_flipping(features, y, prediction, 1 - misclassified, patients, split, feature_set="own",
-                     learner="logistic")
+        run_flipping(features, y, prediction, 1 - misclassified, patients, split, feature_set="own", learner="logistic")
     with pytest.raises(ValueError, match="split has values"):
-        run_flipping(features, y, prediction, misclassified, patients, np.where(split == "test", "val", split),
-                     feature_set="own", learner="logistic")
+        run_flipping(
+            features,
+            y,
+            prediction,
+            misclassified,
+            patients,
+            np.where(split == "test", "val", split),
+            feature_set="own",
+            learner="logistic",
+        )
 
 
 # ------------------------------------------------------------------------------------------- real demo data
@@ -254,24 +286,41 @@ def demo_edema(demo_models, demo_cohort):
     threshold = choose_threshold(y[calibration], probability[calibration]).threshold
     outcome = classify(y, probability, threshold)
     features = build_features(rows, probabilities, model, finding, "own+demographics")
-    return dict(features=features, y=y, probability=probability, threshold=threshold, patients=patients,
-                split=split, prediction=outcome["prediction"].to_numpy(),
-                misclassified=outcome["misclassified"].to_numpy())
+    return dict(
+        features=features,
+        y=y,
+        probability=probability,
+        threshold=threshold,
+        patients=patients,
+        split=split,
+        prediction=outcome["prediction"].to_numpy(),
+        misclassified=outcome["misclassified"].to_numpy(),
+    )
 
 
 @pytest.mark.slow
 def test_demo_identifier_beats_chance_and_baseline(demo_edema):
     d = demo_edema
-    evaluation = evaluate_identifier(d["features"], d["misclassified"], d["patients"], d["split"],
-                                     learner="hist_gradient_boosting", feature_set="own+demographics",
-                                     n_bootstrap=300, probability=d["probability"], threshold=d["threshold"])
-    print(f"\nEdema identifier AUROC {evaluation.auroc:.3f} [{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]"
-          f" vs baseline {evaluation.baseline_auroc:.3f}; prediction alone {evaluation.prediction_auroc:.3f}; "
-          f"within predicted +/-: {evaluation.auroc_predicted_positive:.3f} / "
-          f"{evaluation.auroc_predicted_negative:.3f}; vs baseline {evaluation.delta_vs_baseline:+.3f} "
-          f"[{evaluation.delta_vs_baseline_ci_low:+.3f}, {evaluation.delta_vs_baseline_ci_high:+.3f}], vs "
-          f"prediction {evaluation.delta_vs_prediction:+.3f} [{evaluation.delta_vs_prediction_ci_low:+.3f}, "
-          f"{evaluation.delta_vs_prediction_ci_high:+.3f}]")
+    evaluation = evaluate_identifier(
+        d["features"],
+        d["misclassified"],
+        d["patients"],
+        d["split"],
+        learner="hist_gradient_boosting",
+        feature_set="own+demographics",
+        n_bootstrap=300,
+        probability=d["probability"],
+        threshold=d["threshold"],
+    )
+    print(
+        f"\nEdema identifier AUROC {evaluation.auroc:.3f} [{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]"
+        f" vs baseline {evaluation.baseline_auroc:.3f}; prediction alone {evaluation.prediction_auroc:.3f}; "
+        f"within predicted +/-: {evaluation.auroc_predicted_positive:.3f} / "
+        f"{evaluation.auroc_predicted_negative:.3f}; vs baseline {evaluation.delta_vs_baseline:+.3f} "
+        f"[{evaluation.delta_vs_baseline_ci_low:+.3f}, {evaluation.delta_vs_baseline_ci_high:+.3f}], vs "
+        f"prediction {evaluation.delta_vs_prediction:+.3f} [{evaluation.delta_vs_prediction_ci_low:+.3f}, "
+        f"{evaluation.delta_vs_prediction_ci_high:+.3f}]"
+    )
     assert evaluation.auroc > 0.6
     assert evaluation.ci_low > evaluation.baseline_ci_high
     assert evaluation.delta_vs_baseline_ci_low > 0
@@ -281,20 +330,32 @@ def test_demo_identifier_beats_chance_and_baseline(demo_edema):
 def test_demo_flipping_chooses_tau_on_calibration_only(demo_edema):
     d = demo_edema
     args = (d["features"], d["y"], d["prediction"], d["misclassified"], d["patients"], d["split"])
-    run = run_flipping(*args, feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=2000,
-                       curve_bootstrap=100)
+    run = run_flipping(
+        *args, feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=2000, curve_bootstrap=100
+    )
     e = run.test_evaluation
-    print(f"\nEdema flip tau {run.tau:.4f}: {e.n_flips} flips, F1 {e.f1_before:.4f} -> {e.f1_after:.4f}, "
-          f"delta {e.delta_f1:+.4f} [{e.ci_low:+.4f}, {e.ci_high:+.4f}]")
+    print(
+        f"\nEdema flip tau {run.tau:.4f}: {e.n_flips} flips, F1 {e.f1_before:.4f} -> {e.f1_after:.4f}, "
+        f"delta {e.delta_f1:+.4f} [{e.ci_low:+.4f}, {e.ci_high:+.4f}]"
+    )
     assert e.improved == (e.ci_low > 0) and not e.exploratory
     # scramble the test labels (and so the test errors): nothing chosen on calibration may move
     test = d["split"] == "test"
     y = d["y"].copy()
     y[test] = np.random.default_rng(0).permutation(y[test])
     wrong = (d["prediction"] != y).astype(int)
-    again = run_flipping(d["features"], y, d["prediction"], wrong, d["patients"], d["split"],
-                         feature_set="own+demographics", learner="hist_gradient_boosting", n_bootstrap=200,
-                         curve_bootstrap=20)
+    again = run_flipping(
+        d["features"],
+        y,
+        d["prediction"],
+        wrong,
+        d["patients"],
+        d["split"],
+        feature_set="own+demographics",
+        learner="hist_gradient_boosting",
+        n_bootstrap=200,
+        curve_bootstrap=20,
+    )
     assert again.tau == run.tau
     np.testing.assert_array_equal(again.calibration_probability, run.calibration_probability)
     np.testing.assert_array_equal(again.test_probability, run.test_probability)
@@ -304,8 +365,9 @@ def test_demo_flipping_chooses_tau_on_calibration_only(demo_edema):
     timings = []
     for tau in (0.3, 0.5, 0.7, 0.9, run.tau):
         start = time.perf_counter()
-        evaluate_flip(d["y"][test], d["prediction"][test], run.test_probability, d["patients"][test], tau,
-                      n_bootstrap=2000)
+        evaluate_flip(
+            d["y"][test], d["prediction"][test], run.test_probability, d["patients"][test], tau, n_bootstrap=2000
+        )
         timings.append(time.perf_counter() - start)
     print(f"evaluate_flip on {test.sum()} rows, 2000 replicates: median {1000 * np.median(timings):.0f} ms")
     assert np.median(timings) < 0.5  # target < 0.1 s; generous for a shared 2-core machine

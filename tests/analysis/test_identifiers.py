@@ -34,20 +34,23 @@ FINDINGS = ["Edema", "Consolidation", "Lung Lesion"]
 @pytest.fixture
 def small_table() -> pd.DataFrame:
     index = pd.Index([f"img{i}" for i in range(6)], name="image_id", dtype="string")
-    return pd.DataFrame({
-        "patient_id": pd.array(["a", "a", "b", "c", "c", "d"], dtype="string"),
-        "age": [60.0, 61.0, np.nan, 30.0, 31.0, 80.0],
-        "sex": pd.array(["M", "M", pd.NA, "F", "F", "M"], dtype="string"),
-        "view": pd.array(["PA", "AP", "PA", pd.NA, "AP", "PA"], dtype="string"),
-        "Edema": [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
-        "Consolidation": [0.0, 1.0, 0.0, 0.0, np.nan, 0.0],
-        "Lung Lesion": [0.0, 0.0, 1.0, 0.0, 0.0, 1.0],
-        "Mass": [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
-        "Nodule": [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
-        "Pneumothorax": [0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
-        "Support Devices": [np.nan, 1.0, np.nan, 0.0, np.nan, np.nan],
-        "No Finding": [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
-    }, index=index)
+    return pd.DataFrame(
+        {
+            "patient_id": pd.array(["a", "a", "b", "c", "c", "d"], dtype="string"),
+            "age": [60.0, 61.0, np.nan, 30.0, 31.0, 80.0],
+            "sex": pd.array(["M", "M", pd.NA, "F", "F", "M"], dtype="string"),
+            "view": pd.array(["PA", "AP", "PA", pd.NA, "AP", "PA"], dtype="string"),
+            "Edema": [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            "Consolidation": [0.0, 1.0, 0.0, 0.0, np.nan, 0.0],
+            "Lung Lesion": [0.0, 0.0, 1.0, 0.0, 0.0, 1.0],
+            "Mass": [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            "Nodule": [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+            "Pneumothorax": [0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            "Support Devices": [np.nan, 1.0, np.nan, 0.0, np.nan, np.nan],
+            "No Finding": [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        },
+        index=index,
+    )
 
 
 @pytest.fixture
@@ -102,8 +105,9 @@ def test_demographic_features(small_table, small_probabilities):
 
 
 def test_chexpert_study_columns_are_demographics(small_table, small_probabilities):
-    table = small_table.assign(n_ap=[0, 1, 0, 2, 1, 0], n_pa=[1, 0, 1, 0, 0, 1],
-                               lateral=[True, False, True, False, False, True])
+    table = small_table.assign(
+        n_ap=[0, 1, 0, 2, 1, 0], n_pa=[1, 0, 1, 0, 0, 1], lateral=[True, False, True, False, False, True]
+    )
     features = build_features(table, small_probabilities, "m1", "Edema", "own+demographics")
     assert list(features.columns)[-3:] == ["n_ap", "n_pa", "lateral"]
     np.testing.assert_array_equal(features["lateral"], [1, 0, 1, 0, 0, 1])
@@ -111,8 +115,17 @@ def test_chexpert_study_columns_are_demographics(small_table, small_probabilitie
 
 def test_all_models_features(small_table, small_probabilities):
     features = build_features(small_table, small_probabilities, "m1", "Edema", "all_models+demographics")
-    expected = ["p:m1:Edema", "p:m1:Consolidation", "p:m1:Lung Lesion", "p:m2:Edema", "p:m2:Consolidation",
-                "age", "sex_male", "view_AP", "view_PA"]
+    expected = [
+        "p:m1:Edema",
+        "p:m1:Consolidation",
+        "p:m1:Lung Lesion",
+        "p:m2:Edema",
+        "p:m2:Consolidation",
+        "age",
+        "sex_male",
+        "view_AP",
+        "view_PA",
+    ]
     assert list(features.columns) == expected
 
 
@@ -131,8 +144,14 @@ def test_oracle_findings_never_include_the_target(small_table, small_probabiliti
 
 
 def test_explicit_finding_features_still_exclude_the_target(small_table, small_probabilities):
-    features = build_features(small_table, small_probabilities, "m1", "Edema", "own+findings",
-                              finding_features=("Edema", "Pneumothorax", "No Finding", "Not A Column"))
+    features = build_features(
+        small_table,
+        small_probabilities,
+        "m1",
+        "Edema",
+        "own+findings",
+        finding_features=("Edema", "Pneumothorax", "No Finding", "Not A Column"),
+    )
     assert list(features.columns) == ["p:Edema", "p:Consolidation", "p:Lung Lesion", "label:Pneumothorax"]
 
 
@@ -193,8 +212,9 @@ def test_out_of_fold_probabilities_do_not_leak_patients():
     assert abs(roc_auc_score(y, grouped) - 0.5) < 0.12
     # the same through evaluate_identifier with the default learner: nothing generalises to test patients
     split = patient_split(patients, 0.5, seed=0)
-    evaluation = evaluate_identifier(X, y, patients, split, learner="hist_gradient_boosting", feature_set="own",
-                                     n_bootstrap=200)
+    evaluation = evaluate_identifier(
+        X, y, patients, split, learner="hist_gradient_boosting", feature_set="own", n_bootstrap=200
+    )
     assert abs(evaluation.auroc - 0.5) < 0.15
     calibration = split == "calibration"
     assert (evaluation.fold_of_row[~calibration] == -1).all()
@@ -217,9 +237,17 @@ def test_identifier_beats_the_confidence_baseline_when_errors_depend_on_a_featur
     split = patient_split(patients.astype(str), 0.5, seed=0)
     test = split == "test"
     for learner in ("logistic", "hist_gradient_boosting"):
-        evaluation = evaluate_identifier(X, misclassified, patients.astype(str), split, learner=learner,
-                                         feature_set="own+demographics", n_bootstrap=300,
-                                         probability=probability, threshold=threshold)
+        evaluation = evaluate_identifier(
+            X,
+            misclassified,
+            patients.astype(str),
+            split,
+            learner=learner,
+            feature_set="own+demographics",
+            n_bootstrap=300,
+            probability=probability,
+            threshold=threshold,
+        )
         assert evaluation.auroc > 0.75
         assert abs(evaluation.baseline_auroc - 0.5) < 0.08
         assert evaluation.ci_low > evaluation.baseline_ci_high
@@ -250,9 +278,17 @@ def test_an_identifier_that_only_learns_the_prediction_is_exposed():
     # most predicted positives are wrong, few predicted negatives, at random within each: nothing to learn
     misclassified = (rng.random(3000) < np.where(predicted, 0.7, 0.03)).astype(int)
     X = pd.DataFrame({"p:Edema": probability, "noise": rng.normal(size=3000)})
-    evaluation = evaluate_identifier(X, misclassified, patients, patient_split(patients, 0.5, seed=0),
-                                     learner="logistic", feature_set="own", n_bootstrap=100, probability=probability,
-                                     threshold=0.8)
+    evaluation = evaluate_identifier(
+        X,
+        misclassified,
+        patients,
+        patient_split(patients, 0.5, seed=0),
+        learner="logistic",
+        feature_set="own",
+        n_bootstrap=100,
+        probability=probability,
+        threshold=0.8,
+    )
     assert evaluation.auroc > 0.8 and evaluation.prediction_auroc > 0.8
     assert abs(evaluation.auroc_predicted_positive - 0.5) < 0.1
     assert abs(evaluation.auroc_predicted_negative - 0.5) < 0.1
@@ -267,9 +303,16 @@ def test_single_class_misclassified_gives_nan_auroc_without_crashing():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"x": rng.normal(size=100)})
     patients = np.repeat(np.arange(25), 4).astype(str)
-    evaluation = evaluate_identifier(X, np.zeros(100, dtype=int), patients, patient_split(patients, 0.5, seed=0),
-                                     learner="random_forest", feature_set="all_models+demographics+findings",
-                                     probability=rng.random(100), threshold=0.5)
+    evaluation = evaluate_identifier(
+        X,
+        np.zeros(100, dtype=int),
+        patients,
+        patient_split(patients, 0.5, seed=0),
+        learner="random_forest",
+        feature_set="all_models+demographics+findings",
+        probability=rng.random(100),
+        threshold=0.5,
+    )
     assert np.isnan(evaluation.auroc) and np.isnan(evaluation.ci_low) and np.isnan(evaluation.baseline_auroc)
     assert "single class" in evaluation.note
     assert evaluation.oracle
@@ -294,8 +337,10 @@ def _ladder_data(age_matters: bool, seed: int = 3):
     if age_matters:
         risk = risk + np.where(age > 70, 0.35, 0.0)
     misclassified = (rng.random(n) < risk).astype(int)
-    by_set = {PROBABILITY_ONLY: pd.DataFrame({"p:Edema": probability}),
-              "own+demographics": pd.DataFrame({"p:Edema": probability, "age": age})}
+    by_set = {
+        PROBABILITY_ONLY: pd.DataFrame({"p:Edema": probability}),
+        "own+demographics": pd.DataFrame({"p:Edema": probability, "age": age}),
+    }
     return by_set, misclassified, patients, probability, patient_split(patients, 0.5, seed=seed)
 
 
@@ -303,8 +348,16 @@ def _ladder_data(age_matters: bool, seed: int = 3):
 def test_ladder_differences_to_probability_only_are_paired(age_matters):
     by_set, misclassified, patients, probability, split = _ladder_data(age_matters)
     test = split == "test"
-    evaluations = evaluate_identifiers(by_set, misclassified, patients, split, learner="hist_gradient_boosting",
-                                       n_bootstrap=400, probability=probability, threshold=0.5)
+    evaluations = evaluate_identifiers(
+        by_set,
+        misclassified,
+        patients,
+        split,
+        learner="hist_gradient_boosting",
+        n_bootstrap=400,
+        probability=probability,
+        threshold=0.5,
+    )
     assert list(evaluations) == [PROBABILITY_ONLY, "own+demographics"]
     reference, richer = evaluations[PROBABILITY_ONLY], evaluations["own+demographics"]
     # the learner sees the shape of errors in the probability: the heuristic baseline cannot
@@ -323,8 +376,13 @@ def test_ladder_differences_to_probability_only_are_paired(age_matters):
         assert high - low < 0.6 * (richer.ci_high - richer.ci_low)
     # every AUROC is the test split's, from the mean of the calibration fold models
     for evaluation in evaluations.values():
-        fold_mean = np.mean([predict_identifier(model, by_set[evaluation.feature_set].loc[test])
-                             for model in evaluation.split_fit.fold_models], axis=0)
+        fold_mean = np.mean(
+            [
+                predict_identifier(model, by_set[evaluation.feature_set].loc[test])
+                for model in evaluation.split_fit.fold_models
+            ],
+            axis=0,
+        )
         np.testing.assert_allclose(evaluation.identifier_score[test], fold_mean)
         assert evaluation.auroc == pytest.approx(roc_auc_score(misclassified[test], fold_mean))
 
@@ -343,10 +401,12 @@ def test_test_labels_never_reach_the_identifier():
 
 
 def test_wide_feature_sets_run_fewer_boosting_rounds():
-    assert learner_settings("hist_gradient_boosting", 12) == ("hist_gradient_boosting: 12 features, 40 rounds at "
-                                                              "learning rate 0.225")
+    assert learner_settings("hist_gradient_boosting", 12) == (
+        "hist_gradient_boosting: 12 features, 40 rounds at learning rate 0.225"
+    )
     assert learner_settings("hist_gradient_boosting", 57, 20_000) == (
         "hist_gradient_boosting: 57 features, 20 rounds at learning rate 0.45, fold models fitted on 20,000 rows "
-        "(sampled)")
+        "(sampled)"
+    )
     assert make_learner("hist_gradient_boosting", 0, 57)[-1].max_iter == 20
     assert make_learner("hist_gradient_boosting", 0, 12)[-1].max_iter == 40

@@ -46,12 +46,20 @@ def _synthetic(n_patients: int = 150, images_per_patient: int = 3, seed: int = 0
     probability = np.clip(np.where(prediction == 1, 0.7, 0.3) + rng.normal(0, 0.1, n), 0.0, 1.0)
     probability = np.where(prediction == 1, np.maximum(probability, 0.5), np.minimum(probability, 0.49))
     patient_number = np.repeat(np.arange(n_patients), images_per_patient)
-    outcomes = pd.DataFrame({
-        "model": "m", "finding": "Pneumothorax", "image_id": [f"img{i}.png" for i in range(n)],
-        "patient_id": patients, "split": np.where(patient_number % 2 == 0, "test", "calibration"),
-        "label": label, "probability": probability, "threshold": 0.5, "prediction": prediction,
-        "misclassified": (prediction != label).astype(int),
-    })
+    outcomes = pd.DataFrame(
+        {
+            "model": "m",
+            "finding": "Pneumothorax",
+            "image_id": [f"img{i}.png" for i in range(n)],
+            "patient_id": patients,
+            "split": np.where(patient_number % 2 == 0, "test", "calibration"),
+            "label": label,
+            "probability": probability,
+            "threshold": 0.5,
+            "prediction": prediction,
+            "misclassified": (prediction != label).astype(int),
+        }
+    )
     reference = pd.Series(truth.astype(float), index=outcomes["image_id"])
     return outcomes, reference, flipped, model_wrong
 
@@ -157,12 +165,22 @@ def _demo_outcomes(cohort, model, findings):
         probability = model.probabilities.loc[table.index, finding].to_numpy()
         threshold = choose_threshold(y[split == "calibration"], probability[split == "calibration"]).threshold
         outcome = classify(y, probability, threshold)
-        frames.append(pd.DataFrame({
-            "model": model.name, "finding": finding, "image_id": table.index.to_numpy(),
-            "patient_id": table["patient_id"].to_numpy(), "split": split, "label": y, "probability": probability,
-            "threshold": threshold, "prediction": outcome["prediction"].to_numpy(),
-            "misclassified": outcome["misclassified"].to_numpy(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": model.name,
+                    "finding": finding,
+                    "image_id": table.index.to_numpy(),
+                    "patient_id": table["patient_id"].to_numpy(),
+                    "split": split,
+                    "label": y,
+                    "probability": probability,
+                    "threshold": threshold,
+                    "prediction": outcome["prediction"].to_numpy(),
+                    "misclassified": outcome["misclassified"].to_numpy(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -173,10 +191,14 @@ def test_demo_agreement_with_google_expert_labels(demo_cohort, demo_models):
     reference = load_demo_reference_labels(demo_cohort)
     model = next(m for m in demo_models if m.name == "densenet121_nih25")
     outcomes = _demo_outcomes(demo_cohort, model, ("Pneumothorax", "Lung Lesion", "Edema"))
-    audits = [audit_pair(rows, reference.labels(finding, rows["image_id"]), n_bootstrap=200)
-              for finding, rows in outcomes.groupby("finding", sort=False) if finding in reference.findings]
-    audit = LabelAudit(*(pd.concat([getattr(a, name) for a in audits], ignore_index=True)
-                         for name in ("agreement", "audit", "cases")))
+    audits = [
+        audit_pair(rows, reference.labels(finding, rows["image_id"]), n_bootstrap=200)
+        for finding, rows in outcomes.groupby("finding", sort=False)
+        if finding in reference.findings
+    ]
+    audit = LabelAudit(
+        *(pd.concat([getattr(a, name) for a in audits], ignore_index=True) for name in ("agreement", "audit", "cases"))
+    )
     cells = audit.agreement.set_index(["finding", "cohort_label", "reference_label"])["n"]
     # (NIH no, expert no), (NIH no, expert yes), (NIH yes, expert no), (both yes)
     assert [cells["Pneumothorax", c, r] for c, r in [(0, 0), (0, 1), (1, 0), (1, 1)]] == [854, 24, 35, 22]
@@ -194,8 +216,14 @@ def test_audit_of_a_pipeline_run(demo_cohort, demo_models, tmp_path):
     """The label audit inside `run_analysis`: the pair's threshold, its identifier's scores (out-of-fold on
     calibration, the fold models' mean on test) and its flipped predictions, re-scored on the expert-labelled
     images."""
-    config = AnalysisConfig(findings=("Pneumothorax",), learners=("logistic",), feature_sets=("own+demographics",),
-                            n_bootstrap=100, shap_max_samples=50, n_folds=3)
+    config = AnalysisConfig(
+        findings=("Pneumothorax",),
+        learners=("logistic",),
+        feature_sets=("own+demographics",),
+        n_bootstrap=100,
+        shap_max_samples=50,
+        n_folds=3,
+    )
     model = next(m for m in demo_models if m.name == "densenet121_nih25")
     reference = load_demo_reference_labels(demo_cohort)
     result = run_analysis(demo_cohort, [model], config, reference=reference, cache_dir=tmp_path, n_jobs=1)

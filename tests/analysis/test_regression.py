@@ -45,8 +45,12 @@ def test_recovers_known_odds_ratios_with_term_names():
     result = fit_misclassification_regression(y, covariates, groups)
     assert isinstance(result, RegressionResult)
     assert list(result.table.columns) == list(REGRESSION_COLUMNS)
-    assert result.table["term"].tolist() == ["age (per 10 years)", "sex: F vs M", "view: AP vs PA",
-                                             "Pneumothorax: present"]
+    assert result.table["term"].tolist() == [
+        "age (per 10 years)",
+        "sex: F vs M",
+        "view: AP vs PA",
+        "Pneumothorax: present",
+    ]
     table = result.table.set_index("term")
     assert table.at["Pneumothorax: present", "ci_low"] < 2.0 < table.at["Pneumothorax: present", "ci_high"]
     assert table.at["age (per 10 years)", "ci_low"] < 1.3 < table.at["age (per 10 years)", "ci_high"]
@@ -58,9 +62,16 @@ def test_recovers_known_odds_ratios_with_term_names():
 
 def test_matches_a_direct_statsmodels_fit():
     y, covariates, groups = _simulate(2000, seed=3, rows_per_patient=2)
-    design = sm.add_constant(np.column_stack([
-        covariates["age"] / 10, covariates["sex"] == "F", covariates["view"] == "AP", covariates["Pneumothorax"],
-    ]).astype(float))
+    design = sm.add_constant(
+        np.column_stack(
+            [
+                covariates["age"] / 10,
+                covariates["sex"] == "F",
+                covariates["view"] == "AP",
+                covariates["Pneumothorax"],
+            ]
+        ).astype(float)
+    )
     direct = sm.Logit(y, design).fit(disp=False, cov_type="cluster", cov_kwds={"groups": groups})
     result = fit_misclassification_regression(y, covariates, groups)
     np.testing.assert_allclose(result.table["odds_ratio"], np.exp(direct.params[1:]), rtol=1e-8)
@@ -115,8 +126,9 @@ def test_quasi_separation_by_a_finding_is_flagged_not_crashed():
     assert "tends to zero" in result.note
     # the other terms are the limit of the full fit: the fit on the rows without the finding
     without = covariates["Pneumothorax"] == 0
-    reference = fit_misclassification_regression(y[without], covariates.loc[without].drop(columns="Pneumothorax"),
-                                                 groups[without])
+    reference = fit_misclassification_regression(
+        y[without], covariates.loc[without].drop(columns="Pneumothorax"), groups[without]
+    )
     np.testing.assert_allclose(table.loc[reference.table["term"], "odds_ratio"], reference.table["odds_ratio"])
     assert result.n == int(without.sum())
 
@@ -167,9 +179,12 @@ def _pair_rows(seed: int = 0, n: int = 1200):
     rng = np.random.default_rng(seed + 100)
     rows = covariates.rename(columns={"Pneumothorax": "Pneumothorax"}).assign(
         patient_id=groups.astype(str),
-        **{"Lung Lesion": rng.binomial(1, 0.1, n).astype(float),
-           "Mass": rng.binomial(1, 0.05, n).astype(float),
-           "Support Devices": np.where(np.arange(n) < 400, rng.binomial(1, 0.4, n), np.nan)})
+        **{
+            "Lung Lesion": rng.binomial(1, 0.1, n).astype(float),
+            "Mass": rng.binomial(1, 0.05, n).astype(float),
+            "Support Devices": np.where(np.arange(n) < 400, rng.binomial(1, 0.4, n), np.nan),
+        },
+    )
     rows.index = pd.Index([f"img{i}" for i in range(n)])
     return rows, pd.Series(y, index=rows.index)
 
@@ -184,7 +199,8 @@ def test_pair_regressions_one_family_per_fit_and_sparse_covariate_on_its_rows():
     assert not table.loc[table["family"] == ALL_ROWS_FAMILY, "term"].str.startswith("Support Devices").any()
     # the all-rows fit equals a direct fit with the same covariates
     direct = fit_misclassification_regression(
-        wrong.to_numpy(), rows[["age", "sex", "view", "Lung Lesion", "Pneumothorax"]], rows["patient_id"].to_numpy())
+        wrong.to_numpy(), rows[["age", "sex", "view", "Lung Lesion", "Pneumothorax"]], rows["patient_id"].to_numpy()
+    )
     mine = table[table["family"] == ALL_ROWS_FAMILY].set_index("term")
     np.testing.assert_allclose(mine.loc[direct.table["term"], "odds_ratio"], direct.table["odds_ratio"])
 

@@ -57,10 +57,12 @@ def test_identical_predictions_give_a_zero_interval():
 def test_seeded_and_paired():
     y, _, before, after, groups = _data(200, seed=3)
     first = paired_bootstrap_f1_change(y, before, after, groups, n_replicates=400, seed=7)
-    assert np.array_equal(first.replicates, paired_bootstrap_f1_change(y, before, after, groups,
-                                                                      n_replicates=400, seed=7).replicates)
-    assert not np.array_equal(first.replicates, paired_bootstrap_f1_change(y, before, after, groups,
-                                                                          n_replicates=400, seed=8).replicates)
+    assert np.array_equal(
+        first.replicates, paired_bootstrap_f1_change(y, before, after, groups, n_replicates=400, seed=7).replicates
+    )
+    assert not np.array_equal(
+        first.replicates, paired_bootstrap_f1_change(y, before, after, groups, n_replicates=400, seed=8).replicates
+    )
     # one patient: every resample is the whole data set, so the interval collapses on the estimate
     single = paired_bootstrap_f1_change(y, before, after, np.zeros(len(y)), n_replicates=50)
     assert single.ci_low == single.ci_high == pytest.approx(single.estimate)
@@ -91,8 +93,10 @@ def _slow_reference(y, before, after, groups, n_replicates, seed):
         rows = np.concatenate([rows_of[p] for p in rng.choice(patients, size=len(patients), replace=True)])
         deltas[r] = _row_f1(y[rows], after[rows]) - _row_f1(y[rows], before[rows])
         if r < 20:
-            assert deltas[r] == pytest.approx(f1_score(y[rows], after[rows], zero_division=0)
-                                              - f1_score(y[rows], before[rows], zero_division=0), abs=1e-12)
+            assert deltas[r] == pytest.approx(
+                f1_score(y[rows], after[rows], zero_division=0) - f1_score(y[rows], before[rows], zero_division=0),
+                abs=1e-12,
+            )
     return deltas
 
 
@@ -103,17 +107,20 @@ def test_fast_replicate_distribution_matches_the_slow_reference():
     slow = _slow_reference(y, before, after, groups, n_replicates=2000, seed=1)
     assert abs(fast.mean() - slow.mean()) < 4 * slow.std() / np.sqrt(len(slow))
     assert fast.std() == pytest.approx(slow.std(), rel=0.08)
-    np.testing.assert_allclose(np.quantile(fast, [0.025, 0.5, 0.975]), np.quantile(slow, [0.025, 0.5, 0.975]),
-                               atol=0.25 * slow.std())
+    np.testing.assert_allclose(
+        np.quantile(fast, [0.025, 0.5, 0.975]), np.quantile(slow, [0.025, 0.5, 0.975]), atol=0.25 * slow.std()
+    )
 
 
 def test_resampling_is_by_patient_not_by_row():
     y, _, before, after, groups = _data(400, seed=6)
     repeat = np.repeat(np.arange(len(y)), 4)  # every row four times within its patient
-    clustered = paired_bootstrap_f1_change(y[repeat], before[repeat], after[repeat], groups[repeat],
-                                           n_replicates=3000, seed=0)
-    by_row = paired_bootstrap_f1_change(y[repeat], before[repeat], after[repeat], np.arange(len(repeat)),
-                                        n_replicates=3000, seed=0)
+    clustered = paired_bootstrap_f1_change(
+        y[repeat], before[repeat], after[repeat], groups[repeat], n_replicates=3000, seed=0
+    )
+    by_row = paired_bootstrap_f1_change(
+        y[repeat], before[repeat], after[repeat], np.arange(len(repeat)), n_replicates=3000, seed=0
+    )
     assert clustered.replicates.std() / by_row.replicates.std() > 1.6  # ~2 (sqrt 4) for identical copies
 
 
@@ -137,8 +144,9 @@ def test_bootstrap_auroc_replicates_equal_the_auroc_of_the_resampled_rows():
     draws = rng.integers(0, 40, size=(5, 40), dtype=np.int32)
     codes = np.unique(groups, return_inverse=True)[1]  # groups are 0..39 already, first-seen order = sorted
     rows_of = [np.flatnonzero(codes == p) for p in range(40)]
-    expected = [roc_auc_score(y[rows], score[rows]) for rows in
-                (np.concatenate([rows_of[p] for p in draw]) for draw in draws)]
+    expected = [
+        roc_auc_score(y[rows], score[rows]) for rows in (np.concatenate([rows_of[p] for p in draw]) for draw in draws)
+    ]
     np.testing.assert_allclose(result.replicates, expected, atol=1e-12)
 
 

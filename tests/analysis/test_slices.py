@@ -33,14 +33,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slice_cohorts import TARGET, iou, synthetic_cohort
 
 DEFAULTS = AnalysisConfig()
-SETTINGS = dict(top_k=DEFAULTS.slice_top_k, min_rows=DEFAULTS.slice_min_rows,
-                min_patients=DEFAULTS.slice_min_patients, max_predicates=DEFAULTS.slice_max_predicates,
-                max_search_rows=DEFAULTS.slice_search_rows)
+SETTINGS = dict(
+    top_k=DEFAULTS.slice_top_k,
+    min_rows=DEFAULTS.slice_min_rows,
+    min_patients=DEFAULTS.slice_min_patients,
+    max_predicates=DEFAULTS.slice_max_predicates,
+    max_search_rows=DEFAULTS.slice_search_rows,
+)
 
 
 def _slices(table: pd.DataFrame, seed: int, kinds=("misclassified",)):
-    return find_pair_slices(table, TARGET, table[TARGET].to_numpy(dtype=int), table["prediction"].to_numpy(),
-                            table["split"].to_numpy(), error_kinds=kinds, seed=seed, **SETTINGS)
+    return find_pair_slices(
+        table,
+        TARGET,
+        table[TARGET].to_numpy(dtype=int),
+        table["prediction"].to_numpy(),
+        table["split"].to_numpy(),
+        error_kinds=kinds,
+        seed=seed,
+        **SETTINGS,
+    )
 
 
 def test_planted_slice_is_found_and_confirmed_in_at_least_9_of_10_seeds():
@@ -49,8 +61,10 @@ def test_planted_slice_is_found_and_confirmed_in_at_least_9_of_10_seeds():
         table = synthetic_cohort(seed)
         slices = _slices(table, seed).table
         confirmed = slices.loc[slices["confirmed"]]
-        best = max((iou(slice_mask(table, parse_predicates(p)), table["planted"].to_numpy())
-                    for p in confirmed["predicates"]), default=0.0)
+        best = max(
+            (iou(slice_mask(table, parse_predicates(p)), table["planted"].to_numpy()) for p in confirmed["predicates"]),
+            default=0.0,
+        )
         found.append(best >= 0.7)
         assert not slices.empty and set(slices["error_kind"]) == {"misclassified"}
     print(f"planted slice confirmed with IoU >= 0.7 in {sum(found)} of 10 seeds")
@@ -91,8 +105,12 @@ def test_ranges_unknown_values_and_labels_in_the_search_space():
 
 
 def test_descriptions_and_json_round_trip():
-    predicates = [Predicate("age", ">=", 50.0), Predicate("age", "<", 70.0), Predicate("view", "==", "AP"),
-                  Predicate("Edema", "==", 1.0)]
+    predicates = [
+        Predicate("age", ">=", 50.0),
+        Predicate("age", "<", 70.0),
+        Predicate("view", "==", "AP"),
+        Predicate("Edema", "==", 1.0),
+    ]
     assert describe(predicates) == "50 <= age < 70 & view = AP & Edema = positive"
     text = predicates_json(predicates)
     assert json.loads(text)[0] == {"column": "age", "operator": ">=", "value": 50}
@@ -106,8 +124,14 @@ def test_slices_with_the_same_rows_are_merged_into_the_shortest():
     patients = table["patient_id"].to_numpy()
     older = (Predicate("age", ">=", 60.0),)
     same = (Predicate("age", ">=", 60.0), Predicate("age", ">=", 20.0))  # every age is >= 20: the same rows
-    kept = distinct_candidates([(same, 2.0), (older, 1.0), ((Predicate("view", "==", "AP"),), 0.5)], table,
-                               patients, top_k=5, min_rows=10, min_patients=5)
+    kept = distinct_candidates(
+        [(same, 2.0), (older, 1.0), ((Predicate("view", "==", "AP"),), 0.5)],
+        table,
+        patients,
+        top_k=5,
+        min_rows=10,
+        min_patients=5,
+    )
     assert [describe(c.predicates) for c in kept] == ["age >= 60", "view = AP"]
     assert kept[0].same_rows_as  # the longer description of the same rows is kept as an alias
 
@@ -116,7 +140,11 @@ def test_error_populations():
     label, prediction = np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])
     assert error_population("false_negative", label, prediction)[0].tolist() == [True, True, False, False]
     assert (error_population("false_negative", label, prediction)[1] & (label == 1)).tolist() == [
-        False, True, False, False]
+        False,
+        True,
+        False,
+        False,
+    ]
     assert error_population("misclassified", label, prediction)[1].tolist() == [False, True, True, False]
 
 

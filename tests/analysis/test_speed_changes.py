@@ -33,12 +33,23 @@ MODEL, FINDINGS = "densenet121_jrzech", ("Edema", "Consolidation")
 
 def earlier_learner() -> Pipeline:
     """The gradient boosting of the earlier default: 200 rounds at learning rate 0.05."""
-    return Pipeline([
-        ("fill_empty", FillEmptyColumns()),
-        ("model", HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
-            early_stopping=False, random_state=0)),
-    ])
+    return Pipeline(
+        [
+            ("fill_empty", FillEmptyColumns()),
+            (
+                "model",
+                HistGradientBoostingClassifier(
+                    max_iter=200,
+                    learning_rate=0.05,
+                    max_leaf_nodes=15,
+                    min_samples_leaf=40,
+                    l2_regularization=1.0,
+                    early_stopping=False,
+                    random_state=0,
+                ),
+            ),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +67,15 @@ def _pair_inputs(demo_cohort, demo_models, finding: str, threshold: float):
     probability = probabilities[MODEL][finding].to_numpy()
     patients = rows["patient_id"].to_numpy(dtype=object)
     outcome = classify(y, probability, threshold)
-    return dict(features=build_features(rows, probabilities, MODEL, finding, "own+demographics"), y=y,
-                probability=probability, patients=patients, split=patient_split(patients, 0.5, seed=0),
-                prediction=outcome["prediction"].to_numpy(), misclassified=outcome["misclassified"].to_numpy())
+    return dict(
+        features=build_features(rows, probabilities, MODEL, finding, "own+demographics"),
+        y=y,
+        probability=probability,
+        patients=patients,
+        split=patient_split(patients, 0.5, seed=0),
+        prediction=outcome["prediction"].to_numpy(),
+        misclassified=outcome["misclassified"].to_numpy(),
+    )
 
 
 @pytest.mark.slow
@@ -72,13 +89,23 @@ def test_demo_results_stay_within_the_earlier_intervals(demo_run, demo_cohort, d
     calibration = d["split"] == "calibration"
     assert pair.threshold == choose_threshold(d["y"][calibration], d["probability"][calibration]).threshold
 
-    earlier = evaluate_identifier(d["features"], d["misclassified"], d["patients"], d["split"], learner=earlier_learner(),
-                                  feature_set="own+demographics", n_bootstrap=config.n_bootstrap,
-                                  probability=d["probability"], threshold=pair.threshold,
-                                  auroc_interval="bootstrap")
+    earlier = evaluate_identifier(
+        d["features"],
+        d["misclassified"],
+        d["patients"],
+        d["split"],
+        learner=earlier_learner(),
+        feature_set="own+demographics",
+        n_bootstrap=config.n_bootstrap,
+        probability=d["probability"],
+        threshold=pair.threshold,
+        auroc_interval="bootstrap",
+    )
     now = pair.identifier_evaluation(*pair.identifier)
-    print(f"\n{finding}: identifier AUROC {now['auroc']:.4f} [{now['ci_low']:.4f}, {now['ci_high']:.4f}] "
-          f"({now['ci_method']}); earlier {earlier.auroc:.4f} [{earlier.ci_low:.4f}, {earlier.ci_high:.4f}]")
+    print(
+        f"\n{finding}: identifier AUROC {now['auroc']:.4f} [{now['ci_low']:.4f}, {now['ci_high']:.4f}] "
+        f"({now['ci_method']}); earlier {earlier.auroc:.4f} [{earlier.ci_low:.4f}, {earlier.ci_high:.4f}]"
+    )
     assert now["ci_method"] == "bootstrap"  # 22k rows: below the analytic threshold
     assert earlier.ci_low <= now["auroc"] <= earlier.ci_high
     assert now["ci_low"] <= earlier.auroc <= now["ci_high"]
@@ -86,13 +113,24 @@ def test_demo_results_stay_within_the_earlier_intervals(demo_run, demo_cohort, d
     assert earlier.delta_vs_baseline_ci_low <= now["delta_vs_baseline"] <= earlier.delta_vs_baseline_ci_high
 
     flip = pair.flip
-    earlier_flip = run_flipping(d["features"], d["y"], d["prediction"], d["misclassified"], d["patients"],
-                                d["split"], feature_set="own+demographics", learner=earlier_learner(),
-                                n_bootstrap=config.n_bootstrap, min_calibration_flips=config.min_calibration_flips)
+    earlier_flip = run_flipping(
+        d["features"],
+        d["y"],
+        d["prediction"],
+        d["misclassified"],
+        d["patients"],
+        d["split"],
+        feature_set="own+demographics",
+        learner=earlier_learner(),
+        n_bootstrap=config.n_bootstrap,
+        min_calibration_flips=config.min_calibration_flips,
+    )
     before = earlier_flip.test_evaluation
-    print(f"{finding}: flip ΔF1 {flip['delta_f1']:+.4f} [{flip['ci_low']:+.4f}, {flip['ci_high']:+.4f}], "
-          f"{flip['n_flips']} flips; earlier {before.delta_f1:+.4f} [{before.ci_low:+.4f}, {before.ci_high:+.4f}], "
-          f"{before.n_flips} flips")
+    print(
+        f"{finding}: flip ΔF1 {flip['delta_f1']:+.4f} [{flip['ci_low']:+.4f}, {flip['ci_high']:+.4f}], "
+        f"{flip['n_flips']} flips; earlier {before.delta_f1:+.4f} [{before.ci_low:+.4f}, {before.ci_high:+.4f}], "
+        f"{before.n_flips} flips"
+    )
     assert before.ci_low - 1e-12 <= flip["delta_f1"] <= before.ci_high + 1e-12
     assert flip["f1_before"] == pytest.approx(before.f1_before, abs=1e-12)
 
@@ -134,5 +172,6 @@ def test_pattern_resampling_has_the_distribution_of_drawing_patients():
     sd = ratio_direct.std()
     assert abs(ratio_patterns.mean() - ratio_direct.mean()) < 0.05 * sd
     assert ratio_patterns.std() == pytest.approx(sd, rel=0.05)
-    np.testing.assert_allclose(np.quantile(ratio_patterns, [0.025, 0.975]), np.quantile(ratio_direct, [0.025, 0.975]),
-                               atol=0.1 * sd)
+    np.testing.assert_allclose(
+        np.quantile(ratio_patterns, [0.025, 0.975]), np.quantile(ratio_direct, [0.025, 0.975]), atol=0.1 * sd
+    )

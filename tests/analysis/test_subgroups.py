@@ -58,16 +58,19 @@ def table() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     n = 200
     index = pd.Index([f"img{i}" for i in range(n)], name="image_id")
-    frame = pd.DataFrame({
-        "patient_id": [f"p{i // 2}" for i in range(n)],
-        "age": rng.uniform(20, 95, n).round(),
-        "sex": pd.array(rng.choice(["M", "F"], n), dtype="str"),
-        "view": rng.choice(["PA", "AP"], n),
-        "Pneumothorax": rng.binomial(1, 0.1, n).astype(float),
-        "Support Devices": np.where(np.arange(n) < 50, rng.binomial(1, 0.4, n), np.nan),
-        "n_ap": rng.integers(0, 3, n),
-        "score": rng.normal(size=n),
-    }, index=index)
+    frame = pd.DataFrame(
+        {
+            "patient_id": [f"p{i // 2}" for i in range(n)],
+            "age": rng.uniform(20, 95, n).round(),
+            "sex": pd.array(rng.choice(["M", "F"], n), dtype="str"),
+            "view": rng.choice(["PA", "AP"], n),
+            "Pneumothorax": rng.binomial(1, 0.1, n).astype(float),
+            "Support Devices": np.where(np.arange(n) < 50, rng.binomial(1, 0.4, n), np.nan),
+            "n_ap": rng.integers(0, 3, n),
+            "score": rng.normal(size=n),
+        },
+        index=index,
+    )
     frame.loc["img3", "age"] = np.nan
     frame.loc["img4", "sex"] = np.nan
     return frame
@@ -304,8 +307,9 @@ def test_real_demo_support_devices_count_only_annotated_images():
     probability = model.probabilities.loc[table.index, "Edema"]
     threshold = choose_threshold(y.to_numpy(), probability.to_numpy()).threshold
     wrong = classify(y, probability, threshold)["misclassified"]
-    everything = subgroup_rates(wrong, subgroup_levels(table), table["patient_id"],
-                                not_random_samples=("Support Devices",))
+    everything = subgroup_rates(
+        wrong, subgroup_levels(table), table["patient_id"], not_random_samples=("Support Devices",)
+    )
     reference = everything[everything["is_reference"]].set_index("subgroup")
     annotated = table["Support Devices"].notna()
     assert reference.at["Support Devices", "rate"] == pytest.approx(wrong[annotated].mean())

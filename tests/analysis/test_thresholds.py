@@ -57,11 +57,14 @@ def test_fixed_method_and_validation():
         choose_threshold([0, 1], [0.2, 1.8])
 
 
-@pytest.mark.parametrize("y, p, what", [
-    ([], [], "no rows"),
-    ([0, 0, 0], [0.1, 0.5, 0.9], "no positives"),
-    ([1, 1], [0.1, 0.5], "no negatives"),
-])
+@pytest.mark.parametrize(
+    "y, p, what",
+    [
+        ([], [], "no rows"),
+        ([0, 0, 0], [0.1, 0.5, 0.9], "no positives"),
+        ([1, 1], [0.1, 0.5], "no negatives"),
+    ],
+)
 @pytest.mark.parametrize("method", ["max_f1", "youden"])
 def test_degenerate_input_falls_back_to_fixed_with_a_note(y, p, what, method):
     choice = choose_threshold(y, p, method=method, fixed=0.3)

@@ -9,11 +9,32 @@ APP = ROOT / "overview.py"  # Streamlit's main script (``app.py`` serves it: `st
 TEST_MODELS = ("densenet121_jrzech", "densenet121_1epoch")
 TEST_FINDINGS = ("Edema", "Cardiomegaly")
 TEST_CONFIG = {"n_bootstrap": 200, "shap_max_samples": 100, "n_folds": 3}
-PAGES = ("overview", "subgroups", "identifiers", "explain", "flip", "slices", "cases", "labels", "inference", "data",
-         "export")
-TITLES = {"overview": "Overview", "subgroups": "Subgroups", "identifiers": "Identifiers", "explain": "Explain",
-          "flip": "Flip", "slices": "Slices", "cases": "Cases", "labels": "Labels", "inference": "Run inference", "data": "Data",
-          "export": "Export"}
+PAGES = (
+    "overview",
+    "subgroups",
+    "identifiers",
+    "explain",
+    "flip",
+    "slices",
+    "cases",
+    "labels",
+    "inference",
+    "data",
+    "export",
+)
+TITLES = {
+    "overview": "Overview",
+    "subgroups": "Subgroups",
+    "identifiers": "Identifiers",
+    "explain": "Explain",
+    "flip": "Flip",
+    "slices": "Slices",
+    "cases": "Cases",
+    "labels": "Labels",
+    "inference": "Run inference",
+    "data": "Data",
+    "export": "Export",
+}
 COLD_RUN_TIMEOUT_S = 900
 
 

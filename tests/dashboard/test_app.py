@@ -271,7 +271,8 @@ def test_identifier_page_sets_auroc_against_the_prediction_alone(app):
     assert all(0.0 <= metrics[name] <= 1.0 for name in aurocs)
     # the paired differences are the differences of the AUROCs shown
     assert metrics["Identifier − 0/1 prediction alone"] == pytest.approx(
-        metrics["Identifier AUROC"] - metrics["0/1 prediction alone"], abs=2e-3)
+        metrics["Identifier AUROC"] - metrics["0/1 prediction alone"], abs=2e-3
+    )
     assert not problems(app)
 
 
@@ -282,8 +283,13 @@ def test_inference_adds_a_model(app, tmp_path, shared_demo_dir, monkeypatch):
 
     torch.manual_seed(0)
     module = torchvision.models.mobilenet_v3_small(weights=None, num_classes=2).eval()
-    card = {"name": "tiny", "labels": ["Edema", "Cardiomegaly"], "input_size": 64, "channels": 3,
-            "normalization": "imagenet"}
+    card = {
+        "name": "tiny",
+        "labels": ["Edema", "Cardiomegaly"],
+        "input_size": 64,
+        "channels": 3,
+        "normalization": "imagenet",
+    }
     model_path = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.script(module), str(model_path), _extra_files={EMBEDDED_CARD: json.dumps(card)})
     images = tmp_path / "images"
@@ -331,15 +337,16 @@ def test_inference_opens_on_a_choice_that_can_run_or_says_what_is_missing(app):
         assert any("Give a model file" in w.value for w in app.warning)
         app.radio(key="inf_source").set_value("torchxrayvision model").run()
         if app.selectbox(key="inf_xrv") is not None:
-            assert any("not installed on this server" in w.value and "'Weights file'" in w.value
-                       for w in app.warning)
+            assert any("not installed on this server" in w.value and "'Weights file'" in w.value for w in app.warning)
         assert app.button(key="inf_run").disabled
 
 
 def chart_titles(app) -> list[str]:
     """Chart titles as read (wrapped lines joined)."""
-    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "").replace("<br>", " ")
-            for chart in charts(app)]
+    return [
+        json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "").replace("<br>", " ")
+        for chart in charts(app)
+    ]
 
 
 @pytest.mark.parametrize("page", ["subgroups", "identifiers", "explain", "flip"])
@@ -362,7 +369,8 @@ def test_generic_csv_cohort_needs_a_column_map(app, tmp_path, monkeypatch):
     app.text_area(key="data_pred_paths").input(str(predictions))
     app.selectbox(key="data_kind").set_value("csv")
     app.file_uploader(key="data_cohort_upload").set_value(
-        ("cohort.csv", b"Image,Patient,Edema\na.png,p1,0\nb.png,p2,1\n", "text/csv"))
+        ("cohort.csv", b"Image,Patient,Edema\na.png,p1,0\nb.png,p2,1\n", "text/csv")
+    )
     app.radio(key="data_target").set_value("new")
     app.button[0].click().run()
     errors = [e.value for e in app.error]

@@ -60,8 +60,12 @@ def _overlap(a: list[float], b: list[float]) -> bool:
 
 
 def _outside(box: list[float], frame: list[float]) -> bool:
-    return (box[0] < frame[0] - TOLERANCE_PX or box[1] < frame[1] - TOLERANCE_PX
-            or box[2] > frame[2] + TOLERANCE_PX or box[3] > frame[3] + TOLERANCE_PX)
+    return (
+        box[0] < frame[0] - TOLERANCE_PX
+        or box[1] < frame[1] - TOLERANCE_PX
+        or box[2] > frame[2] + TOLERANCE_PX
+        or box[3] > frame[3] + TOLERANCE_PX
+    )
 
 
 def layout_problems(figures: list[dict]) -> list[str]:
@@ -74,7 +78,7 @@ def layout_problems(figures: list[dict]) -> list[str]:
             if _outside(item["box"], fig["frame"]):
                 found.append(f"{name}: {item['kind']} {item['text']!r} is clipped by the figure's edge")
         for i, a in enumerate(items):
-            for b in items[i + 1:]:
+            for b in items[i + 1 :]:
                 if a["kind"] == b["kind"] == "tick" and a["group"] != b["group"]:
                     continue  # ticks of different axes meet at the corner of the plot
                 if _overlap(a["box"], b["box"]):
@@ -119,7 +123,9 @@ def test_every_page_lays_out_without_overlap_or_clipping(server, browser, width)
             assert_no_error(tab, f"{page} at {width} px")
             problems += _check(tab, f"{page} at {width} px", f"{width}_{page}")
             if page == "cases":  # the opened case's figure too
-                tab.locator("[data-testid='stMain'] [data-testid^='stBaseButton']").filter(has_text="Open").first.click()
+                tab.locator("[data-testid='stMain'] [data-testid^='stBaseButton']").filter(
+                    has_text="Open"
+                ).first.click()
                 tab.get_by_role("heading", name="Image ").first.wait_for()
                 settle(tab, title)
                 problems += _check(tab, f"cases (a case opened) at {width} px", f"{width}_cases_opened")

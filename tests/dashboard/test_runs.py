@@ -30,8 +30,9 @@ def test_core_run_computes_in_the_server_process(demo_cohort, demo_models, tmp_p
     assert set(result.performance["model"]) == set(MODELS)
     assert result.performance["auroc"].between(0.5, 1.0).all()
     # the Subgroups page's q-values and rates stay put when a run of more findings replaces the first screen's
-    wider = runs.AnalysisJob(dataset, MODELS, dataclasses.replace(config, findings=("Edema", "Consolidation")),
-                             CORE_SCOPE).result(lambda f, message: None)
+    wider = runs.AnalysisJob(
+        dataset, MODELS, dataclasses.replace(config, findings=("Edema", "Consolidation")), CORE_SCOPE
+    ).result(lambda f, message: None)
     for model in MODELS:
         for name in ("regression", "subgroup_rates"):
             first, later = (run.pair(model, "Edema").table(name).reset_index(drop=True) for run in (result, wider))

@@ -59,8 +59,9 @@ def test_a_new_run_at_the_memory_ceiling_is_refused_with_one_message(app, monkey
     app.sidebar.number_input(key="sel_seed").set_value(12345).run()
     goto(app, "identifiers")  # needs the full run of the new seed
     assert not app.exception
-    assert any("near its memory limit" in e.value and "Try again" in e.value for e in app.error), \
-        [e.value for e in app.error]
+    assert any("near its memory limit" in e.value and "Try again" in e.value for e in app.error), [
+        e.value for e in app.error
+    ]
     monkeypatch.delenv("CXRFAIL_MEMORY_CEILING_GB")
     app.sidebar.number_input(key="sel_seed").set_value(0).run()
     goto(app, "overview")

@@ -79,8 +79,17 @@ def test_flip_tau_survives_a_reload(app):
 
 
 def test_invalid_url_values_fall_back_to_the_defaults(app):
-    query = {"cohort": "nope", "models": ["not-a-model"], "finding": "Nonsense", "seed": "abc",
-             "threshold": "guess", "model": "xyz", "outcome": "everything", "page": "999", "tau": "7"}
+    query = {
+        "cohort": "nope",
+        "models": ["not-a-model"],
+        "finding": "Nonsense",
+        "seed": "abc",
+        "threshold": "guess",
+        "model": "xyz",
+        "outcome": "everything",
+        "page": "999",
+        "tau": "7",
+    }
     for page in ("subgroups", "cases", "flip"):
         again = reopen(query, page)
         assert again.sidebar.selectbox(key="sel_dataset").value == "demo"

@@ -78,8 +78,16 @@ def xrv_densenet_weights(tmp_path_factory, nih_images) -> Path:
     return path
 
 
-def write_card_model(folder: Path, architecture: str = "densenet121", *, seed: int = 0, input_size: int = 64,
-                     channels: int = 3, weights_format: str = "safetensors", **card_fields) -> Path:
+def write_card_model(
+    folder: Path,
+    architecture: str = "densenet121",
+    *,
+    seed: int = 0,
+    input_size: int = 64,
+    channels: int = 3,
+    weights_format: str = "safetensors",
+    **card_fields,
+) -> Path:
     """Save a torchvision classifier with seeded random weights and a model card beside it; return the card."""
     from safetensors.torch import save_file
 

@@ -31,14 +31,24 @@ def test_yaml_card_is_read_with_every_field(tmp_path):
     assert card.weights == tmp_path / "weights" / "resnet50.safetensors"
     assert card.labels == ("Effusion", "", "Lung Opacity")
     assert card.activation == "softmax"
-    assert card.preprocessing == Preprocessing(input_size=320, resize_size=352, channels=1, mean=(0.5,),
-                                               std=(1 / 2048,))
+    assert card.preprocessing == Preprocessing(
+        input_size=320, resize_size=352, channels=1, mean=(0.5,), std=(1 / 2048,)
+    )
 
 
 def test_json_card_defaults(tmp_path):
     path = tmp_path / "densenet.json"
-    path.write_text(json.dumps({"architecture": "densenet121", "weights": "w.pt", "labels": ["Edema"],
-                                "input_size": 224, "normalization": "imagenet"}))
+    path.write_text(
+        json.dumps(
+            {
+                "architecture": "densenet121",
+                "weights": "w.pt",
+                "labels": ["Edema"],
+                "input_size": 224,
+                "normalization": "imagenet",
+            }
+        )
+    )
     card = load_model_card(path)
     assert card.name == "densenet"
     assert card.activation == "sigmoid"
@@ -62,8 +72,15 @@ def test_json_card_defaults(tmp_path):
     ],
 )
 def test_invalid_card_is_refused_naming_the_problem(tmp_path, change, fragment):
-    raw = {"architecture": "densenet121", "weights": "w.pt", "labels": ["Edema"], "input_size": 224,
-           "channels": 3, "normalization": "imagenet", **change}
+    raw = {
+        "architecture": "densenet121",
+        "weights": "w.pt",
+        "labels": ["Edema"],
+        "input_size": 224,
+        "channels": 3,
+        "normalization": "imagenet",
+        **change,
+    }
     path = tmp_path / "card.json"
     path.write_text(json.dumps({k: v for k, v in raw.items() if v is not None}))
     with pytest.raises(InferenceError) as error:

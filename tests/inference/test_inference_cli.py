@@ -29,8 +29,7 @@ def _error_line(capsys) -> str:
 def test_infer_writes_an_importable_csv_and_reuses_the_cache(tmp_path, images, card_model, capsys, monkeypatch):
     monkeypatch.setenv("CXRFAIL_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "preds.csv"
-    args = ["infer", "--model", card_model, "--images", images, "--out", out, "--batch-size", "2",
-            "--num-workers", "0"]
+    args = ["infer", "--model", card_model, "--images", images, "--out", out, "--batch-size", "2", "--num-workers", "0"]
     assert main([str(a) for a in args]) == 0
     captured = capsys.readouterr()
     assert "warning: skipped" in captured.err and "broken.png: image decoding failed" in captured.err
@@ -95,17 +94,40 @@ def test_infer_with_a_cached_export_imports_no_torchvision(tmp_path, nih_images,
         folder.mkdir()
         for path in part:
             shutil.copy(path, folder / path.name)
-    command = [sys.executable, "-X", "importtime", "-m", "cxrfail.cli", "infer", "--model",
-               f"xrv:densenet121@{xrv_densenet_weights}", "--cache-dir", str(tmp_path / "cache"), "--num-workers",
-               "0", "--backend", "onnxruntime", "--device", "cpu"]
-    runs = [subprocess.run([*command, "--images", str(folder), "--out", str(tmp_path / f"{folder.name}.csv")],
-                           capture_output=True, text=True, timeout=600) for folder in folders]
+    command = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "cxrfail.cli",
+        "infer",
+        "--model",
+        f"xrv:densenet121@{xrv_densenet_weights}",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--num-workers",
+        "0",
+        "--backend",
+        "onnxruntime",
+        "--device",
+        "cpu",
+    ]
+    runs = [
+        subprocess.run(
+            [*command, "--images", str(folder), "--out", str(tmp_path / f"{folder.name}.csv")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        for folder in folders
+    ]
     for completed in runs:
         assert completed.returncode == 0, completed.stderr[-2000:]
 
     def imported(completed) -> set[str]:
-        return {line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines()
-                if line.startswith("import time:")}
+        return {
+            line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines() if line.startswith("import time:")
+        }
 
     assert "torchxrayvision" in imported(runs[0])  # the first run builds and exports the network
     assert not {"torchxrayvision", "torchvision", "torch._dynamo"} & imported(runs[1])

@@ -60,8 +60,12 @@ def test_engine_on_a_folder_with_jpeg2000_dicom_equals_plain_forward(image_dir, 
     result = engine.run(image_dir)
     ids = list(result.probabilities.index)
     assert ids == sorted(p.name for p in image_dir.glob("*.png")) + ["dicom/RG1_J2KI.dcm"]
-    assert list(result.probabilities.columns) == ["Atelectasis", "Cardiomegaly", "Pleural Effusion",
-                                                  "Pleural Thickening"]
+    assert list(result.probabilities.columns) == [
+        "Atelectasis",
+        "Cardiomegaly",
+        "Pleural Effusion",
+        "Pleural Thickening",
+    ]
     assert result.probabilities.dtypes.eq("float64").all()
     expected = plain_forward(loaded_card_model, [image_dir / i for i in ids])
     np.testing.assert_allclose(result.probabilities.to_numpy(), expected, rtol=0, atol=1e-5)
@@ -78,7 +82,7 @@ def test_cache_hit_miss_and_invalidation(tmp_path, image_dir, nih_images, make_c
     first = run(card)
     assert (first.n_cached, first.n_computed) == (0, 6)
     engine = InferenceEngine(load_model(card), num_workers=0, batch_size=4, cache=cache)  # a fresh process would
-    second = engine.run(image_dir)                                                       # load it again
+    second = engine.run(image_dir)  # load it again
     assert (second.n_cached, second.n_computed) == (6, 0)
     pd.testing.assert_frame_equal(second.probabilities, first.probabilities)
 
@@ -91,8 +95,9 @@ def test_cache_hit_miss_and_invalidation(tmp_path, image_dir, nih_images, make_c
     fourth = engine.run(image_dir)
     assert (fourth.n_cached, fourth.n_computed) == (6, 1)
     assert not np.allclose(fourth.probabilities.loc[changed.name], first.probabilities.loc[changed.name])
-    np.testing.assert_allclose(fourth.probabilities.loc[changed.name], plain_forward(engine.model, [changed])[0],
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        fourth.probabilities.loc[changed.name], plain_forward(engine.model, [changed])[0], rtol=0, atol=1e-5
+    )
 
     raw = json.loads(card.read_text())
     card.write_text(json.dumps({**raw, "input_size": 56}))  # other preprocessing: a new cache key
@@ -111,8 +116,10 @@ def test_unreadable_images_are_recorded_and_the_run_goes_on(tmp_path, image_dir,
     result = engine.run(image_dir)
     assert len(result.probabilities) == 6
     assert [(f.path.name, f.reason.split(":")[0]) for f in result.failures] == [
-        ("empty.png", "empty file"), ("notes.jpg", "image decoding failed"),
-        ("truncated.png", "image decoding failed")]
+        ("empty.png", "empty file"),
+        ("notes.jpg", "image decoding failed"),
+        ("truncated.png", "image decoding failed"),
+    ]
     assert "3 failed" in result.summary()
     again = engine.run(image_dir)  # failures are not cached: they are tried again
     assert (again.n_cached, again.n_computed, len(again.failures)) == (6, 0, 3)
@@ -129,7 +136,7 @@ def test_corrupt_cache_part_is_detected_and_recomputed(tmp_path, image_dir, load
         part.write_bytes(data[: len(data) // 2])
     elif damage == "flip bytes":
         middle = len(data) // 3
-        part.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+        part.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]) + data[middle + 64 :])
     else:
         pd.DataFrame({"image_sha256": ["x"], "Edema": [0.5]}).to_parquet(part)
     second = engine.run(image_dir)
@@ -165,7 +172,8 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
 def test_progress_reaches_the_total(image_dir, loaded_card_model):
     calls = []
     InferenceEngine(loaded_card_model, num_workers=0, batch_size=4).run(
-        image_dir, progress=lambda done, total: calls.append((done, total)))
+        image_dir, progress=lambda done, total: calls.append((done, total))
+    )
     assert calls[0] == (0, 6) and calls[-1] == (6, 6)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
@@ -175,8 +183,7 @@ def test_result_is_a_predictions_table_the_importer_reads(tmp_path, image_dir, l
 
     result = InferenceEngine(loaded_card_model, num_workers=0).run(image_dir)
     path = result.to_csv(tmp_path / "out" / "preds.csv")
-    assert path.read_text().splitlines()[0] == "image_id,Atelectasis,Cardiomegaly,Pleural Effusion," \
-                                                "Pleural Thickening"
+    assert path.read_text().splitlines()[0] == "image_id,Atelectasis,Cardiomegaly,Pleural Effusion,Pleural Thickening"
     imported = load_predictions_csv(path)
     direct = result.to_predictions("densenet121-test")
     assert imported.name == "preds" and direct.name == "densenet121-test"

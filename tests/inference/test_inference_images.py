@@ -58,8 +58,8 @@ def test_real_jpeg2000_chest_dicom_windowed_and_inverted(chest_dicom, chest_dico
     np.testing.assert_allclose(image[0].numpy(), 1.0 - windowed, atol=1e-6)
     # MONOCHROME1: the lungs (air, low attenuation) come out darker than the mediastinum (bone, soft tissue)
     rows, cols = dataset.Rows, dataset.Columns
-    lung = image[0, rows // 3: rows // 2, cols // 5: cols // 3].mean()
-    spine = image[0, rows // 3: rows // 2, cols // 2 - 40: cols // 2 + 40].mean()
+    lung = image[0, rows // 3 : rows // 2, cols // 5 : cols // 3].mean()
+    spine = image[0, rows // 3 : rows // 2, cols // 2 - 40 : cols // 2 + 40].mean()
     assert lung < spine
     uncompressed = read_image(chest_dicom_uncompressed)
     torch.testing.assert_close(image, uncompressed)
@@ -81,18 +81,21 @@ def test_dicom_rescale_slope_and_intercept_apply_before_the_window(tmp_path, che
     source = chest_dicom_uncompressed
     reference = read_image(source)
     # the same image as modality values 2 * stored - 100, with the window moved accordingly
-    rescaled = _modified_dicom(source, tmp_path, RescaleSlope=2, RescaleIntercept=-100,
-                               WindowCenter=2 * 15000 - 100, WindowWidth=2 * 30000 - 1)
+    rescaled = _modified_dicom(
+        source, tmp_path, RescaleSlope=2, RescaleIntercept=-100, WindowCenter=2 * 15000 - 100, WindowWidth=2 * 30000 - 1
+    )
     np.testing.assert_allclose(read_image(rescaled).numpy(), reference.numpy(), atol=1e-4)
 
 
 def test_dicom_without_window_uses_the_stored_bit_range_and_monochrome2_is_not_inverted(
-        tmp_path, chest_dicom_uncompressed):
+    tmp_path, chest_dicom_uncompressed
+):
     source = chest_dicom_uncompressed
     dataset = pydicom.dcmread(source)
-    plain = _modified_dicom(source, tmp_path, WindowCenter=None, WindowWidth=None,
-                            PhotometricInterpretation="MONOCHROME2")
-    expected = dataset.pixel_array / (2 ** dataset.BitsStored - 1)
+    plain = _modified_dicom(
+        source, tmp_path, WindowCenter=None, WindowWidth=None, PhotometricInterpretation="MONOCHROME2"
+    )
+    expected = dataset.pixel_array / (2**dataset.BitsStored - 1)
     np.testing.assert_allclose(read_image(plain)[0].numpy(), expected, atol=1e-6)
 
 
@@ -145,8 +148,7 @@ def test_xrv_preprocessing_matches_torchxrayvision_normalize(nih_images):
 def test_resize_then_centre_crop_of_a_non_square_image():
     image = torch.zeros(1, 100, 200)
     image[:, :, 50:150] = 1.0  # the central square is white, the sides black
-    out = preprocess(image, Preprocessing(input_size=40, resize_size=50, channels=3, mean=(0.0,) * 3,
-                                          std=(1.0,) * 3))
+    out = preprocess(image, Preprocessing(input_size=40, resize_size=50, channels=3, mean=(0.0,) * 3, std=(1.0,) * 3))
     assert out.shape == (3, 40, 40)
     # resized to 50 x 100, the centre 40 x 40 lies inside the white square
     assert torch.allclose(out, torch.ones_like(out))

@@ -22,9 +22,24 @@ from cxrfail.inference.models import (
 )
 
 XRV_ALL_FINDINGS = (
-    "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis",
-    "Pleural Effusion", "Pneumonia", "Pleural Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia",
-    "Lung Lesion", "Fracture", "Lung Opacity", "Enlarged Cardiomediastinum",
+    "Atelectasis",
+    "Consolidation",
+    "Infiltration",
+    "Pneumothorax",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural Effusion",
+    "Pneumonia",
+    "Pleural Thickening",
+    "Cardiomegaly",
+    "Nodule",
+    "Mass",
+    "Hernia",
+    "Lung Lesion",
+    "Fracture",
+    "Lung Opacity",
+    "Enlarged Cardiomediastinum",
 )
 
 
@@ -51,9 +66,19 @@ def test_xrv_densenet_from_a_state_dict(xrv_densenet_weights):
 def test_xrv_weights_with_empty_labels_drop_those_outputs(xrv_densenet_weights):
     model = load_xrv_model("densenet121-res224-chex", xrv_densenet_weights)
     assert len(model.card.labels) == 18
-    assert model.findings == ("Atelectasis", "Consolidation", "Pneumothorax", "Edema", "Pleural Effusion",
-                              "Pneumonia", "Cardiomegaly", "Lung Lesion", "Fracture", "Lung Opacity",
-                              "Enlarged Cardiomediastinum")
+    assert model.findings == (
+        "Atelectasis",
+        "Consolidation",
+        "Pneumothorax",
+        "Edema",
+        "Pleural Effusion",
+        "Pneumonia",
+        "Cardiomegaly",
+        "Lung Lesion",
+        "Fracture",
+        "Lung Opacity",
+        "Enlarged Cardiomediastinum",
+    )
     assert model.output_indices == (0, 1, 3, 4, 7, 8, 10, 14, 15, 16, 17)
     assert load_xrv_model("nih", xrv_densenet_weights).name == "xrv-densenet121-res224-nih"
 
@@ -128,8 +153,13 @@ def test_torchscript_with_embedded_card_and_via_a_card(tmp_path):
     torch.manual_seed(0)
     module = torchvision.models.mobilenet_v3_small(weights=None, num_classes=2).eval()
     scripted = torch.jit.script(module)
-    card = {"name": "scripted", "labels": ["Edema", "Effusion"], "input_size": 64, "channels": 3,
-            "normalization": "imagenet"}
+    card = {
+        "name": "scripted",
+        "labels": ["Edema", "Effusion"],
+        "input_size": 64,
+        "channels": 3,
+        "normalization": "imagenet",
+    }
     embedded = tmp_path / "embedded.pt"
     torch.jit.save(scripted, str(embedded), _extra_files={EMBEDDED_CARD: json.dumps(card)})
     model = load_model(embedded, allow_torchscript=True)
@@ -164,8 +194,11 @@ def test_checkpoint_that_needs_full_unpickling_is_refused_without_running_it(tmp
     weights = tmp_path / "densenet121-seed0.pt"
     state = torch.load(weights, weights_only=True)
     torch.save({"state_dict": state, "extra": _Payload(marker)}, weights)
-    with pytest.raises(InferenceError, match=r"refused: the checkpoint needs full unpickling \(it references "
-                                             r"(posix|os)\.system\)"):
+    with pytest.raises(
+        InferenceError,
+        match=r"refused: the checkpoint needs full unpickling \(it references "
+        r"(posix|os)\.system\)",
+    ):
         load_model(card)
     assert not marker.exists()
 

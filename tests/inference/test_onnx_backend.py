@@ -34,8 +34,9 @@ def test_onnxruntime_engine_equals_torch_engine_on_real_images(xrv_model, nih_im
     from_torch = torch_engine.run(nih_images[:6])
     assert onnx_engine.backend == "onnxruntime"  # the export passed its check
     assert from_onnx.probabilities.index.equals(from_torch.probabilities.index)
-    np.testing.assert_allclose(from_onnx.probabilities.to_numpy(), from_torch.probabilities.to_numpy(),
-                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        from_onnx.probabilities.to_numpy(), from_torch.probabilities.to_numpy(), rtol=0, atol=1e-4
+    )
     [export] = onnx_exports(onnx_engine.cache)
     assert export.name.startswith("xrv_densenet121-") and export.name.endswith("-1x224x224.onnx")
 

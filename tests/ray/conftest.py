@@ -27,8 +27,9 @@ def ray_cluster():
     pytest.importorskip("ray", reason="the Ray extra is not installed")
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
-                      head_node_args={**NODE_ARGS, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, shutdown_at_exit=False, head_node_args={**NODE_ARGS, "include_dashboard": False}
+    )
     try:
         cluster.add_node(**NODE_ARGS)
         cluster.wait_for_nodes()

@@ -17,8 +17,14 @@ from cxrfail.cli import main
 
 pytestmark = pytest.mark.ray
 
-LIGHT = AnalysisConfig(findings=("Edema",), learners=("logistic",), feature_sets=("own+demographics",),
-                       n_bootstrap=100, shap_max_samples=50, n_folds=3)
+LIGHT = AnalysisConfig(
+    findings=("Edema",),
+    learners=("logistic",),
+    feature_sets=("own+demographics",),
+    n_bootstrap=100,
+    shap_max_samples=50,
+    n_folds=3,
+)
 
 
 def test_analysis_on_ray_equals_the_local_tables(ray_cluster, demo_cohort, demo_models):
@@ -53,9 +59,22 @@ def test_analyze_cli_with_an_unreachable_ray_address_is_exit_2_and_one_line(tmp_
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    status = main(["analyze", "--findings", "Edema", "--no-cache", "--no-figures", "--out", str(tmp_path / "r"),
-                   "--ray", f"127.0.0.1:{port}"])
+    status = main(
+        [
+            "analyze",
+            "--findings",
+            "Edema",
+            "--no-cache",
+            "--no-figures",
+            "--out",
+            str(tmp_path / "r"),
+            "--ray",
+            f"127.0.0.1:{port}",
+        ]
+    )
     assert status == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cxrfail: error:")]
-    assert errors == [f"cxrfail: error: cannot reach the Ray cluster at 127.0.0.1:{port} (Connection refused). "
-                      "Check the head node's address and port (`ray status` on the head)"]
+    assert errors == [
+        f"cxrfail: error: cannot reach the Ray cluster at 127.0.0.1:{port} (Connection refused). "
+        "Check the head node's address and port (`ray status` on the head)"
+    ]

@@ -69,12 +69,18 @@ def test_describe_cluster_counts_both_nodes(ray_cluster):
 
 
 def test_all_621_demo_images_on_two_nodes_equal_the_local_engine_then_come_from_the_cache(
-        ray_cluster, demo_image_paths, small_card_model, tmp_path):
+    ray_cluster, demo_image_paths, small_card_model, tmp_path
+):
     local = InferenceEngine(small_card_model, num_workers=0).run(demo_image_paths)
     cache = PredictionCache(tmp_path / "cache")
     seen = []
-    cold = run_inference_on_ray(small_card_model, demo_image_paths, ray_cluster.address, cache=cache,
-                                progress=lambda done, total: seen.append((done, total)))
+    cold = run_inference_on_ray(
+        small_card_model,
+        demo_image_paths,
+        ray_cluster.address,
+        cache=cache,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert len(demo_image_paths) == 621 and cold.n_computed == 621 and cold.n_cached == 0 and not cold.failures
     assert list(cold.probabilities.index) == list(local.probabilities.index)
     np.testing.assert_allclose(cold.probabilities.to_numpy(), local.probabilities.to_numpy(), rtol=0, atol=1e-5)
@@ -103,15 +109,15 @@ def test_a_killed_model_actor_costs_a_retry_not_the_run(ray_cluster, demo_image_
             os.kill(victims[0], signal.SIGKILL)
             killed.append(victims[0])
 
-    result = run_inference_on_ray(small_card_model, images, ray_cluster.address, batch_size=2,
-                                  progress=kill_an_actor_once)
+    result = run_inference_on_ray(
+        small_card_model, images, ray_cluster.address, batch_size=2, progress=kill_an_actor_once
+    )
     assert killed and result.n_computed == 96 and not result.failures
     local = InferenceEngine(small_card_model, num_workers=0).run(images)
     np.testing.assert_allclose(result.probabilities.to_numpy(), local.probabilities.to_numpy(), rtol=0, atol=1e-5)
 
 
-def test_infer_cli_on_the_cluster_writes_the_local_csv(ray_cluster, demo_image_paths, tmp_path, capsys,
-                                                      monkeypatch):
+def test_infer_cli_on_the_cluster_writes_the_local_csv(ray_cluster, demo_image_paths, tmp_path, capsys, monkeypatch):
     folder = tmp_path / "images"
     folder.mkdir()
     for path in demo_image_paths[:6]:
@@ -127,15 +133,30 @@ def test_infer_cli_on_the_cluster_writes_the_local_csv(ray_cluster, demo_image_p
     monkeypatch.delenv("CXRFAIL_RAY_ADDRESS")
     assert main([*common, "--out", str(tmp_path / "local.csv"), "--num-workers", "0"]) == 0
     on_ray, local = load_predictions_csv(tmp_path / "ray.csv"), load_predictions_csv(tmp_path / "local.csv")
-    np.testing.assert_allclose(on_ray.probabilities.loc[local.probabilities.index].to_numpy(),
-                               local.probabilities.to_numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        on_ray.probabilities.loc[local.probabilities.index].to_numpy(),
+        local.probabilities.to_numpy(),
+        rtol=0,
+        atol=1e-5,
+    )
 
 
 def test_an_unreachable_address_is_exit_2_and_one_line(tmp_path, demo_image_paths, capsys):
     card_path = write_card_model(tmp_path / "card")
     port = _closed_port()
-    status = main(["infer", "--model", str(card_path), "--images", str(demo_image_paths[0].parent),
-                   "--out", str(tmp_path / "preds.csv"), "--ray", f"127.0.0.1:{port}"])
+    status = main(
+        [
+            "infer",
+            "--model",
+            str(card_path),
+            "--images",
+            str(demo_image_paths[0].parent),
+            "--out",
+            str(tmp_path / "preds.csv"),
+            "--ray",
+            f"127.0.0.1:{port}",
+        ]
+    )
     assert status == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cxrfail: error: cannot reach the Ray cluster at 127.0.0.1:{port}")

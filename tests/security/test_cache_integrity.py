@@ -35,11 +35,16 @@ def _run(folder: Path, cohort, models):
     from cxrfail.analysis.config import AnalysisConfig
     from cxrfail.analysis.runner import run_analysis
 
-    config = AnalysisConfig(findings=("Edema",), feature_sets=("own",), n_bootstrap=100, n_folds=2,
-                            min_subgroup_n=5)
+    config = AnalysisConfig(findings=("Edema",), feature_sets=("own",), n_bootstrap=100, n_folds=2, min_subgroup_n=5)
     messages = []
-    result = run_analysis(cohort, models, config, cache_dir=folder / "cache", n_jobs=1,
-                          progress=lambda fraction, message: messages.append(message))
+    result = run_analysis(
+        cohort,
+        models,
+        config,
+        cache_dir=folder / "cache",
+        n_jobs=1,
+        progress=lambda fraction, message: messages.append(message),
+    )
     return result, "loaded from cache" in messages
 
 
@@ -73,8 +78,12 @@ def test_a_renamed_meta_key_is_recomputed_never_a_key_error(cached_run):
 
 def test_single_bit_flips_in_meta_json_never_serve_other_metadata(tmp_path):
     store = TableStore(tmp_path)
-    meta = {"cohort_summary": {"n_test": 40, "age_median": 57.5, "unit": "image"}, "models": ["m"],
-            "pairs": [["m", "Edema", [], None, []]], "notes": {"coverage": "m: 80 of 80"}}
+    meta = {
+        "cohort_summary": {"n_test": 40, "age_median": 57.5, "unit": "image"},
+        "models": ["m"],
+        "pairs": [["m", "Edema", [], None, []]],
+        "notes": {"coverage": "m: 80 of 80"},
+    }
     tables = {"rates": __import__("pandas").DataFrame({"auroc": [0.8125]})}
     folder = store.save("k", tables, meta)
     good = (folder / META_FILE).read_bytes()
@@ -138,10 +147,14 @@ def test_another_models_onnx_export_copied_into_place_is_not_served(two_models, 
     [first_export] = (cache.root / engines[0].cache_key).glob("*.onnx")
     [second_export] = (cache.root / engines[1].cache_key).glob("*.onnx")
     shutil.copy(second_export, first_export)
-    shutil.copy(second_export.with_name(second_export.name + ".sha256"),
-                first_export.with_name(first_export.name + ".sha256"))
-    served = InferenceEngine(first, device="cpu", num_workers=0, cache=PredictionCache(tmp_path / "other")) \
-        .run(images).probabilities
+    shutil.copy(
+        second_export.with_name(second_export.name + ".sha256"), first_export.with_name(first_export.name + ".sha256")
+    )
+    served = (
+        InferenceEngine(first, device="cpu", num_workers=0, cache=PredictionCache(tmp_path / "other"))
+        .run(images)
+        .probabilities
+    )
     fresh = InferenceEngine(first, device="cpu", num_workers=0, cache=cache)
     fresh.prepare()
     from_copied_place = fresh.run(images).probabilities
@@ -162,7 +175,20 @@ def test_an_unwritable_cache_never_fails_inference(two_models, images, tmp_path,
     blocked.write_text("a file where the cache's parent folder should be")
     for cache_dir in (blocked / "cache", Path("/sys/cxrfail-cache")):
         out = tmp_path / "out.csv"
-        status = main(["infer", "--model", str(card), "--images", str(folder), "--out", str(out),
-                       "--cache-dir", str(cache_dir), "--num-workers", "0"])
+        status = main(
+            [
+                "infer",
+                "--model",
+                str(card),
+                "--images",
+                str(folder),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(cache_dir),
+                "--num-workers",
+                "0",
+            ]
+        )
         assert status == 0, capsys.readouterr().err
         assert len(out.read_text().splitlines()) == 1 + len(images)

@@ -97,17 +97,44 @@ def test_report_on_a_full_disk_exits_2_with_one_line_and_leaves_no_folder(tmp_pa
     (tmp_path / "cohort.csv").write_text("id,pid,Edema\n" + "".join(f"i{n},p{n},{n % 2}\n" for n in range(80)))
     (tmp_path / "m.csv").write_text("image_id,Edema\n" + "".join(f"i{n},{(n % 7) / 7:.3f}\n" for n in range(80)))
     out = tmp_path / "out"
-    argv = ["analyze", "--cohort", "csv", "--cohort-file", str(tmp_path / "cohort.csv"), "--column-map",
-            "image_id=id", "patient_id=pid", "--predictions", str(tmp_path / "m.csv"), "--findings", "Edema",
-            "--feature-sets", "own", "--bootstrap", "100", "--folds", "2", "--min-subgroup-n", "5",
-            "--no-figures", "--no-cache", "--out", str(out)]
+    argv = [
+        "analyze",
+        "--cohort",
+        "csv",
+        "--cohort-file",
+        str(tmp_path / "cohort.csv"),
+        "--column-map",
+        "image_id=id",
+        "patient_id=pid",
+        "--predictions",
+        str(tmp_path / "m.csv"),
+        "--findings",
+        "Edema",
+        "--feature-sets",
+        "own",
+        "--bootstrap",
+        "100",
+        "--folds",
+        "2",
+        "--min-subgroup-n",
+        "5",
+        "--no-figures",
+        "--no-cache",
+        "--out",
+        str(out),
+    ]
 
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
-    completed = subprocess.run([sys.executable, "-m", "cxrfail.cli", *argv], capture_output=True, text=True,
-                               preexec_fn=small_files, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "-m", "cxrfail.cli", *argv],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=600,
+    )
     assert completed.returncode == 2, completed.stderr
     err = completed.stderr.strip().splitlines()
     assert err[-1].startswith("cxrfail: error: ") and "could not be written" in err[-1], err[-1]
@@ -137,9 +164,13 @@ def test_a_damaged_figure_pack_is_dropped(tmp_path, caplog, damage):
 
 
 def test_exported_csv_cells_are_formula_inert():
-    frame = pd.DataFrame({"model": ["=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)", "\tx", "plain"],
-                          "view": ['=HYPERLINK("http://x")', "PA", "AP", "PA", "AP", "PA"],
-                          "delta_f1": [-0.5, 0.1, 0.2, 0.3, 0.4, 0.5]})
+    frame = pd.DataFrame(
+        {
+            "model": ["=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)", "\tx", "plain"],
+            "view": ['=HYPERLINK("http://x")', "PA", "AP", "PA", "AP", "PA"],
+            "delta_f1": [-0.5, 0.1, 0.2, 0.3, 0.4, 0.5],
+        }
+    )
     inert = inert_csv_frame(frame)
     assert inert["model"].tolist() == ["'=cmd|' /C calc'!A0", "'+1", "'-x", "'@SUM(A1)", "'\tx", "plain"]
     assert inert["view"].iloc[0].startswith("'=") and inert["delta_f1"].tolist() == frame["delta_f1"].tolist()
@@ -197,10 +228,33 @@ def test_analysis_and_report_complete_when_the_cache_folder_cannot_be_written(tm
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("a file where the cache folder should be")
     out = tmp_path / "out"
-    argv = ["analyze", "--cohort", "csv", "--cohort-file", str(tmp_path / "cohort.csv"), "--column-map",
-            "image_id=id", "patient_id=pid", "--predictions", str(tmp_path / "m.csv"), "--findings", "Edema",
-            "--feature-sets", "own", "--bootstrap", "100", "--folds", "2", "--min-subgroup-n", "5",
-            "--no-figures", "--cache-dir", str(not_a_folder), "--out", str(out)]
+    argv = [
+        "analyze",
+        "--cohort",
+        "csv",
+        "--cohort-file",
+        str(tmp_path / "cohort.csv"),
+        "--column-map",
+        "image_id=id",
+        "patient_id=pid",
+        "--predictions",
+        str(tmp_path / "m.csv"),
+        "--findings",
+        "Edema",
+        "--feature-sets",
+        "own",
+        "--bootstrap",
+        "100",
+        "--folds",
+        "2",
+        "--min-subgroup-n",
+        "5",
+        "--no-figures",
+        "--cache-dir",
+        str(not_a_folder),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert (out / "manifest.json").is_file() and (out / "tables" / "flip.csv").stat().st_size > 0
     assert not_a_folder.read_text().startswith("a file")

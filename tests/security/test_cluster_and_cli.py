@@ -54,13 +54,36 @@ def test_ray_against_a_port_that_never_becomes_a_cluster_exits_2_with_one_line(s
     (tmp_path / "images").mkdir()
     for image in sorted(NIH_IMAGES.glob("*.png"))[:2]:
         (tmp_path / "images" / image.name).write_bytes(image.read_bytes())
-    env = {**os.environ, "PYTHONPATH": str(PROJECT), "CXRFAIL_RAY_CONNECT_TIMEOUT_S": "8",
-           "RAY_USAGE_STATS_ENABLED": "0", "CXRFAIL_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT),
+        "CXRFAIL_RAY_CONNECT_TIMEOUT_S": "8",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "CXRFAIL_CACHE_DIR": str(tmp_path / "cache"),
+    }
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "cxrfail.cli", "infer", "--model", str(card), "--images",
-                          str(tmp_path / "images"), "--out", str(tmp_path / "out.csv"), "--ray",
-                          f"127.0.0.1:{silent_port}"], cwd=PROJECT, env=env, capture_output=True, text=True,
-                         timeout=240, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cxrfail.cli",
+            "infer",
+            "--model",
+            str(card),
+            "--images",
+            str(tmp_path / "images"),
+            "--out",
+            str(tmp_path / "out.csv"),
+            "--ray",
+            f"127.0.0.1:{silent_port}",
+        ],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     elapsed = time.monotonic() - started
     lines = [line for line in run.stderr.strip().splitlines() if line.strip()]
     assert run.returncode == 2, run.stderr[-3000:]

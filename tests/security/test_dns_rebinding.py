@@ -29,8 +29,14 @@ def server_port(tmp_path_factory):
     port = _free_port()
     streamlit = Path(sys.executable).parent / "streamlit"
     env = {**os.environ, "CXRFAIL_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), "PYTHONPATH": str(PROJECT)}
-    server = subprocess.Popen([str(streamlit), "run", "app.py", "--server.port", str(port)], cwd=PROJECT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [str(streamlit), "run", "app.py", "--server.port", str(port)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline and server.poll() is None:
@@ -55,9 +61,11 @@ def _upgrade_status(port: int, host: str) -> int:
     """HTTP status of a WebSocket upgrade to /_stcore/stream sent to 127.0.0.1:port with ``Host: host:port`` and
     the matching Origin (what a browser sends on a page served under that name)."""
     key = base64.b64encode(os.urandom(16)).decode()
-    request = (f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: http://{host}:{port}\r\n"
-               f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n\r\n")
+    request = (
+        f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: http://{host}:{port}\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
         connection.sendall(request.encode())
         response = b""

@@ -42,10 +42,12 @@ def test_a_shell_profile_as_predictions_never_echoes_its_lines(tmp_path):
 def test_a_secrets_file_as_a_cohort_never_echoes_values(tmp_path):
     secrets = tmp_path / "secrets.csv"
     secrets.write_text(f"user,Age,Sex,Edema\nadmin,{SECRET},{SECRET},{SECRET}\nroot,{SECRET},{SECRET},1\n")
-    for column_map in ({"image_id": "user", "patient_id": "user", "age": "Age"},
-                       {"image_id": "user", "patient_id": "user", "sex": "Sex"},
-                       {"image_id": "Age", "patient_id": "user"},
-                       {"image_id": "user", "patient_id": "user", "Edema": "Edema"}):
+    for column_map in (
+        {"image_id": "user", "patient_id": "user", "age": "Age"},
+        {"image_id": "user", "patient_id": "user", "sex": "Sex"},
+        {"image_id": "Age", "patient_id": "user"},
+        {"image_id": "user", "patient_id": "user", "Edema": "Edema"},
+    ):
         with pytest.raises(CohortError) as info:
             load_generic_csv(secrets, column_map)
         assert SECRET not in str(info.value)
@@ -59,8 +61,13 @@ def test_paths_outside_the_roots_are_refused_alike_whether_or_not_they_exist(tmp
     (root / "link.csv").symlink_to(tmp_path / "private.csv")
     assert resolve_under_roots(root / "ok" / "a.csv", [root]) == (root / "ok" / "a.csv").resolve()
     messages = []
-    for candidate in (tmp_path / "private.csv", tmp_path / "nope.csv", root / "ok" / ".." / ".." / "private.csv",
-                      root / "link.csv", "~/.bashrc"):
+    for candidate in (
+        tmp_path / "private.csv",
+        tmp_path / "nope.csv",
+        root / "ok" / ".." / ".." / "private.csv",
+        root / "link.csv",
+        "~/.bashrc",
+    ):
         with pytest.raises(PathNotAllowedError) as info:
             resolve_under_roots(candidate, [root])
         messages.append(str(info.value).replace(str(candidate), "<path>"))
@@ -163,15 +170,32 @@ def test_torchscript_needs_opt_in_and_a_torchscript_name(tmp_path):
     assert load_model(path, allow_torchscript=True).findings == ("Edema",)
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["analyze", "--predictions", "{tmp}"], "not a file"),
-    (["analyze", "--cohort", "csv", "--cohort-file", "{cohort}", "--column-map", "image_id=id", "patient_id=pid",
-      "foo=Age", "--predictions", "{preds}"], "neither a cohort field nor a finding"),
-    (["analyze", "--folds", "1"], "n_folds"),
-    (["analyze", "--calibration-fraction", "0"], "calibration_fraction"),
-    (["analyze", "--bootstrap", "0"], "n_bootstrap"),
-    (["cache", "clear", "--key", "../somewhere"], "is not a cache key"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["analyze", "--predictions", "{tmp}"], "not a file"),
+        (
+            [
+                "analyze",
+                "--cohort",
+                "csv",
+                "--cohort-file",
+                "{cohort}",
+                "--column-map",
+                "image_id=id",
+                "patient_id=pid",
+                "foo=Age",
+                "--predictions",
+                "{preds}",
+            ],
+            "neither a cohort field nor a finding",
+        ),
+        (["analyze", "--folds", "1"], "n_folds"),
+        (["analyze", "--calibration-fraction", "0"], "calibration_fraction"),
+        (["analyze", "--bootstrap", "0"], "n_bootstrap"),
+        (["cache", "clear", "--key", "../somewhere"], "is not a cache key"),
+    ],
+)
 def test_bad_cli_input_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch, argv, fragment):
     monkeypatch.setenv("CXRFAIL_CACHE_DIR", str(tmp_path / "cache"))
     outside = tmp_path / "somewhere"
@@ -185,8 +209,15 @@ def test_bad_cli_input_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch, arg
 
 
 def test_config_ranges_are_checked_where_the_config_is_made():
-    for field, value in [("n_folds", 1), ("calibration_fraction", 1.0), ("n_bootstrap", 0), ("fixed_threshold", 2),
-                         ("min_overlap", -0.1), ("n_folds", 2.5), ("age_bins", (60.0, 40.0))]:
+    for field, value in [
+        ("n_folds", 1),
+        ("calibration_fraction", 1.0),
+        ("n_bootstrap", 0),
+        ("fixed_threshold", 2),
+        ("min_overlap", -0.1),
+        ("n_folds", 2.5),
+        ("age_bins", (60.0, 40.0)),
+    ]:
         with pytest.raises(ConfigError, match=field):
             AnalysisConfig(**{field: value})
     assert AnalysisConfig(n_folds=2, calibration_fraction=0.3, n_bootstrap=100).n_folds == 2

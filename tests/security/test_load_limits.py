@@ -75,8 +75,10 @@ def test_runs_beyond_the_total_wait_in_a_queue_that_reports_their_position(monke
 def test_the_memory_ceiling_refuses_new_work_with_a_clear_message(monkeypatch):
     assert limits.process_tree_bytes() > 10_000_000  # this process, measured from /proc
     monkeypatch.setenv("CXRFAIL_MEMORY_CEILING_GB", "0.001")
-    with pytest.raises(LoadLimitError, match="near its memory limit .* GB in use of 0.0 GB.*Try again"), \
-            RunGate().slot("s"):
+    with (
+        pytest.raises(LoadLimitError, match="near its memory limit .* GB in use of 0.0 GB.*Try again"),
+        RunGate().slot("s"),
+    ):
         pass
     with pytest.raises(LoadLimitError, match="memory limit"):
         limits.check_upload(0, 0, 10)

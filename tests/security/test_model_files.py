@@ -49,8 +49,9 @@ def test_a_card_in_a_model_root_cannot_load_torchscript_from_outside_every_root(
     with pytest.raises(PathNotAllowedError):
         load_model(card, allow_torchscript=True, roots=(data, models), torchscript_roots=(models,))
     inside = _card(models, architecture="torchscript", weights=str(_torchscript(models / "ok.pt")))
-    assert load_model(inside, allow_torchscript=True, roots=(data, models),
-                      torchscript_roots=(models,)).findings == ("Edema",)
+    assert load_model(inside, allow_torchscript=True, roots=(data, models), torchscript_roots=(models,)).findings == (
+        "Edema",
+    )
 
 
 def test_torchscript_from_a_data_root_is_refused(roots):
@@ -78,8 +79,19 @@ def test_a_text_file_as_xrv_weights_is_one_line_and_exit_2(tmp_path, capsys):
     images = tmp_path / "images"  # an image to predict: the weights are read when the network is first needed
     images.mkdir()
     Image.new("L", (64, 64), 128).save(images / "one.png")
-    status = main(["infer", "--model", f"xrv:densenet121@{weird}", "--images", str(images),
-                   "--out", str(tmp_path / "out.csv"), "--cache-dir", str(tmp_path / "cache")])
+    status = main(
+        [
+            "infer",
+            "--model",
+            f"xrv:densenet121@{weird}",
+            "--images",
+            str(images),
+            "--out",
+            str(tmp_path / "out.csv"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
     assert err[-1].startswith("cxrfail: error: ") and "not a readable checkpoint" in err[-1]

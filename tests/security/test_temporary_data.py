@@ -34,10 +34,26 @@ def _leftovers(folder: Path) -> list[Path]:
 def test_sigterm_during_an_analysis_removes_its_inputs_file_and_stops_its_workers(tmp_path, shared_demo_dir):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": str(PROJECT),
-           "CXRFAIL_CACHE_DIR": str(tmp_path / "cache"), "CXRFAIL_DEMO_DIR": str(shared_demo_dir)}
-    command = [sys.executable, "-m", "cxrfail.cli", "analyze", "--findings", "Edema", "Cardiomegaly",
-               "--no-cache", "--no-figures", "--out", str(tmp_path / "report")]
+    env = {
+        **os.environ,
+        "TMPDIR": str(scratch),
+        "PYTHONPATH": str(PROJECT),
+        "CXRFAIL_CACHE_DIR": str(tmp_path / "cache"),
+        "CXRFAIL_DEMO_DIR": str(shared_demo_dir),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "cxrfail.cli",
+        "analyze",
+        "--findings",
+        "Edema",
+        "Cardiomegaly",
+        "--no-cache",
+        "--no-figures",
+        "--out",
+        str(tmp_path / "report"),
+    ]
     run = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert _wait_for(lambda: any(scratch.rglob("inputs.pickle")) or run.poll() is not None)
@@ -63,9 +79,14 @@ def test_sigterm_stops_the_dashboard_and_removes_its_private_folder(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": str(PROJECT), "CXRFAIL_CACHE_DIR": str(tmp_path)}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.port",
-                               str(port)], cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.port", str(port)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         assert _wait_for(lambda: any(scratch.glob("cxrfail-proc-*")), timeout_s=120)
         private = next(scratch.glob("cxrfail-proc-*"))
@@ -82,11 +103,14 @@ def test_sigterm_stops_the_dashboard_and_removes_its_private_folder(tmp_path):
 
 
 def test_a_staging_folder_left_by_a_killed_writer_is_removed_by_the_next(tmp_path):
-    code = ("import os, sys\nfrom cxrfail.files import staged_folder\n"
-            f"with staged_folder({str(tmp_path / 'report')!r}) as staging:\n"
-            "    (staging / 'table.csv').write_text('partial')\n    os._exit(9)\n")
-    subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env={**os.environ, "PYTHONPATH": str(PROJECT)},
-                   check=False)
+    code = (
+        "import os, sys\nfrom cxrfail.files import staged_folder\n"
+        f"with staged_folder({str(tmp_path / 'report')!r}) as staging:\n"
+        "    (staging / 'table.csv').write_text('partial')\n    os._exit(9)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT, env={**os.environ, "PYTHONPATH": str(PROJECT)}, check=False
+    )
     assert [p for p in tmp_path.iterdir() if "staging" in p.name]
     with staged_folder(tmp_path / "report") as staging:
         (staging / "table.csv").write_text("complete")

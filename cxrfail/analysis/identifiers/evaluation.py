@@ -144,8 +144,9 @@ def evaluate_identifiers(
         frame = feature_frame(features() if callable(features) else features, f"features of {name!r}")
         if len(frame) != n:
             raise ValueError(f"features of {name!r} have {len(frame)} rows, patient_ids {n}")
-        fits[name] = fit_split_identifier(frame, y, patients, split, learner=learner, n_folds=n_folds, seed=seed,
-                                          folds=folds)
+        fits[name] = fit_split_identifier(
+            frame, y, patients, split, learner=learner, n_folds=n_folds, seed=seed, folds=folds
+        )
         widths[name] = frame.shape[1]
         del frame
 
@@ -154,8 +155,10 @@ def evaluate_identifiers(
     y_test, patients_test = y[test], patients[test]
     two_classes = 0 < int(y_test.sum()) < len(y_test)
     if not two_classes:
-        notes.append(f"misclassified has a single class on the test split ({'all' if y_test.all() else 'none'} "
-                     "misclassified): AUROC undefined")
+        notes.append(
+            f"misclassified has a single class on the test split ({'all' if y_test.all() else 'none'} "
+            "misclassified): AUROC undefined"
+        )
     if probability is not None and threshold is not None:
         p = np.asarray(probability, dtype="float64")
         if p.shape != (n,):
@@ -176,47 +179,79 @@ def evaluate_identifiers(
             predicted = p[test] >= float(threshold)
             scores.update({("baseline",): baseline[test], ("prediction",): predicted.astype(float)})
         keys = list(scores)
-        replicates = auroc_set(y_test, {str(i): scores[key] for i, key in enumerate(keys)}, patients_test,
-                               method=auroc_interval, n_replicates=n_bootstrap, seed=seed)
+        replicates = auroc_set(
+            y_test,
+            {str(i): scores[key] for i, key in enumerate(keys)},
+            patients_test,
+            method=auroc_interval,
+            n_replicates=n_bootstrap,
+            seed=seed,
+        )
         ci_method = "bootstrap" if isinstance(replicates, AurocReplicates) else "analytic"
         label = {key: str(i) for i, key in enumerate(keys)}
         for name, fit in fits.items():
             own = label[("set", name)]
             auroc = replicates.interval(own)
             row = columns[name]
-            row.update(auroc=auroc.estimate, ci_low=auroc.ci_low, ci_high=auroc.ci_high,
-                       auroc_pooled=_auroc(y, fit.held_out_probability))
+            row.update(
+                auroc=auroc.estimate,
+                ci_low=auroc.ci_low,
+                ci_high=auroc.ci_high,
+                auroc_pooled=_auroc(y, fit.held_out_probability),
+            )
             if isinstance(replicates, AurocReplicates):
                 row["n_replicates_dropped"] = float(replicates.n_dropped)
             references = [("delta_vs_probability_only", ("set", PROBABILITY_ONLY))] if PROBABILITY_ONLY in fits else []
             if has_baseline:
                 base = replicates.interval(label[("baseline",)])
-                row.update(baseline_auroc=base.estimate, baseline_ci_low=base.ci_low, baseline_ci_high=base.ci_high,
-                           prediction_auroc=replicates.estimates[label[("prediction",)]],
-                           auroc_predicted_positive=_auroc(y_test[predicted], fit.test_probability[predicted]),
-                           auroc_predicted_negative=_auroc(y_test[~predicted], fit.test_probability[~predicted]))
+                row.update(
+                    baseline_auroc=base.estimate,
+                    baseline_ci_low=base.ci_low,
+                    baseline_ci_high=base.ci_high,
+                    prediction_auroc=replicates.estimates[label[("prediction",)]],
+                    auroc_predicted_positive=_auroc(y_test[predicted], fit.test_probability[predicted]),
+                    auroc_predicted_negative=_auroc(y_test[~predicted], fit.test_probability[~predicted]),
+                )
                 references += [("delta_vs_baseline", ("baseline",)), ("delta_vs_prediction", ("prediction",))]
             for column, reference in references:
                 difference = replicates.difference(own, label[reference])
-                row.update({column: difference.estimate, f"{column}_ci_low": difference.ci_low,
-                            f"{column}_ci_high": difference.ci_high})
+                row.update(
+                    {
+                        column: difference.estimate,
+                        f"{column}_ci_low": difference.ci_low,
+                        f"{column}_ci_high": difference.ci_high,
+                    }
+                )
     learner_name = learner if isinstance(learner, str) else type(learner).__name__
     out = {}
     for name, fit in fits.items():
-        row = {column: nan for column in ("auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low",
-                                          "baseline_ci_high")}
+        row = {
+            column: nan
+            for column in ("auroc", "ci_low", "ci_high", "baseline_auroc", "baseline_ci_low", "baseline_ci_high")
+        }
         row.update(columns[name])
         out[name] = IdentifierEvaluation(
-            learner=learner_name, feature_set=name, oracle=is_oracle(name), n=int(test.sum()),
-            n_patients=len(set(patients_test)), n_misclassified=int(y_test.sum()),
-            identifier_score=fit.held_out_probability, baseline_score=baseline, fold_of_row=fit.fold_of_row,
-            split_fit=fit, learner_settings=learner_settings(learner, widths[name], fit.n_fit_rows),
-            note="; ".join(notes) or None, ci_method=ci_method, **row)
+            learner=learner_name,
+            feature_set=name,
+            oracle=is_oracle(name),
+            n=int(test.sum()),
+            n_patients=len(set(patients_test)),
+            n_misclassified=int(y_test.sum()),
+            identifier_score=fit.held_out_probability,
+            baseline_score=baseline,
+            fold_of_row=fit.fold_of_row,
+            split_fit=fit,
+            learner_settings=learner_settings(learner, widths[name], fit.n_fit_rows),
+            note="; ".join(notes) or None,
+            ci_method=ci_method,
+            **row,
+        )
     return out
 
 
-def evaluate_identifier(features, misclassified, patient_ids, split, *, feature_set: str = "own+demographics",
-                        **options) -> IdentifierEvaluation:
+def evaluate_identifier(
+    features, misclassified, patient_ids, split, *, feature_set: str = "own+demographics", **options
+) -> IdentifierEvaluation:
     """`evaluate_identifiers` of one feature set (``options`` as there): its test AUROC against the confidence
     baseline and the prediction (no difference to `PROBABILITY_ONLY`)."""
     return evaluate_identifiers({feature_set: features}, misclassified, patient_ids, split, **options)[feature_set]
@@ -224,16 +259,32 @@ def evaluate_identifier(features, misclassified, patient_ids, split, *, feature_
 
 #: The columns of the "identifiers" table that come from an `IdentifierEvaluation`, in table order.
 IDENTIFIER_COLUMNS = (
-    "oracle", "auroc", "ci_low", "ci_high",
+    "oracle",
+    "auroc",
+    "ci_low",
+    "ci_high",
     # what the features add beyond the model's own probability (paired, the same test resamples)
-    "delta_vs_probability_only", "delta_vs_probability_only_ci_low", "delta_vs_probability_only_ci_high",
+    "delta_vs_probability_only",
+    "delta_vs_probability_only_ci_low",
+    "delta_vs_probability_only_ci_high",
     # secondary: the heuristic confidence baseline, and the paired difference to it
-    "baseline_auroc", "baseline_ci_low", "baseline_ci_high",
-    "delta_vs_baseline", "delta_vs_baseline_ci_low", "delta_vs_baseline_ci_high",
+    "baseline_auroc",
+    "baseline_ci_low",
+    "baseline_ci_high",
+    "delta_vs_baseline",
+    "delta_vs_baseline_ci_low",
+    "delta_vs_baseline_ci_high",
     # how much of the AUROC is the 0/1 prediction itself, and the identifier within each predicted class
-    "prediction_auroc", "auroc_predicted_positive", "auroc_predicted_negative",
-    "delta_vs_prediction", "delta_vs_prediction_ci_low", "delta_vs_prediction_ci_high",
-    "auroc_pooled", "n", "n_patients", "n_misclassified",
+    "prediction_auroc",
+    "auroc_predicted_positive",
+    "auroc_predicted_negative",
+    "delta_vs_prediction",
+    "delta_vs_prediction_ci_low",
+    "delta_vs_prediction_ci_high",
+    "auroc_pooled",
+    "n",
+    "n_patients",
+    "n_misclassified",
     "ci_method",  # "bootstrap" (patient resamples) or "analytic" (clustered DeLong, large pairs)
     "learner_settings",
     "n_replicates_dropped",  # bootstrap resamples with one class, left out of the intervals (NaN: analytic)

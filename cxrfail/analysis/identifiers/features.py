@@ -47,7 +47,6 @@ ALWAYS_EXCLUDED_LABELS: frozenset[str] = frozenset({"No Finding"})
 DEMOGRAPHIC_COUNT_COLUMNS: tuple[str, ...] = ("n_ap", "n_pa", "lateral")
 
 
-
 def feature_set_parts(feature_set: str) -> tuple[str, ...]:
     """The parts of a ``+``-joined feature set name; raises ``ValueError`` naming an unknown part."""
     if not isinstance(feature_set, str) or not feature_set:
@@ -62,7 +61,9 @@ def feature_set_parts(feature_set: str) -> tuple[str, ...]:
             f"{', '.join(FEATURE_PARTS)} (e.g. {', '.join(FEATURE_SETS)})"
         )
     if "probability" in parts and ("own" in parts or "all_models" in parts):
-        raise ValueError(f"feature_set {feature_set!r}: 'own' and 'all_models' already contain the target's probability")
+        raise ValueError(
+            f"feature_set {feature_set!r}: 'own' and 'all_models' already contain the target's probability"
+        )
     if "own" in parts and "all_models" in parts:
         raise ValueError(f"feature_set {feature_set!r}: 'all_models' already contains the model's own probabilities")
     return parts
@@ -118,7 +119,8 @@ def _demographics(table: pd.DataFrame) -> dict[str, np.ndarray]:
     for column in DEMOGRAPHIC_COUNT_COLUMNS:
         if column in table.columns:
             columns[column] = pd.to_numeric(table[column].astype("float64"), errors="coerce").to_numpy(
-                dtype="float64", na_value=np.nan)
+                dtype="float64", na_value=np.nan
+            )
     return columns
 
 
@@ -177,7 +179,8 @@ def build_features(
                 continue
             seen.add(label)
             columns[f"label:{label}"] = pd.to_numeric(table[label], errors="coerce").to_numpy(
-                dtype="float64", na_value=np.nan)
+                dtype="float64", na_value=np.nan
+            )
     if not columns:
         raise ValueError(f"feature_set {feature_set!r} gives no feature columns for this table")
     return pd.DataFrame(columns, index=index, dtype="float64")

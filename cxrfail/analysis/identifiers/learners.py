@@ -104,26 +104,49 @@ def make_learner(name: str, seed: int = 0, n_features: int | None = None):
     """
     seed = int(seed)
     if name == "logistic":
-        return Pipeline([
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", StandardScaler()),
-            ("model", LogisticRegression(C=1.0, max_iter=2000)),
-        ])
+        return Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+                ("model", LogisticRegression(C=1.0, max_iter=2000)),
+            ]
+        )
     if name == "random_forest":
-        return Pipeline([
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("model", RandomForestClassifier(
-                n_estimators=200, max_depth=10, min_samples_leaf=25, max_samples=0.3, n_jobs=2,
-                random_state=seed)),
-        ])
+        return Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                (
+                    "model",
+                    RandomForestClassifier(
+                        n_estimators=200,
+                        max_depth=10,
+                        min_samples_leaf=25,
+                        max_samples=0.3,
+                        n_jobs=2,
+                        random_state=seed,
+                    ),
+                ),
+            ]
+        )
     if name == "hist_gradient_boosting":
         rounds, rate = _boosting_rounds(n_features)
-        return Pipeline([
-            ("fill_empty", FillEmptyColumns()),
-            ("model", HistGradientBoostingClassifier(
-                max_iter=rounds, learning_rate=rate, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
-                early_stopping=False, random_state=seed)),
-        ])
+        return Pipeline(
+            [
+                ("fill_empty", FillEmptyColumns()),
+                (
+                    "model",
+                    HistGradientBoostingClassifier(
+                        max_iter=rounds,
+                        learning_rate=rate,
+                        max_leaf_nodes=15,
+                        min_samples_leaf=40,
+                        l2_regularization=1.0,
+                        early_stopping=False,
+                        random_state=seed,
+                    ),
+                ),
+            ]
+        )
     raise ValueError(f"unknown learner {name!r}; use one of {', '.join(LEARNERS)}")
 
 
@@ -207,8 +230,9 @@ def predict_identifier(fitted, features) -> np.ndarray:
     return np.zeros(len(X), dtype="float64")
 
 
-def out_of_fold_probabilities(features, misclassified, fold_of_row, learner="hist_gradient_boosting",
-                              seed: int = 0) -> np.ndarray:
+def out_of_fold_probabilities(
+    features, misclassified, fold_of_row, learner="hist_gradient_boosting", seed: int = 0
+) -> np.ndarray:
     """(n,) out-of-fold probability of misclassification: each row scored by a model fitted on other folds.
 
     ``fold_of_row`` must group by patient (`cxrfail.analysis.splits.patient_folds`): then no row is scored by
@@ -218,8 +242,9 @@ def out_of_fold_probabilities(features, misclassified, fold_of_row, learner="his
     return _fold_fits(features, misclassified, fold_of_row, learner, seed)[0]
 
 
-def _fold_fits(features, misclassified, fold_of_row, learner, seed: int, max_rows: int | None = None
-               ) -> tuple[np.ndarray, tuple]:
+def _fold_fits(
+    features, misclassified, fold_of_row, learner, seed: int, max_rows: int | None = None
+) -> tuple[np.ndarray, tuple]:
     """(out-of-fold probabilities (n,), the fold models in fold order): `out_of_fold_probabilities` with
     the models kept; with ``max_rows``, each model is fitted on at most that many of its training rows (a
     sample seeded by ``seed`` and the fold)."""
@@ -277,12 +302,24 @@ class SplitIdentifier:
         """(n,) identifier probability of each row of ``features`` (columns as fitted): the mean of the fold
         models' probabilities. Each row's score depends on that row's features alone."""
         X = feature_frame(features)
-        return np.mean([predict_identifier(model, X) for model in self.fold_models], axis=0) if len(X) else \
-            np.zeros(0, dtype="float64")
+        return (
+            np.mean([predict_identifier(model, X) for model in self.fold_models], axis=0)
+            if len(X)
+            else np.zeros(0, dtype="float64")
+        )
 
 
-def fit_split_identifier(features, misclassified, patient_ids, split, *, learner="hist_gradient_boosting",
-                         n_folds: int = 5, seed: int = 0, folds: np.ndarray | None = None) -> SplitIdentifier:
+def fit_split_identifier(
+    features,
+    misclassified,
+    patient_ids,
+    split,
+    *,
+    learner="hist_gradient_boosting",
+    n_folds: int = 5,
+    seed: int = 0,
+    folds: np.ndarray | None = None,
+) -> SplitIdentifier:
     """Cross-fit an identifier on the calibration split only: ``n_folds`` patient-grouped folds of the
     calibration patients, one model fitted on the others for each; calibration rows get their out-of-fold
     probability (what a flip threshold is chosen on), test rows the mean of the fold models. The evaluation
@@ -309,14 +346,21 @@ def fit_split_identifier(features, misclassified, patient_ids, split, *, learner
     if folds is None:
         folds = patient_folds(patients[calibration], n_folds=n_folds, seed=seed)
     elif np.shape(folds) != (int(calibration.sum()),):
-        raise ValueError(f"folds must have one entry per calibration row ({int(calibration.sum())}), got {np.shape(folds)}")
+        raise ValueError(
+            f"folds must have one entry per calibration row ({int(calibration.sum())}), got {np.shape(folds)}"
+        )
     cal_probability, models = _fold_fits(X_cal, y_cal, folds, learner, seed, max_rows=MAX_FIT_ROWS)
     fold_of_row = np.full(len(X), -1, dtype=np.int64)
     fold_of_row[calibration] = folds
     fitted = SplitIdentifier(
-        learner=learner if isinstance(learner, str) else type(learner).__name__, calibration=calibration,
-        calibration_probability=cal_probability, fold_models=models, test_probability=np.zeros(0),
-        held_out_probability=np.empty(len(X), dtype="float64"), fold_of_row=fold_of_row)
+        learner=learner if isinstance(learner, str) else type(learner).__name__,
+        calibration=calibration,
+        calibration_probability=cal_probability,
+        fold_models=models,
+        test_probability=np.zeros(0),
+        held_out_probability=np.empty(len(X), dtype="float64"),
+        fold_of_row=fold_of_row,
+    )
     fitted.test_probability = fitted.predict(X.loc[~calibration])
     fitted.held_out_probability[calibration] = cal_probability
     fitted.held_out_probability[~calibration] = fitted.test_probability
