@@ -131,6 +131,23 @@ def choose_flip_threshold(identifier_probability, y_true, prediction, *, grid=No
     return float(candidates[np.flatnonzero(f1 >= best - 1e-12)[-1]])
 
 
+#: The `FlipEvaluation` fields of the run's "flip" table, in table order.
+EVALUATION_COLUMNS = (
+    "n_flips",
+    "f1_before",
+    "f1_after",
+    "delta_f1",
+    "ci_low",
+    "ci_high",
+    "precision_before",
+    "precision_after",
+    "recall_before",
+    "recall_after",
+    "improved",
+    "exploratory",
+)
+
+
 @dataclass(frozen=True)
 class FlipEvaluation:
     """Effect of flipping at ``tau`` on one set of rows (the test split). ``delta_f1`` = f1_after - f1_before,

@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 from cxrfail.analysis.checks import check_pair
 from cxrfail.analysis.config import CLINICAL_FINDINGS, CORE_SCOPE, FULL_SCOPE, AnalysisConfig
 from cxrfail.analysis.explain import shap_attributions, to_long
-from cxrfail.analysis.flip import run_flipping
+from cxrfail.analysis.flip import EVALUATION_COLUMNS, run_flipping
 from cxrfail.analysis.identifiers import IDENTIFIER_COLUMNS, build_features, evaluate_identifiers
 from cxrfail.analysis.labels import audit_pair
 from cxrfail.analysis.outcomes import binary_metrics, classify
@@ -222,7 +222,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
             {
                 **tag,
                 "tau": flip_run.tau,
-                **{k: getattr(evaluation, k) for k in FLIP_COLUMNS},
+                **{k: getattr(evaluation, k) for k in EVALUATION_COLUMNS},
                 "calibration_flips": flip_run.calibration_flips,
                 "learner": flip_run.learner,
                 "feature_set": flip_run.feature_set,
@@ -350,19 +350,3 @@ def _label_audit(
         seed=config.seed,
     )
     return {"label_agreement": audit.agreement, "label_audit": audit.audit, "label_cases": audit.cases}
-
-
-FLIP_COLUMNS = (
-    "n_flips",
-    "f1_before",
-    "f1_after",
-    "delta_f1",
-    "ci_low",
-    "ci_high",
-    "precision_before",
-    "precision_after",
-    "recall_before",
-    "recall_after",
-    "improved",
-    "exploratory",
-)

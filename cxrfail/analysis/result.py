@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.config import FULL_SCOPE
-from cxrfail.analysis.flip import CURVE_COLUMNS, NEVER_FLIP, FlipEvaluation, evaluate_flip
+from cxrfail.analysis.flip import CURVE_COLUMNS, EVALUATION_COLUMNS, NEVER_FLIP, FlipEvaluation, evaluate_flip
 from cxrfail.analysis.identifiers.evaluation import IDENTIFIER_COLUMNS
 from cxrfail.analysis.labels import AGREEMENT_COLUMNS, AUDIT_COLUMNS, CASE_COLUMNS
 from cxrfail.analysis.regression import PAIR_REGRESSION_COLUMNS
@@ -71,18 +71,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "model",
         "finding",
         "tau",
-        "n_flips",
-        "f1_before",
-        "f1_after",
-        "delta_f1",
-        "ci_low",
-        "ci_high",
-        "precision_before",
-        "precision_after",
-        "recall_before",
-        "recall_after",
-        "improved",
-        "exploratory",
+        *EVALUATION_COLUMNS,
         "calibration_flips",
         "learner",
         "feature_set",
