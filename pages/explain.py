@@ -25,9 +25,9 @@ shap = pair.shap_values
 st.caption(
     f"Identifier: `{learner}` on `{feature_set}`"
     + (" [ORACLE]" if oracle else "")
-    + f", cross-fitted on the calibration split (a test {result.unit} is scored by the mean of the fold "
-    f"models); SHAP values, averaged over the fold models, explain its log-odds of 'misclassified' on a "
-    f"sample of test {figures.plural(result.unit)}."
+    + f", cross-fitted on the calibration split (a test {result.unit} is scored by the fold model its patient "
+    f"is assigned to); SHAP values, averaged over the fold models, explain their joint log-odds of "
+    f"'misclassified' on a sample of test {figures.plural(result.unit)}."
 )
 if shap.empty:
     st.info("This run has no SHAP values for this model and finding.")
@@ -78,7 +78,6 @@ image_id = synced(
 st.session_state[PICKED_IMAGE] = image_id
 
 row = outcomes.loc[outcomes["image_id"] == image_id]
-is_calibration = not row.empty and row.iloc[0]["split"] == "calibration"
 left, right = st.columns([2, 1])
 with left:
     values, base_value, scale, gap = runs.explain_image(
@@ -101,12 +100,8 @@ with left:
             if gap == gap and gap > 1e-6
             else ""
         )
-        + (
-            " For a calibration row the run's identifier probability is out-of-fold (one fold model); the "
-            "waterfall explains the mean of the fold models."
-            if is_calibration
-            else ""
-        )
+        + " The run's identifier probability of a row is one fold model's (out-of-fold for a calibration row, "
+        "its patient's model for a test row); the waterfall explains the mean of the fold models."
     )
 with right:
     widgets.radiograph(paths.get(image_id, None), sel.dataset, max_side=1024, caption=image_id)

@@ -53,7 +53,8 @@ else:
         f"tau = {chosen_tau:.3f} was chosen over every distinct out-of-fold identifier score of the "
         f"calibration split (it flips {int(chosen['calibration_flips']):,} calibration {result.unit}s, at least "
         f"{result.config.min_calibration_flips}). Each test {result.unit} is flipped when its own score, the "
-        "mean of the calibration fold models, is ≥ tau: a rule that needs no other case. It is the one tau "
+        "score of the calibration fold model its patient is assigned to (the scale tau was chosen on), is ≥ tau: a "
+        "rule that needs no other case. It is the one tau "
         "with a verdict."
     )
 

@@ -10,9 +10,9 @@ choice away from the data it is judged on:
    every distinct out-of-fold score, among the taus that flip at least ``min_calibration_flips`` calibration
    rows. "Never flip" (`NEVER_FLIP`, just above 1.0) is always a candidate, so flipping is only chosen when it
    helped there on enough rows.
-2. test split: each row is scored by the mean of the calibration fold models (a cross-fitted ensemble: the
-   scale of the out-of-fold scores tau was chosen on, and a score of that row alone) and flipped when that
-   score is >= tau. F1, precision and recall before and after, the number of flips and a paired
+2. test split: each row is scored by the one calibration fold model its patient id is assigned to (a seeded
+   hash: `cxrfail.analysis.identifiers.learners.assigned_fold`), a score of that row alone with exactly the
+   distribution of the out-of-fold scores tau was chosen on, and flipped when that score is >= tau. F1, precision and recall before and after, the number of flips and a paired
    patient-bootstrap 95% CI of the F1 change (`cxrfail.analysis.resampling.paired_bootstrap_f1_change`). A
    change whose CI reaches zero is not an improvement: ``improved = ci_low > 0``. This verdict exists only at
    the tau chosen on calibration: `evaluate_flip` at any other tau is *exploratory* (tau chosen after seeing
@@ -288,15 +288,15 @@ class FlipRun:
     Attributes:
         tau: the flip threshold chosen on calibration out-of-fold scores (`NEVER_FLIP` when no flipping of at
             least ``min_calibration_flips`` rows helped there); test rows are flipped when their own score
-            (the fold models' mean) is >= tau.
+            (its patient's fold model's) is >= tau.
         calibration_flips: calibration rows tau flips (0 for `NEVER_FLIP`, else >= ``min_calibration_flips``).
         learner, feature_set: the identifier used for flipping; ``oracle`` is always False (refused).
         calibration_probability: (n_calibration,) out-of-fold identifier scores of the calibration rows.
-        test_probability: (n_test,) scores of the test rows: the mean of the calibration fold models.
+        test_probability: (n_test,) scores of the test rows, each by its patient's calibration fold model.
         test_evaluation: `FlipEvaluation` on the test split at ``tau``: the one verdict.
         curve: `flip_curve` on the test split (every point but ``tau`` exploratory).
         identifier_probability: (n,) the score each input row was compared with tau: calibration out-of-fold,
-            test the fold models' mean.
+            test its patient's fold model's.
         flipped_prediction: (n,) predictions with the rows whose score is >= tau inverted.
         fitted: the cross-fitted identifier (its fold models score any new row: `SplitIdentifier.predict`).
         calibration_f1_before, calibration_f1_after: F1 on calibration (out-of-fold) at ``tau``: the choice's

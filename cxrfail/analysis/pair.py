@@ -335,7 +335,7 @@ def _label_audit(
 ) -> dict[str, pd.DataFrame]:
     """The pair's label audit against the reference labels (empty tables when the reference does not read the
     finding on the pair's rows). Misclassification is re-scored with the run's identifier's score of each row
-    (``outcomes.identifier_probability``: calibration out-of-fold, test the calibration fold models' mean)."""
+    (``outcomes.identifier_probability``: calibration out-of-fold, test its patient's calibration fold model's)."""
     outcomes = tables["outcomes"]
     labels = None
     if reference is not None and finding in reference.columns:

@@ -65,7 +65,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # calibration out-of-fold and test scores pooled, no interval; learner_settings: the learner as fitted
     "identifiers": ("model", "finding", "learner", "feature_set", *IDENTIFIER_COLUMNS),
     # test split at the flip threshold chosen on calibration out-of-fold scores (tau; calibration_flips: the
-    # calibration rows it flips); a test row is flipped when its own score (the calibration fold models' mean)
+    # calibration rows it flips); a test row is flipped when its own score (its patient's calibration fold model's)
     # is >= tau; the one verdict `improved`; the identifier used
     "flip": (
         "model",
@@ -80,7 +80,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     # test split, a grid of tau plus the chosen one; every row but the chosen tau is exploratory (no verdict)
     "flip_curves": ("model", "finding", *CURVE_COLUMNS),
     # one row per cohort row of the pair; identifier_probability: the run identifier's score the row was compared
-    # with tau (calibration out-of-fold, test the calibration fold models' mean); flipped_prediction: the
+    # with tau (calibration out-of-fold, test its patient's calibration fold model's); flipped_prediction: the
     # prediction after flipping (inverted exactly when identifier_probability >= tau)
     "outcomes": (
         "model",
@@ -96,7 +96,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "identifier_probability",
         "flipped_prediction",
     ),
-    # every identifier's scores of the test rows (the calibration fold models' mean), for ROC curves (the
+    # every identifier's scores of the test rows (each by its patient's calibration fold model), for ROC curves (the
     # confidence baseline of a row is -|probability - threshold| from outcomes)
     "identifier_scores": (
         "model",
@@ -242,7 +242,7 @@ class PairResult:
 
     def flipped(self, image_id: str) -> bool | None:
         """Whether the run's flip rule inverts row ``image_id``'s prediction (its identifier probability >= the
-        chosen tau: out-of-fold for a calibration row, the calibration fold models' mean for a test row); None
+        chosen tau: out-of-fold for a calibration row, its patient's calibration fold model's for a test row); None
         when the pair was run without flipping. KeyError for a row not in the pair."""
         if self.flip is None:
             return None

@@ -34,7 +34,7 @@ from cxrfail.reference import ReferenceLabels
 
 __all__ = ["analyze", "run_analysis", "cache_key", "adjust_slices", "CACHE_VERSION", "ProgressCallback"]
 
-CACHE_VERSION = 8  # bump when a change alters results for unchanged inputs
+CACHE_VERSION = 9  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
 

@@ -21,6 +21,7 @@ from cxrfail.analysis.flip import (
     run_flipping,
 )
 from cxrfail.analysis.identifiers import build_features, evaluate_identifier
+from cxrfail.analysis.identifiers.learners import assigned_fold
 from cxrfail.analysis.outcomes import classify
 from cxrfail.analysis.splits import patient_split
 from cxrfail.analysis.thresholds import choose_threshold
@@ -188,9 +189,10 @@ def test_run_flipping_bundles_calibration_and_test_rows():
     )
     assert run.calibration_flips == np.sum(run.calibration_probability >= run.tau) >= MIN_CALIBRATION_FLIPS
     assert (run.learner, run.feature_set, run.oracle) == ("logistic", "own+demographics", False)
-    # test rows: the mean of the calibration fold models, on the scale of the out-of-fold scores
-    fold_mean = np.mean([model.predict_proba(features.loc[test])[:, 1] for model in run.fitted.fold_models], axis=0)
-    np.testing.assert_allclose(run.test_probability, fold_mean)
+    # test rows: each by the calibration fold model its patient is assigned to, the out-of-fold scores' scale
+    fold = assigned_fold(patients[test], len(run.fitted.fold_models), 0)
+    every = np.stack([model.predict_proba(features.loc[test])[:, 1] for model in run.fitted.fold_models])
+    np.testing.assert_allclose(run.test_probability, every[fold, np.arange(len(fold))])
     assert run.tau == choose_flip_threshold(
         run.calibration_probability, y[calibration], prediction[calibration], min_flips=MIN_CALIBRATION_FLIPS
     )

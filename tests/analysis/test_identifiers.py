@@ -26,6 +26,7 @@ from cxrfail.analysis.identifiers import (
     own_output_columns,
     predict_identifier,
 )
+from cxrfail.analysis.identifiers.learners import assigned_fold
 from cxrfail.analysis.splits import patient_folds, patient_split
 
 FINDINGS = ["Edema", "Consolidation", "Lung Lesion"]
@@ -374,17 +375,34 @@ def test_ladder_differences_to_probability_only_are_paired(age_matters):
         assert low < 0 < high  # nothing to add: the interval covers zero
         assert high - low < 0.04  # paired resamples: much narrower than either AUROC's own interval
         assert high - low < 0.6 * (richer.ci_high - richer.ci_low)
-    # every AUROC is the test split's, from the mean of the calibration fold models
+    # every AUROC is the test split's, each test row scored by the fold model its patient is assigned to
+    fold = assigned_fold(patients[test], 5, 0)
+    assert set(fold) == set(range(5))  # every fold model scores some test patients
     for evaluation in evaluations.values():
-        fold_mean = np.mean(
-            [
-                predict_identifier(model, by_set[evaluation.feature_set].loc[test])
-                for model in evaluation.split_fit.fold_models
-            ],
-            axis=0,
-        )
-        np.testing.assert_allclose(evaluation.identifier_score[test], fold_mean)
-        assert evaluation.auroc == pytest.approx(roc_auc_score(misclassified[test], fold_mean))
+        models = evaluation.split_fit.fold_models
+        features = by_set[evaluation.feature_set].loc[test]
+        own_model = np.array([predict_identifier(models[k], features.iloc[[i]])[0] for i, k in enumerate(fold)])
+        np.testing.assert_allclose(evaluation.identifier_score[test], own_model)
+        assert evaluation.auroc == pytest.approx(roc_auc_score(misclassified[test], own_model))
+
+
+def test_test_scores_have_the_scale_of_the_out_of_fold_scores():
+    """The per-case test score is one fold model's, like an out-of-fold score: on data without signal both
+    splits' scores have the same upper tail, so a tau chosen on calibration flips a like share of test rows
+    (the mean of the fold models would shrink that tail)."""
+    rng = np.random.default_rng(3)
+    n_patients = 3000
+    patients = np.repeat(np.arange(n_patients), 2).astype(str)
+    features = pd.DataFrame({"x": rng.normal(size=2 * n_patients), "z": rng.normal(size=2 * n_patients)})
+    wrong = (rng.random(2 * n_patients) < 0.2).astype(int)
+    split = np.where(np.arange(2 * n_patients) < n_patients, "calibration", "test")
+    fitted = fit_split_identifier(features, wrong, patients, split, learner="hist_gradient_boosting")
+    tau = np.quantile(fitted.calibration_probability, 0.95)
+    calibration_share = np.mean(fitted.calibration_probability >= tau)
+    test_share = np.mean(fitted.test_probability >= tau)
+    assert test_share == pytest.approx(calibration_share, abs=0.02)
+    mean_of_models = np.mean([predict_identifier(m, features.loc[split == "test"]) for m in fitted.fold_models], axis=0)
+    assert np.mean(mean_of_models >= tau) < 0.75 * calibration_share  # what the mean would have done
 
 
 def test_test_labels_never_reach_the_identifier():
@@ -397,7 +415,9 @@ def test_test_labels_never_reach_the_identifier():
     np.testing.assert_array_equal(first.held_out_probability, second.held_out_probability)
     # a test row's score is its own: scoring it alone gives the same number
     one = np.flatnonzero(test)[:3]
-    np.testing.assert_allclose(first.predict(by_set["own+demographics"].iloc[one]), first.held_out_probability[one])
+    np.testing.assert_allclose(
+        first.predict(by_set["own+demographics"].iloc[one], patients[one]), first.held_out_probability[one]
+    )
 
 
 def test_wide_feature_sets_run_fewer_boosting_rounds():

@@ -2,7 +2,7 @@
 patient-clustered intervals and paired differences to simpler scores of the same test rows.
 
 Every identifier is cross-fitted on the calibration split (`fit_split_identifier`) and judged on the test
-split only: the test rows' scores are the mean of the calibration fold models. The feature sets of one call
+split only: each test row is scored by its patient's calibration fold model (`SplitIdentifier.predict`). The feature sets of one call
 (`evaluate_identifiers`, e.g. the ladder `cxrfail.analysis.config.IDENTIFIER_LADDER`) share the learner, the
 calibration folds and the patient resamples of the test split, so their differences are paired.
 """
@@ -71,7 +71,9 @@ class IdentifierEvaluation:
     n: int
     n_patients: int
     n_misclassified: int
-    identifier_score: np.ndarray = field(repr=False)  # (n_rows,) calibration out-of-fold, test fold-model mean
+    identifier_score: np.ndarray = field(
+        repr=False
+    )  # (n_rows,) calibration out-of-fold, test by the patient's fold model
     baseline_score: np.ndarray = field(repr=False)
     fold_of_row: np.ndarray = field(repr=False)  # -1: a test row
     split_fit: SplitIdentifier = field(repr=False)
