@@ -110,72 +110,8 @@ def test_tutorial_notebook_runs_top_to_bottom(monkeypatch):
     assert "patients" in printed.getvalue()
 
 
-class _Tables:
-    """Stands in for an AnalysisResult in the blocks that read one table of the run."""
-
-    def __init__(self, **tables):
-        self.tables = tables
-
-    def table(self, name):
-        return self.tables[name]
-
-
-def test_ladder_and_slice_blocks_format_the_tables_their_branches_add(monkeypatch):
-    """The identifier-ladder and slices blocks quote the columns that issues 18 and 19 define; checked on small
-    tables of those columns so that the blocks work the day the code lands."""
-    import pandas as pd
-
-    identifiers = pd.DataFrame(
-        {
-            "model": ["a", "b", "a", "b"],
-            "finding": ["Edema"] * 4,
-            "feature_set": ["probability_only", "probability_only", "own+demographics", "own+demographics"],
-            "oracle": [False] * 4,
-            "auroc": [0.80, 0.84, 0.81, 0.86],
-            "delta_vs_probability_only": [0.0, 0.0, 0.01, 0.02],
-            "delta_vs_probability_only_ci_low": [0.0, 0.0, -0.01, 0.005],
-        }
-    )
-    slices = pd.DataFrame(
-        {
-            "model": ["a", "b"],
-            "finding": ["Edema", "Edema"],
-            "error_kind": ["misclassified"] * 2,
-            "slice": ["age >= 70 & view = AP", "sex = M"],
-            "n_test": [400, 3000],
-            "n_patients_test": [120, 900],
-            "rate_test": [0.21, 0.09],
-            "ci_low": [0.15, 0.08],
-            "ci_high": [0.28, 0.10],
-            "rate_ratio": [2.4, 1.1],
-            "rr_ci_low": [1.7, 0.9],
-            "rr_ci_high": [3.3, 1.3],
-            "q_value": [0.001, 0.4],
-            "confirmed": [True, False],
-        }
-    )
-    monkeypatch.setattr(numbers, "full_run", lambda: _Tables(identifiers=identifiers, slices=slices))
-    monkeypatch.setattr(numbers, "_ladder_available", lambda: True)
-    ladder = numbers.identifier_ladder()
-    assert "| `own+demographics` | 2 | 0.81-0.86 | +0.015 | 1 of 2 |" in ladder
-    assert "| `probability_only` | 2 | 0.80-0.84 | reference |  |" in ladder
-
-    from cxrfail.analysis import result
-
-    monkeypatch.setitem(result.TABLE_COLUMNS, "slices", tuple(slices.columns))
-    text = numbers.slices()
-    assert text.startswith("1 of the 2 top slices")
-    assert (
-        "`age >= 70 & view = AP`: rate 21% [15, 28] on 400 rows of 120 patients, rate ratio 2.40 [1.70, 3.30]" in text
-    )
-
-
-#: A setting quoted with its default: `name` (default 30). A constant quoted with its value: `NAME` (50,000).
 QUOTED_DEFAULT = re.compile(r"`([a-z_]+)`\s+\(default ([0-9.,%]+)\)")
 QUOTED_CONSTANT = re.compile(r"`([A-Z_]+)`\s+\(([0-9.,%]+)\)")
-#: Settings that docs/methods.md describes from branches merging now (slices: issue 19); checked as soon as
-#: AnalysisConfig has them. Empty this once they have merged.
-PENDING_SETTINGS = {"slice_max_predicates", "slice_top_k"}
 
 
 def _number(text: str) -> float:
@@ -194,8 +130,6 @@ def test_settings_and_constants_quoted_in_the_docs_equal_the_code():
     for path in [README, *sorted((ROOT / "docs").glob("*.md"))]:
         text = path.read_text(encoding="utf-8")
         for name, value in QUOTED_DEFAULT.findall(text):
-            if name in PENDING_SETTINGS and name not in defaults:
-                continue
             assert name in defaults, f"{path.name}: `{name}` is not an AnalysisConfig setting"
             assert _number(value) == defaults[name], f"{path.name}: `{name}` default is {defaults[name]}, not {value}"
             quoted += 1

@@ -60,11 +60,11 @@ def identifier_ladder(
         fs: fs + (" [ORACLE]" if bool(rows.loc[rows["feature_set"] == fs, "oracle"].astype(bool).any()) else "")
         for fs in order
     }
+    # one panel under the other: side by side, each is too narrow for its ticks and title at 1024 px
     fig = make_subplots(
-        rows=1,
-        cols=2,
-        shared_yaxes=True,
-        horizontal_spacing=0.06,
+        rows=2,
+        cols=1,
+        vertical_spacing=0.22,
         subplot_titles=("identifier AUROC (test split)", f"difference to {PROBABILITY_ONLY} (paired)"),
     )
     models = ordered(rows["model"])
@@ -73,7 +73,7 @@ def identifier_ladder(
         part = rows.loc[rows["model"] == model].set_index("feature_set").reindex(order)
         y = np.arange(len(order)) + offset
         color = PALETTE[position % len(PALETTE)]
-        for col, (value, low, high) in enumerate(
+        for panel, (value, low, high) in enumerate(
             (
                 ("auroc", "ci_low", "ci_high"),
                 ("delta_vs_probability_only", "delta_vs_probability_only_ci_low", "delta_vs_probability_only_ci_high"),
@@ -93,33 +93,34 @@ def identifier_ladder(
                     mode="markers",
                     name=escape(model),
                     legendgroup=model,
-                    showlegend=col == 1,
+                    showlegend=panel == 1,
                     marker=dict(color=color, size=8),
                     error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo, color=color, width=3),
                     customdata=text,
                     hovertemplate="%{customdata}<extra></extra>",
                 ),
-                row=1,
-                col=col,
+                row=panel,
+                col=1,
             )
-    fig.add_vline(x=0.0, line=dict(color="#52606d", dash="dot", width=1), row=1, col=2)
-    fig.update_yaxes(
-        tickvals=list(range(len(order))),
-        ticktext=[escape(labels[fs]) for fs in order],
-        autorange="reversed",
-        row=1,
-        col=1,
-    )
-    fig.update_xaxes(title="AUROC for misclassification", row=1, col=1)
-    fig.update_xaxes(title="Δ AUROC", row=1, col=2)
+    fig.add_vline(x=0.0, line=dict(color="#52606d", dash="dot", width=1), row=2, col=1)
+    for panel in (1, 2):
+        fig.update_yaxes(
+            tickvals=list(range(len(order))),
+            ticktext=[escape(labels[fs]) for fs in order],
+            autorange="reversed",
+            row=panel,
+            col=1,
+        )
+    fig.update_xaxes(title="AUROC for misclassification", nticks=8, row=1, col=1)
+    fig.update_xaxes(title="Δ AUROC (feature set − probability_only)", nticks=8, row=2, col=1)
     n, n_patients = int(rows["n"].max()), int(rows["n_patients"].max()) if "n_patients" in rows else 0
     notes = [
         f"{learner} cross-fitted on the calibration split (the same folds for every feature set); AUROC on the "
-        f"test split (n up to {n:,} {context.unit}s of {n_patients:,} patients); 95% CIs resample test patients, "
+        f"test split (n up to {n:,} {plural(context.unit)} of {n_patients:,} patients); 95% CIs patient-clustered, "
         "the differences on the same resamples as both AUROCs"
     ]
     notes += context.caveats([finding], oracle=bool(rows["oracle"].astype(bool).any()))
-    return apply_layout(fig, title, height=max(320, 150 + 55 * len(order)), notes=notes)
+    return apply_layout(fig, title, height=max(520, 230 + 2 * (60 + 40 * len(order))), notes=notes)
 
 
 def identifier_heatmaps(

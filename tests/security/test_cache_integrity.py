@@ -35,7 +35,14 @@ def _run(folder: Path, cohort, models):
     from cxrfail.analysis.config import AnalysisConfig
     from cxrfail.analysis.runner import run_analysis
 
-    config = AnalysisConfig(findings=("Edema",), feature_sets=("own",), n_bootstrap=100, n_folds=2, min_subgroup_n=5)
+    config = AnalysisConfig(
+        findings=("Edema",),
+        feature_sets=("own",),
+        identifier_feature_set="own",
+        n_bootstrap=100,
+        n_folds=2,
+        min_subgroup_n=5,
+    )
     messages = []
     result = run_analysis(
         cohort,
