@@ -55,7 +55,8 @@ pair
 # ## How often is the model wrong?
 #
 # `pair.overall` is the misclassification of the pair on the test split: rows, errors, the rate with its
-# 95% interval (patients resampled), false positives and false negatives.
+# patient-clustered 95% interval (the same rule as every subgroup rate: see
+# [Methods](methods.md#subgroup-rates)), false positives and false negatives.
 
 # %%
 pair.overall
@@ -141,9 +142,9 @@ result.table("performance")[["model", "finding", "auroc", "threshold", "f1", "mi
 # ## Slices
 #
 # `pair.slices` lists the failure slices searched on calibration and confirmed (or not) on test, with the
-# columns of `slices.csv`; see [Methods](methods.md#slices-search-on-calibration-confirm-on-test).
-# *(This cell becomes executed code once the slice search (issue 19) has merged.)*
-#
-# ```python
-# pair.slices[["slice", "n_test", "rate_test", "ci_low", "ci_high", "rate_ratio", "q_value", "confirmed"]]
-# ```
+# columns of `slices.csv`; see [Methods](methods.md#slices-search-on-calibration-confirm-on-test) and
+# [Failure slices](slices.md). `confirmed` is True only when the slice holds up on the test patients; the
+# others stay in the table. The first ten candidates of the default error kind (misclassification):
+
+# %%
+pair.slices[["slice", "n_test", "rate_test", "ci_low", "ci_high", "rate_ratio", "q_value", "confirmed"]].head(10)
