@@ -192,14 +192,16 @@ def render_static(
     try:
         if _KEEP_BROWSER:
             with _SESSION_LOCK:  # one render at a time on the shared browser
-                if _SESSION is None or _SESSION.browser != browser:
-                    _SESSION = _BrowserSession(browser)
-                try:
-                    return _SESSION.render(figures, fmt, width, height, scale)
-                except BaseException:
-                    _SESSION.close()  # a broken session is not reused
-                    _SESSION = None
-                    raise
+                for attempt in (1, 2):  # a kept browser that died (closed, killed) is replaced once
+                    if _SESSION is None or _SESSION.browser != browser:
+                        _SESSION = _BrowserSession(browser)
+                    try:
+                        return _SESSION.render(figures, fmt, width, height, scale)
+                    except Exception:
+                        _SESSION.close()  # a broken session is not reused
+                        _SESSION = None
+                        if attempt == 2:
+                            raise
 
         import kaleido
 

@@ -123,7 +123,7 @@ def test_settings_and_constants_quoted_in_the_docs_equal_the_code():
     in its home module, so the docs cannot drift from the code they describe."""
     import dataclasses
 
-    from cxrfail.analysis import checks, config
+    from cxrfail.analysis import checks, config, slices
 
     defaults = {f.name: f.default for f in dataclasses.fields(config.AnalysisConfig)}
     quoted = 0
@@ -134,8 +134,8 @@ def test_settings_and_constants_quoted_in_the_docs_equal_the_code():
             assert _number(value) == defaults[name], f"{path.name}: `{name}` default is {defaults[name]}, not {value}"
             quoted += 1
         for name, value in QUOTED_CONSTANT.findall(text):
-            home = next((m for m in (config, checks) if hasattr(m, name)), None)
-            assert home is not None, f"{path.name}: no constant {name} in cxrfail.analysis.config or .checks"
+            home = next((m for m in (config, checks, slices) if hasattr(m, name)), None)
+            assert home is not None, f"{path.name}: no constant {name} in cxrfail.analysis.config, .checks or .slices"
             assert _number(value) == getattr(home, name), f"{path.name}: {name} is {getattr(home, name)}, not {value}"
             quoted += 1
     assert quoted >= 8

@@ -61,6 +61,20 @@ def test_png_and_svg_render_with_chromium(fig):
     assert b"<svg" in svg[:500]
 
 
+@needs_browser
+def test_a_kept_browser_that_died_is_replaced(fig):
+    """The dashboard keeps one browser open for exports; if it dies (closed, killed), the next export starts a
+    new one instead of failing."""
+    render.keep_browser_open(True)
+    try:
+        render.render_static({"one": fig}, "png")
+        render._SESSION.close()  # the kept browser dies behind the module's back
+        images = render.render_static({"one": fig}, "svg")
+        assert b"<svg" in images["one"][:500]
+    finally:
+        render.keep_browser_open(False)
+
+
 def test_missing_browser_gives_a_clear_error(fig, monkeypatch, tmp_path):
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
     available, message = render.static_export_status()

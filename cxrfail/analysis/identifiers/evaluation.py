@@ -41,8 +41,8 @@ class IdentifierEvaluation:
     """Test-split performance of one identifier (learner x feature set) for one (model, finding).
 
     Unit: one cohort row of the test split; intervals resample test patients. ``auroc`` (``ci_low``,
-    ``ci_high``) is the AUROC, for the test rows' misclassification, of their identifier scores (the mean of
-    the calibration fold models: nothing of the test split reached a fit). ``auroc_pooled`` (secondary, no
+    ``ci_high``) is the AUROC, for the test rows' misclassification, of their identifier scores (each by the
+    calibration fold model its patient is assigned to: nothing of the test split reached a fit). ``auroc_pooled`` (secondary, no
     interval) pools the calibration out-of-fold scores with the test scores. ``baseline_*``: the same for
     `confidence_baseline`. NaN where undefined (one class of misclassified on test; no probability/threshold
     for the baseline), with ``note`` saying why. ``n``, ``n_patients``, ``n_misclassified``: the test split's.
