@@ -100,42 +100,26 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap, help="bootstrap replicates")
     analysis.add_argument("--seed", type=int, default=defaults.seed)
     slices = parser.add_argument_group("failure slices (searched on calibration, confirmed on test)")
-    slices.add_argument(
-        "--slice-top-k",
-        type=int,
-        default=defaults.slice_top_k,
-        help="candidates confirmed per pair and error kind (default %(default)s)",
+    slice_counts = (  # integer settings of the slice search: flag = the AnalysisConfig field, dashed
+        ("slice_top_k", "candidates confirmed per pair and error kind"),
+        ("slice_min_rows", "fewest calibration rows of a slice"),
+        ("slice_min_patients", "fewest calibration patients of a slice"),
+        ("slice_max_predicates", "most predicates in a slice"),
+        ("slice_search_rows", "calibration rows the search sees; a patient sample beyond"),
     )
-    slices.add_argument(
-        "--slice-min-rows",
-        type=int,
-        default=defaults.slice_min_rows,
-        help="fewest calibration rows of a slice (default %(default)s)",
-    )
-    slices.add_argument(
-        "--slice-min-patients",
-        type=int,
-        default=defaults.slice_min_patients,
-        help="fewest calibration patients of a slice (default %(default)s)",
-    )
+    for field, text in slice_counts:
+        slices.add_argument(
+            "--" + field.replace("_", "-"),
+            type=int,
+            default=getattr(defaults, field),
+            help=text + " (default %(default)s)",
+        )
     slices.add_argument(
         "--slice-error-kinds",
         nargs="+",
         choices=SLICE_ERROR_KINDS,
         default=list(defaults.slice_error_kinds),
         help="error kinds searched (default: %(default)s)",
-    )
-    slices.add_argument(
-        "--slice-max-predicates",
-        type=int,
-        default=defaults.slice_max_predicates,
-        help="most predicates in a slice (default %(default)s)",
-    )
-    slices.add_argument(
-        "--slice-search-rows",
-        type=int,
-        default=defaults.slice_search_rows,
-        help="calibration rows the search sees; a patient sample beyond (default %(default)s)",
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=Path("out/report"), help="report folder (default %(default)s)")
