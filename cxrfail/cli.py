@@ -12,6 +12,14 @@ from pathlib import Path
 from cxrfail.errors import CxrfailInputError, ReportWriteError
 
 EXIT_INPUT_ERROR = 2
+# The integer settings of the slice search: (AnalysisConfig field, help); the flag is the field, dashed.
+SLICE_COUNT_SETTINGS = (
+    ("slice_top_k", "candidates confirmed per pair and error kind"),
+    ("slice_min_rows", "fewest calibration rows of a slice"),
+    ("slice_min_patients", "fewest calibration patients of a slice"),
+    ("slice_max_predicates", "most predicates in a slice"),
+    ("slice_search_rows", "calibration rows the search sees; a patient sample beyond"),
+)
 
 
 def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
@@ -100,14 +108,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap, help="bootstrap replicates")
     analysis.add_argument("--seed", type=int, default=defaults.seed)
     slices = parser.add_argument_group("failure slices (searched on calibration, confirmed on test)")
-    slice_counts = (  # integer settings of the slice search: flag = the AnalysisConfig field, dashed
-        ("slice_top_k", "candidates confirmed per pair and error kind"),
-        ("slice_min_rows", "fewest calibration rows of a slice"),
-        ("slice_min_patients", "fewest calibration patients of a slice"),
-        ("slice_max_predicates", "most predicates in a slice"),
-        ("slice_search_rows", "calibration rows the search sees; a patient sample beyond"),
-    )
-    for field, text in slice_counts:
+    for field, text in SLICE_COUNT_SETTINGS:
         slices.add_argument(
             "--" + field.replace("_", "-"),
             type=int,
@@ -220,12 +221,8 @@ def _analyze(args: argparse.Namespace) -> int:
         n_folds=args.folds,
         n_bootstrap=args.bootstrap,
         min_overlap=args.min_overlap,
-        slice_top_k=args.slice_top_k,
-        slice_min_rows=args.slice_min_rows,
-        slice_min_patients=args.slice_min_patients,
         slice_error_kinds=tuple(args.slice_error_kinds),
-        slice_max_predicates=args.slice_max_predicates,
-        slice_search_rows=args.slice_search_rows,
+        **{field: getattr(args, field) for field, _ in SLICE_COUNT_SETTINGS},
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)
