@@ -32,6 +32,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
         UNCERTAIN_POLICIES,
         AnalysisConfig,
     )
+    from cxrfail.ray_cluster import add_ray_option
 
     defaults = AnalysisConfig()
     parser = subparsers.add_parser(
@@ -127,13 +128,9 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
     output.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     output.add_argument("--no-figures", action="store_true", help="tables and manifest only")
-    parser.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
-        help="run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
+    add_ray_option(
+        parser,
+        "run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
         "$CXRFAIL_RAY_ADDRESS); the tables equal a local run's",
     )
     parser.set_defaults(handler=_analyze)
