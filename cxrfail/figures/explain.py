@@ -54,6 +54,7 @@ def shap_bar(
     oracle: bool = False,
     context: FigureContext = DEFAULT_CONTEXT,
 ) -> go.Figure:
+    """Mean |SHAP| of the ``top`` features (`shap_importance`) as horizontal bars, largest first."""
     title = title or "Global importance: mean |SHAP|"
     importance = shap_importance(shap_values).head(top)
     if importance.empty:
