@@ -2,10 +2,11 @@
 
 Checks the earlier revision out into a temporary git worktree, runs its `cxrfail analyze` and this checkout's
 on the demo data with the same settings and seed (small: two models, two findings, few replicates), and
-compares every file under the two report folders' tables/ (and figures/ unless --no-figures). For each file
-it prints one line: identical, differs (for a CSV: rows and columns added or removed and the first differing
-cell), or only on one side. A file the later revision writes under a new name is compared with its old one
-(RENAMED).
+compares every file under the two report folders' tables/ (and figures/ with --figures). For each file it
+prints one line: identical, differs (for a CSV: rows and columns added or removed, the columns that differ and
+the first differing cell; for a figure's HTML: whether its traces or only its layout differ, since the div id
+plotly writes is a fresh uuid every time), or only on one side. A file the later revision writes under a new
+name is compared with its old one (RENAMED).
 
 Run from the checkout root:
     .venv/bin/python bench/compare_tables.py                  # against 29df1bf, tables only
@@ -15,6 +16,7 @@ Run from the checkout root:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -107,6 +109,41 @@ def describe_parquet_difference(old: Path, new: Path) -> str:
             f"shared columns that differ {differing}")  # fmt: skip
 
 
+def plotly_figure(html_file: Path) -> tuple[list, dict]:
+    """(traces, layout) of the figure a plotly HTML file draws (the arguments of its ``Plotly.newPlot``)."""
+    text = html_file.read_text()
+    start = text.index("Plotly.newPlot(")
+    start = text.index(",", start) + 1  # after the div id, a fresh uuid on every write
+    decoder = json.JSONDecoder()
+    traces, end = decoder.raw_decode(text, start + len(text[start:]) - len(text[start:].lstrip()))
+    end = text.index(",", end) + 1
+    layout, _ = decoder.raw_decode(text, end + len(text[end:]) - len(text[end:].lstrip()))
+    return traces, layout
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+def describe_figure_difference(old: Path, new: Path) -> str:
+    """What differs between two plotly HTML files: the traces (the data drawn) or only the layout."""
+    try:
+        (old_traces, old_layout), (new_traces, new_layout) = plotly_figure(old), plotly_figure(new)
+    except ValueError:
+        return "not a plotly figure file"
+    layout = changed_keys(old_layout, new_layout)
+    if old_traces == new_traces:
+        data = "traces identical"
+    elif len(old_traces) != len(new_traces):
+        data = f"traces differ ({len(old_traces)} -> {len(new_traces)} traces)"
+    else:
+        first = next(i for i, (a, b) in enumerate(zip(old_traces, new_traces)) if a != b)
+        data = f"traces differ (first: trace {first}, keys {changed_keys(old_traces[first], new_traces[first])})"
+    if not layout and old_traces == new_traces:
+        return "same figure (only the div id differs)"
+    return f"{data}; layout keys that differ {layout}"
+
+
 def compare(old_report: Path, new_report: Path, figures: bool) -> list[tuple[str, str]]:
     """(file, verdict) for every file of either report."""
     old_files, new_files = report_files(old_report, figures), report_files(new_report, figures)
@@ -124,9 +161,12 @@ def compare(old_report: Path, new_report: Path, figures: bool) -> list[tuple[str
             verdicts.append((label, "differs: " + describe_csv_difference(old_path, new_path)))
         elif old_name.endswith(".parquet"):
             verdicts.append((label, "differs: " + describe_parquet_difference(old_path, new_path)))
+        elif old_name.endswith(".html"):
+            verdicts.append((label, "differs: " + describe_figure_difference(old_path, new_path)))
         else:
             size_old, size_new = old_path.stat().st_size, new_path.stat().st_size
-            verdicts.append((label, f"differs: {size_old} -> {size_new} bytes"))
+            rendering = " (a rendering of the .html figure)" if old_path.suffix in (".png", ".svg") else ""
+            verdicts.append((label, f"differs: {size_old} -> {size_new} bytes{rendering}"))
     renamed_targets = {RENAMED.get(name, name) for name in old_files}
     verdicts += [(name, "only in this checkout") for name in sorted(new_files - renamed_targets)]
     return verdicts
