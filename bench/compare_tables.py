@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,14 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
+# Verdicts of files whose bytes differ only by the random ids plotly writes (the figure itself is the same).
+EQUIVALENT = (
+    "differs: same figure (only the div id differs)",
+    "differs: same drawing (only plotly's random SVG id differs)",
+    "differs: figure list identical; checksums follow",
+)
+
+
 def describe_figure_difference(old: Path, new: Path) -> str:
     """What differs between two plotly HTML files: the traces (the data drawn) or only the layout."""
     try:
@@ -142,6 +151,24 @@ def describe_figure_difference(old: Path, new: Path) -> str:
     if not layout and old_traces == new_traces:
         return "same figure (only the div id differs)"
     return f"{data}; layout keys that differ {layout}"
+
+
+def svg_without_uid(svg_file: Path) -> str:
+    """The SVG text with plotly's random ids blanked: the export's (``defs-<hex>``, also in its clip-path ids)
+    and each trace's (``trace<hex>`` classes, ``cb<hex>`` colour bars)."""
+    text = svg_file.read_text()
+    uid = re.search(r'id="defs-([0-9a-f]+)"', text)
+    if uid is not None:
+        text = text.replace(uid.group(1), "UID")
+    text = re.sub(r"(class=\"trace [\w-]+ trace)[0-9a-f]+", r"\1UID", text)
+    return re.sub(r"cb[0-9a-f]{6}(?![0-9a-f])", "cbUID", text)
+
+
+def describe_pack_difference(old: Path, new: Path) -> str:
+    """The figure pack's index: its figure list and note, and checksums of the files (which follow their bytes)."""
+    a, b = json.loads(old.read_text()), json.loads(new.read_text())
+    same_list = a.get("files") == b.get("files") and a.get("note") == b.get("note")
+    return "figure list " + ("identical" if same_list else "differs") + "; checksums follow the figure files' bytes"
 
 
 def compare(old_report: Path, new_report: Path, figures: bool) -> list[tuple[str, str]]:
@@ -163,6 +190,10 @@ def compare(old_report: Path, new_report: Path, figures: bool) -> list[tuple[str
             verdicts.append((label, "differs: " + describe_parquet_difference(old_path, new_path)))
         elif old_name.endswith(".html"):
             verdicts.append((label, "differs: " + describe_figure_difference(old_path, new_path)))
+        elif old_name.endswith(".svg") and svg_without_uid(old_path) == svg_without_uid(new_path):
+            verdicts.append((label, "differs: same drawing (only plotly's random SVG id differs)"))
+        elif old_name.endswith("pack.json"):
+            verdicts.append((label, "differs: " + describe_pack_difference(old_path, new_path)))
         else:
             size_old, size_new = old_path.stat().st_size, new_path.stat().st_size
             rendering = " (a rendering of the .html figure)" if old_path.suffix in (".png", ".svg") else ""
@@ -199,7 +230,8 @@ def main() -> None:
     for name, verdict in verdicts:
         print(f"{name:<{width}}  {verdict}")
     same = sum(verdict == "identical" for _, verdict in verdicts)
-    print(f"{same} of {len(verdicts)} files identical")
+    equivalent = sum(verdict.startswith(EQUIVALENT) for _, verdict in verdicts)
+    print(f"{same} of {len(verdicts)} files identical, {equivalent} more differ only by plotly's random ids")
 
 
 if __name__ == "__main__":
