@@ -128,6 +128,12 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
     output.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     output.add_argument("--no-figures", action="store_true", help="tables and manifest only")
+    output.add_argument(
+        "--per-row-csv",
+        action="store_true",
+        help="also write the per-row tables (outcomes, identifier scores, SHAP values) as CSV beside their "
+        "Parquet files (gigabytes at CheXpert scale)",
+    )
     add_ray_option(
         parser,
         "run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
@@ -265,6 +271,7 @@ def _analyze(args: argparse.Namespace) -> int:
                 figures=not args.no_figures,
                 cache_dir=args.cache_dir,
                 use_cache=not args.no_cache,
+                per_row_csv=args.per_row_csv,
             )
     except OSError as exc:
         raise ReportWriteError(

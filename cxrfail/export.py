@@ -46,6 +46,7 @@ __all__ = [
     "table_bytes",
     "write_csv",
     "write_figure_pack",
+    "write_parquet_tables",
     "write_tables",
     "zip_bundle",
 ]
@@ -150,7 +151,8 @@ def table_bytes(table: pd.DataFrame, *, index: bool = False) -> bytes:
 
 
 #: Tables with one row per cohort row (or per row and identifier): large, so the dashboard builds their CSV
-#: when asked; the report always writes them.
+#: when asked, and the report writes them as Parquet (`write_parquet_tables`; CSV too on request: at CheXpert
+#: scale their CSV is gigabytes and takes minutes to write).
 PER_ROW_TABLES = ("outcomes", "identifier_scores", "shap_values", "label_cases")
 
 
@@ -178,6 +180,16 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | Path) -> list
     for name, table in tables.items():
         atomic_write_with(folder / f"{name}.csv", functools.partial(_write_csv_file, table))
     return sorted(f"{name}.csv" for name in tables)
+
+
+def write_parquet_tables(tables: Mapping[str, pd.DataFrame], folder: str | Path) -> list[str]:
+    """Write each table as ``<folder>/<name>.parquet`` (typed: categories, 0/1 as int8; each file appears whole
+    or not at all); the file names written, sorted."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        atomic_write_with(folder / f"{name}.parquet", functools.partial(table.to_parquet, index=False))
+    return sorted(f"{name}.parquet" for name in tables)
 
 
 def _write_csv_file(table: pd.DataFrame, path: Path) -> None:
