@@ -326,18 +326,24 @@ def assigned_fold(patient_ids, n_folds: int, seed: int) -> np.ndarray:
     """(n,) int: the fold model (0 .. n_folds - 1) that scores each row outside the calibration split, from its
     patient id alone: BLAKE2b of the seed and the id's text, modulo ``n_folds``. Stable across runs, machines and
     the other rows; patients spread evenly over the models."""
-    ids = np.asarray(patient_ids, dtype=object).ravel()
-    codes, distinct = pd.factorize(ids, use_na_sentinel=False)  # hash each patient once, not each row
+    ids = np.asarray(patient_ids, dtype=object).ravel().astype(str)  # an id's text, as hashed
+    codes, distinct = pd.factorize(ids)  # each patient once, not each row
+    known = _FOLD_OF_PATIENT.setdefault((int(seed), int(n_folds)), {})
+    if len(known) > MAX_REMEMBERED_PATIENTS:
+        known.clear()
     key = str(int(seed)).encode() + b"\0"
-    folds = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(key + str(i).encode(), digest_size=8).digest(), "little") % n_folds
-            for i in distinct
-        ),
-        dtype=np.int64,
-        count=len(distinct),
-    )
+    for patient in distinct:
+        if patient not in known:
+            digest = hashlib.blake2b(key + patient.encode(), digest_size=8).digest()
+            known[patient] = int.from_bytes(digest, "little") % n_folds
+    folds = np.fromiter((known[patient] for patient in distinct), dtype=np.int64, count=len(distinct))
     return folds[codes]
+
+
+#: (seed, n_folds) -> patient id -> fold model (`assigned_fold`): a run scores the same patients for every
+#: feature set of every pair, so each is hashed once per process; forgotten past `MAX_REMEMBERED_PATIENTS`.
+_FOLD_OF_PATIENT: dict[tuple[int, int], dict[str, int]] = {}
+MAX_REMEMBERED_PATIENTS = 2_000_000
 
 
 def fit_split_identifier(
