@@ -123,9 +123,9 @@ PROCESS_KINDS = ("server", "renderer", "gpu", "browser", "driver")
 
 
 def _browser_kind(pid: int) -> str:
-    """"renderer" (the pages' JavaScript and layout), "gpu" (compositing and rasterising, in software here),
-    "browser" (chromium's main and other helper processes) or "driver" (Playwright's own process, which the
-    bench talks to)."""
+    """The kind of a bench process: "renderer" (the pages' JavaScript and layout), "gpu" (compositing and
+    rasterising, in software here), "browser" (chromium's main and other helper processes) or "driver"
+    (Playwright's own process, which the bench talks to)."""
     try:  # chromium rewrites its helpers' command lines into one string: searched as a whole
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -172,8 +172,11 @@ class MemorySampler(threading.Thread):
         self.join(5)
 
 
-#: true once the page's script run is over (and no skeleton is left), or a run's progress (or queue place) is shown
-ANSWERED_JS = """() => {
+#: true once the page shows the heading (the argument) and its script run is over with no skeleton left, or the page
+#: shows the heading and a run's progress (or queue place)
+ANSWERED_JS = """(heading) => {
+    const headings = document.querySelectorAll("h1, h2, h3, h4, h5, h6");
+    if (![...headings].some((h) => h.textContent.trim() === heading)) return false;
     if (document.querySelector("[data-testid='stProgress']")) return true;
     const app = document.querySelector("[data-testid='stApp']");
     return app !== null && app.getAttribute("data-test-script-state") === "notRunning"
@@ -182,12 +185,12 @@ ANSWERED_JS = """() => {
 
 
 async def answered(tab, heading: str) -> None:
-    """Wait until the page shows ``heading`` and its script run is over, or it shows a run's progress. Both
-    waits poll inside the page (every `POLL_MS`): the bench's own round trips to the browser would otherwise
-    cost the 2 cores as much CPU as the sessions it measures."""
-    await tab.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=PAGE_TIMEOUT_S * 1000)
+    """Wait until the page shows ``heading`` and its script run is over, or it shows a run's progress. The wait
+    polls inside the page every `POLL_MS` with plain selectors: polling from the bench (a round trip to the
+    browser per check) or with Playwright's role selectors (accessible names of the whole page on every
+    animation frame) costs the 2 cores about as much CPU as the sessions it measures."""
     try:
-        await tab.wait_for_function(ANSWERED_JS, polling=POLL_MS, timeout=PAGE_TIMEOUT_S * 1000)
+        await tab.wait_for_function(ANSWERED_JS, arg=heading, polling=POLL_MS, timeout=PAGE_TIMEOUT_S * 1000)
     except Exception as exc:  # Playwright's TimeoutError: said in the bench's words
         raise TimeoutError(f"{heading} did not answer within {PAGE_TIMEOUT_S} s") from exc
 
