@@ -7,10 +7,15 @@ Export) and Flip slider moves. Two of the sessions first set a new seed in the s
 which starts full analysis runs: they run, wait in the queue (the page says so) or are refused with a message
 (`cxrfail.dashboard.limits`).
 
-A page round trip is the time from the click (or key press) until the page answered: its heading is shown and
-Streamlit's script run is over, or the page shows a run's progress (a run that takes minutes is not counted as
-a slow page; its outcome is reported below). The server's memory is its process tree's resident set (server
-plus analysis workers), sampled every 0.5 s.
+Before the sessions start, one untimed session opens Identifiers and waits for the default selection's full run
+(the demo's run is then on the server's disk cache, as on a dashboard that has served before; ``--cold`` skips
+this, so the bench also computes that run). A page round trip is the time from the click (or key press) until the
+page answered: its heading is shown and Streamlit's script run is over, or the page shows a run's progress (a
+run that takes minutes is not counted as a slow page; its outcome is reported below). A slider move is made only
+when Flip shows its slider (not while it shows a run's progress); skipped moves are counted. The server's memory
+is its process tree's resident set (server plus analysis workers), sampled every 0.5 s, and the CPU seconds of
+the server's tree, of chromium's renderer, GPU and other processes and of Playwright's driver are printed: the
+browser runs on the same 2 cores as the server here.
 
 Prints ``load_p95_s:`` (95th percentile of page round trips, all sessions), ``load_peak_gb:``, the number of
 round trips, the errors shown (other than load refusals, which are counted apart) and what became of each run.
@@ -18,7 +23,8 @@ round trips, the errors shown (other than load refusals, which are counted apart
 By default the dashboard runs the small configuration the dashboard tests use (2 models x 2 findings, 200
 bootstrap replicates) so that the bench ends in a few minutes on 2 cores; ``--full`` uses the dashboard's
 defaults (4 models x 5 findings, 2,000 replicates). ``--sessions``, ``--actions`` and ``--run-sessions`` (how
-many sessions start full runs; 0 measures the browsing load alone) change the load.
+many sessions start full runs; 0 measures the browsing load alone) and ``--think-s`` (a pause after each page
+answered; default 0, back to back) change the load.
 """
 
 from __future__ import annotations
@@ -213,6 +219,7 @@ async def session(
     runs: dict,
     run_sessions: int,
     skipped: list,
+    think_s: float = 0.0,
 ) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 1400})
     tab = await context.new_page()
@@ -232,6 +239,8 @@ async def session(
         current = "Identifiers"
         runs[number] = "started"
     for step in range(actions):
+        if step and think_s:  # a visitor reading the page before the next action (0: back to back)
+            await asyncio.sleep(think_s)
         action = TOUR[(step + number) % len(TOUR)]
         started = time.monotonic()
         if action == "slider":
@@ -296,7 +305,7 @@ async def warm_default_run(browser, url: str) -> float:
 
 
 async def drive(
-    url: str, sessions: int, actions: int, run_sessions: int, warm: bool
+    url: str, sessions: int, actions: int, run_sessions: int, warm: bool, think_s: float = 0.0
 ) -> tuple[list, list[str], dict, list[str]]:
     from playwright.async_api import async_playwright
 
@@ -311,7 +320,7 @@ async def drive(
                 await warm_default_run(browser, url)
             await asyncio.gather(
                 *(
-                    session(n, browser, url, actions, trips, problems, runs, run_sessions, skipped)
+                    session(n, browser, url, actions, trips, problems, runs, run_sessions, skipped, think_s)
                     for n in range(sessions)
                 )
             )
@@ -332,6 +341,13 @@ def main() -> int:
     parser.add_argument("--run-sessions", type=int, default=2, help="sessions that start full runs (new seeds)")
     parser.add_argument("--full", action="store_true", help="the dashboard's default configuration")
     parser.add_argument(
+        "--think-s",
+        type=float,
+        default=0.0,
+        help="seconds each session waits after a page answered before its next action (default 0: back to back, "
+        "the heaviest load; a visitor reads a page for longer)",
+    )
+    parser.add_argument(
         "--cold",
         action="store_true",
         help="no warm-up: the default selection's run is also computed during the bench (by default one "
@@ -349,7 +365,7 @@ def main() -> int:
         started = time.monotonic()
         try:
             labelled, problems, runs, skipped = asyncio.run(
-                drive(url, args.sessions, args.actions, args.run_sessions, warm=not args.cold)
+                drive(url, args.sessions, args.actions, args.run_sessions, warm=not args.cold, think_s=args.think_s)
             )
         finally:
             server.terminate()  # first: nothing below may leave the server running
@@ -363,6 +379,7 @@ def main() -> int:
     print(
         f"sessions: {args.sessions} ({args.run_sessions} starting full runs with new seeds); configuration: "
         f"{configuration}; default selection's run {'computed during the bench' if args.cold else 'warmed first'}; "
+        f"{args.think_s:g} s between a session's actions; "
         f"{time.monotonic() - started:.0f} s in all"
     )
     trips = [seconds for seconds, _ in labelled]
