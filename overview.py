@@ -15,7 +15,7 @@ from cxrfail.dashboard.sidebar import frame
 sel = widgets.require_selection(frame("Overview"))
 cohort = sel.dataset.cohort
 unit = cohort.unit
-summary = cohort.summary()
+summary = widgets.cohort_summary(sel.dataset)
 
 # The cohort first, from the data alone: it shows while the run computes (and the browser loads the charts).
 st.subheader(cohort.name)
@@ -30,8 +30,13 @@ columns[2].metric(
 scope_note = st.empty()  # the unit and split, once the run is there
 left, middle, right = st.columns([2, 1, 1])
 with left:
-    widgets.plot(
-        figures.age_histogram, cohort.table["age"], title="Age", context=figures.FigureContext(unit=unit), key="ov_age"
+    widgets.plot_of(  # the age of every row: cached per dataset, not hashed on every rerun
+        f"{sel.dataset.key}:age",
+        figures.age_histogram,
+        cohort.table["age"],
+        title="Age",
+        context=figures.FigureContext(unit=unit),
+        key="ov_age",
     )
 with middle:
     widgets.plot(figures.count_bars, summary["sex"], title="Sex", unit=f"{figures.plural(unit)}", key="ov_sex")

@@ -30,7 +30,7 @@ table = sel.dataset.cohort.table
 unit = result.unit
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)  # read only here: shared, not copied on every rerun
 def _levels(token: str, _table: pd.DataFrame, _config) -> pd.DataFrame:
     return run_levels(_table, _config)
 

@@ -34,7 +34,7 @@ from cxrfail.analysis.flip import FlipEvaluation
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.analysis.runner import run_analysis
 from cxrfail.cache import hash_parts
-from cxrfail.dashboard import limits, widgets
+from cxrfail.dashboard import limits, startup, widgets
 from cxrfail.dashboard.datasets import Dataset
 from cxrfail.dashboard.settings import inline_wait_s
 from cxrfail.dashboard.state import Selection
@@ -124,6 +124,7 @@ class AnalysisJob:
         self._finished.wait()
         if self._error is not None:
             raise self._error
+        startup.FIRST_RESULT.set()  # the image decoder may be imported now (`startup.preload_image_decoder`)
         return self._result
 
     def start(self) -> None:

@@ -49,6 +49,32 @@ def plot(builder, *args, key: str | None = None, **kwargs) -> None:
     st.plotly_chart(fig, key=key, config={"displaylogo": False})
 
 
+def plot_of(identity: str, builder, *args, key: str | None = None, **kwargs) -> None:
+    """`plot` for arguments that are costly to hash (a cohort column of every row): the figure is cached per
+    ``identity``, a string that determines every argument (e.g. the dataset's content key and what is drawn),
+    and the arguments are not hashed."""
+    name = builder.__name__
+    if getattr(figures, name, None) is not builder:
+        raise ValueError(f"{name} is not a public builder of cxrfail.figures")
+    fig = _figure_of(identity, name, args, tuple(sorted(kwargs.items())))
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _figure_of(identity: str, builder: str, _args: tuple, _kwargs: tuple) -> go.Figure | dict:
+    return getattr(figures, builder)(*_args, **dict(_kwargs))
+
+
+def cohort_summary(dataset: Dataset) -> dict[str, object]:
+    """`Cohort.summary` of the dataset, computed once per dataset (its content ``key``)."""
+    return _cohort_summary(dataset.key, dataset)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _cohort_summary(key: str, _dataset: Dataset) -> dict[str, object]:
+    return _dataset.cohort.summary()
+
+
 def context(result: AnalysisResult) -> figures.FigureContext:
     return _context(result.cache_key or "", result)
 
@@ -157,7 +183,9 @@ def radiograph(path: object, dataset: Dataset, *, max_side: int = THUMBNAIL_PX, 
         st.caption("No radiograph on disk for this row.")
         return
     try:
-        st.image(_png(path, str(dataset.image_root), max_side), caption=caption, width="stretch")
+        # output_format="PNG": the bytes are sent as they are; Streamlit's "auto" re-encodes a PNG without alpha
+        # as JPEG on every rerun (12 thumbnails per Cases rerun, per session)
+        st.image(_png(path, str(dataset.image_root), max_side), caption=caption, width="stretch", output_format="PNG")
     except (PathNotAllowedError, ImageDecodeError) as exc:
         log.info("image not shown: %s", exc)  # the message without the image's server path
         st.caption(f"This radiograph cannot be shown: {getattr(exc, 'problem', exc)}")

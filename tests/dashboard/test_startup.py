@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 
 from cxrfail.dashboard import datasets, startup
@@ -50,3 +51,15 @@ def test_lifespan_serves_at_once_and_preloads_in_the_background(monkeypatch):
     release.set()
     assert began and not done_before_serving
     assert finished.wait(10) and ran_in == [startup.PRELOAD_THREAD]
+
+
+def test_image_decoder_is_imported_once_a_page_has_its_result(monkeypatch):
+    monkeypatch.setattr(startup, "DECODER_DELAY_S", 0.0)
+    monkeypatch.setattr(startup, "FIRST_RESULT", threading.Event())
+    thread = threading.Thread(target=startup.preload_image_decoder, daemon=True)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # no page has a result yet: the first screen is not slowed by torch's import
+    startup.FIRST_RESULT.set()
+    thread.join(120)
+    assert not thread.is_alive() and "cxrfail.inference.images" in sys.modules
