@@ -249,6 +249,7 @@ def chexpert_bench(n_models: int = 10) -> int:
             + f" (load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
+    _full_vs_core_cost(runs)
     for job in runs.running_jobs():  # not waited for: the pages' times are the measure
         job.cancel()
     print(
@@ -256,6 +257,32 @@ def chexpert_bench(n_models: int = 10) -> int:
         f"first draw worst {max(times.values()):.1f}"
     )
     return 0
+
+
+def _full_vs_core_cost(runs, n_pairs: int = 4, timeout_s: float = 300) -> None:
+    """The full run's seconds per pair against the quick run's, once ``n_pairs`` pairs are done: the ratio
+    behind the rough time left shown before the first pair (`runs.FULL_PAIR_COST_VS_CORE`)."""
+    from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
+
+    jobs = list(runs._JOBS)
+    core = next((job for job in jobs if job.scope == CORE_SCOPE and job.pairs_done), None)
+    full = next((job for job in jobs if job.scope == FULL_SCOPE and job.running), None)
+    if core is None or full is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while len(full.pairs_done) < n_pairs and full.running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if len(full.pairs_done) < n_pairs:
+        return
+    workers = max(1, min(os.cpu_count() or 1, len(full.pairs)))
+    core_s = core.elapsed_s() / len(core.pairs_done)
+    full_s = sorted(full.pairs_done.values())[n_pairs - 1] * workers / n_pairs
+    print(
+        f"full run: {n_pairs} pairs after {full_s * n_pairs / workers:.1f} s ({full_s:.1f} s a pair on each of "
+        f"{workers} workers); quick run {core_s:.2f} s a pair: full/quick {full_s / core_s:.1f}x "
+        f"(runs.FULL_PAIR_COST_VS_CORE = {runs.FULL_PAIR_COST_VS_CORE:g}; load average {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
 
 
 def _chexpert_shown(app) -> tuple[str, str]:

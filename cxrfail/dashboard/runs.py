@@ -49,6 +49,10 @@ RUN_CACHE_SIZE = 6
 WAIT_POLL_S = 0.25
 CORE_INLINE_WAIT_S = 60.0  # the first screen's quick run (seconds; ~12 s at CheXpert scale) is waited for
 PROGRESS_REFRESH_S = 1.0  # the run's panel redraws itself this often (`st.fragment(run_every=...)`)
+#: Before the full run's first pair is done, its time left is estimated from the quick first run's seconds per
+#: pair times this (rough: a full pair adds identifiers, flipping, SHAP, slices and the label audit; measured
+#: 6-10x at CheXpert scale, `bench/dashboard_bench.py --chexpert` prints the ratio it sees) and said to be rough.
+FULL_PAIR_COST_VS_CORE = 8.0
 WORKER_NICENESS = 10  # the run's worker processes yield the CPU to the server and the browser
 log = logging.getLogger("cxrfail.dashboard")
 
@@ -82,6 +86,7 @@ class AnalysisJob:
         self.progress: tuple[float, str] = (0.0, "waiting to start")
         self.pairs_done: dict[tuple[str, str], float] = {}
         self.first_finding: str | None = None
+        self.prior_pair_s: float | None = None  # rough seconds per pair before the first is done (`expect_from`)
         self._so_far: RunSoFar | None = None  # the pairs done so far (a snapshot per finished pair)
         self._provisional: AnalysisResult | None = None  # built from ``_so_far`` on demand, kept until it grows
         self.started_at: float | None = None
@@ -129,12 +134,29 @@ class AnalysisJob:
 
     def eta_s(self) -> float | None:
         """Seconds left, estimated from the pairs done so far (their mean time per pair, for the pairs left;
-        the run does two pairs at a time on two cores, which the mean already reflects). None before the
-        first pair is done."""
+        the run does two pairs at a time on two cores, which the mean already reflects); before the first pair
+        is done, from `prior_pair_s` (`eta_is_rough`), else None."""
         n_done, n_all = len(self.pairs_done), len(self.pairs)
-        if not n_done or self.done:
-            return None if not self.done else 0.0
-        return self.elapsed_s() / n_done * (n_all - n_done)
+        if self.done:
+            return 0.0
+        if n_done:
+            return self.elapsed_s() / n_done * (n_all - n_done)
+        if self.prior_pair_s is None:
+            return None
+        return max(self.prior_pair_s * n_all - self.elapsed_s(), self.prior_pair_s)
+
+    @property
+    def eta_is_rough(self) -> bool:
+        """True while `eta_s` comes from the quick first run, not from pairs of this run."""
+        return not self.pairs_done and not self.done and self.prior_pair_s is not None
+
+    def expect_from(self, quick: AnalysisJob) -> None:
+        """Take a rough time per pair, until the first pair is done, from a finished quick ("core") run of the
+        same data: its seconds per pair times `FULL_PAIR_COST_VS_CORE`, over the run's worker processes."""
+        if self.prior_pair_s is not None or not quick.done or quick._error is not None or not quick.pairs_done:
+            return
+        workers = max(1, min(os.cpu_count() or 1, len(self.pairs)))
+        self.prior_pair_s = quick.elapsed_s() / len(quick.pairs_done) * FULL_PAIR_COST_VS_CORE / workers
 
     def result(self, progress: Callable[[float, str], None] = lambda fraction, message: None) -> AnalysisResult:
         """The result: computed now in the calling thread unless another thread computes it (then waited for)
@@ -304,6 +326,7 @@ def analysis(sel: Selection | None, *, first_screen: bool = False, complete: boo
             core = _job_of(shown, CORE_SCOPE)
             core.start()
             finished = core.wait(CORE_INLINE_WAIT_S, _keep_alive)
+            full.expect_from(core)
             full.start(sel.finding)
             if finished and not full.done:
                 result = core.result()
@@ -375,11 +398,12 @@ def progress_text(job: AnalysisJob, finding: str | None = None, shown: str = "wa
     n_done, n_all = len(pairs_done), len(job.pairs)
     text = f"{n_done} of {n_all} model × finding pairs done in {_duration(job.elapsed_s())}"
     eta = job.eta_s()
-    text += (
-        f"; about {_duration(eta)} left"
-        if eta is not None
-        else "; the time left is estimated once the first pair is done"
-    )
+    if eta is None:
+        text += "; the time left is estimated once the first pair is done"
+    elif job.eta_is_rough:
+        text += f"; about {_duration(eta)} left (rough, from the quick first run, until the first pair is done)"
+    else:
+        text += f"; about {_duration(eta)} left"
     mine = [pair for pair in job.pairs if pair[1] == finding]
     if mine:
         ready = [model for model, _ in mine if (model, finding) in pairs_done]
