@@ -47,7 +47,10 @@ from cxrfail.figures.style import plural
 
 RUN_CACHE_SIZE = 6
 WAIT_POLL_S = 0.25
-CORE_INLINE_WAIT_S = 60.0  # the first screen's quick run (seconds; ~12 s at CheXpert scale) is waited for
+#: The first screen waits this long (seconds) for its quick run, at least (or `settings.inline_wait_s` when
+#: longer, at most `CORE_INLINE_WAIT_S`), then shows the models it has done (~12 s for all at CheXpert scale).
+FIRST_SCREEN_WAIT_S = 6.0
+CORE_INLINE_WAIT_S = 60.0
 PROGRESS_REFRESH_S = 1.0  # the run's panel redraws itself this often (`st.fragment(run_every=...)`)
 #: Before the full run's first pair is done, its time left is estimated from the quick first run's seconds per
 #: pair times this (rough: a full pair adds identifiers, flipping, SHAP, slices and the label audit; measured
@@ -325,10 +328,14 @@ def analysis(sel: Selection | None, *, first_screen: bool = False, complete: boo
             shown = dataclasses.replace(sel, findings=(sel.finding,))  # the sidebar's finding first
             core = _job_of(shown, CORE_SCOPE)
             core.start()
-            finished = core.wait(CORE_INLINE_WAIT_S, _keep_alive)
+            wait_s = min(CORE_INLINE_WAIT_S, max(FIRST_SCREEN_WAIT_S, inline_wait_s())) - core.elapsed_s()
+            if not core.wait(max(0.0, wait_s), _keep_alive):  # the models done so far; the rest when it ends
+                early = core.provisional()
+                _progress_panel(core, shown, shown="provisional" if early is not None else None)
+                return early
             full.expect_from(core)
             full.start(sel.finding)
-            if finished and not full.done:
+            if not full.done:
                 result = core.result()
                 _progress_panel(full, sel, shown="core")
                 return result
@@ -388,6 +395,7 @@ _PAGE_PLANS = {
     "core": "shown from the quick first run; the page shows the full run when it ends",
     "waiting": "the page shows them as soon as the first is done",
     "complete": "this page needs every pair and shows them when the run ends",
+    "quick": "the page shows every model when this quick run is done",
 }
 
 
@@ -408,7 +416,8 @@ def progress_text(job: AnalysisJob, finding: str | None = None, shown: str = "wa
     if mine:
         ready = [model for model, _ in mine if (model, finding) in pairs_done]
         text += (
-            f". {finding} (computed first): {len(ready)} of {len(mine)} models done"
+            f". {finding}{' (computed first)' if len(job.config.findings) > 1 else ''}: "
+            f"{len(ready)} of {len(mine)} models done"
             + (f" ({', '.join(ready)})" if ready else "")
             + f"; {_PAGE_PLANS[shown]}"
         )
@@ -421,9 +430,17 @@ def _progress_panel(job: AnalysisJob, sel: Selection, *, shown: str | None = Non
     (the quick first run) or None (nothing yet; ``complete``: the page needs every pair). The page reruns when
     the run is done, and (unless it needs every pair or shows the quick run) as each pair of its finding arrives."""
     plan = shown or ("complete" if complete else "waiting")
-    watch = plan in ("provisional", "waiting")  # a new pair of the page's finding changes what it shows
+    quick = job.scope == CORE_SCOPE  # the first screen's quick run: the page reruns when it is done
+    # a new pair of the page's finding changes what it shows
+    watch = plan in ("provisional", "waiting") and not quick
     seen = job.done_of(sel.finding)
-    if plan == "core":
+    if quick:
+        what = (
+            f"The quick first run of {sel.finding} (performance, subgroup rates, regression): "
+            + ("the models done so far are shown, " if plan == "provisional" else "")
+            + "the page shows every model when it is done, then the full analysis starts"
+        )
+    elif plan == "core":
         what = (
             f"Shown: {sel.finding} from a quick first run. The full analysis (every finding; identifiers, "
             "flipping, SHAP, label audit) runs in the background"
@@ -443,7 +460,11 @@ def _progress_panel(job: AnalysisJob, sel: Selection, *, shown: str | None = Non
                 st.markdown(
                     f"**Provisional: {len(job.pairs_done)} of {len(job.pairs)} pairs done"
                     + (f", about {_duration(eta)} left" if eta is not None else "")
-                    + "; this page refreshes as more pairs finish.**"
+                    + (
+                        "; this page refreshes when they are all done.**"
+                        if quick
+                        else "; this page refreshes as more pairs finish.**"
+                    )
                 )
             st.markdown(f"**{_status_label(what, sel)}**")
             if job.cancelled:
@@ -457,7 +478,7 @@ def _progress_panel(job: AnalysisJob, sel: Selection, *, shown: str | None = Non
                 return
             fraction, message = job.progress
             st.progress(float(min(max(fraction, 0.0), 1.0)), text=message)
-            st.caption(progress_text(job, sel.finding, plan))
+            st.caption(progress_text(job, sel.finding, "quick" if quick else plan))
             if st.button(
                 "Cancel",
                 key="run_cancel",
