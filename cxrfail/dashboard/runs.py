@@ -53,9 +53,11 @@ FIRST_SCREEN_WAIT_S = 6.0
 CORE_INLINE_WAIT_S = 60.0
 PROGRESS_REFRESH_S = 1.0  # the run's panel redraws itself this often (`st.fragment(run_every=...)`)
 #: Before the full run's first pair is done, its time left is estimated from the quick first run's seconds per
-#: pair times this (rough: a full pair adds identifiers, flipping, SHAP, slices and the label audit; measured
-#: 6-10x at CheXpert scale, `bench/dashboard_bench.py --chexpert` prints the ratio it sees) and said to be rough.
-FULL_PAIR_COST_VS_CORE = 8.0
+#: pair times this, and said to be rough: a full pair adds identifiers, flipping, SHAP, slices and the label
+#: audit, and its worker processes yield the CPU to the server. `bench/dashboard_bench.py --chexpert` prints
+#: the ratio it sees: 21-24x on a 2-core machine at load average 9-17; about 7x on a quiet one (a 168 s full
+#: run of 50 pairs on 2 workers against ~1 s a quick pair).
+FULL_PAIR_COST_VS_CORE = 10.0
 WORKER_NICENESS = 10  # the run's worker processes yield the CPU to the server and the browser
 log = logging.getLogger("cxrfail.dashboard")
 
@@ -89,7 +91,7 @@ class AnalysisJob:
         self.progress: tuple[float, str] = (0.0, "waiting to start")
         self.pairs_done: dict[tuple[str, str], float] = {}
         self.first_finding: str | None = None
-        self.prior_pair_s: float | None = None  # rough seconds per pair before the first is done (`expect_from`)
+        self._quick: AnalysisJob | None = None  # the quick run of the same data, for a rough time left (`expect_from`)
         self._so_far: RunSoFar | None = None  # the pairs done so far (a snapshot per finished pair)
         self._provisional: AnalysisResult | None = None  # built from ``_so_far`` on demand, kept until it grows
         self.started_at: float | None = None
@@ -144,22 +146,30 @@ class AnalysisJob:
             return 0.0
         if n_done:
             return self.elapsed_s() / n_done * (n_all - n_done)
-        if self.prior_pair_s is None:
+        prior = self._prior_pair_s()
+        if prior is None:
             return None
-        return max(self.prior_pair_s * n_all - self.elapsed_s(), self.prior_pair_s)
+        return max(prior * n_all - self.elapsed_s(), prior)
 
     @property
     def eta_is_rough(self) -> bool:
         """True while `eta_s` comes from the quick first run, not from pairs of this run."""
-        return not self.pairs_done and not self.done and self.prior_pair_s is not None
+        return not self.pairs_done and not self.done and self._prior_pair_s() is not None
 
     def expect_from(self, quick: AnalysisJob) -> None:
-        """Take a rough time per pair, until the first pair is done, from a finished quick ("core") run of the
-        same data: its seconds per pair times `FULL_PAIR_COST_VS_CORE`, over the run's worker processes."""
-        if self.prior_pair_s is not None or not quick.done or quick._error is not None or not quick.pairs_done:
-            return
+        """Until this run's first pair is done, estimate its time left from ``quick``, the quick ("core") run of
+        the same data, once that has computed its pairs (`_prior_pair_s`)."""
+        if self._quick is None and quick.scope == CORE_SCOPE:
+            self._quick = quick
+
+    def _prior_pair_s(self) -> float | None:
+        """Rough seconds per pair of this run: the quick run's seconds per pair times `FULL_PAIR_COST_VS_CORE`,
+        over the run's worker processes; None without a quick run that computed its pairs."""
+        quick = self._quick
+        if quick is None or not quick.done or quick._error is not None or not quick.pairs_done:
+            return None
         workers = max(1, min(os.cpu_count() or 1, len(self.pairs)))
-        self.prior_pair_s = quick.elapsed_s() / len(quick.pairs_done) * FULL_PAIR_COST_VS_CORE / workers
+        return quick.elapsed_s() / len(quick.pairs_done) * FULL_PAIR_COST_VS_CORE / workers
 
     def result(self, progress: Callable[[float, str], None] = lambda fraction, message: None) -> AnalysisResult:
         """The result: computed now in the calling thread unless another thread computes it (then waited for)
@@ -314,6 +324,9 @@ def analysis(sel: Selection | None, *, first_screen: bool = False, complete: boo
     """
     sel = widgets.require_selection(sel)
     full = _job_of(sel, FULL_SCOPE)
+    shown = dataclasses.replace(sel, findings=(sel.finding,))  # the first screen's quick run: the sidebar's finding
+    core = _job_of(shown, CORE_SCOPE)
+    full.expect_from(core)  # a rough time left from it, if it runs
     try:
         if full.done:
             return full.result()
@@ -325,15 +338,12 @@ def analysis(sel: Selection | None, *, first_screen: bool = False, complete: boo
         if first_screen:
             # the quick run first, before the full run starts: the full run's start (pickling its inputs for the
             # worker processes) holds the server's GIL for seconds at CheXpert scale and would delay these numbers
-            shown = dataclasses.replace(sel, findings=(sel.finding,))  # the sidebar's finding first
-            core = _job_of(shown, CORE_SCOPE)
             core.start()
             wait_s = min(CORE_INLINE_WAIT_S, max(FIRST_SCREEN_WAIT_S, inline_wait_s())) - core.elapsed_s()
             if not core.wait(max(0.0, wait_s), _keep_alive):  # the models done so far; the rest when it ends
                 early = core.provisional()
                 _progress_panel(core, shown, shown="provisional" if early is not None else None)
                 return early
-            full.expect_from(core)
             full.start(sel.finding)
             if not full.done:
                 result = core.result()
