@@ -92,6 +92,7 @@ class AnalysisJob:
         self.pairs_done: dict[tuple[str, str], float] = {}
         self.first_finding: str | None = None
         self._quick: AnalysisJob | None = None  # the quick run of the same data, for a rough time left (`expect_from`)
+        self._then: list[Callable[[], None]] = []  # called once this run is finished (`start_after`)
         self._so_far: RunSoFar | None = None  # the pairs done so far (a snapshot per finished pair)
         self._provisional: AnalysisResult | None = None  # built from ``_so_far`` on demand, kept until it grows
         self.started_at: float | None = None
@@ -149,7 +150,9 @@ class AnalysisJob:
         prior = self._prior_pair_s()
         if prior is None:
             return None
-        return max(prior * n_all - self.elapsed_s(), prior)
+        quick = self._quick
+        before = quick.eta_s() or 0.0 if self._thread is None and quick is not None and not quick.done else 0.0
+        return before + max(prior * n_all - self.elapsed_s(), prior)
 
     @property
     def eta_is_rough(self) -> bool:
@@ -163,13 +166,23 @@ class AnalysisJob:
             self._quick = quick
 
     def _prior_pair_s(self) -> float | None:
-        """Rough seconds per pair of this run: the quick run's seconds per pair times `FULL_PAIR_COST_VS_CORE`,
-        over the run's worker processes; None without a quick run that computed its pairs."""
+        """Rough seconds per pair of this run: the quick run's seconds per pair so far times
+        `FULL_PAIR_COST_VS_CORE`, over the run's worker processes; None before the quick run has a pair."""
         quick = self._quick
-        if quick is None or not quick.done or quick._error is not None or not quick.pairs_done:
+        if quick is None or quick._error is not None or not quick.pairs_done:
             return None
         workers = max(1, min(os.cpu_count() or 1, len(self.pairs)))
         return quick.elapsed_s() / len(quick.pairs_done) * FULL_PAIR_COST_VS_CORE / workers
+
+    def start_after(self, quick: AnalysisJob, first_finding: str | None = None) -> None:
+        """`start` once ``quick`` (the quick run computing in the server process) is finished, now if it is: the
+        two would slow each other down, and the quick one is what the first screen shows."""
+        session = limits.session_id()
+        with quick._lock:
+            if not quick.done and quick.running:
+                quick._then.append(lambda: self.start(first_finding, session=session))
+                return
+        self.start(first_finding, session=session)
 
     def result(self, progress: Callable[[float, str], None] = lambda fraction, message: None) -> AnalysisResult:
         """The result: computed now in the calling thread unless another thread computes it (then waited for)
@@ -185,10 +198,11 @@ class AnalysisJob:
             raise self._error
         return self._result
 
-    def start(self, first_finding: str | None = None) -> None:
-        """Compute in a background thread (once), as the calling session (a full run takes a slot of
-        `limits.RUNS` for it), ``first_finding``'s pairs first; pages read `progress`, `pairs_done` and
+    def start(self, first_finding: str | None = None, *, session: str | None = None) -> None:
+        """Compute in a background thread (once), as the calling session (or ``session``; a full run takes a slot
+        of `limits.RUNS` for it), ``first_finding``'s pairs first; pages read `progress`, `pairs_done` and
         `provisional` meanwhile. A run the load limits refused is tried again."""
+        session = limits.session_id() if session is None else session
         with self._lock:
             if self._thread is None and first_finding in self.config.findings:
                 self.first_finding = first_finding
@@ -198,7 +212,7 @@ class AnalysisJob:
             if self._thread is not None or self.done:
                 return
             self._thread = threading.Thread(
-                target=self._compute, kwargs={"session": limits.session_id()}, name="cxrfail-analysis", daemon=True
+                target=self._compute, kwargs={"session": session}, name="cxrfail-analysis", daemon=True
             )
             self._thread.start()
 
@@ -275,7 +289,11 @@ class AnalysisJob:
             self._error = exc
         finally:
             self.finished_at = time.monotonic()
-            self._finished.set()
+            with self._lock:
+                self._finished.set()
+                then, self._then = self._then, []
+            for start in then:
+                start()
 
 
 def running_jobs() -> list[AnalysisJob]:
@@ -341,6 +359,7 @@ def analysis(sel: Selection | None, *, first_screen: bool = False, complete: boo
             core.start()
             wait_s = min(CORE_INLINE_WAIT_S, max(FIRST_SCREEN_WAIT_S, inline_wait_s())) - core.elapsed_s()
             if not core.wait(max(0.0, wait_s), _keep_alive):  # the models done so far; the rest when it ends
+                full.start_after(core, sel.finding)
                 early = core.provisional()
                 _progress_panel(core, shown, shown="provisional" if early is not None else None)
                 return early
@@ -349,7 +368,7 @@ def analysis(sel: Selection | None, *, first_screen: bool = False, complete: boo
                 result = core.result()
                 _progress_panel(full, sel, shown="core")
                 return result
-        full.start(sel.finding)
+        full.start_after(core, sel.finding)  # after the quick run, if one is computing
         # a run that just started may be a read from the disk cache (a second or so): worth a short wait; one
         # that has been computing for longer is not waited for (the panel shows where it is)
         if full.wait(max(0.0, inline_wait_s() - full.elapsed_s()), _keep_alive):
@@ -414,7 +433,12 @@ def progress_text(job: AnalysisJob, finding: str | None = None, shown: str = "wa
     page's finding done, with what the page does with them (``shown``: a key of `_PAGE_PLANS`)."""
     pairs_done = job.pairs_done
     n_done, n_all = len(pairs_done), len(job.pairs)
-    text = f"{n_done} of {n_all} model × finding pairs done in {_duration(job.elapsed_s())}"
+    quick = job._quick
+    text = f"{n_done} of {n_all} model × finding pairs done"
+    if job.started_at is None and quick is not None and quick.running:
+        text += f"; the run starts when the quick first run is done ({len(quick.pairs_done)} of {len(quick.pairs)})"
+    else:
+        text += f" in {_duration(job.elapsed_s())}"
     eta = job.eta_s()
     if eta is None:
         text += "; the time left is estimated once the first pair is done"
