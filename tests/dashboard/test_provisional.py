@@ -12,7 +12,6 @@ from dashboard_helpers import goto, problems
 
 RUN_TIMEOUT_S = 600
 FINDINGS = ["Edema", "Cardiomegaly", "Atelectasis", "Pleural Effusion"]  # 8 pairs: time to look at the first ones
-FIRST = "Cardiomegaly"  # the sidebar's finding: computed first, though not the first analysed
 
 
 @pytest.fixture()
@@ -23,11 +22,18 @@ def computing(app, monkeypatch, tmp_path):
     return app
 
 
-def _full_job():
+def _full_job(seed: int):
+    """The full run of the test's seed computing now (waited for, should it start after the quick run)."""
     from cxrfail.analysis.config import FULL_SCOPE
     from cxrfail.dashboard import runs
 
-    return next(job for job in runs.running_jobs() if job.scope == FULL_SCOPE)
+    def mine():
+        return [job for job in runs.running_jobs() if job.scope == FULL_SCOPE and job.config.seed == seed]
+
+    _wait(lambda: mine(), "the full run did not start")
+    jobs = mine()
+    assert len(jobs) == 1, [(job.config.findings, job.first_finding) for job in jobs]
+    return jobs[0]
 
 
 def _wait(condition, what: str) -> None:
@@ -49,20 +55,21 @@ def test_a_page_shows_its_pair_before_the_run_ends_then_the_final_numbers(comput
     app = computing
     goto(app, "flip")
     app.sidebar.multiselect(key="sel_findings").set_value(FINDINGS)
-    app.sidebar.selectbox(key="sel_finding").set_value(FIRST)
     app.sidebar.number_input(key="sel_seed").set_value(21).run()
     assert not problems(app), problems(app)
-    job = _full_job()
+    first = app.sidebar.selectbox(key="sel_finding").value  # the sidebar's finding: computed first
+    job = _full_job(21)
+    assert job.first_finding == first
     if not job.pairs_done:  # nothing of its finding yet: the panel says what the page waits for
-        assert f"{FIRST} (computed first): 0 of 2 models done; the page shows them as soon as the first is done" in (
+        assert f"{first} (computed first): 0 of 2 models done; the page shows them as soon as the first is done" in (
             _texts(app)
         )
         assert not app.metric
 
-    _wait(lambda: job.done_of(FIRST) >= 1 or job.done, "no pair finished")
+    _wait(lambda: job.done_of(first) >= 1 or job.done, "no pair finished")
     assert not job.done, "the run ended before the test could look at a provisional page (8 pairs)"
-    assert [finding for _, finding in job.pairs[:2]] == [FIRST, FIRST]  # scheduled first, so done first
-    assert next(iter(job.pairs_done))[1] == FIRST, "the sidebar's finding is not first"
+    assert [finding for _, finding in job.pairs[:2]] == [first, first]  # scheduled first, so done first
+    assert next(iter(job.pairs_done))[1] == first, "the sidebar's finding is not first"
     app.run()
     assert not problems(app), problems(app)
     texts = _texts(app)
@@ -70,7 +77,7 @@ def test_a_page_shows_its_pair_before_the_run_ends_then_the_final_numbers(comput
     assert banner, texts
     assert int(banner.group(1)) < 8
     model = app.selectbox(key="fl_model").value
-    assert (model, FIRST) in job.pairs_done  # the picker starts on a model whose pair is done
+    assert (model, first) in job.pairs_done  # the picker starts on a model whose pair is done
     provisional = _delta_f1(app)
     waiting_for = [m for m in app.selectbox(key="fl_model").options if m.endswith("(computing)")]
 
@@ -91,7 +98,7 @@ def test_a_page_that_needs_every_pair_waits_for_the_run(computing):
     app = computing
     goto(app, "export")
     app.sidebar.number_input(key="sel_seed").set_value(22).run()
-    job = _full_job()
+    job = _full_job(22)
     _wait(lambda: len(job.pairs_done) >= 1 or job.done, "no pair finished")
     app.run()
     assert not problems(app), problems(app)
