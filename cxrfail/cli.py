@@ -12,6 +12,14 @@ from pathlib import Path
 from cxrfail.errors import CxrfailInputError, ReportWriteError
 
 EXIT_INPUT_ERROR = 2
+# The integer settings of the slice search: (AnalysisConfig field, help); the flag is the field, dashed.
+SLICE_COUNT_SETTINGS = (
+    ("slice_top_k", "candidates confirmed per pair and error kind"),
+    ("slice_min_rows", "fewest calibration rows of a slice"),
+    ("slice_min_patients", "fewest calibration patients of a slice"),
+    ("slice_max_predicates", "most predicates in a slice"),
+    ("slice_search_rows", "calibration rows the search sees; a patient sample beyond"),
+)
 
 
 def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +32,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
         UNCERTAIN_POLICIES,
         AnalysisConfig,
     )
+    from cxrfail.ray_cluster import add_ray_option
 
     defaults = AnalysisConfig()
     parser = subparsers.add_parser(
@@ -100,14 +109,7 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     analysis.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap, help="bootstrap replicates")
     analysis.add_argument("--seed", type=int, default=defaults.seed)
     slices = parser.add_argument_group("failure slices (searched on calibration, confirmed on test)")
-    slice_counts = (  # integer settings of the slice search: flag = the AnalysisConfig field, dashed
-        ("slice_top_k", "candidates confirmed per pair and error kind"),
-        ("slice_min_rows", "fewest calibration rows of a slice"),
-        ("slice_min_patients", "fewest calibration patients of a slice"),
-        ("slice_max_predicates", "most predicates in a slice"),
-        ("slice_search_rows", "calibration rows the search sees; a patient sample beyond"),
-    )
-    for field, text in slice_counts:
+    for field, text in SLICE_COUNT_SETTINGS:
         slices.add_argument(
             "--" + field.replace("_", "-"),
             type=int,
@@ -126,13 +128,15 @@ def _add_analyze(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--cache-dir", type=Path, help="on-disk cache (default $CXRFAIL_CACHE_DIR or ~/.cache/cxrfail)")
     output.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     output.add_argument("--no-figures", action="store_true", help="tables and manifest only")
-    parser.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
-        help="run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
+    output.add_argument(
+        "--per-row-csv",
+        action="store_true",
+        help="also write the per-row tables (outcomes, identifier scores, SHAP values) as CSV beside their "
+        "Parquet files (gigabytes at CheXpert scale)",
+    )
+    add_ray_option(
+        parser,
+        "run the model × finding pairs as tasks on a Ray cluster (HOST:PORT or auto; default "
         "$CXRFAIL_RAY_ADDRESS); the tables equal a local run's",
     )
     parser.set_defaults(handler=_analyze)
@@ -220,12 +224,8 @@ def _analyze(args: argparse.Namespace) -> int:
         n_folds=args.folds,
         n_bootstrap=args.bootstrap,
         min_overlap=args.min_overlap,
-        slice_top_k=args.slice_top_k,
-        slice_min_rows=args.slice_min_rows,
-        slice_min_patients=args.slice_min_patients,
         slice_error_kinds=tuple(args.slice_error_kinds),
-        slice_max_predicates=args.slice_max_predicates,
-        slice_search_rows=args.slice_search_rows,
+        **{field: getattr(args, field) for field, _ in SLICE_COUNT_SETTINGS},
     )
     print("loading cohort and predictions ...", file=sys.stderr)
     cohort, models, inputs = _load_inputs(args)
@@ -271,6 +271,7 @@ def _analyze(args: argparse.Namespace) -> int:
                 figures=not args.no_figures,
                 cache_dir=args.cache_dir,
                 use_cache=not args.no_cache,
+                per_row_csv=args.per_row_csv,
             )
     except OSError as exc:
         raise ReportWriteError(

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.analysis.config import COHORT_KINDS, FILE_COHORT_KINDS, UNCERTAIN_POLICIES
-from cxrfail.errors import CohortError, first_rows
+from cxrfail.errors import CohortError, refuse_rows
 from cxrfail.findings import (
     APPROXIMATE_FINDINGS,
     CHEXPERT_FINDINGS,
@@ -137,23 +137,24 @@ def _level_counts(values: pd.Series) -> dict[str, int]:
 def _parse_age(values: pd.Series, path: str | Path, column: str) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
     not_numeric = numeric.isna() & values.notna() & (values.astype("string").str.strip() != "")
-    if not_numeric.any():
-        raise CohortError(
-            "ages that are not numbers",
-            path=path,
-            column=column,
-            rows=first_rows(not_numeric, values.index),
-            fix="Ages must be numbers of years",
-        )
+    refuse_rows(
+        not_numeric,
+        values.index,
+        "ages that are not numbers",
+        path=path,
+        column=column,
+        fix="Ages must be numbers of years",
+    )
     impossible = (numeric < 0) | (numeric > MAX_PLAUSIBLE_AGE)
-    if impossible.any():
-        raise CohortError(
-            f"impossible ages (outside 0-{MAX_PLAUSIBLE_AGE:g} years), e.g. {numeric[impossible].iloc[0]:g}",
-            path=path,
-            column=column,
-            rows=first_rows(impossible, values.index),
-            fix="Fix or blank these ages; ages must be in years",
-        )
+    example = f", e.g. {numeric[impossible].iloc[0]:g}" if impossible.any() else ""
+    refuse_rows(
+        impossible,
+        values.index,
+        f"impossible ages (outside 0-{MAX_PLAUSIBLE_AGE:g} years){example}",
+        path=path,
+        column=column,
+        fix="Fix or blank these ages; ages must be in years",
+    )
     return numeric.astype("float64")
 
 
@@ -163,14 +164,9 @@ _SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F", "unknown": pd.NA, 
 def _parse_sex(values: pd.Series, path: str | Path, column: str) -> pd.Series:
     lowered = values.astype("string").str.strip().str.lower()
     unknown = lowered.notna() & ~lowered.isin(list(_SEX_CODES))
-    if unknown.any():
-        raise CohortError(
-            "unknown sex values",
-            path=path,
-            column=column,
-            rows=first_rows(unknown, values.index),
-            fix="Use M/F (or Male/Female, Unknown)",
-        )
+    refuse_rows(
+        unknown, values.index, "unknown sex values", path=path, column=column, fix="Use M/F (or Male/Female, Unknown)"
+    )
     return lowered.map(lambda code: pd.NA if pd.isna(code) else _SEX_CODES[code]).astype("string")
 
 
@@ -182,15 +178,8 @@ def _parse_labels(
     text_blank = values.isna() | (values.astype("string").str.strip() == "")
     allowed = {1.0, 0.0} | ({-1.0} if uncertain_policy else set())
     bad = ~text_blank & ~numeric.isin(list(allowed))
-    if bad.any():
-        expect = "1, 0, -1 (uncertain) or blank" if uncertain_policy else "1, 0 or blank"
-        raise CohortError(
-            "unknown label values",
-            path=path,
-            column=column,
-            rows=first_rows(bad, values.index),
-            fix=f"Labels must be {expect}",
-        )
+    expect = "1, 0, -1 (uncertain) or blank" if uncertain_policy else "1, 0 or blank"
+    refuse_rows(bad, values.index, "unknown label values", path=path, column=column, fix=f"Labels must be {expect}")
     labels = numeric.where(~text_blank, blank_as).astype("float64")
     if uncertain_policy:
         replacement = {"zeros": 0.0, "ones": 1.0, "drop": np.nan}[uncertain_policy]
@@ -221,14 +210,14 @@ def _contained_paths(paths: pd.Series, base: Path, csv: str | Path, column: str)
     root = base.resolve()
     resolved = paths.map(lambda p: pd.NA if pd.isna(p) else str((root / p).resolve()))
     outside = resolved.map(lambda p: not pd.isna(p) and not Path(p).is_relative_to(root)).astype(bool)
-    if outside.any():
-        raise CohortError(
-            "image paths that lead outside the image folder",
-            path=csv,
-            column=column,
-            rows=first_rows(outside, paths.index),
-            fix=f"Image paths must be relative paths inside {base}",
-        )
+    refuse_rows(
+        outside,
+        paths.index,
+        "image paths that lead outside the image folder",
+        path=csv,
+        column=column,
+        fix=f"Image paths must be relative paths inside {base}",
+    )
     return resolved.astype("string")
 
 
@@ -295,14 +284,14 @@ def load_nih(
     labels = raw["Finding Labels"].astype("string").fillna("No Finding").str.split("|")
     known = set(NIH_TO_CANONICAL) | {"No Finding"}
     unknown = labels.map(lambda names: bool(set(names) - known))
-    if unknown.any():
-        raise CohortError(
-            "unknown finding names",
-            path=path,
-            column="Finding Labels",
-            rows=first_rows(unknown, raw.index),
-            fix=f"Use NIH names: {', '.join(sorted(known))}",
-        )
+    refuse_rows(
+        unknown,
+        raw.index,
+        "unknown finding names",
+        path=path,
+        column="Finding Labels",
+        fix=f"Use NIH names: {', '.join(sorted(known))}",
+    )
     exploded = labels.explode()  # index: the row's position (raw has a default index)
     names = sorted(known)
     counts = np.zeros((len(raw), len(names)), dtype="int64")
@@ -374,14 +363,14 @@ def load_chexpert(
     validate_ids(raw["Path"], csv, "Path")
     parts = raw["Path"].str.extract(r"(?P<patient>patient[^/]+)/(?P<study>study[^/]+)/")
     unparsed = parts["patient"].isna()
-    if unparsed.any():
-        raise CohortError(
-            "paths without a patientN/studyM/ part",
-            path=csv,
-            column="Path",
-            rows=first_rows(unparsed, raw.index),
-            fix="Keep CheXpert's folder layout in Path",
-        )
+    refuse_rows(
+        unparsed,
+        raw.index,
+        "paths without a patientN/studyM/ part",
+        path=csv,
+        column="Path",
+        fix="Keep CheXpert's folder layout in Path",
+    )
 
     frame = pd.DataFrame(
         {

@@ -95,6 +95,15 @@ def first_rows(mask, index) -> list[object]:
     return [index[p] for p in positions]
 
 
+def refuse_rows(
+    mask, index, problem: str, *, path: str | Path, column: str, fix: str, error: type[CxrfailInputError] = CohortError
+) -> None:
+    """Raise ``error`` naming ``path``, ``column`` and the first rows (`first_rows` of ``index``) where the
+    boolean ``mask`` holds; nothing when it holds for no row."""
+    if mask.any():
+        raise error(problem, path=path, column=column, rows=first_rows(mask, index), fix=fix)
+
+
 def header_names(columns: Iterable[object]) -> str:
     """The column names of a file for an error message, quoted, when they look like a CSV header (short
     names of letters, digits, spaces and ``._()/%+-``); otherwise only their number. A file that is not a

@@ -6,12 +6,14 @@ browser); without a browser, `figure_bytes` raises `StaticExportUnavailable` wit
 pack writers skip the static formats and say so in the manifest.
 
 The tables of a run are exported one way everywhere (the CLI report, the dashboard's Export page, the zip):
-`result_tables` names them and `table_bytes` writes each as ``<name>.csv``, formula-inert.
+`result_tables` names them and `write_csv` writes each as ``<name>.csv``, formula-inert (`table_bytes` for the
+bytes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import zipfile
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from cxrfail.files import bytes_sha256
+from cxrfail.files import atomic_write_with, bytes_sha256
 from cxrfail.manifest import jsonable, package_versions
 from cxrfail.render import STATIC_FORMATS, StaticExportUnavailable, render_static
 
@@ -42,7 +44,9 @@ __all__ = [
     "inert_csv_frame",
     "result_tables",
     "table_bytes",
+    "write_csv",
     "write_figure_pack",
+    "write_parquet_tables",
     "write_tables",
     "zip_bundle",
 ]
@@ -86,33 +90,69 @@ def figure_bytes(
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+CSV_CHUNK_ROWS = 200_000  # rows formatted at a time when a table is written as CSV (bounds the text held)
+
+
 def _inert_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 
 
+def _inert_column(column: pd.Series) -> pd.Series:
+    """``column`` with every text cell that starts with a formula prefix quoted (`_inert_cell`); numbers and
+    missing cells unchanged. Categories are quoted once each, text columns by one vectorised test."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        renamed = [_inert_cell(category) for category in column.cat.categories]
+        if len(set(renamed)) == len(renamed):
+            return column.cat.rename_categories(renamed)
+        return column.astype(object).map(_inert_cell)
+    if not (column.dtype == object or isinstance(column.dtype, pd.StringDtype)):
+        return column
+    try:
+        formula = column.str.startswith(FORMULA_PREFIXES)
+    except AttributeError:  # an object column without text
+        return column
+    formula = formula.fillna(False).astype(bool)
+    if not formula.any():
+        return column
+    return column.astype(object).where(~formula, "'" + column[formula].astype(object))
+
+
 def inert_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` safe to open in a spreadsheet: every text cell (and column name) that starts with
-    ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe, so it is shown as text, never
-    run as a formula. Numeric columns are untouched (a negative number stays a number)."""
-    inert = frame.copy()
+    """``frame`` made safe to open in a spreadsheet: every text cell (and column name) that starts with ``=``,
+    ``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe, so it is shown as text, never run as
+    a formula. Numeric columns are untouched (a negative number stays a number); ``frame`` is not changed."""
+    inert = frame.copy(deep=False)
     for column in inert.columns:
-        if inert[column].dtype == object or isinstance(inert[column].dtype, pd.StringDtype | pd.CategoricalDtype):
-            inert[column] = inert[column].astype(object).map(_inert_cell)
+        inert[column] = _inert_column(inert[column])
     inert.columns = [_inert_cell(column) for column in inert.columns]
     if not isinstance(inert.index, pd.RangeIndex):
         inert.index = inert.index.map(_inert_cell)
     return inert
 
 
+def write_csv(table: pd.DataFrame, handle, *, index: bool = False) -> None:
+    """Write ``table`` as formula-inert CSV (`inert_csv_frame`) to the text ``handle`` (opened with
+    ``newline=""``), `CSV_CHUNK_ROWS` rows at a time: the same text as one ``to_csv`` of the whole table,
+    without holding it (a CheXpert-scale per-row table is gigabytes of text)."""
+    for start in range(0, max(len(table), 1), CSV_CHUNK_ROWS):
+        chunk = inert_csv_frame(table.iloc[start : start + CSV_CHUNK_ROWS])
+        chunk.to_csv(handle, index=index, header=start == 0)
+
+
 def table_bytes(table: pd.DataFrame, *, index: bool = False) -> bytes:
-    """A table as UTF-8 CSV, formula-inert (see `inert_csv_frame`)."""
-    return inert_csv_frame(table).to_csv(index=index).encode("utf-8")
+    """A table as UTF-8 CSV, formula-inert (see `write_csv`)."""
+    buffer = io.BytesIO()
+    with io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True) as text:
+        write_csv(table, text, index=index)
+        text.flush()
+        return buffer.getvalue()
 
 
 #: Tables with one row per cohort row (or per row and identifier): large, so the dashboard builds their CSV
-#: when asked; the report always writes them.
+#: when asked, and the report writes them as Parquet (`write_parquet_tables`; CSV too on request: at CheXpert
+#: scale their CSV is gigabytes and takes minutes to write).
 PER_ROW_TABLES = ("outcomes", "identifier_scores", "shap_values", "label_cases")
 
 
@@ -133,12 +173,28 @@ def result_tables(result: AnalysisResult, *, per_row: bool = True) -> dict[str, 
 
 
 def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | Path) -> list[str]:
-    """Write each table as ``<folder>/<name>.csv`` (`table_bytes`); the file names written, sorted."""
+    """Write each table as ``<folder>/<name>.csv`` (`write_csv`, streamed; each file appears whole or not at
+    all); the file names written, sorted."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        (folder / f"{name}.csv").write_bytes(table_bytes(table))
+        atomic_write_with(folder / f"{name}.csv", functools.partial(_write_csv_file, table))
     return sorted(f"{name}.csv" for name in tables)
+
+
+def write_parquet_tables(tables: Mapping[str, pd.DataFrame], folder: str | Path) -> list[str]:
+    """Write each table as ``<folder>/<name>.parquet`` (typed: categories, 0/1 as int8; each file appears whole
+    or not at all); the file names written, sorted."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        atomic_write_with(folder / f"{name}.parquet", functools.partial(table.to_parquet, index=False))
+    return sorted(f"{name}.parquet" for name in tables)
+
+
+def _write_csv_file(table: pd.DataFrame, path: Path) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        write_csv(table, handle)
 
 
 # ------------------------------------------------------------------------------------------ pack / zip

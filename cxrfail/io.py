@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrfail.errors import CohortError, first_rows, header_names
+from cxrfail.errors import CohortError, header_names, refuse_rows
 
 __all__ = [
     "MAX_CSV_MB",
@@ -135,19 +135,16 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | Pat
 def validate_ids(ids: pd.Series, path: str | Path, column: str, error: type = CohortError) -> None:
     """Refuse blank and repeated ids with ``error`` naming the file, the column and the first rows."""
     blank = ids.isna() | (ids.astype("string").str.strip() == "")
-    if blank.any():
-        raise error(
-            "empty ids", path=path, column=column, rows=first_rows(blank, ids.index), fix="Every row needs an id"
-        )
-    duplicated = ids.duplicated(keep=False)
-    if duplicated.any():
-        raise error(
-            "duplicate ids",
-            path=path,
-            column=column,
-            rows=first_rows(duplicated, ids.index),
-            fix="Each id must appear once; remove or merge duplicates",
-        )
+    refuse_rows(blank, ids.index, "empty ids", path=path, column=column, fix="Every row needs an id", error=error)
+    refuse_rows(
+        ids.duplicated(keep=False),
+        ids.index,
+        "duplicate ids",
+        path=path,
+        column=column,
+        fix="Each id must appear once; remove or merge duplicates",
+        error=error,
+    )
 
 
 def in_unique_index(values: pd.Index, unique: pd.Index) -> np.ndarray:

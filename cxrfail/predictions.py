@@ -105,33 +105,13 @@ def parse_predictions(
         missing = raw.isna() | raw.astype("string").str.strip().str.lower().isin(MISSING_MARKERS)
         not_numeric = values.isna() & ~missing
         outside = ~values.isna() & ((values < 0) | (values > 1) | ~np.isfinite(values))
-        if missing.any():
-            bad.append(
-                (
-                    column,
-                    "missing (NaN or empty) probabilities",
-                    first_rows(missing, frame.index),
-                    "every image needs a probability",
-                )
-            )
-        if not_numeric.any():
-            bad.append(
-                (
-                    column,
-                    "cells that are not numbers",
-                    first_rows(not_numeric, frame.index),
-                    "probabilities must be numbers",
-                )
-            )
-        if outside.any():
-            bad.append(
-                (
-                    column,
-                    f"probabilities outside [0, 1], e.g. {values[outside].iloc[0]:g}",
-                    first_rows(outside, frame.index),
-                    "export probabilities after the sigmoid, not logits",
-                )
-            )
+        example = f", e.g. {values[outside].iloc[0]:g}" if outside.any() else ""
+        checks = (
+            (missing, "missing (NaN or empty) probabilities", "every image needs a probability"),
+            (not_numeric, "cells that are not numbers", "probabilities must be numbers"),
+            (outside, f"probabilities outside [0, 1]{example}", "export probabilities after the sigmoid, not logits"),
+        )
+        bad += [(column, problem, first_rows(rows, frame.index), fix) for rows, problem, fix in checks if rows.any()]
         if not bad:
             probabilities[finding] = values.to_numpy(dtype="float64")
     if len(bad) == 1:

@@ -16,6 +16,7 @@ where a cluster started with ``--node-ip-address=127.0.0.1`` does not listen.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import socket
@@ -46,6 +47,12 @@ def require_ray() -> ModuleType:
     except ImportError:
         raise RayNotInstalledError("Ray is not installed", fix=RAY_EXTRA_HINT) from None
     return ray
+
+
+def add_ray_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_text: str) -> None:
+    """``--ray [ADDRESS]`` on a command: absent None, bare ``""``, else the address (read by
+    `resolve_ray_address`)."""
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", help=help_text)
 
 
 def resolve_ray_address(requested: str | None) -> str | None:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cxrfail.cohort import Cohort, xrv_data_file
-from cxrfail.errors import CohortError, first_rows
+from cxrfail.errors import CohortError, refuse_rows
 from cxrfail.findings import canonical_finding, is_finding
 from cxrfail.io import read_input_csv, require_columns, validate_ids
 
@@ -104,16 +104,16 @@ def _parse_reference_cells(values: pd.Series, path: str | Path, column: str) -> 
     text = values.astype("string").str.strip().str.lower()
     blank = text.isna() | (text == "")
     positive, negative = text.isin(_TRUE_WORDS), text.isin(_FALSE_WORDS)
-    bad = ~blank & ~positive & ~negative
-    if bad.any():
-        shown = sorted(values[bad.to_numpy()].astype(str).unique().tolist())[:5]
-        raise CohortError(
-            f"unknown label values {shown}",
-            path=path,
-            column=column,
-            rows=first_rows(bad.to_numpy(), values.index),
-            fix="Reference labels must be 1/0, YES/NO, TRUE/FALSE or blank (not read)",
-        )
+    bad = (~blank & ~positive & ~negative).to_numpy()
+    shown = sorted(values[bad].astype(str).unique().tolist())[:5]
+    refuse_rows(
+        bad,
+        values.index,
+        f"unknown label values {shown}",
+        path=path,
+        column=column,
+        fix="Reference labels must be 1/0, YES/NO, TRUE/FALSE or blank (not read)",
+    )
     return pd.Series(
         np.select([positive.to_numpy(dtype=bool), negative.to_numpy(dtype=bool)], [1.0, 0.0], np.nan),
         index=values.index,

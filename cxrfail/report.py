@@ -3,10 +3,12 @@
 Layout::
 
     <out>/manifest.json            inputs with SHA-256, package versions, seed, full config, notes
-    <out>/tables/<name>.csv        every table of the run under the dashboard export's names
+    <out>/tables/<name>.csv        the summary tables under the dashboard export's names
                                    (`cxrfail.export.result_tables`: performance, subgroup_rates, regression,
-                                   identifiers, flip, flip_curves, slices, the per-row tables, the label audit)
-    <out>/tables/outcomes.parquet  the outcomes again, typed (one row per model, finding and cohort row)
+                                   identifiers, flip, flip_curves, slices, the label audit)
+    <out>/tables/<name>.parquet    the per-row tables, typed (`cxrfail.export.PER_ROW_TABLES`: outcomes, one row
+                                   per model, finding and cohort row; identifier_scores; shap_values;
+                                   label_cases); also as <name>.csv with ``per_row_csv``
     <out>/figures/*.html           every report figure; .png and .svg too where chromium is available
 
 Rendering a few hundred static figures takes minutes, so a figure pack is cached beside the analysis result
@@ -24,7 +26,7 @@ from pathlib import Path
 import cxrfail
 from cxrfail.analysis.result import AnalysisResult
 from cxrfail.cache import default_cache_dir, hash_parts, open_sealed, sealed_json, warn_cache_unwritable
-from cxrfail.export import result_tables, write_tables
+from cxrfail.export import PER_ROW_TABLES, result_tables, write_parquet_tables, write_tables
 from cxrfail.files import file_sha256, staged_folder
 from cxrfail.manifest import build_manifest
 
@@ -43,13 +45,18 @@ def write_report(
     figures: bool = True,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    per_row_csv: bool = False,
 ) -> dict[str, object]:
     """Write the report folder and return the manifest written. Existing files of the same names are
-    replaced; each table is written whole before the manifest, which is written last."""
+    replaced; each table is written whole before the manifest, which is written last. ``per_row_csv`` writes
+    the per-row tables as CSV beside their Parquet (gigabytes and minutes at CheXpert scale)."""
     out = Path(out_dir)
     tables_dir = out / "tables"
-    written = write_tables(result_tables(result), tables_dir)
-    result.outcomes.to_parquet(tables_dir / "outcomes.parquet", index=False)
+    tables = result_tables(result)
+    per_row = {name: table for name, table in tables.items() if name in PER_ROW_TABLES}
+    summary = {name: table for name, table in tables.items() if name not in PER_ROW_TABLES}
+    written = write_tables({**summary, **(per_row if per_row_csv else {})}, tables_dir)
+    written += write_parquet_tables(per_row, tables_dir)
     figure_files: dict[str, list[str]] = {}
     figure_note = None
     if figures:
@@ -68,7 +75,7 @@ def write_report(
             "pair_warnings": [
                 {"model": p.model, "finding": p.finding, "warning": w} for p in result for w in p.warnings
             ],
-            "tables": [f"tables/{name}" for name in written] + ["tables/outcomes.parquet"],
+            "tables": [f"tables/{name}" for name in written],
             "figures": figure_files,
             "figure_note": figure_note,
         },

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,8 +60,11 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
     performance = pd.read_csv(out / "tables" / "performance.csv")
     assert list(performance.columns[:7]) == ["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
     assert performance[["model", "finding"]].values.tolist() == [["densenet121_nih25", "Edema"]]
-    for name in ("subgroup_rates", "regression", "identifiers", "flip", "outcomes", "identifier_scores"):
+    for name in ("subgroup_rates", "regression", "identifiers", "flip"):
         assert len(pd.read_csv(out / "tables" / f"{name}.csv")) > 0
+    for name in ("identifier_scores", "shap_values"):  # per-row tables: Parquet (CSV with --per-row-csv)
+        assert len(pd.read_parquet(out / "tables" / f"{name}.parquet")) > 0
+        assert not (out / "tables" / f"{name}.csv").exists()
     outcomes = pd.read_parquet(out / "tables" / "outcomes.parquet")
     assert len(outcomes) == 22433
     assert {
@@ -107,11 +111,16 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
         again,
         "--cache-dir",
         tmp_path / "cache",
+        "--per-row-csv",
     )
     assert completed.returncode == 0, completed.stderr
     assert "loaded from cache" in completed.stderr
     assert sorted(p.name for p in (again / "figures").iterdir()) == figures
     pd.testing.assert_frame_equal(pd.read_parquet(again / "tables" / "outcomes.parquet"), outcomes)
+    as_csv = pd.read_csv(again / "tables" / "outcomes.csv")  # --per-row-csv: the same rows as CSV too
+    assert as_csv["image_id"].tolist() == outcomes["image_id"].tolist()
+    assert np.allclose(as_csv["probability"], outcomes["probability"], rtol=0, atol=0)
+    assert "tables/outcomes.csv" in json.loads((again / "manifest.json").read_text())["tables"]
 
     # `cache ls` / `cache clear` see the analysis result and the figure pack.
     env = {**os.environ, "CXRFAIL_CACHE_DIR": str(tmp_path / "cache")}

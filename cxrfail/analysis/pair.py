@@ -125,20 +125,21 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     regression = _tagged(fit_pair_regressions(test_rows, wrong_test, finding, model=model, rows_name="test split"), tag)
 
     identifier = (config.learners[0], config.identifier_feature_set)
+    # the per-row table; the identifier's probability and the flipped prediction come with the flip step
+    outcomes_with = functools.partial(
+        _outcomes,
+        row_tag,
+        id_column,
+        patient_column,
+        row_split,
+        y,
+        probability,
+        choice.threshold,
+        prediction,
+        misclassified,
+    )
     if inputs.scope == CORE_SCOPE:
-        outcomes = _outcomes(
-            row_tag,
-            id_column,
-            patient_column,
-            row_split,
-            y,
-            probability,
-            choice.threshold,
-            prediction,
-            misclassified,
-            np.full(len(y), np.nan),
-            prediction,
-        )
+        outcomes = outcomes_with(np.full(len(y), np.nan), prediction)
         tables = {name: pd.DataFrame(columns=list(TABLE_COLUMNS[name])) for name in TABLE_NAMES}
         tables.update(performance=performance, subgroup_rates=rates, regression=regression, outcomes=outcomes)
         return PairResult(
@@ -232,19 +233,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
         columns=list(TABLE_COLUMNS["flip"]),
     )
     tables["flip_curves"] = _tagged(flip_run.curve, tag)
-    tables["outcomes"] = _outcomes(
-        row_tag,
-        id_column,
-        patient_column,
-        row_split,
-        y,
-        probability,
-        choice.threshold,
-        prediction,
-        misclassified,
-        flip_run.identifier_probability,
-        flip_run.flipped_prediction,
-    )
+    tables["outcomes"] = outcomes_with(flip_run.identifier_probability, flip_run.flipped_prediction)
     attributions = shap_attributions(
         flip_run.fitted.fold_models, flip_features.loc[test], max_samples=config.shap_max_samples, seed=config.seed
     )

@@ -12,6 +12,7 @@ from cxrfail.figures.style import (
     empty_figure,
     escape,
     put_legend_under_title,
+    right_margin_label,
 )
 
 
@@ -44,16 +45,7 @@ def case_probabilities(rows: pd.DataFrame, *, title: str | None = None) -> go.Fi
         )
     )
     for model, p, w in zip(rows["model"], rows["probability"], wrong):
-        fig.add_annotation(
-            x=1.0,
-            xref="paper",
-            xanchor="left",
-            y=escape(model),
-            showarrow=False,
-            xshift=8,
-            text=f"{p:.3f} {'✗' if w else '✓'}",
-            font=dict(size=11, color=PALETTE[1] if w else PALETTE[0]),
-        )
+        right_margin_label(fig, escape(model), f"{p:.3f} {'✗' if w else '✓'}", color=PALETTE[1] if w else PALETTE[0])
     fig.update_xaxes(range=[0, 1], title="probability")
     fig.update_yaxes(autorange="reversed", type="category")
     fig = apply_layout(

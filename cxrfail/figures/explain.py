@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -33,6 +35,17 @@ def shap_importance(shap_values: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def _sample_notes(
+    shap_values: pd.DataFrame, features: Iterable[str], oracle: bool, context: FigureContext
+) -> list[str]:
+    """Footnotes of a figure over a sample of SHAP rows: its size in the unit of analysis, then the caveats of
+    its findings and ``features``."""
+    n = int(shap_values["image_id"].nunique())
+    return [f"a sample of {n:,} {plural(context.unit)}"] + context.caveats(
+        shap_values.get("finding", pd.Series(dtype=str)).unique(), features, oracle=oracle
+    )
+
+
 def shap_bar(
     shap_values: pd.DataFrame,
     *,
@@ -41,6 +54,7 @@ def shap_bar(
     oracle: bool = False,
     context: FigureContext = DEFAULT_CONTEXT,
 ) -> go.Figure:
+    """Mean |SHAP| of the ``top`` features (`shap_importance`) as horizontal bars, largest first."""
     title = title or "Global importance: mean |SHAP|"
     importance = shap_importance(shap_values).head(top)
     if importance.empty:
@@ -56,10 +70,7 @@ def shap_bar(
     )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title="mean |SHAP value| (log-odds of misclassification)")
-    n = int(shap_values["image_id"].nunique())
-    notes = [f"a sample of {n:,} {plural(context.unit)}"] + context.caveats(
-        shap_values.get("finding", pd.Series(dtype=str)).unique(), importance["feature"], oracle=oracle
-    )
+    notes = _sample_notes(shap_values, importance["feature"], oracle, context)
     return apply_layout(fig, title, height=150 + 26 * len(importance), notes=notes)
 
 
@@ -117,9 +128,7 @@ def shap_beeswarm(
     )
     vline(fig, 0.0, "#52606d")
     fig.update_xaxes(title="SHAP value (impact on log-odds of misclassification)")
-    notes = [f"a sample of {int(shap_values['image_id'].nunique()):,} {plural(context.unit)}"] + context.caveats(
-        shap_values.get("finding", pd.Series(dtype=str)).unique(), features, oracle=oracle
-    )
+    notes = _sample_notes(shap_values, features, oracle, context)
     return apply_layout(fig, title, height=150 + 30 * len(features), notes=notes)
 
 

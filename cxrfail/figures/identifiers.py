@@ -22,6 +22,7 @@ from cxrfail.figures.style import (
     empty_figure,
     escape,
     finding_label,
+    model_finding_grid,
     ordered,
     plural,
     title_band_px,
@@ -148,24 +149,16 @@ def identifier_heatmaps(
     for col, (value, low, high) in enumerate(
         (("auroc", "ci_low", "ci_high"), ("baseline_auroc", "baseline_ci_low", "baseline_ci_high")), 1
     ):
-        keyed = rows.set_index(["model", "finding"])
-        z, text, hover = [], [], []
-        for model in model_order:
-            z_row, t_row, h_row = [], [], []
-            for finding in finding_order:
-                if (model, finding) in keyed.index:
-                    r = keyed.loc[(model, finding)]
-                    r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
-                    z_row.append(float(r[value]))
-                    t_row.append(f"{r[value]:.3f}")
-                    h_row.append(f"[{r[low]:.3f}, {r[high]:.3f}]")
-                else:
-                    z_row.append(None)
-                    t_row.append("")
-                    h_row.append("not run")
-            z.append(z_row)
-            text.append(t_row)
-            hover.append(h_row)
+        z, text, hover = model_finding_grid(
+            rows,
+            model_order,
+            finding_order,
+            lambda r, value=value, low=low, high=high: (
+                float(r[value]),
+                f"{r[value]:.3f}",
+                f"[{r[low]:.3f}, {r[high]:.3f}]",
+            ),
+        )
         fig.add_trace(
             go.Heatmap(
                 z=z,
@@ -212,6 +205,19 @@ def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return fpr, tpr, float(roc_auc_score(y, score))
 
 
+def _roc_trace(misclassified: np.ndarray, score: np.ndarray, name: str, line: dict) -> go.Scatter:
+    """The ROC curve of ``score`` (n,) for predicting ``misclassified`` (n,) 0/1, labelled with its AUROC."""
+    fpr, tpr, auc = _roc_points(misclassified, score)
+    return go.Scatter(
+        x=fpr,
+        y=tpr,
+        mode="lines",
+        name=f"{name} (AUROC {auc:.3f})",
+        line=line,
+        hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>",
+    )
+
+
 def roc_figure(
     scores: pd.DataFrame,
     *,
@@ -231,35 +237,17 @@ def roc_figure(
     for position, feature_set in enumerate(order):
         part = scores if feature_set is None else scores.loc[scores["feature_set"] == feature_set]
         y = part["misclassified"].astype(int).to_numpy()
-        fpr, tpr, auc = _roc_points(y, part["identifier_score"].astype(float).to_numpy())
         name = "identifier" if feature_set is None else str(feature_set)
         if (oracle and feature_set is None) or (feature_set is not None and _named_oracle(str(feature_set))):
             name += " [ORACLE]"
-        fig.add_trace(
-            go.Scatter(
-                x=fpr,
-                y=tpr,
-                mode="lines",
-                name=f"{escape(name)} (AUROC {auc:.3f})",
-                line=dict(color=PALETTE[(position + 1) % len(PALETTE)], width=2),
-                hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>",
-            )
-        )
+        line = dict(color=PALETTE[(position + 1) % len(PALETTE)], width=2)
+        fig.add_trace(_roc_trace(y, part["identifier_score"].astype(float).to_numpy(), escape(name), line))
     n = len(y)
     if outcomes is not None and not outcomes.empty:
         test = outcomes.loc[outcomes["split"].astype(str).to_numpy() == "test"]
         baseline = -np.abs(test["probability"].astype(float).to_numpy() - test["threshold"].astype(float).to_numpy())
-        fpr, tpr, auc = _roc_points(test["misclassified"].astype(int).to_numpy(), baseline)
-        fig.add_trace(
-            go.Scatter(
-                x=fpr,
-                y=tpr,
-                mode="lines",
-                name=f"confidence baseline (AUROC {auc:.3f})",
-                line=dict(color=BASELINE_COLOR, dash="dash", width=2),
-                hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>",
-            )
-        )
+        line = dict(color=BASELINE_COLOR, dash="dash", width=2)
+        fig.add_trace(_roc_trace(test["misclassified"].astype(int).to_numpy(), baseline, "confidence baseline", line))
     fig.add_trace(
         go.Scatter(
             x=[0, 1],

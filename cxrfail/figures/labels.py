@@ -16,6 +16,7 @@ from cxrfail.figures.style import (
     escape,
     plural,
     put_legend_under_title,
+    right_margin_label,
 )
 
 
@@ -45,15 +46,10 @@ def label_error_bars(
             )
         )
     for model, row in zip(models, audit.itertuples()):
-        fig.add_annotation(
-            x=1.0,
-            xref="paper",
-            xanchor="left",
-            y=model,
-            showarrow=False,
-            xshift=8,
-            font=dict(size=11),
-            text=f"{row.label_error_share:.0%} [{row.label_error_ci_low:.0%}, "
+        right_margin_label(
+            fig,
+            model,
+            f"{row.label_error_share:.0%} [{row.label_error_ci_low:.0%}, "
             f"{row.label_error_ci_high:.0%}] of {int(row.n_misclassified)}",
         )
     fig.update_layout(barmode="stack")

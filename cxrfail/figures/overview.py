@@ -19,6 +19,7 @@ from cxrfail.figures.style import (
     escape,
     finding_label,
     fmt_p,
+    model_finding_grid,
     ordered,
     plural,
 )
@@ -46,29 +47,16 @@ def model_finding_heatmap(
         return empty_figure(title, "no data")
     model_order = ordered(table["model"], models)
     finding_order = ordered(table["finding"], findings)
-    keyed = table.assign(
+    labelled = table.assign(
         _text=text if text is not None else table[value].map(lambda v: f"{v:.3f}"),
         _hover=hover if hover is not None else "",
     )
-    keyed = keyed.set_index(["model", "finding"])
-    z, texts, hovers = [], [], []
-    for model in model_order:
-        z_row, t_row, h_row = [], [], []
-        for finding in finding_order:
-            if (model, finding) in keyed.index:
-                row = keyed.loc[(model, finding)]
-                if isinstance(row, pd.DataFrame):
-                    row = row.iloc[0]
-                z_row.append(float(row[value]) if pd.notna(row[value]) else None)
-                t_row.append(str(row["_text"]))
-                h_row.append(str(row["_hover"]))
-            else:
-                z_row.append(None)
-                t_row.append("")
-                h_row.append("not run")
-        z.append(z_row)
-        texts.append(t_row)
-        hovers.append(h_row)
+    z, texts, hovers = model_finding_grid(
+        labelled,
+        model_order,
+        finding_order,
+        lambda row: (float(row[value]) if pd.notna(row[value]) else None, str(row["_text"]), str(row["_hover"])),
+    )
     fig = go.Figure(
         go.Heatmap(
             z=z,

@@ -9,9 +9,10 @@ import html
 import math
 import re
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from cxrfail.findings import APPROXIMATE_FINDINGS
@@ -320,10 +321,56 @@ def empty_figure(title: str, message: str) -> go.Figure:
     return apply_layout(fig, title, height=300)
 
 
+def right_margin_label(fig: go.Figure, y: object, text: str, *, color: str | None = None) -> None:
+    """A small label just right of the plot, level with the category ``y`` (a row's value or n)."""
+    fig.add_annotation(
+        x=1.0,
+        xref="paper",
+        xanchor="left",
+        y=y,
+        text=text,
+        showarrow=False,
+        xshift=8,
+        font=dict(size=11) if color is None else dict(size=11, color=color),
+    )
+
+
 def ordered(values: Iterable[object], preferred: Sequence[object] = ()) -> list:
     present = list(dict.fromkeys(values))
     first = [value for value in preferred if value in present]
     return first + [value for value in present if value not in first]
+
+
+NOT_RUN_CELL = (None, "", "not run")  # (z, text, hover) of a models × findings cell without a row
+
+
+def model_finding_grid(
+    table: pd.DataFrame,
+    model_order: Sequence[str],
+    finding_order: Sequence[str],
+    cell: Callable[[pd.Series], tuple[float | None, str, str]],
+) -> tuple[list[list], list[list[str]], list[list[str]]]:
+    """The (z, text, hover) grids of a models (rows) × findings (columns) heatmap: ``cell(row)`` of the table's
+    row for each (model, finding) (the first one where several), `NOT_RUN_CELL` where it has none."""
+    keyed = table.set_index(["model", "finding"])
+    z, texts, hovers = [], [], []
+    for model in model_order:
+        z_row, t_row, h_row = [], [], []
+        for finding in finding_order:
+            if (model, finding) in keyed.index:
+                row = keyed.loc[(model, finding)]
+                if isinstance(row, pd.DataFrame):
+                    row = row.iloc[0]
+                value, text, hover = cell(row)
+            else:
+                value, text, hover = NOT_RUN_CELL
+            z_row.append(value)
+            t_row.append(text)
+            h_row.append(hover)
+        z.append(z_row)
+        texts.append(t_row)
+        hovers.append(h_row)
+    return z, texts, hovers
 
 
 def fmt_p(p: float) -> str:

@@ -27,6 +27,7 @@ from cxrfail.figures.style import (
     ordered,
     plural,
     put_legend_under_title,
+    right_margin_label,
     stars,
     vline,
 )
@@ -117,16 +118,7 @@ def subgroup_rates_figure(
             )
         )
     for label, value, ok in zip(labels, text, sufficient):
-        fig.add_annotation(
-            x=1.0,
-            xref="paper",
-            xanchor="left",
-            y=label,
-            text=value,
-            showarrow=False,
-            xshift=8,
-            font=dict(size=11, color=SUFFICIENT_COLOR if ok else INSUFFICIENT_COLOR),
-        )
+        right_margin_label(fig, label, value, color=SUFFICIENT_COLOR if ok else INSUFFICIENT_COLOR)
     fig.update_yaxes(autorange="reversed", type="category", categoryorder="array", categoryarray=labels)
     fig.update_xaxes(title="misclassification rate", tickformat=".0%", rangemode="tozero")
     notes = [
@@ -187,9 +179,7 @@ def forest_plot(
     )
     vline(fig, 1.0, "#52606d", dash="dash")
     for label, value in zip(labels, text):
-        fig.add_annotation(
-            x=1.0, xref="paper", xanchor="left", y=label, text=value, showarrow=False, font=dict(size=11), xshift=8
-        )
+        right_margin_label(fig, label, value)
     bounds = pd.concat([rows["ci_low"], rows["ci_high"], rows["odds_ratio"]]).astype(float)
     bounds = bounds[np.isfinite(bounds) & (bounds > 0)]
     low, high = min(float(bounds.min()), 1.0), max(float(bounds.max()), 1.0)

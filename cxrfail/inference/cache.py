@@ -99,30 +99,20 @@ class PredictionCache:
         folder that cannot be written (full, read-only) logs one warning; the caller's run goes on."""
         if not image_hashes:
             return
-        try:
-            self._store(key, identity, findings, image_hashes, probabilities)
-        except OSError as exc:
-            warn_cache_unwritable(self.root / key, exc)
-
-    def _store(
-        self,
-        key: str,
-        identity: Mapping[str, object],
-        findings: Sequence[str],
-        image_hashes: Sequence[str],
-        probabilities: np.ndarray,
-    ) -> None:
         folder = self.root / key
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / MODEL_FILE).exists():
-            atomic_write_bytes(folder / MODEL_FILE, json.dumps(dict(identity), indent=1, sort_keys=True).encode())
         columns = {HASH_COLUMN: pa.array(list(image_hashes), pa.string())}
         probabilities = np.asarray(probabilities, dtype=np.float32)
         for position, finding in enumerate(findings):
             columns[finding] = pa.array(probabilities[:, position])
-        _write_part(folder, pa.table(columns))
-        if len(_parts(folder)) >= COMPACT_AT:
-            self._compact(key, findings)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / MODEL_FILE).exists():
+                atomic_write_bytes(folder / MODEL_FILE, json.dumps(dict(identity), indent=1, sort_keys=True).encode())
+            _write_part(folder, pa.table(columns))
+            if len(_parts(folder)) >= COMPACT_AT:
+                self._compact(key, findings)
+        except OSError as exc:
+            warn_cache_unwritable(folder, exc)
 
     def entries(self) -> list[CacheEntry]:
         """Every cached model, newest first."""

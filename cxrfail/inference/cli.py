@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from cxrfail.inference.cards import BACKENDS, PRECISIONS, SPEC_HELP
 from cxrfail.inference.errors import InferenceError
+from cxrfail.ray_cluster import add_ray_option
 
 if TYPE_CHECKING:
     from cxrfail.inference.engine import InferenceResult
@@ -65,13 +66,9 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_cache_dir(infer)
     infer.add_argument("--no-cache", action="store_true", help="compute everything and cache nothing")
-    infer.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
-        help="run on a Ray cluster (HOST:PORT, auto, ray://HOST:PORT; default $CXRFAIL_RAY_ADDRESS, "
+    add_ray_option(
+        infer,
+        "run on a Ray cluster (HOST:PORT, auto, ray://HOST:PORT; default $CXRFAIL_RAY_ADDRESS, "
         "which also turns this on): decoding on CPU workers, the model on one GPU per actor "
         "where the cluster has GPUs; images must be at the same path on every node",
     )

@@ -327,15 +327,17 @@ def assigned_fold(patient_ids, n_folds: int, seed: int) -> np.ndarray:
     patient id alone: BLAKE2b of the seed and the id's text, modulo ``n_folds``. Stable across runs, machines and
     the other rows; patients spread evenly over the models."""
     ids = np.asarray(patient_ids, dtype=object).ravel()
+    codes, distinct = pd.factorize(ids, use_na_sentinel=False)  # hash each patient once, not each row
     key = str(int(seed)).encode() + b"\0"
-    return np.fromiter(
+    folds = np.fromiter(
         (
             int.from_bytes(hashlib.blake2b(key + str(i).encode(), digest_size=8).digest(), "little") % n_folds
-            for i in ids
+            for i in distinct
         ),
         dtype=np.int64,
-        count=len(ids),
+        count=len(distinct),
     )
+    return folds[codes]
 
 
 def fit_split_identifier(
