@@ -12,8 +12,10 @@
    (with its new ΔF1 and metrics), per move
    (``slider_browser_ms: <median>``; skipped without chromium).
 6. ``--chexpert``: the bundled CheXpert CSV at study level with 10 simulated models, loaded through the Data
-   page; then every page is opened while the full 10 x 5 run computes: seconds until each shows its numbers or
-   the run's panel (pairs done, time left): ``chexpert_page_s: worst W`` (goal: 15 s).
+   page; then every page is opened while the full 10 x 5 run computes: seconds from opening until each shows
+   useful content, its numbers (final, provisional, or the first screen's quick run) or the run's panel with
+   the time left (pages rerun every second meanwhile, as their panel does): ``chexpert_page_s: worst W``
+   (goal: 15 s), with the load average beside each page (the machine may be shared).
 
 The first AppTest run warms the caches: with a cold disk cache it runs the analysis (minutes on the full demo).
 The full demo (the app's defaults: 4 models × the five competition findings and the two with reference labels) is
@@ -45,6 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"  # what `streamlit run` starts (the server entry)
 OVERVIEW = ROOT / "overview.py"  # Streamlit's main script, for AppTest
+CHEXPERT_GIVE_UP_S = 300  # --chexpert: a page still waiting blind after this long is reported as such
 QUICK_ENV = {
     "CXRFAIL_DEMO_MODELS": "densenet121_jrzech,densenet121_1epoch",
     "CXRFAIL_DEMO_FINDINGS": "Edema,Cardiomegaly",
@@ -226,22 +229,74 @@ def chexpert_bench(n_models: int = 10) -> int:
         + next((s.value for s in app.success), "")[:160],
         flush=True,
     )
-    times = {}
+    times, useful = {}, {}
     for page in ("overview", "subgroups", "identifiers", "explain", "flip", "cases", "labels", "export"):
+        opened = time.perf_counter()
         app.switch_page(_script(page))
         times[page] = _timed(app.run)
         _check(app, page)
-        panel = next((c.value for c in app.caption if "model × finding pairs done" in c.value), "")
-        shown = (
-            "numbers" + (" (first screen) + run panel" if panel else "")
-            if app.metric or app.dataframe
-            else ("run panel" if panel else "other")
+        # a page that shows neither its numbers nor the time left reruns itself (its panel's fragment) until it
+        # does: rerun it every second as the browser would, and time it from opening
+        while (shown := _chexpert_shown(app))[0] == "waiting" and time.perf_counter() - opened < CHEXPERT_GIVE_UP_S:
+            time.sleep(1.0)
+            app.run()
+            _check(app, page)
+        useful[page] = time.perf_counter() - opened
+        kind, panel = shown
+        print(
+            f"  {page:<12} drawn {times[page]:5.1f} s, useful content {useful[page]:5.1f} s: {kind}"
+            + (f" [{panel}]" if panel else "")
+            + f" (load average {os.getloadavg()[0]:.1f})",
+            flush=True,
         )
-        print(f"  {page:<12} {times[page]:6.1f} s: {shown}" + (f" [{panel}]" if panel else ""), flush=True)
+    _full_vs_core_cost(runs)
     for job in runs.running_jobs():  # not waited for: the pages' times are the measure
         job.cancel()
-    print(f"chexpert_page_s: worst {max(times.values()):.1f} (Overview {times['overview']:.1f})")
+    print(
+        f"chexpert_page_s: worst {max(useful.values()):.1f} (Overview {useful['overview']:.1f}); "
+        f"first draw worst {max(times.values()):.1f}"
+    )
     return 0
+
+
+def _full_vs_core_cost(runs, n_pairs: int = 4, timeout_s: float = 300) -> None:
+    """The full run's seconds per pair against the quick run's, once ``n_pairs`` pairs are done: the ratio
+    behind the rough time left shown before the first pair (`runs.FULL_PAIR_COST_VS_CORE`)."""
+    from cxrfail.analysis.config import CORE_SCOPE, FULL_SCOPE
+
+    jobs = list(runs._JOBS)
+    core = next((job for job in jobs if job.scope == CORE_SCOPE and job.pairs_done), None)
+    full = next((job for job in jobs if job.scope == FULL_SCOPE and job.running), None)
+    if core is None or full is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while len(full.pairs_done) < n_pairs and full.running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if len(full.pairs_done) < n_pairs:
+        return
+    workers = max(1, min(os.cpu_count() or 1, len(full.pairs)))
+    core_s = core.elapsed_s() / len(core.pairs_done)
+    full_s = sorted(full.pairs_done.values())[n_pairs - 1] * workers / n_pairs
+    print(
+        f"full run: {n_pairs} pairs after {full_s * n_pairs / workers:.1f} s ({full_s:.1f} s a pair on each of "
+        f"{workers} workers); quick run {core_s:.2f} s a pair: full/quick {full_s / core_s:.1f}x "
+        f"(runs.FULL_PAIR_COST_VS_CORE = {runs.FULL_PAIR_COST_VS_CORE:g}; load average {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
+
+
+def _chexpert_shown(app) -> tuple[str, str]:
+    """What a page shows while the run computes: ("provisional" | "first screen" | "waiting, time left" |
+    "waiting" | "numbers", the run panel's line). "waiting": its panel without a time left yet."""
+    panel = next((c.value for c in app.caption if "model × finding pairs done" in c.value), "")
+    text = " ".join(m.value for m in app.markdown)
+    if "Provisional:" in text:
+        return "provisional", panel
+    if "quick first run" in text:
+        return "first screen", panel
+    if panel:
+        return ("waiting" if "estimated once the first pair" in panel else "waiting, time left"), panel
+    return "numbers", ""
 
 
 def slider_browser_bench(moves: int = 12) -> int:

@@ -14,7 +14,7 @@ from cxrfail.dashboard.sidebar import ATTRIBUTION, frame
 from cxrfail.manifest import build_manifest
 
 sel = frame("Export")
-result = runs.analysis(sel)
+result = runs.analysis(sel, complete=True)  # every pair: the export is of the whole run
 if result is None:
     st.stop()
 static_ok, static_message = render.static_export_status()

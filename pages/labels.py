@@ -38,7 +38,8 @@ if finding not in sel.findings:
         f"{figures.finding_label(finding)} is not among the findings analysed in the sidebar: it is "
         "analysed here on its own (once; later visits read it back)."
     )
-    sel = dataclasses.replace(sel, findings=(finding,), finding=finding)
+    sel = dataclasses.replace(sel, findings=(finding,))
+sel = dataclasses.replace(sel, finding=finding)  # the pairs this page waits for (the run computes its own first)
 result = runs.analysis(sel)
 if result is None:
     st.stop()

@@ -448,6 +448,8 @@ class AnalysisResult:
         notes: name → text (cohort and model notes, coverage, unit).
         cache_key: hash of every input and parameter.
         refused: (model, finding) → the one-line reason a pair was not analysed.
+        missing: the pairs of a run still computing (a provisional result,
+            `cxrfail.analysis.runner.RunSoFar.result`); empty for a finished run.
     """
 
     config: object
@@ -457,11 +459,18 @@ class AnalysisResult:
     notes: dict = field(default_factory=dict)
     cache_key: str | None = None
     refused: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    missing: tuple[tuple[str, str], ...] = ()
     _long: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def unit(self) -> str:
         return str(self.cohort_summary.get("unit", "image"))
+
+    @property
+    def provisional(self) -> bool:
+        """True while pairs of the run are still computing (``missing``): each pair present has its final
+        numbers, grid-wide ones (``q_value_grid`` of the slices) cover the pairs present only."""
+        return bool(self.missing)
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -633,6 +642,7 @@ class AnalysisResult:
         result = AnalysisResult.from_tables(
             self.config, self.cache_key, {name: self.table(name) for name in TABLE_NAMES}, self.meta()
         )
+        result.missing = self.missing
         self._long.clear()
         return result
 

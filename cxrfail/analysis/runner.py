@@ -8,13 +8,14 @@ as Ray tasks (`cxrfail.analysis.distributed`): the same results in every case.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -33,11 +34,55 @@ from cxrfail.errors import CohortError, ConfigError, PredictionsError
 from cxrfail.predictions import ModelPredictions, check_coverage, common_ids
 from cxrfail.reference import ReferenceLabels
 
-__all__ = ["analyze", "run_analysis", "cache_key", "adjust_slices", "CACHE_VERSION", "ProgressCallback"]
+__all__ = [
+    "analyze",
+    "run_analysis",
+    "cache_key",
+    "adjust_slices",
+    "CACHE_VERSION",
+    "ProgressCallback",
+    "PairCallback",
+    "RunSoFar",
+]
 
 CACHE_VERSION = 9  # bump when a change alters results for unchanged inputs
 
 ProgressCallback = Callable[[float, str], None]
+#: Called in the collecting process as each pair finishes: (the pair or its refusal, the run so far).
+PairCallback = Callable[["PairResult | PairRefusal", "RunSoFar"], None]
+
+
+@dataclass(frozen=True)
+class RunSoFar:
+    """The pairs of a computing run finished so far (a snapshot: a new one per finished pair, never changed).
+
+    Attributes:
+        config: the run's `AnalysisConfig`.
+        cache_key: the key of the whole run (`cache_key`).
+        cohort_summary, notes, models: as the final `AnalysisResult` has them.
+        planned: every (model, finding) of the run, in the final result's order.
+        finished: (model, finding) → `PairResult` or `PairRefusal`, in the order they finished.
+    """
+
+    config: AnalysisConfig
+    cache_key: str | None
+    cohort_summary: dict
+    notes: dict
+    models: tuple[str, ...]
+    planned: tuple[tuple[str, str], ...]
+    finished: Mapping[tuple[str, str], PairResult | PairRefusal] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> tuple[tuple[str, str], ...]:
+        """The planned pairs not finished yet, in run order."""
+        return tuple(key for key in self.planned if key not in self.finished)
+
+    def result(self) -> AnalysisResult:
+        """An `AnalysisResult` of the pairs finished so far: per pair the final numbers (pairs are seeded), the
+        grid-wide slice q-values (``q_value_grid``) over these pairs only. ``missing`` names the pairs still
+        computing (``provisional`` is True until none is); a note says so. The complete run's result when
+        every pair is finished."""
+        return _assemble(self, self.finished)
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -71,6 +116,8 @@ def run_analysis(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
+    on_pair: PairCallback | None = None,
+    first_finding: str | None = None,
     n_jobs: int | None = None,
     ray_address: str | None = None,
     keep_workers: bool = True,
@@ -89,6 +136,12 @@ def run_analysis(
         cache_dir: root of the on-disk cache (default ``$CXRFAIL_CACHE_DIR`` or ``~/.cache/cxrfail``).
         use_cache: False to neither read nor write the cache.
         progress: called with (fraction done in [0, 1], message) as steps finish.
+        on_pair: called in this process as each pair finishes (in the order they finish), with the pair (or
+            its `PairRefusal`) and the `RunSoFar`, whose ``result()`` is a provisional `AnalysisResult` of the
+            pairs done. Not called when the run is read from the cache.
+        first_finding: the pairs of this finding (every model) are computed first, the others after them in
+            run order; for a dashboard page that waits for one finding. Results do not depend on the order
+            (every pair is seeded), and the result lists the pairs in run order either way.
         n_jobs: worker processes for the (model, finding) pairs (default: one per CPU core); results are the
             same for any value.
         ray_address: run the pairs as tasks on this Ray cluster instead (`cxrfail.analysis.distributed`);
@@ -114,8 +167,22 @@ def run_analysis(
         if cached is not None:
             progress(1.0, "loaded from cache")
             return AnalysisResult.from_tables(config, key, *cached)
-    result = _compute(cohort, models, config, reference, scope, progress, n_jobs, ray_address, keep_workers)
-    result.cache_key = key
+    if first_finding is not None and first_finding not in config.findings:
+        raise ValueError(f"first_finding {first_finding!r} is not among the run's findings {config.findings}")
+    result = _compute(
+        cohort,
+        models,
+        config,
+        reference,
+        scope,
+        progress,
+        n_jobs,
+        ray_address,
+        keep_workers,
+        key=key,
+        on_pair=on_pair,
+        first_finding=first_finding,
+    )
     if use_cache:
         store.save(key, {name: result.table(name) for name in TABLE_NAMES}, result.meta())
     return result
@@ -178,6 +245,10 @@ def _compute(
     n_jobs: int | None,
     ray_address: str | None = None,
     keep_workers: bool = True,
+    *,
+    key: str | None = None,
+    on_pair: PairCallback | None = None,
+    first_finding: str | None = None,
 ) -> AnalysisResult:
     coverage = check_coverage(cohort, models, config.min_overlap)
     ids = common_ids(cohort, models)
@@ -190,6 +261,22 @@ def _compute(
         _check_slice_support(config, split, table["patient_id"])
 
     tasks = [(model.name, finding) for model in models for finding in config.findings]
+    # the order the pairs are computed in: the first finding's pairs first (the result keeps the run order)
+    schedule = sorted(range(len(tasks)), key=lambda index: tasks[index][1] != first_finding)
+    so_far = RunSoFar(
+        config=config,
+        cache_key=key,
+        cohort_summary={
+            **cohort.summary(),
+            "name": cohort.name,
+            "n_analysed": len(ids),
+            "n_calibration": int((split == "calibration").sum()),
+            "n_test": int((split == "test").sum()),
+        },
+        notes=_run_notes(cohort, models, reference, coverage, table),
+        models=tuple(model.name for model in models),
+        planned=tuple(tasks),
+    )
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
     progress(0.0, f"analysing {len(tasks)} model × finding pairs on {n_jobs} process(es)")
     inputs = PairInputs(
@@ -202,12 +289,12 @@ def _compute(
         scope=scope,
         non_random_subsets=cohort.non_random_subsets,
     )
-    by_index: dict[int, PairResult] = {}
+    finished: dict[tuple[str, str], PairResult | PairRefusal] = {}
     with ExitStack() as scratch:
         if ray_address is not None:
             from cxrfail.analysis.distributed import map_on_ray
 
-            arguments = [(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks)]
+            arguments = [(i, inputs, *tasks[i], config) for i in schedule]
             outputs = (output for _, output in map_on_ray(_analyse_pair_at, arguments, ray_address))
         elif n_jobs > 1:
             # Pairs are independent and seeded, so results do not depend on n_jobs. Worker processes (not
@@ -218,23 +305,31 @@ def _compute(
             inputs_file = folder / "inputs.pickle"
             with inputs_file.open("wb") as handle:  # streamed: no second in-memory copy of the inputs
                 pickle.dump(inputs, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            jobs = (
-                delayed(_analyse_pair_from_file)(i, str(inputs_file), m, f, config) for i, (m, f) in enumerate(tasks)
-            )
+            jobs = (delayed(_analyse_pair_from_file)(i, str(inputs_file), *tasks[i], config) for i in schedule)
             outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
             if not keep_workers:
                 scratch.callback(lambda: get_reusable_executor().shutdown(wait=True))
         else:
-            outputs = (_analyse_pair_at(i, inputs, m, f, config) for i, (m, f) in enumerate(tasks))
+            outputs = (_analyse_pair_at(i, inputs, *tasks[i], config) for i in schedule)
         shared_ids: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]] = {}
         for index, pair in outputs:
-            by_index[index] = _share_row_ids(pair, table, shared_ids)
+            pair = _share_row_ids(pair, table, shared_ids)
+            finished[tasks[index]] = pair
             model, finding = tasks[index]
-            progress(len(by_index) / len(tasks), f"{model} · {finding} done")
-    done = [by_index[index] for index in range(len(tasks))]
-    refused = {(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)}
-    pairs = adjust_slices([pair for pair in done if not isinstance(pair, PairRefusal)])
+            if on_pair is not None:
+                on_pair(pair, dataclasses.replace(so_far, finished=dict(finished)))
+            progress(len(finished) / len(tasks), f"{model} · {finding} done")
+    return _assemble(so_far, finished).stacked()  # stacked: one copy of the per-row tables
 
+
+def _run_notes(
+    cohort: Cohort,
+    models: Sequence[ModelPredictions],
+    reference: ReferenceLabels | None,
+    coverage,
+    table: pd.DataFrame,
+) -> dict[str, str]:
+    """The run's notes: cohort and model notes, coverage, reference labels, unit."""
     notes = {**dict(cohort.notes), **{f"{m.name}: {k}": v for m in models for k, v in m.notes.items()}}
     notes["coverage"] = "; ".join(
         f"{c.model}: {c.n_matched} of {c.n_predictions} predicted images in the cohort" for c in coverage
@@ -243,22 +338,32 @@ def _compute(
         notes["reference labels"] = f"{reference.name}: {reference.selection}"
         notes.update({f"reference: {finding}": note for finding, note in reference.notes.items()})
     notes["unit"] = (
-        f"one row = one {cohort.unit}; {len(ids)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
+        f"one row = one {cohort.unit}; {len(table)} {cohort.unit}s of {table['patient_id'].nunique()} patients"
     )
-    return AnalysisResult(  # stacked: one copy of the per-row tables (`AnalysisResult.stacked`)
-        config=config,
-        cohort_summary={
-            **cohort.summary(),
-            "name": cohort.name,
-            "n_analysed": len(ids),
-            "n_calibration": int((split == "calibration").sum()),
-            "n_test": int((split == "test").sum()),
-        },
-        models=tuple(model.name for model in models),
-        pairs={(pair.model, pair.finding): pair for pair in pairs},
+    return notes
+
+
+def _assemble(so_far: RunSoFar, finished: Mapping[tuple[str, str], PairResult | PairRefusal]) -> AnalysisResult:
+    """The `AnalysisResult` of the ``finished`` pairs of a run, in run order; provisional (``missing`` and a
+    note) while some planned pair is not among them."""
+    done = [finished[key] for key in so_far.planned if key in finished]
+    missing = tuple(key for key in so_far.planned if key not in finished)
+    notes = dict(so_far.notes)
+    if missing:
+        notes["provisional"] = (
+            f"{len(done)} of {len(so_far.planned)} model × finding pairs done; the grid-wide slice q-values "
+            "(q_value_grid) are over these pairs only"
+        )
+    return AnalysisResult(
+        config=so_far.config,
+        cohort_summary=so_far.cohort_summary,
+        models=so_far.models,
+        pairs={(p.model, p.finding): p for p in adjust_slices([p for p in done if not isinstance(p, PairRefusal)])},
         notes=notes,
-        refused=refused,
-    ).stacked()
+        cache_key=so_far.cache_key if not missing else hash_parts(so_far.cache_key, "provisional", sorted(finished)),
+        refused={(r.model, r.finding): r.reason for r in done if isinstance(r, PairRefusal)},
+        missing=missing,
+    )
 
 
 def adjust_slices(pairs: Sequence[PairResult]) -> list[PairResult]:

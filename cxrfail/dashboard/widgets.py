@@ -124,7 +124,17 @@ def model_picker(sel: Selection, key: str, result: AnalysisResult | None = None,
         if auroc is not None
         else None
     )
-    chosen = synced(st.selectbox, label, key=key, param="model", options=list(sel.models), default=best, help=help_text)
+    computing = set(result.missing) if result is not None else set()  # a provisional run's pairs to come
+    chosen = synced(
+        st.selectbox,
+        label,
+        key=key,
+        param="model",
+        options=list(sel.models),
+        default=best,
+        help=help_text,
+        format_func=lambda model: f"{model} (computing)" if (model, sel.finding) in computing else model,
+    )
     if auroc is not None and chosen == best:
         st.caption(f"{best}: the best AUROC for {figures.finding_label(sel.finding)} ({auroc:.3f})")
     return chosen
@@ -205,6 +215,9 @@ def pair(result: AnalysisResult, model: str, finding: str):
         st.warning(
             f"**{model} · {figures.finding_label(finding)} was not analysed:** {reason.removeprefix('refused: ')}"
         )
+        st.stop()
+    if (model, finding) in result.missing:  # a provisional result: the run's panel reruns the page when it is done
+        st.info(f"**{model} · {figures.finding_label(finding)}** is still computing; this page shows it when it is done.")
         st.stop()
     found = result.pair(model, finding)
     for warning in found.warnings:

@@ -230,3 +230,11 @@ def test_q_values_are_adjusted_within_each_fit_and_name_it():
     # a fit's q-values depend on its own p-values only: the same rows give the same q-values
     again = fit_pair_regressions(rows, wrong, "Edema", model="m", rows_name="test split")
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_holm_adjusted_matches_statsmodels_with_ties_and_ones():
+    from cxrfail.analysis.regression import holm_adjusted
+
+    rng = np.random.default_rng(3)
+    for p in (rng.uniform(size=40), np.array([0.01, 0.04, 0.04, 0.5, 1.0, 0.001, 0.04]), np.array([0.2])):
+        np.testing.assert_allclose(holm_adjusted(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
