@@ -217,7 +217,9 @@ def pair(result: AnalysisResult, model: str, finding: str):
         )
         st.stop()
     if (model, finding) in result.missing:  # a provisional result: the run's panel reruns the page when it is done
-        st.info(f"**{model} · {figures.finding_label(finding)}** is still computing; this page shows it when it is done.")
+        st.info(
+            f"**{model} · {figures.finding_label(finding)}** is still computing; this page shows it when it is done."
+        )
         st.stop()
     found = result.pair(model, finding)
     for warning in found.warnings:
