@@ -62,7 +62,7 @@ def analyse_pair(inputs: PairInputs, model: str, finding: str, config: AnalysisC
     refused with its reason."""
     table, probabilities, split, levels = inputs.table, inputs.probabilities, inputs.split, inputs.levels
     known = table[finding].notna().to_numpy()
-    rows = table.loc[known]
+    rows = table if known.all() else table.loc[known]  # read only: no copy when every label is known
     ids = rows.index
     y = rows[finding].to_numpy(dtype=int)
     probabilities = {name: _aligned_rows(frame, table.index, known, ids) for name, frame in probabilities.items()}
@@ -253,7 +253,7 @@ def _aligned_rows(frame: pd.DataFrame | pd.Series, index: pd.Index, known: np.nd
     like ``index`` (as `PairInputs` are built), by label otherwise (a label lookup of 190k string ids costs
     ~0.1 s, and a pair makes a dozen)."""
     if frame.index is index or frame.index.equals(index):
-        return frame.loc[known]
+        return frame if known.all() else frame.loc[known]  # read only: no copy when every label is known
     return frame.loc[ids]
 
 

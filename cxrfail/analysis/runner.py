@@ -305,6 +305,7 @@ def _compute(
             inputs_file = folder / "inputs.pickle"
             with inputs_file.open("wb") as handle:  # streamed: no second in-memory copy of the inputs
                 pickle.dump(inputs, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            _return_free_memory()  # the pickler's buffers
             jobs = (delayed(_analyse_pair_from_file)(i, str(inputs_file), *tasks[i], config) for i in schedule)
             outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
             if not keep_workers:
@@ -314,6 +315,7 @@ def _compute(
         shared_ids: dict[str, tuple[pd.api.extensions.ExtensionArray, ...]] = {}
         for index, pair in outputs:
             pair = _share_row_ids(pair, table, shared_ids)
+            _return_free_memory()  # the worker's copy of the row ids, just replaced by the shared ones
             finished[tasks[index]] = pair
             model, finding = tasks[index]
             if on_pair is not None:
