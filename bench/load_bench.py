@@ -20,6 +20,17 @@ browser runs on the same 2 cores as the server here.
 Prints ``load_p95_s:`` (95th percentile of page round trips, all sessions), ``load_peak_gb:``, the number of
 round trips, the errors shown (other than load refusals, which are counted apart) and what became of each run.
 
+``--protocol`` measures the server without the browsers: each session is then a websocket client speaking
+Streamlit's own protocol to ``/_stcore/stream`` (`ProtocolSession`: ``BackMsg.rerun_script`` with a ``ClientState``
+holding the page's script hash, the URL's query string and the widget values set, and the ``ForwardMsg`` stream read
+back), doing the same tour: a page switch is a rerun of another page's script, a slider move a rerun of the slider's
+fragment with the new value, a new seed a rerun with the sidebar's Seed widget set (the widget ids are read from
+the page's deltas). A round trip ends by the same rule: the run it started is over (``script_finished``), or the
+page's heading and a run's progress bar were sent. The progress panel's self-redraws (``auto_rerun``) are answered
+as the browser does. In the browser mode about three quarters of the 2 cores go to chromium and Playwright; the
+output's first line says which mode ran, and the CPU line splits the server's own process, its analysis workers
+and the clients.
+
 By default the dashboard runs the small configuration the dashboard tests use (2 models x 2 findings, 200
 bootstrap replicates) so that the bench ends in a few minutes on 2 cores; ``--full`` uses the dashboard's
 defaults (4 models x 5 findings, 2,000 replicates). ``--sessions``, ``--actions`` and ``--run-sessions`` (how
