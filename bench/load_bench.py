@@ -348,6 +348,8 @@ async def drive(
 
 #: Streamlit's websocket route (``streamlit/web/server/starlette/starlette_websocket.py``)
 STREAM_ROUTE = "/_stcore/stream"
+#: the first index of a delta path in the sidebar (0: the main area)
+SIDEBAR_CONTAINER = 1
 #: how far one slider move goes: a tenth of the slider's range, as the browser's PageUp/PageDown
 SLIDER_STEP_FRACTION = 0.1
 
@@ -355,7 +357,7 @@ SLIDER_STEP_FRACTION = 0.1
 class RunView:
     """What one script run showed: the headings, whether a run's progress bar is shown, the error texts (alerts
     and exceptions), the widgets drawn (label -> (element kind, widget id, fragment id, proto)) and whether the
-    run is over. ``fragment`` is true for a fragment run (a slider move or a progress panel's redraw)."""
+    run is over; ``sidebar_widget_ids``, the widgets drawn in the sidebar. ``fragment`` is true for a fragment run (a slider move or a progress panel's redraw)."""
 
     def __init__(self, run_id: str, fragment: bool) -> None:
         self.run_id, self.fragment, self.finished = run_id, fragment, False
@@ -363,6 +365,7 @@ class RunView:
         self.progress = False
         self.problems: list[str] = []
         self.widgets: dict[str, tuple[str, str, str, object]] = {}
+        self.sidebar_widget_ids: set[str] = set()
 
 
 class ProtocolSession:
@@ -423,7 +426,8 @@ class ProtocolSession:
         shows ``heading`` and a run's progress (the browser mode's rule). ``widget`` is a ``WidgetState``."""
         if page is not None and self.pages.get(page) != self.page_hash:
             self.page_hash, self.query_string = self.pages[page], ""
-            self.widget_values.clear()  # the frontend drops the old page's widgets (sidebar widgets rerun as set)
+            sidebar = self.latest.sidebar_widget_ids  # still shown: the frontend sends their values, drops the rest
+            self.widget_values = {key: value for key, value in self.widget_values.items() if key in sidebar}
         if widget is not None:
             self.widget_values[widget.id] = widget
         if not fragment_id:
@@ -479,7 +483,8 @@ class ProtocolSession:
             elif kind == "stop_auto_rerun":
                 self.auto_reruns.clear()
             elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
-                self._note(self.latest, message.delta.new_element, message.delta.fragment_id)
+                in_sidebar = message.metadata.delta_path[:1] == [SIDEBAR_CONTAINER]
+                self._note(self.latest, message.delta.new_element, message.delta.fragment_id, in_sidebar)
             elif kind == "script_finished":
                 view = self._views.pop(message.metadata.run.script_run_id, None)
                 if view is not None and message.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
@@ -487,7 +492,7 @@ class ProtocolSession:
             self._changed.set()
 
     @staticmethod
-    def _note(view: RunView, element, fragment_id: str) -> None:
+    def _note(view: RunView, element, fragment_id: str, in_sidebar: bool) -> None:
         from streamlit.proto.Alert_pb2 import Alert
 
         kind = element.WhichOneof("type")
@@ -502,6 +507,8 @@ class ProtocolSession:
         elif kind in ("slider", "number_input"):
             widget = getattr(element, kind)
             view.widgets[widget.label] = (kind, widget.id, fragment_id, widget)
+            if in_sidebar:
+                view.sidebar_widget_ids.add(widget.id)
 
     async def _auto_rerun(self) -> None:
         """Redraw the self-redrawing fragments (a run's progress panel) every interval, as the frontend does,
