@@ -355,15 +355,18 @@ SLIDER_STEP_FRACTION = 0.1
 
 
 class RunView:
-    """What one script run showed: the headings, whether a run's progress bar is shown, the error texts (alerts
-    and exceptions), the widgets drawn (label -> (element kind, widget id, fragment id, proto)) and whether the
-    run is over; ``sidebar_widget_ids``, the widgets drawn in the sidebar. ``fragment`` is true for a fragment run (a slider move or a progress panel's redraw)."""
+    """What one script run showed: the headings, whether a run's progress bar is shown, the error texts (error
+    alerts and exceptions: what the browser mode counts as errors), every text (markdown, alerts, the progress
+    bar's: where the browser mode reads a refusal), the widgets drawn (label -> (element kind, widget id, fragment
+    id, proto)), those in the sidebar (``sidebar_widget_ids``) and whether the run is over. ``fragment`` is true
+    for a fragment run (a slider move or a progress panel's redraw)."""
 
     def __init__(self, run_id: str, fragment: bool) -> None:
         self.run_id, self.fragment, self.finished = run_id, fragment, False
         self.headings: list[str] = []
         self.progress = False
         self.problems: list[str] = []
+        self.texts: list[str] = []
         self.widgets: dict[str, tuple[str, str, str, object]] = {}
         self.sidebar_widget_ids: set[str] = set()
 
@@ -500,8 +503,13 @@ class ProtocolSession:
             view.headings.append(element.heading.body)
         elif kind == "progress":
             view.progress = True
-        elif kind == "alert" and element.alert.format == Alert.ERROR:
-            view.problems.append(element.alert.body)
+            view.texts.append(element.progress.text)
+        elif kind == "markdown":
+            view.texts.append(element.markdown.body)
+        elif kind == "alert":
+            view.texts.append(element.alert.body)
+            if element.alert.format == Alert.ERROR:
+                view.problems.append(element.alert.body)
         elif kind == "exception":
             view.problems.append(f"{element.exception.type}: {element.exception.message}")
         elif kind in ("slider", "number_input"):
@@ -603,7 +611,7 @@ async def wait_for_outcome(client: ProtocolSession, timeout_s: float = PAGE_TIME
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not client.closed:
         view = client.latest  # the latest run: a redraw of the progress panel, or the page it reran when done
-        if any(marker in text for text in view.problems for marker in REFUSAL_MARKERS):
+        if any(marker in text for text in view.texts + view.problems for marker in REFUSAL_MARKERS):
             return "refused with a message"
         if view.finished and not view.fragment and not view.progress and "Identifiers" in view.headings:
             return "finished"
