@@ -1,8 +1,8 @@
-"""Load bench: 8 concurrent browser sessions on one dashboard server (issue 21).
+"""Load bench: 8 concurrent sessions on one dashboard server, speaking Streamlit's protocol or in chromium (issue 21).
 
 Starts ``streamlit run app.py`` on a free port of 127.0.0.1 (a fresh disk cache, nothing else reachable), opens
-8 sessions in Debian's chromium through Playwright (one browser, 8 contexts: 8 Streamlit sessions), and drives
-them at once for a bounded number of actions each: page switches (Overview, Subgroups, Flip, Cases, Data,
+8 sessions (websocket clients by default, see below; with ``--browser`` one chromium through Playwright, 8
+contexts: 8 Streamlit sessions), and drives them at once for a bounded number of actions each: page switches (Overview, Subgroups, Flip, Cases, Data,
 Export) and Flip slider moves. Two of the sessions first set a new seed in the sidebar and open Identifiers,
 which starts full analysis runs: they run, wait in the queue (the page says so) or are refused with a message
 (`cxrfail.dashboard.limits`).
@@ -20,15 +20,16 @@ browser runs on the same 2 cores as the server here.
 Prints ``load_p95_s:`` (95th percentile of page round trips, all sessions), ``load_peak_gb:``, the number of
 round trips, the errors shown (other than load refusals, which are counted apart) and what became of each run.
 
-``--protocol`` measures the server without the browsers: each session is then a websocket client speaking
+The default mode measures the server without browsers: each session is a websocket client speaking
 Streamlit's own protocol to ``/_stcore/stream`` (`ProtocolSession`: ``BackMsg.rerun_script`` with a ``ClientState``
 holding the page's script hash, the URL's query string and the widget values set, and the ``ForwardMsg`` stream read
 back), doing the same tour: a page switch is a rerun of another page's script, a slider move a rerun of the slider's
 fragment with the new value, a new seed a rerun with the sidebar's Seed widget set (the widget ids are read from
 the page's deltas). A round trip ends by the same rule: the run it started is over (``script_finished``), or the
 page's heading and a run's progress bar were sent. The progress panel's self-redraws (``auto_rerun``) are answered
-as the browser does. In the browser mode about three quarters of the 2 cores go to chromium and Playwright; the
-output's first line says which mode ran, and the CPU line splits the server's own process, its analysis workers
+as the browser does. ``--browser`` drives the sessions in chromium instead (the drawing included; about three
+quarters of the 2 cores then go to chromium and Playwright, not to the server); the output's first line says which
+mode ran, and the CPU line splits the server's own process, its analysis workers
 and the clients.
 
 By default the dashboard runs the small configuration the dashboard tests use (2 models x 2 findings, 200
@@ -666,12 +667,14 @@ def main() -> int:
         "session computes it first, untimed, as on a server that has served the demo before)",
     )
     parser.add_argument(
-        "--protocol",
+        "--browser",
         action="store_true",
-        help="each session is a websocket client speaking Streamlit's protocol (no browser): the server's round "
-        "trip without 8 browsers on the same cores",
+        help="each session is a chromium page driven by Playwright (the page drawn too, but 8 browsers and their "
+        "driver then take most of the 2 cores); by default each session is a websocket client speaking "
+        "Streamlit's protocol: the server's round trip",
     )
     args = parser.parse_args()
+    args.protocol = not args.browser
     if not args.protocol and not CHROMIUM.exists():
         print("load bench skipped: Debian's chromium (/usr/bin/chromium) is not installed")
         return 0

@@ -1,4 +1,4 @@
-"""The load bench's protocol client (`bench/load_bench.py --protocol`) speaks Streamlit's protocol to the real
+"""The load bench's protocol client (`bench/load_bench.py`'s default mode) speaks Streamlit's protocol to the real
 dashboard: against ``streamlit run app.py`` it opens the Overview (the page's title and the sidebar's Seed widget
 arrive in the deltas), learns the pages from the navigation message and switches to another page."""
 
