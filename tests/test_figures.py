@@ -527,3 +527,16 @@ def test_report_figures_names_are_stable_and_file_safe(result):
     edema = figures.report_figures(result, findings=["Edema"], models=["model_a"])
     assert "forest_model_a_edema" in edema and "forest_model_b_edema" not in edema
     assert not any("lung_lesion" in name for name in edema if name.startswith(("forest", "roc", "flip")))
+
+
+def test_report_catalogue_lists_the_report_figures_and_builds_each_on_request(result):
+    catalogue = figures.report_catalogue(result)
+    built = figures.report_figures(result)
+    assert list(catalogue) == list(built)  # same names, same order
+    for name, build in catalogue.items():
+        fig = build()
+        assert isinstance(fig, go.Figure), name
+        assert fig.to_json() == built[name].to_json(), name
+    assert catalogue["auroc_heatmap"]() is not catalogue["auroc_heatmap"]()  # drawn per call, not kept
+    edema = figures.report_catalogue(result, findings=["Edema"], models=["model_a"], max_pairs=1)
+    assert list(edema) == list(figures.report_figures(result, findings=["Edema"], models=["model_a"], max_pairs=1))

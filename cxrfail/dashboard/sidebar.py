@@ -104,8 +104,10 @@ def _selection() -> Selection | None:
         _reset_models()
         st.session_state["sel_models"] = [m for m in models if m in choices[key].model_names]
     _restore_from_url()
-    if st.session_state.get("sel_dataset") not in choices:
-        st.session_state.pop("sel_dataset", None)
+    # a cohort that is gone (or a URL naming none that exists) takes its models and findings with it; no cohort
+    # chosen yet (a URL without ``cohort=``) means the first one, and keeps what the URL restored for it
+    if "sel_dataset" in st.session_state and st.session_state["sel_dataset"] not in choices:
+        st.session_state.pop("sel_dataset")
         _reset_models()
     if not choices:
         st.warning(

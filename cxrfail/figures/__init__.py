@@ -2,14 +2,15 @@
 
 - `style`: palette, template, layout with caveat footnotes, `FigureContext` (unit, subsets, cohort notes).
 - `overview`, `subgroups`, `identifiers`, `explain`, `flip`, `cases`, `labels`, `slices`: the figures of that page.
-- `catalogue`: `report_figures(result)`, the standard set with file-safe names for the report and export.
+- `catalogue`: `report_catalogue(result)` (name → builder, drawn on request) and `report_figures(result)` (all
+  built), the standard set with file-safe names for the report and export.
 
 Every builder is pure (no streamlit, no file I/O): tables of a `cxrfail.analysis.result.PairResult` or
 `AnalysisResult` in, a ``go.Figure`` out. The names below are the package's public surface.
 """
 
 from cxrfail.figures.cases import case_probabilities
-from cxrfail.figures.catalogue import pair_label, report_figures
+from cxrfail.figures.catalogue import pair_label, report_catalogue, report_figures
 from cxrfail.figures.explain import shap_bar, shap_beeswarm, shap_importance, shap_waterfall
 from cxrfail.figures.flip import flip_curve, flip_curve_spec, flip_summary_figure
 from cxrfail.figures.identifiers import identifier_heatmaps, identifier_ladder, roc_figure
@@ -57,6 +58,7 @@ __all__ = [
     "model_finding_heatmap",
     "pair_label",
     "plural",
+    "report_catalogue",
     "report_figures",
     "roc_figure",
     "shap_bar",

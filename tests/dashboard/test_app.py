@@ -15,7 +15,7 @@ from dashboard_helpers import PAGES, TEST_FINDINGS, TEST_MODELS, TITLES, goto, p
 
 from cxrfail.cohort import DEVICES_NOTE
 
-CHARTED = {"overview", "subgroups", "identifiers", "explain", "flip", "export"}
+CHARTED = {"overview", "subgroups", "identifiers", "explain", "flip"}  # Export draws a figure on request
 
 
 def charts(app) -> list:
@@ -188,6 +188,25 @@ def test_every_bad_column_is_named_and_hints_name_the_form(app):
     assert not any("no id column" in e.value for e in app.error)  # the ids are read (and then matched)
 
 
+def test_export_lists_the_figures_and_draws_one_only_when_asked(app):
+    goto(app, "export")
+    assert not problems(app), problems(app)
+    assert not charts(app)  # the first visit lists the figures and draws none
+    picker = app.selectbox(key="ex_figure")
+    forest = f"forest_{TEST_MODELS[0]}_{TEST_FINDINGS[0].lower()}"
+    assert picker.options[:3] == ["auroc_heatmap", "misclassification_heatmap", "subgroup_effects"]
+    other_forests = [o for o in picker.options if o.startswith("forest_") and TEST_FINDINGS[1].lower() in o]
+    assert forest in picker.options and not other_forests  # per-pair figures: the sidebar's finding
+    picker.set_value(forest)
+    app.toggle(key="ex_preview_shown").set_value(True).run()
+    assert not problems(app), problems(app)
+    [chart] = charts(app)
+    assert json.loads(chart.proto.spec)["layout"]["title"]["text"].startswith("Odds ratios")
+    app.radio(key="ex_scope").set_value("all findings").run()
+    options = app.selectbox(key="ex_figure").options
+    assert any(o.startswith("forest_") and TEST_FINDINGS[1].lower() in o for o in options)
+
+
 def test_export_builds_a_zip_with_manifest_and_files(app):
     goto(app, "export")
     app.multiselect(key="ex_bundle_formats").set_value(["html"]).run()
@@ -203,6 +222,7 @@ def test_export_builds_a_zip_with_manifest_and_files(app):
     assert manifest["versions"]["streamlit"]
     names = archive.namelist()
     assert "tables/performance.csv" in names and "figures/auroc_heatmap.html" in names
+    assert f"figures/forest_{TEST_MODELS[0]}_{TEST_FINDINGS[0].lower()}.html" in names  # drawn on the click
     assert all(archive.getinfo(n).file_size > 0 for n in names)
     assert any(b.label.startswith("Download cxrfail-export") for b in app.get("download_button"))
 

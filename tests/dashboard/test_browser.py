@@ -1,12 +1,14 @@
 """Browser test: `streamlit run` on a free local port, driven by Debian's chromium through Playwright.
 
 Open the app, visit every page (no error text anywhere), go to Flip and move the slider (the reported change in
-F1 follows), go to Cases and open an image. Screenshots go to ``test-artifacts/browser/``.
+F1 follows), go to Cases and open an image; reload a page's URL (and open it in a new tab) and find the same
+sidebar finding. Screenshots go to ``test-artifacts/browser/``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import ROOT, TITLES
+from dashboard_helpers import ROOT, TEST_FINDINGS, TITLES
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -195,5 +197,62 @@ def test_deep_link_shows_the_page_with_the_shared_sidebar(server, page, path, ti
         for label in SIDEBAR_WIDGETS:
             assert sidebar.get_by_text(label, exact=True).count() >= 1, f"/{path}: no {label} in the sidebar"
         assert sidebar.get_by_role("link", name="Overview", exact=True).count() == 1
+    finally:
+        tab.close()
+
+
+def sidebar_finding(tab) -> str:
+    """The sidebar's Finding picker: its text, and the value and accessible name of its input."""
+    box = finding_picker(tab)
+    field = box.locator("input").first
+    return " | ".join((box.inner_text(), field.input_value(), field.get_attribute("aria-label") or ""))
+
+
+def finding_picker(tab):
+    label = tab.locator("[data-testid='stWidgetLabel']").filter(has_text=re.compile(r"^Finding$"))
+    return tab.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").filter(has=label)
+
+
+def wait_for_url(tab, fragment: str) -> str:
+    """The tab's address once it holds ``fragment`` (read from the page: Playwright's ``tab.url`` follows
+    history changes only while it handles events)."""
+    deadline = time.monotonic() + 30
+    while fragment not in (address := tab.evaluate("location.href")) and time.monotonic() < deadline:
+        tab.wait_for_timeout(200)
+    assert fragment in address, address
+    return address
+
+
+def test_reloading_a_page_url_restores_the_sidebar_finding(server, page):
+    """Pick a finding on Subgroups; the URL carries it; a reload, the same URL in a new tab, and a link without
+    ``cohort=`` all show that finding in the sidebar and on the page."""
+    shown, other = TEST_FINDINGS
+    tab = page.context.browser.new_page(viewport={"width": 1440, "height": 1200})
+    try:
+        tab.set_default_timeout(120_000)
+        tab.goto(f"{server}/subgroups")
+        settle(tab, "Subgroups")
+        assert shown in sidebar_finding(tab)
+        finding_picker(tab).click()
+        tab.get_by_role("option", name=other, exact=True).click()
+        url = wait_for_url(tab, f"finding={other}")
+        settle(tab, "Subgroups")
+
+        tab.reload()
+        settle(tab, "Subgroups")
+        assert_no_error(tab, "Subgroups after a reload")
+        assert other in sidebar_finding(tab), "the reload lost the finding"
+        assert tab.get_by_role("heading").filter(has_text=f"· {other}").count() >= 1
+        shot(tab, "12_subgroups_reloaded")
+
+        tab.goto("about:blank")
+        tab.goto(url)  # the link, opened afresh (a colleague's tab)
+        settle(tab, "Subgroups")
+        assert other in sidebar_finding(tab), "the shared link lost the finding"
+
+        tab.goto(f"{server}/flip?finding={other}")  # a link that names no cohort: the first one
+        settle(tab, "Flip")
+        assert_no_error(tab, "/flip?finding=")
+        assert other in sidebar_finding(tab), "a link without cohort= lost the finding"
     finally:
         tab.close()

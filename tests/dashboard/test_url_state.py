@@ -4,7 +4,7 @@ choices are ignored. Model pickers start on the best model by AUROC for the find
 
 from __future__ import annotations
 
-from dashboard_helpers import TEST_FINDINGS, TEST_MODELS, goto, new_app, page_script, problems
+from dashboard_helpers import PAGES, TEST_FINDINGS, TEST_MODELS, goto, new_app, page_script, problems
 
 
 def reopen(query: dict, page: str):
@@ -16,6 +16,27 @@ def reopen(query: dict, page: str):
     fresh.run()
     assert not problems(fresh), problems(fresh)
     return fresh
+
+
+def open_at(query: dict, page: str):
+    """A new session whose first run is ``page`` with ``query`` in the URL (the browser's reload of a page's URL,
+    or a link to it)."""
+    fresh = new_app()
+    fresh.query_params = dict(query)
+    fresh.switch_page(page_script(page))
+    fresh.run()
+    assert not problems(fresh), (page, problems(fresh))
+    return fresh
+
+
+def sidebar_choice(app) -> dict:
+    """The sidebar's models, findings analysed, finding shown and seed, as its widgets hold them."""
+    return {
+        "models": app.sidebar.multiselect(key="sel_models").value,
+        "findings": app.sidebar.multiselect(key="sel_findings").value,
+        "finding": app.sidebar.selectbox(key="sel_finding").value,
+        "seed": app.sidebar.number_input(key="sel_seed").value,
+    }
 
 
 def test_sidebar_and_page_pickers_survive_a_reload(app):
@@ -108,3 +129,34 @@ def test_model_pickers_start_on_the_best_model_by_auroc_and_say_so(app):
     performance = next(d.value for d in app.dataframe if "auroc" in d.value.columns)
     rows = performance.loc[performance["finding"] == finding]
     assert best == rows.loc[rows["auroc"].idxmax(), "model"]
+
+
+def test_the_sidebar_selection_in_the_url_is_restored_on_every_page(app):
+    # a link without ``cohort=`` (the first cohort) used to reset the restored models, findings and finding
+    query = {"models": [TEST_MODELS[1]], "findings": list(TEST_FINDINGS), "finding": TEST_FINDINGS[1], "seed": "7"}
+    wanted = {"models": [TEST_MODELS[1]], "findings": list(TEST_FINDINGS), "finding": TEST_FINDINGS[1], "seed": 7}
+    for page in PAGES:
+        again = open_at(query, page)
+        assert sidebar_choice(again) == wanted, page
+        assert again.query_params["finding"] == TEST_FINDINGS[1] and again.query_params["seed"] == "7", page
+        assert again.query_params["models"] == TEST_MODELS[1], page
+        if page == "subgroups":  # the page's run is the restored one
+            assert any(f"{TEST_MODELS[1]} · {TEST_FINDINGS[1]}" in h.value for h in again.subheader)
+    with_cohort = open_at({**query, "cohort": "demo"}, "flip")
+    assert sidebar_choice(with_cohort) == wanted
+
+
+def test_a_sidebar_change_reaches_the_next_pages_run(app):
+    again = open_at({"finding": TEST_FINDINGS[1]}, "overview")
+    assert again.sidebar.selectbox(key="sel_finding").value == TEST_FINDINGS[1]
+    # changed, then a page switch before the change's own rerun (AppTest sends both at once)
+    again.sidebar.selectbox(key="sel_finding").set_value(TEST_FINDINGS[0])
+    goto(again, "subgroups")
+    assert not problems(again), problems(again)
+    assert again.query_params["finding"] == TEST_FINDINGS[0]
+    assert any(f"· {TEST_FINDINGS[0]}" in h.value for h in again.subheader)
+    again.sidebar.multiselect(key="sel_models").set_value([TEST_MODELS[0]])
+    goto(again, "flip")
+    assert not problems(again), problems(again)
+    assert again.query_params["models"] == TEST_MODELS[0]
+    assert any(f"{TEST_MODELS[0]}: the best AUROC for {TEST_FINDINGS[0]}" in c.value for c in again.caption)
