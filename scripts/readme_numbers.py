@@ -346,9 +346,9 @@ def label_aurocs() -> str:
 BENCH_RESULTS = ROOT / "bench" / "results"
 #: The first line `make bench` writes into each output: when, how many cores, the load average.
 RECORDED = "# recorded"
-#: A benchmark's result lines: ``name: number`` alone (the ratio or figure it reports), maybe with a note in
-#: parentheses, as the scripts print them last.
-RESULT_LINE = re.compile(r"^([a-z_]+): (-?[0-9.]+)( \(.*\))?$")
+#: A benchmark's result lines: ``name: number`` (the ratio or figure it reports), or ``name: median M worst W``
+#: / ``name: worst W``, maybe with a note after it, as the scripts print them.
+RESULT_LINE = re.compile(r"^([a-z0-9_]+): ((median -?[0-9.]+ )?(worst )?-?[0-9.]+)( \(.*|; .*)?$")
 
 
 def _summary(script: Path) -> str:

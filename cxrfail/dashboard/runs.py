@@ -374,23 +374,27 @@ def analysis(sel: Selection | None, *, first_screen: bool = False, complete: boo
         # that has been computing for longer is not waited for (the panel shows where it is)
         if full.wait(max(0.0, inline_wait_s() - full.elapsed_s()), _keep_alive):
             return full.result()
-        early = None if complete else full.provisional()
-        if early is not None and _shows(early, sel, every_model=first_screen):
-            _progress_panel(full, sel, shown="provisional")
-            return early
-        _progress_panel(full, sel, complete=complete)
-        return None
+        return _provisional_or_panel(full, sel, first_screen=first_screen, complete=complete)
     except CxrfailInputError as exc:
         log.info("analysis refused: %s", exc)
         st.error(f"**The analysis cannot run on this selection.** {exc}")
         return None
     except RunCancelled:  # the panel says so and offers to start it again, below the pairs done before
-        early = None if complete else full.provisional()
-        if early is not None and _shows(early, sel, every_model=first_screen):
-            _progress_panel(full, sel, shown="provisional")
-            return early
-        _progress_panel(full, sel, complete=complete)
-        return None
+        return _provisional_or_panel(full, sel, first_screen=first_screen, complete=complete)
+
+
+def _provisional_or_panel(
+    job: AnalysisJob, sel: Selection, *, first_screen: bool, complete: bool
+) -> AnalysisResult | None:
+    """The run's provisional result when it already shows what the page needs (its finding's pairs; every model
+    of it on a first screen), under the progress panel; else only the panel (None). A page that needs every pair
+    (``complete``) always gets the panel."""
+    early = None if complete else job.provisional()
+    if early is not None and _shows(early, sel, every_model=first_screen):
+        _progress_panel(job, sel, shown="provisional")
+        return early
+    _progress_panel(job, sel, complete=complete)
+    return None
 
 
 def _shows(result: AnalysisResult, sel: Selection, *, every_model: bool) -> bool:
