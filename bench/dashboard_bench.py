@@ -154,6 +154,10 @@ def during_run_bench(min_switches: int = 12) -> int:
     _wait_for_runs()
     app.run()
     _check(app, "first run")
+    # what the server's lifespan imports a few seconds after the first result (`startup.preload_image_decoder`;
+    # AppTest has no lifespan): the image decoder of Cases and Explain, which imports torch
+    from cxrfail.inference import images  # noqa: F401
+
     seed = 100_000 + int(time.time()) % 1_000_000  # a seed no run has used: the full run computes
     start = time.perf_counter()
     app.sidebar.number_input(key="sel_seed").set_value(seed)
@@ -250,8 +254,11 @@ def chexpert_bench(n_models: int = 10) -> int:
             flush=True,
         )
     _full_vs_core_cost(runs)
-    for job in runs.running_jobs():  # not waited for: the pages' times are the measure
+    jobs = runs.running_jobs()
+    for job in jobs:  # not waited for: the pages' times are the measure; stopped after the pair it is on
         job.cancel()
+    for job in jobs:
+        job.wait(CHEXPERT_GIVE_UP_S)
     print(
         f"chexpert_page_s: worst {max(useful.values()):.1f} (Overview {useful['overview']:.1f}); "
         f"first draw worst {max(times.values()):.1f}"

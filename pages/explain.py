@@ -80,29 +80,30 @@ st.session_state[PICKED_IMAGE] = image_id
 row = outcomes.loc[outcomes["image_id"] == image_id]
 left, right = st.columns([2, 1])
 with left:
-    values, base_value, scale, gap = runs.explain_image(
-        runs.run_token(sel), model, sel.finding, image_id, result, sel.dataset
-    )
-    widgets.plot(
-        figures.shap_waterfall,
-        values,
-        image_id,
-        base_value=base_value,
-        title=f"Why does the identifier score {figures.escape(image_id)}?",
-        context=context,
-        key="ex_waterfall",
-    )
-    st.caption(
-        f"SHAP on the {scale} scale: from the identifier's average output (base value) each bar adds one "
-        "feature's contribution; the last bar is the identifier's output for this row."
-        + (
-            f" (Refit differs from the run's identifier by up to {gap:.2g} in probability.)"
-            if gap == gap and gap > 1e-6
-            else ""
+    explained = runs.explain_image(runs.run_token(sel), model, sel.finding, image_id, result, sel.dataset)
+if explained is not None:
+    values, base_value, scale, gap = explained
+    with left:
+        widgets.plot(
+            figures.shap_waterfall,
+            values,
+            image_id,
+            base_value=base_value,
+            title=f"Why does the identifier score {figures.escape(image_id)}?",
+            context=context,
+            key="ex_waterfall",
         )
-        + " The run's identifier probability of a row is one fold model's (out-of-fold for a calibration row, "
-        "its patient's model for a test row); the waterfall explains the mean of the fold models."
-    )
+        st.caption(
+            f"SHAP on the {scale} scale: from the identifier's average output (base value) each bar adds one "
+            "feature's contribution; the last bar is the identifier's output for this row."
+            + (
+                f" (Refit differs from the run's identifier by up to {gap:.2g} in probability.)"
+                if gap == gap and gap > 1e-6
+                else ""
+            )
+            + " The run's identifier probability of a row is one fold model's (out-of-fold for a calibration row, "
+            "its patient's model for a test row); the waterfall explains the mean of the fold models."
+        )
 with right:
     widgets.radiograph(paths.get(image_id, None), sel.dataset, max_side=1024, caption=image_id)
     if not row.empty:

@@ -15,7 +15,8 @@ Streamlit's own caches.
   the full run's worker processes lower their CPU priority, so they yield to the server and to the browser
   drawing a page.
 - `flip_at`: `PairResult.evaluate_flip` at a slid tau (`st.cache_data`, keyed by run, pair, tau, replicates).
-- `explain_image`: SHAP of one row from the pair's refitted identifier (`st.cache_resource` per pair).
+- `explain_image`: SHAP of one row from the pair's refitted identifier (refitted once per pair in a background
+  thread; the page waits a moment, then shows a panel that reruns it when the refit is ready).
 """
 
 from __future__ import annotations
@@ -536,19 +537,72 @@ def flip_at(
     return _result.evaluate_flip(model, finding, tau, n_bootstrap=n_bootstrap)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Refitting the identifier on the calibration split…")
-def _identifier(token: str, model: str, finding: str, _result: AnalysisResult, _dataset: Dataset) -> PairIdentifier:
-    return _result.refit_identifier(model, finding, _dataset.cohort, [_dataset.model(name) for name in _result.models])
+class _Refit:
+    """One pair's identifier refitted for SHAP (`AnalysisResult.refit_identifier`, about a second on the demo) in
+    a background thread, started once: the Explain page waits a moment for it (`REFIT_WAIT_SHARE` of the pages'
+    inline wait), then shows a panel that reruns the page when it is ready, so a page switch never waits for a
+    refit (during a run it competes with the run for the CPU)."""
+
+    def __init__(self, compute: Callable[[], PairIdentifier]) -> None:
+        self._compute, self._done = compute, threading.Event()
+        self.value: PairIdentifier | None = None
+        self.error: Exception | None = None
+        threading.Thread(target=self._run, name="cxrfail-refit", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.value = self._compute()
+        except Exception as exc:  # shown to the page as one line; the traceback goes to the log
+            log.exception("refitting the identifier failed")
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, timeout_s: float) -> PairIdentifier | None:
+        """The refitted identifier, or None when it is not ready within ``timeout_s``; a failure is raised."""
+        if not self._done.wait(timeout_s):
+            return None
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+#: Share of the pages' inline wait (`inline_wait_s`) the Explain page waits for its identifier's refit.
+REFIT_WAIT_SHARE = 0.5
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _refit(token: str, model: str, finding: str, _result: AnalysisResult, _dataset: Dataset) -> _Refit:
+    return _Refit(
+        lambda: _result.refit_identifier(model, finding, _dataset.cohort, [_dataset.model(n) for n in _result.models])
+    )
+
+
+def explain_image(token: str, model: str, finding: str, image_id: str, result: AnalysisResult, dataset: Dataset):
+    """(long SHAP rows of one image, base value, scale, refit gap) from the pair's refitted identifier; or None
+    while the identifier is refitted in the background (a panel then says so and reruns the page when it is
+    ready)."""
+    refit = _refit(token, model, finding, result, dataset)
+    identifier = refit.wait(REFIT_WAIT_SHARE * inline_wait_s())
+    if identifier is None:
+
+        @st.fragment(run_every=PROGRESS_REFRESH_S)
+        def waiting() -> None:
+            if refit.wait(0) is not None:
+                st.rerun()
+            st.info("Refitting the identifier on the calibration split for SHAP; the explanation appears here.")
+
+        waiting()
+        return None
+    return _explanation(token, model, finding, image_id, identifier)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def explain_image(token: str, model: str, finding: str, image_id: str, _result: AnalysisResult, _dataset: Dataset):
-    """(long SHAP rows of one image, base value, scale, refit gap) from the pair's refitted identifier."""
+def _explanation(token: str, model: str, finding: str, image_id: str, _identifier: PairIdentifier):
     from cxrfail.analysis.explain import to_long
 
-    identifier = _identifier(token, model, finding, _result, _dataset)
-    _, attrs = identifier.explain(image_id)
-    return to_long(attrs, model=model, finding=finding), float(attrs.base_value), attrs.scale, identifier.refit_gap
+    _, attrs = _identifier.explain(image_id)
+    return to_long(attrs, model=model, finding=finding), float(attrs.base_value), attrs.scale, _identifier.refit_gap
 
 
 @st.cache_data(max_entries=256, show_spinner="Cutting the test split by that column…")

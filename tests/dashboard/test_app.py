@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -444,3 +445,24 @@ def test_server_paths_outside_the_data_roots_are_refused_alike(app, tmp_path, mo
         assert "outside the folders the dashboard may read" in app.error[0].value
     assert messages[0] == messages[1]
     assert app.sidebar.selectbox(key="sel_dataset").value == "demo"
+
+
+def test_explain_refits_the_identifier_in_the_background_then_draws_the_waterfall(app, monkeypatch):
+    """A page switch never waits for the identifier's refit: with no inline wait the Explain page shows that it
+    is refitting, and once the refit (a background thread) is done the same page draws the waterfall."""
+    goto(app, "explain")  # the run is done (the session fixture computed it) and one pair's refit is cached
+    assert not problems(app)
+    monkeypatch.setenv("CXRFAIL_INLINE_WAIT_S", "0")
+    picker = app.selectbox(key="ex_model")
+    other = next(option for option in picker.options if option != picker.value)
+    picker.set_value(other).run()  # a pair whose identifier was not refitted yet
+    assert not problems(app), problems(app)
+    if not any("ex_waterfall" in (chart.proto.id or "") for chart in app.get("plotly_chart")):
+        assert any("Refitting the identifier" in info.value for info in app.info)
+    deadline = time.monotonic() + 120
+    while not any("ex_waterfall" in (chart.proto.id or "") for chart in app.get("plotly_chart")):
+        assert time.monotonic() < deadline, "the waterfall never appeared after the refit"
+        time.sleep(0.5)
+        app.run()
+        assert not problems(app), problems(app)
+    assert not any("Refitting the identifier" in info.value for info in app.info)
