@@ -30,7 +30,7 @@ Run: .venv/bin/python bench/inference_bench.py [--device cuda] [--backend torch]
      .venv/bin/python bench/inference_bench.py --process-only      (the whole-process line alone)
 Last line: ``speedup: <engine cold images/s / naive images/s>`` (target >= 2.5 on 2 CPU cores); the lines
 before give the warm re-run against the cold run (target >= 50) and the speedup counting the export.
-With --process, a line ``process speedup: <plain loop process s / cxrfail infer process s>`` (target >= 1.8).
+With --process, a line ``process_speedup: <plain loop process s / cxrfail infer process s>`` (target >= 1.8).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def main() -> None:
                 paths, weights, Path(scratch), args.device, args.backend, args.process_repeats, args.plain_threads
             )
             if args.process_only:
-                print(f"process speedup: {process_speedup:.2f}")
+                print(f"process_speedup: {process_speedup:.2f}")
                 return
         started = time.perf_counter()
         model = load_model(f"xrv:densenet121@{weights}")
@@ -275,7 +275,7 @@ def main() -> None:
     print(f"cache speedup (warm vs cold run): {cold_s / warm_s:.1f}")
     print(f"speedup including the backend prepare: {len(paths) / (cold_s + prepare_s) / naive_rate:.2f}")
     if args.process:
-        print(f"process speedup: {process_speedup:.2f}")
+        print(f"process_speedup: {process_speedup:.2f}")
     print(f"speedup: {cold_rate / naive_rate:.2f}")
 
 
