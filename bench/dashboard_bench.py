@@ -200,6 +200,13 @@ def during_run_bench(min_switches: int = 12) -> int:
 
 
 def chexpert_bench(n_models: int = 10) -> int:
+    """`_chexpert_pages` in a private temporary folder (the simulated models and the run's cache, derived from
+    the CheXpert sample's patients), removed when the bench ends."""
+    with tempfile.TemporaryDirectory(prefix="cxrfail-dash-chexpert-") as scratch:
+        return _chexpert_pages(Path(scratch), n_models)
+
+
+def _chexpert_pages(scratch: Path, n_models: int) -> int:
     """The Data page loads the CheXpert CSV (study level) and ``n_models`` simulated models; then each page is
     opened while the full run computes (no demo: its run would compete for the 2 cores)."""
     from streamlit.testing.v1 import AppTest
@@ -209,7 +216,6 @@ def chexpert_bench(n_models: int = 10) -> int:
     from cxrfail.findings import COMPETITION_FINDINGS
     from cxrfail.simulate import write_simulated_models
 
-    scratch = Path(tempfile.mkdtemp(prefix="cxrfail-dash-chexpert-"))
     csv = chexpert_sample_path()
     models = write_simulated_models(load_chexpert(csv), COMPETITION_FINDINGS, n_models, scratch / "models")
     os.environ.update(
