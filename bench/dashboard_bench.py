@@ -48,6 +48,14 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"  # what `streamlit run` starts (the server entry)
 OVERVIEW = ROOT / "overview.py"  # Streamlit's main script, for AppTest
 CHEXPERT_GIVE_UP_S = 300  # --chexpert: a page still waiting blind after this long is reported as such
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 QUICK_ENV = {
     "CXRFAIL_DEMO_MODELS": "densenet121_jrzech,densenet121_1epoch",
     "CXRFAIL_DEMO_FINDINGS": "Edema,Cardiomegaly",
@@ -323,52 +331,12 @@ def slider_browser_bench(moves: int = 12) -> int:
     if not chromium.exists():
         print("slider_browser_ms: skipped (needs /usr/bin/chromium and playwright)")
         return 1
-    port = _free_port()
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(APP),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CXRFAIL_INLINE_WAIT_S": "3600"},
-        start_new_session=True,
-    )
+    process, url = _start_server({"CXRFAIL_INLINE_WAIT_S": "3600"})
     try:
-        url = f"http://127.0.0.1:{port}"
-        started = time.perf_counter()
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-            if process.poll() is not None or time.perf_counter() - started > 120:
-                raise SystemExit("streamlit did not start")
+        if not _healthy(process, url, time.perf_counter()):
+            raise SystemExit("streamlit did not start")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(chromium),
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(1_800_000)
             page.goto(f"{url}/flip")
@@ -392,12 +360,7 @@ def slider_browser_bench(moves: int = 12) -> int:
             times = [move("ArrowLeft" if index % 4 else "PageDown") for index in range(moves)]
             browser.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        _kill_group(process.pid)
+        _stop_server(process)
     print(
         f"Flip slider in chromium, key press -> figure redrawn at the new tau, {moves} moves: "
         + ", ".join(f"{_ms(t):.0f}" for t in times)
@@ -424,52 +387,13 @@ def browser_bench(cache_dir: str | None = None) -> float | None:
         return None
     if not chromium.exists():
         return None
-    port = _free_port()
-    log = tempfile.TemporaryFile()
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(APP),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **({"CXRFAIL_CACHE_DIR": cache_dir} if cache_dir else {})},
-        start_new_session=True,
-    )
+    process, url = _start_server({"CXRFAIL_CACHE_DIR": cache_dir} if cache_dir else {})
     try:
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-            if process.poll() is not None or time.perf_counter() - start > 120:
-                return None
+        if not _healthy(process, url, start):
+            return None
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(chromium),
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
             page.set_default_timeout(600_000)
             page.goto(url)
@@ -483,12 +407,47 @@ def browser_bench(cache_dir: str | None = None) -> float | None:
             browser.close()
         return elapsed
     finally:
-        process.terminate()
+        _stop_server(process)
+
+
+def _start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` on a free port of 127.0.0.1 with ``env`` added, in its own process group (its
+    output to a temporary file); (the process, its URL)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+        + ["--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT,
+        stdout=tempfile.TemporaryFile(),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        start_new_session=True,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _healthy(process: subprocess.Popen, url: str, started: float, limit_s: float = 120) -> bool:
+    """Wait until the server at ``url`` answers its health check: True, or False when it died or did not answer
+    within ``limit_s`` of ``started`` (``time.perf_counter``)."""
+    while True:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        _kill_group(process.pid)
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.1)
+        if process.poll() is not None or time.perf_counter() - started > limit_s:
+            return False
+
+
+def _stop_server(process: subprocess.Popen) -> None:
+    """Terminate the server, then kill what is left of its process group."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    _kill_group(process.pid)
 
 
 def _kill_group(group: int) -> None:
