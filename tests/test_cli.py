@@ -37,25 +37,10 @@ def assert_clean_input_error(completed, *fragments):
 def test_report_on_real_predictions(tmp_path, shared_demo_dir):
     predictions = shared_demo_dir / "predictions" / "densenet121_nih25.csv"
     out = tmp_path / "report"
-    completed = run_cli(
-        "analyze",
-        "--predictions",
-        predictions,
-        "--findings",
-        "Edema",
-        "--learners",
-        "logistic",
-        "--feature-sets",
-        "own",
-        "--bootstrap",
-        "100",
-        "--folds",
-        "3",
-        "--out",
-        out,
-        "--cache-dir",
-        tmp_path / "cache",
-    )
+    # a light analysis of one model and finding; the second run below shares its cache
+    analyze = ["analyze", "--predictions", predictions, "--findings", "Edema", "--learners", "logistic"]
+    analyze += ["--feature-sets", "own", "--bootstrap", "100", "--folds", "3", "--cache-dir", tmp_path / "cache"]
+    completed = run_cli(*analyze, "--out", out)
     assert completed.returncode == 0, completed.stderr
     performance = pd.read_csv(out / "tables" / "performance.csv")
     assert list(performance.columns[:7]) == ["model", "finding", "n", "n_pos", "auroc", "threshold", "f1"]
@@ -93,26 +78,7 @@ def test_report_on_real_predictions(tmp_path, shared_demo_dir):
 
     # A warm run (same cache) serves the analysis and the rendered figure pack instead of recomputing them.
     again = tmp_path / "again"
-    completed = run_cli(
-        "analyze",
-        "--predictions",
-        predictions,
-        "--findings",
-        "Edema",
-        "--learners",
-        "logistic",
-        "--feature-sets",
-        "own",
-        "--bootstrap",
-        "100",
-        "--folds",
-        "3",
-        "--out",
-        again,
-        "--cache-dir",
-        tmp_path / "cache",
-        "--per-row-csv",
-    )
+    completed = run_cli(*analyze, "--out", again, "--per-row-csv")
     assert completed.returncode == 0, completed.stderr
     assert "loaded from cache" in completed.stderr
     assert sorted(p.name for p in (again / "figures").iterdir()) == figures
