@@ -86,28 +86,22 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
-def test_report_on_a_full_disk_exits_2_with_one_line_and_leaves_no_folder(tmp_path):
-    """A real write failure: the CLI runs with a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored), so writing
-    the first table larger than 4 KB fails with EFBIG, as on a full disk."""
-    import resource
-    import signal
-    import subprocess
-    import sys
-
-    (tmp_path / "cohort.csv").write_text("id,pid,Edema\n" + "".join(f"i{n},p{n},{n % 2}\n" for n in range(80)))
-    (tmp_path / "m.csv").write_text("image_id,Edema\n" + "".join(f"i{n},{(n % 7) / 7:.3f}\n" for n in range(80)))
-    out = tmp_path / "out"
-    argv = [
+def _tiny_analysis(folder) -> list[str]:
+    """``cxrfail analyze`` arguments for a tiny CSV cohort (80 rows, one per patient) and one model, written
+    into ``folder``; a light configuration without figures. The caller adds the cache and output options."""
+    (folder / "cohort.csv").write_text("id,pid,Edema\n" + "".join(f"i{n},p{n},{n % 2}\n" for n in range(80)))
+    (folder / "m.csv").write_text("image_id,Edema\n" + "".join(f"i{n},{(n % 7) / 7:.3f}\n" for n in range(80)))
+    return [
         "analyze",
         "--cohort",
         "csv",
         "--cohort-file",
-        str(tmp_path / "cohort.csv"),
+        str(folder / "cohort.csv"),
         "--column-map",
         "image_id=id",
         "patient_id=pid",
         "--predictions",
-        str(tmp_path / "m.csv"),
+        str(folder / "m.csv"),
         "--findings",
         "Edema",
         "--feature-sets",
@@ -119,10 +113,19 @@ def test_report_on_a_full_disk_exits_2_with_one_line_and_leaves_no_folder(tmp_pa
         "--min-subgroup-n",
         "5",
         "--no-figures",
-        "--no-cache",
-        "--out",
-        str(out),
     ]
+
+
+def test_report_on_a_full_disk_exits_2_with_one_line_and_leaves_no_folder(tmp_path):
+    """A real write failure: the CLI runs with a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored), so writing
+    the first table larger than 4 KB fails with EFBIG, as on a full disk."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    argv = [*_tiny_analysis(tmp_path), "--no-cache", "--out", str(out)]
 
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -223,38 +226,10 @@ def test_a_cli_file_error_is_exit_2_and_one_line(tmp_path, capsys):
 def test_analysis_and_report_complete_when_the_cache_folder_cannot_be_written(tmp_path, capsys):
     from cxrfail.cli import main
 
-    (tmp_path / "cohort.csv").write_text("id,pid,Edema\n" + "".join(f"i{n},p{n},{n % 2}\n" for n in range(80)))
-    (tmp_path / "m.csv").write_text("image_id,Edema\n" + "".join(f"i{n},{(n % 7) / 7:.3f}\n" for n in range(80)))
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("a file where the cache folder should be")
     out = tmp_path / "out"
-    argv = [
-        "analyze",
-        "--cohort",
-        "csv",
-        "--cohort-file",
-        str(tmp_path / "cohort.csv"),
-        "--column-map",
-        "image_id=id",
-        "patient_id=pid",
-        "--predictions",
-        str(tmp_path / "m.csv"),
-        "--findings",
-        "Edema",
-        "--feature-sets",
-        "own",
-        "--bootstrap",
-        "100",
-        "--folds",
-        "2",
-        "--min-subgroup-n",
-        "5",
-        "--no-figures",
-        "--cache-dir",
-        str(not_a_folder),
-        "--out",
-        str(out),
-    ]
+    argv = [*_tiny_analysis(tmp_path), "--cache-dir", str(not_a_folder), "--out", str(out)]
     assert main(argv) == 0
     assert (out / "manifest.json").is_file() and (out / "tables" / "flip.csv").stat().st_size > 0
     assert not_a_folder.read_text().startswith("a file")
