@@ -109,21 +109,11 @@ def test_cli_exits_2_with_one_line_on_a_malformed_reference_file(tmp_path):
         tmp_path / "model.csv", "image_id,Pneumothorax\n" + "".join(f"i{i}.png,{i / 20:.2f}\n" for i in range(20))
     )
     reference = _write(tmp_path / "expert.csv", "Image,Nodule or mass\ni1.png,YES\ni2.png,perhaps\n")
+    analyze = [sys.executable, "-m", "cxrfail.cli", "analyze", "--cohort", "csv", "--cohort-file", str(cohort)]
+    analyze += ["--column-map", "image_id=Image", "patient_id=Patient", "--predictions", str(predictions)]
     completed = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "cxrfail.cli",
-            "analyze",
-            "--cohort",
-            "csv",
-            "--cohort-file",
-            str(cohort),
-            "--column-map",
-            "image_id=Image",
-            "patient_id=Patient",
-            "--predictions",
-            str(predictions),
+            *analyze,
             "--findings",
             "Pneumothorax",
             "--reference-labels",
@@ -148,19 +138,7 @@ def test_cli_exits_2_with_one_line_on_a_malformed_reference_file(tmp_path):
 
     bad_map = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "cxrfail.cli",
-            "analyze",
-            "--cohort",
-            "csv",
-            "--cohort-file",
-            str(cohort),
-            "--column-map",
-            "image_id=Image",
-            "patient_id=Patient",
-            "--predictions",
-            str(predictions),
+            *analyze,
             "--reference-labels",
             str(reference),
             "--reference-column-map",
